@@ -1,0 +1,165 @@
+"""`DataCollatorForBirdie`: draw an objective per window from the live mixture, apply it, pack the examples."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+from transformers.data.data_collator import DataCollatorMixin
+
+from .mixture import LiveMixture
+from .objectives import Objective, ObjectiveSpec, SpecialTokenIds, build_objectives, parse_mixture
+from .objectives.base import ObjectiveExample
+from .packing import pack_examples, packed_attention_mask
+
+
+@dataclass
+class DataCollatorForBirdie(DataCollatorMixin):
+    """Data collator for Birdie pre-training.
+
+    For every window in the batch it draws an objective from the live [`LiveMixture`], turns the window into an
+    example with that objective (cropping it at a random offset to the longest input whose example fits
+    `max_length`), then packs the examples into rows of at most `max_length` tokens.
+
+    Args:
+        tokenizer ([`~transformers.PreTrainedTokenizerBase`]):
+            The DNA tokenizer; it must have the Birdie prompt and sentinel tokens (see [`build_dna_tokenizer`]).
+        objectives (`list`, *optional*):
+            Mixture entries: objective names, dicts or [`ObjectiveSpec`]s. Defaults to [`DEFAULT_MIXTURE`].
+        max_length (`int`, *optional*, defaults to `1024`):
+            Row length in tokens. Every objective is checked at construction to fit in it.
+        mixture ([`LiveMixture`], *optional*):
+            The shared mixture to sample from. Defaults to a new one with the entries' weights. The reward policy
+            updates it in place, also in DataLoader worker processes.
+        mask_format (`str`, *optional*, defaults to `"segments"`):
+            `"segments"` returns the compact `segment_ids` and `bidirectional_mask` (each `(rows, length)`), from
+            which [`BirdieTrainer`] builds the mask on the device (dense, or a `flex_attention` block mask): memory
+            linear in the row length and cheap to send from DataLoader workers. `"dense"` returns the 4-D additive
+            `attention_mask` of shape `(rows, 1, length, length)` itself, ready for `model(**batch)`.
+        mask_dtype (`torch.dtype`, *optional*, defaults to `torch.float32`):
+            Dtype of the dense mask; use the model's compute dtype.
+        pad_to_multiple_of (`int`, *optional*, defaults to `8`):
+            Row width is the longest packed row rounded up to this.
+        seed (`int`, *optional*, defaults to `0`):
+            Every batch draws from `np.random.default_rng([seed, epoch, crc32(batch token ids)])`, so batches are
+            reproducible in any worker and after resuming, and repeated windows get new draws each epoch.
+        return_tensors (`str`, *optional*, defaults to `"pt"`): only `"pt"` is supported.
+
+    Features must have an `input_ids` entry (a window of token ids). The batch holds `input_ids`, `labels`,
+    `position_ids`, `objective_ids` (entry index per token, `-1` on padding) and the mask, all `(rows, length)`
+    except the dense mask. The number of rows is at most the number of windows.
+
+    Example:
+
+    ```python
+    >>> from birdie_hf import DataCollatorForBirdie, build_dna_tokenizer
+    >>> collator = DataCollatorForBirdie(build_dna_tokenizer(), max_length=256, mask_format="dense")
+    >>> batch = collator([{"input_ids": [4, 5, 6, 7] * 32}] * 4)
+    >>> batch["attention_mask"].shape[1]
+    1
+    ```
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    objectives: Optional[list] = None
+    max_length: int = 1024
+    mixture: Optional[LiveMixture] = None
+    mask_format: Literal["dense", "segments"] = "segments"
+    mask_dtype: torch.dtype = torch.float32
+    pad_to_multiple_of: Optional[int] = 8
+    seed: int = 0
+    return_tensors: str = "pt"
+    specs: list[ObjectiveSpec] = field(init=False, repr=False)
+    transforms: list[Objective] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.return_tensors != "pt":
+            raise ValueError(f"DataCollatorForBirdie only supports return_tensors='pt', got {self.return_tensors!r}.")
+        if self.mask_format not in ("dense", "segments"):
+            raise ValueError(f"`mask_format` must be 'dense' or 'segments', got {self.mask_format!r}.")
+        if self.max_length < 2:
+            raise ValueError(f"`max_length` must be at least 2, got {self.max_length}.")
+        self.specs = parse_mixture(self.objectives)
+        self.transforms = build_objectives(self.specs, SpecialTokenIds.from_tokenizer(self.tokenizer))
+        for objective in self.transforms:
+            objective.validate(self.max_length)
+        names = [spec.name for spec in self.specs]
+        if self.mixture is None:
+            self.mixture = LiveMixture(names, [spec.weight for spec in self.specs])
+        elif self.mixture.names != names:
+            raise ValueError(f"The mixture's entries {self.mixture.names} do not match the objectives {names}.")
+
+    # -- properties ----------------------------------------------------------------------------------------------
+    @property
+    def objective_names(self) -> list[str]:
+        """Entry names, in mixture order (the values of `objective_ids`)."""
+        return [spec.name for spec in self.specs]
+
+    @property
+    def reward_classes(self) -> list[str]:
+        """The objective (reward class) of each entry, e.g. `"infilling"` for every infilling configuration."""
+        return [spec.objective for spec in self.specs]
+
+    def validate_window_length(self, window_length: int) -> None:
+        """Raise if windows of `window_length` tokens are too short for any objective of the mixture."""
+        for objective in self.transforms:
+            objective.validate(self.max_length, window_length)
+
+    # -- collation -----------------------------------------------------------------------------------------------
+    def _windows(self, features: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+        windows = []
+        for i, feature in enumerate(features):
+            if "input_ids" not in feature:
+                raise KeyError(f"Feature {i} has no 'input_ids' (keys: {sorted(feature)}).")
+            windows.append(np.asarray(feature["input_ids"], dtype=np.int64))
+        return windows
+
+    def _batch_rng(self, windows: list[np.ndarray], salt: int = 0) -> np.random.Generator:
+        digest = 0
+        for window in windows:
+            digest = zlib.crc32(window.tobytes(), digest)
+        return np.random.default_rng([self.seed, self.mixture.epoch, salt, digest])
+
+    def _apply(self, index: int, window: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
+        objective = self.transforms[index]
+        needed = objective.min_source_length()
+        if len(window) < needed:
+            raise ValueError(
+                f"A window of {len(window)} tokens is too short for objective {self.specs[index].name!r}, which "
+                f"needs at least {needed}. Use longer windows or change that objective's settings."
+            )
+        keep = objective.source_length(self.max_length)
+        if len(window) > keep:
+            offset = int(rng.integers(0, len(window) - keep + 1))
+            window = window[offset : offset + keep]
+        return objective(window, rng)
+
+    def torch_call(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        windows = self._windows(features)
+        rng = self._batch_rng(windows)
+        choices = rng.choice(len(self.transforms), size=len(windows), p=self.mixture.weights)
+        return self._collate(windows, choices.tolist(), rng)
+
+    def collate_objective(self, features: Sequence[dict[str, Any]], index: int) -> dict[str, torch.Tensor]:
+        """Collate `features` with one objective (entry `index`) for all of them, e.g. for per-objective
+        validation batches. Deterministic in the features and `index`."""
+        windows = self._windows(features)
+        rng = self._batch_rng(windows, salt=1 + index)
+        return self._collate(windows, [index] * len(windows), rng)
+
+    def _collate(self, windows: list[np.ndarray], choices: list[int], rng: np.random.Generator):
+        examples = [self._apply(index, window, rng) for index, window in zip(choices, windows)]
+        packed = pack_examples(
+            examples, choices, max_length=self.max_length, pad_token_id=self.tokenizer.pad_token_id,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+        )
+        batch = {key: torch.from_numpy(value) for key, value in packed.items()}
+        if self.mask_format == "dense":
+            segment_ids = batch.pop("segment_ids")
+            bidirectional = batch.pop("bidirectional_mask")
+            batch["attention_mask"] = packed_attention_mask(segment_ids, bidirectional, self.mask_dtype)
+        return batch

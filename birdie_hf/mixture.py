@@ -1,0 +1,75 @@
+"""The live objective mixture shared by the training loop, the reward policy and DataLoader workers."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+def normalize_weights(weights: Sequence[float], names: Sequence[str] | None = None) -> np.ndarray:
+    """Check and normalise mixture weights to sum to one.
+
+    Raises:
+        `ValueError`: naming the entry with a negative or non-finite weight, or saying all weights are zero.
+    """
+    array = np.asarray(weights, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"Mixture weights must be a non-empty 1-D sequence, got shape {array.shape}.")
+    if names is not None and len(names) != array.size:
+        raise ValueError(f"Got {array.size} mixture weights for {len(names)} objectives.")
+    for i, value in enumerate(array.tolist()):
+        if not np.isfinite(value) or value < 0:
+            label = names[i] if names is not None else f"#{i}"
+            raise ValueError(f"Mixture weight of objective {label!r} is {value}; weights must be finite and >= 0.")
+    total = array.sum()
+    if total <= 0:
+        raise ValueError("All mixture weights are zero; at least one must be positive.")
+    return array / total
+
+
+class LiveMixture:
+    """Objective sampling probabilities in shared memory.
+
+    The weights live in a `torch` tensor moved to shared memory when the mixture is created, so DataLoader worker
+    processes (fork, spawn or forkserver) see every in-place [`update`] made by the main process. A batch already
+    prefetched keeps the mixture it was drawn with: with `num_workers=0` an update reaches the batch after next
+    (accelerate prefetches one batch); with workers it arrives within `num_workers * prefetch_factor + 1` batches.
+
+    Args:
+        names (`Sequence[str]`): entry names, in collator order.
+        weights (`Sequence[float]`): initial weights (normalised here).
+    """
+
+    def __init__(self, names: Sequence[str], weights: Sequence[float]):
+        self.names = list(names)
+        self._weights = torch.from_numpy(normalize_weights(weights, self.names).copy()).share_memory_()
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def weights(self) -> np.ndarray:
+        """A copy of the current probabilities, shape `(num_objectives,)`, summing to one."""
+        return self._weights.numpy().copy()
+
+    def update(self, weights: Sequence[float]) -> None:
+        """Replace the probabilities in place (normalised), visible to every process sharing this mixture."""
+        self._weights.copy_(torch.from_numpy(normalize_weights(weights, self.names)))
+
+    @property
+    def epoch(self) -> int:
+        """Epoch counter mixed into the collator's random seed so repeated windows get fresh corruption."""
+        return int(self._epoch.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch.fill_(int(epoch))
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.names, self.weights.tolist()))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{name}={weight:.3f}" for name, weight in self.as_dict().items())
+        return f"LiveMixture({body})"

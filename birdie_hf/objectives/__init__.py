@@ -1,0 +1,193 @@
+"""Birdie's objectives, registered by name.
+
+A mixture is a list of entries; each entry names an objective and its settings, and has a weight:
+
+```python
+>>> from birdie_hf.objectives import ObjectiveSpec, build_objectives
+>>> specs = [ObjectiveSpec("next_token_prediction"), ObjectiveSpec("infilling", {"mean_span_length": 32},
+...          name="infilling_long")]
+```
+
+Entries of the same objective (e.g. short and long infilling) form one *reward class* for the policy.
+New objectives register with [`register_objective`]; nothing else in the library needs to know them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+from .autoencoding import Autoencoding, AutoencodingConfig
+from .base import (
+    IGNORE_INDEX,
+    Objective,
+    ObjectiveConfig,
+    ObjectiveConfigError,
+    ObjectiveExample,
+    SpecialTokenIds,
+)
+from .copying import Copying, CopyingConfig
+from .deshuffling import Deshuffling, DeshufflingConfig
+from .infilling import Infilling, InfillingConfig
+from .next_token_prediction import NextTokenPrediction, NextTokenPredictionConfig
+from .prefix_lm import PrefixLM, PrefixLMConfig
+from .selective_copying import SelectiveCopying, SelectiveCopyingConfig
+
+
+OBJECTIVE_REGISTRY: dict[str, type[Objective]] = {}
+
+
+def register_objective(cls: type[Objective]) -> type[Objective]:
+    """Class decorator adding an [`Objective`] subclass to [`OBJECTIVE_REGISTRY`] under `cls.name`."""
+    if cls.name in OBJECTIVE_REGISTRY and OBJECTIVE_REGISTRY[cls.name] is not cls:
+        raise ValueError(f"An objective named {cls.name!r} is already registered ({OBJECTIVE_REGISTRY[cls.name]}).")
+    OBJECTIVE_REGISTRY[cls.name] = cls
+    return cls
+
+
+for _cls in (NextTokenPrediction, PrefixLM, Infilling, Deshuffling, Copying, SelectiveCopying, Autoencoding):
+    register_objective(_cls)
+
+
+@dataclass
+class ObjectiveSpec:
+    """One entry of a mixture.
+
+    Parameters:
+        objective (`str`): registered objective name, e.g. `"infilling"`.
+        settings (`dict`, *optional*): fields of the objective's config class.
+        name (`str`, *optional*): unique entry name used in logs; defaults to `objective`.
+        weight (`float`, *optional*, defaults to `1.0`): initial (unnormalised) mixture weight, `>= 0`.
+    """
+
+    objective: str
+    settings: dict = field(default_factory=dict)
+    name: Optional[str] = None
+    weight: float = 1.0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVE_REGISTRY:
+            raise ObjectiveConfigError(
+                f"Unknown objective {self.objective!r}; registered objectives: {sorted(OBJECTIVE_REGISTRY)}."
+            )
+        if self.name is None:
+            self.name = self.objective
+        if not (self.weight >= 0):  # also rejects NaN
+            raise ObjectiveConfigError(f"Objective entry {self.name!r} has weight {self.weight}; weights must be >= 0.")
+        config_class = OBJECTIVE_REGISTRY[self.objective].config_class
+        known = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(self.settings) - known)
+        if unknown:
+            raise ObjectiveConfigError(
+                f"Objective entry {self.name!r} ({self.objective}) got unknown settings {unknown}; "
+                f"valid settings: {sorted(known)}."
+            )
+
+    @classmethod
+    def from_dict(cls, entry: Union[str, dict[str, Any], "ObjectiveSpec"]) -> "ObjectiveSpec":
+        """Parse `"infilling"` or `{"objective": "infilling", "name": ..., "weight": ..., <settings>}`."""
+        if isinstance(entry, ObjectiveSpec):
+            return entry
+        if isinstance(entry, str):
+            return cls(objective=entry)
+        if not isinstance(entry, dict) or "objective" not in entry:
+            raise ObjectiveConfigError(
+                f"Objective entry {entry!r} must be a name or a dict with an 'objective' key."
+            )
+        entry = dict(entry)
+        objective = entry.pop("objective")
+        name = entry.pop("name", None)
+        weight = float(entry.pop("weight", 1.0))
+        settings = dict(entry.pop("settings", {}))
+        settings.update(entry)
+        return cls(objective=objective, settings=settings, name=name, weight=weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective, "name": self.name, "weight": self.weight, **self.settings}
+
+    def build(self, special: SpecialTokenIds) -> Objective:
+        cls = OBJECTIVE_REGISTRY[self.objective]
+        try:
+            config = cls.config_class(**self.settings)
+        except ObjectiveConfigError:
+            raise
+        except (TypeError, ValueError) as error:
+            raise ObjectiveConfigError(f"Objective entry {self.name!r}: {error}") from error
+        return cls(config, special)
+
+
+#: The default DNA mixture: Birdie's full objective set with span lengths in bases (3 / 8 / 32) and the
+#: reference code's corruption rates. Entries of the same objective share one reward class.
+DEFAULT_MIXTURE: list[dict[str, Any]] = [
+    {"objective": "next_token_prediction"},
+    {"objective": "prefix_lm"},
+    {"objective": "infilling", "name": "infilling_15pct_span3", "corruption_rate": 0.15, "mean_span_length": 3},
+    {"objective": "infilling", "name": "infilling_15pct_span8", "corruption_rate": 0.15, "mean_span_length": 8},
+    {"objective": "infilling", "name": "infilling_50pct_span3", "corruption_rate": 0.5, "mean_span_length": 3},
+    {"objective": "infilling", "name": "infilling_15pct_span32", "corruption_rate": 0.15, "mean_span_length": 32},
+    {"objective": "deshuffling", "name": "deshuffling_25pct", "shuffle_fraction": 0.25},
+    {"objective": "deshuffling", "name": "deshuffling_75pct", "shuffle_fraction": 0.75},
+    {"objective": "copying"},
+    {"objective": "selective_copying", "name": "selective_copying_span8", "span_length": 8},
+    {"objective": "selective_copying", "name": "selective_copying_span16", "span_length": 16},
+    {"objective": "autoencoding", "name": "autoencoding_15pct_span3", "corruption_rate": 0.15, "mean_span_length": 3},
+    {"objective": "autoencoding", "name": "autoencoding_50pct_span8_shuffled", "corruption_rate": 0.5,
+     "mean_span_length": 8, "shuffle": True},
+]
+
+
+def parse_mixture(entries: Optional[list]) -> list[ObjectiveSpec]:
+    """Parse and check a mixture (names, dicts or [`ObjectiveSpec`]s); `None` gives [`DEFAULT_MIXTURE`].
+
+    Raises:
+        [`ObjectiveConfigError`]: unknown objective or setting, duplicate entry names, negative weights or weights
+        that are all zero.
+    """
+    specs = [ObjectiveSpec.from_dict(entry) for entry in (DEFAULT_MIXTURE if entries is None else entries)]
+    if not specs:
+        raise ObjectiveConfigError("The objective mixture is empty: give at least one objective.")
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ObjectiveConfigError(f"Objective entry names must be unique; repeated: {duplicates}. Set 'name'.")
+    if sum(spec.weight for spec in specs) <= 0:
+        raise ObjectiveConfigError("All objective weights are zero; at least one must be positive.")
+    return specs
+
+
+def build_objectives(specs: list[ObjectiveSpec], tokenizer_or_ids) -> list[Objective]:
+    """Instantiate the objectives of a parsed mixture for a tokenizer (or a [`SpecialTokenIds`])."""
+    special = (tokenizer_or_ids if isinstance(tokenizer_or_ids, SpecialTokenIds)
+               else SpecialTokenIds.from_tokenizer(tokenizer_or_ids))
+    return [spec.build(special) for spec in specs]
+
+
+__all__ = [
+    "DEFAULT_MIXTURE",
+    "IGNORE_INDEX",
+    "OBJECTIVE_REGISTRY",
+    "Autoencoding",
+    "AutoencodingConfig",
+    "Copying",
+    "CopyingConfig",
+    "Deshuffling",
+    "DeshufflingConfig",
+    "Infilling",
+    "InfillingConfig",
+    "NextTokenPrediction",
+    "NextTokenPredictionConfig",
+    "Objective",
+    "ObjectiveConfig",
+    "ObjectiveConfigError",
+    "ObjectiveExample",
+    "ObjectiveSpec",
+    "PrefixLM",
+    "PrefixLMConfig",
+    "SelectiveCopying",
+    "SelectiveCopyingConfig",
+    "SpecialTokenIds",
+    "build_objectives",
+    "parse_mixture",
+    "register_objective",
+]

@@ -1,0 +1,68 @@
+"""Autoencoding: reconstruct the whole original window from a corrupted (optionally shuffled) copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Objective, ObjectiveConfig, ObjectiveExample
+from .spans import num_noise_spans, sample_noise_layout
+
+
+@dataclass
+class AutoencodingConfig(ObjectiveConfig):
+    """Settings of [`Autoencoding`].
+
+    Parameters:
+        corruption_rate (`float`, *optional*, defaults to `0.15`):
+            Share of the bases replaced by sentinels.
+        mean_span_length (`float`, *optional*, defaults to `3`):
+            Mean corrupted span length in bases (capped by the sentinels available, as for infilling).
+        shuffle (`bool`, *optional*, defaults to `False`):
+            Also shuffle the order of the uncorrupted segments ("autoencoding with deshuffling").
+    """
+
+    corruption_rate: float = 0.15
+    mean_span_length: float = 3.0
+    shuffle: bool = False
+
+    def __post_init__(self):
+        self._check_fraction("corruption_rate", self.corruption_rate)
+        self._check_positive("mean_span_length", self.mean_span_length)
+
+
+class Autoencoding(Objective):
+    """`[<|autoencoding|>] + corrupted(x)` as the bidirectional prefix, `x + [eos]` as the target.
+
+    Corruption replaces each noise span with one sentinel (numbered in order); with `shuffle=True` the clean segments
+    are then permuted among the clean slots, so the model must also restore their order.
+    """
+
+    name = "autoencoding"
+    config_class = AutoencodingConfig
+
+    def output_length(self, num_source_tokens: int) -> int:
+        num_noise, num_spans = num_noise_spans(num_source_tokens, self.config.corruption_rate,
+                                               self.config.mean_span_length, len(self.special.sentinels))
+        return 1 + (num_source_tokens - num_noise + num_spans) + num_source_tokens + 1
+
+    def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
+        layout = sample_noise_layout(rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length,
+                                     len(self.special.sentinels))
+        segments = layout.segments(tokens)
+        noisy = layout.is_noise.tolist()
+        clean_slots = [i for i, is_noise in enumerate(noisy) if not is_noise]
+        if self.config.shuffle and len(clean_slots) > 1:
+            permuted = [segments[clean_slots[j]] for j in rng.permutation(len(clean_slots))]
+            for slot, segment in zip(clean_slots, permuted):
+                segments[slot] = segment
+        inputs = []
+        span_index = 0
+        for segment, is_noise in zip(segments, noisy):
+            if is_noise:
+                inputs.append(np.array([self.special.sentinels[span_index]]))
+                span_index += 1
+            else:
+                inputs.append(segment)
+        return self._prompted(inputs, [tokens])

@@ -1,0 +1,70 @@
+"""Span sampling shared by infilling, autoencoding and deshuffling (T5-style random segmentation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def random_segmentation(rng: np.random.Generator, total: int, num_segments: int) -> np.ndarray:
+    """Split `total` items into `num_segments` contiguous segments of at least one item each, uniformly at random.
+
+    Returns:
+        `np.ndarray` of shape `(num_segments,)` with positive lengths summing to `total`.
+    """
+    if not 1 <= num_segments <= total:
+        raise ValueError(f"Cannot split {total} items into {num_segments} non-empty segments.")
+    cuts = np.sort(rng.choice(np.arange(1, total), size=num_segments - 1, replace=False))
+    return np.diff(np.concatenate([[0], cuts, [total]]))
+
+
+def num_noise_spans(length: int, corruption_rate: float, mean_span_length: float, max_spans: int) -> tuple[int, int]:
+    """How many tokens and spans to corrupt in a sequence of `length` tokens (deterministic in its arguments).
+
+    The number of spans is `round(num_noise / mean_span_length)`, at least one, and capped by `max_spans` (the
+    sentinels available) and by the number of uncorrupted tokens, which must separate the spans.
+
+    Returns:
+        `(num_noise_tokens, num_spans)`.
+    """
+    num_noise = int(np.clip(round(length * corruption_rate), 1, max(length - 1, 1)))
+    num_spans = int(round(num_noise / mean_span_length))
+    num_spans = max(1, min(num_spans, max_spans, num_noise, length - num_noise))
+    return num_noise, num_spans
+
+
+@dataclass
+class SpanLayout:
+    """Alternating clean / corrupted segments covering a sequence.
+
+    Attributes:
+        starts (`np.ndarray`): start offset of every segment, in sequence order.
+        lengths (`np.ndarray`): length of every segment.
+        is_noise (`np.ndarray` of bool): whether each segment is corrupted.
+    """
+
+    starts: np.ndarray
+    lengths: np.ndarray
+    is_noise: np.ndarray
+
+    def segments(self, tokens: np.ndarray) -> list[np.ndarray]:
+        return [tokens[s : s + n] for s, n in zip(self.starts.tolist(), self.lengths.tolist())]
+
+
+def sample_noise_layout(
+    rng: np.random.Generator, length: int, corruption_rate: float, mean_span_length: float, max_spans: int
+) -> SpanLayout:
+    """Draw corrupted spans over `length` tokens: `num_spans` noise segments interleaved with as many clean ones,
+    starting with a clean or a noise segment at random (so neither end of the window is favoured)."""
+    num_noise, num_spans = num_noise_spans(length, corruption_rate, mean_span_length, max_spans)
+    noise = random_segmentation(rng, num_noise, num_spans)
+    clean = random_segmentation(rng, length - num_noise, num_spans)
+    if rng.random() < 0.5:
+        lengths = np.stack([clean, noise], axis=1).reshape(-1)
+        is_noise = np.tile([False, True], num_spans)
+    else:
+        lengths = np.stack([noise, clean], axis=1).reshape(-1)
+        is_noise = np.tile([True, False], num_spans)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    return SpanLayout(starts=starts, lengths=lengths, is_noise=is_noise)

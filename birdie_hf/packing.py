@@ -1,0 +1,124 @@
+"""Packing objective examples into fixed-width rows with block-diagonal prefix-LM attention masks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .objectives.base import IGNORE_INDEX, ObjectiveExample
+
+
+def first_fit(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Assign items (in order) to the first row with room; returns the item indices of each row."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index, length in enumerate(lengths):
+        if length > capacity:
+            raise ValueError(f"Example {index} has {length} tokens, more than the row length {capacity}.")
+        for row, free in enumerate(room):
+            if length <= free:
+                rows[row].append(index)
+                room[row] -= length
+                break
+        else:
+            rows.append([index])
+            room.append(capacity - length)
+    return rows
+
+
+def pack_examples(
+    examples: Sequence[ObjectiveExample],
+    objective_ids: Sequence[int],
+    *,
+    max_length: int,
+    pad_token_id: int,
+    pad_to_multiple_of: int | None = 8,
+) -> dict[str, np.ndarray]:
+    """Pack examples into rows of at most `max_length` tokens.
+
+    Returns numpy arrays, each of shape `(num_rows, length)` where `length` is the longest row rounded up to
+    `pad_to_multiple_of` (and at most `max_length`):
+
+    - `input_ids`, `labels` (`-100` on padding), `position_ids` (restarting at 0 for each example, 0 on padding),
+    - `objective_ids` (the mixture index of each token's example, `-1` on padding),
+    - `segment_ids` (0, 1, … for the examples of a row, `-1` on padding),
+    - `bidirectional_mask` (`True` on prefix tokens, which attend to each other both ways).
+    """
+    rows = first_fit([len(example) for example in examples], max_length)
+    width = max(sum(len(examples[i]) for i in row) for row in rows)
+    if pad_to_multiple_of:
+        width = min(max_length, -(-width // pad_to_multiple_of) * pad_to_multiple_of)
+    shape = (len(rows), width)
+    out = {
+        "input_ids": np.full(shape, pad_token_id, dtype=np.int64),
+        "labels": np.full(shape, IGNORE_INDEX, dtype=np.int64),
+        "position_ids": np.zeros(shape, dtype=np.int64),
+        "objective_ids": np.full(shape, -1, dtype=np.int64),
+        "segment_ids": np.full(shape, -1, dtype=np.int64),
+        "bidirectional_mask": np.zeros(shape, dtype=bool),
+    }
+    for r, row in enumerate(rows):
+        offset = 0
+        for segment, index in enumerate(row):
+            example = examples[index]
+            end = offset + len(example)
+            out["input_ids"][r, offset:end] = example.input_ids
+            out["labels"][r, offset:end] = example.labels
+            out["position_ids"][r, offset:end] = np.arange(len(example))
+            out["objective_ids"][r, offset:end] = objective_ids[index]
+            out["segment_ids"][r, offset:end] = segment
+            out["bidirectional_mask"][r, offset : offset + example.prefix_length] = True
+            offset = end
+    return out
+
+
+def packed_attention_mask(
+    segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """The dense additive 4-D mask for packed prefix-LM rows.
+
+    Query `q` may attend key `k` when both belong to the same example and either `k <= q` (causal) or both are in
+    that example's prefix (bidirectional). Padding tokens attend to earlier padding only, so no row is fully masked.
+
+    Args:
+        segment_ids (`torch.Tensor` of shape `(batch, length)`): example index per token, `-1` on padding.
+        bidirectional_mask (`torch.Tensor` of shape `(batch, length)`): `True` on prefix tokens.
+        dtype (`torch.dtype`): the model's compute dtype.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, 1, length, length)`: `0` where attention is allowed and
+        `torch.finfo(dtype).min` elsewhere (right for both the `eager` and `sdpa` attention of transformers; a bool
+        mask is silently wrong for `eager`).
+    """
+    allowed = packed_attention_allowed(segment_ids, bidirectional_mask)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask.unsqueeze(1)
+
+
+def packed_attention_allowed(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean `(batch, length, length)` form of [`packed_attention_mask`] (`True` = may attend)."""
+    length = segment_ids.shape[-1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril_()
+    same = segment_ids.unsqueeze(-1) == segment_ids.unsqueeze(-2)
+    both_prefix = bidirectional_mask.unsqueeze(-1) & bidirectional_mask.unsqueeze(-2)
+    return same & (causal | both_prefix)
+
+
+def to_model_inputs(batch: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Turn a collated batch into keyword arguments for a transformers causal LM.
+
+    Builds the dense 4-D mask from `segment_ids`/`bidirectional_mask` when the batch is in the compact format (on
+    the batch's device, in `dtype`), re-expresses an existing dense mask in `dtype`, and drops `objective_ids`.
+    """
+    inputs = {k: v for k, v in batch.items() if k not in ("objective_ids", "segment_ids", "bidirectional_mask")}
+    if "segment_ids" in batch:
+        inputs["attention_mask"] = packed_attention_mask(batch["segment_ids"], batch["bidirectional_mask"], dtype)
+    elif "attention_mask" in batch and batch["attention_mask"].dtype != dtype:
+        allowed = batch["attention_mask"] == 0
+        inputs["attention_mask"] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+            ~allowed, torch.finfo(dtype).min
+        )
+    return inputs

@@ -1,0 +1,42 @@
+from setuptools import find_packages, setup
+
+
+with open("README.md", encoding="utf-8") as handle:
+    long_description = handle.read()
+
+setup(
+    name="birdie_hf",
+    version="0.1.0",
+    description="Birdie reward-driven mixture-of-objectives pre-training for DNA language models on the Hugging Face stack",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["birdie_hf", "birdie_hf.*"]),
+    package_data={"birdie_hf": ["genomes/*.fna.gz", "templates/*.md"]},
+    include_package_data=True,
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.4",
+        "numpy>=1.24",
+        "transformers>=4.56",
+        "accelerate>=1.0",
+        "datasets>=3.0",
+        "tokenizers>=0.20",
+        "evaluate>=0.4",
+        "peft>=0.13",
+        "huggingface_hub>=0.25",
+        "scikit-learn>=1.3",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "plot": ["matplotlib>=3.7"],
+        "test": ["pytest>=7.0", "matplotlib>=3.7"],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Bio-Informatics",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

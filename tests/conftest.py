@@ -1,0 +1,60 @@
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from birdie_hf import build_dna_tokenizer
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end tests (seconds to a minute each); still run in CI")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return build_dna_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+    if not SHARED.exists():
+        pytest.skip(f"shared data folder not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture
+def write_fasta(tmp_path):
+    """Write text (or bytes) to a FASTA file in tmp_path, gzipped when the name ends with .gz."""
+
+    def _write(content, name="genome.fa"):
+        path = tmp_path / name
+        data = content.encode() if isinstance(content, str) else content
+        if name.endswith(".gz"):
+            with gzip.open(path, "wb") as handle:
+                handle.write(data)
+        else:
+            path.write_bytes(data)
+        return str(path)
+
+    return _write
+
+
+@pytest.fixture
+def random_dna():
+    def _make(n, seed=0):
+        return "".join(np.random.default_rng(seed).choice(list("ACGT"), size=n))
+
+    return _make
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from birdie_hf import add_birdie_tokens, build_dna_tokenizer
+from birdie_hf.tokenizer import OBJECTIVE_PROMPT_NAMES, dna_lookup_table, prompt_id, sentinel_ids
+
+
+def test_vocabulary_layout(tokenizer):
+    vocab = tokenizer.get_vocab()
+    assert [vocab[t] for t in ["<pad>", "<bos>", "<eos>", "<unk>", "A", "C", "G", "T", "N"]] == list(range(9))
+    assert len(sentinel_ids(tokenizer)) == 128
+    assert len(tokenizer) == 9 + len(OBJECTIVE_PROMPT_NAMES) + 128
+    assert tokenizer.pad_token_id == 0 and tokenizer.eos_token_id == 2
+
+
+def test_case_iupac_and_whitespace_normalisation(tokenizer):
+    assert tokenizer("ACGTN")["input_ids"] == [4, 5, 6, 7, 8]
+    assert tokenizer("acgtn")["input_ids"] == [4, 5, 6, 7, 8]
+    assert tokenizer("RYKMSWBDHVrykmswbdhv")["input_ids"] == [8] * 20
+    assert tokenizer("AC GT\nA")["input_ids"] == [4, 5, 6, 7, 4]
+    assert tokenizer("AXC")["input_ids"] == [4, tokenizer.unk_token_id, 5]
+
+
+def test_special_tokens_are_single_ids_and_decode(tokenizer):
+    ids = tokenizer("AC<|infilling|><sentinel_5>GT")["input_ids"]
+    assert ids == [4, 5, prompt_id(tokenizer, "infilling"), sentinel_ids(tokenizer)[5], 6, 7]
+    assert tokenizer.decode(ids) == "AC<|infilling|><sentinel_5>GT"
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "ACGT"
+
+
+def test_save_and_load_with_auto_tokenizer(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "tokenizer.json").exists()
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "acgtnRY<|copying|><sentinel_127>"
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert loaded.get_vocab() == tokenizer.get_vocab()
+    assert loaded.pad_token == "<pad>" and loaded.eos_token == "<eos>"
+
+
+def test_lookup_table_agrees_with_tokenizer_on_every_byte(tokenizer):
+    table = dna_lookup_table(tokenizer)
+    for byte in range(33, 127):
+        char = chr(byte)
+        ids = tokenizer(char)["input_ids"]
+        if table[byte] >= 0:
+            assert ids == [table[byte]], char
+        else:
+            assert ids == [tokenizer.unk_token_id], char
+
+
+def test_add_birdie_tokens_to_a_plain_tokenizer():
+    small = build_dna_tokenizer(num_sentinels=2)
+    assert add_birdie_tokens(small, num_sentinels=4) == 2
+    assert len(sentinel_ids(small)) == 4
+    assert add_birdie_tokens(small, num_sentinels=4) == 0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_sentinels"):
+        build_dna_tokenizer(num_sentinels=0)
+    with pytest.raises(KeyError, match="no prompt token"):
+        prompt_id(build_dna_tokenizer(), "not_an_objective")
