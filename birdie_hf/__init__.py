@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
+from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
+from .config import BirdieTrainingArguments
 from .data import (
     GenomeDataError,
     default_genome_path,
@@ -15,10 +17,21 @@ from .data import (
 from .mixture import LiveMixture
 from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, parse_mixture, register_objective
 from .packing import pack_examples, packed_attention_mask
+from .modeling import build_causal_lm, default_model_config
+from .policy import BirdiePolicy, PolicyConfig
 from .tokenizer import add_birdie_tokens, build_dna_tokenizer
+from .trainer import BirdieTrainer, last_complete_checkpoint
 
 
 __all__ = [
+    "BirdiePolicy",
+    "BirdieRewardCallback",
+    "BirdieTrainer",
+    "BirdieTrainingArguments",
+    "PolicyConfig",
+    "build_causal_lm",
+    "default_model_config",
+    "last_complete_checkpoint",
     "DEFAULT_MIXTURE",
     "OBJECTIVE_REGISTRY",
     "DataCollatorForBirdie",

@@ -145,11 +145,22 @@ class DataCollatorForBirdie(DataCollatorMixin):
         return self._collate(windows, choices.tolist(), rng)
 
     def collate_objective(self, features: Sequence[dict[str, Any]], index: int) -> dict[str, torch.Tensor]:
-        """Collate `features` with one objective (entry `index`) for all of them, e.g. for per-objective
-        validation batches. Deterministic in the features and `index`."""
+        """Collate `features` with entry `index` for all of them (deterministic in the features and `index`)."""
+        return self.collate_with_objectives(features, [index] * len(features))
+
+    def collate_with_objectives(
+        self, features: Sequence[dict[str, Any]], objective_indices: Sequence[int]
+    ) -> dict[str, torch.Tensor]:
+        """Collate with a given entry per feature instead of drawing from the mixture, e.g. for the fixed
+        per-objective validation batches of the reward. Deterministic in the features and indices."""
+        if len(objective_indices) != len(features):
+            raise ValueError(f"Got {len(objective_indices)} objective indices for {len(features)} features.")
+        for index in objective_indices:
+            if not 0 <= index < len(self.transforms):
+                raise IndexError(f"Objective index {index} out of range for {len(self.transforms)} entries.")
         windows = self._windows(features)
-        rng = self._batch_rng(windows, salt=1 + index)
-        return self._collate(windows, [index] * len(windows), rng)
+        salt = 1 + zlib.crc32(np.asarray(objective_indices, dtype=np.int64).tobytes())
+        return self._collate(windows, list(objective_indices), self._batch_rng(windows, salt=salt))
 
     def _collate(self, windows: list[np.ndarray], choices: list[int], rng: np.random.Generator):
         examples = [self._apply(index, window, rng) for index, window in zip(choices, windows)]

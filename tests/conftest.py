@@ -13,9 +13,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end tests (seconds to a minute each); still run in CI")
-
 
 @pytest.fixture(scope="session")
 def tokenizer():

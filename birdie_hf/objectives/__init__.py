@@ -86,9 +86,17 @@ class ObjectiveSpec:
 
     @classmethod
     def from_dict(cls, entry: Union[str, dict[str, Any], "ObjectiveSpec"]) -> "ObjectiveSpec":
-        """Parse `"infilling"` or `{"objective": "infilling", "name": ..., "weight": ..., <settings>}`."""
+        """Parse `"infilling"`, `{"objective": "infilling", "name": ..., "weight": ..., <settings>}` or the same
+        dict as a JSON string (for command lines)."""
         if isinstance(entry, ObjectiveSpec):
             return entry
+        if isinstance(entry, str) and entry.strip().startswith("{"):
+            import json
+
+            try:
+                entry = json.loads(entry)
+            except json.JSONDecodeError as error:
+                raise ObjectiveConfigError(f"Objective entry {entry!r} is not valid JSON: {error}") from error
         if isinstance(entry, str):
             return cls(objective=entry)
         if not isinstance(entry, dict) or "objective" not in entry:

@@ -1,0 +1,201 @@
+"""`BirdieTrainingArguments`: `TrainingArguments` plus the objectives and the reward policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from transformers import TrainingArguments
+
+from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
+from .policy import ExplorationSchedule, PolicyConfig
+
+
+POLICY_MODES = ("birdie", "static", "ntp")
+
+
+def _accelerator_available() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return True
+    return hasattr(torch, "xpu") and torch.xpu.is_available()
+
+
+@dataclass
+class BirdieTrainingArguments(TrainingArguments):
+    r"""
+    Configuration class for [`BirdieTrainer`].
+
+    Only the parameters specific to Birdie are listed here; see [`~transformers.TrainingArguments`] for the rest.
+
+    Parameters:
+        > Parameters that control the objectives
+
+        objectives (`list`, *optional*):
+            Mixture entries: objective names (`"infilling"`) or dicts (`{"objective": "infilling", "name":
+            "infilling_long", "mean_span_length": 32, "weight": 1.0}`). Defaults to [`DEFAULT_MIXTURE`], Birdie's full
+            objective set. Ignored with `policy="ntp"`.
+        objective_weights (`list[float]`, *optional*):
+            Initial weights, one per entry (normalised). Defaults to each entry's `weight` (uniform).
+        max_length (`int`, *optional*, defaults to `1024`):
+            Packed row length in tokens.
+
+        > Parameters that control the policy
+
+        policy (`str`, *optional*, defaults to `"birdie"`):
+            `"birdie"`: the reward model re-weights the mixture during training. `"static"`: the initial mixture is
+            kept (UL2-style baseline). `"ntp"`: next-token prediction only (the paper's baseline).
+        policy_eval_interval (`int`, *optional*):
+            Steps between policy evaluations after the warm-up. Defaults to `max_steps // 10`, between 10 and 250.
+        policy_warmup_steps (`int`, *optional*):
+            Steps on the initial mixture before the policy takes over, with evaluations at 1/25, 1/5 and all of it
+            (Birdie: 10, 50, 250). Defaults to `policy_eval_interval`.
+        policy_validation_windows (`int`, *optional*, defaults to `4`):
+            Held-out windows per objective entry in each evaluation (fixed for the whole run).
+        policy_hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
+        policy_num_layers (`int`, *optional*, defaults to `4`): reward-model hidden layers.
+        policy_learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
+        policy_weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
+        policy_update_iterations (`int`, *optional*, defaults to `200`): reward-model steps per evaluation.
+        policy_num_candidates (`int`, *optional*, defaults to `2048`): candidate mixtures scored per decision.
+        policy_top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
+        policy_exploration_initial (`float`, *optional*, defaults to `0.5`): exploration rate after the first
+            decision (which always explores).
+        policy_exploration_final (`float`, *optional*, defaults to `0.2`): exploration rate after the decay.
+        policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
+            rate decays (cosine).
+        policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps.
+
+    > [!NOTE]
+    > Changed `TrainingArguments` defaults: `remove_unused_columns=False` (the collator reads `input_ids` windows),
+    > `label_names=["labels"]`, `logging_steps=10` and `ddp_find_unused_parameters=False`.
+    > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
+    > started by `accelerate launch` really train together (gloo) instead of as independent copies.
+    """
+
+    objectives: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "Mixture entries: objective names or JSON objects such as "
+                          "'{\"objective\": \"infilling\", \"mean_span_length\": 32}' (dicts in YAML). "
+                          "Default: Birdie's full set (DEFAULT_MIXTURE)."},
+    )
+    objective_weights: Optional[list[float]] = field(
+        default=None, metadata={"help": "Initial weight per entry (normalised). Default: each entry's weight."}
+    )
+    max_length: int = field(default=1024, metadata={"help": "Packed row length in tokens."})
+    policy: str = field(
+        default="birdie",
+        metadata={"help": "birdie (reward model), static (initial mixture) or ntp (next-token only).",
+                  "choices": list(POLICY_MODES)},
+    )
+    policy_eval_interval: Optional[int] = field(
+        default=None, metadata={"help": "Steps between policy evaluations. Default: max_steps // 10 in [10, 250]."}
+    )
+    policy_warmup_steps: Optional[int] = field(
+        default=None, metadata={"help": "Steps on the initial mixture. Default: policy_eval_interval."}
+    )
+    policy_validation_windows: int = field(
+        default=4, metadata={"help": "Held-out windows per objective entry in each policy evaluation."}
+    )
+    policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model MLP width."})
+    policy_num_layers: int = field(default=4, metadata={"help": "Reward-model hidden layers."})
+    policy_learning_rate: float = field(default=5e-4, metadata={"help": "Reward-model AdamW learning rate."})
+    policy_weight_decay: float = field(default=0.1, metadata={"help": "Reward-model AdamW weight decay."})
+    policy_update_iterations: int = field(default=200, metadata={"help": "Reward-model MSE steps per evaluation."})
+    policy_num_candidates: int = field(default=2048, metadata={"help": "Candidate mixtures scored per decision."})
+    policy_top_n: int = field(default=8, metadata={"help": "Best candidates averaged into the next mixture."})
+    policy_exploration_initial: float = field(default=0.5, metadata={"help": "Initial exploration rate."})
+    policy_exploration_final: float = field(default=0.2, metadata={"help": "Final exploration rate."})
+    policy_exploration_decay_fraction: float = field(
+        default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
+    )
+    policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+
+    # Changed TrainingArguments defaults
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: DataCollatorForBirdie reads the raw `input_ids` windows."}
+    )
+    label_names: Optional[list[str]] = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
+    ddp_find_unused_parameters: Optional[bool] = field(
+        default=False, metadata={"help": "Kept False: every parameter is used in every step."}
+    )
+
+    def __post_init__(self):
+        if not self.use_cpu and not _accelerator_available():
+            # Without this, `accelerate launch --num_processes 2` on a CPU-only machine would silently train two
+            # independent copies: accelerate only sets up gloo (MULTI_CPU) when asked for the CPU.
+            self.use_cpu = True
+        super().__post_init__()
+        if self.policy not in POLICY_MODES:
+            raise ValueError(f"`policy` must be one of {POLICY_MODES}, got {self.policy!r}.")
+        try:
+            specs = self.objective_specs()
+        except ObjectiveConfigError as error:
+            raise ValueError(f"Invalid `objectives`: {error}") from error
+        if self.objective_weights is not None and self.policy != "ntp":
+            if len(self.objective_weights) != len(specs):
+                raise ValueError(
+                    f"`objective_weights` has {len(self.objective_weights)} values for {len(specs)} objectives "
+                    f"({[s.name for s in specs]})."
+                )
+            for spec, weight in zip(specs, self.objective_weights):
+                if not weight >= 0:
+                    raise ValueError(f"`objective_weights` gives {spec.name!r} weight {weight}; weights must be >= 0.")
+            if sum(self.objective_weights) <= 0:
+                raise ValueError("`objective_weights` are all zero; at least one must be positive.")
+        if self.max_length < 16:
+            raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
+        for name in ("policy_eval_interval", "policy_warmup_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be a positive number of steps, got {value}.")
+        if self.policy_validation_windows < 1:
+            raise ValueError(f"`policy_validation_windows` must be at least 1, got {self.policy_validation_windows}.")
+        try:
+            self.policy_config()
+        except ValueError as error:
+            raise ValueError(f"Invalid policy settings: {error}") from error
+
+    def objective_specs(self):
+        """The parsed mixture this run trains on (NTP only with `policy="ntp"`), initial weights applied."""
+        if self.policy == "ntp":
+            return parse_mixture(["next_token_prediction"])
+        specs = parse_mixture(self.objectives if self.objectives is not None else DEFAULT_MIXTURE)
+        if self.objective_weights is not None and len(self.objective_weights) == len(specs):
+            for spec, weight in zip(specs, self.objective_weights):
+                spec.weight = float(weight)
+        return specs
+
+    def policy_config(self) -> PolicyConfig:
+        return PolicyConfig(
+            hidden_size=self.policy_hidden_size,
+            num_layers=self.policy_num_layers,
+            learning_rate=self.policy_learning_rate,
+            weight_decay=self.policy_weight_decay,
+            update_iterations=self.policy_update_iterations,
+            num_candidates=self.policy_num_candidates,
+            top_n=self.policy_top_n,
+            exploration=ExplorationSchedule(
+                initial_rate=self.policy_exploration_initial,
+                final_rate=self.policy_exploration_final,
+                decay_fraction=self.policy_exploration_decay_fraction,
+            ),
+            min_weight=self.policy_min_weight,
+            warmup_steps=self.policy_warmup_steps or 0,
+            seed=self.seed,
+        )
+
+    def policy_schedule(self, max_steps: int) -> tuple[int, int, list[int]]:
+        """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps.
+
+        Evaluations happen at 1/25, 1/5 and all of the warm-up (Birdie's 10, 50 and 250), then every `interval`.
+        """
+        interval = self.policy_eval_interval or int(min(250, max(10, max_steps // 10)))
+        warmup = self.policy_warmup_steps or interval
+        steps = {max(1, warmup // 25), max(1, warmup // 5), warmup}
+        steps.update(range(warmup, max_steps + 1, interval))
+        return warmup, interval, sorted(s for s in steps if s <= max_steps)

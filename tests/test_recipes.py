@@ -1,0 +1,57 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from birdie_hf.trainer import TRAJECTORY_NAME
+
+
+REPO = Path(__file__).resolve().parents[1]
+PRETRAIN = REPO / "recipes" / "pretrain.py"
+TINY = ["--max_steps", "4", "--window_length", "128", "--max_length", "384", "--hidden_size", "32",
+        "--num_hidden_layers", "1", "--num_attention_heads", "2", "--per_device_train_batch_size", "2",
+        "--policy_eval_interval", "2", "--policy_warmup_steps", "2", "--policy_update_iterations", "5",
+        "--policy_num_candidates", "32", "--policy_hidden_size", "16", "--save_steps", "2", "--disable_tqdm", "true"]
+
+
+def run(*args, cwd):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, str(PRETRAIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_pretrain_recipe_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    result = run("--output_dir", str(out), *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "final val loss" in result.stdout and "tokens seen" in result.stdout
+    trajectory = json.loads((out / TRAJECTORY_NAME).read_text())
+    assert trajectory["policy"] == "birdie" and len(trajectory["evaluations"]) >= 3
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    with torch.no_grad():
+        logits = model(**tokenizer("ACGTACGTNN", return_tensors="pt")).logits
+    assert logits.shape == (1, 10, len(tokenizer))
+
+
+def test_pretrain_recipe_yaml_config_and_bad_arguments(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("objectives: [next_token_prediction, copy]\n")
+    result = run("--config", str(config), "--output_dir", str(tmp_path / "a"), *TINY, cwd=tmp_path)
+    assert result.returncode != 0 and "Unknown objective 'copy'" in result.stderr
+    config.write_text("not_a_field: 3\n")
+    result = run("--config", str(config), "--output_dir", str(tmp_path / "b"), cwd=tmp_path)
+    assert result.returncode != 0 and "unknown keys" in result.stderr and "not_a_field" in result.stderr
+    result = run("--genomes", str(tmp_path / "missing.fa"), "--output_dir", str(tmp_path / "c"), *TINY, cwd=tmp_path)
+    assert result.returncode != 0 and "missing.fa" in result.stderr
+    result = run("--objective_weights", "-1", "--objectives", "copying", "--output_dir", str(tmp_path / "d"), *TINY,
+                 cwd=tmp_path)
+    assert result.returncode != 0 and "weights must be >= 0" in result.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()

@@ -1,0 +1,143 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from birdie_hf import (
+    BirdieTrainer,
+    BirdieTrainingArguments,
+    build_causal_lm,
+    default_model_config,
+    last_complete_checkpoint,
+    load_genome_windows,
+)
+from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME
+
+
+MIXTURE = [
+    "next_token_prediction",
+    "prefix_lm",
+    {"objective": "infilling", "name": "infilling_short", "mean_span_length": 3},
+    {"objective": "infilling", "name": "infilling_long", "mean_span_length": 16, "corruption_rate": 0.3},
+    "copying",
+]
+
+
+@pytest.fixture(scope="module")
+def genome(tokenizer):
+    return load_genome_windows(None, tokenizer, window_length=64)
+
+
+def make_trainer(tokenizer, genome, tmp_path, **overrides):
+    settings = dict(output_dir=str(tmp_path / "run"), max_steps=8, per_device_train_batch_size=4,
+                    per_device_eval_batch_size=8, learning_rate=3e-3, max_length=160, objectives=MIXTURE,
+                    policy_eval_interval=2, policy_warmup_steps=2, policy_validation_windows=2,
+                    policy_hidden_size=16, policy_num_layers=1, policy_update_iterations=10,
+                    policy_num_candidates=64, logging_steps=2, save_strategy="no", use_cpu=True,
+                    disable_tqdm=True, seed=0)
+    settings.update(overrides)
+    args = BirdieTrainingArguments(**settings)
+    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
+                                                 num_attention_heads=2), seed=0)
+    return BirdieTrainer(model=model, args=args, train_dataset=genome["train"], eval_dataset=genome["validation"],
+                         processing_class=tokenizer)
+
+
+def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):
+    trainer = make_trainer(tokenizer, genome, tmp_path)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    history = trainer.state.log_history
+    train_logs = [h for h in history if "loss" in h and "eval_loss" not in h]
+    assert any("loss/infilling_short" in h for h in train_logs)
+    assert all(f"mixture/{name}" in train_logs[0] for name in trainer.data_collator.objective_names)
+    eval_logs = [h for h in history if "eval_loss/copying" in h]
+    assert [h["step"] for h in eval_logs] == [1, 2, 4, 6, 8]
+    assert any("reward/total" in h for h in eval_logs)
+    assert train_logs[-1]["loss"] < train_logs[0]["loss"]
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    # The policy decided at steps 2, 4, 6 and applied each decision one step later.
+    trajectory = trainer.mixture_trajectory()["evaluations"]
+    assert len(trajectory) == 5 and all("next_mixture" in record for record in trajectory)
+    np.testing.assert_allclose(list(trajectory[3]["mixture"].values()), list(trajectory[2]["next_mixture"].values()))
+    assert not np.allclose(list(trajectory[-1]["mixture"].values()), 0.2)
+    assert trainer.mixture_trajectory()["reward_classes"].count("infilling") == 2
+
+
+def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
+    static = make_trainer(tokenizer, genome, tmp_path / "s", policy="static", max_steps=4,
+                          objective_weights=[4, 1, 1, 1, 1])
+    static.train()
+    for record in static.mixture_trajectory()["evaluations"]:
+        assert record["mixture"]["next_token_prediction"] == pytest.approx(0.5)
+    ntp = make_trainer(tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2)
+    assert ntp.data_collator.objective_names == ["next_token_prediction"]
+    ntp.train()
+    assert "loss/next_token_prediction" in [k for h in ntp.state.log_history for k in h]
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tokenizer, genome, tmp_path):
+    kwargs = dict(max_steps=10, save_strategy="steps", save_steps=4, logging_steps=1)
+    full = make_trainer(tokenizer, genome, tmp_path / "full", **kwargs)
+    full.train()
+
+    interrupted = make_trainer(tokenizer, genome, tmp_path / "cut", **kwargs)
+    interrupted.add_callback(StopAt(6))
+    interrupted.train()
+    # A half-written checkpoint (killed while saving) must be skipped.
+    os.makedirs(tmp_path / "cut" / "run" / "checkpoint-8")
+    assert last_complete_checkpoint(str(tmp_path / "cut" / "run")).endswith("checkpoint-4")
+    resumed = make_trainer(tokenizer, genome, tmp_path / "cut", **kwargs)
+    resumed.train(resume_from_checkpoint=True)
+
+    def losses(trainer):
+        return [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h and h["step"] > 4]
+
+    assert losses(resumed) == losses(full)
+    assert resumed.mixture_trajectory() == full.mixture_trajectory()
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    checkpoint = tmp_path / "full" / "run" / "checkpoint-8"
+    assert (checkpoint / BIRDIE_STATE_NAME).exists()
+    saved = json.loads((checkpoint / TRAJECTORY_NAME).read_text())
+    assert saved["entries"] == full.data_collator.objective_names
+
+
+def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
+    with pytest.raises(ValueError, match="eval_dataset"):
+        BirdieTrainer(args=BirdieTrainingArguments(output_dir=str(tmp_path), use_cpu=True),
+                      train_dataset=genome["train"], processing_class=tokenizer)
+    with pytest.raises(ValueError, match="window_length=64"):
+        make_trainer(tokenizer, genome, tmp_path, objectives=["selective_copying"], max_length=512)
+    with pytest.raises(ValueError, match="objective_weights"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], objective_weights=[1, 2])
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying", "prefix_lm"],
+                                objective_weights=[1, -2])
+    with pytest.raises(ValueError, match="all zero"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], objective_weights=[0])
+    with pytest.raises(ValueError, match="Unknown objective 'copy'"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copy"])
+    trainer = make_trainer(tokenizer, genome, tmp_path)
+    with pytest.raises(ValueError, match="no birdie_state.pt"):
+        trainer.train(resume_from_checkpoint=str(tmp_path))
+
+
+def test_policy_schedule_scales_with_run_length():
+    args = BirdieTrainingArguments(output_dir="unused", use_cpu=True)
+    assert args.policy_schedule(32768)[2][:5] == [10, 50, 250, 500, 750]
+    warmup, interval, steps = args.policy_schedule(300)
+    assert (warmup, interval) == (30, 30) and steps[:4] == [1, 6, 30, 60] and steps[-1] == 300
