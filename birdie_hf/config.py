@@ -53,7 +53,7 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_warmup_steps (`int`, *optional*):
             Steps on the initial mixture before the policy takes over, with evaluations at 1/25, 1/5 and all of it
             (Birdie: 10, 50, 250). Defaults to `policy_eval_interval`.
-        policy_validation_windows (`int`, *optional*, defaults to `4`):
+        policy_validation_windows (`int`, *optional*, defaults to `2`):
             Held-out windows per objective entry in each evaluation (fixed for the whole run).
         policy_hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
         policy_num_layers (`int`, *optional*, defaults to `4`): reward-model hidden layers.
@@ -98,7 +98,7 @@ class BirdieTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Steps on the initial mixture. Default: policy_eval_interval."}
     )
     policy_validation_windows: int = field(
-        default=4, metadata={"help": "Held-out windows per objective entry in each policy evaluation."}
+        default=2, metadata={"help": "Held-out windows per objective entry in each policy evaluation."}
     )
     policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model MLP width."})
     policy_num_layers: int = field(default=4, metadata={"help": "Reward-model hidden layers."})

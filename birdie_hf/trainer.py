@@ -128,6 +128,7 @@ class BirdieTrainer(Trainer):
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
+        self._last_logged_mixture: Optional[dict[str, float]] = None
 
     # -- loss ------------------------------------------------------------------------------------------------------
     def _mask_dtype(self, model: nn.Module) -> torch.dtype:
@@ -179,8 +180,11 @@ class BirdieTrainer(Trainer):
                     logs[f"loss/{name}"] = total / count
             self._objective_sums.zero_()
             self._objective_counts.zero_()
-            for name, weight in self.data_collator.mixture.as_dict().items():
-                logs[f"mixture/{name}"] = round(weight, 4)
+            mixture = self.data_collator.mixture.as_dict()
+            if mixture != self._last_logged_mixture:  # log the active mixture when it changes, not every time
+                for name, weight in mixture.items():
+                    logs[f"mixture/{name}"] = round(weight, 4)
+                self._last_logged_mixture = mixture
         super().log(logs, start_time)
 
     # -- per-objective validation ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 import yaml
 from transformers import HfArgumentParser
 
@@ -72,6 +73,11 @@ class ScriptArguments:
     num_hidden_layers: int = field(default=4, metadata={"help": "Decoder layers (new models)."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads (new models)."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
+    cpu_threads: Optional[int] = field(
+        default=None,
+        metadata={"help": "Torch threads per process when training on CPU. Default: the machine's cores divided by "
+                          "the number of processes (`accelerate launch` would otherwise pin a single process to 1)."},
+    )
 
 
 #: Training defaults of the recipe (a short CPU run); every one can be overridden on the command line or in YAML.
@@ -88,7 +94,6 @@ RECIPE_DEFAULTS = {
     "logging_steps": 10,
     "save_steps": 100,
     "save_total_limit": 2,
-    "policy_validation_windows": 2,
     "seed": 42,
 }
 
@@ -175,6 +180,8 @@ def summary_table(trainer: BirdieTrainer, tokens_seen: int) -> str:
 def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if training_args.device.type == "cpu":
+        torch.set_num_threads(script_args.cpu_threads or max(1, (os.cpu_count() or 1) // training_args.world_size))
     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
     model, tokenizer = build_model(script_args, training_args, tokenizer)
     data = build_datasets(script_args, tokenizer, training_args.seed)

@@ -1,0 +1,66 @@
+"""Fine-tune a pre-trained checkpoint on one sequence-classification task (full fine-tuning or LoRA).
+
+    # a local folder of train/dev/test CSVs (sequence,label)
+    python recipes/finetune.py --model_name_or_path outputs/birdie-dna-tiny \
+        --task ../shared/data/tasks/dnabert2_sample --output_dir outputs/ft-sample
+
+    # a Nucleotide Transformer task from the Hub (downloads), with LoRA
+    python recipes/finetune.py --model_name_or_path my-org/birdie-dna --task promoter_all --lora_r 8
+
+Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy) and the best model
+(LoRA merged) to `--output_dir`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", required=True, help="pre-trained causal-LM checkpoint (folder or Hub id)")
+    parser.add_argument("--task", required=True, help="folder of train/dev/test CSVs, or an NT task name")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_train_epochs", type=float, default=5)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--early_stopping_patience", type=int, default=2)
+    parser.add_argument("--max_length", type=int, default=None, help="truncate longer sequences (tokens)")
+    parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank; 0 = full fine-tuning")
+    parser.add_argument("--lora_alpha", type=int, default=16)
+    parser.add_argument("--lora_dropout", type=float, default=0.05)
+    parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
+    parser.add_argument("--hub_model_id", default=None)
+    return parser.parse_args(argv)
+
+
+def main(args):
+    if args.push_to_hub:
+        from birdie_hf.hub import check_hub_access
+
+        check_hub_access(args.hub_model_id or os.path.basename(args.output_dir.rstrip("/")))
+    data = load_classification_task(args.task, seed=args.seed)
+    lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
+    results = finetune_classifier(
+        args.model_name_or_path, data, args.output_dir, seed=args.seed, lora=lora,
+        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        early_stopping_patience=args.early_stopping_patience, max_length=args.max_length,
+    )
+    record = {"task": args.task, "checkpoint": args.model_name_or_path, "seed": args.seed, "lora_r": args.lora_r,
+              **results}
+    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+    print(json.dumps(record, indent=2))
+    if args.push_to_hub:
+        from birdie_hf.hub import push_finetuned
+
+        push_finetuned(args.output_dir, record, repo_id=args.hub_model_id)
+
+
+if __name__ == "__main__":
+    main(parse_args())
