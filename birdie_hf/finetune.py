@@ -49,8 +49,10 @@ def load_classification_task(
     if "train" not in data:
         raise GenomeDataError(f"Task {task!r} has no train split (splits: {sorted(data)}).")
     if "validation" not in data:
-        split = data["train"].class_encode_column("label").train_test_split(
-            test_size=validation_fraction, seed=seed, stratify_by_column="label")
+        train = data["train"].class_encode_column("label")
+        num_classes = len(set(train["label"]))
+        size = max(num_classes, int(round(validation_fraction * len(train))))
+        split = train.train_test_split(test_size=size, seed=seed, stratify_by_column="label")
         data["train"], data["validation"] = split["train"], split["test"]
     if "test" not in data:
         raise GenomeDataError(f"Task {task!r} has no test split (splits: {sorted(data)}).")
@@ -121,10 +123,10 @@ def finetune_classifier(
     *,
     seed: int = 0,
     lora: Optional[LoraSettings] = None,
-    num_train_epochs: float = 5,
-    learning_rate: float = 1e-3,
+    num_train_epochs: float = 10,
+    learning_rate: float = 3e-4,
     batch_size: int = 32,
-    early_stopping_patience: int = 2,
+    early_stopping_patience: int = 3,
     max_length: Optional[int] = None,
     save_model: bool = True,
     **training_overrides,
@@ -164,6 +166,7 @@ def finetune_classifier(
         callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
     )
     trainer.train()
+    trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations below are not epochs
     results = {
         "validation": _strip(trainer.evaluate(encoded["validation"], metric_key_prefix="validation")),
         "test": _strip(trainer.evaluate(encoded["test"], metric_key_prefix="test")),

@@ -9,7 +9,8 @@ annotated bacterial contigs shipped in `shared/`:
   of a CDS, 0 if it is another `ATG`/`GTG`/`TTG` at least `window_length` bases from any annotated start.
 
 Leakage control: each record is cut into blocks of `block_size` bases, every block goes to one split (80/10/10,
-seeded), and only windows lying entirely inside one block are kept, so no base appears in two splits.
+seeded), and only windows lying entirely inside one block are kept, so no base appears in two splits. Windows with
+identical sequences (genomic repeats) are kept once, in the earliest split.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class TaskSuiteConfig:
     windows_per_gene: int = 4
     max_examples_per_class: Optional[int] = None
     seed: int = 0
+
+
+def _centred_window_start(codon: int, strand: int, window: int) -> int:
+    """+ strand start of the window that, read on `strand`, has the triplet at forward position `codon` starting at
+    index `window // 2 - 1` (positives and decoys share this, so position carries no label signal)."""
+    if strand == 1:
+        return codon - (window // 2 - 1)
+    return codon + 3 + (window // 2 - 1) - window
 
 
 class _SplitAssigner:
@@ -105,7 +114,7 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                 add("coding_vs_intergenic", record, start, 1, window_seq)
             # True start codon, read on the gene's strand, centred.
             codon = feature.start if feature.strand == 1 else feature.end - 3
-            left = codon + 1 - window // 2
+            left = _centred_window_start(codon, feature.strand, window)
             window_seq = seq[left : left + window]
             add("start_codon", record, left, 1, window_seq if feature.strand == 1 else reverse_complement(window_seq))
         # Intergenic windows: no overlap with any annotated feature.
@@ -122,8 +131,7 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                 forward = match if strand == 1 else len(seq) - match - 3
                 if np.min(np.abs(true_starts - forward)) < window:
                     continue
-                # Same centring formula as the true starts above, so position carries no label signal.
-                left_forward = forward + 1 - window // 2
+                left_forward = _centred_window_start(forward, strand, window)
                 window_seq = seq[left_forward : left_forward + window]
                 add("start_codon", record, left_forward, 0,
                     window_seq if strand == 1 else reverse_complement(window_seq))
@@ -131,7 +139,17 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
     suite = {}
     for task in TASK_NAMES:
         suite[task] = {}
+        seen: set[str] = set()
         for split in SPLITS:
+            # Repeats (e.g. copies of an insertion sequence) give identical windows at different places: keep the
+            # first copy only, in the earliest split, so no sequence is in two splits or twice in one.
+            for label in (0, 1):
+                unique = []
+                for sequence in raw[task][split][label]:
+                    if sequence not in seen:
+                        seen.add(sequence)
+                        unique.append(sequence)
+                raw[task][split][label] = unique
             negatives, positives = raw[task][split][0], raw[task][split][1]
             n = min(len(negatives), len(positives))
             if config.max_examples_per_class:

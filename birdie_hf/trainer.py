@@ -281,6 +281,39 @@ class BirdieTrainer(Trainer):
             "evaluations": self.birdie_callback.trajectory,
         }
 
+    def widget_sequences(self, count: int = 2, length: int = 64) -> list[str]:
+        """Real DNA strings (the first held-out windows, decoded) for model-card widgets."""
+        dataset = self.eval_dataset if self.eval_dataset is not None else self.train_dataset
+        tokenizer = self.data_collator.tokenizer
+        sequences = []
+        for i in range(min(count, len(dataset))):
+            sequences.append(tokenizer.decode(dataset[i]["input_ids"][:length], skip_special_tokens=True))
+        return sequences
+
+    def create_model_card(self, model_name: Optional[str] = None, evaluation: Optional[list[dict]] = None,
+                          training_data: Optional[str] = None, tokens_seen: Optional[int] = None, **kwargs) -> None:
+        """Write the Birdie model card (mixture trajectory, training settings, widget examples, and downstream
+        results when given) to `output_dir/README.md`; `push_to_hub` uploads it."""
+        from .hub import pretrained_model_card
+
+        if not self.is_world_process_zero():
+            return
+        repo_id = self.args.hub_model_id or model_name or os.path.basename(self.args.output_dir.rstrip("/"))
+        config = self.model.config
+        training = {
+            "steps": self.state.global_step,
+            "tokens_seen": f"{tokens_seen:,}" if tokens_seen else "n/a",
+            "window_length": len(self.train_dataset[0]["input_ids"]) if self.train_dataset is not None else "n/a",
+            "max_length": self.args.max_length,
+            "model_size": f"{type(self.model).__name__}, hidden {getattr(config, 'hidden_size', '?')}, "
+                          f"{getattr(config, 'num_hidden_layers', '?')} layers, "
+                          f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters",
+            "training_data": training_data or "DNA windows (see training arguments)",
+        }
+        card = pretrained_model_card(repo_id, self.mixture_trajectory(), training,
+                                     widget_sequences=self.widget_sequences(), evaluation=evaluation)
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
     def train(self, resume_from_checkpoint: Union[str, bool, None] = None, **kwargs):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)

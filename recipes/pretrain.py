@@ -180,6 +180,14 @@ def summary_table(trainer: BirdieTrainer, tokens_seen: int) -> str:
 def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if training_args.push_to_hub:  # fail before any training, not after it
+        from birdie_hf.hub import HubAccessError, check_hub_access
+
+        repo_id = training_args.hub_model_id or os.path.basename(training_args.output_dir.rstrip("/"))
+        try:
+            check_hub_access(repo_id, training_args.hub_token)
+        except HubAccessError as error:
+            raise SystemExit(f"error: {error}") from None
     if training_args.device.type == "cpu":
         torch.set_num_threads(script_args.cpu_threads or max(1, (os.cpu_count() or 1) // training_args.world_size))
     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
@@ -189,20 +197,14 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
         processing_class=tokenizer,
     )
-    if training_args.push_to_hub:
-        from birdie_hf.hub import check_hub_access
-
-        check_hub_access(training_args.hub_model_id or os.path.basename(training_args.output_dir.rstrip("/")),
-                         training_args.hub_token)
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
     trainer.save_model(training_args.output_dir)
+    tokens = int(result.global_step * training_args.per_device_train_batch_size
+                 * training_args.gradient_accumulation_steps * training_args.world_size * script_args.window_length)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
-        tokens = int(result.global_step * training_args.per_device_train_batch_size
-                     * training_args.gradient_accumulation_steps * training_args.world_size
-                     * script_args.window_length)
         table = summary_table(trainer, tokens)
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
@@ -210,8 +212,24 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             json.dump({**result.metrics, "tokens_seen": tokens, "policy": training_args.policy}, handle, indent=2)
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
+        trainer.create_model_card(training_data=describe_data(script_args), tokens_seen=tokens)
+        print(f"Wrote the model card to {os.path.join(training_args.output_dir, 'README.md')}")
     if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="Birdie pre-training")
+        try:
+            trainer.push_to_hub(commit_message="Birdie pre-training", training_data=describe_data(script_args),
+                                tokens_seen=tokens)
+        except Exception as error:  # the local output is complete; say so rather than lose track of it
+            raise SystemExit(f"error: push to the Hub failed ({type(error).__name__}: {error}). The trained model "
+                             f"and card are saved in {training_args.output_dir}; push them later with "
+                             "`hf upload`.") from None
+
+
+def describe_data(script_args: ScriptArguments) -> str:
+    if script_args.dataset_name:
+        return f"`{script_args.dataset_name}`"
+    if script_args.genomes:
+        return ", ".join(f"`{os.path.basename(path)}`" for path in script_args.genomes)
+    return "the bacterial assembly shipped with birdie_hf (3 contigs, 317 kbp; Prokka test assembly, GPL-2.0)"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+"""Fine-tune several checkpoints on several tasks with several seeds; write one comparison table.
+
+    # the offline suite built by recipes/make_genome_tasks.py, three pre-training policies, three seeds
+    python recipes/evaluate_suite.py --checkpoints birdie=outputs/birdie static=outputs/static ntp=outputs/ntp \
+        --suite_dir outputs/genome_tasks --seeds 0 1 2 --output_dir outputs/suite
+
+    # Nucleotide Transformer tasks from the Hub (downloads)
+    python recipes/evaluate_suite.py --checkpoints birdie=my-org/birdie-dna --tasks promoter_all enhancers
+
+Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips finished runs), then to `results.json` and
+`results.md`: test MCC (the NT benchmark's primary metric), F1 and accuracy as mean ± standard deviation over seeds
+per task and checkpoint, plus the mean over tasks. `--update_cards` writes the MCC results into each local
+checkpoint's model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
+
+
+METRICS = ("mcc", "f1", "accuracy")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="+", required=True, help="name=path_or_hub_id pairs")
+    parser.add_argument("--tasks", nargs="*", default=[], help="task folders or NT task names")
+    parser.add_argument("--suite_dir", default=None, help="a folder whose sub-folders are tasks")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--output_dir", default="outputs/suite")
+    parser.add_argument("--num_train_epochs", type=float, default=10)
+    parser.add_argument("--learning_rate", type=float, default=3e-4)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--lora_r", type=int, default=0)
+    parser.add_argument("--update_cards", action="store_true", help="write results into local checkpoints' cards")
+    return parser.parse_args(argv)
+
+
+def resolve_tasks(args) -> list[str]:
+    tasks = list(args.tasks)
+    if args.suite_dir:
+        if not os.path.isdir(args.suite_dir):
+            raise SystemExit(f"error: --suite_dir: not a folder: {args.suite_dir!r}")
+        tasks += sorted(str(p) for p in Path(args.suite_dir).iterdir() if (p / "train.csv").exists())
+    if not tasks:
+        raise SystemExit("error: no task: give --tasks and/or --suite_dir")
+    return tasks
+
+
+def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
+    checkpoints = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"error: --checkpoints entry {pair!r} is not name=path")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def summarise(runs: list[dict]) -> dict:
+    """`{checkpoint: {task: {metric: {"mean", "std", "n"}}, "mean_over_tasks": {...}}}`."""
+    table: dict = {}
+    for run in runs:
+        table.setdefault(run["name"], {}).setdefault(run["task_name"], []).append(run["test"])
+    summary = {}
+    for name, tasks in table.items():
+        summary[name] = {}
+        for task, results in tasks.items():
+            summary[name][task] = {
+                metric: {"mean": statistics.fmean(r[metric] for r in results),
+                         "std": statistics.stdev(r[metric] for r in results) if len(results) > 1 else 0.0,
+                         "n": len(results)}
+                for metric in METRICS
+            }
+        summary[name]["mean_over_tasks"] = {
+            metric: statistics.fmean(v[metric]["mean"] for k, v in summary[name].items()) for metric in METRICS
+        }
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    tasks = sorted({task for per in summary.values() for task in per if task != "mean_over_tasks"})
+    lines = ["Test MCC, mean ± std over seeds (F1 and accuracy in results.json).", "",
+             "| checkpoint | " + " | ".join(tasks) + " | mean MCC |",
+             "|---|" + "---|" * (len(tasks) + 1)]
+    for name, per in summary.items():
+        cells = [f"{per[t]['mcc']['mean']:.3f} ± {per[t]['mcc']['std']:.3f} (n={per[t]['mcc']['n']})"
+                 if t in per else "–" for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {per['mean_over_tasks']['mcc']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(args):
+    checkpoints = parse_checkpoints(args.checkpoints)
+    tasks = resolve_tasks(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    log_path = os.path.join(args.output_dir, "runs.jsonl")
+    runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
+    done = {(r["name"], r["task"], r["seed"]) for r in runs}
+    jobs = [(n, c, t, s) for n, c in checkpoints.items() for t in tasks for s in args.seeds if (n, t, s) not in done]
+    for name, checkpoint, task, seed in tqdm(jobs, desc="fine-tuning runs"):
+        data = load_classification_task(task, seed=seed)
+        task_name = os.path.basename(task.rstrip("/"))
+        results = finetune_classifier(
+            checkpoint, data, os.path.join(args.output_dir, "runs", f"{name}-{task_name}-seed{seed}"), seed=seed,
+            lora=LoraSettings(r=args.lora_r), num_train_epochs=args.num_train_epochs,
+            learning_rate=args.learning_rate, batch_size=args.batch_size, save_model=False, disable_tqdm=True,
+        )
+        run = {"name": name, "checkpoint": checkpoint, "task": task, "task_name": task_name, "seed": seed, **results}
+        runs.append(run)
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(run) + "\n")
+    summary = summarise([r for r in runs if r["name"] in checkpoints])
+    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
+        json.dump({"checkpoints": checkpoints, "tasks": tasks, "seeds": args.seeds, "summary": summary}, handle,
+                  indent=2)
+    table = markdown(summary)
+    with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as handle:
+        handle.write(table + "\n")
+    print(table)
+    if args.update_cards:
+        update_cards(checkpoints, summary)
+
+
+def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
+    """Re-render the card of each local checkpoint with its mean test metrics per task."""
+    from birdie_hf.hub import pretrained_model_card
+
+    for name, path in checkpoints.items():
+        trajectory_path = os.path.join(path, "mixture_trajectory.json")
+        if not os.path.exists(trajectory_path):
+            continue
+        with open(trajectory_path, encoding="utf-8") as handle:
+            trajectory = json.load(handle)
+        evaluation = [{"task": task, **{m: v[m]["mean"] for m in METRICS}}
+                      for task, v in summary[name].items() if task != "mean_over_tasks"]
+        train = {}
+        if os.path.exists(os.path.join(path, "train_results.json")):
+            with open(os.path.join(path, "train_results.json"), encoding="utf-8") as handle:
+                train = json.load(handle)
+        card = pretrained_model_card(os.path.basename(path.rstrip("/")), trajectory,
+                                     {"steps": train.get("global_step", "n/a"),
+                                      "tokens_seen": f"{train.get('tokens_seen', 0):,}"},
+                                     widget_sequences=_widget_from_card(path), evaluation=evaluation)
+        card.save(os.path.join(path, "README.md"))
+
+
+def _widget_from_card(path: str) -> list[str]:
+    from huggingface_hub import ModelCard
+
+    readme = os.path.join(path, "README.md")
+    if os.path.exists(readme):
+        widget = ModelCard.load(readme).data.widget or []
+        texts = [w["text"] for w in widget if "text" in w]
+        if texts:
+            return texts
+    return ["ACGTACGTACGTACGTACGTACGTACGTACGT"]
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,159 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset, DatasetDict
+from huggingface_hub import ModelCard
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
+
+from birdie_hf import build_causal_lm, default_model_config
+from birdie_hf.finetune import LoraSettings, classification_metrics, finetune_classifier, load_classification_task
+from birdie_hf.hub import HubAccessError, check_hub_access, finetuned_model_card, pretrained_model_card
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("ckpt")
+    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
+                                                 num_attention_heads=2), seed=0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_native_round_trip_with_auto_classes(checkpoint, tokenizer):
+    loaded_tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    inputs = loaded_tokenizer("acgtNNacgtRY", return_tensors="pt")
+    assert inputs["input_ids"].tolist() == [tokenizer("ACGTNNACGTNN")["input_ids"]]
+    causal = AutoModelForCausalLM.from_pretrained(checkpoint)
+    again = AutoModelForCausalLM.from_pretrained(checkpoint)
+    assert type(causal).__name__ == "LlamaForCausalLM"
+    with torch.no_grad():
+        torch.testing.assert_close(causal(**inputs).logits, again(**inputs).logits, rtol=0, atol=0)
+        base = AutoModel.from_pretrained(checkpoint)(**inputs).last_hidden_state
+    assert base.shape == (1, 12, causal.config.hidden_size)
+    classifier = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    torch.testing.assert_close(classifier.model.embed_tokens.weight, causal.model.embed_tokens.weight)
+    assert classifier(**inputs).logits.shape == (1, 2)
+
+
+def test_text_generation_pipeline(checkpoint):
+    generator = pipeline("text-generation", model=checkpoint)
+    out = generator("ACGTACGTAC", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert out.startswith("ACGTACGTAC") and set(out) <= set("ACGTN")
+
+
+@pytest.fixture(scope="module")
+def sample_task(shared_dir):
+    return load_classification_task(str(shared_dir / "data/tasks/dnabert2_sample"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_finetune_and_text_classification_pipeline(checkpoint, sample_task, tmp_path, lora_r):
+    out = tmp_path / "ft"
+    results = finetune_classifier(checkpoint, sample_task, str(out), seed=0, lora=LoraSettings(r=lora_r),
+                                  num_train_epochs=2, batch_size=8, disable_tqdm=True)
+    assert set(results) == {"validation", "test"}
+    assert {"mcc", "f1", "accuracy"} <= set(results["test"])
+    assert -1 <= results["test"]["mcc"] <= 1
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    classifier = pipeline("text-classification", model=str(out))
+    prediction = classifier(sample_task["test"][0]["sequence"])[0]
+    assert prediction["label"] in model.config.id2label.values() and 0 <= prediction["score"] <= 1
+
+
+def test_classification_metrics_hand_checked():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 3.0]]).numpy()
+    metrics = classification_metrics((logits, [0, 1, 1, 1]))
+    assert metrics["accuracy"] == 0.75
+    assert metrics["mcc"] == pytest.approx(0.5773502691896258)
+
+
+def test_nt_tasks_load_through_the_hub_code_path(monkeypatch):
+    calls = []
+
+    def fake_load_dataset(repo, name=None, **kwargs):
+        calls.append((repo, name))
+        if name is not None:
+            raise ValueError("BuilderConfig not found")
+        rows = {"sequence": ["ACGT", "GGCC", "TTAA", "CCGG"] * 5, "label": [0, 1, 0, 1] * 5,
+                "task": ["promoter_all", "promoter_all", "enhancers", "enhancers"] * 5}
+        return DatasetDict({"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)})
+
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_classification_task("promoter_all")
+    assert calls[0] == ("InstaDeepAI/nucleotide_transformer_downstream_tasks_revised", "promoter_all")
+    assert set(data["test"]["task"]) == {"promoter_all"}
+    assert len(data["train"]) + len(data["validation"]) == 10
+    with pytest.raises(ValueError, match="neither a folder"):
+        load_classification_task("not_a_task")
+
+
+TRAJECTORY = {
+    "policy": "birdie", "entries": ["next_token_prediction", "infilling_a", "infilling_b"],
+    "reward_classes": ["next_token_prediction", "infilling", "infilling"],
+    "evaluations": [
+        {"step": 10, "losses": {"next_token_prediction": 1.4, "infilling_a": 2.0, "infilling_b": 2.1},
+         "mixture": {"next_token_prediction": 1 / 3, "infilling_a": 1 / 3, "infilling_b": 1 / 3},
+         "next_mixture": {"next_token_prediction": 0.5, "infilling_a": 0.25, "infilling_b": 0.25}},
+    ],
+}
+
+
+def test_pretrained_card_parses_back_with_metrics_and_widget():
+    card = pretrained_model_card("org/birdie-dna", TRAJECTORY, {"steps": 300, "tokens_seen": "614,400"},
+                                 widget_sequences=["GACAGAAAACCTTGCCCTCACCTGG"],
+                                 evaluation=[{"task": "gene_strand", "mcc": 0.43, "f1": 0.71, "accuracy": 0.72}])
+    parsed = ModelCard(str(card))
+    assert parsed.data.pipeline_tag == "text-generation" and parsed.data.license == "apache-2.0"
+    assert {"genomics", "dna", "birdie"} <= set(parsed.data.tags)
+    assert parsed.data.widget == [{"text": "GACAGAAAACCTTGCCCTCACCTGG"}]
+    mcc = [r for r in parsed.data.eval_results if r.metric_type == "matthews_correlation"]
+    assert mcc[0].metric_value == 0.43 and mcc[0].dataset_name == "gene_strand"
+    assert "| `infilling_a` | infilling | 0.333 | 0.250 |" in card.content
+    assert "AutoModelForCausalLM.from_pretrained(\"org/birdie-dna\")" in card.content
+
+
+def test_finetuned_card_parses_back():
+    record = {"task": "tasks/gene_strand", "checkpoint": "org/birdie-dna", "seed": 1, "lora_r": 8,
+              "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7}}
+    card = finetuned_model_card("org/birdie-dna-gene-strand", record, widget_sequences=["ACGTTGCA"])
+    parsed = ModelCard(str(card))
+    assert parsed.data.pipeline_tag == "text-classification" and parsed.data.base_model == "org/birdie-dna"
+    assert {r.metric_type: r.metric_value for r in parsed.data.eval_results}["f1"] == 0.7
+    assert "LoRA r=8" in card.content and "| mcc | 0.4000 |" in card.content
+
+
+def test_hub_access_fails_early_without_token_or_network(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(HubAccessError, match="no Hugging Face token"):
+        check_hub_access("org/model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubAccessError, match="HF_HUB_OFFLINE") as info:
+        check_hub_access("org/model", token="hf_secret_value_123")
+    assert "hf_secret_value_123" not in str(info.value)
+
+
+def test_pretrain_push_to_hub_fails_before_training_and_hides_the_token(tmp_path):
+    env = {**os.environ, "HF_TOKEN": "hf_secret_value_123", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "recipes" / "pretrain.py"),
+                             "--push_to_hub", "--output_dir", str(tmp_path / "out")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0 and "HF_HUB_OFFLINE" in result.stderr
+    assert "hf_secret_value_123" not in result.stdout + result.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists()
