@@ -88,7 +88,12 @@ class BirdieRewardCallback(TrainerCallback):
             decision = None
             if state.is_world_process_zero:
                 progress = state.global_step / max(1, state.max_steps)
-                decision = self.policy.observe(state.global_step, losses, progress)
+                decision = self.policy.observe(state.global_step, losses, progress,
+                                               show_progress=not getattr(args, "disable_tqdm", True))
+                top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
+                logger.info("Birdie step %d: %s mixture for the next interval, led by %s.", state.global_step,
+                            "exploring" if decision.explored else "reward-model",
+                            ", ".join(f"{name} {weight:.2f}" for name, weight in top))
             new_mixture, rewards, explored = _broadcast_from_main(
                 None if decision is None else (decision.mixture.tolist(),
                                                None if decision.rewards is None else decision.rewards.tolist(),

@@ -224,7 +224,12 @@ class BirdieTrainer(Trainer):
         was_training = model.training
         model.eval()
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        for batch in batches[rank::world]:
+        mine = batches[rank::world]
+        if self.is_world_process_zero() and not self.args.disable_tqdm:
+            from tqdm.auto import tqdm
+
+            mine = tqdm(mine, desc="Birdie validation", leave=False)
+        for batch in mine:
             batch = self._prepare_inputs(batch)
             with self.compute_loss_context_manager():
                 losses, valid, objective_ids, _ = self._token_losses(model, batch)

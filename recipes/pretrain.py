@@ -212,6 +212,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             json.dump({**result.metrics, "tokens_seen": tokens, "policy": training_args.policy}, handle, indent=2)
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
+        save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
         trainer.create_model_card(training_data=describe_data(script_args), tokens_seen=tokens)
         print(f"Wrote the model card to {os.path.join(training_args.output_dir, 'README.md')}")
     if training_args.push_to_hub:
@@ -222,6 +223,22 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             raise SystemExit(f"error: push to the Hub failed ({type(error).__name__}: {error}). The trained model "
                              f"and card are saved in {training_args.output_dir}; push them later with "
                              "`hf upload`.") from None
+
+
+def save_plots(trajectory: dict, directory: str) -> None:
+    """Mixture, loss and reward plots of the run (skipped, with a note, when matplotlib is missing)."""
+    try:
+        from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards
+    except ImportError:
+        logger.info("matplotlib is not installed: skipping plots (pip install 'birdie_hf[plot]').")
+        return
+    if not trajectory["evaluations"]:
+        return
+    plot_mixture(trajectory, os.path.join(directory, "mixture.png"))
+    plot_losses(trajectory, os.path.join(directory, "validation_losses.png"))
+    if any(e.get("rewards") for e in trajectory["evaluations"]):
+        plot_rewards(trajectory, os.path.join(directory, "rewards.png"))
+    print(f"Saved plots to {directory}")
 
 
 def describe_data(script_args: ScriptArguments) -> str:

@@ -138,7 +138,8 @@ class BirdiePolicy:
     def num_entries(self) -> int:
         return len(self.entry_names)
 
-    def observe(self, step: int, losses: Sequence[float], progress: float) -> PolicyDecision:
+    def observe(self, step: int, losses: Sequence[float], progress: float, show_progress: bool = False
+                ) -> PolicyDecision:
         """Record the validation `losses` (shape `(num_entries,)`) measured at `step` and choose the next mixture.
 
         The reward of the interval since the previous observation is computed for the mixture that was in force,
@@ -155,7 +156,8 @@ class BirdiePolicy:
             self.rewards.append(rewards)
             decision.rewards = rewards
             decision.reward_model_loss = fit_reward_model(self.reward_model, self.optimizer, self.states,
-                                                          self.actions, self.rewards, self.config.update_iterations)
+                                                          self.actions, self.rewards, self.config.update_iterations,
+                                                          show_progress=show_progress)
         self.last_losses = losses
         if step >= self.config.warmup_steps and decision.rewards is not None:
             explore = self.rng.random() < self.config.exploration.rate(progress, self.decisions)

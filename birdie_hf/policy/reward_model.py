@@ -40,6 +40,7 @@ def fit_reward_model(
     actions: Sequence[np.ndarray],
     rewards: Sequence[np.ndarray],
     iterations: int,
+    show_progress: bool = False,
 ) -> float:
     """Train `model` by MSE on the whole history for `iterations` full-batch steps; returns the final loss."""
     losses = torch.as_tensor(np.stack(states), dtype=torch.float32)
@@ -47,7 +48,12 @@ def fit_reward_model(
     targets = torch.as_tensor(np.stack(rewards), dtype=torch.float32)
     model.train()
     loss = torch.zeros(())
-    for _ in range(iterations):
+    steps = range(iterations)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="Birdie reward model", leave=False)
+    for _ in steps:
         optimizer.zero_grad(set_to_none=True)
         loss = nn.functional.mse_loss(model(losses, mixtures), targets)
         loss.backward()

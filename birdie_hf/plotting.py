@@ -1,0 +1,99 @@
+"""Plots of what the curriculum did (needs matplotlib: `pip install birdie_hf[plot]`).
+
+Every function takes the `mixture_trajectory.json` content of a run (see [`BirdieTrainer.mixture_trajectory`]) and
+writes a PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError("birdie_hf.plotting needs matplotlib: pip install 'birdie_hf[plot]'") from error
+    return plt
+
+
+def _check(trajectory: dict) -> list[dict]:
+    evaluations = trajectory.get("evaluations") or []
+    if not evaluations:
+        raise ValueError("The trajectory has no evaluations to plot.")
+    return evaluations
+
+
+def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> str:
+    """Stacked area plot of the sampling mixture over training steps (piecewise constant between decisions)."""
+    plt = _pyplot()
+    evaluations = _check(trajectory)
+    names = trajectory["entries"]
+    # The first evaluation records the initial mixture; each evaluation's decision holds from its step onwards.
+    steps = [0] + [e["step"] for e in evaluations]
+    points = [evaluations[0]["mixture"]] + [e.get("next_mixture", e["mixture"]) for e in evaluations]
+    series = [[point[n] for point in points] for n in names]
+    figure, axis = plt.subplots(figsize=(10, 5))
+    colors = plt.get_cmap("tab20").colors
+    axis.stackplot(steps, series, labels=names, colors=colors[: len(names)], step="post")
+    axis.set(xlabel="training step", ylabel="sampling probability", ylim=(0, 1), xlim=(steps[0], steps[-1]),
+             title=title or f"Objective mixture ({trajectory.get('policy', 'birdie')} policy)")
+    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _save(figure, path)
+
+
+def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str:
+    """Validation loss of every objective entry at every evaluation."""
+    plt = _pyplot()
+    evaluations = _check(trajectory)
+    steps = [e["step"] for e in evaluations]
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for name in trajectory["entries"]:
+        axis.plot(steps, [e["losses"][name] for e in evaluations], marker="o", markersize=3, label=name)
+    axis.set(xlabel="training step", ylabel="validation loss (nats/token)",
+             title=title or "Validation loss per objective")
+    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _save(figure, path)
+
+
+def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> str:
+    """Reward of every entry at every evaluation after the first (Birdie policy runs only)."""
+    plt = _pyplot()
+    evaluations = [e for e in _check(trajectory) if e.get("rewards")]
+    if not evaluations:
+        raise ValueError("The trajectory has no rewards (static and ntp runs have none).")
+    steps = [e["step"] for e in evaluations]
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for name in trajectory["entries"]:
+        axis.plot(steps, [e["rewards"][name] for e in evaluations], marker=".", label=name)
+    axis.axhline(0.0, color="grey", linewidth=0.8)
+    axis.set(xlabel="training step", ylabel="reward", ylim=(-1.05, 1.05), title=title or "Reward per objective")
+    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    return _save(figure, path)
+
+
+def plot_run_comparison(trajectories: dict[str, dict], path: str, objective: str = "next_token_prediction") -> str:
+    """One objective's validation loss across several runs (e.g. birdie vs static vs ntp)."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for run, trajectory in trajectories.items():
+        evaluations = [e for e in _check(trajectory) if objective in e["losses"]]
+        axis.plot([e["step"] for e in evaluations], [e["losses"][objective] for e in evaluations], marker="o",
+                  markersize=3, label=run)
+    axis.set(xlabel="training step", ylabel=f"validation loss: {objective}", title=f"{objective} across runs")
+    axis.legend()
+    return _save(figure, path)
+
+
+def _save(figure, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

@@ -1,0 +1,80 @@
+"""Turn one or more pre-training output dirs into plots and a one-page report (markdown and HTML).
+
+    python recipes/report.py outputs/birdie-dna-tiny
+    python recipes/report.py outputs/birdie outputs/static outputs/ntp --output_dir outputs/report
+
+For each run: the mixture over training (stacked area), validation loss per objective, rewards (Birdie runs),
+and a table of final losses and weights; across runs: next-token validation loss side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+
+from birdie_hf.hub import mixture_table
+from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
+from birdie_hf.trainer import TRAJECTORY_NAME
+
+
+def load_trajectory(run_dir: str) -> dict:
+    path = os.path.join(run_dir, TRAJECTORY_NAME)
+    if not os.path.exists(path):
+        raise SystemExit(f"error: {run_dir!r} has no {TRAJECTORY_NAME}: is it a recipes/pretrain.py output dir?")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_report(run_dirs: list[str], output_dir: str) -> str:
+    os.makedirs(output_dir, exist_ok=True)
+    runs = {os.path.basename(d.rstrip("/")) or d: load_trajectory(d) for d in run_dirs}
+    sections = ["# Birdie training report", ""]
+    for name, trajectory in runs.items():
+        images = [plot_mixture(trajectory, os.path.join(output_dir, f"{name}_mixture.png")),
+                  plot_losses(trajectory, os.path.join(output_dir, f"{name}_losses.png"))]
+        if any(e.get("rewards") for e in trajectory["evaluations"]):
+            images.append(plot_rewards(trajectory, os.path.join(output_dir, f"{name}_rewards.png")))
+        sections += [f"## {name} ({trajectory.get('policy')} policy, {len(trajectory['evaluations'])} evaluations)",
+                     "", mixture_table(trajectory), ""]
+        sections += [f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images] + [""]
+    if len(runs) > 1:
+        image = plot_run_comparison(runs, os.path.join(output_dir, "comparison_next_token_prediction.png"))
+        sections += ["## Across runs", "", f"![comparison]({os.path.basename(image)})", ""]
+    markdown = "\n".join(sections)
+    with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown)
+    with open(os.path.join(output_dir, "report.html"), "w", encoding="utf-8") as handle:
+        handle.write(_html(markdown))
+    return os.path.join(output_dir, "report.md")
+
+
+def _html(markdown: str) -> str:
+    """A dependency-free rendering of the report's headings, tables and images."""
+    body = []
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : -1]
+            body.append(f'<img src="{html.escape(src)}" style="max-width:100%">')
+        elif line.startswith("|") and not set(line) <= set("|-"):
+            cells = "".join(f"<td>{html.escape(c.strip().strip('`'))}</td>" for c in line.strip("|").split("|"))
+            body.append(f"<tr>{cells}</tr>")
+    return "<html><body style='font-family:sans-serif'><table>" + "\n".join(body).replace(
+        "</tr>\n<h", "</tr></table>\n<h").replace("<table><h", "<h") + "</table></body></html>"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--output_dir", default=None, help="default: <first run>/report")
+    args = parser.parse_args(argv)
+    output = args.output_dir or os.path.join(args.run_dirs[0], "report")
+    print(f"Wrote {write_report(args.run_dirs, output)}")
+
+
+if __name__ == "__main__":
+    main()
