@@ -160,6 +160,15 @@ class BirdieTrainingArguments(TrainingArguments):
         except ValueError as error:
             raise ValueError(f"Invalid policy settings: {error}") from error
 
+    def __getstate__(self):
+        # Pickled arguments (the `training_args.bin` of every checkpoint) never carry secrets; the live object keeps
+        # them for pushing.
+        state = dict(self.__dict__)
+        for key in list(state):
+            if key.endswith("_token") and isinstance(state[key], str) and state[key]:
+                state[key] = "<redacted>"
+        return state
+
     def objective_specs(self):
         """The parsed mixture this run trains on (NTP only with `policy="ntp"`), initial weights applied."""
         if self.policy == "ntp":

@@ -146,9 +146,22 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int):
 
 def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArguments, tokenizer):
     if script_args.model_name_or_path:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-        tokenizer = AutoTokenizer.from_pretrained(script_args.model_name_or_path)
+        path = script_args.model_name_or_path
+        config = AutoConfig.from_pretrained(path)
+        architectures = getattr(config, "architectures", None) or []
+        causal = (any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) if architectures
+                  else config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+        if not causal:
+            raise SystemExit(f"error: --model_name_or_path {path!r} holds a {config.model_type!r} model saved as "
+                             f"{architectures or 'an unknown architecture'}, not a causal LM; Birdie continual "
+                             "pre-training needs a decoder checkpoint such as LlamaForCausalLM.")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if any(len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1 for base in "ACGT"):
+            raise SystemExit(f"error: the tokenizer of {path!r} is not character level (A, C, G, T must be single "
+                             "tokens); birdie_hf objectives work on single bases.")
         added = add_birdie_tokens(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(
             script_args.model_name_or_path, attn_implementation=script_args.attn_implementation)
