@@ -42,6 +42,11 @@ class BirdieTrainingArguments(TrainingArguments):
             Initial weights, one per entry (normalised). Defaults to each entry's `weight` (uniform).
         max_length (`int`, *optional*, defaults to `1024`):
             Packed row length in tokens.
+        attention_mask_format (`str`, *optional*, defaults to `"auto"`):
+            How packed masks reach the model: `"dense"` (4-D additive mask, memory quadratic in row length; works
+            with `sdpa` and `eager` everywhere), `"flex"` (a `flex_attention` `BlockMask`, memory linear in row
+            length; needs `attn_implementation="flex_attention"`, trains on CUDA only), or `"auto"` (flex when the
+            model uses flex attention on CUDA, dense otherwise).
 
         > Parameters that control the policy
 
@@ -86,6 +91,11 @@ class BirdieTrainingArguments(TrainingArguments):
         default=None, metadata={"help": "Initial weight per entry (normalised). Default: each entry's weight."}
     )
     max_length: int = field(default=1024, metadata={"help": "Packed row length in tokens."})
+    attention_mask_format: str = field(
+        default="auto",
+        metadata={"help": "auto (flex BlockMask for flex_attention models on CUDA, else dense), dense or flex.",
+                  "choices": ["auto", "dense", "flex"]},
+    )
     policy: str = field(
         default="birdie",
         metadata={"help": "birdie (reward model), static (initial mixture) or ntp (next-token only).",
@@ -147,6 +157,9 @@ class BirdieTrainingArguments(TrainingArguments):
                     raise ValueError(f"`objective_weights` gives {spec.name!r} weight {weight}; weights must be >= 0.")
             if sum(self.objective_weights) <= 0:
                 raise ValueError("`objective_weights` are all zero; at least one must be positive.")
+        if self.attention_mask_format not in ("auto", "dense", "flex"):
+            raise ValueError(
+                f"`attention_mask_format` must be auto, dense or flex, got {self.attention_mask_format!r}.")
         if self.max_length < 16:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
         for name in ("policy_eval_interval", "policy_warmup_steps"):

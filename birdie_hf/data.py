@@ -346,6 +346,51 @@ def load_genome_windows(
     return DatasetDict(splits)
 
 
+def index_fasta(path: PathLike) -> list[tuple[str, int]]:
+    """`(record name, sequence length)` of every record, from a samtools `.fai` index beside the file when present,
+    else from one streaming pass (one line in memory at a time)."""
+    path = os.fspath(path)
+    fai = path + ".fai"
+    if os.path.exists(fai) and not path.endswith(".gz"):
+        with open(fai, encoding="utf-8") as handle:
+            return [(fields[0], int(fields[1])) for fields in (line.split("\t") for line in handle) if fields[0]]
+    index: list[tuple[str, int]] = []
+    for line in _open_text_lines(path):
+        line = line.strip()
+        if line.startswith(b">"):
+            header = line[1:].decode("utf-8", errors="replace").strip()
+            index.append((header.split()[0] if header else f"record_{len(index)}", 0))
+        elif line and index:
+            index[-1] = (index[-1][0], index[-1][1] + len(line))
+    if not index:
+        raise GenomeDataError(f"{path!r} is empty or not FASTA: no '>' header found.")
+    return index
+
+
+@dataclass(frozen=True)
+class WindowShard:
+    """A contiguous range of windows of one record: windows `first` (inclusive) to `last` (exclusive)."""
+
+    path: str
+    record: str
+    first: int
+    last: int
+
+
+def plan_window_shards(
+    paths: Sequence[PathLike], window_length: int, stride: int, windows_per_shard: int = 256
+) -> list[WindowShard]:
+    """Split every record's windows into shards of at most `windows_per_shard` windows (without reading
+    sequences into memory), so many ranks x workers can share even a single-record genome."""
+    shards = []
+    for path in paths:
+        for record, length in index_fasta(path):
+            count = len(_windows(length, window_length, stride))
+            for first in range(0, count, windows_per_shard):
+                shards.append(WindowShard(os.fspath(path), record, first, min(count, first + windows_per_shard)))
+    return shards
+
+
 def stream_genome_windows(
     paths: Union[PathLike, Sequence[PathLike]],
     tokenizer,
@@ -353,37 +398,46 @@ def stream_genome_windows(
     window_length: int = 512,
     stride: Optional[int] = None,
     max_n_fraction: float = 0.1,
+    windows_per_shard: int = 256,
 ) -> IterableDataset:
     """Like [`load_genome_windows`] but lazy: windows are cut while iterating, one record in memory at a time.
 
-    The stream is sharded by file (`n_shards == len(paths)`), so DataLoader workers and ranks split it with
-    `datasets.distributed.split_dataset_by_node`. There is no validation split: hold out a separate file.
+    The stream is made of [`WindowShard`]s (ranges of windows of one record, see [`plan_window_shards`]). The
+    Trainer splits shards over ranks (`datasets.distributed.split_dataset_by_node`) and each rank's DataLoader
+    workers split its shards again, so every window is produced exactly once per epoch; use a shard count divisible
+    by `world_size * num_workers` (lower `windows_per_shard`) to keep every worker busy. There is no validation
+    split: hold out a separate file.
     """
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"FASTA file not found: {path!r}.")
     stride = window_length if stride is None else stride
+    shards = plan_window_shards(paths, window_length, stride, windows_per_shard)
+    if not shards:
+        raise GenomeDataError(f"No window of {window_length} bases fits in any record of {paths}.")
     table = dna_lookup_table(tokenizer)
     n_id = tokenizer.convert_tokens_to_ids("N")
 
-    def generate(shard_paths: list[str]) -> Iterator[dict]:
-        for path in shard_paths:
-            for record in iter_fasta(path):
-                ids = tokenize_record(record.sequence, table, source=record.source, record=record.name)
-                for start in _windows(len(ids), window_length, stride):
-                    window = ids[start : start + window_length]
-                    if np.count_nonzero(window == n_id) > max_n_fraction * window_length:
-                        continue
-                    yield {
-                        "input_ids": window.astype(np.int32),
-                        "record": record.name,
-                        "start": start,
-                        "end": start + window_length,
-                        "strand": "+",
-                    }
+    def generate(shards: list[WindowShard]) -> Iterator[dict]:
+        cached: tuple[Optional[tuple[str, str]], Optional[np.ndarray]] = (None, None)
+        for shard in shards:
+            if cached[0] != (shard.path, shard.record):
+                record = next((r for r in iter_fasta(shard.path) if r.name == shard.record), None)
+                if record is None:
+                    raise GenomeDataError(f"Record {shard.record!r} vanished from {shard.path!r} while streaming.")
+                cached = ((shard.path, shard.record),
+                          tokenize_record(record.sequence, table, source=record.source, record=record.name))
+            ids = cached[1]
+            for index in range(shard.first, shard.last):
+                start = index * stride
+                window = ids[start : start + window_length]
+                if np.count_nonzero(window == n_id) > max_n_fraction * window_length:
+                    continue
+                yield {"input_ids": window.astype(np.int32), "record": shard.record, "start": start,
+                       "end": start + window_length, "strand": "+"}
 
-    return IterableDataset.from_generator(generate, gen_kwargs={"shard_paths": paths})
+    return IterableDataset.from_generator(generate, gen_kwargs={"shards": shards})
 
 
 def load_sequence_dataset(

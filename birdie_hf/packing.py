@@ -107,15 +107,47 @@ def packed_attention_allowed(segment_ids: torch.Tensor, bidirectional_mask: torc
     return same & (causal | both_prefix)
 
 
-def to_model_inputs(batch: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def packed_mask_mod(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor):
+    """The same rule as [`packed_attention_allowed`] as a `flex_attention` `mask_mod(b, h, q, k)`."""
+
+    def mask_mod(b, h, q, k):
+        same = segment_ids[b, q] == segment_ids[b, k]
+        return same & ((k <= q) | (bidirectional_mask[b, q] & bidirectional_mask[b, k]))
+
+    return mask_mod
+
+
+def packed_block_mask(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor):
+    """A `flex_attention` `BlockMask` for packed prefix-LM rows: memory linear in the row length (one entry per
+    128x128 block instead of per token pair). For `attn_implementation="flex_attention"` models, on CUDA."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    rows, length = segment_ids.shape
+    return create_block_mask(packed_mask_mod(segment_ids, bidirectional_mask), B=rows, H=None, Q_LEN=length,
+                             KV_LEN=length, device=segment_ids.device)
+
+
+MASK_FORMATS = ("dense", "flex")
+
+
+def to_model_inputs(
+    batch: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32, mask_format: str = "dense"
+) -> dict:
     """Turn a collated batch into keyword arguments for a transformers causal LM.
 
-    Builds the dense 4-D mask from `segment_ids`/`bidirectional_mask` when the batch is in the compact format (on
-    the batch's device, in `dtype`), re-expresses an existing dense mask in `dtype`, and drops `objective_ids`.
+    Builds the attention mask from `segment_ids`/`bidirectional_mask` when the batch is in the compact format (on
+    the batch's device): the dense 4-D additive mask in `dtype` (`mask_format="dense"`, for `sdpa`/`eager`) or a
+    `flex_attention` `BlockMask` (`mask_format="flex"`). An existing dense mask is re-expressed in `dtype`.
+    `objective_ids` is dropped.
     """
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}.")
     inputs = {k: v for k, v in batch.items() if k not in ("objective_ids", "segment_ids", "bidirectional_mask")}
     if "segment_ids" in batch:
-        inputs["attention_mask"] = packed_attention_mask(batch["segment_ids"], batch["bidirectional_mask"], dtype)
+        if mask_format == "flex":
+            inputs["attention_mask"] = packed_block_mask(batch["segment_ids"], batch["bidirectional_mask"])
+        else:
+            inputs["attention_mask"] = packed_attention_mask(batch["segment_ids"], batch["bidirectional_mask"], dtype)
     elif "attention_mask" in batch and batch["attention_mask"].dtype != dtype:
         allowed = batch["attention_mask"] == 0
         inputs["attention_mask"] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(

@@ -120,6 +120,7 @@ class BirdieTrainer(Trainer):
             callbacks=[self.birdie_callback] + list(callbacks or []),
             **kwargs,
         )
+        self._mask_format = self._resolve_mask_format()
         # The loss is computed here, normalised by `num_items_in_batch`, for any model.
         self.model_accepts_loss_kwargs = True
         if hasattr(self.model, "add_model_tags"):
@@ -131,6 +132,18 @@ class BirdieTrainer(Trainer):
         self._last_logged_mixture: Optional[dict[str, float]] = None
 
     # -- loss ------------------------------------------------------------------------------------------------------
+    def _resolve_mask_format(self) -> str:
+        attn = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        requested = self.args.attention_mask_format
+        if requested == "flex" and attn != "flex_attention":
+            raise ValueError(
+                f"attention_mask_format='flex' needs a model built with attn_implementation='flex_attention' "
+                f"(this one uses {attn!r}); use 'dense' or 'auto'."
+            )
+        if requested == "auto":
+            return "flex" if attn == "flex_attention" and self.args.device.type == "cuda" else "dense"
+        return requested
+
     def _mask_dtype(self, model: nn.Module) -> torch.dtype:
         if self.args.bf16:
             return torch.bfloat16
@@ -146,7 +159,7 @@ class BirdieTrainer(Trainer):
         inputs = dict(inputs)
         objective_ids = inputs.pop("objective_ids")
         labels = inputs.pop("labels")
-        outputs = model(**to_model_inputs(inputs, self._mask_dtype(model)), use_cache=False)
+        outputs = model(**to_model_inputs(inputs, self._mask_dtype(model), self._mask_format), use_cache=False)
         logits = outputs.logits[:, :-1].float()
         targets = labels[:, 1:]
         losses = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none",
@@ -220,19 +233,24 @@ class BirdieTrainer(Trainer):
         num_entries = len(self.data_collator.objective_names)
         sums = torch.zeros(num_entries, dtype=torch.float64, device=self.args.device)
         counts = torch.zeros_like(sums)
-        model = self.model
+        # FSDP and DeepSpeed shard the parameters: run the wrapped engine, and give every rank the same number of
+        # forward passes (padding with a repeated batch whose losses are not counted), or collectives would hang.
+        model = self.model_wrapped if (self.is_fsdp_enabled or self.is_deepspeed_enabled) else self.model
         was_training = model.training
         model.eval()
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        mine = batches[rank::world]
+        passes = range(-(-len(batches) // world))
         if self.is_world_process_zero() and not self.args.disable_tqdm:
             from tqdm.auto import tqdm
 
-            mine = tqdm(mine, desc="Birdie validation", leave=False)
-        for batch in mine:
-            batch = self._prepare_inputs(batch)
+            passes = tqdm(passes, desc="Birdie validation", leave=False)
+        for i in passes:
+            index = rank + i * world
+            batch = self._prepare_inputs(batches[index if index < len(batches) else 0])
             with self.compute_loss_context_manager():
                 losses, valid, objective_ids, _ = self._token_losses(model, batch)
+            if index >= len(batches):
+                continue
             ids = objective_ids[valid]
             sums.index_add_(0, ids, losses[valid].double())
             counts.index_add_(0, ids, torch.ones_like(ids, dtype=torch.float64))

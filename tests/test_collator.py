@@ -188,3 +188,35 @@ def test_packed_rows_give_the_same_loss_as_single_examples(tokenizer, attn):
         torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
         checked += 1
     assert checked == len(feats)
+
+
+def test_flex_block_mask_matches_the_dense_mask(tokenizer):
+    from torch.nn.attention.flex_attention import create_mask
+
+    from birdie_hf.packing import packed_attention_allowed, packed_block_mask, packed_mask_mod
+
+    collator = DataCollatorForBirdie(tokenizer, objectives=SMALL_MIXTURE, max_length=256, pad_to_multiple_of=128)
+    batch = collator(windows(12, length=60))
+    segment_ids, bidirectional = batch["segment_ids"], batch["bidirectional_mask"]
+    rows, length = segment_ids.shape
+    flex = create_mask(packed_mask_mod(segment_ids, bidirectional), rows, 1, length, length, device="cpu")
+    assert torch.equal(flex[:, 0], packed_attention_allowed(segment_ids, bidirectional))
+    block = packed_block_mask(segment_ids, bidirectional)
+    assert block.shape == (rows, 1, length, length)
+    # Block-sparse: memory grows with (length / 128)^2 blocks, not length^2 token pairs.
+    assert block.kv_num_blocks.numel() == rows * 1 * (length // 128)
+
+
+def test_mask_format_resolution(tokenizer, tmp_path):
+    from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
+
+    config = default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
+    args = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], max_length=64,
+                                   policy="static", attention_mask_format="flex")
+    with pytest.raises(ValueError, match="attn_implementation='flex_attention'"):
+        BirdieTrainer(model=build_causal_lm(config), args=args, processing_class=tokenizer)
+    args.attention_mask_format = "auto"
+    trainer = BirdieTrainer(model=build_causal_lm(config, "flex_attention"), args=args, processing_class=tokenizer)
+    assert trainer._mask_format == "dense"  # flex has no backward on CPU: auto falls back to the dense mask
+    with pytest.raises(ValueError, match="attention_mask_format"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), attention_mask_format="sparse")

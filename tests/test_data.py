@@ -173,3 +173,33 @@ def test_csv_errors(tmp_path):
 def test_windows_from_sequences(tokenizer):
     ds = windows_from_sequences([("a", "ACGTACGT"), ("b", "AC")], tokenizer, window_length=4)
     assert ds["record"] == ["a", "a"] and ds["input_ids"][1] == ids(tokenizer, "ACGT")
+
+
+def test_fasta_index_uses_fai_when_present(write_fasta):
+    from birdie_hf.data import index_fasta
+
+    path = write_fasta(">a desc\nACGT\nAC\n>b\nGG\n")
+    assert index_fasta(path) == [("a", 6), ("b", 2)]
+    with open(path + ".fai", "w") as handle:
+        handle.write("a\t6\t8\t4\t5\nb\t2\t20\t2\t3\n")
+    assert index_fasta(path) == [("a", 6), ("b", 2)]
+
+
+@pytest.mark.slow
+def test_streaming_two_ranks_two_workers_see_every_window_once(shared_dir, tokenizer):
+    from datasets.distributed import split_dataset_by_node
+    from torch.utils.data import DataLoader
+
+    paths = [str(shared_dir / "data/genomes/klebsiella_pneumoniae_NTUH-K2044.fna.gz"),
+             str(shared_dir / "data/genomes/klebsiella_pneumoniae_MGH78578.fna.gz")]
+    stream = stream_genome_windows(paths, tokenizer, window_length=1024, windows_per_shard=512)
+    assert stream.n_shards % 4 == 0 or stream.n_shards > 16
+    seen = []
+    for rank in range(2):
+        part = split_dataset_by_node(stream, rank=rank, world_size=2).select_columns(["record", "start"])
+        loader = DataLoader(part, batch_size=256, num_workers=2)
+        for batch in loader:
+            seen += list(zip(batch["record"], batch["start"].tolist()))
+    assert len(seen) == len(set(seen)), "a window was produced twice"
+    expected = load_genome_windows(paths, tokenizer, window_length=1024, validation_fraction=0)["train"]
+    assert set(seen) == set(zip(expected["record"], expected["start"]))
