@@ -55,3 +55,25 @@ def test_pretrain_recipe_yaml_config_and_bad_arguments(tmp_path):
                  cwd=tmp_path)
     assert result.returncode != 0 and "weights must be >= 0" in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_continual_pretraining_adds_missing_tokens(tmp_path):
+    from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
+    from birdie_hf.tokenizer import sentinel_ids
+
+    small = build_dna_tokenizer(num_sentinels=4)  # an older checkpoint with too few sentinels
+    model = build_causal_lm(default_model_config(small, hidden_size=32, num_hidden_layers=1,
+                                                 num_attention_heads=2), seed=0)
+    model.save_pretrained(tmp_path / "base")
+    small.save_pretrained(tmp_path / "base")
+    out = tmp_path / "continued"
+    result = run("--model_name_or_path", str(tmp_path / "base"), "--output_dir", str(out), *TINY,
+                 "--warmup_steps", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    continued = AutoModelForCausalLM.from_pretrained(out)
+    assert len(sentinel_ids(tokenizer)) == 128
+    assert continued.get_input_embeddings().weight.shape[0] >= len(tokenizer)
+    original = AutoModelForCausalLM.from_pretrained(tmp_path / "base").get_input_embeddings().weight
+    assert not torch.equal(continued.get_input_embeddings().weight[: original.shape[0]], original)  # it trained
