@@ -6,30 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Objective, ObjectiveConfig, ObjectiveExample
-from .spans import num_noise_spans, sample_noise_layout
+from .base import Objective, ObjectiveExample
+from .spans import SpanCorruptionConfig, num_noise_spans, sample_noise_layout
 
 
 @dataclass
-class AutoencodingConfig(ObjectiveConfig):
-    """Settings of [`Autoencoding`].
+class AutoencodingConfig(SpanCorruptionConfig):
+    """Settings of [`Autoencoding`]: `corruption_rate` and `mean_span_length` (see [`SpanCorruptionConfig`]), and
 
     Parameters:
-        corruption_rate (`float`, *optional*, defaults to `0.15`):
-            Share of the bases replaced by sentinels.
-        mean_span_length (`float`, *optional*, defaults to `3`):
-            Mean corrupted span length in bases (capped by the sentinels available, as for infilling).
         shuffle (`bool`, *optional*, defaults to `False`):
             Also shuffle the order of the uncorrupted segments ("autoencoding with deshuffling").
     """
 
-    corruption_rate: float = 0.15
-    mean_span_length: float = 3.0
     shuffle: bool = False
-
-    def __post_init__(self):
-        self._check_fraction("corruption_rate", self.corruption_rate)
-        self._check_positive("mean_span_length", self.mean_span_length)
 
 
 class Autoencoding(Objective):

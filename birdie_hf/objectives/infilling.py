@@ -6,28 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Objective, ObjectiveConfig, ObjectiveExample
-from .spans import num_noise_spans, sample_noise_layout
+from .base import Objective, ObjectiveExample
+from .spans import SpanCorruptionConfig, num_noise_spans, sample_noise_layout
 
 
 @dataclass
-class InfillingConfig(ObjectiveConfig):
-    """Settings of [`Infilling`].
-
-    Parameters:
-        corruption_rate (`float`, *optional*, defaults to `0.15`):
-            Share of the bases replaced by sentinels.
-        mean_span_length (`float`, *optional*, defaults to `3`):
-            Mean length of a corrupted span, in bases. The number of spans is capped by the tokenizer's sentinels;
-            when the cap binds, spans get longer than asked.
-    """
-
-    corruption_rate: float = 0.15
-    mean_span_length: float = 3.0
-
-    def __post_init__(self):
-        self._check_fraction("corruption_rate", self.corruption_rate)
-        self._check_positive("mean_span_length", self.mean_span_length)
+class InfillingConfig(SpanCorruptionConfig):
+    """Settings of [`Infilling`]: `corruption_rate` and `mean_span_length` (see [`SpanCorruptionConfig`])."""
 
 
 class Infilling(Objective):

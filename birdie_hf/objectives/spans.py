@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import ObjectiveConfig
+
 
 def random_segmentation(rng: np.random.Generator, total: int, num_segments: int) -> np.ndarray:
     """Split `total` items into `num_segments` contiguous segments of at least one item each, uniformly at random.
@@ -68,3 +70,23 @@ def sample_noise_layout(
         is_noise = np.tile([True, False], num_spans)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return SpanLayout(starts=starts, lengths=lengths, is_noise=is_noise)
+
+
+@dataclass
+class SpanCorruptionConfig(ObjectiveConfig):
+    """Settings shared by the objectives that corrupt random spans (infilling, autoencoding).
+
+    Parameters:
+        corruption_rate (`float`, *optional*, defaults to `0.15`):
+            Share of the bases replaced by sentinels.
+        mean_span_length (`float`, *optional*, defaults to `3`):
+            Mean length of a corrupted span, in bases. The number of spans is capped by the tokenizer's sentinels;
+            when the cap binds, spans get longer than asked.
+    """
+
+    corruption_rate: float = 0.15
+    mean_span_length: float = 3.0
+
+    def __post_init__(self):
+        self._check_fraction("corruption_rate", self.corruption_rate)
+        self._check_positive("mean_span_length", self.mean_span_length)
