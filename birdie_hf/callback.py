@@ -9,7 +9,7 @@ import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .mixture import LiveMixture
-from .policy import BirdiePolicy
+from .policy import BirdiePolicy, total_reward
 
 
 logger = logging.getLogger(__name__)
@@ -22,8 +22,8 @@ class BirdieRewardCallback(TrainerCallback):
       a pending mixture one step after it was decided.
     - `on_evaluate` reads the per-entry validation losses (`metrics["eval_loss/<entry>"]`, written by
       [`BirdieTrainer.evaluate`]), lets the policy choose the next mixture on the main process, broadcasts it to every
-      rank, and adds `mixture/<entry>`, `reward/<entry>` and `reward/total` to `metrics` so they reach every
-      `report_to` integration.
+      rank, and adds `next_mixture/<entry>`, `reward/<entry>` and `reward/total` to `metrics` so they reach every
+      `report_to` integration (the training logs carry the active `mixture/<entry>` whenever it changes).
 
     Why one step of delay: a batch is prefetched before the step that consumes it (accelerate's `DataLoaderShard`),
     so a mixture applied at the end of step `s` first shapes the batch of step `s + 2`. Applying it at the end of
@@ -103,15 +103,12 @@ class BirdieRewardCallback(TrainerCallback):
             record["next_mixture"] = dict(zip(self.mixture.names, new_mixture))
             record["explored"] = explored
             for name, weight in zip(self.mixture.names, new_mixture):
-                metrics[f"mixture/{name}"] = weight
+                metrics[f"next_mixture/{name}"] = weight
             if rewards is not None:
                 record["rewards"] = dict(zip(self.mixture.names, rewards))
                 for name, reward in zip(self.mixture.names, rewards):
                     metrics[f"reward/{name}"] = reward
-                classes = self.policy.classes
-                from .policy import total_reward
-
-                metrics["reward/total"] = float(total_reward(np.asarray(rewards), classes))
+                metrics["reward/total"] = float(total_reward(np.asarray(rewards), self.policy.classes))
                 record["total_reward"] = metrics["reward/total"]
             metrics["policy/explored"] = float(explored)
         else:
