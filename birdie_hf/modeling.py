@@ -38,7 +38,7 @@ def default_model_config(
             f"hidden_size ({hidden_size}) must be divisible by num_attention_heads ({num_attention_heads})."
         )
     return LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=kwargs.pop("vocab_size", len(tokenizer)),
         hidden_size=hidden_size,
         num_hidden_layers=num_hidden_layers,
         num_attention_heads=num_attention_heads,

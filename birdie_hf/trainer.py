@@ -104,6 +104,13 @@ class BirdieTrainer(Trainer):
         elif isinstance(model, str):
             model = AutoModelForCausalLM.from_pretrained(model, attn_implementation="sdpa")
 
+        embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+        if embeddings is not None and embeddings.num_embeddings < len(data_collator.tokenizer):
+            raise ValueError(
+                f"The model has {embeddings.num_embeddings} token embeddings but the tokenizer has "
+                f"{len(data_collator.tokenizer)} tokens (Birdie prompts and sentinels included): call "
+                "`model.resize_token_embeddings(len(tokenizer))` first."
+            )
         policy = None
         if args.policy == "birdie":
             policy = BirdiePolicy(data_collator.objective_names, data_collator.reward_classes,

@@ -134,6 +134,11 @@ def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
         BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], objective_weights=[0])
     with pytest.raises(ValueError, match="Unknown objective 'copy'"):
         BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copy"])
+    small = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
+                                                 num_attention_heads=2, vocab_size=20))
+    with pytest.raises(ValueError, match="resize_token_embeddings"):
+        BirdieTrainer(model=small, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="static"),
+                      train_dataset=genome["train"], processing_class=tokenizer)
     trainer = make_trainer(tokenizer, genome, tmp_path)
     with pytest.raises(ValueError, match="no birdie_state.pt"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
