@@ -137,7 +137,7 @@ def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
     small = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
                                                  num_attention_heads=2, vocab_size=20))
     with pytest.raises(ValueError, match="resize_token_embeddings"):
-        BirdieTrainer(model=small, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="static"),
+        BirdieTrainer(model=small, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="ntp"),
                       train_dataset=genome["train"], processing_class=tokenizer)
     trainer = make_trainer(tokenizer, genome, tmp_path)
     with pytest.raises(ValueError, match="no birdie_state.pt"):
