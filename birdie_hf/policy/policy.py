@@ -5,6 +5,7 @@ Feed it the per-entry validation losses at each evaluation; it answers with the 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
@@ -16,6 +17,18 @@ from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .reward import class_index, objective_rewards, total_reward
 from .reward_model import RewardModel, fit_reward_model
+
+
+@contextmanager
+def _single_thread():
+    """Run the tiny reward model on one intra-op thread: faster than several for an MLP this size, and it never
+    fights the training step (or other processes) for cores, which made fits 100x slower under contention."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _adamw(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -143,8 +156,13 @@ class BirdiePolicy:
         """Record the validation `losses` (shape `(num_entries,)`) measured at `step` and choose the next mixture.
 
         The reward of the interval since the previous observation is computed for the mixture that was in force,
-        added to the history, and the reward model is refit. Before `warmup_steps` the mixture is kept.
+        added to the history, and the reward model is refit. Before `warmup_steps` the mixture is kept. `progress`
+        (0 to 1) drives the exploration schedule.
         """
+        with _single_thread():
+            return self._observe(step, losses, progress, show_progress)
+
+    def _observe(self, step: int, losses: Sequence[float], progress: float, show_progress: bool) -> PolicyDecision:
         losses = np.asarray(losses, dtype=np.float64)
         if losses.shape != (self.num_entries,) or not np.isfinite(losses).all():
             raise ValueError(f"Expected {self.num_entries} finite losses, got {losses}.")
