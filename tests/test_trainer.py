@@ -76,10 +76,14 @@ def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
     static.train()
     for record in static.mixture_trajectory()["evaluations"]:
         assert record["mixture"]["next_token_prediction"] == pytest.approx(0.5)
-    ntp = make_trainer(tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2)
+    # Gradient accumulation and bf16 autocast (the dense mask follows the compute dtype).
+    ntp = make_trainer(tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2, gradient_accumulation_steps=2,
+                       bf16=True)
     assert ntp.data_collator.objective_names == ["next_token_prediction"]
+    assert ntp._mask_dtype(ntp.model) == torch.bfloat16
     ntp.train()
-    assert "loss/next_token_prediction" in [k for h in ntp.state.log_history for k in h]
+    logged = [h["loss/next_token_prediction"] for h in ntp.state.log_history if "loss/next_token_prediction" in h]
+    assert logged and all(np.isfinite(logged))
 
 
 class StopAt(TrainerCallback):
@@ -149,3 +153,37 @@ def test_policy_schedule_scales_with_run_length():
     assert args.policy_schedule(32768)[2][:5] == [10, 50, 250, 500, 750]
     warmup, interval, steps = args.policy_schedule(300)
     assert (warmup, interval) == (30, 30) and steps[:4] == [1, 6, 30, 60] and steps[-1] == 300
+
+
+@pytest.mark.slow
+def test_streaming_run_resumes_where_the_stream_stopped(tokenizer, genome, tmp_path, shared_dir):
+    from birdie_hf import stream_genome_windows
+
+    stream = stream_genome_windows([str(shared_dir / "data/genomes/lambda_phage.fa.gz")], tokenizer,
+                                   window_length=64, windows_per_shard=64)
+    kwargs = dict(max_steps=6, save_strategy="steps", save_steps=3, logging_steps=1, policy="static")
+
+    def run(name, stop=None, resume=False):
+        trainer = make_trainer(tokenizer, genome, tmp_path / name, **kwargs)
+        trainer.train_dataset = stream
+        seen = []
+        collate = trainer.data_collator.torch_call
+
+        def recording(features):
+            seen.append([int(f["start"]) for f in features])
+            return collate(features)
+
+        trainer.data_collator.torch_call = recording
+        if stop:
+            trainer.add_callback(StopAt(stop))
+        trainer.train(resume_from_checkpoint=True if resume else None)
+        return trainer, seen
+
+    full, full_seen = run("full")
+    run("cut", stop=3)
+    resumed, resumed_seen = run("cut", resume=True)
+    # The resumed run reads past the 3 consumed batches (accelerate skips them) and then trains on the same windows
+    # as the uninterrupted run: the stream continues where it stopped instead of starting over.
+    assert resumed_seen[: len(full_seen)] == full_seen[: len(resumed_seen)]
+    losses = lambda t: [(h["step"], h["loss"]) for h in t.state.log_history if "loss" in h and h["step"] > 3]
+    assert losses(resumed) == losses(full)
