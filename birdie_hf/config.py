@@ -174,13 +174,26 @@ class BirdieTrainingArguments(TrainingArguments):
             raise ValueError(f"Invalid policy settings: {error}") from error
 
     def __getstate__(self):
-        # Pickled arguments (the `training_args.bin` of every checkpoint) never carry secrets; the live object keeps
-        # them for pushing.
+        # Pickled arguments (the `training_args.bin` of every checkpoint) never carry secrets; the live object and
+        # its copies (`__copy__`/`__deepcopy__` below) keep them for pushing.
         state = dict(self.__dict__)
         for key in list(state):
             if key.endswith("_token") and isinstance(state[key], str) and state[key]:
                 state[key] = "<redacted>"
         return state
+
+    def __copy__(self):
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update({key: copy.deepcopy(value, memo) for key, value in self.__dict__.items()})
+        return new
 
     def objective_specs(self):
         """The parsed mixture this run trains on (NTP only with `policy="ntp"`), initial weights applied."""

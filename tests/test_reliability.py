@@ -77,6 +77,11 @@ def test_token_never_saved_in_checkpoints(tokenizer, genome, tmp_path):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), f"token written to {path}"
     assert trainer.args.hub_token == secret  # still usable for pushing
+    import copy
+    import pickle
+
+    assert copy.deepcopy(trainer.args).hub_token == secret and copy.copy(trainer.args).hub_token == secret
+    assert pickle.loads(pickle.dumps(trainer.args)).hub_token == "<redacted>"
 
 
 def test_continual_pretraining_rejects_a_non_causal_checkpoint(tmp_path, tokenizer):
