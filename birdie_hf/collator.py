@@ -118,11 +118,13 @@ class DataCollatorForBirdie(DataCollatorMixin):
             windows.append(np.asarray(feature["input_ids"], dtype=np.int64))
         return windows
 
-    def _batch_rng(self, windows: list[np.ndarray], salt: int = 0) -> np.random.Generator:
+    def _batch_rng(self, windows: list[np.ndarray], salt: int = 0, epoch: Optional[int] = None
+                   ) -> np.random.Generator:
         digest = 0
         for window in windows:
             digest = zlib.crc32(window.tobytes(), digest)
-        return np.random.default_rng([self.seed, self.mixture.epoch, salt, digest])
+        epoch = self.mixture.epoch if epoch is None else epoch
+        return np.random.default_rng([self.seed, epoch, salt, digest])
 
     def _apply(self, index: int, window: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
         objective = self.transforms[index]
@@ -152,7 +154,8 @@ class DataCollatorForBirdie(DataCollatorMixin):
         self, features: Sequence[dict[str, Any]], objective_indices: Sequence[int]
     ) -> dict[str, torch.Tensor]:
         """Collate with a given entry per feature instead of drawing from the mixture, e.g. for the fixed
-        per-objective validation batches of the reward. Deterministic in the features and indices."""
+        per-objective validation batches of the reward. Deterministic in the features and indices alone (not the
+        epoch), so a resumed run rebuilds the same validation batches."""
         if len(objective_indices) != len(features):
             raise ValueError(f"Got {len(objective_indices)} objective indices for {len(features)} features.")
         for index in objective_indices:
@@ -160,7 +163,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
                 raise IndexError(f"Objective index {index} out of range for {len(self.transforms)} entries.")
         windows = self._windows(features)
         salt = 1 + zlib.crc32(np.asarray(objective_indices, dtype=np.int64).tobytes())
-        return self._collate(windows, list(objective_indices), self._batch_rng(windows, salt=salt))
+        return self._collate(windows, list(objective_indices), self._batch_rng(windows, salt=salt, epoch=0))
 
     def _collate(self, windows: list[np.ndarray], choices: list[int], rng: np.random.Generator):
         examples = [self._apply(index, window, rng) for index, window in zip(choices, windows)]

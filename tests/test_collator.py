@@ -220,3 +220,12 @@ def test_mask_format_resolution(tokenizer, tmp_path):
     assert trainer._mask_format == "dense"  # flex has no backward on CPU: auto falls back to the dense mask
     with pytest.raises(ValueError, match="attention_mask_format"):
         BirdieTrainingArguments(output_dir=str(tmp_path), attention_mask_format="sparse")
+
+
+def test_fixed_objective_batches_ignore_the_epoch_but_training_draws_do_not(tokenizer):
+    collator = DataCollatorForBirdie(tokenizer, objectives=SMALL_MIXTURE, max_length=160)
+    before, drawn = collator.collate_with_objectives(windows(4), [2, 3, 2, 3]), collator(windows(16))
+    collator.mixture.set_epoch(3)
+    after, redrawn = collator.collate_with_objectives(windows(4), [2, 3, 2, 3]), collator(windows(16))
+    assert torch.equal(before["input_ids"], after["input_ids"])  # a resumed run rebuilds the same held-out batches
+    assert not torch.equal(drawn["input_ids"], redrawn["input_ids"])  # repeated windows get fresh corruption
