@@ -83,7 +83,7 @@ def main():
     plain = Trainer(
         model=build_causal_lm(config, seed=0),
         args=TrainingArguments(output_dir="/tmp/bench-plain", remove_unused_columns=False, **common),
-        train_dataset=_Batches([{k: v for k, v in to_model_inputs(b).items()} for b in batches]),
+        train_dataset=_Batches([to_model_inputs(b) for b in batches]),
         data_collator=lambda items: items[0],
         callbacks=[plain_timer],
     )

@@ -57,7 +57,8 @@ class BirdieRewardCallback(TrainerCallback):
         if hasattr(args, "policy_schedule"):
             warmup, interval, steps = args.policy_schedule(state.max_steps)
         else:
-            warmup, interval, steps = 0, max(1, state.max_steps // 10), list(range(0, state.max_steps + 1, 10))
+            warmup, interval = 0, max(1, state.max_steps // 10)
+            steps = list(range(interval, state.max_steps + 1, interval))
         self.evaluation_steps = set(steps) if self.schedule_evaluations else set()
         if self.policy is not None:
             self.policy.config.warmup_steps = warmup

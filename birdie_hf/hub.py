@@ -84,7 +84,7 @@ def mixture_table(trajectory: dict) -> str:
     return "\n".join(rows)
 
 
-def _eval_results(results: list[dict], model_name: str, split: str = "test"):
+def _eval_results(results: list[dict], split: str = "test"):
     from huggingface_hub import EvalResult
 
     out = []
@@ -127,7 +127,7 @@ def pretrained_model_card(
         tags=CARD_TAGS + [f"birdie-policy-{trajectory.get('policy', 'birdie')}"],
         widget=[{"text": sequence} for sequence in widget_sequences],
         model_name=repo_id.split("/")[-1],
-        eval_results=_eval_results(evaluation or [], repo_id) or None,
+        eval_results=_eval_results(evaluation or []) or None,
     )
     if evaluation:
         lines = ["| task | MCC | F1 | accuracy |", "|---|---|---|---|"]
@@ -159,7 +159,7 @@ def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[s
         base_model=record["checkpoint"] if "/" in str(record["checkpoint"]) and not os.path.exists(
             str(record["checkpoint"])) else None,
         widget=[{"text": sequence} for sequence in widget_sequences], model_name=repo_id.split("/")[-1],
-        eval_results=_eval_results([{"task": task, **test}], repo_id),
+        eval_results=_eval_results([{"task": task, **test}]),
     )
     rows = "\n".join(f"| {name} | {test[name]:.4f} |" for name in ("mcc", "f1", "accuracy") if name in test)
     return ModelCard.from_template(
