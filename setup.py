@@ -18,7 +18,7 @@ setup(
     install_requires=[
         "torch>=2.4",
         "numpy>=1.24",
-        "transformers>=4.56",
+        "transformers>=5.0",
         "accelerate>=1.0",
         "datasets>=3.0",
         "tokenizers>=0.20",
@@ -28,10 +28,10 @@ setup(
         "scikit-learn>=1.3",
         "pyyaml>=6.0",
         "tqdm>=4.60",
+        "matplotlib>=3.7",
     ],
     extras_require={
-        "plot": ["matplotlib>=3.7"],
-        "test": ["pytest>=7.0", "matplotlib>=3.7"],
+        "test": ["pytest>=7.0"],
     },
     classifiers=[
         "License :: OSI Approved :: Apache Software License",

@@ -1,4 +1,4 @@
-"""Plots of what the curriculum did (needs matplotlib: `pip install birdie_hf[plot]`).
+"""Plots of what the curriculum did (matplotlib, drawn off-screen with the Agg backend).
 
 Every function takes the `mixture_trajectory.json` content of a run (see [`BirdieTrainer.mixture_trajectory`]) and
 writes a PNG.
@@ -17,7 +17,7 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError("birdie_hf.plotting needs matplotlib: pip install 'birdie_hf[plot]'") from error
+        raise ImportError("birdie_hf.plotting needs matplotlib, a dependency of birdie_hf: pip install matplotlib") from error
     return plt
 
 

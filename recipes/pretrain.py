@@ -225,9 +225,10 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             json.dump({**result.metrics, "tokens_seen": tokens, "policy": training_args.policy}, handle, indent=2)
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
-        save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
+        # The card comes before the plots: it is the run's record, the plots are a view of it.
         trainer.create_model_card(training_data=describe_data(script_args), tokens_seen=tokens)
         print(f"Wrote the model card to {os.path.join(training_args.output_dir, 'README.md')}")
+        save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
     if training_args.push_to_hub:
         try:
             trainer.push_to_hub(commit_message="Birdie pre-training", training_data=describe_data(script_args),
@@ -239,12 +240,9 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
 
 
 def save_plots(trajectory: dict, directory: str) -> None:
-    """Mixture, loss and reward plots of the run (skipped, with a note, when matplotlib is missing)."""
-    try:
-        from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards
-    except ImportError:
-        logger.info("matplotlib is not installed: skipping plots (pip install 'birdie_hf[plot]').")
-        return
+    """Mixture, loss and reward plots of the run (matplotlib is a dependency of birdie_hf)."""
+    from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards
+
     if not trajectory["evaluations"]:
         return
     plot_mixture(trajectory, os.path.join(directory, "mixture.png"))
