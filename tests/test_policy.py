@@ -42,18 +42,39 @@ def test_candidates_lie_on_the_simplex():
     assert (candidates >= 0).all()
 
 
+class _WeightOfEntryZero(torch.nn.Module):
+    """A stand-in reward model: predicted reward of entry 0 is its (normalised) weight, others 0."""
+
+    def score_candidates(self, history_losses, history_mixtures, losses, candidates):
+        predicted = torch.zeros_like(candidates)
+        predicted[:, 0] = candidates[:, 0]
+        return predicted
+
+
 def test_select_mixture_follows_the_reward_model():
-    torch.manual_seed(0)
-    model = RewardModel(3, hidden_size=16, num_layers=1)
-    with torch.no_grad():  # predicted reward of entry 0 = its weight; others 0
-        for p in model.parameters():
-            p.zero_()
-        model.net[0].weight[0, 3] = 1.0
-        model.net[2].weight[0, 0] = 5.0
     candidates = sample_candidate_mixtures(np.random.default_rng(0), 3, 512)
-    mixture, best = select_mixture(model, np.ones(3), candidates, np.arange(3), top_n=4)
-    assert mixture.argmax() == 0 and mixture[0] > 0.9
-    assert mixture.sum() == pytest.approx(1.0) and best > 0
+    prior = np.full(3, 1 / 3)
+    choice = select_mixture(_WeightOfEntryZero(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(3), candidates,
+                            np.arange(3), prior, top_n=4)
+    assert choice.mixture.argmax() == 0 and choice.mixture[0] > 0.9
+    assert choice.mixture.sum() == pytest.approx(1.0)
+    # normalised weight 3 * w - 1: the prior scores 0, the choice about 3 * 0.95 - 1
+    assert choice.prior_predicted_reward == pytest.approx(0.0, abs=1e-6)
+    assert choice.predicted_gain == pytest.approx(3 * choice.mixture[0] - 1, rel=1e-5)
+
+
+def test_reward_model_reads_the_history():
+    """The same current losses and candidate get different predictions after different histories."""
+    torch.manual_seed(0)
+    model = RewardModel(2, hidden_size=8, num_layers=1)
+    torch.nn.init.normal_(model.head[-1].weight)
+    now, candidate = torch.zeros(2), torch.tensor([[0.5, -0.5]])
+    empty = model.score_candidates(torch.zeros(0, 2), torch.zeros(0, 2), now, candidate)
+    one = model.score_candidates(torch.tensor([[0.3, -0.2]]), torch.tensor([[1.0, -1.0]]), now, candidate)
+    assert empty.shape == (1, 2) and not torch.allclose(empty, one)
+    # a fresh model predicts "no reward" for anything (zero-initialised last layer)
+    fresh = RewardModel(2, hidden_size=8, num_layers=1)
+    assert fresh.score_candidates(torch.zeros(0, 2), torch.zeros(0, 2), now, candidate).abs().max() == 0
 
 
 def test_exploration_schedule():
@@ -127,3 +148,37 @@ def test_policy_input_errors():
     other = BirdiePolicy(["a", "c"], ["a", "c"], [1, 1])
     with pytest.raises(ValueError, match="entries"):
         other.load_state_dict(policy.state_dict())
+
+
+def _synthetic_runs(rates, noise, seed, intervals=24):
+    from birdie_hf.policy.synthetic import SyntheticCurriculum, run_synthetic
+
+    names = [f"e{i}" for i in range(len(rates))]
+    classes, initial = np.arange(len(rates)), np.full(len(rates), 1 / len(rates))
+    policy = BirdiePolicy(names, names, initial, PolicyConfig(hidden_size=32, num_layers=2, update_iterations=60,
+                                                              num_candidates=256, seed=seed))
+    learned = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), policy, intervals, classes, initial)
+    static = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), None, intervals, classes, initial)
+    return policy, learned, static
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_policy_beats_the_static_mixture_on_a_synthetic_curriculum(seed):
+    """Only entry 0 (fast) and entry 1 (slow) respond to training; the best mixture favours entry 0."""
+    policy, learned, static = _synthetic_runs([0.6, 0.05, 0, 0, 0, 0], noise=0.002, seed=seed)
+    assert learned["total_reward"] > static["total_reward"] + 0.5
+    assert learned["final_losses"][0] < static["final_losses"][0]
+    chosen = [r for r in policy.trajectory if r["decision"] == "reward_model"]
+    assert chosen and np.mean([r["mixture"][0] for r in chosen]) > 0.3  # initial weight: 1/6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_policy_stays_at_the_initial_mixture_on_pure_noise(seed):
+    """No loss responds to training; observed losses carry 1% noise. Outside explorations the policy keeps the
+    initial mixture, because no candidate is predicted to beat it by more than the noise floor."""
+    policy, learned, _ = _synthetic_runs([0.0] * 6, noise=0.01, seed=seed)
+    decisions = [r for r in policy.trajectory if r["decision"] in ("reward_model", "prior")]
+    assert decisions and all(r["decision"] == "prior" for r in decisions)
+    for record in decisions:
+        np.testing.assert_allclose(record["mixture"], np.full(6, 1 / 6))
+        assert abs(record["predicted_gain"]) < 0.05

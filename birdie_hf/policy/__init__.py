@@ -1,6 +1,6 @@
 """Birdie's reward policy: rewards, reward model, action search and exploration. Pure torch/numpy, no Trainer."""
 
-from .action_search import sample_candidate_mixtures, select_mixture
+from .action_search import CandidateChoice, sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .policy import BirdiePolicy, PolicyConfig, PolicyDecision
 from .reward import class_index, objective_rewards, total_reward
@@ -9,6 +9,7 @@ from .reward_model import RewardModel, fit_reward_model
 
 __all__ = [
     "BirdiePolicy",
+    "CandidateChoice",
     "ExplorationSchedule",
     "PolicyConfig",
     "PolicyDecision",

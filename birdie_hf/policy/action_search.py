@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from .reward import total_reward
-from .reward_model import RewardModel
+from .reward_model import RewardModel, normalise_mixtures
 
 
 def sample_candidate_mixtures(rng: np.random.Generator, num_entries: int, num_candidates: int) -> np.ndarray:
@@ -22,29 +24,60 @@ def sample_candidate_mixtures(rng: np.random.Generator, num_entries: int, num_ca
     return candidates / candidates.sum(axis=1, keepdims=True)
 
 
+@dataclass
+class CandidateChoice:
+    """What [`select_mixture`] found.
+
+    Attributes:
+        mixture (`np.ndarray` of shape `(num_entries,)`): mean of the `top_n` best candidates.
+        predicted_reward (`float`): predicted total reward of that mean mixture.
+        prior_predicted_reward (`float`): predicted total reward of the prior (fallback) mixture.
+    """
+
+    mixture: np.ndarray
+    predicted_reward: float
+    prior_predicted_reward: float
+
+    @property
+    def predicted_gain(self) -> float:
+        return self.predicted_reward - self.prior_predicted_reward
+
+
 @torch.no_grad()
 def select_mixture(
     model: RewardModel,
+    history_losses: np.ndarray,
+    history_mixtures: np.ndarray,
     losses: np.ndarray,
     candidates: np.ndarray,
     classes: np.ndarray,
+    prior: np.ndarray,
     top_n: int = 8,
-) -> tuple[np.ndarray, float]:
-    """The mean of the `top_n` candidates with the highest predicted total reward.
+) -> CandidateChoice:
+    """Score `candidates` (and `prior`) with the reward model; return the mean of the `top_n` best.
 
     Args:
         model ([`RewardModel`]): the trained reward model.
-        losses (`np.ndarray` of shape `(num_entries,)`): current validation losses.
-        candidates (`np.ndarray` of shape `(num_candidates, num_entries)`).
+        history_losses (`np.ndarray` of shape `(time, num_entries)`): normalised losses of past intervals.
+        history_mixtures (`np.ndarray` of shape `(time, num_entries)`): mixtures of past intervals (raw weights).
+        losses (`np.ndarray` of shape `(num_entries,)`): normalised current losses.
+        candidates (`np.ndarray` of shape `(num_candidates, num_entries)`): raw candidate mixtures.
         classes (`np.ndarray` of shape `(num_entries,)`): reward class per entry.
+        prior (`np.ndarray` of shape `(num_entries,)`): the mixture to compare against (the initial mixture).
         top_n (`int`): how many of the best candidates to average.
-
-    Returns:
-        `(mixture, predicted_total_reward_of_the_best)`.
     """
-    state = torch.as_tensor(losses, dtype=torch.float32).expand(len(candidates), -1)
-    predicted = model(state, torch.as_tensor(candidates, dtype=torch.float32)).double().numpy()
-    scores = total_reward(predicted, classes)
+    mean_of = lambda rows: rows.mean(axis=0) / rows.mean(axis=0).sum()  # noqa: E731
+    as_tensor = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
+
+    def predict(mixtures: np.ndarray) -> np.ndarray:
+        predicted = model.score_candidates(
+            as_tensor(history_losses).reshape(-1, len(losses)),
+            as_tensor(normalise_mixtures(np.asarray(history_mixtures).reshape(-1, len(losses)))),
+            as_tensor(losses), as_tensor(normalise_mixtures(mixtures)))
+        return total_reward(predicted.double().numpy(), classes)
+
+    scores = predict(candidates)
     best = np.argsort(-scores, kind="stable")[:top_n]
-    mixture = candidates[best].mean(axis=0)
-    return mixture / mixture.sum(), float(scores[best[0]])
+    mixture = mean_of(candidates[best])
+    averaged, prior_score = predict(np.stack([mixture, prior]))
+    return CandidateChoice(mixture=mixture, predicted_reward=float(averaged), prior_predicted_reward=float(prior_score))

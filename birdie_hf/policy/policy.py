@@ -16,7 +16,7 @@ from ..mixture import normalize_weights
 from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .reward import class_index, objective_rewards, total_reward
-from .reward_model import RewardModel, fit_reward_model
+from .reward_model import RewardModel, fit_reward_model, normalise_losses, normalise_mixtures
 
 
 @contextmanager
@@ -31,12 +31,19 @@ def _single_thread():
         torch.set_num_threads(previous)
 
 
+#: AdamW's epsilon for the reward model. Adam's steps do not depend on the gradients' scale, so with the default 1e-8
+#: a history of pure-noise rewards (|r| ~ 1e-3) would be fitted as fast as real signal and extrapolated into
+#: confident-looking predictions; with 1e-4, gradients far below that scale (rewards at the noise floor) move the
+#: weights proportionally less.
+ADAM_EPS = 1e-4
+
+
 def _adamw(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
     params = list(parameters)
     try:  # the fused kernel is ~1.5x faster for this small MLP on CPU
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=ADAM_EPS, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=ADAM_EPS)
 
 
 @dataclass
@@ -44,8 +51,8 @@ class PolicyConfig:
     """Settings of [`BirdiePolicy`] (mirrored by the `policy_*` fields of [`BirdieTrainingArguments`]).
 
     Parameters:
-        hidden_size (`int`, *optional*, defaults to `256`): reward-model MLP width.
-        num_layers (`int`, *optional*, defaults to `4`): reward-model hidden layers.
+        hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
+        num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent layers.
         learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
         update_iterations (`int`, *optional*, defaults to `200`): MSE steps on the history after each evaluation.
@@ -54,6 +61,10 @@ class PolicyConfig:
         exploration (`ExplorationSchedule`): when to explore instead of exploit.
         min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps in every chosen mixture, so no
             objective is forgotten entirely (capped at `0.5 / num_entries`).
+        min_predicted_gain (`float`, *optional*, defaults to `0.05`): the reward model's choice replaces the initial
+            mixture only when its predicted total reward beats the initial mixture's by this much (the rewards' noise
+            floor, see `benchmarks/reward_noise.py`); otherwise the initial mixture is kept. So a policy whose rewards
+            are noise stays near the initial mixture between explorations.
         warmup_steps (`int`, *optional*, defaults to `0`): steps during which the initial mixture is kept (history
             is still gathered), as Birdie's uniform warm-up.
         seed (`int`, *optional*, defaults to `0`).
@@ -68,6 +79,7 @@ class PolicyConfig:
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
     min_weight: float = 0.01
+    min_predicted_gain: float = 0.05
     warmup_steps: int = 0
     seed: int = 0
 
@@ -77,6 +89,10 @@ class PolicyConfig:
         for name in ("hidden_size", "num_layers", "update_iterations", "num_candidates", "top_n"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PolicyConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0.0 <= self.min_weight <= 1.0:
+            raise ValueError(f"PolicyConfig.min_weight must be in [0, 1], got {self.min_weight}.")
+        if self.min_predicted_gain < 0:
+            raise ValueError(f"PolicyConfig.min_predicted_gain must be >= 0, got {self.min_predicted_gain}.")
         if self.top_n > self.num_candidates:
             raise ValueError(f"PolicyConfig.top_n ({self.top_n}) exceeds num_candidates ({self.num_candidates}).")
 
@@ -89,16 +105,26 @@ class PolicyDecision:
         mixture (`np.ndarray`): the mixture to train on next.
         rewards (`np.ndarray` or `None`): reward per entry for the interval just finished (`None` at the first
             observation).
-        explored (`bool`): whether the mixture is an exploration draw.
+        kind (`str`): how the mixture was chosen: `"keep"` (warm-up or first observation), `"explore"` (random
+            draw), `"reward_model"` (the reward model's choice) or `"prior"` (the initial mixture, because the
+            reward model's choice was not predicted to beat it by `min_predicted_gain`).
         reward_model_loss (`float` or `None`): final MSE of the reward-model update.
-        predicted_reward (`float` or `None`): predicted total reward of the best candidate when exploiting.
+        predicted_reward (`float` or `None`): predicted total reward of the reward model's choice.
+        predicted_gain (`float` or `None`): how much more total reward than the initial mixture it is predicted to
+            earn.
     """
 
     mixture: np.ndarray
     rewards: Optional[np.ndarray] = None
-    explored: bool = False
+    kind: str = "keep"
     reward_model_loss: Optional[float] = None
     predicted_reward: Optional[float] = None
+    predicted_gain: Optional[float] = None
+
+    @property
+    def explored(self) -> bool:
+        """Whether the mixture is an exploration draw."""
+        return self.kind == "explore"
 
 
 class BirdiePolicy:
@@ -134,6 +160,7 @@ class BirdiePolicy:
         self.class_names, self.classes = class_index(reward_classes)
         self.config = config or PolicyConfig()
         self.mixture = normalize_weights(initial_weights, self.entry_names)
+        self.prior = self.mixture.copy()
         self.rng = np.random.default_rng(self.config.seed)
         generator_state = torch.random.get_rng_state()
         torch.manual_seed(self.config.seed)
@@ -162,6 +189,10 @@ class BirdiePolicy:
         with _single_thread():
             return self._observe(step, losses, progress, show_progress)
 
+    def _normalised_history(self) -> tuple[np.ndarray, np.ndarray]:
+        reference = self.states[0]
+        return (normalise_losses(np.stack(self.states), reference), normalise_mixtures(np.stack(self.actions)))
+
     def _observe(self, step: int, losses: Sequence[float], progress: float, show_progress: bool) -> PolicyDecision:
         losses = np.asarray(losses, dtype=np.float64)
         if losses.shape != (self.num_entries,) or not np.isfinite(losses).all():
@@ -173,21 +204,29 @@ class BirdiePolicy:
             self.actions.append(self.mixture.copy())
             self.rewards.append(rewards)
             decision.rewards = rewards
-            decision.reward_model_loss = fit_reward_model(self.reward_model, self.optimizer, self.states,
-                                                          self.actions, self.rewards, self.config.update_iterations,
+            states, actions = self._normalised_history()
+            decision.reward_model_loss = fit_reward_model(self.reward_model, self.optimizer, states, actions,
+                                                          self.rewards, self.config.update_iterations,
                                                           show_progress=show_progress)
         self.last_losses = losses
         if step >= self.config.warmup_steps and decision.rewards is not None:
-            explore = self.rng.random() < self.config.exploration.rate(progress, self.decisions)
-            if explore:
-                decision.mixture = exploratory_mixture(self.rng, self.classes)
+            floor = min(self.config.min_weight, 0.5 / self.num_entries)
+            if self.rng.random() < self.config.exploration.rate(progress, self.decisions):
+                decision.kind = "explore"
+                mixture = exploratory_mixture(self.rng, self.classes)
+                decision.mixture = mixture * (1.0 - floor * self.num_entries) + floor
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
-                decision.mixture, decision.predicted_reward = select_mixture(
-                    self.reward_model, losses, candidates, self.classes, self.config.top_n)
-            floor = min(self.config.min_weight, 0.5 / self.num_entries)
-            decision.mixture = decision.mixture * (1.0 - floor * self.num_entries) + floor
-            decision.explored = bool(explore)
+                candidates = candidates * (1.0 - floor * self.num_entries) + floor
+                states, actions = self._normalised_history()
+                choice = select_mixture(self.reward_model, states, np.stack(self.actions),
+                                        normalise_losses(losses, self.states[0]), candidates, self.classes,
+                                        self.prior, self.config.top_n)
+                decision.predicted_reward, decision.predicted_gain = choice.predicted_reward, choice.predicted_gain
+                if choice.predicted_gain >= self.config.min_predicted_gain:
+                    decision.kind, decision.mixture = "reward_model", choice.mixture
+                else:
+                    decision.kind, decision.mixture = "prior", self.prior.copy()
             self.decisions += 1
         self.mixture = normalize_weights(decision.mixture, self.entry_names)
         decision.mixture = self.mixture.copy()
@@ -197,7 +236,10 @@ class BirdiePolicy:
             "rewards": None if decision.rewards is None else decision.rewards.tolist(),
             "total_reward": None if decision.rewards is None else float(total_reward(decision.rewards, self.classes)),
             "mixture": self.mixture.tolist(),
-            "explored": decision.explored,
+            "decision": decision.kind,
+            "reward_model_loss": decision.reward_model_loss,
+            "predicted_reward": decision.predicted_reward,
+            "predicted_gain": decision.predicted_gain,
         })
         return decision
 
@@ -208,6 +250,7 @@ class BirdiePolicy:
             "entry_names": self.entry_names,
             "config": asdict(self.config),
             "mixture": self.mixture.tolist(),
+            "prior": self.prior.tolist(),
             "rng": self.rng.bit_generator.state,
             "reward_model": self.reward_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -225,6 +268,7 @@ class BirdiePolicy:
                 f"Policy state is for entries {state['entry_names']}, but this run's mixture has {self.entry_names}."
             )
         self.mixture = np.asarray(state["mixture"], dtype=np.float64)
+        self.prior = np.asarray(state["prior"], dtype=np.float64)
         self.rng.bit_generator.state = state["rng"]
         self.reward_model.load_state_dict(state["reward_model"])
         self.optimizer.load_state_dict(state["optimizer"])
