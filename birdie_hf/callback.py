@@ -20,10 +20,11 @@ class BirdieRewardCallback(TrainerCallback):
 
     - `on_step_end` asks for an evaluation (`control.should_evaluate`) at the policy's evaluation steps, and applies
       a pending mixture one step after it was decided.
-    - `on_evaluate` reads the per-entry validation losses (`metrics["eval_loss/<entry>"]`, written by
-      [`BirdieTrainer.evaluate`]), lets the policy choose the next mixture on the main process, broadcasts it to every
-      rank, and adds `next_mixture/<entry>`, `reward/<entry>` and `reward/total` to `metrics` so they reach every
-      `report_to` integration (the training logs carry the active `mixture/<entry>` whenever it changes).
+    - [`observe`] is handed the per-entry losses of the fixed held-out set by [`BirdieTrainer.evaluate`] at those
+      scheduled steps only, lets the policy choose the next mixture on the main process, broadcasts it to every rank
+      and returns the decision as log entries (`next_mixture/<entry>`, `reward/<entry>`, `reward/total`,
+      `policy/*`), which the trainer logs. Any other evaluation (a user's `eval_strategy`, `eval_on_start` or
+      `trainer.evaluate(other_data)`) reports losses and changes nothing in the policy or mixture.
 
     Why one step of delay: a batch is prefetched before the step that consumes it (accelerate's `DataLoaderShard`),
     so a mixture applied at the end of step `s` first shapes the batch of step `s + 2`. Applying it at the end of
@@ -35,18 +36,16 @@ class BirdieRewardCallback(TrainerCallback):
     Args:
         mixture ([`LiveMixture`]): the collator's shared mixture.
         policy ([`BirdiePolicy`], *optional*): `None` keeps the mixture fixed (`static` and `ntp` modes); the
-            evaluations still run and are recorded in [`trajectory`].
-        metric_prefix (`str`, *optional*, defaults to `"eval"`).
+            scheduled evaluations still run and are recorded in [`trajectory`].
         schedule_evaluations (`bool`, *optional*, defaults to `True`): request evaluations at the policy's steps
             (off when there is no held-out data, e.g. a `static` run without `eval_dataset`).
     """
 
-    def __init__(self, mixture: LiveMixture, policy: Optional[BirdiePolicy] = None, metric_prefix: str = "eval",
+    def __init__(self, mixture: LiveMixture, policy: Optional[BirdiePolicy] = None,
                  schedule_evaluations: bool = True):
         self.mixture = mixture
         self.policy = policy
         self.schedule_evaluations = schedule_evaluations
-        self.metric_prefix = metric_prefix
         self.evaluation_steps: set[int] = set()
         self.pending: Optional[list[float]] = None
         self.pending_step: Optional[int] = None
@@ -75,16 +74,18 @@ class BirdieRewardCallback(TrainerCallback):
             control.should_evaluate = True
         return control
 
+    def is_due(self, step: int) -> bool:
+        """Whether `step` is a scheduled policy evaluation not yet observed."""
+        return step in self.evaluation_steps and not (self.trajectory and self.trajectory[-1]["step"] == step)
+
     # -- decisions -------------------------------------------------------------------------------------------------
-    def on_evaluate(self, args, state: TrainerState, control: TrainerControl, metrics=None, **kwargs):
-        if metrics is None:
-            return control
-        keys = [f"{self.metric_prefix}_loss/{name}" for name in self.mixture.names]
-        if not all(key in metrics for key in keys):
-            return control
-        losses = np.array([metrics[key] for key in keys], dtype=np.float64)
+    def observe(self, args, state: TrainerState, losses: np.ndarray) -> dict[str, float]:
+        """Record a scheduled evaluation (`losses`: shape `(num_entries,)`, the fixed held-out set) and let the
+        policy decide the next mixture. Returns the decision as log entries for the trainer to log."""
+        losses = np.asarray(losses, dtype=np.float64)
         record = {"step": int(state.global_step), "losses": dict(zip(self.mixture.names, losses.tolist())),
                   "mixture": self.mixture.as_dict()}
+        logs: dict[str, float] = {}
         if self.policy is not None:
             decision = None
             if state.is_world_process_zero:
@@ -93,31 +94,32 @@ class BirdieRewardCallback(TrainerCallback):
                                                show_progress=not getattr(args, "disable_tqdm", True))
                 top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
                 logger.info("Birdie step %d: %s mixture for the next interval, led by %s.", state.global_step,
-                            "exploring" if decision.explored else "reward-model",
-                            ", ".join(f"{name} {weight:.2f}" for name, weight in top))
-            new_mixture, rewards, explored = _broadcast_from_main(
-                None if decision is None else (decision.mixture.tolist(),
-                                               None if decision.rewards is None else decision.rewards.tolist(),
-                                               decision.explored)
-            )
-            self.pending, self.pending_step = new_mixture, state.global_step
-            record["next_mixture"] = dict(zip(self.mixture.names, new_mixture))
-            record["explored"] = explored
-            for name, weight in zip(self.mixture.names, new_mixture):
-                metrics[f"next_mixture/{name}"] = weight
-            if rewards is not None:
-                record["rewards"] = dict(zip(self.mixture.names, rewards))
-                for name, reward in zip(self.mixture.names, rewards):
-                    metrics[f"reward/{name}"] = reward
-                metrics["reward/total"] = float(total_reward(np.asarray(rewards), self.policy.classes))
-                record["total_reward"] = metrics["reward/total"]
-            metrics["policy/explored"] = float(explored)
-        else:
-            for name, weight in self.mixture.as_dict().items():
-                metrics[f"mixture/{name}"] = weight
-        if not self.trajectory or self.trajectory[-1]["step"] != record["step"]:
-            self.trajectory.append(record)
-        return control
+                            decision.kind, ", ".join(f"{name} {weight:.2f}" for name, weight in top))
+            payload = _broadcast_from_main(None if decision is None else {
+                "mixture": decision.mixture.tolist(),
+                "rewards": None if decision.rewards is None else decision.rewards.tolist(),
+                "kind": decision.kind,
+                "reward_model_loss": decision.reward_model_loss,
+                "predicted_reward": decision.predicted_reward,
+                "predicted_gain": decision.predicted_gain,
+            })
+            self.pending, self.pending_step = payload["mixture"], state.global_step
+            record["next_mixture"] = dict(zip(self.mixture.names, payload["mixture"]))
+            record["decision"] = payload["kind"]
+            for name, weight in zip(self.mixture.names, payload["mixture"]):
+                logs[f"next_mixture/{name}"] = weight
+            if payload["rewards"] is not None:
+                record["rewards"] = dict(zip(self.mixture.names, payload["rewards"]))
+                for name, reward in zip(self.mixture.names, payload["rewards"]):
+                    logs[f"reward/{name}"] = reward
+                logs["reward/total"] = record["total_reward"] = float(
+                    total_reward(np.asarray(payload["rewards"]), self.policy.classes))
+            logs["policy/explored"] = float(payload["kind"] == "explore")
+            for key in ("reward_model_loss", "predicted_reward", "predicted_gain"):
+                if payload[key] is not None:
+                    logs[f"policy/{key}"] = record[key] = float(payload[key])
+        self.trajectory.append(record)
+        return logs
 
     # -- checkpointing ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -11,7 +11,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
-from .mixture import LiveMixture
+from .mixture import LiveMixture, per_objective_weights
 from .objectives import Objective, ObjectiveSpec, SpecialTokenIds, build_objectives, parse_mixture
 from .objectives.base import ObjectiveExample
 from .packing import pack_examples, packed_attention_mask
@@ -33,8 +33,9 @@ class DataCollatorForBirdie(DataCollatorMixin):
         max_length (`int`, *optional*, defaults to `1024`):
             Row length in tokens. Every objective is checked at construction to fit in it.
         mixture ([`LiveMixture`], *optional*):
-            The shared mixture to sample from. Defaults to a new one with the entries' weights. The reward policy
-            updates it in place, also in DataLoader worker processes.
+            The shared mixture to sample from. Defaults to a new one where every objective type gets an equal share,
+            split among its entries (see [`per_objective_weights`]). The reward policy updates it in place, also in
+            DataLoader worker processes.
         mask_format (`str`, *optional*, defaults to `"segments"`):
             `"segments"` returns the compact `segment_ids` and `bidirectional_mask` (each `(rows, length)`), from
             which [`BirdieTrainer`] builds the mask on the device (dense, or a `flex_attention` block mask): memory
@@ -89,7 +90,8 @@ class DataCollatorForBirdie(DataCollatorMixin):
             objective.validate(self.max_length)
         names = [spec.name for spec in self.specs]
         if self.mixture is None:
-            self.mixture = LiveMixture(names, [spec.weight for spec in self.specs])
+            self.mixture = LiveMixture(names, per_objective_weights([spec.weight for spec in self.specs],
+                                                                    [spec.objective for spec in self.specs]))
         elif self.mixture.names != names:
             raise ValueError(f"The mixture's entries {self.mixture.names} do not match the objectives {names}.")
 

@@ -8,6 +8,7 @@ from typing import Optional
 from transformers import TrainingArguments
 
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
+from .mixture import normalize_weights, per_objective_weights
 from .policy import ExplorationSchedule, PolicyConfig
 
 
@@ -39,7 +40,12 @@ class BirdieTrainingArguments(TrainingArguments):
             "infilling_long", "mean_span_length": 32, "weight": 1.0}`). Defaults to [`DEFAULT_MIXTURE`], Birdie's full
             objective set. Ignored with `policy="ntp"`.
         objective_weights (`list[float]`, *optional*):
-            Initial weights, one per entry (normalised). Defaults to each entry's `weight` (uniform).
+            Initial weights, one per entry (normalised), used as given. Defaults to `initial_mixture`.
+        initial_mixture (`str`, *optional*, defaults to `"per_objective"`):
+            How entries' `weight`s become the starting mixture when `objective_weights` is not given:
+            `"per_objective"` divides each entry's weight by the number of entries of its objective, so every
+            objective *type* starts with an equal share split among its configurations (as in Birdie);
+            `"per_entry"` uses the weights as they are (uniform over entries).
         max_length (`int`, *optional*, defaults to `1024`):
             Packed row length in tokens.
         attention_mask_format (`str`, *optional*, defaults to `"auto"`):
@@ -53,15 +59,28 @@ class BirdieTrainingArguments(TrainingArguments):
         policy (`str`, *optional*, defaults to `"birdie"`):
             `"birdie"`: the reward model re-weights the mixture during training. `"static"`: the initial mixture is
             kept (UL2-style baseline). `"ntp"`: next-token prediction only (the paper's baseline).
-        policy_eval_interval (`int`, *optional*):
-            Steps between policy evaluations after the warm-up. Defaults to `max_steps // 10`, between 10 and 250.
         policy_warmup_steps (`int`, *optional*):
-            Steps on the initial mixture before the policy takes over, with evaluations at 1/25, 1/5 and all of it
-            (Birdie: 10, 50, 250). Defaults to `policy_eval_interval`.
-        policy_validation_windows (`int`, *optional*, defaults to `2`):
-            Held-out windows per objective entry in each evaluation (fixed for the whole run).
+            Steps on the initial mixture before the policy takes over, with evaluations at 1/25, 1/5 and all of it.
+            Defaults to Birdie's 250 for runs of at least 8,000 steps, `max_steps // 32` (at least 10) for shorter
+            ones.
+        policy_eval_interval (`int`, *optional*):
+            Steps between policy evaluations once the schedule is steady. Defaults to Birdie's schedule in units of
+            the warm-up `w`: evaluations at `2w, 4w, 6w, 8w` after the warm-up, then every `4w` (for `w = 250`:
+            500, 1000, 1500, 2000, then every 1000 steps). When set, evaluations run every `policy_eval_interval`
+            steps after the warm-up.
+        policy_validation_tokens (`int`, *optional*, defaults to `8192`):
+            Loss-bearing (target) tokens per objective entry in the fixed held-out set. Sized so that the reward of
+            an interval stays above its noise floor (`benchmarks/reward_noise.py`).
+        policy_validation_max_windows (`int`, *optional*, defaults to `256`):
+            Most held-out windows per entry (bounds the cost of entries with very few targets per window).
+        policy_validation_windows (`int`, *optional*):
+            Use exactly this many held-out windows per entry instead of sizing by tokens (for quick tests).
+        policy_min_predicted_gain (`float`, *optional*, defaults to `0.05`):
+            The reward model's choice replaces the initial mixture only when it is predicted to earn this much more
+            total reward (the rewards' noise floor).
         policy_hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
-        policy_num_layers (`int`, *optional*, defaults to `4`): reward-model hidden layers.
+        policy_num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent (GRU) layers over the
+            history of (losses, mixture).
         policy_learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         policy_weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
         policy_update_iterations (`int`, *optional*, defaults to `200`): reward-model steps per evaluation.
@@ -72,7 +91,7 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_exploration_final (`float`, *optional*, defaults to `0.2`): exploration rate after the decay.
         policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
             rate decays (cosine).
-        policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps.
+        policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
 
     > [!NOTE]
     > Changed `TrainingArguments` defaults: `remove_unused_columns=False` (the collator reads `input_ids` windows),
@@ -88,7 +107,13 @@ class BirdieTrainingArguments(TrainingArguments):
                           "Default: Birdie's full set (DEFAULT_MIXTURE)."},
     )
     objective_weights: Optional[list[float]] = field(
-        default=None, metadata={"help": "Initial weight per entry (normalised). Default: each entry's weight."}
+        default=None, metadata={"help": "Initial weight per entry (normalised), as given. Default: initial_mixture."}
+    )
+    initial_mixture: str = field(
+        default="per_objective",
+        metadata={"help": "per_objective (each objective type gets an equal share, split among its entries, as in "
+                          "Birdie) or per_entry (entries' weights as they are).",
+                  "choices": ["per_objective", "per_entry"]},
     )
     max_length: int = field(default=1024, metadata={"help": "Packed row length in tokens."})
     attention_mask_format: str = field(
@@ -102,13 +127,24 @@ class BirdieTrainingArguments(TrainingArguments):
                   "choices": list(POLICY_MODES)},
     )
     policy_eval_interval: Optional[int] = field(
-        default=None, metadata={"help": "Steps between policy evaluations. Default: max_steps // 10 in [10, 250]."}
+        default=None, metadata={"help": "Steps between policy evaluations. Default: Birdie's schedule (2w, 4w, 6w, "
+                                        "8w, then every 4w after a warm-up of w steps)."}
     )
     policy_warmup_steps: Optional[int] = field(
-        default=None, metadata={"help": "Steps on the initial mixture. Default: policy_eval_interval."}
+        default=None, metadata={"help": "Steps on the initial mixture. Default: 250, or max_steps // 32 (>= 10) for "
+                                        "runs under 8,000 steps."}
     )
-    policy_validation_windows: int = field(
-        default=2, metadata={"help": "Held-out windows per objective entry in each policy evaluation."}
+    policy_validation_tokens: int = field(
+        default=8192, metadata={"help": "Target tokens per objective entry in the fixed held-out set."}
+    )
+    policy_validation_max_windows: int = field(
+        default=256, metadata={"help": "Most held-out windows per objective entry."}
+    )
+    policy_validation_windows: Optional[int] = field(
+        default=None, metadata={"help": "Exactly this many held-out windows per entry (instead of sizing by tokens)."}
+    )
+    policy_min_predicted_gain: float = field(
+        default=0.05, metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it."}
     )
     policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model MLP width."})
     policy_num_layers: int = field(default=4, metadata={"help": "Reward-model hidden layers."})
@@ -166,8 +202,12 @@ class BirdieTrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"`{name}` must be a positive number of steps, got {value}.")
-        if self.policy_validation_windows < 1:
-            raise ValueError(f"`policy_validation_windows` must be at least 1, got {self.policy_validation_windows}.")
+        if self.initial_mixture not in ("per_objective", "per_entry"):
+            raise ValueError(f"`initial_mixture` must be per_objective or per_entry, got {self.initial_mixture!r}.")
+        for name in ("policy_validation_tokens", "policy_validation_max_windows", "policy_validation_windows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be at least 1, got {value}.")
         try:
             self.policy_config()
         except ValueError as error:
@@ -220,17 +260,38 @@ class BirdieTrainingArguments(TrainingArguments):
                 decay_fraction=self.policy_exploration_decay_fraction,
             ),
             min_weight=self.policy_min_weight,
+            min_predicted_gain=self.policy_min_predicted_gain,
             warmup_steps=self.policy_warmup_steps or 0,
             seed=self.seed,
         )
 
+    def initial_weights(self) -> list[float]:
+        """The starting mixture (normalised), one weight per entry of [`objective_specs`]."""
+        specs = self.objective_specs()
+        if self.objective_weights is not None and self.policy != "ntp":
+            weights = [float(w) for w in self.objective_weights]
+        elif self.initial_mixture == "per_objective":
+            weights = per_objective_weights([s.weight for s in specs], [s.objective for s in specs])
+        else:
+            weights = [s.weight for s in specs]
+        return normalize_weights(weights, [s.name for s in specs]).tolist()
+
     def policy_schedule(self, max_steps: int) -> tuple[int, int, list[int]]:
         """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps.
 
-        Evaluations happen at 1/25, 1/5 and all of the warm-up (Birdie's 10, 50 and 250), then every `interval`.
+        Birdie's schedule, in units of the warm-up `w`: evaluations at `w/25`, `w/5` and `w` on the initial mixture
+        (Birdie: 10, 50, 250), then at `2w, 4w, 6w, 8w` and every `4w` after that (500, 1000, 1500, 2000, then every
+        1000). `w` is 250 for runs of at least 8,000 steps and `max_steps // 32` (at least 10) for shorter ones, so a
+        short run still gets about a dozen decisions. An explicit `policy_eval_interval` replaces the steps after
+        the warm-up by a fixed interval.
         """
-        interval = self.policy_eval_interval or int(min(250, max(10, max_steps // 10)))
-        warmup = self.policy_warmup_steps or interval
+        warmup = self.policy_warmup_steps or (250 if max_steps >= 8000 else max(10, max_steps // 32))
         steps = {max(1, warmup // 25), max(1, warmup // 5), warmup}
-        steps.update(range(warmup, max_steps + 1, interval))
+        if self.policy_eval_interval:
+            interval = self.policy_eval_interval
+            steps.update(range(warmup, max_steps + 1, interval))
+        else:
+            interval = 4 * warmup
+            steps.update(k * warmup for k in (2, 4, 6, 8))
+            steps.update(range(8 * warmup, max_steps + 1, interval))
         return warmup, interval, sorted(s for s in steps if s <= max_steps)

@@ -29,6 +29,18 @@ def normalize_weights(weights: Sequence[float], names: Sequence[str] | None = No
     return array / total
 
 
+def per_objective_weights(weights: Sequence[float], objectives: Sequence[str]) -> list[float]:
+    """Each entry's weight divided by the number of entries of its objective, so every objective type gets a share
+    proportional to its entries' mean weight (equal shares for equal weights), split among its configurations.
+
+    >>> per_objective_weights([1, 1, 1], ["next_token_prediction", "infilling", "infilling"])
+    [1.0, 0.5, 0.5]
+    """
+    if len(weights) != len(objectives):
+        raise ValueError(f"Got {len(weights)} weights for {len(objectives)} objectives.")
+    return [float(w) / list(objectives).count(o) for w, o in zip(weights, objectives)]
+
+
 class LiveMixture:
     """Objective sampling probabilities in shared memory.
 

@@ -17,6 +17,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
+from .mixture import LiveMixture
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
@@ -83,9 +84,10 @@ class BirdieTrainer(Trainer):
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("BirdieTrainer needs `processing_class` (the DNA tokenizer) or a `data_collator`.")
+            specs = args.objective_specs()
             data_collator = DataCollatorForBirdie(
-                processing_class, objectives=[spec.to_dict() for spec in args.objective_specs()],
-                max_length=args.max_length, seed=args.seed,
+                processing_class, objectives=[spec.to_dict() for spec in specs], max_length=args.max_length,
+                mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()), seed=args.seed,
             )
         elif not isinstance(data_collator, DataCollatorForBirdie):
             raise TypeError(f"`data_collator` must be a DataCollatorForBirdie, got {type(data_collator).__name__}.")
@@ -132,11 +134,19 @@ class BirdieTrainer(Trainer):
         self.model_accepts_loss_kwargs = True
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(self._tag_names)
+        config = getattr(self.model, "config", None)
+        if config is not None:
+            # Recorded in config.json so downstream code knows how the checkpoint was trained: `attention="auto"`
+            # in fine-tuning reads prefix-trained checkpoints bidirectionally (see birdie_hf.finetune).
+            trained = list(getattr(config, "birdie_objectives", None) or [])
+            config.birdie_objectives = trained + [o for o in dict.fromkeys(data_collator.reward_classes)
+                                                  if o not in trained]
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._last_logged_mixture: Optional[dict[str, float]] = None
+        self._in_training_loop = False
 
     # -- loss ------------------------------------------------------------------------------------------------------
     def _resolve_mask_format(self) -> str:
@@ -209,18 +219,30 @@ class BirdieTrainer(Trainer):
 
     # -- per-objective validation ------------------------------------------------------------------------------------
     def _build_validation_batches(self, eval_dataset) -> list[dict[str, torch.Tensor]]:
-        """Fixed held-out batches: the first `policy_validation_windows` windows under every entry, packed."""
+        """Fixed held-out batches, sized per entry by loss-bearing tokens.
+
+        Windows are taken in a seeded order spread over `eval_dataset` (the same for every entry); each entry gets
+        batches of `per_device_eval_batch_size` windows until they hold `policy_validation_tokens` target tokens (or
+        `policy_validation_windows` windows when that is set). An entry with few targets per window (selective
+        copying) thus gets more windows than next-token prediction, and every entry's loss is about equally precise.
+        """
         collator: DataCollatorForBirdie = self.data_collator
-        per_entry = self.args.policy_validation_windows
         if len(eval_dataset) == 0:
             raise ValueError("The eval_dataset is empty: the reward policy needs held-out windows.")
-        windows = [eval_dataset[i % len(eval_dataset)] for i in range(per_entry)]
-        pairs = [(window, entry) for entry in range(len(collator.objective_names)) for window in windows]
+        order = np.random.default_rng(self.args.seed).permutation(len(eval_dataset))
         size = max(1, self.args.per_device_eval_batch_size)
+        fixed_windows = self.args.policy_validation_windows
+        max_windows = fixed_windows or self.args.policy_validation_max_windows
         batches = []
-        for start in range(0, len(pairs), size):
-            chunk = pairs[start : start + size]
-            batches.append(collator.collate_with_objectives([w for w, _ in chunk], [e for _, e in chunk]))
+        for entry in range(len(collator.objective_names)):
+            used = tokens = 0
+            while used < max_windows and (fixed_windows or tokens < self.args.policy_validation_tokens):
+                count = min(size, max_windows - used)
+                windows = [eval_dataset[int(order[(used + i) % len(order)])] for i in range(count)]
+                batch = collator.collate_with_objectives(windows, [entry] * count)
+                tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+                used += count
+                batches.append(batch)
         return batches
 
     @torch.no_grad()
@@ -267,10 +289,12 @@ class BirdieTrainer(Trainer):
         return (sums / counts.clamp(min=1)).cpu().numpy()
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Per-objective validation losses on the fixed held-out batches.
+        """Per-objective validation losses: metrics `{prefix}_loss` (mean over entries) and `{prefix}_loss/<entry>`.
 
-        Returns metrics `{prefix}_loss` (mean over entries) and `{prefix}_loss/<entry>`. The callbacks' `on_evaluate`
-        runs *before* the metrics are logged, so [`BirdieRewardCallback`] can add the policy's decision to them.
+        Without `eval_dataset` the losses come from the fixed held-out batches (see [`objective_losses`]). Only the
+        policy's own scheduled evaluations (requested by [`BirdieRewardCallback`] during training) feed the reward
+        policy; their decision is logged separately (`next_mixture/*`, `reward/*`, `policy/*`). Any other call,
+        e.g. from `eval_strategy` or with other data, only measures.
         """
         import time
 
@@ -279,10 +303,11 @@ class BirdieTrainer(Trainer):
         metrics = {f"{metric_key_prefix}_loss": float(losses.mean())}
         for name, value in zip(self.data_collator.objective_names, losses.tolist()):
             metrics[f"{metric_key_prefix}_loss/{name}"] = value
-        self.birdie_callback.metric_prefix = metric_key_prefix
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         self.log(metrics)
+        if eval_dataset is None and self._in_training_loop and self.birdie_callback.is_due(self.state.global_step):
+            self.log(self.birdie_callback.observe(self.args, self.state, losses))
         return metrics
 
     # -- checkpoints -------------------------------------------------------------------------------------------------
@@ -357,7 +382,11 @@ class BirdieTrainer(Trainer):
                     "checkpoint."
                 )
             self.birdie_callback.load_state_dict(torch.load(state_path, weights_only=False))
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self._in_training_loop = True
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            self._in_training_loop = False
 
 
 def last_complete_checkpoint(output_dir: str) -> Optional[str]:

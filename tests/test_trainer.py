@@ -59,15 +59,57 @@ def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome,
     assert all(a != b for a, b in zip(logged, logged[1:]))  # logged only when the mixture changed
     eval_logs = [h for h in history if "eval_loss/copying" in h]
     assert [h["step"] for h in eval_logs] == [1, 2, 4, 6, 8]
-    assert any("reward/total" in h for h in eval_logs)
+    decisions = [h for h in history if "next_mixture/copying" in h]
+    assert [h["step"] for h in decisions] == [1, 2, 4, 6, 8]
+    assert [h["step"] for h in decisions if "reward/total" in h] == [2, 4, 6, 8]
+    assert all("policy/reward_model_loss" in h for h in decisions if "reward/total" in h)
     assert train_logs[-1]["loss"] < train_logs[0]["loss"]
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     # The policy decided at steps 2, 4, 6 and applied each decision one step later.
     trajectory = trainer.mixture_trajectory()["evaluations"]
     assert len(trajectory) == 5 and all("next_mixture" in record for record in trajectory)
     np.testing.assert_allclose(list(trajectory[3]["mixture"].values()), list(trajectory[2]["next_mixture"].values()))
-    assert not np.allclose(list(trajectory[-1]["mixture"].values()), 0.2)
+    # The initial mixture is uniform over objective types: infilling's share is split between its two entries.
+    assert trajectory[0]["mixture"] == pytest.approx({"next_token_prediction": 0.25, "prefix_lm": 0.25,
+                                                      "infilling_short": 0.125, "infilling_long": 0.125,
+                                                      "copying": 0.25})
+    assert any(record["mixture"] != trajectory[0]["mixture"] for record in trajectory)
     assert trainer.mixture_trajectory()["reward_classes"].count("infilling") == 2
+
+
+def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path):
+    """A user's eval_strategy and evaluate() calls measure losses but never move the policy or the mixture."""
+    trainer = make_trainer(tokenizer, genome, tmp_path, max_steps=4, eval_strategy="steps", eval_steps=1)
+    trainer.train()
+    history = trainer.state.log_history
+    assert [h["step"] for h in history if "eval_loss/copying" in h] == [1, 2, 3, 4]
+    assert [h["step"] for h in history if "next_mixture/copying" in h] == [1, 2, 4]
+    policy = trainer.birdie_callback.policy
+    assert [record["step"] for record in policy.trajectory] == [1, 2, 4]
+    weights, pending = trainer.data_collator.mixture.weights, trainer.birdie_callback.pending
+    observed = len(trainer.birdie_callback.trajectory)
+    for metrics in (trainer.evaluate(), trainer.evaluate(genome["train"].select(range(8)), metric_key_prefix="other")):
+        assert not any(key.startswith(("reward/", "next_mixture/", "policy/")) for key in metrics)
+    assert "other_loss/copying" in metrics
+    np.testing.assert_array_equal(trainer.data_collator.mixture.weights, weights)
+    assert trainer.birdie_callback.pending == pending and len(trainer.birdie_callback.trajectory) == observed
+    assert len(policy.trajectory) == 3
+
+
+def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy_validation_windows=None,
+                           policy_validation_tokens=300, per_device_eval_batch_size=2)
+    batches = trainer._build_validation_batches(genome["validation"])
+    names = trainer.data_collator.objective_names
+    targets = {name: 0 for name in names}
+    for batch in batches:
+        entry = names[int(batch["objective_ids"][0, 0])]
+        assert (batch["objective_ids"][batch["objective_ids"] >= 0] == names.index(entry)).all()
+        targets[entry] += int((batch["labels"][:, 1:] != -100).sum())
+    assert all(count >= 300 for count in targets.values())
+    # short-span infilling has far fewer targets per window than next-token prediction, so it gets more windows
+    per_entry = {name: sum(1 for b in batches if names[int(b["objective_ids"][0, 0])] == name) for name in names}
+    assert per_entry["infilling_short"] > per_entry["next_token_prediction"]
 
 
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
@@ -148,11 +190,16 @@ def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
         trainer.train(resume_from_checkpoint=str(tmp_path))
 
 
-def test_policy_schedule_scales_with_run_length():
+def test_policy_schedule_follows_birdie_and_scales_with_run_length():
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True)
-    assert args.policy_schedule(32768)[2][:5] == [10, 50, 250, 500, 750]
-    warmup, interval, steps = args.policy_schedule(300)
-    assert (warmup, interval) == (30, 30) and steps[:4] == [1, 6, 30, 60] and steps[-1] == 300
+    warmup, interval, steps = args.policy_schedule(32768)  # Birdie's own schedule
+    assert (warmup, interval) == (250, 1000)
+    assert steps[:9] == [10, 50, 250, 500, 1000, 1500, 2000, 3000, 4000] and steps[-1] == 32000
+    warmup, interval, steps = args.policy_schedule(300)  # the recipe default: same shape, warm-up of 10 steps
+    assert (warmup, interval) == (10, 40)
+    assert steps == [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
+    fixed = BirdieTrainingArguments(output_dir="unused", use_cpu=True, policy_warmup_steps=4, policy_eval_interval=3)
+    assert fixed.policy_schedule(12)[2] == [1, 4, 7, 10]
 
 
 @pytest.mark.slow
