@@ -88,6 +88,11 @@ def classification_metrics(eval_pred) -> dict[str, float]:
     }
 
 
+#: Whether bidirectional classifiers open their input with `<|prefix_lm|>` by default. Measured in
+#: benchmarks/results/birdie_vs_ntp.md (both settings, same checkpoints and seeds); the better one is the default.
+DEFAULT_PREFIX_PROMPT = True
+
+
 @dataclass
 class LoraSettings:
     """LoRA through `peft` (`r = 0` means full fine-tuning)."""
@@ -98,12 +103,58 @@ class LoraSettings:
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
-def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[LoraSettings] = None):
-    """`AutoModelForSequenceClassification` from a causal-LM checkpoint (a native Llama gets a `score` head on the
-    last non-padding token), optionally wrapped with LoRA adapters (the head stays fully trainable)."""
-    from transformers import AutoModelForSequenceClassification
+#: How a classifier reads its input: `causal` (each position sees only its left), `bidirectional` (every position
+#: sees the whole input, as Birdie reads a prefix) or `auto` (see [`resolve_attention`]).
+ATTENTION_MODES = ("auto", "causal", "bidirectional")
+#: Objectives that train the model to read a bidirectional prefix (every registered objective but NTP does).
+CAUSAL_ONLY_OBJECTIVES = ("next_token_prediction",)
 
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=num_labels)
+
+def resolve_attention(config, attention: str = "auto") -> str:
+    """`"causal"` or `"bidirectional"` for a checkpoint's `config`.
+
+    `auto` reads `config.birdie_objectives` (written by [`BirdieTrainer`] into every checkpoint it trains): a model
+    pre-trained with any prefix objective (prefix LM, infilling, copying, ...) is read bidirectionally, an NTP-only
+    model (or one that carries no record, e.g. any other causal LM) causally.
+    """
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"`attention` must be one of {ATTENTION_MODES}, got {attention!r}.")
+    if attention != "auto":
+        return attention
+    objectives = getattr(config, "birdie_objectives", None) or []
+    return "bidirectional" if any(o not in CAUSAL_ONLY_OBJECTIVES for o in objectives) else "causal"
+
+
+def add_prefix_prompt(tokenizer, objective: str = "prefix_lm"):
+    """Make `tokenizer` open every input with the prompt token of `objective` (`<|prefix_lm|>`), as Birdie's
+    prefix-LM examples start. The rule lives in the tokenizer's post-processor (`tokenizer.json`), so
+    `AutoTokenizer` and `pipeline("text-classification")` apply it with no custom code. Returns the tokenizer."""
+    from tokenizers import processors
+
+    from .tokenizer import prompt_id, prompt_token
+
+    token, token_id = prompt_token(objective), prompt_id(tokenizer, objective)
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{token} $A", pair=f"{token} $A $B", special_tokens=[(token, token_id)])
+    return tokenizer
+
+
+def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[LoraSettings] = None,
+                              attention: str = "auto"):
+    """`AutoModelForSequenceClassification` from a causal-LM checkpoint, optionally wrapped with LoRA adapters (the
+    head stays fully trainable).
+
+    A native Llama gets a `score` head on the last non-padding token. With `attention="bidirectional"` the config's
+    `is_causal` is set to `False`, so every position attends to the whole input (transformers keeps this through
+    `save_pretrained`/`from_pretrained`, so the fine-tuned model stays a plain native checkpoint).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels)
+    mode = resolve_attention(config, attention)
+    config.is_causal = mode == "causal"
+    config.birdie_attention = mode
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
     if model.config.pad_token_id is None:
         raise ValueError(f"{checkpoint!r} has no pad_token_id in its config; sequence classification needs one.")
     if lora is not None and lora.r > 0:
@@ -129,10 +180,20 @@ def finetune_classifier(
     early_stopping_patience: int = 3,
     max_length: Optional[int] = None,
     save_model: bool = True,
+    attention: str = "auto",
+    prefix_prompt: Optional[bool] = None,
     **training_overrides,
 ) -> dict:
     """Fine-tune `checkpoint` on `data` (with `train`/`validation`/`test`), keep the best epoch by dev MCC (early
-    stopping), and return `{"validation": {...}, "test": {...}}` metrics."""
+    stopping), and return `{"validation": {...}, "test": {...}, "attention": ..., "prefix_prompt": ...}`.
+
+    Args:
+        attention (`str`, *optional*, defaults to `"auto"`): `causal`, `bidirectional`, or `auto` (see
+            [`resolve_attention`]: bidirectional for checkpoints pre-trained with prefix objectives).
+        prefix_prompt (`bool`, *optional*): open every bidirectional input with `<|prefix_lm|>`, as Birdie's prefix-LM
+            examples start (see [`add_prefix_prompt`]). Defaults to [`DEFAULT_PREFIX_PROMPT`] in bidirectional mode;
+            never used causally.
+    """
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
@@ -145,7 +206,12 @@ def finetune_classifier(
     set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     num_labels = len(set(data["train"]["label"]) | set(data["validation"]["label"]) | set(data["test"]["label"]))
-    model = build_sequence_classifier(checkpoint, max(2, num_labels), lora)
+    model = build_sequence_classifier(checkpoint, max(2, num_labels), lora, attention=attention)
+    mode = _base_config(model).birdie_attention
+    use_prompt = mode == "bidirectional" and (DEFAULT_PREFIX_PROMPT if prefix_prompt is None else prefix_prompt)
+    if use_prompt:
+        add_prefix_prompt(tokenizer)
+    _base_config(model).birdie_prefix_prompt = bool(use_prompt)
 
     def tokenize(batch):
         return tokenizer(batch["sequence"], truncation=max_length is not None, max_length=max_length)
@@ -170,6 +236,8 @@ def finetune_classifier(
     results = {
         "validation": _strip(trainer.evaluate(encoded["validation"], metric_key_prefix="validation")),
         "test": _strip(trainer.evaluate(encoded["test"], metric_key_prefix="test")),
+        "attention": mode,
+        "prefix_prompt": bool(use_prompt),
     }
     if save_model:
         if lora is not None and lora.r > 0:
@@ -177,6 +245,11 @@ def finetune_classifier(
         trainer.save_model(output_dir)
         tokenizer.save_pretrained(output_dir)
     return results
+
+
+def _base_config(model):
+    """The config of the transformers model inside a (possibly LoRA-wrapped) classifier."""
+    return model.get_base_model().config if hasattr(model, "get_base_model") else model.config
 
 
 def _strip(metrics: dict) -> dict:

@@ -16,7 +16,7 @@ from transformers import (
     pipeline,
 )
 
-from birdie_hf import build_causal_lm, default_model_config
+from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
 from birdie_hf.finetune import LoraSettings, classification_metrics, finetune_classifier, load_classification_task
 from birdie_hf.hub import HubAccessError, check_hub_access, finetuned_model_card, pretrained_model_card
 
@@ -58,13 +58,92 @@ def sample_task(shared_dir):
     return load_classification_task(str(shared_dir / "data/tasks/dnabert2_sample"))
 
 
+@pytest.fixture(scope="module")
+def birdie_checkpoint(tmp_path_factory, tokenizer):
+    """A checkpoint whose config records prefix objectives, as BirdieTrainer writes it."""
+    path = tmp_path_factory.mktemp("birdie_ckpt")
+    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
+                                                 num_attention_heads=2), seed=0)
+    model.config.birdie_objectives = ["next_token_prediction", "prefix_lm", "infilling"]
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def _first_position_changes_with_last_base(model, tokenizer) -> bool:
+    a = tokenizer("ACGTACGTAC", return_tensors="pt")
+    b = tokenizer("ACGTACGTAG", return_tensors="pt")
+    with torch.no_grad():
+        base = (model.get_base_model() if hasattr(model, "get_base_model") else model).model
+        first_a = base(**a).last_hidden_state[0, 0]
+        first_b = base(**b).last_hidden_state[0, 0]
+    return not torch.allclose(first_a, first_b)
+
+
+def test_attention_modes_resolve_from_the_pretraining_record(checkpoint, birdie_checkpoint):
+    from transformers import AutoConfig
+
+    from birdie_hf.finetune import resolve_attention
+
+    assert resolve_attention(AutoConfig.from_pretrained(birdie_checkpoint)) == "bidirectional"
+    assert resolve_attention(AutoConfig.from_pretrained(checkpoint)) == "causal"  # no record: causal
+    ntp = AutoConfig.from_pretrained(checkpoint)
+    ntp.birdie_objectives = ["next_token_prediction"]
+    assert resolve_attention(ntp) == "causal"
+    assert resolve_attention(ntp, "bidirectional") == "bidirectional"
+    with pytest.raises(ValueError, match="attention"):
+        resolve_attention(ntp, "sideways")
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_bidirectional_classifier_reads_the_whole_input_and_causal_does_not(birdie_checkpoint, tokenizer, lora_r):
+    from birdie_hf.finetune import build_sequence_classifier
+
+    lora = LoraSettings(r=lora_r)
+    bidirectional = build_sequence_classifier(birdie_checkpoint, 2, lora, attention="auto").eval()
+    causal = build_sequence_classifier(birdie_checkpoint, 2, lora, attention="causal").eval()
+    assert _first_position_changes_with_last_base(bidirectional, tokenizer)
+    assert not _first_position_changes_with_last_base(causal, tokenizer)
+
+
+def test_prefix_prompt_is_a_native_tokenizer_rule(tokenizer, tmp_path):
+    from birdie_hf.finetune import add_prefix_prompt
+
+    prompted = add_prefix_prompt(build_dna_tokenizer())
+    prompt = prompted.convert_tokens_to_ids("<|prefix_lm|>")
+    assert prompted("ACGT")["input_ids"] == [prompt] + tokenizer("ACGT")["input_ids"]
+    prompted.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path)("ACGT")["input_ids"][0] == prompt
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", ["bidirectional", "causal"])
+def test_finetuned_mode_survives_save_load_and_the_pipeline(birdie_checkpoint, sample_task, tmp_path, tokenizer,
+                                                             attention):
+    out = tmp_path / "ft"
+    results = finetune_classifier(birdie_checkpoint, sample_task, str(out), seed=0, attention=attention,
+                                  num_train_epochs=1, batch_size=8, disable_tqdm=True)
+    assert results["attention"] == attention and results["prefix_prompt"] == (attention == "bidirectional")
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert model.config.is_causal is (attention == "causal") and model.config.birdie_attention == attention
+    assert _first_position_changes_with_last_base(model, tokenizer) is (attention == "bidirectional")
+    classifier = pipeline("text-classification", model=str(out))
+    sequence = sample_task["test"][0]["sequence"]
+    expected = model(**AutoTokenizer.from_pretrained(out)(sequence, return_tensors="pt")).logits.softmax(-1).max()
+    assert classifier(sequence)[0]["score"] == pytest.approx(float(expected), rel=1e-5)
+    assert AutoTokenizer.from_pretrained(out)(sequence)["input_ids"][0] == (
+        tokenizer.convert_tokens_to_ids("<|prefix_lm|>") if attention == "bidirectional" else tokenizer(sequence)[
+            "input_ids"][0])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lora_r", [0, 4])
 def test_finetune_and_text_classification_pipeline(checkpoint, sample_task, tmp_path, lora_r):
     out = tmp_path / "ft"
     results = finetune_classifier(checkpoint, sample_task, str(out), seed=0, lora=LoraSettings(r=lora_r),
                                   num_train_epochs=2, batch_size=8, disable_tqdm=True)
-    assert set(results) == {"validation", "test"}
+    assert set(results) == {"validation", "test", "attention", "prefix_prompt"}
+    assert results["attention"] == "causal"  # no pre-training record: read causally
     assert {"mcc", "f1", "accuracy"} <= set(results["test"])
     assert -1 <= results["test"]["mcc"] <= 1
     model = AutoModelForSequenceClassification.from_pretrained(out)
