@@ -3,9 +3,18 @@
     python recipes/make_genome_tasks.py                                   # ../shared/data/genomes/bacterial_contigs.gbk
     python recipes/make_genome_tasks.py --genbank my.gbk --output_dir tasks --window_length 200 --seed 1
 
+    python recipes/make_genome_tasks.py --human_fasta ../shared/data/genomes/human_chr22_segments.fa.gz \\
+        --check_leakage outputs/genome_tasks/human_pretraining.fa.gz
+
 Writes `<output_dir>/<task>/{train,dev,test}.csv` for gene_strand, coding_vs_intergenic and start_codon, plus
 `suite.json` with the settings and row counts. Splits are disjoint genome blocks (no shared bases); see
 `birdie_hf.tasks`.
+
+`--human_fasta` (a soft-masked FASTA with `chr22:START-END` headers) also builds `human_repeat` (repeat vs
+non-repeat windows, split by genomic position; see `birdie_hf.human_tasks`) and writes
+`<output_dir>/human_pretraining.fa.gz`, the pre-training region: pre-train on that file, never on the full FASTA,
+so the dev/test windows stay unseen. `--check_leakage` counts the dev/test sequences of every task that occur
+verbatim (either strand) in the given FASTA files, prints it and stores it in suite.json under "leakage".
 """
 
 from __future__ import annotations
@@ -16,6 +25,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from birdie_hf.human_tasks import (HumanRepeatTaskConfig, build_human_repeat_task, write_human_repeat_task,
+                                   write_pretraining_fasta)
+from birdie_hf.leakage import leakage_report
 from birdie_hf.tasks import TaskSuiteConfig, build_task_suite, write_task_suite
 
 
@@ -29,22 +41,66 @@ def main(argv=None):
     parser.add_argument("--window_length", type=int, default=100)
     parser.add_argument("--block_size", type=int, default=5000)
     parser.add_argument("--windows_per_gene", type=int, default=4)
-    parser.add_argument("--max_examples_per_class", type=int, default=None)
+    parser.add_argument("--max_examples_per_class", type=int, default=None,
+                        help="cap per class and split (default: none for the GenBank tasks, "
+                             f"{HumanRepeatTaskConfig.max_examples_per_class} for human_repeat)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--human_fasta", default=None, metavar="PATH",
+                        help="soft-masked FASTA with chr22:START-END headers: also build human_repeat and write "
+                             "<output_dir>/human_pretraining.fa.gz (the pre-training region)")
+    parser.add_argument("--check_leakage", nargs="+", default=None, metavar="FASTA",
+                        help="report how many dev/test sequences occur verbatim in these FASTA files")
     args = parser.parse_args(argv)
     if not os.path.exists(args.genbank):
+        if os.path.abspath(args.genbank) == os.path.abspath(str(DEFAULT_GENBANK)):
+            raise SystemExit(
+                f"error: the default annotated genome {args.genbank!r} does not exist. It comes from the shared data "
+                "folder, expected next to the repository checkout (../shared/data/genomes/bacterial_contigs.gbk); "
+                "pass --genbank PATH to an annotated genome (.gbk[.gz])."
+            )
         raise SystemExit(f"error: --genbank: file not found: {args.genbank!r}")
+    for path in [args.human_fasta] if args.human_fasta else []:
+        if not os.path.exists(path):
+            raise SystemExit(f"error: --human_fasta: file not found: {path!r}")
+    pretraining_path = os.path.join(args.output_dir, "human_pretraining.fa.gz")
+    for path in args.check_leakage or []:
+        written_here = args.human_fasta and os.path.abspath(path) == os.path.abspath(pretraining_path)
+        if not written_here and not os.path.exists(path):
+            raise SystemExit(f"error: --check_leakage: file not found: {path!r}")
     config = TaskSuiteConfig(window_length=args.window_length, block_size=args.block_size,
                              windows_per_gene=args.windows_per_gene,
                              max_examples_per_class=args.max_examples_per_class, seed=args.seed)
     counts = write_task_suite(build_task_suite(args.genbank, config), args.output_dir)
+    summary = {"genbank": os.path.basename(args.genbank), "config": asdict(config), "counts": counts}
+    if args.human_fasta:
+        human_config = HumanRepeatTaskConfig(window_length=args.window_length, seed=args.seed)
+        if args.max_examples_per_class is not None:
+            human_config.max_examples_per_class = args.max_examples_per_class
+        human = build_human_repeat_task(args.human_fasta, human_config)
+        counts["human_repeat"] = write_human_repeat_task(human, args.output_dir)
+        pretraining = write_pretraining_fasta(args.human_fasta, pretraining_path, human_config)
+        summary["human_repeat"] = dict(human.metadata, pretraining_fasta=os.path.basename(pretraining_path),
+                                       pretraining_fasta_counts=pretraining)
+    if args.check_leakage:
+        summary["leakage"] = leakage_report(args.output_dir, args.check_leakage)
     with open(os.path.join(args.output_dir, "suite.json"), "w", encoding="utf-8") as handle:
-        json.dump({"genbank": os.path.basename(args.genbank), "config": asdict(config), "counts": counts}, handle,
-                  indent=2)
+        json.dump(summary, handle, indent=2)
     for task, splits in counts.items():
         print(f"{task:<22} " + "  ".join(f"{split} {n:>5}" for split, n in splits.items()))
+    if args.human_fasta:
+        meta = summary["human_repeat"]
+        print(f"human_repeat: pre-training region {meta['records']['pretraining']} records, "
+              f"{meta['bases']['pretraining']} bases -> {pretraining_path}; held out from "
+              f"{meta['chrom']}:{meta['heldout_start']} ({meta['bases']['heldout']} bases); "
+              f"dev/test windows dropped as occurring in the pre-training region: {meta['leaked_dropped']}")
+    if args.check_leakage:
+        report = summary["leakage"]
+        print(f"Leakage check against {', '.join(report['corpus'])} (both strands):")
+        for task, splits in report["tasks"].items():
+            print(f"  {task:<22} " + "  ".join(
+                f"{split} {entry['occurring']}/{entry['checked']}" for split, entry in splits.items()))
+        print(f"  {report['total_occurring']} dev/test sequences occur verbatim in the corpus")
     print(f"Wrote the suite to {args.output_dir}")
-
 
 if __name__ == "__main__":
     main()
