@@ -147,6 +147,7 @@ class BirdieTrainer(Trainer):
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
+        self._model_tokens = 0
 
     # -- loss ------------------------------------------------------------------------------------------------------
     def _resolve_mask_format(self) -> str:
@@ -194,6 +195,7 @@ class BirdieTrainer(Trainer):
             loss = total / valid.sum().clamp(min=1)
         if model.training:
             with torch.no_grad():
+                self._model_tokens = self._model_tokens + int((inputs["objective_ids"] >= 0).sum())
                 ids = objective_ids[valid]
                 self._objective_sums = self._objective_sums.to(losses.device)
                 self._objective_counts = self._objective_counts.to(losses.device)
@@ -202,6 +204,13 @@ class BirdieTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        if ("loss" in logs or "train_runtime" in logs) and not any(key.startswith("eval_") for key in logs):
+            # Tokens through the model (context + targets, padding excluded), all ranks: the compute budget.
+            tokens = self.accelerator.reduce(torch.tensor(self._model_tokens, device=self.args.device),
+                                             reduction="sum")
+            self.state.num_input_tokens_seen += int(tokens)
+            self._model_tokens = 0
+            logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
         if "loss" in logs and not any(key.startswith("eval_") for key in logs):
             sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
             counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")

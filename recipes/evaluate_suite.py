@@ -4,12 +4,19 @@
     python recipes/evaluate_suite.py --checkpoints birdie=outputs/birdie static=outputs/static ntp=outputs/ntp \
         --suite_dir outputs/genome_tasks --seeds 0 1 2 --output_dir outputs/suite
 
+    # every checkpoint read causally and bidirectionally (with and without the <|prefix_lm|> prompt)
+    python recipes/evaluate_suite.py --checkpoints birdie=outputs/birdie ntp=outputs/ntp --suite_dir outputs/genome_tasks \
+        --attention_modes causal bidirectional bidirectional_prompt
+
     # Nucleotide Transformer tasks from the Hub (downloads)
     python recipes/evaluate_suite.py --checkpoints birdie=my-org/birdie-dna --tasks promoter_all enhancers
 
+Every checkpoint is fine-tuned in each of `--attention_modes`: `causal`, `bidirectional` (the whole input read as a
+bidirectional prefix), `bidirectional_prompt` (the same, opened with `<|prefix_lm|>` as Birdie's prefix-LM examples
+are) or `auto` (bidirectional for checkpoints pre-trained with prefix objectives, causal for NTP-only ones).
 Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips finished runs), then to `results.json` and
 `results.md`: test MCC (the NT benchmark's primary metric), F1 and accuracy as mean ± standard deviation over seeds
-per task and checkpoint, plus the mean over tasks. `--update_cards` writes the MCC results into each local
+per task, checkpoint and mode, plus the mean over tasks. `--update_cards` writes the MCC results into each local
 checkpoint's model card.
 """
 
@@ -27,6 +34,9 @@ from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classific
 
 
 METRICS = ("mcc", "f1", "accuracy")
+#: Fine-tuning modes: (attention, prefix_prompt) passed to `finetune_classifier`.
+MODES = {"auto": ("auto", None), "causal": ("causal", False), "bidirectional": ("bidirectional", False),
+         "bidirectional_prompt": ("bidirectional", True)}
 
 
 def parse_args(argv=None):
@@ -40,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--learning_rate", type=float, default=3e-4)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--lora_r", type=int, default=0)
+    parser.add_argument("--attention_modes", nargs="+", default=["causal", "bidirectional_prompt"],
+                        choices=list(MODES), help="how the classifiers read their input (each is a separate row)")
+    parser.add_argument("--max_train_examples", type=int, default=None, help="cap the train split (seeded)")
     parser.add_argument("--update_cards", action="store_true", help="write results into local checkpoints' cards")
     return parser.parse_args(argv)
 
@@ -65,11 +78,13 @@ def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
     return checkpoints
 
 
-def summarise(runs: list[dict]) -> dict:
-    """`{checkpoint: {task: {metric: {"mean", "std", "n"}}, "mean_over_tasks": {...}}}`."""
+def summarise(runs: list[dict], by_mode: bool = False) -> dict:
+    """`{checkpoint: {task: {metric: {"mean", "std", "n"}}, "mean_over_tasks": {...}}}`; with `by_mode` the keys
+    are `"<checkpoint> (<mode>)"`."""
     table: dict = {}
     for run in runs:
-        table.setdefault(run["name"], {}).setdefault(run["task_name"], []).append(run["test"])
+        key = f"{run['name']} ({run.get('mode', 'auto')})" if by_mode else run["name"]
+        table.setdefault(key, {}).setdefault(run["task_name"], []).append(run["test"])
     summary = {}
     for name, tasks in table.items():
         summary[name] = {}
@@ -104,21 +119,28 @@ def main(args):
     os.makedirs(args.output_dir, exist_ok=True)
     log_path = os.path.join(args.output_dir, "runs.jsonl")
     runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
-    done = {(r["name"], r["task"], r["seed"]) for r in runs}
-    jobs = [(n, c, t, s) for n, c in checkpoints.items() for t in tasks for s in args.seeds if (n, t, s) not in done]
-    for name, checkpoint, task, seed in tqdm(jobs, desc="fine-tuning runs"):
+    done = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs}
+    jobs = [(n, c, t, s, m) for n, c in checkpoints.items() for m in args.attention_modes for t in tasks
+            for s in args.seeds if (n, t, s, m) not in done]
+    for name, checkpoint, task, seed, mode in tqdm(jobs, desc="fine-tuning runs"):
         data = load_classification_task(task, seed=seed)
+        if args.max_train_examples and len(data["train"]) > args.max_train_examples:
+            data["train"] = data["train"].shuffle(seed=seed).select(range(args.max_train_examples))
         task_name = os.path.basename(task.rstrip("/"))
+        attention, prompt = MODES[mode]
         results = finetune_classifier(
-            checkpoint, data, os.path.join(args.output_dir, "runs", f"{name}-{task_name}-seed{seed}"), seed=seed,
-            lora=LoraSettings(r=args.lora_r), num_train_epochs=args.num_train_epochs,
+            checkpoint, data, os.path.join(args.output_dir, "runs", f"{name}-{mode}-{task_name}-seed{seed}"),
+            seed=seed, lora=LoraSettings(r=args.lora_r), num_train_epochs=args.num_train_epochs,
             learning_rate=args.learning_rate, batch_size=args.batch_size, save_model=False, disable_tqdm=True,
+            attention=attention, prefix_prompt=prompt,
         )
-        run = {"name": name, "checkpoint": checkpoint, "task": task, "task_name": task_name, "seed": seed, **results}
+        run = {"name": name, "checkpoint": checkpoint, "task": task, "task_name": task_name, "seed": seed,
+               "mode": mode, **results}
         runs.append(run)
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(run) + "\n")
-    summary = summarise([r for r in runs if r["name"] in checkpoints])
+    summary = summarise([r for r in runs if r["name"] in checkpoints and r.get("mode", "auto") in args.attention_modes],
+                        by_mode=len(args.attention_modes) > 1)
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump({"checkpoints": checkpoints, "tasks": tasks, "seeds": args.seeds, "summary": summary}, handle,
                   indent=2)
@@ -140,8 +162,20 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
             continue
         with open(trajectory_path, encoding="utf-8") as handle:
             trajectory = json.load(handle)
+        rows = [key for key in summary if key == name or key.startswith(f"{name} (")]
+        if not rows:
+            continue
+        # One row per checkpoint on its card: the mode `auto` picks for it when it was evaluated, else the first.
+        from transformers import AutoConfig
+
+        from birdie_hf.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
+
+        mode = resolve_attention(AutoConfig.from_pretrained(path))
+        preferred = f"{name} ({'bidirectional_prompt' if DEFAULT_PREFIX_PROMPT else 'bidirectional'})" \
+            if mode == "bidirectional" else f"{name} (causal)"
+        row = preferred if preferred in rows else rows[0]
         evaluation = [{"task": task, **{m: v[m]["mean"] for m in METRICS}}
-                      for task, v in summary[name].items() if task != "mean_over_tasks"]
+                      for task, v in summary[row].items() if task != "mean_over_tasks"]
         train = {}
         if os.path.exists(os.path.join(path, "train_results.json")):
             with open(os.path.join(path, "train_results.json"), encoding="utf-8") as handle:

@@ -222,7 +222,8 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:
-            json.dump({**result.metrics, "tokens_seen": tokens, "policy": training_args.policy}, handle, indent=2)
+            json.dump({**result.metrics, "global_step": result.global_step, "tokens_seen": tokens, "model_tokens": trainer.state.num_input_tokens_seen,
+                       "policy": training_args.policy}, handle, indent=2)
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
         # The card comes before the plots: it is the run's record, the plots are a view of it.
