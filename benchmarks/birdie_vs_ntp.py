@@ -118,37 +118,22 @@ def heldout_next_base(work: Path, args) -> dict:
     path = work / "heldout_next_base.json"
     if path.exists():
         return json.loads(path.read_text())
-    import torch
     from transformers import AutoModelForCausalLM
 
     from birdie_hf import build_dna_tokenizer, load_genome_windows
-    from birdie_hf.baselines import markov_baseline_table
+    from birdie_hf.baselines import markov_baseline_table, next_base_nll, windows_to_text
 
     tokenizer = build_dna_tokenizer()
     data = load_genome_windows(corpus(work), tokenizer, window_length=args.window_length, validation_fraction=0.01,
                                seed=args.seed)
-    decode = np.array([""] * 256, dtype=object)
-    for base in "ACGTN":
-        decode[tokenizer.convert_tokens_to_ids(base)] = base
-    as_text = lambda ids: "".join(decode[np.asarray(ids)])  # noqa: E731
     order = np.random.default_rng(0).permutation(len(data["validation"]))[:400]
     heldout_ids = [data["validation"][int(i)]["input_ids"] for i in order]
-    train_text = (as_text(row) for row in data["train"]["input_ids"])
-    result = {"windows": len(heldout_ids), "markov": markov_baseline_table(train_text, [as_text(r) for r in heldout_ids],
-                                                                         orders=(2, 3, 4, 5, 6, 8))}
+    result = {"windows": len(heldout_ids),
+              "markov": markov_baseline_table(windows_to_text(data["train"]["input_ids"], tokenizer),
+                                              list(windows_to_text(heldout_ids, tokenizer)), orders=(2, 3, 4, 5, 6, 8))}
     result["composition_entropy"] = result["markov"][0]["nll"]
     for policy in POLICIES:
-        model = AutoModelForCausalLM.from_pretrained(work / policy).eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(heldout_ids), 32):
-                ids = torch.tensor(heldout_ids[start : start + 32])
-                logits = model(input_ids=ids).logits[:, :-1].float()
-                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-                keep = ids[:, 1:] != tokenizer.convert_tokens_to_ids("N")
-                total += float(nll[keep].sum())
-                count += int(keep.sum())
-        result[policy] = total / count
+        result[policy] = next_base_nll(AutoModelForCausalLM.from_pretrained(work / policy), heldout_ids, tokenizer)
     path.write_text(json.dumps(result, indent=2))
     return result
 

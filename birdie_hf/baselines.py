@@ -547,3 +547,39 @@ def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
     if not sequences:
         raise ValueError(f"{path!r} has a header but no rows.")
     return sequences, labels
+
+
+def windows_to_text(windows: Iterable[Sequence[int]], tokenizer) -> Iterator[str]:
+    """Decode token-id windows (as [`load_genome_windows`] stores them) back to base letters, one string each."""
+    table = np.full(max(len(tokenizer), 256), "N", dtype="<U1")
+    for base in "ACGTN":
+        table[tokenizer.convert_tokens_to_ids(base)] = base
+    for window in windows:
+        yield "".join(table[np.asarray(window, dtype=np.int64)].tolist())
+
+
+def next_base_nll(model, windows: Sequence[Sequence[int]], tokenizer, batch_size: int = 32) -> float:
+    """Mean causal next-base negative log-likelihood (nats) of `model` over `windows` of token ids, shape
+    `(num_windows, window_length)`, as a plain left-to-right read (no prompt). Positions whose target is `N` are left
+    out, as the Markov baselines leave them out."""
+    import torch
+
+    n_id = tokenizer.convert_tokens_to_ids("N")
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        by_length: dict[int, list] = {}
+        for window in windows:
+            by_length.setdefault(len(window), []).append(window)
+        batches = [group[i : i + batch_size] for group in by_length.values() for i in range(0, len(group), batch_size)]
+        for batch in batches:
+            ids = torch.as_tensor(np.asarray(batch, dtype=np.int64), device=device)
+            logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            keep = ids[:, 1:] != n_id
+            total += float(nll[keep].sum())
+            count += int(keep.sum())
+    model.train(was_training)
+    return total / max(count, 1)

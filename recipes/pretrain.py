@@ -190,6 +190,24 @@ def summary_table(trainer: BirdieTrainer, tokens_seen: int) -> str:
     return "\n".join(lines)
 
 
+def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
+    """Held-out next-base loss of the model next to order-k Markov models fit on the same training windows."""
+    from birdie_hf.baselines import markov_baseline_table, next_base_nll, windows_to_text
+
+    if not hasattr(data["validation"], "__len__") or len(data["validation"]) == 0:
+        return "(no held-out windows: next-base comparison skipped)"
+    heldout = data["validation"]["input_ids"]
+    rows = markov_baseline_table(windows_to_text(data["train"]["input_ids"], tokenizer),
+                                 list(windows_to_text(heldout, tokenizer)), orders=orders)
+    lines = [f"held-out next-base loss over {len(heldout)} windows (nats per base; lower is better):", "",
+             f"| {'model':<36} | {'nats':>8} |", f"|{'-' * 38}|{'-' * 10}|",
+             f"| {'this model (read left to right)':<36} | {next_base_nll(model, heldout, tokenizer):>8.4f} |"]
+    for row in rows:
+        name = "base composition (order 0)" if row["order"] == 0 else f"order-{row['order']} Markov"
+        lines.append(f"| {name:<36} | {row['nll']:>8.4f} |")
+    return "\n".join(lines)
+
+
 def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -218,7 +236,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
-        table = summary_table(trainer, tokens)
+        table = summary_table(trainer, tokens) + "\n\n" + next_base_table(trainer.model, data, tokenizer)
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:
