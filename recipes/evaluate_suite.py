@@ -120,8 +120,9 @@ def main(args):
     log_path = os.path.join(args.output_dir, "runs.jsonl")
     runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
     done = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs}
-    jobs = [(n, c, t, s, m) for n, c in checkpoints.items() for m in args.attention_modes for t in tasks
-            for s in args.seeds if (n, t, s, m) not in done]
+    # Seeds outermost: an interrupted sweep still compares every checkpoint and mode on the seeds it finished.
+    jobs = [(n, c, t, s, m) for s in args.seeds for t in tasks for n, c in checkpoints.items()
+            for m in args.attention_modes if (n, t, s, m) not in done]
     for name, checkpoint, task, seed, mode in tqdm(jobs, desc="fine-tuning runs"):
         data = load_classification_task(task, seed=seed)
         if args.max_train_examples and len(data["train"]) > args.max_train_examples:
