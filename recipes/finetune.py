@@ -7,6 +7,14 @@
     # a Nucleotide Transformer task from the Hub (downloads), with LoRA
     python recipes/finetune.py --model_name_or_path my-org/birdie-dna --task promoter_all --lora_r 8
 
+The classifier reads its input causally or bidirectionally (`--attention`, default `auto`: bidirectional for
+checkpoints pre-trained with prefix objectives, as Birdie trains them, causal for NTP-only ones); bidirectional inputs
+open with `<|prefix_lm|>` unless `--no-prefix_prompt`. The mode is saved in the model (`config.is_causal`) and the
+prompt in its tokenizer, so `pipeline("text-classification")` reads it the same way with no custom code.
+
+    python recipes/finetune.py --model_name_or_path outputs/birdie-dna-tiny --task outputs/genome_tasks/gene_strand \
+        --output_dir outputs/ft-causal --attention causal
+
 Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy) and the best model
 (LoRA merged) to `--output_dir`.
 """
@@ -34,6 +42,10 @@ def parse_args(argv=None):
     parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank; 0 = full fine-tuning")
     parser.add_argument("--lora_alpha", type=int, default=16)
     parser.add_argument("--lora_dropout", type=float, default=0.05)
+    parser.add_argument("--attention", default="auto", choices=["auto", "causal", "bidirectional"],
+                        help="how the classifier reads its input (auto: from the checkpoint's pre-training record)")
+    parser.add_argument("--prefix_prompt", action=argparse.BooleanOptionalAction, default=None,
+                        help="open bidirectional inputs with <|prefix_lm|> (default: on)")
     parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
     parser.add_argument("--hub_model_id", default=None)
     return parser.parse_args(argv)
@@ -50,6 +62,7 @@ def main(args):
         args.model_name_or_path, data, args.output_dir, seed=args.seed, lora=lora,
         num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
         early_stopping_patience=args.early_stopping_patience, max_length=args.max_length,
+        attention=args.attention, prefix_prompt=args.prefix_prompt,
     )
     record = {"task": args.task, "checkpoint": args.model_name_or_path, "seed": args.seed, "lora_r": args.lora_r,
               **results}
