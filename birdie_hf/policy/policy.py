@@ -268,7 +268,8 @@ class BirdiePolicy:
                 f"Policy state is for entries {state['entry_names']}, but this run's mixture has {self.entry_names}."
             )
         self.mixture = np.asarray(state["mixture"], dtype=np.float64)
-        self.prior = np.asarray(state["prior"], dtype=np.float64)
+        if "prior" in state:  # older states: keep the initial mixture this policy was built with
+            self.prior = np.asarray(state["prior"], dtype=np.float64)
         self.rng.bit_generator.state = state["rng"]
         self.reward_model.load_state_dict(state["reward_model"])
         self.optimizer.load_state_dict(state["optimizer"])
