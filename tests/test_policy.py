@@ -182,3 +182,4 @@ def test_policy_stays_at_the_initial_mixture_on_pure_noise(seed):
     for record in decisions:
         np.testing.assert_allclose(record["mixture"], np.full(6, 1 / 6))
         assert abs(record["predicted_gain"]) < 0.05
+

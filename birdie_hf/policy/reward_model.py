@@ -27,8 +27,10 @@ class RewardModel(nn.Module):
     """A recurrent reward model over the policy's history, as in Birdie (which uses a gated SSM over the history).
 
     At interval `t` the input is `[normalised losses at the start of t, normalised mixture used during t]`, the two
-    blocks normalised separately (fixed scaling, then a LayerNorm each); a GRU carries the history, and a head predicts
-    the reward of every entry for interval `t`, squashed into `(-1, 1)` like the rewards.
+    blocks normalised separately (fixed scaling, then a LayerNorm each); a GRU carries the history, and a linear head
+    predicts the reward of every entry for interval `t`. The head is not squashed: rewards often sit at their clip
+    value (+1 early in training), and a `tanh` output fitted to them saturates and stops learning when they later
+    fall. Candidate scores are clipped to the rewards' range `[-1, 1]`.
 
     Args:
         num_entries (`int`): mixture entries.
@@ -62,7 +64,7 @@ class RewardModel(nn.Module):
     def forward(self, losses: torch.Tensor, mixtures: torch.Tensor, hidden: torch.Tensor | None = None
                 ) -> torch.Tensor:
         output, _ = self.rnn(self._embed(losses, mixtures), hidden)
-        return torch.tanh(self.head(output))
+        return self.head(output)
 
     @torch.no_grad()
     def score_candidates(self, history_losses: torch.Tensor, history_mixtures: torch.Tensor, losses: torch.Tensor,
@@ -76,7 +78,7 @@ class RewardModel(nn.Module):
             candidates (`torch.Tensor` of shape `(num_candidates, num_entries)`): normalised candidate mixtures.
 
         Returns:
-            `torch.Tensor` of shape `(num_candidates, num_entries)`.
+            `torch.Tensor` of shape `(num_candidates, num_entries)`, in `[-1, 1]`.
         """
         hidden = None
         if history_losses.shape[0] > 0:
@@ -84,7 +86,7 @@ class RewardModel(nn.Module):
             hidden = hidden.expand(-1, candidates.shape[0], -1).contiguous()
         step_losses = losses.expand(candidates.shape[0], -1)[:, None]
         output, _ = self.rnn(self._embed(step_losses, candidates[:, None]), hidden)
-        return torch.tanh(self.head(output[:, 0]))
+        return self.head(output[:, 0]).clamp(-1.0, 1.0)
 
 
 def fit_reward_model(
