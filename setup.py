@@ -18,7 +18,7 @@ setup(
     install_requires=[
         "torch>=2.4",
         "numpy>=1.24",
-        "transformers>=5.0",
+        "transformers>=5.2",  # 5.2: Llama honours config.is_causal=False (bidirectional classifiers)
         "accelerate>=1.0",
         "datasets>=3.0",
         "tokenizers>=0.20",

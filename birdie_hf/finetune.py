@@ -139,6 +139,23 @@ def add_prefix_prompt(tokenizer, objective: str = "prefix_lm"):
     return tokenizer
 
 
+#: First transformers release whose Llama honours `config.is_causal = False` (5.0 and 5.1 silently stay causal; checked
+#: with a model whose first position must change when the last token does).
+MIN_TRANSFORMERS_FOR_BIDIRECTIONAL = "5.2.0"
+
+
+def _check_bidirectional_support() -> None:
+    import transformers
+    from packaging.version import Version
+
+    if Version(transformers.__version__) < Version(MIN_TRANSFORMERS_FOR_BIDIRECTIONAL):
+        raise RuntimeError(
+            f"Bidirectional classifiers need transformers>={MIN_TRANSFORMERS_FOR_BIDIRECTIONAL} (installed: "
+            f"{transformers.__version__}, whose Llama ignores config.is_causal=False and would silently read "
+            "causally). Upgrade transformers, or pass attention='causal'."
+        )
+
+
 def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[LoraSettings] = None,
                               attention: str = "auto"):
     """`AutoModelForSequenceClassification` from a causal-LM checkpoint, optionally wrapped with LoRA adapters (the
@@ -152,6 +169,8 @@ def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[L
 
     config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels)
     mode = resolve_attention(config, attention)
+    if mode == "bidirectional":
+        _check_bidirectional_support()
     config.is_causal = mode == "causal"
     config.birdie_attention = mode
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
