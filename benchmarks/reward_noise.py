@@ -29,10 +29,16 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", required=True, help="a birdie_hf pre-trained checkpoint folder")
     parser.add_argument("--genomes", nargs="*", default=None, help="FASTA for held-out windows (default: shipped)")
     parser.add_argument("--window_length", type=int, default=256)
+    parser.add_argument("--validation_fraction", type=float, default=0.05, help="as in the pre-training run")
+    parser.add_argument("--data_seed", type=int, default=42, help="seed of the pre-training run's split")
     parser.add_argument("--max_length", type=int, default=512)
     parser.add_argument("--budgets", nargs="+", type=int, default=[1024, 4096, 8192, 16384],
                         help="target tokens per entry in one held-out draw")
     parser.add_argument("--max_windows", type=int, default=256, help="the trainer's cap of windows per entry")
+    parser.add_argument("--min_windows", nargs="+", type=int, default=[1, 160],
+                        help="fewest windows per entry in a draw (the trainer's policy_validation_min_windows); "
+                             "one column per budget and minimum")
+    parser.add_argument("--cache", default=None, help="npz of per-window losses: reused when it exists")
     parser.add_argument("--pool_windows", type=int, default=1024, help="windows measured per entry")
     parser.add_argument("--draws", type=int, default=200)
     parser.add_argument("--trajectory", default=None, help="mixture_trajectory.json of a real run")
@@ -66,17 +72,18 @@ def per_window_losses(model, collator, windows, entry: int, batch_size: int = 16
     return np.asarray(sums), np.asarray(counts)
 
 
-def draw_pair(rng, sums, counts, budget: int, max_windows: int):
-    """Two disjoint draws, each adding windows until `budget` targets (or `max_windows` windows)."""
+def draw_pair(rng, sums, counts, budget: int, max_windows: int, min_windows: int = 1):
+    """Two disjoint draws, each adding windows until `budget` targets and `min_windows` windows (or `max_windows`
+    windows), the trainer's rule."""
     order = rng.permutation(len(sums))
     losses, used, complete = [], 0, True
     for _ in range(2):
         total = n = taken = 0
-        while used < len(order) and n < budget and taken < max_windows:
+        while used < len(order) and (n < budget or taken < min_windows) and taken < max_windows:
             i = order[used]
             total, n, taken, used = total + sums[i], n + counts[i], taken + 1, used + 1
         losses.append(total / max(n, 1))
-        complete &= n >= budget or taken >= max_windows
+        complete &= (n >= budget and taken >= min_windows) or taken >= max_windows
     return losses, complete
 
 
@@ -90,8 +97,8 @@ def main(args):
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     model = AutoModelForCausalLM.from_pretrained(args.checkpoint, attn_implementation="sdpa").eval()
     collator = DataCollatorForBirdie(tokenizer, objectives=DEFAULT_MIXTURE, max_length=args.max_length)
-    data = load_genome_windows(args.genomes, tokenizer, window_length=args.window_length, validation_fraction=0.05,
-                               seed=args.seed)["validation"]
+    data = load_genome_windows(args.genomes, tokenizer, window_length=args.window_length,
+                               validation_fraction=args.validation_fraction, seed=args.data_seed)["validation"]
     rng = np.random.default_rng(args.seed)
     pool = [data[int(i)] for i in rng.permutation(len(data))[: args.pool_windows]]
     real = {}
@@ -102,27 +109,33 @@ def main(args):
         real = {name: float(np.median([abs(e["rewards"][name]) for e in early])) for name in collator.objective_names}
     from tqdm.auto import tqdm
 
+    cached = dict(np.load(args.cache)) if args.cache and Path(args.cache).exists() else {}
+    columns = [(budget, minimum) for minimum in args.min_windows for budget in args.budgets]
     rows = []
     for entry, name in enumerate(tqdm(collator.objective_names, desc="entries")):
-        sums, counts = per_window_losses(model, collator, pool, entry)
+        if f"{name}/sums" not in cached:
+            cached[f"{name}/sums"], cached[f"{name}/counts"] = per_window_losses(model, collator, pool, entry)
+        sums, counts = cached[f"{name}/sums"], cached[f"{name}/counts"]
         row = {"entry": name, "loss": float(sums.sum() / counts.sum()), "targets_per_window": float(counts.mean())}
-        for budget in args.budgets:
+        for budget, minimum in columns:
             noise = []
             for _ in range(args.draws):
-                (a, b), complete = draw_pair(rng, sums, counts, budget, args.max_windows)
+                (a, b), complete = draw_pair(rng, sums, counts, budget, args.max_windows, minimum)
                 if complete:  # the pool held two full draws
                     noise.append(abs(float(objective_rewards([a], [b])[0])))
-            row[f"p95_{budget}"] = float(np.percentile(noise, 95)) if noise else float("nan")
+            row[f"p95_{budget}_{minimum}"] = float(np.percentile(noise, 95)) if noise else float("nan")
         row["real_median"] = real.get(name)
         rows.append(row)
-    header = "| entry | loss | targets/window | " + " | ".join(f"p95 noise @{b}" for b in args.budgets) + \
-        " | median real (early) |"
+    if args.cache:
+        np.savez(args.cache, **cached)
+    header = "| entry | loss | targets/window | " + " | ".join(
+        f"p95 noise @{b} tokens, >= {m} windows" for b, m in columns) + " | median real (early) |"
     print(header)
-    print("|---" * (4 + len(args.budgets)) + "|")
+    print("|---" * (4 + len(columns)) + "|")
     for row in rows:
         real_text = "–" if row["real_median"] is None else f"{row['real_median']:.3f}"
         print(f"| {row['entry']} | {row['loss']:.3f} | {row['targets_per_window']:.0f} | "
-              + " | ".join(f"{row[f'p95_{b}']:.4f}" for b in args.budgets) + f" | {real_text} |")
+              + " | ".join(f"{row[f'p95_{b}_{m}']:.4f}" for b, m in columns) + f" | {real_text} |")
     if args.output:
         Path(args.output).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
 

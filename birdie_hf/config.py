@@ -71,6 +71,9 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_validation_tokens (`int`, *optional*, defaults to `8192`):
             Loss-bearing (target) tokens per objective entry in the fixed held-out set. Sized so that the reward of
             an interval stays above its noise floor (`benchmarks/reward_noise.py`).
+        policy_validation_min_windows (`int`, *optional*, defaults to `160`):
+            Fewest held-out windows per entry. Deshuffling's loss varies mostly between windows: with 32 windows its
+            noise-only reward reached 0.45 at the 95th percentile (`benchmarks/reward_noise.py`).
         policy_validation_max_windows (`int`, *optional*, defaults to `256`):
             Most held-out windows per entry (bounds the cost of entries with very few targets per window).
         policy_validation_windows (`int`, *optional*):
@@ -136,6 +139,9 @@ class BirdieTrainingArguments(TrainingArguments):
     )
     policy_validation_tokens: int = field(
         default=8192, metadata={"help": "Target tokens per objective entry in the fixed held-out set."}
+    )
+    policy_validation_min_windows: int = field(
+        default=160, metadata={"help": "Fewest held-out windows per objective entry."}
     )
     policy_validation_max_windows: int = field(
         default=256, metadata={"help": "Most held-out windows per objective entry."}
@@ -204,7 +210,8 @@ class BirdieTrainingArguments(TrainingArguments):
                 raise ValueError(f"`{name}` must be a positive number of steps, got {value}.")
         if self.initial_mixture not in ("per_objective", "per_entry"):
             raise ValueError(f"`initial_mixture` must be per_objective or per_entry, got {self.initial_mixture!r}.")
-        for name in ("policy_validation_tokens", "policy_validation_max_windows", "policy_validation_windows"):
+        for name in ("policy_validation_tokens", "policy_validation_min_windows", "policy_validation_max_windows",
+                     "policy_validation_windows"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"`{name}` must be at least 1, got {value}.")

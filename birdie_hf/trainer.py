@@ -231,9 +231,11 @@ class BirdieTrainer(Trainer):
         """Fixed held-out batches, sized per entry by loss-bearing tokens.
 
         Windows are taken in a seeded order spread over `eval_dataset` (the same for every entry); each entry gets
-        batches of `per_device_eval_batch_size` windows until they hold `policy_validation_tokens` target tokens (or
-        `policy_validation_windows` windows when that is set). An entry with few targets per window (selective
-        copying) thus gets more windows than next-token prediction, and every entry's loss is about equally precise.
+        batches of `per_device_eval_batch_size` windows until they hold `policy_validation_tokens` target tokens and
+        at least `policy_validation_min_windows` windows (at most `policy_validation_max_windows`; exactly
+        `policy_validation_windows` when that is set). An entry with few targets per window (selective copying) thus
+        gets more windows than next-token prediction; the minimum covers entries whose loss varies mostly between
+        windows (deshuffling), which a token count alone under-samples.
         """
         collator: DataCollatorForBirdie = self.data_collator
         if len(eval_dataset) == 0:
@@ -242,10 +244,11 @@ class BirdieTrainer(Trainer):
         size = max(1, self.args.per_device_eval_batch_size)
         fixed_windows = self.args.policy_validation_windows
         max_windows = fixed_windows or self.args.policy_validation_max_windows
+        min_windows = fixed_windows or min(self.args.policy_validation_min_windows, max_windows)
         batches = []
         for entry in range(len(collator.objective_names)):
             used = tokens = 0
-            while used < max_windows and (fixed_windows or tokens < self.args.policy_validation_tokens):
+            while used < max_windows and (used < min_windows or tokens < self.args.policy_validation_tokens):
                 count = min(size, max_windows - used)
                 windows = [eval_dataset[int(order[(used + i) % len(order)])] for i in range(count)]
                 batch = collator.collate_with_objectives(windows, [entry] * count)

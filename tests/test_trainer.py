@@ -98,7 +98,7 @@ def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path)
 
 def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
     trainer = make_trainer(tokenizer, genome, tmp_path, policy_validation_windows=None,
-                           policy_validation_tokens=300, per_device_eval_batch_size=2)
+                           policy_validation_tokens=300, policy_validation_min_windows=1, per_device_eval_batch_size=2)
     batches = trainer._build_validation_batches(genome["validation"])
     names = trainer.data_collator.objective_names
     targets = {name: 0 for name in names}
@@ -110,6 +110,14 @@ def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
     # short-span infilling has far fewer targets per window than next-token prediction, so it gets more windows
     per_entry = {name: sum(1 for b in batches if names[int(b["objective_ids"][0, 0])] == name) for name in names}
     assert per_entry["infilling_short"] > per_entry["next_token_prediction"]
+    # a minimum number of windows per entry holds even when the token target is met sooner
+    trainer.args.policy_validation_min_windows = 12
+    batches = trainer._build_validation_batches(genome["validation"])
+    for index in range(len(names)):
+        windows = sum(len(set(row[row >= 0].tolist())) if "segment_ids" in b else 0
+                      for b in batches if int(b["objective_ids"][0, 0]) == index
+                      for row in b["segment_ids"].where(b["objective_ids"] >= 0, -1))
+        assert windows >= 12
 
 
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
