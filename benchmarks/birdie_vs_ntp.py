@@ -1,7 +1,7 @@
 """Birdie vs a static mixture vs next-token prediction, at equal compute, on ~30 Mbp of real genomes, with
 downstream tasks disjoint from pre-training and fine-tuning in causal and bidirectional modes.
 
-    python benchmarks/birdie_vs_ntp.py                          # the committed run (about 2 h on 2 CPU cores)
+    python benchmarks/birdie_vs_ntp.py --model_tokens 5e6 --finetune_seeds 0 1   # the committed run (~2 h, 2 cores)
     python benchmarks/birdie_vs_ntp.py --model_tokens 2e6 --finetune_seeds 0 --work_dir outputs/quick
     python benchmarks/birdie_vs_ntp.py --summarise_only         # rebuild the table from what has finished
 
@@ -70,6 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--finetune_seeds", nargs="+", default=["0", "1", "2"])
     parser.add_argument("--finetune_epochs", type=float, default=3)
     parser.add_argument("--max_train_examples", type=int, default=1500)
+    parser.add_argument("--max_eval_examples", type=int, default=1000, help="dev examples for early stopping")
     parser.add_argument("--modes", nargs="+", default=["causal", "bidirectional", "bidirectional_prompt"])
     parser.add_argument("--results_dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--summarise_only", action="store_true")
@@ -162,7 +163,8 @@ def main(args):
         run([sys.executable, "recipes/evaluate_suite.py", "--checkpoints", *[f"{p}={work / p}" for p in POLICIES],
              "--tasks", *[str(tasks_dir / t) for t in TASKS], "--seeds", *args.finetune_seeds,
              "--attention_modes", *args.modes, "--num_train_epochs", str(args.finetune_epochs),
-             "--max_train_examples", str(args.max_train_examples), "--output_dir", str(work / "suite")],
+             "--max_train_examples", str(args.max_train_examples), "--max_eval_examples", str(args.max_eval_examples),
+             "--output_dir", str(work / "suite")],
             log=work / "finetune.log")
     write_results(args, work)
 

@@ -53,6 +53,8 @@ def parse_args(argv=None):
     parser.add_argument("--attention_modes", nargs="+", default=["causal", "bidirectional_prompt"],
                         choices=list(MODES), help="how the classifiers read their input (each is a separate row)")
     parser.add_argument("--max_train_examples", type=int, default=None, help="cap the train split (seeded)")
+    parser.add_argument("--max_eval_examples", type=int, default=None,
+                        help="cap the dev split used for early stopping (seeded); the test split is never capped")
     parser.add_argument("--update_cards", action="store_true", help="write results into local checkpoints' cards")
     return parser.parse_args(argv)
 
@@ -127,6 +129,8 @@ def main(args):
         data = load_classification_task(task, seed=seed)
         if args.max_train_examples and len(data["train"]) > args.max_train_examples:
             data["train"] = data["train"].shuffle(seed=seed).select(range(args.max_train_examples))
+        if args.max_eval_examples and len(data["validation"]) > args.max_eval_examples:
+            data["validation"] = data["validation"].shuffle(seed=seed).select(range(args.max_eval_examples))
         task_name = os.path.basename(task.rstrip("/"))
         attention, prompt = MODES[mode]
         results = finetune_classifier(
