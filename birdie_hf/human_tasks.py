@@ -36,7 +36,7 @@ import numpy as np
 
 from .data import FastaRecord, GenomeDataError, PathLike, iter_fasta
 from .leakage import KMER, find_occurrences
-from .tasks import SPLITS, write_task_suite
+from .tasks import SPLITS, balanced_examples, write_task_suite
 
 
 TASK_NAME = "human_repeat"
@@ -306,14 +306,7 @@ def build_human_repeat_task(path: PathLike, config: Optional[HumanRepeatTaskConf
     rng = np.random.default_rng(config.seed + 1)
     splits_out = {}
     for split in SPLITS:
-        negatives, positives = raw[split][0], raw[split][1]
-        n = min(len(negatives), len(positives))
-        if config.max_examples_per_class:
-            n = min(n, config.max_examples_per_class)
-        pick = lambda items: [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
-        examples = [(s, 0) for s in pick(negatives)] + [(s, 1) for s in pick(positives)]
-        order = rng.permutation(len(examples))
-        splits_out[split] = [examples[i] for i in order]
+        splits_out[split] = balanced_examples(raw[split][0], raw[split][1], config.max_examples_per_class, rng)
 
     metadata = {
         "task": TASK_NAME,

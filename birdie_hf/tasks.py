@@ -79,6 +79,18 @@ class _SplitAssigner:
         return SPLITS[int(self.blocks[record][first])]
 
 
+def balanced_examples(negatives: list[str], positives: list[str], max_per_class: Optional[int],
+                      rng: np.random.Generator) -> list[tuple[str, int]]:
+    """As many label-0 as label-1 sequences (at most `max_per_class` each, drawn without replacement and kept in
+    order), as `(sequence, label)` pairs in a random order."""
+    n = min(len(negatives), len(positives))
+    if max_per_class:
+        n = min(n, max_per_class)
+    pick = lambda items: [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]  # noqa: E731
+    examples = [(s, 0) for s in pick(negatives)] + [(s, 1) for s in pick(positives)]
+    return [examples[i] for i in rng.permutation(len(examples))]
+
+
 def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None) -> dict:
     """Build every task of [`TASK_NAMES`] from `genbank_path`.
 
@@ -150,14 +162,8 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                         seen.add(sequence)
                         unique.append(sequence)
                 raw[task][split][label] = unique
-            negatives, positives = raw[task][split][0], raw[task][split][1]
-            n = min(len(negatives), len(positives))
-            if config.max_examples_per_class:
-                n = min(n, config.max_examples_per_class)
-            pick = lambda items: [items[i] for i in sorted(rng.choice(len(items), size=n, replace=False))]
-            examples = [(s, 0) for s in pick(negatives)] + [(s, 1) for s in pick(positives)]
-            order = rng.permutation(len(examples))
-            suite[task][split] = [examples[i] for i in order]
+            suite[task][split] = balanced_examples(raw[task][split][0], raw[task][split][1],
+                                                   config.max_examples_per_class, rng)
     return suite
 
 
