@@ -152,8 +152,8 @@ class BirdieTrainingArguments(TrainingArguments):
     policy_min_predicted_gain: float = field(
         default=0.05, metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it."}
     )
-    policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model MLP width."})
-    policy_num_layers: int = field(default=4, metadata={"help": "Reward-model hidden layers."})
+    policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model width."})
+    policy_num_layers: int = field(default=4, metadata={"help": "Reward-model recurrent (GRU) layers."})
     policy_learning_rate: float = field(default=5e-4, metadata={"help": "Reward-model AdamW learning rate."})
     policy_weight_decay: float = field(default=0.1, metadata={"help": "Reward-model AdamW weight decay."})
     policy_update_iterations: int = field(default=200, metadata={"help": "Reward-model MSE steps per evaluation."})

@@ -59,25 +59,24 @@ def select_mixture(
     Args:
         model ([`RewardModel`]): the trained reward model.
         history_losses (`np.ndarray` of shape `(time, num_entries)`): normalised losses of past intervals.
-        history_mixtures (`np.ndarray` of shape `(time, num_entries)`): mixtures of past intervals (raw weights).
+        history_mixtures (`np.ndarray` of shape `(time, num_entries)`): normalised mixtures of past intervals.
         losses (`np.ndarray` of shape `(num_entries,)`): normalised current losses.
         candidates (`np.ndarray` of shape `(num_candidates, num_entries)`): raw candidate mixtures.
         classes (`np.ndarray` of shape `(num_entries,)`): reward class per entry.
         prior (`np.ndarray` of shape `(num_entries,)`): the mixture to compare against (the initial mixture).
         top_n (`int`): how many of the best candidates to average.
     """
-    mean_of = lambda rows: rows.mean(axis=0) / rows.mean(axis=0).sum()  # noqa: E731
     as_tensor = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32)  # noqa: E731
+    past_losses = as_tensor(history_losses).reshape(-1, len(losses))
+    past_mixtures = as_tensor(history_mixtures).reshape(-1, len(losses))
 
     def predict(mixtures: np.ndarray) -> np.ndarray:
-        predicted = model.score_candidates(
-            as_tensor(history_losses).reshape(-1, len(losses)),
-            as_tensor(normalise_mixtures(np.asarray(history_mixtures).reshape(-1, len(losses)))),
-            as_tensor(losses), as_tensor(normalise_mixtures(mixtures)))
+        predicted = model.score_candidates(past_losses, past_mixtures, as_tensor(losses),
+                                           as_tensor(normalise_mixtures(mixtures)))
         return total_reward(predicted.double().numpy(), classes)
 
     scores = predict(candidates)
-    best = np.argsort(-scores, kind="stable")[:top_n]
-    mixture = mean_of(candidates[best])
+    best = candidates[np.argsort(-scores, kind="stable")[:top_n]].mean(axis=0)
+    mixture = best / best.sum()
     averaged, prior_score = predict(np.stack([mixture, prior]))
     return CandidateChoice(mixture=mixture, predicted_reward=float(averaged), prior_predicted_reward=float(prior_score))

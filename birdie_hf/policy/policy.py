@@ -204,7 +204,7 @@ class BirdiePolicy:
             self.actions.append(self.mixture.copy())
             self.rewards.append(rewards)
             decision.rewards = rewards
-            states, actions = self._normalised_history()
+            states, actions = self._normalised_history()  # reused by the candidate search below
             decision.reward_model_loss = fit_reward_model(self.reward_model, self.optimizer, states, actions,
                                                           self.rewards, self.config.update_iterations,
                                                           show_progress=show_progress)
@@ -218,8 +218,7 @@ class BirdiePolicy:
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
                 candidates = candidates * (1.0 - floor * self.num_entries) + floor
-                states, actions = self._normalised_history()
-                choice = select_mixture(self.reward_model, states, np.stack(self.actions),
+                choice = select_mixture(self.reward_model, states, actions,
                                         normalise_losses(losses, self.states[0]), candidates, self.classes,
                                         self.prior, self.config.top_n)
                 decision.predicted_reward, decision.predicted_gain = choice.predicted_reward, choice.predicted_gain
