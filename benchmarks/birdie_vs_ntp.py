@@ -83,14 +83,14 @@ def corpus(work: Path) -> list[str]:
 
 def tokens_per_step(policy: str, args) -> float:
     """Mean tokens through the model per optimizer step under the policy's initial mixture (collator only)."""
-    from birdie_hf import BirdieTrainingArguments, DataCollatorForBirdie, LiveMixture, build_dna_tokenizer
+    from birdie_hf import BirdieTrainingArguments, DataCollatorForBirdie, build_dna_tokenizer
     from birdie_hf.data import default_genome_path, load_genome_windows
 
     tokenizer = build_dna_tokenizer()
-    training = BirdieTrainingArguments(output_dir="unused", policy=policy, max_length=args.max_length, use_cpu=True)
-    specs = training.objective_specs()
-    collator = DataCollatorForBirdie(tokenizer, objectives=[s.to_dict() for s in specs], max_length=args.max_length,
-                                     mixture=LiveMixture([s.name for s in specs], training.initial_weights()))
+    # Collator seed 0: the draw the committed run's step counts were computed with.
+    training = BirdieTrainingArguments(output_dir="unused", policy=policy, max_length=args.max_length, use_cpu=True,
+                                       seed=0)
+    collator = DataCollatorForBirdie.from_training_args(tokenizer, training)
     windows = load_genome_windows(default_genome_path(), tokenizer, window_length=args.window_length)["train"]
     counts = []
     for start in range(0, min(len(windows) - args.batch_size, 100 * args.batch_size), args.batch_size):

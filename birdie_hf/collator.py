@@ -95,6 +95,14 @@ class DataCollatorForBirdie(DataCollatorMixin):
         elif self.mixture.names != names:
             raise ValueError(f"The mixture's entries {self.mixture.names} do not match the objectives {names}.")
 
+    @classmethod
+    def from_training_args(cls, tokenizer: PreTrainedTokenizerBase, args) -> "DataCollatorForBirdie":
+        """The collator a [`BirdieTrainingArguments`] describes: its objectives (NTP only with `policy="ntp"`),
+        `max_length`, seed and initial mixture (see `BirdieTrainingArguments.initial_weights`)."""
+        specs = args.objective_specs()
+        return cls(tokenizer, objectives=[spec.to_dict() for spec in specs], max_length=args.max_length,
+                   mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()), seed=args.seed)
+
     # -- properties ----------------------------------------------------------------------------------------------
     @property
     def objective_names(self) -> list[str]:

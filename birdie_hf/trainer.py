@@ -17,7 +17,6 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
-from .mixture import LiveMixture
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
@@ -84,11 +83,7 @@ class BirdieTrainer(Trainer):
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("BirdieTrainer needs `processing_class` (the DNA tokenizer) or a `data_collator`.")
-            specs = args.objective_specs()
-            data_collator = DataCollatorForBirdie(
-                processing_class, objectives=[spec.to_dict() for spec in specs], max_length=args.max_length,
-                mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()), seed=args.seed,
-            )
+            data_collator = DataCollatorForBirdie.from_training_args(processing_class, args)
         elif not isinstance(data_collator, DataCollatorForBirdie):
             raise TypeError(f"`data_collator` must be a DataCollatorForBirdie, got {type(data_collator).__name__}.")
         if args.policy == "birdie" and eval_dataset is None:
