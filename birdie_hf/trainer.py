@@ -199,14 +199,15 @@ class BirdieTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
-        if ("loss" in logs or "train_runtime" in logs) and not any(key.startswith("eval_") for key in logs):
+        training = not any(key.startswith("eval_") for key in logs)
+        if training and ("loss" in logs or "train_runtime" in logs):
             # Tokens through the model (context + targets, padding excluded), all ranks: the compute budget.
             tokens = self.accelerator.reduce(torch.tensor(self._model_tokens, device=self.args.device),
                                              reduction="sum")
             self.state.num_input_tokens_seen += int(tokens)
             self._model_tokens = 0
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
-        if "loss" in logs and not any(key.startswith("eval_") for key in logs):
+        if training and "loss" in logs:
             sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
             counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
             for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist()):

@@ -159,6 +159,9 @@ def main(args):
 
 def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
     """Re-render the card of each local checkpoint with its mean test metrics per task."""
+    from transformers import AutoConfig
+
+    from birdie_hf.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
     from birdie_hf.hub import pretrained_model_card
 
     for name, path in checkpoints.items():
@@ -171,10 +174,6 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
         if not rows:
             continue
         # One row per checkpoint on its card: the mode `auto` picks for it when it was evaluated, else the first.
-        from transformers import AutoConfig
-
-        from birdie_hf.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
-
         mode = resolve_attention(AutoConfig.from_pretrained(path))
         preferred = f"{name} ({'bidirectional_prompt' if DEFAULT_PREFIX_PROMPT else 'bidirectional'})" \
             if mode == "bidirectional" else f"{name} (causal)"
