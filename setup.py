@@ -12,8 +12,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["birdie_hf", "birdie_hf.*"]),
-    package_data={"birdie_hf": ["genomes/*.fna.gz"]},
-    data_files=[("share/birdie_hf/model_cards", ["model_cards/pretrained.md", "model_cards/finetuned.md"])],
+    # Model-card templates ship inside the package (read with importlib.resources), so any install finds them.
+    package_data={"birdie_hf": ["genomes/*.fna.gz", "templates/*.md"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.4",

@@ -53,18 +53,28 @@ _LIMITATIONS = (
 )
 
 
-def template_path(name: str) -> str:
-    """Path of a model-card template (`pretrained.md`, `finetuned.md`) from `model_cards/` of the checkout, or the
-    copy installed under `<prefix>/share/birdie_hf/model_cards`."""
-    import sys
-    from pathlib import Path
+#: Folder of the model-card templates inside the birdie_hf package (shipped as package data).
+TEMPLATES_FOLDER = "templates"
 
-    candidates = [Path(__file__).resolve().parents[1] / "model_cards" / name,
-                  Path(sys.prefix) / "share" / "birdie_hf" / "model_cards" / name]
-    for candidate in candidates:
-        if candidate.exists():
-            return str(candidate)
-    raise FileNotFoundError(f"Model card template {name!r} not found in {[str(c) for c in candidates]}.")
+
+def template_text(name: str) -> str:
+    """Text of a model-card template shipped with birdie_hf (`pretrained.md` or `finetuned.md`).
+
+    The templates are package data (`birdie_hf/templates/`), read with `importlib.resources`, so they are found in a
+    checkout, an editable install and a regular, `--user` or virtualenv install alike.
+
+    Raises:
+        `FileNotFoundError`: no template of that name (or an install that left out the package data).
+    """
+    from importlib import resources
+
+    resource = resources.files("birdie_hf").joinpath(TEMPLATES_FOLDER).joinpath(name)
+    if not resource.is_file():
+        raise FileNotFoundError(
+            f"Model card template {name!r} not found in the package folder birdie_hf/templates/; reinstall birdie_hf "
+            "(the templates are package data)."
+        )
+    return resource.read_text(encoding="utf-8")
 
 
 def mixture_table(trajectory: dict) -> str:
@@ -137,7 +147,7 @@ def pretrained_model_card(
     else:
         evaluation_section = "Not evaluated yet: run `recipes/evaluate_suite.py` to fill this section."
     return ModelCard.from_template(
-        data, template_path=template_path("pretrained.md"), repo_id=repo_id, architecture=architecture,
+        data, template_str=template_text("pretrained.md"), repo_id=repo_id, architecture=architecture,
         model_name=repo_id.split("/")[-1],
         policy=trajectory.get("policy", "birdie"), num_evaluations=len(trajectory.get("evaluations", [])),
         mixture_table=mixture_table(trajectory), example_sequence=widget_sequences[0],
@@ -163,7 +173,7 @@ def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[s
     )
     rows = "\n".join(f"| {name} | {test[name]:.4f} |" for name in ("mcc", "f1", "accuracy") if name in test)
     return ModelCard.from_template(
-        data, template_path=template_path("finetuned.md"), repo_id=repo_id, base_model=record["checkpoint"],
+        data, template_str=template_text("finetuned.md"), repo_id=repo_id, base_model=record["checkpoint"],
         model_name=repo_id.split("/")[-1],
         task=task, method=f"LoRA r={record['lora_r']}" if record.get("lora_r") else "full fine-tuning",
         seed=record.get("seed", 0), metrics_rows=rows, example_sequence=widget_sequences[0],
