@@ -58,10 +58,16 @@ class DataCollatorForBirdie(DataCollatorMixin):
 
     ```python
     >>> from birdie_hf import DataCollatorForBirdie, build_dna_tokenizer
-    >>> collator = DataCollatorForBirdie(build_dna_tokenizer(), max_length=256, mask_format="dense")
-    >>> batch = collator([{"input_ids": [4, 5, 6, 7] * 32}] * 4)
-    >>> batch["attention_mask"].shape[1]
-    1
+    >>> tokenizer = build_dna_tokenizer()
+    >>> collator = DataCollatorForBirdie(tokenizer, max_length=512, mask_format="dense")  # Birdie's full mixture
+    >>> window = tokenizer("ACGGTCATTGCA" * 16, add_special_tokens=False)["input_ids"]  # 192 bases
+    >>> batch = collator([{"input_ids": window}] * 4)
+    >>> sorted(batch)
+    ['attention_mask', 'input_ids', 'labels', 'objective_ids', 'position_ids']
+    >>> rows, length = batch["input_ids"].shape
+    >>> batch["attention_mask"].shape == (rows, 1, length, length) and length <= 512
+    True
+
     ```
     """
 

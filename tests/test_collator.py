@@ -229,3 +229,16 @@ def test_fixed_objective_batches_ignore_the_epoch_but_training_draws_do_not(toke
     after, redrawn = collator.collate_with_objectives(windows(4), [2, 3, 2, 3]), collator(windows(16))
     assert torch.equal(before["input_ids"], after["input_ids"])  # a resumed run rebuilds the same held-out batches
     assert not torch.equal(drawn["input_ids"], redrawn["input_ids"])  # repeated windows get fresh corruption
+
+
+def test_class_docstring_example_runs():
+    """The `>>>` example of `DataCollatorForBirdie` is executed as written (a doctest, markdown fences dropped)."""
+    import doctest
+
+    from birdie_hf import DataCollatorForBirdie
+
+    text = "\n".join(line for line in DataCollatorForBirdie.__doc__.splitlines() if not line.strip().startswith("```"))
+    test = doctest.DocTestParser().get_doctest(text, {}, "DataCollatorForBirdie", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = runner.run(test)
+    assert result.attempted >= 5 and result.failed == 0
