@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from collections import OrderedDict
+from typing import Any, Optional
 
 import numpy as np
+import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .mixture import LiveMixture
@@ -39,13 +41,18 @@ class BirdieRewardCallback(TrainerCallback):
             scheduled evaluations still run and are recorded in [`trajectory`].
         schedule_evaluations (`bool`, *optional*, defaults to `True`): request evaluations at the policy's steps
             (off when there is no held-out data, e.g. a `static` run without `eval_dataset`).
+        run_spec (`dict`, *optional*): what defines the run whose state this is (plain values; [`BirdieTrainer`]
+            records the policy mode, each entry's objective and settings, the initial mixture and the reward-policy
+            settings, see [`birdie_run_spec`]). Saved in [`state_dict`]; [`load_state_dict`] refuses a state saved
+            with another spec, so a resumed run cannot silently continue under other settings.
     """
 
     def __init__(self, mixture: LiveMixture, policy: Optional[BirdiePolicy] = None,
-                 schedule_evaluations: bool = True):
+                 schedule_evaluations: bool = True, run_spec: Optional[dict[str, Any]] = None):
         self.mixture = mixture
         self.policy = policy
         self.schedule_evaluations = schedule_evaluations
+        self.run_spec = None if run_spec is None else _plain(run_spec, "run_spec")
         self.evaluation_steps: set[int] = set()
         self.pending: Optional[list[float]] = None
         self.pending_step: Optional[int] = None
@@ -122,27 +129,127 @@ class BirdieRewardCallback(TrainerCallback):
         return logs
 
     # -- checkpointing ---------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs: mixture, pending decision, trajectory, policy state and run spec.
+
+        Only plain Python values (dicts, lists, tuples, strings, numbers, `None`) and tensors, so that
+        `torch.load(..., weights_only=True)` reads it back; numpy arrays and scalars are converted to lists and
+        Python numbers.
+
+        Raises:
+            `TypeError`: a value of another type, named by its place in the state.
+        """
+        return _plain({
             "mixture": self.mixture.weights.tolist(),
             "entry_names": list(self.mixture.names),
             "pending": self.pending,
             "pending_step": self.pending_step,
             "trajectory": self.trajectory,
             "policy": None if self.policy is None else self.policy.state_dict(),
-        }
+            "run_spec": self.run_spec,
+        }, "state")
 
-    def load_state_dict(self, state: dict) -> None:
-        if state["entry_names"] != self.mixture.names:
-            raise ValueError(
-                f"Checkpoint mixture entries {state['entry_names']} differ from this run's {self.mixture.names}: "
-                "resume with the same `objectives`."
-            )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a [`state_dict`] after [`check_compatible`] accepted it."""
+        self.check_compatible(state)
         self.mixture.update(state["mixture"])
         self.pending, self.pending_step = state["pending"], state["pending_step"]
         self.trajectory = list(state["trajectory"])
         if self.policy is not None and state["policy"] is not None:
             self.policy.load_state_dict(state["policy"])
+
+    def check_compatible(self, state: dict[str, Any]) -> None:
+        """Raise a `ValueError` listing every difference when `state` belongs to a run defined otherwise than this one
+        (policy mode, mixture entries, their objectives and settings, initial mixture, reward-policy settings).
+
+        States saved before run specs were recorded are checked on their entry names and on whether they have a
+        policy state, with a warning that the settings could not be compared.
+        """
+        differences = []
+        saved_spec = state.get("run_spec")
+        if saved_spec is not None and self.run_spec is not None:
+            differences = run_spec_differences(saved_spec, self.run_spec)
+        else:
+            if saved_spec is None and self.run_spec is not None:
+                logger.warning("This Birdie state predates recorded run settings: only its entry names and policy "
+                               "mode are checked against this run.")
+            if state["entry_names"] != self.mixture.names:
+                differences.append(f"mixture entries: {state['entry_names']} in the checkpoint, {self.mixture.names} "
+                                   "in this run")
+            if (state["policy"] is None) != (self.policy is None):
+                saved = "a reward policy ('birdie')" if state["policy"] is not None else "no reward policy"
+                current = "one" if self.policy is not None else "none"
+                differences.append(f"policy: the checkpoint has {saved}, this run has {current}")
+        if differences:
+            raise ValueError("The checkpoint was trained with other settings than this run: "
+                             + "; ".join(differences) + ".")
+
+
+def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two run specs (see [`BirdieRewardCallback`]), empty when they match.
+
+    >>> run_spec_differences({"policy": "birdie"}, {"policy": "static"})
+    ["policy: 'birdie' in the checkpoint, 'static' in this run"]
+    """
+    differences = []
+    if saved.get("policy") != current.get("policy"):
+        differences.append(f"policy: {saved.get('policy')!r} in the checkpoint, {current.get('policy')!r} in this run")
+    saved_entries, current_entries = saved.get("entries") or [], current.get("entries") or []
+    saved_names = [entry["name"] for entry in saved_entries]
+    current_names = [entry["name"] for entry in current_entries]
+    if saved_names != current_names:
+        differences.append(f"objective entries: {saved_names} in the checkpoint, {current_names} in this run")
+    else:
+        for old, new in zip(saved_entries, current_entries):
+            if old["objective"] != new["objective"]:
+                differences.append(f"entry {old['name']!r}: objective {old['objective']!r} in the checkpoint, "
+                                   f"{new['objective']!r} in this run")
+                continue
+            for key, (was, now) in _changed(old.get("settings") or {}, new.get("settings") or {}).items():
+                differences.append(f"entry {old['name']!r} setting {key}: {was!r} in the checkpoint, {now!r} in this "
+                                   "run")
+        was, now = saved.get("initial_mixture"), current.get("initial_mixture")
+        if was is not None and now is not None and not np.allclose(was, now, rtol=0, atol=1e-9):
+            differences.append(
+                "initial mixture: "
+                + ", ".join(f"{name} {a:.4g} -> {b:.4g}" for name, a, b in zip(saved_names, was, now) if a != b)
+                + " (checkpoint -> this run)"
+            )
+    for key, (was, now) in _changed(saved.get("policy_settings") or {}, current.get("policy_settings") or {}).items():
+        differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
+    return differences
+
+
+def _changed(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """`{key: (saved value, current value)}` for the keys whose values differ (a missing key reads as `None`)."""
+    keys = list(saved) + [key for key in current if key not in saved]
+    return {key: (saved.get(key), current.get(key)) for key in keys if saved.get(key) != current.get(key)}
+
+
+def _plain(value: Any, where: str) -> Any:
+    """`value` with numpy arrays and scalars turned into lists and Python numbers, so that
+    `torch.load(..., weights_only=True)` can read it; raises a `TypeError` naming `where` for other objects."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        plain = {_plain(key, where): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+        if isinstance(value, OrderedDict):  # module state dicts: keep their version `_metadata`
+            plain = OrderedDict(plain)
+            if hasattr(value, "_metadata"):
+                plain._metadata = _plain(value._metadata, f"{where}._metadata")
+        return plain
+    if isinstance(value, list):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, tuple):
+        return tuple(_plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    raise TypeError(
+        f"Birdie state value {where} is a {type(value).__name__}, which torch.load(weights_only=True) cannot read; "
+        "store plain Python values, numpy arrays or tensors."
+    )
 
 
 def _broadcast_from_main(payload):
