@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
-from typing import Any, Optional, Union
+import shutil
+import struct
+import zipfile
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
+from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer, TrainingArguments
+from transformers.trainer import (
+    OPTIMIZER_NAME,
+    OPTIMIZER_NAME_BIN,
+    SCALER_NAME,
+    SCHEDULER_NAME,
+    TRAINER_STATE_NAME,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import (
+    ADAPTER_SAFE_WEIGHTS_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    WEIGHTS_INDEX_NAME,
+    WEIGHTS_NAME,
+)
 
 from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
@@ -24,10 +43,33 @@ from .policy import BirdiePolicy
 
 logger = logging.getLogger(__name__)
 
-#: File holding the policy, mixture and trajectory in each checkpoint; written last, so its presence marks a
-#: complete checkpoint.
+#: File holding the policy, mixture, trajectory and run spec in each checkpoint. It is written first (before the model,
+#: optimizer and trainer state), so its presence alone does not mean the checkpoint is complete: see
+#: [`checkpoint_problems`].
 BIRDIE_STATE_NAME = "birdie_state.pt"
 TRAJECTORY_NAME = "mixture_trajectory.json"
+#: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
+#: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
+#: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
+POLICY_SPEC_FIELDS = (
+    "policy_validation_tokens",
+    "policy_validation_min_windows",
+    "policy_validation_max_windows",
+    "policy_validation_windows",
+    "policy_min_predicted_gain",
+    "policy_hidden_size",
+    "policy_num_layers",
+    "policy_learning_rate",
+    "policy_weight_decay",
+    "policy_update_iterations",
+    "policy_num_candidates",
+    "policy_top_n",
+    "policy_exploration_initial",
+    "policy_exploration_final",
+    "policy_exploration_decay_fraction",
+    "policy_min_weight",
+)
+_RNG_STATE_PATTERN = re.compile(r"^rng_state(_\d+)?\.pth$")
 
 
 class BirdieTrainer(Trainer):
@@ -43,7 +85,9 @@ class BirdieTrainer(Trainer):
             A causal LM that accepts 4-D additive attention masks and `position_ids` (any native transformers
             decoder with `sdpa` or `eager` attention), or a checkpoint name for `AutoModelForCausalLM`. Defaults to
             the small Llama of [`default_model_config`].
-        args ([`BirdieTrainingArguments`], *optional*).
+        args ([`BirdieTrainingArguments`] or [`~transformers.TrainingArguments`], *optional*):
+            Defaults to `BirdieTrainingArguments(output_dir="birdie-output")`. Plain `TrainingArguments` are converted
+            to `BirdieTrainingArguments` with the Birdie fields at their defaults (see [`as_birdie_training_args`]).
         data_collator ([`DataCollatorForBirdie`], *optional*): built from `args` and `processing_class` if absent.
         train_dataset, eval_dataset (`datasets.Dataset`): windows with an `input_ids` column (see
             [`load_genome_windows`]). With `policy="birdie"`, `eval_dataset` is required: its first windows are the
@@ -68,7 +112,7 @@ class BirdieTrainer(Trainer):
     def __init__(
         self,
         model: Union[PreTrainedModel, nn.Module, str, None] = None,
-        args: Optional[BirdieTrainingArguments] = None,
+        args: Optional[TrainingArguments] = None,
         data_collator: Optional[DataCollatorForBirdie] = None,
         train_dataset=None,
         eval_dataset=None,
@@ -79,7 +123,7 @@ class BirdieTrainer(Trainer):
         if args is None:
             args = BirdieTrainingArguments(output_dir="birdie-output")
         elif not isinstance(args, BirdieTrainingArguments):
-            raise TypeError(f"`args` must be BirdieTrainingArguments, got {type(args).__name__}.")
+            args = as_birdie_training_args(args)
         if data_collator is None:
             if processing_class is None:
                 raise ValueError("BirdieTrainer needs `processing_class` (the DNA tokenizer) or a `data_collator`.")
@@ -113,7 +157,8 @@ class BirdieTrainer(Trainer):
             policy = BirdiePolicy(data_collator.objective_names, data_collator.reward_classes,
                                   data_collator.mixture.weights, args.policy_config())
         self.birdie_callback = BirdieRewardCallback(data_collator.mixture, policy,
-                                                    schedule_evaluations=eval_dataset is not None)
+                                                    schedule_evaluations=eval_dataset is not None,
+                                                    run_spec=birdie_run_spec(args, data_collator))
         super().__init__(
             model=model,
             args=args,
@@ -319,21 +364,83 @@ class BirdieTrainer(Trainer):
         return metrics
 
     # -- checkpoints -------------------------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        checkpoint = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        self.accelerator.wait_for_everyone()
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """Save a checkpoint, Birdie state first.
+
+        `Trainer._save_checkpoint` writes the model, optimizer, scheduler, RNG and `trainer_state.json` (last), then
+        pushes the folder to the Hub and rotates old checkpoints (`save_total_limit`). The Birdie state is written
+        into the folder before all that, so a pushed checkpoint carries it and rotation only deletes older
+        checkpoints once the new one is complete; a run killed while saving leaves a folder without
+        `trainer_state.json`, which [`last_complete_checkpoint`] skips.
+        """
+        # The folder the parent saves into (`_get_output_dir` differs from `output_dir` only in hyper-parameter
+        # search).
+        run_dir = self.args.output_dir if trial is None else self._get_output_dir(trial=trial)
+        checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.args.should_save:
+            stale_state = os.path.join(checkpoint, TRAINER_STATE_NAME)
+            if os.path.exists(stale_state):
+                # Left by an abandoned run that got this far: until the parent rewrites it, the folder must read as
+                # incomplete, or a crash in this save would leave old and new files that look like one checkpoint.
+                logger.info("Overwriting %s, left by an earlier run.", checkpoint)
+                os.remove(stale_state)
+            if self.args.save_total_limit is not None and self.args.save_total_limit > 0:
+                self._remove_incomplete_checkpoints_after(run_dir, self.state.global_step)
             self.save_birdie_state(checkpoint)
-        self.accelerator.wait_for_everyone()
+        super()._save_checkpoint(model, trial)
+
+    def _remove_incomplete_checkpoints_after(self, run_dir: str, step: int) -> None:
+        """Delete incomplete `checkpoint-N` folders with `N > step` before the parent rotates checkpoints.
+
+        They are left by a run that was killed while saving and then resumed from an earlier checkpoint. Rotation
+        always keeps the most recent checkpoint and falls back to ordering by step number where modification times
+        are unreliable (some network file systems): it would then keep such a folder, which cannot be resumed from,
+        and delete the complete checkpoint being saved.
+        """
+        for checkpoint_step, path in _numbered_checkpoints(run_dir):
+            if checkpoint_step <= step:
+                break
+            problems = checkpoint_problems(path, require_training_state=not self.args.save_only_model)
+            if problems:
+                logger.warning("Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete "
+                               "ones.", path, "; ".join(problems), self.args.save_total_limit)
+                shutil.rmtree(path, ignore_errors=True)
 
     def save_birdie_state(self, directory: str) -> None:
-        """Write the policy state (atomically) and the mixture trajectory (JSON) into `directory`."""
+        """Write the policy state and the mixture trajectory (JSON) into `directory`, each atomically.
+
+        The state holds plain Python values and tensors only, so it loads with `torch.load(..., weights_only=True)`.
+        """
         os.makedirs(directory, exist_ok=True)
         _atomic_write(os.path.join(directory, TRAJECTORY_NAME),
                       lambda path: _write_json(path, self.mixture_trajectory()))
         _atomic_write(os.path.join(directory, BIRDIE_STATE_NAME),
                       lambda path: torch.save(self.birdie_callback.state_dict(), path))
+
+    def load_birdie_state(self, checkpoint: str) -> None:
+        """Restore the policy, mixture and trajectory saved in `checkpoint` (a `checkpoint-N` folder).
+
+        Raises:
+            `ValueError`: the state file is unreadable, or it was saved by a run with another policy mode, other
+                objective entries or settings, another initial mixture or other reward-policy settings.
+        """
+        path = os.path.join(checkpoint, BIRDIE_STATE_NAME)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError as error:
+            raise ValueError(
+                f"{checkpoint!r} has no {BIRDIE_STATE_NAME}: it is incomplete or not a BirdieTrainer checkpoint."
+            ) from error
+        except Exception as error:  # truncated zip, foreign pickle: torch raises several types
+            raise ValueError(f"Cannot read the Birdie state {path!r}: {error}") from error
+        try:
+            self.birdie_callback.load_state_dict(state)
+        except ValueError as error:
+            raise ValueError(
+                f"Cannot resume from {checkpoint!r}: {error} To train with the new settings, start a new run with "
+                f"another `output_dir` than {self.args.output_dir!r}; to continue this run, resume with its original "
+                "settings."
+            ) from error
 
     def mixture_trajectory(self) -> dict[str, Any]:
         """The run's evaluations: step, per-entry losses, mixture in force, rewards and the next mixture."""
@@ -378,39 +485,277 @@ class BirdieTrainer(Trainer):
         card.save(os.path.join(self.args.output_dir, "README.md"))
 
     def train(self, resume_from_checkpoint: Union[str, bool, None] = None, **kwargs):
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"No complete checkpoint (with {BIRDIE_STATE_NAME}) found in {self.args.output_dir}.")
+        """[`~transformers.Trainer.train`], restoring the Birdie state when resuming.
+
+        Args:
+            resume_from_checkpoint (`str` or `bool`, *optional*):
+                `True` resumes from the last complete checkpoint of `output_dir`; incomplete or damaged ones (a run
+                killed while saving, a truncated file) are skipped with a warning naming them. A path must be a
+                complete checkpoint, or a `ValueError` names what is missing or damaged in it. Resuming refuses a
+                checkpoint saved with another policy mode, other objective entries or settings, or other
+                reward-policy settings.
+        """
         if resume_from_checkpoint:
-            state_path = os.path.join(resume_from_checkpoint, BIRDIE_STATE_NAME)
-            if not os.path.exists(state_path):
-                raise ValueError(
-                    f"{resume_from_checkpoint!r} has no {BIRDIE_STATE_NAME}: it is incomplete or not a BirdieTrainer "
-                    "checkpoint."
-                )
-            self.birdie_callback.load_state_dict(torch.load(state_path, weights_only=False))
+            resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
+            self.load_birdie_state(resume_from_checkpoint)
         self._in_training_loop = True
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         finally:
             self._in_training_loop = False
 
+    def _checkpoint_to_resume(self, resume_from_checkpoint: Union[str, bool]) -> str:
+        """The complete checkpoint that `resume_from_checkpoint` designates, or a `ValueError` saying why none."""
+        require_training_state = not self.args.save_only_model
+        if resume_from_checkpoint is True:
+            checkpoint = last_complete_checkpoint(self.args.output_dir, require_training_state=require_training_state)
+            if checkpoint is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True found no complete checkpoint in {self.args.output_dir!r} "
+                    "(incomplete ones are listed in the warnings above). Train without `resume_from_checkpoint`, or "
+                    "pass the path of a complete checkpoint."
+                )
+            return checkpoint
+        checkpoint = os.fspath(resume_from_checkpoint)
+        problems = checkpoint_problems(checkpoint, require_training_state=require_training_state)
+        if problems:
+            parent = os.path.dirname(os.path.normpath(checkpoint))
+            fallback = next((path for _, path in _numbered_checkpoints(parent)
+                             if os.path.normpath(path) != os.path.normpath(checkpoint)
+                             and not checkpoint_problems(path, require_training_state=require_training_state)), None)
+            advice = (f"The last complete checkpoint next to it is {fallback!r}: pass that path, or "
+                      f"resume_from_checkpoint=True to pick it." if fallback else
+                      "No complete checkpoint was found next to it.")
+            raise ValueError(
+                f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
+            )
+        return checkpoint
 
-def last_complete_checkpoint(output_dir: str) -> Optional[str]:
-    """The highest-step `checkpoint-N` folder of `output_dir` that holds a Birdie state file (so was fully
-    written); incomplete ones (a run killed while saving) are skipped with a warning."""
-    if not os.path.isdir(output_dir):
-        return None
-    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-    found = sorted(((int(m.group(1)), name) for name in os.listdir(output_dir) if (m := pattern.match(name))),
-                   reverse=True)
-    for _, name in found:
-        path = os.path.join(output_dir, name)
-        if os.path.exists(os.path.join(path, BIRDIE_STATE_NAME)):
+
+def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
+    """[`BirdieTrainingArguments`] holding every setting of plain `args`, with the Birdie fields at their defaults.
+
+    Where `args` holds the `TrainingArguments` default of a field whose default `BirdieTrainingArguments` changes
+    (`remove_unused_columns`, `label_names`, `logging_steps`, `ddp_find_unused_parameters`), the Birdie default is
+    used, so the result equals `BirdieTrainingArguments` built from the same explicit settings. Fields of a
+    `TrainingArguments` subclass that `BirdieTrainingArguments` lacks are dropped with a warning.
+
+    Raises:
+        `TypeError`: `args` is not a `TrainingArguments`.
+    """
+    if not isinstance(args, TrainingArguments):
+        raise TypeError(
+            f"`args` must be BirdieTrainingArguments (or transformers.TrainingArguments), got {type(args).__name__}."
+        )
+    birdie_fields = {f.name: f for f in dataclasses.fields(BirdieTrainingArguments) if f.init}
+    plain_defaults = {f.name: _field_default(f) for f in dataclasses.fields(TrainingArguments) if f.init}
+    values, dropped = {}, []
+    for f in dataclasses.fields(args):
+        if not f.init:
+            continue
+        if f.name not in birdie_fields:
+            dropped.append(f.name)
+            continue
+        value = getattr(args, f.name)
+        birdie_default = _field_default(birdie_fields[f.name])
+        if f.name in plain_defaults and birdie_default != plain_defaults[f.name] and value == plain_defaults[f.name]:
+            value = birdie_default
+        values[f.name] = value
+    if dropped:
+        logger.warning("BirdieTrainer ignores the %s fields %s (not BirdieTrainingArguments fields).",
+                       type(args).__name__, dropped)
+    return BirdieTrainingArguments(**values)
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def birdie_run_spec(args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie) -> dict[str, Any]:
+    """What defines a Birdie run, recorded in every checkpoint and compared when resuming.
+
+    Returns a dict of plain values: `policy` (the mode), `entries` (each entry's `name`, `objective` and every setting
+    of its objective, defaults included), `initial_mixture` (one weight per entry) and, with `policy="birdie"`,
+    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`).
+    """
+    entries = []
+    for spec, objective in zip(data_collator.specs, data_collator.transforms):
+        config = objective.config
+        settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(spec.settings)
+        entries.append({"name": spec.name, "objective": spec.objective, "settings": settings})
+    return {
+        "policy": args.policy,
+        "entries": entries,
+        "initial_mixture": data_collator.mixture.weights.tolist(),
+        "policy_settings": ({name: getattr(args, name) for name in POLICY_SPEC_FIELDS}
+                            if args.policy == "birdie" else None),
+    }
+
+
+def checkpoint_problems(checkpoint: str, require_training_state: bool = True) -> list[str]:
+    """Why `checkpoint` cannot be resumed from: an empty list when it is complete.
+
+    A complete checkpoint holds every file a resumed `BirdieTrainer` reads, each readable: the model weights (a
+    `model.safetensors` whose size matches its header, the shards of a sharded one, or another format transformers
+    resumes from), `optimizer.pt`, `scheduler.pt`, the RNG state (`rng_state.pth` or `rng_state_<rank>.pth`),
+    `trainer_state.json` and `birdie_state.pt`. Torch files are checked to be whole archives (a file cut short loses
+    the index at its end); DeepSpeed and FSDP engine folders are checked for presence only. The check reads headers,
+    never the tensors, so it is cheap for large checkpoints.
+
+    Args:
+        checkpoint (`str`): a `checkpoint-N` folder.
+        require_training_state (`bool`, *optional*, defaults to `True`): require the optimizer, scheduler and RNG
+            files (`False` for runs with `save_only_model=True`).
+
+    Returns:
+        `list[str]`: one message per missing or damaged file, naming it.
+    """
+    if not os.path.isdir(checkpoint):
+        return [f"{checkpoint!r} is not a folder"]
+    names = set(os.listdir(checkpoint))
+    deepspeed_tag = _deepspeed_tag(checkpoint, names)
+    problems = _weights_problems(checkpoint, names, deepspeed_tag)
+    if require_training_state:
+        if deepspeed_tag is not None:
+            if not os.path.isdir(os.path.join(checkpoint, deepspeed_tag)):
+                problems.append(f"'latest' names the DeepSpeed folder {deepspeed_tag!r}, which is missing")
+        elif OPTIMIZER_NAME in names:
+            problems += _torch_file_problems(checkpoint, OPTIMIZER_NAME)
+        elif OPTIMIZER_NAME_BIN in names:
+            problems += _torch_file_problems(checkpoint, OPTIMIZER_NAME_BIN)
+        elif not any(name.startswith("optimizer") and os.path.isdir(os.path.join(checkpoint, name)) for name in names):
+            problems.append(f"no {OPTIMIZER_NAME}")
+        if SCHEDULER_NAME in names:
+            problems += _torch_file_problems(checkpoint, SCHEDULER_NAME)
+        elif deepspeed_tag is None:  # DeepSpeed keeps its own scheduler in its engine folder
+            problems.append(f"no {SCHEDULER_NAME}")
+        if SCALER_NAME in names:
+            problems += _torch_file_problems(checkpoint, SCALER_NAME)
+        rng_files = sorted(name for name in names if _RNG_STATE_PATTERN.match(name))
+        if not rng_files:
+            problems.append("no rng_state.pth")
+        for name in rng_files:
+            problems += _torch_file_problems(checkpoint, name)
+    problems += _trainer_state_problems(checkpoint, names)
+    if BIRDIE_STATE_NAME in names:
+        problems += _torch_file_problems(checkpoint, BIRDIE_STATE_NAME)
+    else:
+        problems.append(f"no {BIRDIE_STATE_NAME} (not a BirdieTrainer checkpoint, or saving was interrupted)")
+    return problems
+
+
+def last_complete_checkpoint(output_dir: str, require_training_state: bool = True) -> Optional[str]:
+    """The highest-step `checkpoint-N` folder of `output_dir` that is complete (see [`checkpoint_problems`]), or
+    `None`. Incomplete or damaged ones (a run killed while saving, a truncated file) are skipped with a warning
+    naming them and what is wrong."""
+    for _, path in _numbered_checkpoints(output_dir):
+        problems = checkpoint_problems(path, require_training_state=require_training_state)
+        if not problems:
             return path
-        logger.warning("Skipping incomplete checkpoint %s (no %s).", path, BIRDIE_STATE_NAME)
+        logger.warning("Skipping incomplete checkpoint %s: %s.", path, "; ".join(problems))
     return None
+
+
+def _numbered_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """`(step, path)` of the `checkpoint-N` folders of `output_dir`, highest step first."""
+    if not os.path.isdir(output_dir):
+        return []
+    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+    found = [(int(m.group(1)), os.path.join(output_dir, name)) for name in os.listdir(output_dir)
+             if (m := pattern.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
+    return sorted(found, reverse=True)
+
+
+def _deepspeed_tag(checkpoint: str, names: set[str]) -> Optional[str]:
+    """The engine folder named by a DeepSpeed checkpoint's `latest` file, or `None` for other checkpoints."""
+    if "latest" not in names:
+        return None
+    try:
+        with open(os.path.join(checkpoint, "latest"), encoding="utf-8") as handle:
+            return handle.read().strip() or "latest"
+    except (OSError, UnicodeDecodeError):
+        return "latest"
+
+
+def _weights_problems(checkpoint: str, names: set[str], deepspeed_tag: Optional[str]) -> list[str]:
+    """Problems with the model weights, in the order `Trainer._load_from_checkpoint` looks for them."""
+    if SAFE_WEIGHTS_NAME in names:
+        return _safetensors_problems(checkpoint, SAFE_WEIGHTS_NAME)
+    if WEIGHTS_NAME in names:
+        return _torch_file_problems(checkpoint, WEIGHTS_NAME)
+    for index_name, check in ((SAFE_WEIGHTS_INDEX_NAME, _safetensors_problems),
+                              (WEIGHTS_INDEX_NAME, _torch_file_problems)):
+        if index_name in names:
+            try:
+                with open(os.path.join(checkpoint, index_name), encoding="utf-8") as handle:
+                    shards = sorted(set(json.load(handle)["weight_map"].values()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+                return [f"{index_name} is unreadable ({error})"]
+            problems = []
+            for shard in shards:
+                problems += check(checkpoint, shard) if shard in names else [f"no {shard} (listed in {index_name})"]
+            return problems
+    if ADAPTER_SAFE_WEIGHTS_NAME in names:
+        return _safetensors_problems(checkpoint, ADAPTER_SAFE_WEIGHTS_NAME)
+    if ADAPTER_WEIGHTS_NAME in names:
+        return _torch_file_problems(checkpoint, ADAPTER_WEIGHTS_NAME)
+    if deepspeed_tag is not None or any(name.startswith("pytorch_model_fsdp") for name in names):
+        return []  # engine-managed weights (DeepSpeed ZeRO, FSDP): checked for presence only
+    return [f"no model weights ({SAFE_WEIGHTS_NAME} or another format transformers resumes from)"]
+
+
+def _safetensors_problems(checkpoint: str, name: str) -> list[str]:
+    """Check that a safetensors file's header parses and its size is what the header describes."""
+    path = os.path.join(checkpoint, name)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                return [f"{name} is truncated ({size} bytes)"]
+            (header_length,) = struct.unpack("<Q", prefix)
+            if 8 + header_length > size:
+                return [f"{name} is truncated ({size} bytes, shorter than its {header_length}-byte header)"]
+            header = json.loads(handle.read(header_length))
+        data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"),
+                       default=0)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
+        return [f"{name} is unreadable ({type(error).__name__}: {error})"]
+    expected = 8 + header_length + int(data_end)
+    if size < expected:
+        return [f"{name} is truncated ({size} bytes where its header describes {expected})"]
+    if size > expected:
+        return [f"{name} is damaged ({size} bytes where its header describes {expected})"]
+    return []
+
+
+def _torch_file_problems(checkpoint: str, name: str) -> list[str]:
+    """Check that a `torch.save` file is a whole zip archive (its index is at the end, so a cut file has none)."""
+    path = os.path.join(checkpoint, name)
+    try:
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        return [f"{name} is truncated or not a torch file ({error})"]
+    if any(entry.header_offset + entry.compress_size > size for entry in entries):
+        return [f"{name} is truncated ({size} bytes)"]
+    return []
+
+
+def _trainer_state_problems(checkpoint: str, names: set[str]) -> list[str]:
+    if TRAINER_STATE_NAME not in names:
+        return [f"no {TRAINER_STATE_NAME} (written last: saving was interrupted)"]
+    try:
+        with open(os.path.join(checkpoint, TRAINER_STATE_NAME), encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError) as error:
+        return [f"{TRAINER_STATE_NAME} is unreadable ({error})"]
+    if not isinstance(state, dict) or "global_step" not in state:
+        return [f"{TRAINER_STATE_NAME} has no global_step"]
+    return []
 
 
 def _write_json(path: str, payload: Any) -> None:
@@ -418,10 +763,14 @@ def _write_json(path: str, payload: Any) -> None:
         json.dump(payload, handle, indent=2)
 
 
-def _atomic_write(path: str, write) -> None:
+def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    write(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
