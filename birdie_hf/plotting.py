@@ -21,6 +21,44 @@ def _pyplot():
     return plt
 
 
+#: Line styles that tell the configurations of one objective type apart (colour tells the types apart).
+LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def entry_styles(trajectory: dict) -> dict[str, dict]:
+    """Colour by objective type, line style and marker by configuration within a type.
+
+    A Birdie mixture has ~13 entries but only ~7 objective types; a 10-colour cycle makes pairs indistinguishable.
+    Types come from the trajectory's `reward_classes` (one per entry, e.g. `infilling` for `infilling_15pct_span3`).
+
+    Returns `{entry: {"color", "linestyle", "marker", "shade"}}`; `shade` is the colour lightened per configuration,
+    for filled plots where line styles do not show.
+    """
+    from matplotlib import colors as mcolors
+    from matplotlib import pyplot as plt
+
+    names = list(trajectory["entries"])
+    classes = list(trajectory.get("reward_classes") or names)
+    if len(classes) != len(names):
+        classes = names
+    palette = plt.get_cmap("tab10").colors
+    type_order = list(dict.fromkeys(classes))
+    seen: dict[str, int] = {}
+    styles = {}
+    for name, kind in zip(names, classes):
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        base = palette[type_order.index(kind) % len(palette)]
+        if len(type_order) > len(palette):  # more types than colours: repeat colours with dark/light halves
+            base = tuple(c * 0.6 for c in base) if type_order.index(kind) // len(palette) % 2 else base
+        lighten = min(0.6, 0.22 * index)
+        shade = tuple(c + (1.0 - c) * lighten for c in mcolors.to_rgb(base))
+        styles[name] = {"color": base, "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+                        "marker": MARKERS[index % len(MARKERS)], "shade": shade}
+    return styles
+
+
 def _check(trajectory: dict) -> list[dict]:
     evaluations = trajectory.get("evaluations") or []
     if not evaluations:
@@ -38,8 +76,9 @@ def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> st
     points = [evaluations[0]["mixture"]] + [e.get("next_mixture", e["mixture"]) for e in evaluations]
     series = [[point[n] for point in points] for n in names]
     figure, axis = plt.subplots(figsize=(10, 5))
-    colors = plt.get_cmap("tab20").colors
-    axis.stackplot(steps, series, labels=names, colors=colors[: len(names)], step="post")
+    styles = entry_styles(trajectory)
+    axis.stackplot(steps, series, labels=names, colors=[styles[n]["shade"] for n in names], step="post",
+                   edgecolor="white", linewidth=0.5)
     axis.set(xlabel="training step", ylabel="sampling probability", ylim=(0, 1), xlim=(steps[0], steps[-1]),
              title=title or f"Objective mixture ({trajectory.get('policy', 'birdie')} policy)")
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
@@ -52,8 +91,11 @@ def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str
     evaluations = _check(trajectory)
     steps = [e["step"] for e in evaluations]
     figure, axis = plt.subplots(figsize=(10, 5))
+    styles = entry_styles(trajectory)
     for name in trajectory["entries"]:
-        axis.plot(steps, [e["losses"][name] for e in evaluations], marker="o", markersize=3, label=name)
+        style = styles[name]
+        axis.plot(steps, [e["losses"][name] for e in evaluations], color=style["color"], linestyle=style["linestyle"],
+                  marker=style["marker"], markersize=3, label=name)
     axis.set(xlabel="training step", ylabel="validation loss (nats/token)",
              title=title or "Validation loss per objective")
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
@@ -68,8 +110,11 @@ def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> st
         raise ValueError("The trajectory has no rewards (static and ntp runs have none).")
     steps = [e["step"] for e in evaluations]
     figure, axis = plt.subplots(figsize=(10, 5))
+    styles = entry_styles(trajectory)
     for name in trajectory["entries"]:
-        axis.plot(steps, [e["rewards"][name] for e in evaluations], marker=".", label=name)
+        style = styles[name]
+        axis.plot(steps, [e["rewards"][name] for e in evaluations], color=style["color"],
+                  linestyle=style["linestyle"], marker=style["marker"], markersize=3, label=name)
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set(xlabel="training step", ylabel="reward", ylim=(-1.05, 1.05), title=title or "Reward per objective")
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

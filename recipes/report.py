@@ -50,21 +50,44 @@ def write_report(run_dirs: list[str], output_dir: str) -> str:
     return os.path.join(output_dir, "report.md")
 
 
-def _html(markdown: str) -> str:
-    """A dependency-free rendering of the report's headings, tables and images."""
-    body = []
+def _html(markdown: str, title: str = "Birdie training report") -> str:
+    """A dependency-free, valid HTML5 rendering of the report's headings, paragraphs, tables and images.
+
+    Consecutive markdown table rows become one `<table>` (first row as `<thead>`); headings and images sit outside
+    tables.
+    """
+    body: list[str] = []
+    rows: list[list[str]] = []
+
+    def flush_table() -> None:
+        if not rows:
+            return
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+        lines = [f"<tr>{''.join(f'<td>{html.escape(c)}</td>' for c in row)}</tr>" for row in rows[1:]]
+        body.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(lines) + "\n</tbody>\n</table>")
+        rows.clear()
+
     for line in markdown.splitlines():
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):  # skip the |---| separator row
+                rows.append([c.strip().strip("`") for c in line.strip().strip("|").split("|")])
+            continue
+        flush_table()
         if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
+            level = min(6, len(line) - len(line.lstrip("#")))
             body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
         elif line.startswith("!["):
-            src = line[line.index("(") + 1 : -1]
-            body.append(f'<img src="{html.escape(src)}" style="max-width:100%">')
-        elif line.startswith("|") and not set(line) <= set("|-"):
-            cells = "".join(f"<td>{html.escape(c.strip().strip('`'))}</td>" for c in line.strip("|").split("|"))
-            body.append(f"<tr>{cells}</tr>")
-    return "<html><body style='font-family:sans-serif'><table>" + "\n".join(body).replace(
-        "</tr>\n<h", "</tr></table>\n<h").replace("<table><h", "<h") + "</table></body></html>"
+            alt, src = line[2 : line.index("]")], line[line.index("(") + 1 : -1]
+            body.append(f'<p><img src="{html.escape(src)}" alt="{html.escape(alt)}"></p>')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:2px 8px;"
+             "text-align:right}th:first-child,td:first-child{text-align:left}img{max-width:100%}")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
 
 
 def main(argv=None):

@@ -52,3 +52,72 @@ def test_report_recipe(tmp_path):
     assert (tmp_path / "report" / "birdie_rewards.png").exists()
     assert not (tmp_path / "report" / "static_rewards.png").exists()
     assert "<img" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_entry_styles_colour_by_type_and_style_by_configuration():
+    from birdie_hf.plotting import entry_styles
+
+    names = ["next_token_prediction", "infilling_15pct_span3", "infilling_15pct_span8", "infilling_50pct_span3",
+             "copying", "deshuffling_25pct", "deshuffling_75pct"]
+    classes = ["next_token_prediction", "infilling", "infilling", "infilling", "copying", "deshuffling",
+               "deshuffling"]
+    styles = entry_styles({"entries": names, "reward_classes": classes})
+    # Same type: same colour, every configuration a distinct line style and fill shade.
+    infilling = [styles[n] for n in names[1:4]]
+    assert len({s["color"] for s in infilling}) == 1
+    assert len({str(s["linestyle"]) for s in infilling}) == 3 and len({s["shade"] for s in infilling}) == 3
+    # Different types: different colours.
+    assert len({styles[n]["color"] for n in ("next_token_prediction", "infilling_15pct_span3", "copying",
+                                              "deshuffling_25pct")}) == 4
+    # No two entries look the same.
+    assert len({(s["color"], str(s["linestyle"]), s["shade"]) for s in styles.values()}) == len(names)
+
+
+class _StrictHTML:
+    """Checks that every non-void element is closed in order and nothing sits outside <html>."""
+
+    VOID = {"meta", "img", "br", "hr", "link", "input"}
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+
+        self.stack, self.errors, self.tags = [], [], []
+        checker = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                checker.tags.append(tag)
+                if tag not in checker.VOID:
+                    checker.stack.append(tag)
+
+            def handle_endtag(self, tag):
+                if not checker.stack or checker.stack[-1] != tag:
+                    checker.errors.append(f"</{tag}> closes {checker.stack[-1:]}")
+                else:
+                    checker.stack.pop()
+
+        Parser().feed(text)
+        if self.stack:
+            self.errors.append(f"unclosed {self.stack}")
+
+
+def test_report_html_is_valid(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    from report import write_report
+
+    (tmp_path / "birdie").mkdir()
+    (tmp_path / "birdie" / "mixture_trajectory.json").write_text(json.dumps(trajectory()))
+    write_report([str(tmp_path / "birdie")], str(tmp_path / "report"))
+    text = (tmp_path / "report" / "report.html").read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    checked = _StrictHTML(text)
+    assert checked.errors == []
+    # Headings and images are never inside a table; tables have a header row.
+    assert "<thead>" in text and text.count("<table>") == text.count("</table>") >= 1
+    import re
+
+    for table in re.findall(r"<table>.*?</table>", text, flags=re.S):
+        assert "<h" not in table and "<img" not in table
