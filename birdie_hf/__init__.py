@@ -20,7 +20,7 @@ from .packing import pack_examples, packed_attention_mask
 from .modeling import build_causal_lm, default_model_config
 from .policy import BirdiePolicy, PolicyConfig
 from .tokenizer import add_birdie_tokens, build_dna_tokenizer
-from .trainer import BirdieTrainer, last_complete_checkpoint
+from .trainer import BirdieTrainer, as_birdie_training_args, checkpoint_problems, last_complete_checkpoint
 
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "BirdieTrainer",
     "BirdieTrainingArguments",
     "PolicyConfig",
+    "as_birdie_training_args",
     "build_causal_lm",
+    "checkpoint_problems",
     "default_model_config",
     "last_complete_checkpoint",
     "DEFAULT_MIXTURE",
