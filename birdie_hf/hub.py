@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Optional
 
 
@@ -44,8 +45,10 @@ def check_hub_access(repo_id: str, token: Optional[str] = None) -> str:
         ) from None
 
 
-# -- model cards -------------------------------------------------------------------------------------------------------
+# -- model cards ------------------------------------------------------------------------------------------------------
 CARD_TAGS = ["genomics", "dna", "birdie", "birdie_hf", "biology"]
+#: Training facts shown in the Training table of a pre-trained card (placeholders of `templates/pretrained.md`).
+TRAINING_FACTS = ("steps", "tokens_seen", "window_length", "max_length", "model_size", "training_data")
 _LIMITATIONS = (
     "Trained on a small amount of DNA; it is a demonstration of the training method, not a general genomic "
     "foundation model. Scores on the offline suite (tasks derived from one annotated bacterial assembly) are not "
@@ -77,21 +80,80 @@ def template_text(name: str) -> str:
     return resource.read_text(encoding="utf-8")
 
 
-def mixture_table(trajectory: dict) -> str:
-    """Markdown table: per entry, initial and final weight, mean weight over evaluations and last validation loss."""
+def final_mixture(trajectory: dict, final_step: Optional[int] = None) -> Optional[dict[str, float]]:
+    """The mixture in force at the end of training (during its last interval), from a run's trajectory.
+
+    Every evaluation records the mixture trained on up to it (`mixture`) and, for the `birdie` policy, the decision
+    for the next interval (`next_mixture`). [`BirdieRewardCallback`] applies a decision once training moves past the
+    step that took it, so the decision of the last evaluation counts only when the run went on after it
+    (`final_step > step`); a decision taken at the very last step was never trained on.
+
+    Args:
+        trajectory (`dict`): [`BirdieTrainer.mixture_trajectory`] output (`mixture_trajectory.json`).
+        final_step (`int`, *optional*): the run's last optimizer step (`global_step`). When unknown, the mixture the
+            last evaluation saw (certainly trained on) is returned.
+
+    Returns:
+        `dict[str, float]` per entry, or `None` when no evaluation was recorded.
+    """
     evaluations = trajectory.get("evaluations", [])
     if not evaluations:
+        return None
+    last = evaluations[-1]
+    if "next_mixture" in last and final_step is not None and final_step > last["step"]:
+        return dict(last["next_mixture"])
+    return dict(last["mixture"])
+
+
+def _as_int(value) -> Optional[int]:
+    """`300`, `"300"` or `"614,400"` as an int; `None` for anything else (`"n/a"`)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).replace(",", "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def mixture_table(trajectory: dict, final_step: Optional[int] = None) -> str:
+    """Markdown table: per entry, initial and final weight, mean weight over evaluations and last validation loss.
+
+    The final weight is the one trained on at the end of the run (see [`final_mixture`]), as in the run's
+    `summary.md`.
+    """
+    final = final_mixture(trajectory, final_step)
+    if final is None:
         return "No policy evaluation was recorded."
+    evaluations = trajectory["evaluations"]
     names = trajectory["entries"]
     rows = ["| objective entry | reward class | initial weight | final weight | mean weight | last val loss |",
             "|---|---|---|---|---|---|"]
     last = evaluations[-1]
-    final = last.get("next_mixture", last["mixture"])
     for name, reward_class in zip(names, trajectory.get("reward_classes", names)):
         mean = sum(e["mixture"][name] for e in evaluations) / len(evaluations)
         rows.append(f"| `{name}` | {reward_class} | {evaluations[0]['mixture'][name]:.3f} | {final[name]:.3f} | "
                     f"{mean:.3f} | {last['losses'][name]:.4f} |")
+    end = f"step {final_step}" if final_step is not None else "the last evaluation"
+    rows += ["", f"Initial weight: at the first evaluation (step {evaluations[0]['step']}). Final weight: the mixture "
+                 f"trained on in the last interval, up to {end}. Mean weight: over the {len(evaluations)} "
+                 "evaluations."]
     return "\n".join(rows)
+
+
+def task_dataset(task: str) -> dict[str, Optional[str]]:
+    """How a downstream task is named in a card's `model-index`: `dataset_type` (the dataset id the Hub groups
+    results by), `dataset_name` and `dataset_config`.
+
+    A Nucleotide Transformer task is a configuration of the revised NT benchmark on the Hub; any other task (a folder
+    of CSVs such as `gene_strand`) is a dataset of its own, typed and named after the task, so that every task gets
+    its own entry and leaderboard.
+    """
+    from .finetune import NT_REVISED_REPO, NT_TASKS
+
+    if task in NT_TASKS:
+        return {"dataset_type": NT_REVISED_REPO, "dataset_name": f"Nucleotide Transformer {task}",
+                "dataset_config": task}
+    return {"dataset_type": task, "dataset_name": task, "dataset_config": None}
 
 
 def _eval_results(results: list[dict], split: str = "test"):
@@ -99,12 +161,14 @@ def _eval_results(results: list[dict], split: str = "test"):
 
     out = []
     for result in results:
+        dataset = task_dataset(result["task"])
+        if result.get("dataset"):
+            dataset["dataset_type"] = result["dataset"]
         for metric, hub_type in (("mcc", "matthews_correlation"), ("f1", "f1"), ("accuracy", "accuracy")):
             if metric in result:
-                out.append(EvalResult(task_type="text-classification", dataset_type=result.get("dataset", "dna"),
-                                      dataset_name=result["task"], dataset_split=split, metric_type=hub_type,
+                out.append(EvalResult(task_type="text-classification", dataset_split=split, metric_type=hub_type,
                                       metric_name=metric.upper() if metric == "mcc" else metric,
-                                      metric_value=float(result[metric])))
+                                      metric_value=float(result[metric]), **dataset))
     return out
 
 
@@ -150,45 +214,170 @@ def pretrained_model_card(
         data, template_str=template_text("pretrained.md"), repo_id=repo_id, architecture=architecture,
         model_name=repo_id.split("/")[-1],
         policy=trajectory.get("policy", "birdie"), num_evaluations=len(trajectory.get("evaluations", [])),
-        mixture_table=mixture_table(trajectory), example_sequence=widget_sequences[0],
-        evaluation_section=evaluation_section, limitations=_LIMITATIONS,
-        **{key: training.get(key, "n/a") for key in ("steps", "tokens_seen", "window_length", "max_length",
-                                                      "model_size", "training_data")},
+        mixture_table=mixture_table(trajectory, _as_int(training.get("steps"))),
+        example_sequence=widget_sequences[0], evaluation_section=evaluation_section, limitations=_LIMITATIONS,
+        **{key: training.get(key, "n/a") for key in TRAINING_FACTS},
     )
+
+
+def read_card_values(card_text: str, keys: Sequence[str], template: str = "pretrained.md") -> dict[str, str]:
+    """Read back values a card rendered from one of our templates: each template line whose placeholders are all in
+    `keys` (e.g. `| steps | {{ steps }} |`) is matched against the card's lines. Values shown as `n/a` are left
+    out, so a re-rendered card keeps what it knew.
+
+    Returns:
+        `dict[str, str]`: the values found, as rendered (e.g. `{"steps": "300", "tokens_seen": "614,400"}`).
+    """
+    import re
+
+    placeholder = re.compile(r"\{\{ (\w+) \}\}")
+    lines = card_text.splitlines()
+    values: dict[str, str] = {}
+    for template_line in template_text(template).splitlines():
+        names = placeholder.findall(template_line)
+        if not names or not set(names) <= set(keys):
+            continue
+        pieces = placeholder.split(template_line)  # literal, name, literal, name, ..., literal
+        pattern = "".join(re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>.+?)" for i, piece in enumerate(pieces))
+        for line in lines:
+            match = re.fullmatch(pattern, line)
+            if match:
+                values.update({k: v for k, v in match.groupdict().items() if v.strip() != "n/a"})
+                break
+    return values
+
+
+def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
+    """Re-render the card (`README.md`) of a local pre-trained checkpoint with downstream `evaluation` results.
+
+    Everything else the card said is kept: the repository id, architecture and training facts of its Training table
+    (completed by `train_results.json` where the card shows `n/a`), and its widget examples. The mixture table is
+    rebuilt from `mixture_trajectory.json`.
+
+    Args:
+        checkpoint_dir (`str`): a `recipes/pretrain.py` output folder.
+        evaluation (`list[dict]`): `{"task", "mcc", "f1", "accuracy"}` per downstream task (test split).
+
+    Returns:
+        `str`: the path of the card written.
+
+    Raises:
+        `FileNotFoundError`: `checkpoint_dir` has no `mixture_trajectory.json`.
+    """
+    import json
+
+    from huggingface_hub import ModelCard
+
+    trajectory_path = os.path.join(checkpoint_dir, "mixture_trajectory.json")
+    if not os.path.exists(trajectory_path):
+        raise FileNotFoundError(f"{checkpoint_dir!r} has no mixture_trajectory.json: it is not a recipes/pretrain.py "
+                                "output folder, so it has no pre-training card to update.")
+    with open(trajectory_path, encoding="utf-8") as handle:
+        trajectory = json.load(handle)
+    readme = os.path.join(checkpoint_dir, "README.md")
+    card_text = open(readme, encoding="utf-8").read() if os.path.exists(readme) else ""
+    values = read_card_values(card_text, (*TRAINING_FACTS, "repo_id", "architecture"))
+    training = {key: values[key] for key in TRAINING_FACTS if key in values}
+    results_path = os.path.join(checkpoint_dir, "train_results.json")
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as handle:
+            results = json.load(handle)
+        if "steps" not in training and "global_step" in results:
+            training["steps"] = results["global_step"]
+        if "tokens_seen" not in training and results.get("tokens_seen"):
+            training["tokens_seen"] = f"{int(results['tokens_seen']):,}"
+    widget = []
+    if card_text:
+        widget = [w["text"] for w in (ModelCard(card_text).data.widget or []) if isinstance(w, dict) and "text" in w]
+    card = pretrained_model_card(
+        values.get("repo_id", os.path.basename(os.path.abspath(checkpoint_dir))), trajectory, training,
+        widget_sequences=widget or ["ACGTACGTACGTACGTACGTACGTACGTACGT"], evaluation=evaluation,
+        **({"architecture": values["architecture"]} if "architecture" in values else {}),
+    )
+    card.save(readme)
+    return readme
+
+
+#: How each attention mode of a fine-tuned classifier reads its input, for its card.
+_ATTENTION_NOTES = {
+    "causal": "The classifier reads its input causally (each position sees only its left), as the base model was "
+              "pre-trained.",
+    "bidirectional": "The classifier reads its input bidirectionally (`config.is_causal = False`: every position "
+                     "sees the whole input), as Birdie pre-trains a model to read a prefix; transformers >= 5.2 "
+                     "honours this setting.",
+}
 
 
 def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[str], license: str = "apache-2.0",
                          architecture: str = "LlamaForSequenceClassification"):
-    """Render the card of a fine-tuned classifier from a `recipes/finetune.py` results record."""
+    """Render the card of a fine-tuned classifier from a `recipes/finetune.py` results record.
+
+    Args:
+        repo_id (`str`): Hub repository id (also the model name).
+        record (`dict`): `task`, `checkpoint` (the base model), `test` (and optionally `validation`) metrics, and the
+            optional `seed`, `lora_r`, `attention` (`"causal"` or `"bidirectional"`) and `prefix_prompt`.
+        widget_sequences (`list[str]`): real DNA strings for the Hub widget.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     task = os.path.basename(str(record["task"]).rstrip("/"))
     test = record["test"]
+    checkpoint = str(record["checkpoint"])
     data = ModelCardData(
         license=license, library_name="transformers", pipeline_tag="text-classification", tags=CARD_TAGS,
-        base_model=record["checkpoint"] if "/" in str(record["checkpoint"]) and not os.path.exists(
-            str(record["checkpoint"])) else None,
+        base_model=checkpoint if "/" in checkpoint and not os.path.exists(checkpoint) else None,
         widget=[{"text": sequence} for sequence in widget_sequences], model_name=repo_id.split("/")[-1],
         eval_results=_eval_results([{"task": task, **test}]),
     )
     rows = "\n".join(f"| {name} | {test[name]:.4f} |" for name in ("mcc", "f1", "accuracy") if name in test)
+    attention = record.get("attention")
+    prompt = bool(record.get("prefix_prompt")) and attention == "bidirectional"
+    if attention in _ATTENTION_NOTES:
+        attention_note = _ATTENTION_NOTES[attention]
+        if prompt:
+            attention_note += (" Every input opens with `<|prefix_lm|>`, as Birdie's prefix-LM examples do; the "
+                               "tokenizer adds it, so the pipeline above needs no change.")
+        attention_label = f"{attention}{', inputs open with `<|prefix_lm|>`' if prompt else ''}"
+    else:
+        attention_note, attention_label = "", "not recorded"
+    validation = record.get("validation") or {}
+    validation_note = (f" (dev MCC {validation['mcc']:.4f})" if "mcc" in validation else "")
     return ModelCard.from_template(
-        data, template_str=template_text("finetuned.md"), repo_id=repo_id, base_model=record["checkpoint"],
+        data, template_str=template_text("finetuned.md"), repo_id=repo_id, base_model=checkpoint,
         model_name=repo_id.split("/")[-1],
         task=task, method=f"LoRA r={record['lora_r']}" if record.get("lora_r") else "full fine-tuning",
         seed=record.get("seed", 0), metrics_rows=rows, example_sequence=widget_sequences[0],
-        architecture=architecture,
+        architecture=architecture, attention=attention_label, attention_note=attention_note,
+        validation_note=validation_note,
     )
 
 
-def push_finetuned(output_dir: str, record: dict, repo_id: Optional[str] = None, token: Optional[str] = None) -> str:
-    """Write the card of a fine-tuned model into `output_dir` and upload the folder. The local folder is never
-    modified beyond its README.md, so a failed upload loses nothing."""
+def write_finetuned_card(output_dir: str, record: dict, repo_id: Optional[str] = None,
+                         widget_sequences: Optional[Sequence[str]] = None) -> str:
+    """Write the card of a fine-tuned classifier to `output_dir/README.md` (see [`finetuned_model_card`]).
+
+    Args:
+        repo_id (`str`, *optional*): defaults to the name of `output_dir`.
+        widget_sequences (`Sequence[str]`, *optional*): defaults to `record["widget_sequences"]`, else a toy string.
+
+    Returns:
+        `str`: the path of the card.
+    """
+    repo_id = repo_id or os.path.basename(os.path.abspath(output_dir))
+    widget = list(widget_sequences or record.get("widget_sequences") or []) or ["ACGTACGTACGTACGTACGT"]
+    path = os.path.join(output_dir, "README.md")
+    finetuned_model_card(repo_id, record, widget_sequences=widget).save(path)
+    return path
+
+
+def push_finetuned(output_dir: str, record: dict, repo_id: Optional[str] = None, token: Optional[str] = None,
+                   widget_sequences: Optional[Sequence[str]] = None) -> str:
+    """Write the card of a fine-tuned model into `output_dir` (see [`write_finetuned_card`]) and upload the folder.
+    The local folder is never modified beyond its README.md, so a failed upload loses nothing."""
     from huggingface_hub import HfApi
 
-    repo_id = repo_id or os.path.basename(output_dir.rstrip("/"))
-    widget = [s for s in record.get("widget_sequences", [])] or ["ACGTACGTACGTACGTACGT"]
-    finetuned_model_card(repo_id, record, widget_sequences=widget).save(os.path.join(output_dir, "README.md"))
+    repo_id = repo_id or os.path.basename(os.path.abspath(output_dir))
+    write_finetuned_card(output_dir, record, repo_id=repo_id, widget_sequences=widget_sequences)
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=["checkpoint-*", "*.tmp-*"])

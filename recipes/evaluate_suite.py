@@ -16,8 +16,8 @@ bidirectional prefix), `bidirectional_prompt` (the same, opened with `<|prefix_l
 are) or `auto` (bidirectional for checkpoints pre-trained with prefix objectives, causal for NTP-only ones).
 Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips finished runs), then to `results.json` and
 `results.md`: test MCC (the NT benchmark's primary metric), F1 and accuracy as mean ± standard deviation over seeds
-per task, checkpoint and mode, plus the mean over tasks. `--update_cards` writes the MCC results into each local
-checkpoint's model card.
+per task, checkpoint and mode, plus the mean over tasks. `--update_cards` writes the test results into the model card
+of each local pre-training output folder (one `model-index` entry per task; the rest of the card is kept).
 """
 
 from __future__ import annotations
@@ -158,18 +158,17 @@ def main(args):
 
 
 def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
-    """Re-render the card of each local checkpoint with its mean test metrics per task."""
+    """Write the mean test metrics per task into the card of each local pre-training output folder (see
+    `birdie_hf.hub.update_pretrained_card`: one `model-index` entry per task, training facts and widget kept)."""
     from transformers import AutoConfig
 
     from birdie_hf.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
-    from birdie_hf.hub import pretrained_model_card
+    from birdie_hf.hub import update_pretrained_card
 
     for name, path in checkpoints.items():
-        trajectory_path = os.path.join(path, "mixture_trajectory.json")
-        if not os.path.exists(trajectory_path):
+        if not os.path.exists(os.path.join(path, "mixture_trajectory.json")):
+            print(f"--update_cards: skipped {name} ({path!r} is not a local recipes/pretrain.py output folder)")
             continue
-        with open(trajectory_path, encoding="utf-8") as handle:
-            trajectory = json.load(handle)
         rows = [key for key in summary if key == name or key.startswith(f"{name} (")]
         if not rows:
             continue
@@ -180,27 +179,7 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
         row = preferred if preferred in rows else rows[0]
         evaluation = [{"task": task, **{m: v[m]["mean"] for m in METRICS}}
                       for task, v in summary[row].items() if task != "mean_over_tasks"]
-        train = {}
-        if os.path.exists(os.path.join(path, "train_results.json")):
-            with open(os.path.join(path, "train_results.json"), encoding="utf-8") as handle:
-                train = json.load(handle)
-        card = pretrained_model_card(os.path.basename(path.rstrip("/")), trajectory,
-                                     {"steps": train.get("global_step", "n/a"),
-                                      "tokens_seen": f"{train.get('tokens_seen', 0):,}"},
-                                     widget_sequences=_widget_from_card(path), evaluation=evaluation)
-        card.save(os.path.join(path, "README.md"))
-
-
-def _widget_from_card(path: str) -> list[str]:
-    from huggingface_hub import ModelCard
-
-    readme = os.path.join(path, "README.md")
-    if os.path.exists(readme):
-        widget = ModelCard.load(readme).data.widget or []
-        texts = [w["text"] for w in widget if "text" in w]
-        if texts:
-            return texts
-    return ["ACGTACGTACGTACGTACGTACGTACGTACGT"]
+        print(f"--update_cards: wrote the {row} results to {update_pretrained_card(path, evaluation)}")
 
 
 if __name__ == "__main__":

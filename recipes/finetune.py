@@ -15,8 +15,8 @@ prompt in its tokenizer, so `pipeline("text-classification")` reads it the same 
     python recipes/finetune.py --model_name_or_path outputs/birdie-dna-tiny --task outputs/genome_tasks/gene_strand \
         --output_dir outputs/ft-causal --attention causal
 
-Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy) and the best model
-(LoRA merged) to `--output_dir`.
+Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy), the best model (LoRA
+merged) and its model card (`README.md`: base model, task, attention mode, metrics) to `--output_dir`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import json
 import os
 
 from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.hub import write_finetuned_card
 
 
 def parse_args(argv=None):
@@ -47,7 +48,8 @@ def parse_args(argv=None):
     parser.add_argument("--prefix_prompt", action=argparse.BooleanOptionalAction, default=None,
                         help="open bidirectional inputs with <|prefix_lm|> (default: on)")
     parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
-    parser.add_argument("--hub_model_id", default=None)
+    parser.add_argument("--hub_model_id", default=None, help="Hub repository of the card and push (default: the "
+                                                              "name of --output_dir)")
     return parser.parse_args(argv)
 
 
@@ -69,10 +71,13 @@ def main(args):
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     print(json.dumps(record, indent=2))
+    widget = list(data["test"]["sequence"][:2])  # real inputs of the task for the Hub widget
+    card = write_finetuned_card(args.output_dir, record, repo_id=args.hub_model_id, widget_sequences=widget)
+    print(f"Wrote the model card to {card}")
     if args.push_to_hub:
         from birdie_hf.hub import push_finetuned
 
-        push_finetuned(args.output_dir, record, repo_id=args.hub_model_id)
+        push_finetuned(args.output_dir, record, repo_id=args.hub_model_id, widget_sequences=widget)
 
 
 if __name__ == "__main__":

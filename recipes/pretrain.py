@@ -45,6 +45,7 @@ from birdie_hf import (
     load_genome_windows,
 )
 from birdie_hf.data import is_fasta_path, load_sequence_dataset, windows_from_sequences
+from birdie_hf.hub import final_mixture
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -182,16 +183,19 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
     return build_causal_lm(config, script_args.attn_implementation, seed=training_args.seed), tokenizer
 
 
-def summary_table(trainer: BirdieTrainer, tokens_seen: int) -> str:
-    trajectory = trainer.mixture_trajectory()["evaluations"]
-    last = trajectory[-1] if trajectory else {"losses": {}, "mixture": {}}
-    final_mixture = trainer.data_collator.mixture.as_dict()
+def summary_table(trajectory: dict, objective_names: list[str], tokens_seen: int, final_step: int,
+                  live_mixture: dict[str, float]) -> str:
+    """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
+    (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated."""
+    evaluations = trajectory["evaluations"]
+    last = evaluations[-1] if evaluations else {"losses": {}}
+    final = final_mixture(trajectory, final_step) or live_mixture
     lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", "",
              f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
              f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|"]
-    for name in trainer.data_collator.objective_names:
+    for name in objective_names:
         loss = last["losses"].get(name, float("nan"))
-        lines.append(f"| {name:<36} | {loss:>14.4f} | {final_mixture[name]:>12.4f} |")
+        lines.append(f"| {name:<36} | {loss:>14.4f} | {final[name]:>12.4f} |")
     return "\n".join(lines)
 
 
@@ -241,7 +245,9 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
-        table = summary_table(trainer, tokens) + "\n\n" + next_base_table(trainer.model, data, tokenizer)
+        table = summary_table(trainer.mixture_trajectory(), trainer.data_collator.objective_names, tokens,
+                              result.global_step, trainer.data_collator.mixture.as_dict())
+        table += "\n\n" + next_base_table(trainer.model, data, tokenizer)
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:

@@ -1,15 +1,171 @@
-"""Bad input to the recipes ends in one clear line, and the artefacts they write (cards, task files) are right."""
+"""What the recipes write (model cards) is right. Recipes run in-process here."""
 
 import ast
+import importlib.util
+import json
+import os
+import sys
 from pathlib import Path
 
-from birdie_hf.hub import template_text
+import pytest
+from datasets import Dataset, DatasetDict
+from huggingface_hub import ModelCard
+
+from birdie_hf.finetune import NT_REVISED_REPO
+from birdie_hf.hub import (
+    final_mixture,
+    pretrained_model_card,
+    read_card_values,
+    template_text,
+    update_pretrained_card,
+    write_finetuned_card,
+)
 
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-# -- model-card templates are package data -------------------------------------------------------------------------
+def load_recipe(name):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve the recipe's annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def pretrain():
+    return load_recipe("pretrain")
+
+
+# -- fine-tuning ------------------------------------------------------------------------------------------------------
+def test_finetune_recipe_writes_a_model_card(tmp_path, monkeypatch):
+    finetune = load_recipe("finetune")
+    sequences = ["ACGTACGTAC", "TTGACCATGA", "GGGCCCAAAT", "CATCATCATG"]
+    split = Dataset.from_dict({"sequence": sequences, "label": [0, 1, 0, 1]})
+    monkeypatch.setattr(finetune, "load_classification_task",
+                        lambda task, seed: DatasetDict(train=split, validation=split, test=split))
+
+    def fake_finetune(checkpoint, data, output_dir, **kwargs):  # the training itself is tested in test_downstream
+        os.makedirs(output_dir, exist_ok=True)
+        assert kwargs["lora"].r == 4
+        return {"validation": {"mcc": 0.5, "f1": 0.7, "accuracy": 0.75},
+                "test": {"mcc": 0.4, "f1": 0.6, "accuracy": 0.7}, "attention": "bidirectional", "prefix_prompt": True}
+
+    monkeypatch.setattr(finetune, "finetune_classifier", fake_finetune)
+    out = tmp_path / "ft-gene-strand"
+    finetune.main(finetune.parse_args(["--model_name_or_path", "my-org/birdie-dna", "--task", "tasks/gene_strand",
+                                       "--output_dir", str(out), "--lora_r", "4"]))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == "my-org/birdie-dna" and card.data.pipeline_tag == "text-classification"
+    assert card.data.widget == [{"text": "ACGTACGTAC"}, {"text": "TTGACCATGA"}]
+    assert "**gene_strand**" in card.content and "LoRA r=4" in card.content
+    assert "| attention | bidirectional, inputs open with `<|prefix_lm|>` |" in card.content
+    assert "| mcc | 0.4000 |" in card.content and "dev MCC 0.5000" in card.content
+    assert json.loads((out / "results.json").read_text())["test"]["mcc"] == 0.4
+
+
+# -- model cards ------------------------------------------------------------------------------------------------------
+TRAJECTORY = {
+    "policy": "birdie", "entries": ["next_token_prediction", "infilling"],
+    "reward_classes": ["next_token_prediction", "infilling"],
+    "evaluations": [
+        {"step": 2, "losses": {"next_token_prediction": 1.5, "infilling": 2.0},
+         "mixture": {"next_token_prediction": 0.5, "infilling": 0.5},
+         "next_mixture": {"next_token_prediction": 0.6, "infilling": 0.4}},
+        {"step": 4, "losses": {"next_token_prediction": 1.4, "infilling": 1.9},
+         "mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
+         "next_mixture": {"next_token_prediction": 0.9, "infilling": 0.1}, "decision": "explore"},
+    ],
+}
+TRAINING = {"steps": 4, "tokens_seen": "2,048", "window_length": 128, "max_length": 384,
+            "model_size": "LlamaForCausalLM, hidden 32, 1 layers, 0.05M parameters",
+            "training_data": "`toy.fa`"}
+EVALUATION = [{"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
+              {"task": "promoter_all", "mcc": 0.2, "f1": 0.6, "accuracy": 0.6}]
+
+
+def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pretrain):
+    # The decision taken at the last step (4) was never trained on: the last interval used `mixture`.
+    assert final_mixture(TRAJECTORY, final_step=4) == {"next_token_prediction": 0.6, "infilling": 0.4}
+    assert final_mixture(TRAJECTORY, final_step=6) == {"next_token_prediction": 0.9, "infilling": 0.1}
+    assert final_mixture({"evaluations": []}, 4) is None
+    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
+    assert "| `infilling` | infilling | 0.500 | 0.400 | 0.450 | 1.9000 |" in card.content
+    summary = pretrain.summary_table(TRAJECTORY, TRAJECTORY["entries"], 2048, 4, live_mixture={})
+    assert "| infilling                            |         1.9000 |       0.4000 |" in summary
+
+
+def test_every_task_gets_its_own_model_index_entry():
+    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION)
+    results = ModelCard(str(card)).data.to_dict()["model-index"][0]["results"]
+    datasets = {r["dataset"]["name"]: r["dataset"] for r in results}
+    assert len(results) == 2
+    assert datasets["gene_strand"]["type"] == "gene_strand"
+    assert datasets["Nucleotide Transformer promoter_all"] == {
+        "name": "Nucleotide Transformer promoter_all", "type": NT_REVISED_REPO, "config": "promoter_all",
+        "split": "test"}
+    assert all(len(r["metrics"]) == 3 for r in results)
+
+
+def test_card_values_read_back_from_a_rendered_card():
+    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
+    values = read_card_values(card.content, ("steps", "window_length", "max_length", "model_size", "repo_id"))
+    assert values == {"steps": "4", "window_length": "128", "max_length": "384", "repo_id": "org/m",
+                      "model_size": TRAINING["model_size"]}
+    assert "{{ steps }}" in template_text("pretrained.md")
+
+
+def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
+    from transformers import LlamaConfig
+
+    evaluate_suite = load_recipe("evaluate_suite")
+    run = tmp_path / "birdie"
+    run.mkdir()
+    LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                birdie_objectives=["next_token_prediction", "infilling"]).save_pretrained(run)
+    (run / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
+    (run / "train_results.json").write_text(json.dumps({"train_loss": 2.0}))  # no global_step, no tokens_seen
+    pretrained_model_card("org/birdie", TRAJECTORY, TRAINING, widget_sequences=["GATTACA"]).save(run / "README.md")
+    summary = evaluate_suite.summarise(
+        [{"name": "birdie", "task_name": task["task"], "mode": "bidirectional_prompt",
+          "test": {m: task[m] for m in ("mcc", "f1", "accuracy")}} for task in EVALUATION])
+    evaluate_suite.update_cards({"birdie": str(run)}, summary)
+    text = (run / "README.md").read_text()
+    for row in ("| steps | 4 |", "| tokens seen (source bases) | 2,048 |",
+                "| window / packed row length | 128 / 384 |", f"| model | {TRAINING['model_size']} |",
+                "| training data | `toy.fa` |"):
+        assert row in text
+    assert "n/a" not in text
+    card = ModelCard(text)
+    assert card.data.widget == [{"text": "GATTACA"}] and 'from_pretrained("org/birdie")' in text
+    assert len(card.data.to_dict()["model-index"][0]["results"]) == 2
+    assert "| `infilling` | infilling | 0.500 | 0.400 |" in text  # still the mixture of the last interval
+    assert "| gene_strand | 0.400 |" in text
+
+
+def test_update_card_fills_missing_facts_from_train_results(tmp_path):
+    (tmp_path / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
+    (tmp_path / "train_results.json").write_text(json.dumps({"global_step": 6, "tokens_seen": 3072}))
+    update_pretrained_card(str(tmp_path), EVALUATION)
+    text = (tmp_path / "README.md").read_text()
+    assert "| steps | 6 |" in text and "| tokens seen (source bases) | 3,072 |" in text
+    assert "| `infilling` | infilling | 0.500 | 0.100 |" in text  # 6 > 4: the last decision was trained on
+    with pytest.raises(FileNotFoundError, match="no mixture_trajectory.json"):
+        update_pretrained_card(str(tmp_path / "elsewhere"), EVALUATION)
+
+
+def test_finetuned_card_records_the_attention_mode(tmp_path):
+    record = {"task": "outputs/genome_tasks/gene_strand", "checkpoint": "outputs/birdie", "seed": 0, "lora_r": 0,
+              "validation": {"mcc": 0.5}, "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7}, "attention": "causal",
+              "prefix_prompt": False}
+    (tmp_path / "ft").mkdir()
+    text = Path(write_finetuned_card(str(tmp_path / "ft"), record, widget_sequences=["ACGT"])).read_text()
+    assert "`outputs/birdie` fine-tuned on the DNA sequence-classification task **gene_strand**" in text
+    assert "| attention | causal |" in text and "full fine-tuning" in text and 'model="ft"' in text
+
+
+# -- packaging --------------------------------------------------------------------------------------------------------
 def test_card_templates_are_package_data():
     setup = ast.parse((REPO / "setup.py").read_text())
     call = next(node for node in ast.walk(setup)
