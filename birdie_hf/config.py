@@ -101,6 +101,8 @@ class BirdieTrainingArguments(TrainingArguments):
     > `label_names=["labels"]`, `logging_steps=10` and `ddp_find_unused_parameters=False`.
     > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
     > started by `accelerate launch` really train together (gloo) instead of as independent copies.
+    > `max_steps` must be a positive number of steps or `-1` (train for `num_train_epochs`); `0` and other negative
+    > values are refused rather than read as "use epochs".
     """
 
     objectives: Optional[list[str]] = field(
@@ -182,6 +184,22 @@ class BirdieTrainingArguments(TrainingArguments):
             # independent copies: accelerate only sets up gloo (MULTI_CPU) when asked for the CPU.
             self.use_cpu = True
         super().__post_init__()
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or (
+                self.max_steps == 0 or self.max_steps < -1):
+            raise ValueError(f"`max_steps` must be a positive number of optimizer steps, or -1 to train for "
+                             f"`num_train_epochs` epochs; got {self.max_steps!r}.")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            raise ValueError(f"`num_train_epochs` must be positive when `max_steps` is -1 (train by epochs); got "
+                             f"{self.num_train_epochs!r}.")
+        # A single entry where a list is expected (`objectives: infilling` in YAML, `objectives="infilling"` in
+        # Python) means a one-entry list, not a list of characters.
+        if isinstance(self.objectives, (str, dict)):
+            self.objectives = [self.objectives]
+        if isinstance(self.objective_weights, (int, float)) and not isinstance(self.objective_weights, bool):
+            self.objective_weights = [self.objective_weights]
+        for weight in self.objective_weights or []:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ValueError(f"`objective_weights` must be numbers, got {weight!r} in {self.objective_weights!r}.")
         if self.policy not in POLICY_MODES:
             raise ValueError(f"`policy` must be one of {POLICY_MODES}, got {self.policy!r}.")
         try:
@@ -204,21 +222,60 @@ class BirdieTrainingArguments(TrainingArguments):
                 f"`attention_mask_format` must be auto, dense or flex, got {self.attention_mask_format!r}.")
         if self.max_length < 16:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
-        for name in ("policy_eval_interval", "policy_warmup_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"`{name}` must be a positive number of steps, got {value}.")
         if self.initial_mixture not in ("per_objective", "per_entry"):
             raise ValueError(f"`initial_mixture` must be per_objective or per_entry, got {self.initial_mixture!r}.")
-        for name in ("policy_validation_tokens", "policy_validation_min_windows", "policy_validation_max_windows",
-                     "policy_validation_windows"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"`{name}` must be at least 1, got {value}.")
+        self._check_policy_settings()
         try:
             self.policy_config()
         except ValueError as error:
             raise ValueError(f"Invalid policy settings: {error}") from error
+
+    #: Range of every numeric `policy_*` field: (integer?, minimum, maximum, minimum excluded?); `None` = unbounded.
+    _POLICY_RANGES = {
+        "policy_eval_interval": (True, 1, None, False),
+        "policy_warmup_steps": (True, 1, None, False),
+        "policy_validation_tokens": (True, 1, None, False),
+        "policy_validation_min_windows": (True, 1, None, False),
+        "policy_validation_max_windows": (True, 1, None, False),
+        "policy_validation_windows": (True, 1, None, False),
+        "policy_min_predicted_gain": (False, 0.0, None, False),
+        "policy_hidden_size": (True, 1, None, False),
+        "policy_num_layers": (True, 1, None, False),
+        "policy_learning_rate": (False, 0.0, None, True),
+        "policy_weight_decay": (False, 0.0, None, False),
+        "policy_update_iterations": (True, 1, None, False),
+        "policy_num_candidates": (True, 1, None, False),
+        "policy_top_n": (True, 1, None, False),
+        "policy_exploration_initial": (False, 0.0, 1.0, False),
+        "policy_exploration_final": (False, 0.0, 1.0, False),
+        "policy_exploration_decay_fraction": (False, 0.0, 1.0, False),
+        "policy_min_weight": (False, 0.0, 1.0, False),
+    }
+
+    def _check_policy_settings(self) -> None:
+        """Refuse `policy_*` values of the wrong type or out of range, naming the field, before any training (the
+        policy would otherwise fail at its first decision, hundreds of steps in)."""
+        import math
+
+        for name, (integer, low, high, low_excluded) in self._POLICY_RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in ("policy_eval_interval", "policy_warmup_steps", "policy_validation_windows"):
+                continue
+            kind = "an integer" if integer else "a number"
+            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+                raise ValueError(f"`{name}` must be {kind}, got {value!r}.")
+            if not math.isfinite(value):
+                raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+            if high is not None:
+                if not low <= value <= high:
+                    raise ValueError(f"`{name}` must be in [{low:g}, {high:g}], got {value!r}.")
+            elif low_excluded and not value > low:
+                raise ValueError(f"`{name}` must be greater than {low:g}, got {value!r}.")
+            elif not value >= low:
+                raise ValueError(f"`{name}` must be at least {low:g}, got {value!r}.")
+        if self.policy_top_n > self.policy_num_candidates:
+            raise ValueError(f"`policy_top_n` ({self.policy_top_n}) must not exceed `policy_num_candidates` "
+                             f"({self.policy_num_candidates}): it averages the best of those candidates.")
 
     def __getstate__(self):
         # Pickled arguments (the `training_args.bin` of every checkpoint) never carry secrets; the live object and

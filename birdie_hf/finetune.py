@@ -95,12 +95,37 @@ DEFAULT_PREFIX_PROMPT = True
 
 @dataclass
 class LoraSettings:
-    """LoRA through `peft` (`r = 0` means full fine-tuning)."""
+    """LoRA through `peft`.
+
+    Parameters:
+        r (`int`, *optional*, defaults to `0`): LoRA rank; `0` means full fine-tuning (no adapters).
+        alpha (`int`, *optional*, defaults to `16`): LoRA scaling numerator (`alpha / r`).
+        dropout (`float`, *optional*, defaults to `0.05`): dropout on the adapters' input, in [0, 1).
+        target_modules (`tuple`, *optional*, defaults to the attention projections): modules that get adapters.
+    """
 
     r: int = 0
     alpha: int = 16
     dropout: float = 0.05
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def __post_init__(self):
+        if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 0:
+            raise ValueError(f"LoRA rank `r` (`--lora_r`) must be a positive integer, or 0 for full fine-tuning; got "
+                             f"{self.r!r}.")
+        if self.enabled:
+            if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+                raise ValueError(f"LoRA `alpha` (`--lora_alpha`) must be a positive number, got {self.alpha!r}.")
+            if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or \
+                    not 0 <= self.dropout < 1:
+                raise ValueError(f"LoRA `dropout` (`--lora_dropout`) must be in [0, 1), got {self.dropout!r}.")
+            if not self.target_modules:
+                raise ValueError("LoRA `target_modules` is empty: LoRA needs at least one module to adapt.")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether LoRA adapters are trained (`r > 0`) rather than the whole model."""
+        return self.r > 0
 
 
 #: How a classifier reads its input: `causal` (each position sees only its left), `bidirectional` (every position
@@ -165,9 +190,11 @@ def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[L
     `is_causal` is set to `False`, so every position attends to the whole input (transformers keeps this through
     `save_pretrained`/`from_pretrained`, so the fine-tuned model stays a plain native checkpoint).
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    config = AutoConfig.from_pretrained(checkpoint, num_labels=num_labels)
+    from .hub import load_model_config
+
+    config = load_model_config(checkpoint, num_labels=num_labels)
     mode = resolve_attention(config, attention)
     if mode == "bidirectional":
         _check_bidirectional_support()
@@ -176,7 +203,7 @@ def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[L
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
     if model.config.pad_token_id is None:
         raise ValueError(f"{checkpoint!r} has no pad_token_id in its config; sequence classification needs one.")
-    if lora is not None and lora.r > 0:
+    if lora is not None and lora.enabled:
         from peft import LoraConfig, TaskType, get_peft_model
 
         model = get_peft_model(model, LoraConfig(
@@ -207,6 +234,8 @@ def finetune_classifier(
     stopping), and return `{"validation": {...}, "test": {...}, "attention": ..., "prefix_prompt": ...}`.
 
     Args:
+        checkpoint (`str`): a pre-trained causal-LM folder or Hub id (a missing one is refused up front, see
+            [`~hub.load_model_config`]).
         attention (`str`, *optional*, defaults to `"auto"`): `causal`, `bidirectional`, or `auto` (see
             [`resolve_attention`]: bidirectional for checkpoints pre-trained with prefix objectives).
         prefix_prompt (`bool`, *optional*): open every bidirectional input with `<|prefix_lm|>`, as Birdie's prefix-LM
@@ -222,6 +251,9 @@ def finetune_classifier(
         set_seed,
     )
 
+    from .hub import load_model_config
+
+    load_model_config(checkpoint)  # a clear error for a missing checkpoint, before the tokenizer is looked for
     set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     num_labels = len(set(data["train"]["label"]) | set(data["validation"]["label"]) | set(data["test"]["label"]))
@@ -259,7 +291,7 @@ def finetune_classifier(
         "prefix_prompt": bool(use_prompt),
     }
     if save_model:
-        if lora is not None and lora.r > 0:
+        if lora is not None and lora.enabled:
             trainer.model = trainer.model.merge_and_unload()
         trainer.save_model(output_dir)
         tokenizer.save_pretrained(output_dir)

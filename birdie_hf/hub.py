@@ -45,6 +45,53 @@ def check_hub_access(repo_id: str, token: Optional[str] = None) -> str:
         ) from None
 
 
+def check_model_path(path: str) -> None:
+    """Refuse a model that is neither a local folder nor a valid Hub model id, before anything is downloaded.
+
+    transformers reads any string it cannot find locally as a Hub id, so a mistyped local path such as
+    `../outputs/run` would otherwise fail with "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
+
+    Args:
+        path (`str`): a local checkpoint folder or a Hub model id (`name` or `namespace/name`).
+
+    Raises:
+        `FileNotFoundError`: `path` does not exist locally and cannot be a Hub id.
+        `NotADirectoryError`: `path` is a file, not a checkpoint folder.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if os.path.isdir(path):
+        return
+    if os.path.exists(path):
+        raise NotADirectoryError(f"Model {path!r} is a file, not a checkpoint folder (one with config.json and the "
+                                 "weights, as written by save_pretrained).")
+    try:
+        validate_repo_id(path)
+    except HFValidationError:
+        raise FileNotFoundError(f"Model {path!r} does not exist: it is neither a local folder nor a valid Hub model "
+                                "id (`name` or `namespace/name`). Check the path.") from None
+
+
+def load_model_config(path: str, **kwargs):
+    """`AutoConfig.from_pretrained(path, **kwargs)`, with a clear message when `path` is missing.
+
+    Raises:
+        `FileNotFoundError`, `NotADirectoryError`: see [`check_model_path`].
+        `OSError`: `path` is not a local folder and could not be loaded from the Hub as a model id.
+    """
+    from transformers import AutoConfig
+
+    check_model_path(path)
+    try:
+        return AutoConfig.from_pretrained(path, **kwargs)
+    except OSError as error:
+        if os.path.isdir(path):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise OSError(f"Model {path!r} is not a local folder, and loading it from the Hub as a model id failed: "
+                      f"{reason}") from error
+
+
 # -- model cards ------------------------------------------------------------------------------------------------------
 CARD_TAGS = ["genomics", "dna", "birdie", "birdie_hf", "biology"]
 #: Training facts shown in the Training table of a pre-trained card (placeholders of `templates/pretrained.md`).

@@ -1,4 +1,5 @@
-"""What the recipes write (model cards) is right. Recipes run in-process here."""
+"""Bad arguments are refused with messages naming them, and what the recipes write (model cards) is right. Recipes
+run in-process here."""
 
 import ast
 import importlib.util
@@ -11,9 +12,12 @@ import pytest
 from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
 
-from birdie_hf.finetune import NT_REVISED_REPO
+from birdie_hf import BirdieTrainingArguments
+from birdie_hf.finetune import NT_REVISED_REPO, LoraSettings
 from birdie_hf.hub import (
+    check_model_path,
     final_mixture,
+    load_model_config,
     pretrained_model_card,
     read_card_values,
     template_text,
@@ -38,7 +42,66 @@ def pretrain():
     return load_recipe("pretrain")
 
 
+# -- BirdieTrainingArguments ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("settings, message", [
+    ({"max_steps": 0}, "`max_steps` must be a positive number of optimizer steps, or -1 to train for"),
+    ({"max_steps": -5}, "`max_steps` must be .* got -5"),
+    ({"max_steps": -1, "num_train_epochs": 0}, "`num_train_epochs` must be positive when `max_steps` is -1"),
+    ({"policy_min_weight": -0.1}, r"`policy_min_weight` must be in \[0, 1\], got -0.1"),
+    ({"policy_min_weight": 1.5}, r"`policy_min_weight` must be in \[0, 1\]"),
+    ({"policy_exploration_initial": -0.5}, r"`policy_exploration_initial` must be in \[0, 1\]"),
+    ({"policy_exploration_decay_fraction": 2.0}, r"`policy_exploration_decay_fraction` must be in \[0, 1\]"),
+    ({"policy_learning_rate": 0.0}, "`policy_learning_rate` must be greater than 0"),
+    ({"policy_weight_decay": -0.1}, "`policy_weight_decay` must be at least 0"),
+    ({"policy_min_predicted_gain": float("nan")}, "`policy_min_predicted_gain` must be a finite number"),
+    ({"policy_num_candidates": 0}, "`policy_num_candidates` must be at least 1"),
+    ({"policy_hidden_size": 2.5}, "`policy_hidden_size` must be an integer, got 2.5"),
+    ({"policy_top_n": "8"}, "`policy_top_n` must be an integer, got '8'"),
+    ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
+    ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
+    ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
+])
+def test_training_arguments_refuse_bad_values_by_name(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", **settings)
+
+
+def test_training_arguments_accept_epochs_and_single_entries(tmp_path):
+    args = BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", max_steps=-1, objectives="infilling",
+                                   objective_weights=2.0)
+    assert args.objectives == ["infilling"] and args.objective_weights == [2.0]
+    assert [spec.name for spec in args.objective_specs()] == ["infilling"]
+
+
 # -- fine-tuning ------------------------------------------------------------------------------------------------------
+def test_lora_settings_refuse_a_negative_rank():
+    assert not LoraSettings(r=0).enabled and LoraSettings(r=8).enabled
+    with pytest.raises(ValueError, match=r"LoRA rank `r` \(`--lora_r`\) must be a positive integer, or 0 for full "):
+        LoraSettings(r=-4)
+    with pytest.raises(ValueError, match="`--lora_dropout`"):
+        LoraSettings(r=4, dropout=1.0)
+    with pytest.raises(ValueError, match="`--lora_alpha`"):
+        LoraSettings(r=4, alpha=0)
+
+
+def test_missing_checkpoints_are_reported_as_missing(tmp_path, monkeypatch):
+    for path in ("../no/such/model", str(tmp_path / "absent"), "a/b/c"):
+        with pytest.raises(FileNotFoundError, match="does not exist: it is neither a local folder nor a valid Hub"):
+            check_model_path(path)
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file, not a checkpoint folder"):
+        check_model_path(str(tmp_path / "weights.bin"))
+    check_model_path(str(tmp_path))  # an existing folder passes
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
+
+    monkeypatch.setattr("transformers.AutoConfig.from_pretrained", offline)
+    with pytest.raises(OSError, match="'outputs/typo' is not a local folder, and loading it from the Hub as a model "
+                                      "id failed: We couldn't connect"):
+        load_model_config("outputs/typo")
+
+
 def test_finetune_recipe_writes_a_model_card(tmp_path, monkeypatch):
     finetune = load_recipe("finetune")
     sequences = ["ACGTACGTAC", "TTGACCATGA", "GGGCCCAAAT", "CATCATCATG"]
