@@ -27,6 +27,8 @@ from .genbank import GenBankRecord, iter_genbank
 
 TASK_NAMES = ("gene_strand", "coding_vs_intergenic", "start_codon")
 SPLITS = ("train", "dev", "test")
+#: Shortest window: a start-codon window holds the triplet at `window_length // 2 - 1`.
+MIN_WINDOW_LENGTH = 4
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
@@ -37,8 +39,8 @@ def reverse_complement(sequence: str) -> str:
 @dataclass
 class TaskSuiteConfig:
     """Parameters:
-    window_length (`int`, defaults to `100`): bases per example (the DNABERT-2 sample uses 101).
-    block_size (`int`, defaults to `5000`): size of the genome blocks assigned to splits.
+    window_length (`int`, defaults to `100`): bases per example (the DNABERT-2 sample uses 101), at least 4.
+    block_size (`int`, defaults to `5000`): size of the genome blocks assigned to splits, at least `window_length`.
     split_fractions (`tuple`, defaults to `(0.8, 0.1, 0.1)`): train/dev/test shares of blocks.
     windows_per_gene (`int`, defaults to `4`): windows sampled inside each CDS.
     max_examples_per_class (`int`, *optional*): cap per class and split, after balancing.
@@ -51,6 +53,24 @@ class TaskSuiteConfig:
     windows_per_gene: int = 4
     max_examples_per_class: Optional[int] = None
     seed: int = 0
+
+    def __post_init__(self):
+        if self.window_length < MIN_WINDOW_LENGTH:
+            raise ValueError(f"`window_length` must be at least {MIN_WINDOW_LENGTH} bases (a start codon must fit, "
+                             f"centred), got {self.window_length}.")
+        if self.block_size < self.window_length:
+            raise ValueError(f"`block_size` ({self.block_size}) must be at least `window_length` "
+                             f"({self.window_length}): every example lies inside one genome block, so no example can "
+                             "be made. Lower --window_length or raise --block_size.")
+        if self.windows_per_gene < 1:
+            raise ValueError(f"`windows_per_gene` must be at least 1, got {self.windows_per_gene}.")
+        if self.max_examples_per_class is not None and self.max_examples_per_class < 1:
+            raise ValueError(f"`max_examples_per_class` must be at least 1 (or None for no cap), got "
+                             f"{self.max_examples_per_class}.")
+        fractions = tuple(float(f) for f in self.split_fractions)
+        if len(fractions) != len(SPLITS) or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise ValueError(f"`split_fractions` must be {len(SPLITS)} non-negative shares (train, dev, test) summing "
+                             f"to 1, got {self.split_fractions}.")
 
 
 def _centred_window_start(codon: int, strand: int, window: int) -> int:
@@ -95,7 +115,8 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
     """Build every task of [`TASK_NAMES`] from `genbank_path`.
 
     Returns:
-        `dict[task, dict[split, list[tuple[str, int]]]]` of `(sequence, label)` pairs, classes balanced per split.
+        `dict[task, dict[split, list[tuple[str, int]]]]` of `(sequence, label)` pairs, classes balanced per split. A
+        split can be empty when the settings do not fit the genome; [`check_task_suite`] refuses such a suite.
     """
     config = config or TaskSuiteConfig()
     records = list(iter_genbank(genbank_path))
@@ -165,6 +186,43 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
             suite[task][split] = balanced_examples(raw[task][split][0], raw[task][split][1],
                                                    config.max_examples_per_class, rng)
     return suite
+
+
+class EmptyTaskError(ValueError):
+    """A task of a suite ended up with no example in some split (the settings do not fit the genome)."""
+
+
+def check_task_suite(suite: dict, config, genome_length: Optional[int] = None) -> dict[str, dict[str, int]]:
+    """Refuse a suite in which any task or split holds no example, before anything is written.
+
+    Args:
+        suite (`dict`): `{task: {split: [(sequence, label), ...]}}`, e.g. from [`build_task_suite`].
+        config: the settings the suite was built with; its `window_length` and `block_size` go into the advice.
+        genome_length (`int`, *optional*): bases of the source genome, also for the advice.
+
+    Returns:
+        `dict[str, dict[str, int]]`: the example count per task and split.
+
+    Raises:
+        [`EmptyTaskError`]: the message lists, per task, how many examples each split could get, and what to change.
+    """
+    counts = {task: {split: len(rows) for split, rows in splits.items()} for task, splits in suite.items()}
+    empty = {task: [split for split, n in per.items() if n == 0] for task, per in counts.items()}
+    empty = {task: splits for task, splits in empty.items() if splits}
+    if not empty:
+        return counts
+    made = "; ".join(f"{task}: " + ", ".join(f"{split} {n}" for split, n in per.items())
+                     for task, per in counts.items())
+    window, block = config.window_length, config.block_size
+    genome = f"the genome ({genome_length:,} bases)" if genome_length else "the genome"
+    if all(n == 0 for per in counts.values() for n in per.values()):
+        advice = (f"lower --window_length (now {window}, the default is {TaskSuiteConfig.window_length}): no window "
+                  f"that long yields an example in {genome}")
+    else:
+        advice = (f"lower --window_length (now {window}; fewer genes and gaps are that long) or --block_size (now "
+                  f"{block}; smaller blocks spread every split over more of {genome}), or use a larger genome")
+    listing = ", ".join(f"{task} ({'/'.join(splits)})" for task, splits in empty.items())
+    raise EmptyTaskError(f"No examples for {listing}. Examples that could be made: {made}. To fix, {advice}.")
 
 
 def write_task_suite(suite: dict, output_dir: str) -> dict[str, dict[str, int]]:

@@ -1,5 +1,5 @@
-"""Bad arguments are refused with messages naming them, and what the recipes write (model cards) is right. Recipes
-run in-process here."""
+"""Bad arguments are refused with messages naming them, settings that leave a task empty are refused with counts, and
+what the recipes write (model cards) is right. Recipes run in-process here."""
 
 import ast
 import importlib.util
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
@@ -24,6 +25,7 @@ from birdie_hf.hub import (
     update_pretrained_card,
     write_finetuned_card,
 )
+from birdie_hf.tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +128,45 @@ def test_finetune_recipe_writes_a_model_card(tmp_path, monkeypatch):
     assert "| attention | bidirectional, inputs open with `<|prefix_lm|>` |" in card.content
     assert "| mcc | 0.4000 |" in card.content and "dev MCC 0.5000" in card.content
     assert json.loads((out / "results.json").read_text())["test"]["mcc"] == 0.4
+
+
+# -- recipes/make_genome_tasks.py -------------------------------------------------------------------------------------
+def toy_genbank(path, length=40000, seed=0):
+    """A genome with CDS of 300-600 bases on both strands and intergenic gaps between them."""
+    rng = np.random.default_rng(seed)
+    sequence = "".join(rng.choice(list("ACGT"), size=length))
+    features, start = [], 100
+    while start + 700 < length:
+        size = int(rng.integers(300, 600)) // 3 * 3
+        location = f"{start + 1}..{start + size}"
+        features.append(location if rng.random() < 0.5 else f"complement({location})")
+        start += size + 150
+    lines = [f"LOCUS       toy    {length} bp    DNA     linear", "FEATURES             Location/Qualifiers",
+             f"     source          1..{length}"]
+    lines += [f"     CDS             {location}" for location in features]
+    lines.append("ORIGIN")
+    for i in range(0, length, 60):
+        chunk = sequence[i : i + 60].lower()
+        lines.append(f"{i + 1:>9} " + " ".join(chunk[j : j + 10] for j in range(0, len(chunk), 10)))
+    lines.append("//")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_task_suite_with_an_empty_split_is_refused_with_counts(tmp_path):
+    genbank = toy_genbank(tmp_path / "toy.gbk")
+    config = TaskSuiteConfig(window_length=1000, block_size=5000)  # longer than every gene of the toy genome
+    suite = build_task_suite(genbank, config)
+    with pytest.raises(EmptyTaskError) as info:
+        check_task_suite(suite, config, genome_length=40000)
+    message = str(info.value)
+    assert message.startswith("No examples for gene_strand (train/dev/test)")
+    assert "gene_strand: train 0, dev 0, test 0" in message and "lower --window_length (now 1000" in message
+    good = TaskSuiteConfig(window_length=60, block_size=1000)
+    counts = check_task_suite(build_task_suite(genbank, good), good)
+    assert all(n > 0 for per in counts.values() for n in per.values())
+    with pytest.raises(ValueError, match=r"`block_size` \(5000\) must be at least `window_length` \(100000\)"):
+        TaskSuiteConfig(window_length=100000)
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------
