@@ -18,6 +18,9 @@ Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips finished r
 `results.md`: test MCC (the NT benchmark's primary metric), F1 and accuracy as mean ± standard deviation over seeds
 per task, checkpoint and mode, plus the mean over tasks. `--update_cards` writes the test results into the model card
 of each local pre-training output folder (one `model-index` entry per task; the rest of the card is kept).
+
+Bad input (a missing checkpoint or task, a malformed `--checkpoints` entry, ...) ends in one `error:` line before any
+fine-tuning; add `--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.hub import load_model_config
 
 
 METRICS = ("mcc", "f1", "accuracy")
@@ -56,6 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--max_eval_examples", type=int, default=None,
                         help="cap the dev split used for early stopping (seeded); the test split is never capped")
     parser.add_argument("--update_cards", action="store_true", help="write results into local checkpoints' cards")
+    parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     return parser.parse_args(argv)
 
 
@@ -63,10 +69,18 @@ def resolve_tasks(args) -> list[str]:
     tasks = list(args.tasks)
     if args.suite_dir:
         if not os.path.isdir(args.suite_dir):
-            raise SystemExit(f"error: --suite_dir: not a folder: {args.suite_dir!r}")
-        tasks += sorted(str(p) for p in Path(args.suite_dir).iterdir() if (p / "train.csv").exists())
+            raise RecipeError(f"--suite_dir: not a folder: {args.suite_dir!r}")
+        found = sorted(str(p) for p in Path(args.suite_dir).iterdir() if (p / "train.csv").exists())
+        if not found:
+            raise RecipeError(f"--suite_dir: {args.suite_dir!r} holds no task folder (a sub-folder with train.csv); "
+                              "build one with recipes/make_genome_tasks.py.")
+        tasks += found
     if not tasks:
-        raise SystemExit("error: no task: give --tasks and/or --suite_dir")
+        raise RecipeError("no task: give --tasks and/or --suite_dir")
+    for task in tasks:
+        if not os.path.isdir(task) and task not in NT_TASKS:
+            raise RecipeError(f"--tasks: {task!r} is neither a folder of train/dev/test CSVs nor a Nucleotide "
+                              f"Transformer task ({', '.join(NT_TASKS)}).")
     return tasks
 
 
@@ -75,7 +89,7 @@ def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not name or not path:
-            raise SystemExit(f"error: --checkpoints entry {pair!r} is not name=path")
+            raise RecipeError(f"--checkpoints entry {pair!r} is not name=path")
         checkpoints[name] = path
     return checkpoints
 
@@ -117,7 +131,10 @@ def markdown(summary: dict) -> str:
 
 def main(args):
     checkpoints = parse_checkpoints(args.checkpoints)
+    for path in checkpoints.values():
+        load_model_config(path)  # a missing checkpoint fails here, not after hours of other runs
     tasks = resolve_tasks(args)
+    lora = LoraSettings(r=args.lora_r)
     os.makedirs(args.output_dir, exist_ok=True)
     log_path = os.path.join(args.output_dir, "runs.jsonl")
     runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
@@ -135,7 +152,7 @@ def main(args):
         attention, prompt = MODES[mode]
         results = finetune_classifier(
             checkpoint, data, os.path.join(args.output_dir, "runs", f"{name}-{mode}-{task_name}-seed{seed}"),
-            seed=seed, lora=LoraSettings(r=args.lora_r), num_train_epochs=args.num_train_epochs,
+            seed=seed, lora=lora, num_train_epochs=args.num_train_epochs,
             learning_rate=args.learning_rate, batch_size=args.batch_size, save_model=False, disable_tqdm=True,
             attention=attention, prefix_prompt=prompt,
         )
@@ -183,4 +200,4 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_recipe(lambda argv: main(parse_args(argv)))

@@ -17,6 +17,9 @@ prompt in its tokenizer, so `pipeline("text-classification")` reads it the same 
 
 Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy), the best model (LoRA
 merged) and its model card (`README.md`: base model, task, attention mode, metrics) to `--output_dir`.
+
+Bad input (a missing checkpoint or task folder, a negative `--lora_r`, ...) ends in one `error:` line; add
+`--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import argparse
 import json
 import os
 
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, run_recipe
 from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
-from birdie_hf.hub import write_finetuned_card
+from birdie_hf.hub import load_model_config, write_finetuned_card
 
 
 def parse_args(argv=None):
@@ -50,16 +54,19 @@ def parse_args(argv=None):
     parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
     parser.add_argument("--hub_model_id", default=None, help="Hub repository of the card and push (default: the "
                                                               "name of --output_dir)")
+    parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     return parser.parse_args(argv)
 
 
 def main(args):
+    # Everything that can be checked without training is checked first.
+    lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
+    load_model_config(args.model_name_or_path)  # a missing checkpoint fails here, not after loading the task
     if args.push_to_hub:
         from birdie_hf.hub import check_hub_access
 
-        check_hub_access(args.hub_model_id or os.path.basename(args.output_dir.rstrip("/")))
+        check_hub_access(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
     data = load_classification_task(args.task, seed=args.seed)
-    lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
     results = finetune_classifier(
         args.model_name_or_path, data, args.output_dir, seed=args.seed, lora=lora,
         num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
@@ -81,4 +88,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_recipe(lambda argv: main(parse_args(argv)))

@@ -15,6 +15,10 @@ non-repeat windows, split by genomic position; see `birdie_hf.human_tasks`) and 
 `<output_dir>/human_pretraining.fa.gz`, the pre-training region: pre-train on that file, never on the full FASTA,
 so the dev/test windows stay unseen. `--check_leakage` counts the dev/test sequences of every task that occur
 verbatim (either strand) in the given FASTA files, prints it and stores it in suite.json under "leakage".
+
+Settings that leave any task or split without examples (e.g. a `--window_length` longer than the genes) are refused
+before anything is written, with the counts that could be made. Bad input ends in one `error:` line; add
+`--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from birdie_hf.human_tasks import (HumanRepeatTaskConfig, build_human_repeat_task, write_human_repeat_task,
-                                   write_pretraining_fasta)
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.genbank import iter_genbank
+from birdie_hf.human_tasks import (TASK_NAME as HUMAN_TASK, HumanRepeatTaskConfig, build_human_repeat_task,
+                                   write_human_repeat_task, write_pretraining_fasta)
 from birdie_hf.leakage import leakage_report
-from birdie_hf.tasks import TaskSuiteConfig, build_task_suite, write_task_suite
+from birdie_hf.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 
 
 DEFAULT_GENBANK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "genomes" / "bacterial_contigs.gbk"
@@ -50,34 +56,40 @@ def main(argv=None):
                              "<output_dir>/human_pretraining.fa.gz (the pre-training region)")
     parser.add_argument("--check_leakage", nargs="+", default=None, metavar="FASTA",
                         help="report how many dev/test sequences occur verbatim in these FASTA files")
+    parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     args = parser.parse_args(argv)
     if not os.path.exists(args.genbank):
         if os.path.abspath(args.genbank) == os.path.abspath(str(DEFAULT_GENBANK)):
-            raise SystemExit(
-                f"error: the default annotated genome {args.genbank!r} does not exist. It comes from the shared data "
+            raise RecipeError(
+                f"the default annotated genome {args.genbank!r} does not exist. It comes from the shared data "
                 "folder, expected next to the repository checkout (../shared/data/genomes/bacterial_contigs.gbk); "
                 "pass --genbank PATH to an annotated genome (.gbk[.gz])."
             )
-        raise SystemExit(f"error: --genbank: file not found: {args.genbank!r}")
+        raise RecipeError(f"--genbank: file not found: {args.genbank!r}")
     for path in [args.human_fasta] if args.human_fasta else []:
         if not os.path.exists(path):
-            raise SystemExit(f"error: --human_fasta: file not found: {path!r}")
+            raise RecipeError(f"--human_fasta: file not found: {path!r}")
     pretraining_path = os.path.join(args.output_dir, "human_pretraining.fa.gz")
     for path in args.check_leakage or []:
         written_here = args.human_fasta and os.path.abspath(path) == os.path.abspath(pretraining_path)
         if not written_here and not os.path.exists(path):
-            raise SystemExit(f"error: --check_leakage: file not found: {path!r}")
+            raise RecipeError(f"--check_leakage: file not found: {path!r}")
     config = TaskSuiteConfig(window_length=args.window_length, block_size=args.block_size,
                              windows_per_gene=args.windows_per_gene,
                              max_examples_per_class=args.max_examples_per_class, seed=args.seed)
-    counts = write_task_suite(build_task_suite(args.genbank, config), args.output_dir)
-    summary = {"genbank": os.path.basename(args.genbank), "config": asdict(config), "counts": counts}
+    # Build and check every task before writing anything: settings that leave a split empty write no file.
+    suite = build_task_suite(args.genbank, config)
+    check_task_suite(suite, config, genome_length=sum(len(record.sequence) for record in iter_genbank(args.genbank)))
     if args.human_fasta:
         human_config = HumanRepeatTaskConfig(window_length=args.window_length, seed=args.seed)
         if args.max_examples_per_class is not None:
             human_config.max_examples_per_class = args.max_examples_per_class
         human = build_human_repeat_task(args.human_fasta, human_config)
-        counts["human_repeat"] = write_human_repeat_task(human, args.output_dir)
+        check_task_suite({HUMAN_TASK: dict(human)}, human_config)
+    counts = write_task_suite(suite, args.output_dir)
+    summary = {"genbank": os.path.basename(args.genbank), "config": asdict(config), "counts": counts}
+    if args.human_fasta:
+        counts[HUMAN_TASK] = write_human_repeat_task(human, args.output_dir)
         pretraining = write_pretraining_fasta(args.human_fasta, pretraining_path, human_config)
         summary["human_repeat"] = dict(human.metadata, pretraining_fasta=os.path.basename(pretraining_path),
                                        pretraining_fasta_counts=pretraining)
@@ -102,5 +114,6 @@ def main(argv=None):
         print(f"  {report['total_occurring']} dev/test sequences occur verbatim in the corpus")
     print(f"Wrote the suite to {args.output_dir}")
 
+
 if __name__ == "__main__":
-    main()
+    run_recipe(main)

@@ -20,6 +20,9 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
 
     # continual pre-training from an existing causal-LM checkpoint
     accelerate launch recipes/pretrain.py --model_name_or_path outputs/birdie-dna-tiny --learning_rate 3e-4
+
+Bad input (a missing genome, an unknown objective, an out-of-range setting, a malformed YAML config) ends in one
+`error:` line before any training; add `--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-import yaml
 from transformers import HfArgumentParser
 
 from birdie_hf import (
@@ -44,8 +46,9 @@ from birdie_hf import (
     default_model_config,
     load_genome_windows,
 )
+from birdie_hf.cli import TRACEBACK_HELP, RecipeError, parse_args_with_config, run_recipe
 from birdie_hf.data import is_fasta_path, load_sequence_dataset, windows_from_sequences
-from birdie_hf.hub import final_mixture
+from birdie_hf.hub import check_model_path, final_mixture, load_model_config
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -79,6 +82,11 @@ class ScriptArguments:
         metadata={"help": "Torch threads per process when training on CPU. Default: the machine's cores divided by "
                           "the number of processes (`accelerate launch` would otherwise pin a single process to 1)."},
     )
+    traceback: bool = field(default=False, metadata={"help": TRACEBACK_HELP})
+
+    def __post_init__(self):
+        if isinstance(self.genomes, str):  # `genomes: a.fa` in YAML, or a single path from Python
+            self.genomes = [self.genomes]
 
 
 #: Training defaults of the recipe (a short CPU run); every one can be overridden on the command line or in YAML.
@@ -104,39 +112,39 @@ RECIPE_DEFAULTS = {
 }
 
 
-def parse_args(argv=None):
+def parse_args(argv: Optional[list[str]] = None) -> tuple[ScriptArguments, BirdieTrainingArguments]:
+    """Command line, then `--config x.yaml` (any argument as a key), then [`RECIPE_DEFAULTS`]."""
     parser = HfArgumentParser((ScriptArguments, BirdieTrainingArguments))
     argv = list(sys.argv[1:] if argv is None else argv)
-    defaults = dict(RECIPE_DEFAULTS)
-    if "--config" in argv:
-        index = argv.index("--config")
-        path = argv[index + 1]
-        del argv[index : index + 2]
-        with open(path, encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle) or {}
-        known = {f for dc in parser.dataclass_types for f in dc.__dataclass_fields__}
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise SystemExit(f"error: unknown keys in {path}: {unknown}")
-        defaults.update(loaded)
-    parser.set_defaults(**defaults)
-    script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    return script_args, training_args
+    return parse_args_with_config(parser, argv, defaults=RECIPE_DEFAULTS)
+
+
+def check_script_args(script_args: ScriptArguments) -> None:
+    """Check the data and model arguments before anything is built or trained.
+
+    Raises:
+        [`RecipeError`]: a genome file is missing, or `--dataset_name` is given a FASTA file.
+        `FileNotFoundError`: `--model_name_or_path` is neither a local folder nor a valid Hub id.
+    """
+    if script_args.dataset_name is None:
+        for path in script_args.genomes or []:
+            if not os.path.exists(path):
+                raise RecipeError(f"--genomes: file not found: {path!r}")
+    elif is_fasta_path(script_args.dataset_name):
+        raise RecipeError(f"--dataset_name takes a Hub id or CSV, got the FASTA file {script_args.dataset_name!r}; "
+                          "pass FASTA files with --genomes.")
+    if script_args.model_name_or_path:
+        check_model_path(script_args.model_name_or_path)
 
 
 def build_datasets(script_args: ScriptArguments, tokenizer, seed: int):
     if script_args.dataset_name is None:
-        for path in script_args.genomes or []:
-            if not os.path.exists(path):
-                raise SystemExit(f"error: --genomes: file not found: {path!r}")
         return load_genome_windows(
             script_args.genomes, tokenizer, window_length=script_args.window_length, stride=script_args.stride,
             validation_fraction=script_args.validation_fraction, split_by=script_args.split_by,
             reverse_complement=script_args.reverse_complement, seed=seed,
         )
     source = script_args.dataset_name
-    if is_fasta_path(source):
-        raise SystemExit("error: --dataset_name takes a Hub id or CSV; pass FASTA files with --genomes.")
     kwargs = {"name": script_args.dataset_config} if script_args.dataset_config else {}
     dataset = load_sequence_dataset(source, **kwargs)
     splits = {}
@@ -152,22 +160,22 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int):
 
 def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArguments, tokenizer):
     if script_args.model_name_or_path:
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
         path = script_args.model_name_or_path
-        config = AutoConfig.from_pretrained(path)
+        config = load_model_config(path)
         architectures = getattr(config, "architectures", None) or []
         causal = (any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) if architectures
                   else config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
         if not causal:
-            raise SystemExit(f"error: --model_name_or_path {path!r} holds a {config.model_type!r} model saved as "
-                             f"{architectures or 'an unknown architecture'}, not a causal LM; Birdie continual "
-                             "pre-training needs a decoder checkpoint such as LlamaForCausalLM.")
+            raise RecipeError(f"--model_name_or_path {path!r} holds a {config.model_type!r} model saved as "
+                              f"{architectures or 'an unknown architecture'}, not a causal LM; Birdie continual "
+                              "pre-training needs a decoder checkpoint such as LlamaForCausalLM.")
         tokenizer = AutoTokenizer.from_pretrained(path)
         if any(len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1 for base in "ACGT"):
-            raise SystemExit(f"error: the tokenizer of {path!r} is not character level (A, C, G, T must be single "
-                             "tokens); birdie_hf objectives work on single bases.")
+            raise RecipeError(f"--model_name_or_path: the tokenizer of {path!r} is not character level (A, C, G, T "
+                              "must be single tokens); birdie_hf objectives work on single bases.")
         added = add_birdie_tokens(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(
             script_args.model_name_or_path, attn_implementation=script_args.attn_implementation)
@@ -220,14 +228,12 @@ def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
 def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_script_args(script_args)
     if training_args.push_to_hub:  # fail before any training, not after it
-        from birdie_hf.hub import HubAccessError, check_hub_access
+        from birdie_hf.hub import check_hub_access
 
         repo_id = training_args.hub_model_id or os.path.basename(training_args.output_dir.rstrip("/"))
-        try:
-            check_hub_access(repo_id, training_args.hub_token)
-        except HubAccessError as error:
-            raise SystemExit(f"error: {error}") from None
+        check_hub_access(repo_id, training_args.hub_token)
     if training_args.device.type == "cpu":
         torch.set_num_threads(script_args.cpu_threads or max(1, (os.cpu_count() or 1) // training_args.world_size))
     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
@@ -251,8 +257,9 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:
-            json.dump({**result.metrics, "global_step": result.global_step, "tokens_seen": tokens, "model_tokens": trainer.state.num_input_tokens_seen,
-                       "policy": training_args.policy}, handle, indent=2)
+            json.dump({**result.metrics, "global_step": result.global_step, "tokens_seen": tokens,
+                       "model_tokens": trainer.state.num_input_tokens_seen, "policy": training_args.policy},
+                      handle, indent=2)
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
         # The card comes before the plots: it is the run's record, the plots are a view of it.
@@ -291,4 +298,4 @@ def describe_data(script_args: ScriptArguments) -> str:
 
 
 if __name__ == "__main__":
-    main(*parse_args())
+    run_recipe(lambda argv: main(*parse_args(argv)))

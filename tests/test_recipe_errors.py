@@ -1,10 +1,12 @@
-"""Bad arguments are refused with messages naming them, settings that leave a task empty are refused with counts, and
-what the recipes write (model cards) is right. Recipes run in-process here."""
+"""Bad input to the recipes ends in one clear line before any work, and what they write (task files, model cards) is
+right. Recipes run in-process here (their `main` through `birdie_hf.cli.run_recipe`, as `__main__` runs them); two
+subprocess tests check the real entry points."""
 
 import ast
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
 
 from birdie_hf import BirdieTrainingArguments
+from birdie_hf.cli import RecipeError, load_config_file, pop_config_flag, run_recipe, wants_traceback
 from birdie_hf.finetune import NT_REVISED_REPO, LoraSettings
 from birdie_hf.hub import (
     check_model_path,
@@ -42,6 +45,129 @@ def load_recipe(name):
 @pytest.fixture(scope="module")
 def pretrain():
     return load_recipe("pretrain")
+
+
+def one_line_error(capsys, entry, argv):
+    """Run `entry` as a recipe; return its single stderr line (and check it is one line, with exit status 2)."""
+    with pytest.raises(SystemExit) as info:
+        run_recipe(entry, argv)
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+# -- birdie_hf.cli ---------------------------------------------------------------------------------------------------
+def test_run_recipe_prints_one_line_for_bad_input_and_keeps_tracebacks_on_request(capsys, monkeypatch):
+    def entry(argv):
+        raise ValueError("`max_steps` must be positive,\n  got 0.")
+
+    assert one_line_error(capsys, entry, []) == "error: `max_steps` must be positive, got 0."
+
+    def missing(argv):
+        open("surely/not/here.yaml")
+
+    assert one_line_error(capsys, missing, []) == "error: No such file or directory: 'surely/not/here.yaml'"
+    with pytest.raises(ValueError, match="max_steps"):
+        run_recipe(entry, ["--traceback"])
+    monkeypatch.setenv("BIRDIE_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="max_steps"):
+        run_recipe(entry, [])
+    monkeypatch.delenv("BIRDIE_TRACEBACK")
+
+    def bug(argv):
+        raise KeyError("a bug, not bad input")
+
+    with pytest.raises(KeyError):  # never hidden behind one line
+        run_recipe(bug, [])
+    assert run_recipe(lambda argv: argv, ["--x"]) == ["--x"]
+
+
+def test_wants_traceback_reads_the_flag_forms():
+    assert wants_traceback(["--traceback"]) and wants_traceback(["--traceback", "true", "--x"])
+    assert wants_traceback(["--traceback=1"])
+    assert not wants_traceback(["--traceback", "false"]) and not wants_traceback(["--traceback=no"])
+    assert not wants_traceback(["--output_dir", "x"])
+
+
+def test_config_flag_needs_a_value():
+    assert pop_config_flag(["--a", "1", "--config", "x.yaml"]) == ("x.yaml", ["--a", "1"])
+    assert pop_config_flag(["--config=x.yaml"]) == ("x.yaml", [])
+    for argv in (["--config"], ["--config", "--output_dir", "o"], ["--config="]):
+        with pytest.raises(RecipeError, match="--config needs the path of a YAML file"):
+            pop_config_flag(argv)
+    with pytest.raises(RecipeError, match="given twice"):
+        pop_config_flag(["--config", "a.yaml", "--config", "b.yaml"])
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path):
+    types = [BirdieTrainingArguments]
+    path = tmp_path / "run.yaml"
+    with pytest.raises(RecipeError, match="file not found: .*nope.yaml"):
+        load_config_file(str(tmp_path / "nope.yaml"), types)
+    path.write_text("- max_steps\n- 3\n")
+    with pytest.raises(RecipeError, match="must hold a mapping .* got a list at the top level"):
+        load_config_file(str(path), types)
+    path.write_text("max_steps: 3\n  bad: [\n")
+    with pytest.raises(RecipeError, match=r"run.yaml' is not valid YAML \(line 2\)"):
+        load_config_file(str(path), types)
+    path.write_text("max_steps: [1, 2]\n")
+    with pytest.raises(RecipeError, match="key 'max_steps' in .*run.yaml' takes an integer, got \\[1, 2\\]"):
+        load_config_file(str(path), types)
+    path.write_text("objective_weights: [1, a]\n")
+    with pytest.raises(RecipeError, match="key 'objective_weights' .* takes a list of numbers"):
+        load_config_file(str(path), types)
+    path.write_text("learning_rate: 0.1\nbf16: false\nobjectives: infilling\nobjective_weights: 1\n")
+    assert load_config_file(str(path), types) == {"learning_rate": 0.1, "bf16": False, "objectives": ["infilling"],
+                                                  "objective_weights": [1]}
+    path.write_text("")
+    assert load_config_file(str(path), types) == {}
+
+
+# -- recipes/pretrain.py ----------------------------------------------------------------------------------------------
+def test_pretrain_yaml_takes_a_single_string_where_a_list_is_expected(pretrain, tmp_path):
+    genome = tmp_path / "x.fa"
+    genome.write_text(">r\nACGT\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"genomes: {genome}\nobjectives: next_token_prediction\n")
+    script_args, training_args = pretrain.parse_args(["--config", str(config), "--output_dir", str(tmp_path / "o")])
+    assert script_args.genomes == [str(genome)]
+    assert training_args.objectives == ["next_token_prediction"]
+    assert [spec.name for spec in training_args.objective_specs()] == ["next_token_prediction"]
+
+
+@pytest.mark.parametrize("yaml_text, argv, expected", [
+    ("genomes: missing.fa\n", [], "error: --genomes: file not found: 'missing.fa'"),
+    ("objectives: copy\n", [], "Unknown objective 'copy'"),
+    ("- a\n- b\n", [], "must hold a mapping of argument names to values"),
+    (None, ["--config"], "error: --config needs the path of a YAML file"),
+    (None, ["--config", "nope.yaml"], "error: --config: file not found: 'nope.yaml'"),
+    (None, ["--max_steps", "0"], "`max_steps` must be a positive number of optimizer steps, or -1"),
+    (None, ["--max_steps", "-5"], "got -5"),
+    (None, ["--policy_min_weight", "-1"], "error: `policy_min_weight` must be in [0, 1], got -1.0."),
+    (None, ["--model_name_or_path", "../no/such/checkpoint"], "'../no/such/checkpoint' does not exist: it is neither "
+                                                             "a local folder nor a valid Hub model id"),
+    (None, ["--dataset_name", "reads.fa"], "--dataset_name takes a Hub id or CSV"),
+])
+def test_pretrain_bad_input_is_one_line_before_any_work(pretrain, capsys, tmp_path, monkeypatch, yaml_text, argv,
+                                                        expected):
+    monkeypatch.chdir(tmp_path)
+    if yaml_text is not None:
+        (tmp_path / "run.yaml").write_text(yaml_text)
+        argv = ["--config", "run.yaml", *argv]
+    argv = [*argv, "--output_dir", str(tmp_path / "out")] if argv[-1:] != ["--config"] else argv
+    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
+    assert expected in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_pretrain_entry_point_prints_one_line(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("BIRDIE_TRACEBACK", None)
+    result = subprocess.run([sys.executable, str(REPO / "recipes" / "pretrain.py"), "--config", "missing.yaml"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --config: file not found: 'missing.yaml'"]
 
 
 # -- BirdieTrainingArguments ------------------------------------------------------------------------------------------
@@ -104,10 +230,22 @@ def test_missing_checkpoints_are_reported_as_missing(tmp_path, monkeypatch):
         load_model_config("outputs/typo")
 
 
+def test_finetune_recipe_refuses_bad_input_in_one_line(capsys, tmp_path):
+    finetune = load_recipe("finetune")
+    entry = lambda argv: finetune.main(finetune.parse_args(argv))  # noqa: E731
+    common = ["--task", str(tmp_path), "--output_dir", str(tmp_path / "out")]
+    line = one_line_error(capsys, entry, ["--model_name_or_path", str(tmp_path), "--lora_r", "-4", *common])
+    assert line == ("error: LoRA rank `r` (`--lora_r`) must be a positive integer, or 0 for full fine-tuning; got -4.")
+    line = one_line_error(capsys, entry, ["--model_name_or_path", "../missing/model", *common])
+    assert "'../missing/model' does not exist: it is neither a local folder nor a valid Hub model id" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_finetune_recipe_writes_a_model_card(tmp_path, monkeypatch):
     finetune = load_recipe("finetune")
     sequences = ["ACGTACGTAC", "TTGACCATGA", "GGGCCCAAAT", "CATCATCATG"]
     split = Dataset.from_dict({"sequence": sequences, "label": [0, 1, 0, 1]})
+    monkeypatch.setattr(finetune, "load_model_config", lambda path: None)
     monkeypatch.setattr(finetune, "load_classification_task",
                         lambda task, seed: DatasetDict(train=split, validation=split, test=split))
 
@@ -167,6 +305,32 @@ def test_task_suite_with_an_empty_split_is_refused_with_counts(tmp_path):
     assert all(n > 0 for per in counts.values() for n in per.values())
     with pytest.raises(ValueError, match=r"`block_size` \(5000\) must be at least `window_length` \(100000\)"):
         TaskSuiteConfig(window_length=100000)
+
+
+@pytest.mark.parametrize("window, expected", [
+    ("100000", "error: `block_size` (5000) must be at least `window_length` (100000): every example lies inside"),
+    ("1000", "error: No examples for gene_strand (train/dev/test)"),
+])
+def test_make_genome_tasks_writes_nothing_when_a_split_would_be_empty(capsys, tmp_path, window, expected):
+    recipe = load_recipe("make_genome_tasks")
+    genbank = toy_genbank(tmp_path / "toy.gbk")
+    out = tmp_path / "tasks"
+    line = one_line_error(capsys, recipe.main, ["--genbank", genbank, "--output_dir", str(out),
+                                                "--window_length", window])
+    assert line.startswith(expected)
+    assert not out.exists()
+
+
+def test_make_genome_tasks_entry_point(tmp_path):
+    genbank = toy_genbank(tmp_path / "toy.gbk")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("BIRDIE_TRACEBACK", None)
+    result = subprocess.run([sys.executable, str(REPO / "recipes" / "make_genome_tasks.py"), "--genbank", genbank,
+                             "--output_dir", str(tmp_path / "tasks"), "--window_length", "1000"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "Examples that could be made: gene_strand: train 0, dev 0, test 0" in result.stderr
+    assert not (tmp_path / "tasks").exists()
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,266 @@
+"""Command-line helpers shared by the recipes: one-line errors for bad input, and YAML configs.
+
+Every recipe runs its `main` through [`run_recipe`]: an exception that reports bad input (a wrong value, a missing or
+malformed file, no Hub access) ends the run with a single `error: <message>` line on stderr and exit status 2, as
+`argparse` does for a malformed command line. Pass `--traceback` (or set `BIRDIE_TRACEBACK=1`) to get the full
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, TypeVar
+
+from .hub import HubAccessError
+
+
+T = TypeVar("T")
+
+#: Command-line flag that shows the full traceback of an error instead of the one-line message.
+TRACEBACK_FLAG = "--traceback"
+#: Environment variable with the same effect as [`TRACEBACK_FLAG`] (`1`, `true` or `yes`).
+TRACEBACK_ENV = "BIRDIE_TRACEBACK"
+#: Exit status of a run stopped by bad input (the status `argparse` uses for a malformed command line).
+USER_ERROR_EXIT_CODE = 2
+#: Help text of the `--traceback` flag every recipe declares.
+TRACEBACK_HELP = (f"on an error, print the full traceback instead of one `error:` line (or set {TRACEBACK_ENV}=1)")
+
+
+class RecipeError(ValueError):
+    """Bad input a recipe detected itself (a missing file, an unreadable `--config`, arguments that contradict each
+    other). Its message names the argument, file or key and says what to change."""
+
+
+#: Exceptions that report bad input rather than a bug: the library's `ValueError`s (`ObjectiveConfigError`,
+#: `GenomeDataError`, the checks of `BirdieTrainingArguments`, ...), files that cannot be read (`OSError`, which
+#: transformers also raises for a checkpoint it cannot find) and [`HubAccessError`].
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, HubAccessError)
+
+
+def wants_traceback(argv: Sequence[str]) -> bool:
+    """Whether `argv` holds `--traceback` (alone, `--traceback true` or `--traceback=true`) or `BIRDIE_TRACEBACK` is
+    set, i.e. whether errors should keep their full traceback."""
+    truthy = ("1", "true", "yes", "on")
+    if os.environ.get(TRACEBACK_ENV, "").strip().lower() in truthy:
+        return True
+    argv = list(argv)
+    for i, token in enumerate(argv):
+        if token.startswith(f"{TRACEBACK_FLAG}="):
+            return token.split("=", 1)[1].strip().lower() in truthy
+        if token == TRACEBACK_FLAG:
+            following = argv[i + 1].strip().lower() if i + 1 < len(argv) else ""
+            return following not in ("0", "false", "no", "off")
+    return False
+
+
+def user_error_message(error: BaseException) -> str:
+    """The message of `error` on one line (`OSError`s from `open` read `No such file or directory: 'x.yaml'`)."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        message = f"{error.strerror}: {os.fspath(error.filename)!r}"
+    else:
+        message = str(error).strip() or type(error).__name__
+    if isinstance(error, KeyError) and message.startswith(("'", '"')):
+        message = message[1:-1]
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return message[len("error: "):] if message.startswith("error: ") else message
+
+
+def run_recipe(entry: Callable[[list[str]], T], argv: Optional[Sequence[str]] = None) -> T:
+    """Run a recipe's `entry(argv)`; bad input ends the process with one `error: <message>` line and exit status 2.
+
+    Args:
+        entry (`Callable[[list[str]], T]`):
+            Parses the command line it is given and runs the recipe, e.g. `lambda argv: main(parse_args(argv))`.
+        argv (`Sequence[str]`, *optional*):
+            The command line without the program name. Defaults to `sys.argv[1:]`.
+
+    Returns:
+        Whatever `entry` returns.
+
+    Raises:
+        `SystemExit`: with status 2 after printing the message of an exception of [`USER_ERRORS`], unless
+        `--traceback` is in `argv` or `BIRDIE_TRACEBACK=1` (the exception then propagates unchanged). Other
+        exceptions (bugs, out-of-memory errors) always propagate with their traceback.
+
+    Example:
+
+    ```python
+    >>> from birdie_hf.cli import RecipeError, run_recipe
+    >>> def entry(argv):
+    ...     raise RecipeError(f"--genomes: file not found: {argv[1]!r}")
+    >>> run_recipe(entry, ["--genomes", "missing.fa"])  # prints "error: --genomes: file not found: 'missing.fa'"
+    Traceback (most recent call last):
+    SystemExit: 2
+
+    ```
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return entry(argv)
+    except USER_ERRORS as error:
+        if wants_traceback(argv):
+            raise
+        print(f"error: {user_error_message(error)}", file=sys.stderr)
+        raise SystemExit(USER_ERROR_EXIT_CODE) from None
+
+
+# -- YAML configs -----------------------------------------------------------------------------------------------------
+CONFIG_FLAG = "--config"
+
+
+def pop_config_flag(argv: Sequence[str]) -> tuple[Optional[str], list[str]]:
+    """Split `--config PATH` (or `--config=PATH`) off a command line.
+
+    Returns:
+        `tuple[Optional[str], list[str]]`: the path (`None` without `--config`) and the remaining arguments.
+
+    Raises:
+        [`RecipeError`]: `--config` has no value, or is given twice.
+    """
+    argv, rest, path = list(argv), [], None
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == CONFIG_FLAG or token.startswith(f"{CONFIG_FLAG}="):
+            if path is not None:
+                raise RecipeError(f"{CONFIG_FLAG} is given twice ({path!r} and more); pass a single YAML file.")
+            if "=" in token:
+                value, i = token.split("=", 1)[1], i + 1
+            else:
+                value = argv[i + 1] if i + 1 < len(argv) else ""
+                i += 2
+            if not value or value.startswith("--"):
+                raise RecipeError(f"{CONFIG_FLAG} needs the path of a YAML file, e.g. `{CONFIG_FLAG} my_run.yaml`.")
+            path = value
+            continue
+        rest.append(token)
+        i += 1
+    return path, rest
+
+
+#: `typing.Union` and, on Python >= 3.10, the type of `X | Y` annotations.
+_UNION_TYPES = (typing.Union, getattr(types, "UnionType", typing.Union))
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """`(inner type, accepts None)` of `Optional[X]` / `X | None`; unions of several types come back unchanged."""
+    if typing.get_origin(annotation) in _UNION_TYPES:
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0], True
+        return annotation, type(None) in typing.get_args(annotation)
+    return annotation, False
+
+
+def _field_types(dataclass_types: Sequence[type]) -> dict[str, Any]:
+    hints: dict[str, Any] = {}
+    for dataclass_type in dataclass_types:
+        try:
+            resolved = typing.get_type_hints(dataclass_type)
+        except Exception:  # an annotation that cannot be resolved is simply not checked
+            resolved = {}
+        for f in dataclasses.fields(dataclass_type):
+            if f.init:
+                hints[f.name] = resolved.get(f.name, Any)
+    return hints
+
+
+def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
+    """A YAML value fitted to its field: a single item where a list is expected becomes a one-item list; a list or
+    mapping where a single number/flag/string is expected, or a value of the wrong kind, is refused."""
+    inner, optional = _unwrap_optional(annotation)
+    if value is None:
+        return value
+    if typing.get_origin(inner) is list or inner is list:
+        items = value if isinstance(value, list) else [value]
+        item_type = (typing.get_args(inner) or (Any,))[0]
+        if item_type in (int, float):
+            for item in items:
+                if isinstance(item, bool) or not isinstance(item, (int, float)) or (
+                        item_type is int and not isinstance(item, int)):
+                    kind = "integers" if item_type is int else "numbers"
+                    raise RecipeError(f"{CONFIG_FLAG}: key {key!r} in {path!r} takes a list of {kind}, got {value!r}.")
+        return items
+    if inner in (int, float, bool, str):
+        kinds = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        if isinstance(value, str):
+            return value  # argparse converts (and checks) string defaults with the field's type
+        ok = {
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            bool: isinstance(value, bool),
+            str: isinstance(value, (int, float)) and not isinstance(value, bool),
+        }[inner]
+        if not ok:
+            raise RecipeError(f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}"
+                              f"{' (or null)' if optional else ''}, got {value!r}.")
+        return str(value) if inner is str else value
+    return value
+
+
+def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, Any]:
+    """Read a YAML config of recipe arguments: a mapping from argument names (the fields of `dataclass_types`) to
+    values. A single value where the field takes a list (`genomes: a.fa`, `objectives: infilling`) is read as a
+    one-item list.
+
+    Args:
+        path (`str`): the YAML file.
+        dataclass_types (`Sequence[type]`): the argument dataclasses whose fields the file may set.
+
+    Returns:
+        `dict[str, Any]`: the arguments, ready for `HfArgumentParser.set_defaults`.
+
+    Raises:
+        [`RecipeError`]: the file is missing or not valid YAML, its top level is not a mapping, it has keys no
+        argument has, or a value has the wrong shape (e.g. a list for `max_steps`). The message names the file and
+        the key.
+    """
+    import yaml
+
+    if not os.path.exists(path):
+        raise RecipeError(f"{CONFIG_FLAG}: file not found: {path!r}")
+    if os.path.isdir(path):
+        raise RecipeError(f"{CONFIG_FLAG}: {path!r} is a folder; pass a YAML file.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise RecipeError(f"{CONFIG_FLAG}: {path!r} is not valid YAML{line}: {problem}.") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{CONFIG_FLAG}: {path!r} is not a UTF-8 text file.") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise RecipeError(
+            f"{CONFIG_FLAG}: {path!r} must hold a mapping of argument names to values (e.g. `max_steps: 100`), got a "
+            f"{type(loaded).__name__} at the top level."
+        )
+    hints = _field_types(dataclass_types)
+    unknown = sorted(str(key) for key in loaded if key not in hints)
+    if unknown:
+        raise RecipeError(f"{CONFIG_FLAG}: unknown keys in {path!r}: {unknown}; every key must be an argument of the "
+                          "recipe (see --help).")
+    return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
+
+
+def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[str, Any]] = None) -> tuple:
+    """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a `--config` YAML file
+    (see [`load_config_file`]); flags given on the command line win over both.
+
+    Returns:
+        `tuple`: one instance per dataclass of `parser`.
+    """
+    path, argv = pop_config_flag(argv)
+    merged = dict(defaults or {})
+    if path is not None:
+        merged.update(load_config_file(path, parser.dataclass_types))
+    parser.set_defaults(**merged)
+    return tuple(parser.parse_args_into_dataclasses(args=argv))
