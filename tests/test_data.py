@@ -3,6 +3,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 from birdie_hf import (
     GenomeDataError,
@@ -175,14 +176,18 @@ def test_windows_from_sequences(tokenizer):
     assert ds["record"] == ["a", "a"] and ds["input_ids"][1] == ids(tokenizer, "ACGT")
 
 
-def test_fasta_index_uses_fai_when_present(write_fasta):
+def test_fasta_index_uses_fai_when_present(write_fasta, monkeypatch, caplog):
+    from birdie_hf import data
     from birdie_hf.data import index_fasta
 
     path = write_fasta(">a desc\nACGT\nAC\n>b\nGG\n")
     assert index_fasta(path) == [("a", 6), ("b", 2)]
     with open(path + ".fai", "w") as handle:
-        handle.write("a\t6\t8\t4\t5\nb\t2\t20\t2\t3\n")
-    assert index_fasta(path) == [("a", 6), ("b", 2)]
+        handle.write("a\t6\t8\t4\t5\nb\t2\t19\t2\t3\n")
+    monkeypatch.setattr(data, "_scan_fasta", lambda *args, **kwargs: pytest.fail("read the FASTA despite the .fai"))
+    with caplog.at_level(logging.WARNING):
+        assert index_fasta(path) == [("a", 6), ("b", 2)]
+    assert not caplog.text
 
 
 @pytest.mark.slow
@@ -203,3 +208,150 @@ def test_streaming_two_ranks_two_workers_see_every_window_once(shared_dir, token
     assert len(seen) == len(set(seen)), "a window was produced twice"
     expected = load_genome_windows(paths, tokenizer, window_length=1024, validation_fraction=0)["train"]
     assert set(seen) == set(zip(expected["record"], expected["start"]))
+
+
+def test_n_rich_windows_are_counted_per_file(write_fasta, tokenizer, caplog):
+    clean = write_fasta(">c\nACGTACGTACGT\n", "clean.fa")
+    gappy = write_fasta(">g\nACGTNNNNACGT\n>h\nNNNNNNNNACGT\n", "gappy.fa")
+    with caplog.at_level(logging.WARNING):
+        ds = load_genome_windows([clean, gappy], tokenizer, window_length=4, validation_fraction=0,
+                                 max_n_fraction=0.25)["train"]
+    assert list(zip(ds["record"], ds["start"])) == [("c", 0), ("c", 4), ("c", 8), ("g", 0), ("g", 8), ("h", 8)]
+    assert f"Dropped 3 windows with more than 25% N from {gappy!r} (3 windows kept)" in caplog.text
+    assert repr(clean) not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"window_length": 0}, r"`window_length` must be a positive integer, got 0"),
+        ({"window_length": -8}, r"`window_length` must be a positive integer, got -8"),
+        ({"window_length": 4, "stride": 0}, r"`stride` must be a positive integer, got 0"),
+        ({"window_length": 4, "stride": -1}, r"`stride` must be a positive integer, got -1"),
+        ({"window_length": 4.0}, r"`window_length` must be a positive integer, got 4.0"),
+    ],
+)
+def test_window_arguments_are_checked_by_every_loader(write_fasta, tokenizer, kwargs, match):
+    from birdie_hf.data import plan_window_shards
+
+    path = write_fasta(">r\nACGTACGT\n")
+    window_length, stride = kwargs["window_length"], kwargs.get("stride")
+    with pytest.raises(ValueError, match=match):
+        stream_genome_windows(path, tokenizer, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        plan_window_shards([path], window_length, stride if stride is not None else 4)
+    with pytest.raises(ValueError, match=match):
+        windows_from_sequences([("r", "ACGTACGT")], tokenizer, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        load_genome_windows(path, tokenizer, **kwargs)
+    with pytest.raises(ValueError, match=r"`windows_per_shard` must be a positive integer, got 0"):
+        stream_genome_windows(path, tokenizer, window_length=4, windows_per_shard=0)
+    with pytest.raises(ValueError, match=r"`max_n_fraction` must be in \[0, 1\], got 1.5"):
+        stream_genome_windows(path, tokenizer, window_length=4, max_n_fraction=1.5)
+
+
+@pytest.mark.parametrize("where, line", [(">\nACGT\n>s\nACGT\n", 1), (">r\nACGT\n>  \nACGT\n", 3)])
+def test_empty_header_is_the_same_clear_error_everywhere(write_fasta, tokenizer, where, line):
+    from birdie_hf.data import index_fasta
+
+    path = write_fasta(where)
+    match = rf"Empty FASTA header on line {line} of '{path}'"
+    with pytest.raises(GenomeDataError, match=match):
+        list(iter_fasta(path))
+    with pytest.raises(GenomeDataError, match=match):
+        index_fasta(path)
+    with pytest.raises(GenomeDataError, match=match):
+        load_genome_windows(path, tokenizer, window_length=2, validation_fraction=0)
+    with pytest.raises(GenomeDataError, match=match):
+        stream_genome_windows(path, tokenizer, window_length=2)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf>r1 first\nACGT\nAC\n>r2\nGGGG\n",  # UTF-8 byte-order mark
+        b">r1 first\r\nACGT\r\n\r\nAC\r\n>r2\r\nGGGG\r\n",  # Windows
+        b">r1 first\rACGT\rAC\r\r>r2\rGGGG\r",  # old Mac OS: lone carriage returns
+        b"\xef\xbb\xbf>r1 first\rACGT\rAC\r>r2\rGGGG",  # both, and no final line break
+    ],
+    ids=["bom", "crlf", "cr", "bom-cr"],
+)
+def test_byte_order_mark_and_every_line_ending_are_read_alike(write_fasta, tokenizer, content):
+    from birdie_hf.data import index_fasta
+
+    path = write_fasta(content)
+    assert [(r.name, r.sequence) for r in iter_fasta(path)] == [("r1", b"ACGTAC"), ("r2", b"GGGG")]
+    assert index_fasta(path) == [("r1", 6), ("r2", 4)]
+    eager = load_genome_windows(path, tokenizer, window_length=2, validation_fraction=0)["train"]
+    assert eager["input_ids"] == [ids(tokenizer, pair) for pair in ("AC", "GT", "AC", "GG", "GG")]
+    stream = stream_genome_windows(path, tokenizer, window_length=2)
+    assert [list(x["input_ids"]) for x in stream] == eager["input_ids"]
+
+
+def test_utf16_fasta_is_named_as_such(write_fasta):
+    path = write_fasta(">r\nACGT\n".encode("utf-16"))
+    with pytest.raises(GenomeDataError, match="UTF-16"):
+        list(iter_fasta(path))
+
+
+def test_line_endings_split_across_read_blocks(write_fasta, monkeypatch):
+    from birdie_hf import data
+
+    content = b"\xef\xbb\xbf>a\r\nACG\r\nTT\r>b x\rGG\n\n>c\nA" + b"C" * 20 + b"\r\n"
+    expected = [("a", b"ACGTT"), ("b", b"GG"), ("c", b"A" + b"C" * 20)]
+    path = write_fasta(content)
+    for block in (1, 2, 3, 5, 7):
+        monkeypatch.setattr(data, "_READ_BLOCK", block, raising=False)
+        assert [(r.name, r.sequence) for r in iter_fasta(path)] == expected, block
+
+
+def test_duplicate_record_names_keep_both_records(write_fasta, tokenizer, caplog):
+    path = write_fasta(">r\nAAAAAAAA\n>r\nCCCCCCCC\n")
+    with caplog.at_level(logging.WARNING):
+        ds = load_genome_windows(path, tokenizer, window_length=4, validation_fraction=0)["train"]
+    assert ds["input_ids"] == [ids(tokenizer, s) for s in ("AAAA", "AAAA", "CCCC", "CCCC")]
+    assert "'r' x2" in caplog.text
+
+
+def test_windows_are_stored_as_one_byte_per_base(write_fasta, tokenizer, random_dna):
+    import tracemalloc
+
+    bases = 1_000_000
+    path = write_fasta(f">a\n{random_dna(bases // 2)}\n>b\n{random_dna(bases // 2, seed=1)}\n")
+    load_genome_windows(write_fasta(">w\nACGTACGT\n", "warm.fa"), tokenizer, window_length=4)  # lazy imports
+    tracemalloc.start()
+    try:
+        ds = load_genome_windows(path, tokenizer, window_length=500, validation_fraction=0.1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    train = ds["train"]
+    assert train.features["input_ids"].feature.dtype == "uint8"
+    assert sum(split.data.nbytes for split in ds.values()) < 1.2 * bases
+    assert peak < 12 * bases, f"{peak / bases:.1f} bytes per base at peak"
+    # Consumers still see plain ids: lists of int by default, int64 tensors in the torch format.
+    assert isinstance(train[0]["input_ids"][0], int) and len(train[0]["input_ids"]) == 500
+    assert train.with_format("torch")[0]["input_ids"].dtype == torch.int64
+
+
+def test_reverse_complement_and_soft_mask_rows_stay_aligned(write_fasta, tokenizer):
+    path = write_fasta(">r\nacGTAAcgTTGGccAA\n")
+    ds = load_genome_windows(path, tokenizer, window_length=4, stride=4, validation_fraction=0,
+                             reverse_complement=True, soft_mask="feature")["train"]
+    assert ds["strand"] == ["+", "-"] * 4 and ds["start"] == [0, 0, 4, 4, 8, 8, 12, 12]
+    assert ds["input_ids"][2:4] == [ids(tokenizer, "AACG"), ids(tokenizer, "CGTT")]
+    assert ds["soft_mask"][2:4] == [[0, 0, 1, 1], [1, 1, 0, 0]]
+
+
+def test_windows_built_in_many_arrow_chunks_read_back_in_order(write_fasta, tokenizer, random_dna, monkeypatch):
+    from birdie_hf import data
+
+    path = write_fasta(f">a\n{random_dna(50)}\n>b\n{random_dna(33, seed=1)}\n>c\n{random_dna(21, seed=2)}\n")
+    kwargs = dict(window_length=4, stride=3, validation_fraction=0.2, reverse_complement=True, soft_mask="feature")
+    whole = load_genome_windows(path, tokenizer, **kwargs)
+    monkeypatch.setattr(data, "_ARROW_CHUNK_VALUES", 12, raising=False)
+    chunked = load_genome_windows(path, tokenizer, **kwargs)
+    assert chunked["train"].data.table.column("input_ids").num_chunks > 5
+    for split in ("train", "validation"):
+        assert chunked[split].to_dict() == whole[split].to_dict()
+    assert whole["train"]["strand"][:4] == ["+", "-", "+", "-"]
