@@ -12,8 +12,8 @@ from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import DataCollatorMixin
 
 from .mixture import LiveMixture, per_objective_weights
-from .objectives import Objective, ObjectiveSpec, SpecialTokenIds, build_objectives, parse_mixture
-from .objectives.base import ObjectiveExample
+from .objectives import Objective, ObjectiveSpec, build_objectives, parse_mixture
+from .objectives.base import ObjectiveExample, check_example
 from .packing import pack_examples, packed_attention_mask
 
 
@@ -91,7 +91,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
         if self.max_length < 2:
             raise ValueError(f"`max_length` must be at least 2, got {self.max_length}.")
         self.specs = parse_mixture(self.objectives)
-        self.transforms = build_objectives(self.specs, SpecialTokenIds.from_tokenizer(self.tokenizer))
+        self.transforms = build_objectives(self.specs, self.tokenizer)
         for objective in self.transforms:
             objective.validate(self.max_length)
         names = [spec.name for spec in self.specs]
@@ -154,7 +154,9 @@ class DataCollatorForBirdie(DataCollatorMixin):
         if len(window) > keep:
             offset = int(rng.integers(0, len(window) - keep + 1))
             window = window[offset : offset + keep]
-        return objective(window, rng)
+        example = objective(window, rng)
+        check_example(example, self.specs[index].name, self.max_length)
+        return example
 
     def torch_call(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         windows = self._windows(features)

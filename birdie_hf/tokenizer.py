@@ -11,8 +11,14 @@ The vocabulary is laid out as:
 |---|---|
 | 0-3 | `<pad>`, `<bos>`, `<eos>`, `<unk>` |
 | 4-8 | `A`, `C`, `G`, `T`, `N` |
-| 9-15 | one prompt token per Birdie objective, e.g. `<|infilling|>` |
+| 9-15 | the prompt tokens of Birdie's built-in objectives, e.g. `<|infilling|>` |
 | 16-… | `num_sentinels` sentinel tokens `<sentinel_0>`, `<sentinel_1>`, … |
+| then | the tokens of objectives registered with [`register_objective`], in registration order |
+
+No prompt token is hard-coded here: every objective class declares the tokens it writes into its examples
+(`Objective.prompt_tokens`), and [`build_dna_tokenizer`] / [`add_birdie_tokens`] read them from the objective registry.
+The tokens of user-registered objectives come after the sentinels, so built-in tokens keep their ids in every Birdie
+tokenizer, and adding a new objective's tokens to an existing tokenizer gives the ids a freshly built one has.
 
 For speed the data pipeline does not call the tokenizer on every window: [`dna_lookup_table`] turns bytes into ids
 with one numpy indexing operation, and is tested to agree with the tokenizer on every character.
@@ -20,7 +26,8 @@ with one numpy indexing operation, and is tested to agree with the tokenizer on 
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Any, Iterable, Optional
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -34,17 +41,21 @@ UNK_TOKEN = "<unk>"
 BASES = ("A", "C", "G", "T", "N")
 #: IUPAC ambiguity codes; each maps to `N`.
 IUPAC_AMBIGUITY_CODES = "RYKMSWBDHV"
-#: Names of the Birdie objectives that own a prompt token, in vocabulary order.
-OBJECTIVE_PROMPT_NAMES = (
-    "next_token_prediction",
-    "prefix_lm",
-    "infilling",
-    "deshuffling",
-    "copying",
-    "selective_copying",
-    "autoencoding",
-)
+#: Tokens no objective may declare as its own.
+CORE_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN, *BASES)
 DEFAULT_NUM_SENTINELS = 128
+#: Matches sentinel tokens.
+SENTINEL_PATTERN = re.compile(r"^<sentinel_\d+>$")
+
+
+class MissingObjectiveTokenError(KeyError, ValueError):
+    """A tokenizer lacks a token that a Birdie objective writes into its examples.
+
+    Both a `KeyError` (a token lookup failed) and a `ValueError` (the tokenizer does not fit the mixture).
+    """
+
+    def __str__(self) -> str:  # `KeyError` would print the repr of the message
+        return str(self.args[0]) if self.args else ""
 
 
 def prompt_token(objective: str) -> str:
@@ -57,8 +68,45 @@ def sentinel_token(index: int) -> str:
     return f"<sentinel_{index}>"
 
 
+def objective_tokens(objectives: Optional[Iterable[Any]] = None) -> list[str]:
+    """The special tokens that `objectives` write into their examples, as their classes declare them
+    (`Objective.prompt_tokens`).
+
+    Args:
+        objectives (`Iterable`, *optional*):
+            Registered objective names or mixture entries (names, dicts or [`ObjectiveSpec`]s, as
+            [`parse_mixture`] takes them). Defaults to every objective in [`OBJECTIVE_REGISTRY`].
+
+    Returns:
+        `list[str]`: each token once, in registration order of the objectives (the built-in objectives first).
+
+    Raises:
+        [`ObjectiveConfigError`]: an entry names an objective that is not registered.
+    """
+    from .objectives import OBJECTIVE_REGISTRY, ObjectiveSpec
+
+    if objectives is None:
+        wanted = set(OBJECTIVE_REGISTRY)
+    else:
+        wanted = {ObjectiveSpec.from_dict(entry).objective for entry in objectives}
+    tokens = [token for name, cls in OBJECTIVE_REGISTRY.items() if name in wanted for token in cls.prompt_tokens]
+    return list(dict.fromkeys(tokens))
+
+
+def _birdie_tokens(num_sentinels: int, objectives: Optional[Iterable[Any]]) -> tuple[list[str], list[str], list[str]]:
+    """`(built-in prompt tokens, sentinels, tokens of other objectives)`, in vocabulary order."""
+    from .objectives import BUILTIN_OBJECTIVES
+
+    builtin = objective_tokens([cls.name for cls in BUILTIN_OBJECTIVES])
+    sentinels = [sentinel_token(i) for i in range(num_sentinels)]
+    extra = [token for token in objective_tokens(objectives) if token not in builtin]
+    return builtin, sentinels, extra
+
+
 def build_dna_tokenizer(
-    num_sentinels: int = DEFAULT_NUM_SENTINELS, model_max_length: int = 1024
+    num_sentinels: int = DEFAULT_NUM_SENTINELS,
+    model_max_length: int = 1024,
+    objectives: Optional[Iterable[Any]] = None,
 ) -> PreTrainedTokenizerFast:
     """Build the character-level DNA tokenizer.
 
@@ -68,6 +116,10 @@ def build_dna_tokenizer(
             more spans than there are sentinels.
         model_max_length (`int`, *optional*, defaults to `1024`):
             Stored on the tokenizer, as transformers expects.
+        objectives (`Iterable`, *optional*):
+            Objectives whose tokens the vocabulary must hold: registered names or mixture entries. Defaults to
+            every registered objective, so an objective registered with [`register_objective`] before this call
+            gets its prompt token. The prompt tokens of the built-in objectives are always included (ids 9-15).
 
     Returns:
         `PreTrainedTokenizerFast`: the tokenizer. Lower-case bases map to the ids of upper-case ones, IUPAC ambiguity
@@ -86,9 +138,8 @@ def build_dna_tokenizer(
     if num_sentinels < 1:
         raise ValueError(f"`num_sentinels` must be at least 1, got {num_sentinels}.")
     special = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, UNK_TOKEN]
-    prompts = [prompt_token(name) for name in OBJECTIVE_PROMPT_NAMES]
-    sentinels = [sentinel_token(i) for i in range(num_sentinels)]
-    vocab = {token: i for i, token in enumerate(special + list(BASES) + prompts + sentinels)}
+    builtin, sentinels, extra = _birdie_tokens(num_sentinels, objectives)
+    vocab = {token: i for i, token in enumerate(special + list(BASES) + builtin + sentinels + extra)}
 
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     backend.normalizer = normalizers.Sequence(
@@ -98,7 +149,7 @@ def build_dna_tokenizer(
     )
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()
-    backend.add_special_tokens(special + prompts + sentinels)
+    backend.add_special_tokens(special + builtin + sentinels + extra)
 
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -106,7 +157,7 @@ def build_dna_tokenizer(
         bos_token=BOS_TOKEN,
         eos_token=EOS_TOKEN,
         unk_token=UNK_TOKEN,
-        additional_special_tokens=prompts + sentinels,
+        additional_special_tokens=builtin + sentinels + extra,
         model_max_length=model_max_length,
         padding_side="right",
         clean_up_tokenization_spaces=False,
@@ -124,26 +175,55 @@ def sentinel_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
         ids.append(token_id)
 
 
-def prompt_id(tokenizer: PreTrainedTokenizerFast, objective: str) -> int:
-    """Id of the prompt token of `objective`; raises `KeyError` if the tokenizer lacks it."""
-    token_id = tokenizer.convert_tokens_to_ids(prompt_token(objective))
+def objective_token_id(tokenizer: PreTrainedTokenizerFast, token: str, objective: str) -> int:
+    """Id of `token`, which objective `objective` writes into its examples.
+
+    Raises:
+        [`MissingObjectiveTokenError`]: the tokenizer lacks `token`; the message names the objective and the token
+        and says how to add it.
+    """
+    token_id = tokenizer.convert_tokens_to_ids(token)
     if token_id is None or token_id == tokenizer.unk_token_id:
-        raise KeyError(
-            f"The tokenizer has no prompt token {prompt_token(objective)!r} for objective {objective!r}. "
-            "Build it with `birdie_hf.build_dna_tokenizer()` or add the Birdie tokens with "
-            "`birdie_hf.add_birdie_tokens(tokenizer)`."
+        raise MissingObjectiveTokenError(
+            f"The tokenizer has no token {token!r}, which objective {objective!r} writes into its examples. Add it "
+            f"with `birdie_hf.add_birdie_tokens(tokenizer)` (then `model.resize_token_embeddings(len(tokenizer))`), "
+            f"or build the tokenizer with `birdie_hf.build_dna_tokenizer()` after registering {objective!r}."
         )
     return token_id
 
 
-def add_birdie_tokens(tokenizer: PreTrainedTokenizerFast, num_sentinels: int = DEFAULT_NUM_SENTINELS) -> int:
-    """Add any missing Birdie prompt and sentinel tokens to an existing tokenizer (for continual pre-training).
+def prompt_id(tokenizer: PreTrainedTokenizerFast, objective: str) -> int:
+    """Id of the prompt token `<|objective|>` of `objective`.
+
+    Raises:
+        [`MissingObjectiveTokenError`] (a `KeyError`): the tokenizer lacks it.
+    """
+    return objective_token_id(tokenizer, prompt_token(objective), objective)
+
+
+def add_birdie_tokens(
+    tokenizer: PreTrainedTokenizerFast,
+    num_sentinels: int = DEFAULT_NUM_SENTINELS,
+    objectives: Optional[Iterable[Any]] = None,
+) -> int:
+    """Add any missing Birdie prompt and sentinel tokens to an existing tokenizer (for continual pre-training, or
+    after registering a new objective).
+
+    Tokens are added in the order of [`build_dna_tokenizer`], so a Birdie tokenizer that lacks some gets the ids a
+    freshly built one has.
+
+    Args:
+        tokenizer ([`~transformers.PreTrainedTokenizerFast`]): the tokenizer, changed in place.
+        num_sentinels (`int`, *optional*, defaults to `128`): sentinel tokens it must have.
+        objectives (`Iterable`, *optional*): objectives whose tokens it must have (registered names or mixture
+            entries); defaults to every registered objective. The built-in prompt tokens are always added.
 
     Returns:
         `int`: the number of tokens added. Resize the model's embeddings afterwards with
         `model.resize_token_embeddings(len(tokenizer))`.
     """
-    wanted = [prompt_token(name) for name in OBJECTIVE_PROMPT_NAMES] + [sentinel_token(i) for i in range(num_sentinels)]
+    builtin, sentinels, extra = _birdie_tokens(num_sentinels, objectives)
+    wanted = builtin + sentinels + extra
     vocab = tokenizer.get_vocab()
     missing = [token for token in wanted if token not in vocab]
     if not missing:

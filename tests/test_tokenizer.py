@@ -3,14 +3,17 @@ import pytest
 from transformers import AutoTokenizer
 
 from birdie_hf import add_birdie_tokens, build_dna_tokenizer
-from birdie_hf.tokenizer import OBJECTIVE_PROMPT_NAMES, dna_lookup_table, prompt_id, sentinel_ids
+from birdie_hf.objectives import BUILTIN_OBJECTIVES
+from birdie_hf.tokenizer import MissingObjectiveTokenError, dna_lookup_table, prompt_id, sentinel_ids
 
 
 def test_vocabulary_layout(tokenizer):
     vocab = tokenizer.get_vocab()
     assert [vocab[t] for t in ["<pad>", "<bos>", "<eos>", "<unk>", "A", "C", "G", "T", "N"]] == list(range(9))
     assert len(sentinel_ids(tokenizer)) == 128
-    assert len(tokenizer) == 9 + len(OBJECTIVE_PROMPT_NAMES) + 128
+    assert len(tokenizer) == 9 + len(BUILTIN_OBJECTIVES) + 128
+    prompts = [token for cls in BUILTIN_OBJECTIVES for token in cls.prompt_tokens]
+    assert [vocab[t] for t in prompts] == list(range(9, 16))
     assert tokenizer.pad_token_id == 0 and tokenizer.eos_token_id == 2
 
 
@@ -60,5 +63,5 @@ def test_add_birdie_tokens_to_a_plain_tokenizer():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="num_sentinels"):
         build_dna_tokenizer(num_sentinels=0)
-    with pytest.raises(KeyError, match="no prompt token"):
+    with pytest.raises(MissingObjectiveTokenError, match=r"no token '<\|not_an_objective\|>'"):
         prompt_id(build_dna_tokenizer(), "not_an_objective")

@@ -9,7 +9,9 @@ A mixture is a list of entries; each entry names an objective and its settings, 
 ```
 
 Entries of the same objective (e.g. short and long infilling) form one *reward class* for the policy.
-New objectives register with [`register_objective`]; nothing else in the library needs to know them.
+New objectives register with [`register_objective`]; nothing else in the library needs to know them: each objective
+class declares the prompt tokens it writes (`Objective.prompt_tokens`), and [`build_dna_tokenizer`] and
+[`add_birdie_tokens`] read them from [`OBJECTIVE_REGISTRY`].
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from .autoencoding import Autoencoding, AutoencodingConfig
+from ..tokenizer import CORE_TOKENS, SENTINEL_PATTERN, MissingObjectiveTokenError
 from .base import (
     IGNORE_INDEX,
     Objective,
@@ -26,6 +29,7 @@ from .base import (
     ObjectiveConfigError,
     ObjectiveExample,
     SpecialTokenIds,
+    check_example,
 )
 from .copying import Copying, CopyingConfig
 from .deshuffling import Deshuffling, DeshufflingConfig
@@ -35,18 +39,61 @@ from .prefix_lm import PrefixLM, PrefixLMConfig
 from .selective_copying import SelectiveCopying, SelectiveCopyingConfig
 
 
+#: Registered objectives by name, in registration order (the built-in ones first).
 OBJECTIVE_REGISTRY: dict[str, type[Objective]] = {}
+#: Birdie's own objectives, in the order of their prompt tokens in the vocabulary (ids 9-15).
+BUILTIN_OBJECTIVES: tuple[type[Objective], ...] = (
+    NextTokenPrediction, PrefixLM, Infilling, Deshuffling, Copying, SelectiveCopying, Autoencoding,
+)
 
 
 def register_objective(cls: type[Objective]) -> type[Objective]:
-    """Class decorator adding an [`Objective`] subclass to [`OBJECTIVE_REGISTRY`] under `cls.name`."""
-    if cls.name in OBJECTIVE_REGISTRY and OBJECTIVE_REGISTRY[cls.name] is not cls:
-        raise ValueError(f"An objective named {cls.name!r} is already registered ({OBJECTIVE_REGISTRY[cls.name]}).")
-    OBJECTIVE_REGISTRY[cls.name] = cls
+    """Class decorator adding an [`Objective`] subclass to [`OBJECTIVE_REGISTRY`] under `cls.name`.
+
+    Register before building the tokenizer: [`build_dna_tokenizer`] and [`add_birdie_tokens`] add the
+    `prompt_tokens` of every registered objective.
+
+    Raises:
+        `TypeError`: `cls` is not an [`Objective`] subclass, or lacks `name`, `config_class` or `prompt_tokens`.
+        `ValueError`: another class is registered under `cls.name`, or a declared token is a core token (`<pad>`,
+        `A`, …), a sentinel, made of letters only (it would match inside DNA text), or declared by another
+        registered objective.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Objective)):
+        raise TypeError(f"register_objective takes an Objective subclass, got {cls!r}.")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} must set the class attribute `name` (a non-empty string).")
+    config_class = getattr(cls, "config_class", None)
+    if not (isinstance(config_class, type) and issubclass(config_class, ObjectiveConfig)
+            and dataclasses.is_dataclass(config_class)):
+        raise TypeError(f"{cls.__name__} must set `config_class` to an ObjectiveConfig dataclass, got "
+                        f"{config_class!r}.")
+    tokens = getattr(cls, "prompt_tokens", None)
+    if not isinstance(tokens, tuple) or not all(isinstance(token, str) and token for token in tokens):
+        raise TypeError(
+            f"{cls.__name__} must declare the special tokens it writes into its examples as a tuple of strings, e.g. "
+            f"`prompt_tokens = ('<|{name}|>',)` (or `()` for none); got {tokens!r}."
+        )
+    if name in OBJECTIVE_REGISTRY and OBJECTIVE_REGISTRY[name] is not cls:
+        raise ValueError(f"An objective named {name!r} is already registered ({OBJECTIVE_REGISTRY[name]}).")
+    for token in tokens:
+        if token in CORE_TOKENS or SENTINEL_PATTERN.match(token) or token.isalpha() or token.strip() != token:
+            raise ValueError(
+                f"{cls.__name__} declares {token!r} in prompt_tokens: core tokens, sentinels, letters-only tokens "
+                f"(which would match inside DNA text) and tokens with surrounding whitespace cannot be objective "
+                f"tokens. Use a token of its own such as '<|{name}|>'."
+            )
+        owner = next((other for other, other_cls in OBJECTIVE_REGISTRY.items()
+                      if other != name and token in other_cls.prompt_tokens), None)
+        if owner is not None:
+            raise ValueError(f"{cls.__name__} declares {token!r}, which objective {owner!r} already declares; "
+                             "every objective needs prompt tokens of its own so the model can tell them apart.")
+    OBJECTIVE_REGISTRY[name] = cls
     return cls
 
 
-for _cls in (NextTokenPrediction, PrefixLM, Infilling, Deshuffling, Copying, SelectiveCopying, Autoencoding):
+for _cls in BUILTIN_OBJECTIVES:
     register_objective(_cls)
 
 
@@ -165,13 +212,18 @@ def parse_mixture(entries: Optional[list]) -> list[ObjectiveSpec]:
 
 
 def build_objectives(specs: list[ObjectiveSpec], tokenizer_or_ids) -> list[Objective]:
-    """Instantiate the objectives of a parsed mixture for a tokenizer (or a [`SpecialTokenIds`])."""
+    """Instantiate the objectives of a parsed mixture for a tokenizer (or a [`SpecialTokenIds`]).
+
+    Raises:
+        [`MissingObjectiveTokenError`]: the tokenizer lacks a token that an objective of the mixture declares.
+    """
     special = (tokenizer_or_ids if isinstance(tokenizer_or_ids, SpecialTokenIds)
-               else SpecialTokenIds.from_tokenizer(tokenizer_or_ids))
+               else SpecialTokenIds.from_tokenizer(tokenizer_or_ids, [spec.objective for spec in specs]))
     return [spec.build(special) for spec in specs]
 
 
 __all__ = [
+    "BUILTIN_OBJECTIVES",
     "DEFAULT_MIXTURE",
     "IGNORE_INDEX",
     "OBJECTIVE_REGISTRY",
@@ -183,6 +235,7 @@ __all__ = [
     "DeshufflingConfig",
     "Infilling",
     "InfillingConfig",
+    "MissingObjectiveTokenError",
     "NextTokenPrediction",
     "NextTokenPredictionConfig",
     "Objective",
@@ -196,6 +249,7 @@ __all__ = [
     "SelectiveCopyingConfig",
     "SpecialTokenIds",
     "build_objectives",
+    "check_example",
     "parse_mixture",
     "register_objective",
 ]

@@ -30,6 +30,7 @@ class Autoencoding(Objective):
     """
 
     name = "autoencoding"
+    prompt_tokens = ("<|autoencoding|>",)
     config_class = AutoencodingConfig
 
     def output_length(self, num_source_tokens: int) -> int:

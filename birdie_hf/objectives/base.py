@@ -14,11 +14,11 @@ predicted from the last prefix token.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Iterable, Optional
 
 import numpy as np
 
-from ..tokenizer import prompt_id, sentinel_ids
+from ..tokenizer import objective_token_id, sentinel_ids
 
 
 IGNORE_INDEX = -100
@@ -51,23 +51,49 @@ class SpecialTokenIds:
     """The token ids objectives need, read once from a tokenizer.
 
     Attributes:
-        prompts (`dict[str, int]`): prompt token id per objective name.
+        prompts (`dict[str, int]`): id of the prompt token (the first of its `prompt_tokens`) per objective name.
+        tokens (`dict[str, int]`): id of every token the objectives declare in `prompt_tokens`.
         sentinels (`tuple[int, ...]`): sentinel ids in order.
         eos (`int`): end-of-sequence id closing every non-NTP target.
         pad (`int`): padding id.
     """
 
     prompts: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
     sentinels: tuple = ()
     eos: int = 2
     pad: int = 0
 
     @classmethod
-    def from_tokenizer(cls, tokenizer) -> "SpecialTokenIds":
-        from ..tokenizer import OBJECTIVE_PROMPT_NAMES
+    def from_tokenizer(cls, tokenizer, objectives: Optional[Iterable[str]] = None) -> "SpecialTokenIds":
+        """Read the ids of the tokens that `objectives` declare, and the sentinel, eos and pad ids.
 
+        Args:
+            tokenizer ([`~transformers.PreTrainedTokenizerBase`]): the DNA tokenizer.
+            objectives (`Iterable[str]`, *optional*): registered objective names; defaults to every registered
+                objective.
+
+        Raises:
+            [`MissingObjectiveTokenError`]: the tokenizer lacks a token one of `objectives` declares (the message
+            names both). [`ObjectiveConfigError`]: an objective is not registered.
+        """
+        from . import OBJECTIVE_REGISTRY
+
+        names = list(OBJECTIVE_REGISTRY) if objectives is None else list(dict.fromkeys(objectives))
+        unknown = [name for name in names if name not in OBJECTIVE_REGISTRY]
+        if unknown:
+            raise ObjectiveConfigError(f"Unknown objectives {unknown}; registered objectives: "
+                                       f"{sorted(OBJECTIVE_REGISTRY)}.")
+        prompts, tokens = {}, {}
+        for name in names:
+            declared = OBJECTIVE_REGISTRY[name].prompt_tokens
+            for token in declared:
+                tokens[token] = objective_token_id(tokenizer, token, name)
+            if declared:
+                prompts[name] = tokens[declared[0]]
         return cls(
-            prompts={name: prompt_id(tokenizer, name) for name in OBJECTIVE_PROMPT_NAMES},
+            prompts=prompts,
+            tokens=tokens,
             sentinels=tuple(sentinel_ids(tokenizer)),
             eos=tokenizer.eos_token_id,
             pad=tokenizer.pad_token_id,
@@ -93,21 +119,62 @@ class ObjectiveConfig:
 class Objective:
     """Base class of Birdie objectives.
 
-    Subclasses set `name` (the registry key, also the reward class and the prompt token) and `config_class`, and
-    implement [`output_length`] (tokens produced from `n` source tokens, an upper bound when random) and
-    [`__call__`].
+    Subclasses set three class attributes and implement [`output_length`] (tokens produced from `n` source tokens,
+    an upper bound when random) and [`__call__`]:
+
+    - `name`: the registry key, also the reward class.
+    - `config_class`: an [`ObjectiveConfig`] dataclass holding the objective's settings.
+    - `prompt_tokens`: the special tokens the objective writes into its examples besides sentinels and eos, its
+      prompt first, e.g. `("<|infilling|>",)`; `()` for none. The tokenizer must have each of them:
+      [`build_dna_tokenizer`] and [`add_birdie_tokens`] add the tokens of every registered objective, and building
+      the objective for a tokenizer that lacks one raises [`MissingObjectiveTokenError`] naming it.
+
+    Example:
+
+    ```python
+    >>> from dataclasses import dataclass
+    >>> from birdie_hf.objectives import Objective, ObjectiveConfig, register_objective
+    >>> @dataclass
+    ... class ReversalConfig(ObjectiveConfig):
+    ...     pass
+    >>> class Reversal(Objective):  # read a window, write it backwards
+    ...     name = "reversal"
+    ...     config_class = ReversalConfig
+    ...     prompt_tokens = ("<|reversal|>",)
+    ...     def output_length(self, num_source_tokens):
+    ...         return 2 * num_source_tokens + 2
+    ...     def __call__(self, tokens, rng):
+    ...         return self._prompted([tokens], [tokens[::-1]])
+    >>> register_objective(Reversal)  # doctest: +SKIP
+    ```
+
+    Then build the tokenizer (or call [`add_birdie_tokens`] on an existing one) and use `"reversal"` in a mixture.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type[ObjectiveConfig]]
+    prompt_tokens: ClassVar[tuple[str, ...]]
     #: Smallest number of source tokens the objective can work with.
     min_source_tokens: ClassVar[int] = 2
 
     def __init__(self, config: ObjectiveConfig, special: SpecialTokenIds):
         self.config = config
         self.special = special
-        self.prompt = special.prompts.get(self.name)
+        missing = [token for token in self.prompt_tokens if token not in special.tokens]
+        if missing:
+            raise ObjectiveConfigError(
+                f"Objective {self.name!r} needs the ids of {missing}, which `special` lacks: build it with "
+                f"`SpecialTokenIds.from_tokenizer(tokenizer, [{self.name!r}])`."
+            )
+        #: Id of the prompt token (the first of `prompt_tokens`), or `None` when the objective declares none.
+        self.prompt: Optional[int] = special.tokens[self.prompt_tokens[0]] if self.prompt_tokens else None
         self._source_length_cache: dict[int, int] = {}
+
+    def token_id(self, token: str) -> int:
+        """Id of `token`, one of this objective's `prompt_tokens`."""
+        if token not in self.prompt_tokens:
+            raise KeyError(f"{token!r} is not one of the prompt_tokens {self.prompt_tokens} of {self.name!r}.")
+        return self.special.tokens[token]
 
     # -- sizes ---------------------------------------------------------------------------------------------------
     def output_length(self, num_source_tokens: int) -> int:
@@ -152,6 +219,11 @@ class Objective:
 
     def _prompted(self, inputs: list[np.ndarray], targets: list[np.ndarray]) -> ObjectiveExample:
         """Lay out `[prompt] + inputs + targets + [eos]` with labels on the targets and eos."""
+        if self.prompt is None:
+            raise TypeError(
+                f"Objective {self.name!r} opens its examples with a prompt token but declares none: set "
+                f"`prompt_tokens = ('<|{self.name}|>',)` on {type(self).__name__}."
+            )
         prompt = np.array([self.prompt], dtype=np.int64)
         eos = np.array([self.special.eos], dtype=np.int64)
         source = np.concatenate([prompt, *inputs]).astype(np.int64)
@@ -162,3 +234,31 @@ class Objective:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
+
+
+def check_example(example: ObjectiveExample, entry: str, max_length: int) -> None:
+    """Check that `example`, made by mixture entry `entry`, can be packed into rows of `max_length` tokens.
+
+    Catches the mistakes a new objective can make before they fail far away (in packing, or silently in the loss):
+    a non-1-D or mismatched `input_ids` / `labels`, an example longer than `max_length` (its `output_length` is too
+    small), a label on the first token (in a packed row it would be predicted from the previous example) and a
+    `prefix_length` outside the example.
+
+    Raises:
+        `ValueError`: naming `entry` and what is wrong.
+    """
+    if not isinstance(example, ObjectiveExample):
+        raise ValueError(f"Objective entry {entry!r} returned a {type(example).__name__}, not an ObjectiveExample.")
+    input_ids, labels = np.asarray(example.input_ids), np.asarray(example.labels)
+    if input_ids.ndim != 1 or input_ids.shape != labels.shape or input_ids.size == 0:
+        raise ValueError(f"Objective entry {entry!r} returned input_ids of shape {input_ids.shape} and labels of "
+                         f"shape {labels.shape}; both must be 1-D, non-empty and of the same length.")
+    if input_ids.size > max_length:
+        raise ValueError(f"Objective entry {entry!r} returned an example of {input_ids.size} tokens, more than "
+                         f"max_length={max_length}: its output_length() under-estimates the example length.")
+    if labels[0] != IGNORE_INDEX:
+        raise ValueError(f"Objective entry {entry!r} put the label {int(labels[0])} on the first token of an example; "
+                         f"it must be {IGNORE_INDEX} (nothing inside the example predicts it).")
+    if not 0 <= example.prefix_length <= input_ids.size:
+        raise ValueError(f"Objective entry {entry!r} returned prefix_length={example.prefix_length} for an example "
+                         f"of {input_ids.size} tokens.")

@@ -18,6 +18,7 @@ class Copying(Objective):
     """`[<|copying|>] + x` as a bidirectional prefix, then `x + [eos]` as the target."""
 
     name = "copying"
+    prompt_tokens = ("<|copying|>",)
     config_class = CopyingConfig
     min_source_tokens = 1
 

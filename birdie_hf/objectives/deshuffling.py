@@ -35,6 +35,7 @@ class Deshuffling(Objective):
     """`[<|deshuffling|>] + shuffled(x)` as prefix, `x + [eos]` as target."""
 
     name = "deshuffling"
+    prompt_tokens = ("<|deshuffling|>",)
     config_class = DeshufflingConfig
 
     def output_length(self, num_source_tokens: int) -> int:

@@ -23,6 +23,7 @@ class Infilling(Objective):
     """
 
     name = "infilling"
+    prompt_tokens = ("<|infilling|>",)
     config_class = InfillingConfig
 
     def _num_spans(self, n: int) -> int:

@@ -22,6 +22,8 @@ class NextTokenPrediction(Objective):
     """
 
     name = "next_token_prediction"
+    #: Reserved: next-token examples carry no prompt, but the token keeps its id (9) in every Birdie vocabulary.
+    prompt_tokens = ("<|next_token_prediction|>",)
     config_class = NextTokenPredictionConfig
 
     def output_length(self, num_source_tokens: int) -> int:

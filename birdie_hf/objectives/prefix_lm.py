@@ -37,6 +37,7 @@ class PrefixLM(Objective):
     """`[<|prefix_lm|>] + x[:s] + x[s:]`, prefix `1 + s` tokens, loss on `x[s:]` (no eos: the window is a cut)."""
 
     name = "prefix_lm"
+    prompt_tokens = ("<|prefix_lm|>",)
     config_class = PrefixLMConfig
 
     def output_length(self, num_source_tokens: int) -> int:

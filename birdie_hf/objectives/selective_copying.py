@@ -49,6 +49,7 @@ class SelectiveCopying(Objective):
     """
 
     name = "selective_copying"
+    prompt_tokens = ("<|selective_copying|>",)
     config_class = SelectiveCopyingConfig
 
     @property
