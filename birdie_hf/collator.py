@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, ClassVar, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -82,6 +82,9 @@ class DataCollatorForBirdie(DataCollatorMixin):
     return_tensors: str = "pt"
     specs: list[ObjectiveSpec] = field(init=False, repr=False)
     transforms: list[Objective] = field(init=False, repr=False)
+    #: Dataset columns the collator reads. [`BirdieTrainer`] keeps them (and drops the others) when
+    #: `remove_unused_columns=True`; a subclass that reads more columns extends it.
+    dataset_columns: ClassVar[tuple[str, ...]] = ("input_ids",)
 
     def __post_init__(self):
         if self.return_tensors != "pt":

@@ -90,8 +90,10 @@ class BirdieTrainer(Trainer):
             to `BirdieTrainingArguments` with the Birdie fields at their defaults (see [`as_birdie_training_args`]).
         data_collator ([`DataCollatorForBirdie`], *optional*): built from `args` and `processing_class` if absent.
         train_dataset, eval_dataset (`datasets.Dataset`): windows with an `input_ids` column (see
-            [`load_genome_windows`]). With `policy="birdie"`, `eval_dataset` is required: its first windows are the
-            fixed held-out set of the reward.
+            [`load_genome_windows`]; `train_dataset` may be a streaming `IterableDataset`). With `policy="birdie"`,
+            `eval_dataset` is required: its first windows are the fixed held-out set of the reward. Either value of
+            `remove_unused_columns` works: the columns the collator reads are kept (see
+            `DataCollatorForBirdie.dataset_columns`), whatever the model's `forward` signature.
         processing_class: the DNA tokenizer.
 
     Example:
@@ -188,6 +190,19 @@ class BirdieTrainer(Trainer):
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
         self._model_tokens = 0
+
+    # -- data ------------------------------------------------------------------------------------------------------
+    def _set_signature_columns_if_needed(self) -> None:
+        """Declare the dataset columns the collator reads (`DataCollatorForBirdie.dataset_columns`: `input_ids`).
+
+        `Trainer` keeps the columns named in the model's `forward` signature, but here the collator, not the model,
+        reads the dataset: the model receives the collator's packed batch. So with `remove_unused_columns=True` the
+        collator's columns survive whatever the model's signature (a wrapper with `forward(**kwargs)` included) and
+        provenance columns (`record`, `start`, …) are dropped; with `False` every column reaches the collator, which
+        ignores the extra ones.
+        """
+        if self._signature_columns is None:
+            self._signature_columns = list(self.data_collator.dataset_columns)
 
     # -- loss ------------------------------------------------------------------------------------------------------
     def _resolve_mask_format(self) -> str:
@@ -536,8 +551,7 @@ def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
     """[`BirdieTrainingArguments`] holding every setting of plain `args`, with the Birdie fields at their defaults.
 
     Where `args` holds the `TrainingArguments` default of a field whose default `BirdieTrainingArguments` changes
-    (`remove_unused_columns`, `label_names`, `logging_steps`, `ddp_find_unused_parameters`), the Birdie default is
-    used, so the result equals `BirdieTrainingArguments` built from the same explicit settings. Fields of a
+    (listed in its note, e.g. `label_names` and `logging_steps`), the Birdie default is used, so the result equals `BirdieTrainingArguments` built from the same explicit settings. Fields of a
     `TrainingArguments` subclass that `BirdieTrainingArguments` lacks are dropped with a warning.
 
     Raises:

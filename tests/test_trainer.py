@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 from birdie_hf import (
     BirdieTrainer,
     BirdieTrainingArguments,
+    DataCollatorForBirdie,
     build_causal_lm,
     default_model_config,
     last_complete_checkpoint,
@@ -242,3 +243,58 @@ def test_streaming_run_resumes_where_the_stream_stopped(tokenizer, genome, tmp_p
     assert resumed_seen[: len(full_seen)] == full_seen[: len(resumed_seen)]
     losses = lambda t: [(h["step"], h["loss"]) for h in t.state.log_history if "loss" in h and h["step"] > 3]
     assert losses(resumed) == losses(full)
+
+
+class KwargsOnlyModel(torch.nn.Module):
+    """A causal LM behind `forward(**kwargs)`: its signature names no dataset column."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **kwargs):
+        return self.model(**kwargs)
+
+
+def recording_collator(trainer, seen):
+    collate = trainer.data_collator.torch_call
+
+    def recording(features):
+        seen.append(set(features[0]))
+        return collate(features)
+
+    trainer.data_collator.torch_call = recording
+
+
+@pytest.mark.parametrize("remove_unused_columns", [True, False])
+def test_remove_unused_columns_keeps_the_columns_the_collator_reads(tokenizer, genome, tmp_path,
+                                                                    remove_unused_columns):
+    trainer = make_trainer(tokenizer, genome, tmp_path / "llama", policy="static", max_steps=2,
+                           remove_unused_columns=remove_unused_columns)
+    seen = []
+    recording_collator(trainer, seen)
+    trainer.train()
+    kept = {"input_ids"} if remove_unused_columns else set(genome["train"].column_names)
+    assert trainer.state.global_step == 2 and seen and all(keys == kept for keys in seen)
+
+    # A collator reading one more column declares it, and a model whose forward signature names no column trains.
+    class StrandAwareCollator(DataCollatorForBirdie):
+        dataset_columns = ("input_ids", "strand")
+
+        def torch_call(self, features):
+            assert all(feature["strand"] == "+" for feature in features)
+            return super().torch_call(features)
+
+    args = BirdieTrainingArguments(output_dir=str(tmp_path / "wrapped"), objectives=MIXTURE, policy="static",
+                                   max_steps=2, per_device_train_batch_size=4, max_length=160, save_strategy="no",
+                                   use_cpu=True, disable_tqdm=True, report_to="none",
+                                   remove_unused_columns=remove_unused_columns)
+    model = KwargsOnlyModel(build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
+                                                                 num_attention_heads=2), seed=0))
+    wrapped = BirdieTrainer(model=model, args=args, train_dataset=genome["train"],
+                            data_collator=StrandAwareCollator.from_training_args(tokenizer, args))
+    seen = []
+    recording_collator(wrapped, seen)
+    wrapped.train()
+    kept = {"input_ids", "strand"} if remove_unused_columns else set(genome["train"].column_names)
+    assert wrapped.state.global_step == 2 and seen and all(keys == kept for keys in seen)
