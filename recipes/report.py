@@ -14,6 +14,7 @@ import html
 import json
 import os
 
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.hub import mixture_table
 from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
 from birdie_hf.trainer import TRAJECTORY_NAME
@@ -22,7 +23,7 @@ from birdie_hf.trainer import TRAJECTORY_NAME
 def load_trajectory(run_dir: str) -> dict:
     path = os.path.join(run_dir, TRAJECTORY_NAME)
     if not os.path.exists(path):
-        raise SystemExit(f"error: {run_dir!r} has no {TRAJECTORY_NAME}: is it a recipes/pretrain.py output dir?")
+        raise RecipeError(f"{run_dir!r} has no {TRAJECTORY_NAME}: is it a recipes/pretrain.py output dir?")
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -94,10 +95,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+")
     parser.add_argument("--output_dir", default=None, help="default: <first run>/report")
+    parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     args = parser.parse_args(argv)
     output = args.output_dir or os.path.join(args.run_dirs[0], "report")
     print(f"Wrote {write_report(args.run_dirs, output)}")
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main)
