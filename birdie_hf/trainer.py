@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -137,8 +139,9 @@ class BirdieTrainer(Trainer):
                 "policy='birdie' needs an `eval_dataset` of held-out windows to measure the reward; pass one "
                 "(e.g. load_genome_windows(...)['validation']) or use policy='static'."
             )
-        if train_dataset is not None and hasattr(train_dataset, "__getitem__") and len(train_dataset) > 0:
-            data_collator.validate_window_length(len(train_dataset[0]["input_ids"]))
+        first_window = first_examples(train_dataset, 1) if train_dataset is not None else []
+        if first_window:  # streaming datasets too: fail before training, not at the first batch
+            data_collator.validate_window_length(len(first_window[0]["input_ids"]))
         if model is None:
             from .modeling import build_causal_lm, default_model_config
 
@@ -467,28 +470,32 @@ class BirdieTrainer(Trainer):
         }
 
     def widget_sequences(self, count: int = 2, length: int = 64) -> list[str]:
-        """Real DNA strings (the first held-out windows, decoded) for model-card widgets."""
+        """Real DNA strings (the first held-out windows, else the first training windows, decoded) for model-card
+        widgets. Works with streaming datasets (see [`first_examples`])."""
         dataset = self.eval_dataset if self.eval_dataset is not None else self.train_dataset
         tokenizer = self.data_collator.tokenizer
-        sequences = []
-        for i in range(min(count, len(dataset))):
-            sequences.append(tokenizer.decode(dataset[i]["input_ids"][:length], skip_special_tokens=True))
-        return sequences
+        return [tokenizer.decode(example["input_ids"][:length], skip_special_tokens=True)
+                for example in first_examples(dataset, count)]
 
     def create_model_card(self, model_name: Optional[str] = None, evaluation: Optional[list[dict]] = None,
                           training_data: Optional[str] = None, tokens_seen: Optional[int] = None, **kwargs) -> None:
         """Write the Birdie model card (mixture trajectory, training settings, widget examples, and downstream
-        results when given) to `output_dir/README.md`; `push_to_hub` uploads it."""
+        results when given) to `output_dir/README.md`; `push_to_hub` uploads it.
+
+        The window length and widget examples are read from the first windows of the datasets, streaming ones
+        included (an `IterableDataset` is read from a copy, so a training stream keeps its position).
+        """
         from .hub import pretrained_model_card
 
         if not self.is_world_process_zero():
             return
         repo_id = self.args.hub_model_id or model_name or os.path.basename(self.args.output_dir.rstrip("/"))
         config = self.model.config
+        first_window = first_examples(self.train_dataset, 1) if self.train_dataset is not None else []
         training = {
             "steps": self.state.global_step,
             "tokens_seen": f"{tokens_seen:,}" if tokens_seen else "n/a",
-            "window_length": len(self.train_dataset[0]["input_ids"]) if self.train_dataset is not None else "n/a",
+            "window_length": len(first_window[0]["input_ids"]) if first_window else "n/a",
             "max_length": self.args.max_length,
             "model_size": f"{type(self.model).__name__}, hidden {getattr(config, 'hidden_size', '?')}, "
                           f"{getattr(config, 'num_hidden_layers', '?')} layers, "
@@ -545,6 +552,23 @@ class BirdieTrainer(Trainer):
                 f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
             )
         return checkpoint
+
+
+def first_examples(dataset, count: int) -> list[dict[str, Any]]:
+    """The first `count` examples of `dataset` (fewer when it is shorter), map-style or streaming.
+
+    A map-style dataset is indexed. A streaming one (`datasets.IterableDataset`, a torch `IterableDataset`, any
+    iterable) is read from a deep copy when it can be copied: iterating a `datasets.IterableDataset` itself (or a
+    `take()` of it) resets the position its `state_dict()` reports, which would make a training stream resume from the
+    wrong place.
+    """
+    if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
+        return [dataset[i] for i in range(min(count, len(dataset)))]
+    try:
+        source = copy.deepcopy(dataset)
+    except Exception:  # noqa: BLE001 - an object that cannot be copied (open handles): read it directly
+        source = dataset
+    return list(itertools.islice(iter(source), count))
 
 
 def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:

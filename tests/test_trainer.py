@@ -298,3 +298,32 @@ def test_remove_unused_columns_keeps_the_columns_the_collator_reads(tokenizer, g
     wrapped.train()
     kept = {"input_ids", "strand"} if remove_unused_columns else set(genome["train"].column_names)
     assert wrapped.state.global_step == 2 and seen and all(keys == kept for keys in seen)
+
+
+@pytest.mark.parametrize("with_eval_dataset", [True, False])
+def test_model_card_of_a_streaming_run(tokenizer, genome, tmp_path, with_eval_dataset):
+    from birdie_hf import default_genome_path, stream_genome_windows
+
+    stream = stream_genome_windows([default_genome_path()], tokenizer, window_length=64, windows_per_shard=64)
+    args = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=MIXTURE, policy="static", max_steps=2,
+                                   per_device_train_batch_size=4, max_length=160, save_strategy="no", use_cpu=True,
+                                   disable_tqdm=True, report_to="none", policy_validation_windows=2)
+    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
+                                                 num_attention_heads=2), seed=0)
+    trainer = BirdieTrainer(model=model, args=args, train_dataset=stream,
+                            eval_dataset=genome["validation"] if with_eval_dataset else None,
+                            processing_class=tokenizer)
+    trainer.train()
+    # Windows too short for the mixture are refused before training, streaming or not.
+    with pytest.raises(ValueError, match="window_length=64"):
+        BirdieTrainer(model=model, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="static",
+                                                                objectives=["selective_copying"], max_length=512),
+                      train_dataset=stream, processing_class=tokenizer)
+    state = stream.state_dict()
+    trainer.create_model_card(model_name="birdie-stream")
+    assert stream.state_dict() == state  # reading windows for the card leaves the training stream where it was
+    card = (tmp_path / "README.md").read_text()
+    assert "| window / packed row length | 64 / 160 |" in card
+    source = genome["validation"] if with_eval_dataset else next(iter(stream))
+    first = source[0] if with_eval_dataset else source
+    assert tokenizer.decode(first["input_ids"], skip_special_tokens=True) in card
