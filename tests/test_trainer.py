@@ -327,3 +327,51 @@ def test_model_card_of_a_streaming_run(tokenizer, genome, tmp_path, with_eval_da
     source = genome["validation"] if with_eval_dataset else next(iter(stream))
     first = source[0] if with_eval_dataset else source
     assert tokenizer.decode(first["input_ids"], skip_special_tokens=True) in card
+
+
+class GradientRecorder(TrainerCallback):
+    """Keeps a copy of every parameter's gradient just before the optimizer step."""
+
+    def __init__(self):
+        self.gradients = None
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("objective", ["copying", "next_token_prediction"])
+def test_gradient_accumulation_matches_one_large_batch(tokenizer, genome, tmp_path, objective):
+    """2 micro-batches of 4 windows give the gradient, loss and update of one batch of 8.
+
+    The objectives are deterministic and every window fits `max_length` uncropped, so both runs train on the same
+    examples; the first micro-batch holds short windows and the second long ones, so a loss normalised per
+    micro-batch instead of over the tokens of the whole accumulated batch would differ.
+    """
+    from datasets import Dataset
+
+    lengths = [6, 8, 9, 11, 50, 56, 60, 64]
+    windows = Dataset.from_dict({"input_ids": [list(genome["train"][i]["input_ids"][:n])
+                                               for i, n in enumerate(lengths)]})
+    runs = {}
+    for batch_size, accumulation in ((4, 2), (8, 1)):
+        args = BirdieTrainingArguments(
+            output_dir=str(tmp_path / f"{batch_size}x{accumulation}"), objectives=[objective], policy="static",
+            max_steps=1, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
+            train_sampling_strategy="sequential", max_length=160, optim="sgd", learning_rate=0.5, weight_decay=0.0,
+            lr_scheduler_type="constant", max_grad_norm=0.0, logging_steps=1, save_strategy="no", use_cpu=True,
+            disable_tqdm=True, report_to="none", seed=0,
+        )
+        model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
+                                                     num_attention_heads=2), seed=0)
+        recorder = GradientRecorder()
+        trainer = BirdieTrainer(model=model, args=args, train_dataset=windows, processing_class=tokenizer,
+                                callbacks=[recorder])
+        trainer.train()
+        loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
+        runs[accumulation] = (recorder.gradients, dict(model.named_parameters()), loss)
+    (accumulated, params_a, loss_a), (single, params_b, loss_b) = runs[2], runs[1]
+    assert accumulated.keys() == single.keys()
+    for name in single:
+        torch.testing.assert_close(accumulated[name], single[name], rtol=1e-5, atol=1e-7, msg=name)
+        torch.testing.assert_close(params_a[name], params_b[name], rtol=1e-5, atol=1e-7, msg=name)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
