@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    PrinterCallback,
+    ProgressCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from .mixture import LiveMixture
 from .policy import BirdiePolicy, total_reward
@@ -183,6 +190,159 @@ class BirdieRewardCallback(TrainerCallback):
         if differences:
             raise ValueError("The checkpoint was trained with other settings than this run: "
                              + "; ".join(differences) + ".")
+
+
+# -- console ----------------------------------------------------------------------------------------------------------
+#: Keys left out of console lines (integrations and `state.log_history` still get them).
+CONSOLE_HIDDEN_KEYS = ("total_flos", "num_input_tokens_seen")
+
+
+def console_logs(logs: dict[str, Any], entry_names: Sequence[str], max_str_len: int = 100) -> dict[str, Any]:
+    """The part of a `Trainer` log worth a console line, formatted as `PrinterCallback` does (floats to 4 digits).
+
+    Left out: the per-entry keys (`loss/<entry>`, `eval_loss/<entry>`, `mixture/<entry>`, `next_mixture/<entry>`,
+    `reward/<entry>`), the policy's diagnostics (`policy/*`, `reward/total`) and [`CONSOLE_HIDDEN_KEYS`]. A training
+    log keeps `loss`, `grad_norm`, `learning_rate` and `epoch`; keys a user logs are kept.
+
+    Args:
+        logs (`dict[str, Any]`): what `Trainer.log` hands to `on_log`; not modified.
+        entry_names (`Sequence[str]`): the mixture's entry names.
+        max_str_len (`int`, *optional*, defaults to `100`): longer strings are replaced by a note, as in
+            `ProgressCallback`.
+
+    Returns:
+        `dict[str, Any]`: the kept keys, in their order; empty when nothing but `epoch` is left.
+    """
+    entries = set(entry_names)
+    kept = {}
+    for key, value in logs.items():
+        prefix, _, suffix = key.partition("/")
+        if key in CONSOLE_HIDDEN_KEYS or suffix in entries or prefix == "policy" or key == "reward/total":
+            continue
+        if isinstance(value, str) and len(value) > max_str_len:
+            value = f"[String too long to display, length: {len(value)} > {max_str_len}.]"
+        kept[key] = f"{value:.4g}" if isinstance(value, float) else value
+    return {} if set(kept) <= {"epoch"} else kept
+
+
+def evaluation_table(record: dict[str, Any]) -> str:
+    """One scheduled evaluation of [`BirdieRewardCallback.trajectory`] as a small text table.
+
+    One row per mixture entry: held-out loss, reward (when the policy computed one), and the entry's weight, with
+    `-> next weight` when the policy chose the next mixture. The title gives the step, the decision kind (`keep`,
+    `explore`, `reward_model` or `prior`) and the total reward; runs without a policy get "fixed mixture".
+
+    Example (one entry shown):
+
+    ```text
+    Birdie policy at step 10 (explore, total reward +0.1486)
+      entry          loss   reward  weight -> next
+      copying      4.5300  +0.0342   0.250 -> 0.010
+    ```
+    """
+    names = list(record["losses"])
+    rewards = record.get("rewards")
+    following = record.get("next_mixture")
+    if "decision" in record:
+        title = f"Birdie policy at step {record['step']} ({record['decision']}"
+        if record.get("total_reward") is not None:
+            title += f", total reward {record['total_reward']:+.4f}"
+    else:
+        title = f"Birdie evaluation at step {record['step']} (fixed mixture"
+    header = ["entry", "loss"] + (["reward"] if rewards else []) + ["weight -> next" if following else "weight"]
+    rows = []
+    for name in names:
+        row = [name, f"{record['losses'][name]:.4f}"]
+        if rewards:
+            row.append(f"{rewards[name]:+.4f}")
+        weight = f"{record['mixture'][name]:.3f}"
+        row.append(f"{weight} -> {following[name]:.3f}" if following else weight)
+        rows.append(row)
+    widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+    lines = [title + ")"]
+    for row in [header] + rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]
+        lines.append("  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+class _CompactConsole:
+    """What [`BirdiePrinterCallback`] and [`BirdieProgressCallback`] print for one `on_log` call: the short log line
+    (see [`console_logs`]) and a table (see [`evaluation_table`]) for every evaluation the reward callback recorded
+    since the last call."""
+
+    def __init__(self, reward_callback: "BirdieRewardCallback", max_str_len: int = 100):
+        self.reward_callback = reward_callback
+        self.max_str_len = max_str_len
+        self.shown = len(reward_callback.trajectory)
+
+    def start(self) -> None:
+        """Skip the evaluations recorded before training starts (restored from a checkpoint)."""
+        self.shown = len(self.reward_callback.trajectory)
+
+    def lines(self, logs: Optional[dict[str, Any]]) -> list[str]:
+        lines = []
+        kept = console_logs(logs or {}, self.reward_callback.mixture.names, self.max_str_len)
+        if kept:
+            lines.append(str(kept))
+        trajectory = self.reward_callback.trajectory
+        lines += [evaluation_table(record) for record in trajectory[self.shown:]]
+        self.shown = len(trajectory)
+        return lines
+
+
+class BirdiePrinterCallback(PrinterCallback):
+    """[`~transformers.PrinterCallback`] (used with `disable_tqdm=True`) for Birdie runs: short log lines and a table
+    per policy evaluation instead of every per-entry metric.
+
+    Training lines show `loss`, `grad_norm`, `learning_rate` and `epoch`; the per-entry losses, mixtures, rewards and
+    policy diagnostics are left out of the console (see [`console_logs`]) and shown once per scheduled evaluation as
+    a table (see [`evaluation_table`]). Other callbacks, the `report_to` integrations (TensorBoard, W&B, trackio, …)
+    and `state.log_history` still receive every key: `on_log` reads `logs` without changing it.
+
+    [`BirdieTrainer`] puts it in place of `PrinterCallback`. To print every key instead:
+    `trainer.remove_callback(BirdiePrinterCallback); trainer.add_callback(PrinterCallback)`.
+
+    Args:
+        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory the tables show.
+    """
+
+    def __init__(self, reward_callback: "BirdieRewardCallback"):
+        self.console = _CompactConsole(reward_callback)
+
+    def on_train_begin(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        self.console.start()
+
+    def on_log(self, args, state: TrainerState, control: TrainerControl, logs=None, **kwargs):
+        if state.is_local_process_zero:
+            for line in self.console.lines(logs):
+                print(line)
+
+
+class BirdieProgressCallback(ProgressCallback):
+    """[`~transformers.ProgressCallback`] (the progress bar) for Birdie runs: writes the short lines and tables of
+    [`BirdiePrinterCallback`] above the bar instead of every per-entry metric.
+
+    [`BirdieTrainer`] puts it in place of `ProgressCallback`; integrations and other callbacks still receive every
+    key.
+
+    Args:
+        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory the tables show.
+        max_str_len (`int`, *optional*, defaults to `100`): longer string values are replaced by a note.
+    """
+
+    def __init__(self, reward_callback: "BirdieRewardCallback", max_str_len: int = 100):
+        super().__init__(max_str_len=max_str_len)
+        self.console = _CompactConsole(reward_callback, max_str_len)
+
+    def on_train_begin(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        self.console.start()
+
+    def on_log(self, args, state: TrainerState, control: TrainerControl, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None:
+            for line in self.console.lines(logs):
+                self.training_bar.write(line)
 
 
 def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -17,7 +17,14 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer, TrainingArguments
+from transformers import (
+    AutoModelForCausalLM,
+    PreTrainedModel,
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainingArguments,
+)
 from transformers.trainer import (
     OPTIMIZER_NAME,
     OPTIMIZER_NAME_BIN,
@@ -35,7 +42,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
-from .callback import BirdieRewardCallback
+from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .objectives import IGNORE_INDEX
@@ -81,6 +88,11 @@ class BirdieTrainer(Trainer):
     given, adds a [`BirdieRewardCallback`] that lets the reward policy steer the mixture, logs the training loss of
     every objective entry (`loss/<entry>`) and the active mixture (`mixture/<entry>`), and saves the policy with each
     checkpoint so `resume_from_checkpoint` continues exactly.
+
+    Every metric goes to `state.log_history`, the `report_to` integrations and other callbacks; the console gets
+    short lines (`loss`, `grad_norm`, `learning_rate`, `epoch`) and one table per policy evaluation (loss, reward
+    and weight -> next weight per entry), printed by [`BirdiePrinterCallback`] / [`BirdieProgressCallback`] in place
+    of transformers' `PrinterCallback` / `ProgressCallback`.
 
     Args:
         model (`PreTrainedModel` or `str`, *optional*):
@@ -174,6 +186,7 @@ class BirdieTrainer(Trainer):
             callbacks=[self.birdie_callback] + list(callbacks or []),
             **kwargs,
         )
+        self._use_compact_console()
         self._mask_format = self._resolve_mask_format()
         # The loss is computed here, normalised by `num_items_in_batch`, for any model.
         self.model_accepts_loss_kwargs = True
@@ -193,6 +206,19 @@ class BirdieTrainer(Trainer):
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
         self._model_tokens = 0
+
+    def _use_compact_console(self) -> None:
+        """Swap transformers' `PrinterCallback` / `ProgressCallback` for Birdie's, which print short log lines and a
+        table per policy evaluation (integrations still receive every key, see [`BirdiePrinterCallback`])."""
+        for callback in list(self.callback_handler.callbacks):
+            if type(callback) is PrinterCallback:
+                compact = BirdiePrinterCallback(self.birdie_callback)
+            elif type(callback) is ProgressCallback:
+                compact = BirdieProgressCallback(self.birdie_callback, max_str_len=callback.max_str_len)
+            else:
+                continue
+            self.callback_handler.remove_callback(callback)
+            self.callback_handler.add_callback(compact)
 
     # -- data ------------------------------------------------------------------------------------------------------
     def _set_signature_columns_if_needed(self) -> None:

@@ -375,3 +375,71 @@ def test_gradient_accumulation_matches_one_large_batch(tokenizer, genome, tmp_pa
         torch.testing.assert_close(accumulated[name], single[name], rtol=1e-5, atol=1e-7, msg=name)
         torch.testing.assert_close(params_a[name], params_b[name], rtol=1e-5, atol=1e-7, msg=name)
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
+
+
+class LogRecorder(TrainerCallback):
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
+@pytest.mark.parametrize("disable_tqdm", [True, False])
+def test_console_prints_short_lines_and_a_table_per_policy_evaluation(tokenizer, genome, tmp_path, capsys,
+                                                                      disable_tqdm):
+    recorder = LogRecorder()
+    trainer = make_trainer(tokenizer, genome, tmp_path, max_steps=20, logging_steps=10, policy_warmup_steps=10,
+                           policy_eval_interval=10, disable_tqdm=disable_tqdm)
+    trainer.add_callback(recorder)
+    capsys.readouterr()
+    trainer.train()
+    out = capsys.readouterr().out
+    names = trainer.data_collator.objective_names
+    trajectory = trainer.mixture_trajectory()["evaluations"]
+    assert [record["step"] for record in trajectory] == [1, 2, 10, 20]
+    # 2 training lines, 4 evaluation lines and one table per policy evaluation (2 warm-up, 2 reward-driven).
+    assert len(out) < 3000, out
+    assert max(len(line) for line in out.splitlines()) < 160
+    assert not any(key in out for key in ("loss/", "mixture/", "reward/", "policy/", "num_input_tokens_seen"))
+    assert out.count("'loss':") == 2 and out.count("'eval_loss':") == 4
+    assert all(out.count(name) == 4 for name in names)
+    for record in trajectory:
+        title = f"Birdie policy at step {record['step']} ({record['decision']}"
+        assert title in out
+        table = out[out.index(title):].splitlines()[: 2 + len(names)]
+        for name, row in zip(names, table[2:]):
+            cells = row.split()
+            assert cells[:2] == [name, f"{record['losses'][name]:.4f}"]
+            assert cells[-3:] == [f"{record['mixture'][name]:.3f}", "->", f"{record['next_mixture'][name]:.3f}"]
+            if "rewards" in record:
+                assert cells[2] == f"{record['rewards'][name]:+.4f}"
+    # Other callbacks (and so the report_to integrations) and the log history still get every key.
+    train_logs = [logs for logs in recorder.logs if "loss" in logs]
+    assert len(train_logs) == 2 and all(f"loss/{name}" in train_logs[0] for name in names)
+    assert all(any(key.startswith("loss/") for key in logs) for logs in train_logs)
+    assert "num_input_tokens_seen" in train_logs[0] and f"mixture/{names[0]}" in train_logs[0]
+    decisions = [logs for logs in recorder.logs if f"next_mixture/{names[0]}" in logs]
+    assert len(decisions) == 4 and all(f"reward/{name}" in decisions[-1] for name in names)
+    assert "reward/total" in decisions[-1] and "policy/explored" in decisions[-1]
+    assert sum(f"eval_loss/{names[0]}" in logs for logs in recorder.logs) == 4
+    assert sum(f"next_mixture/{names[0]}" in h for h in trainer.state.log_history) == 4
+
+
+def test_console_formatting_of_fixed_mixture_runs_and_user_keys():
+    from birdie_hf.callback import console_logs, evaluation_table
+
+    record = {"step": 4, "losses": {"copying": 3.25, "infilling_long": 3.5},
+              "mixture": {"copying": 0.75, "infilling_long": 0.25}}
+    assert evaluation_table(record).splitlines() == [
+        "Birdie evaluation at step 4 (fixed mixture)",
+        "  entry             loss  weight",
+        "  copying         3.2500   0.750",
+        "  infilling_long  3.5000   0.250",
+    ]
+    logs = {"loss": 3.0, "loss/copying": 2.0, "mixture/copying": 0.5, "custom/accuracy": 0.25, "policy/explored": 1.0,
+            "reward/total": 0.5, "num_input_tokens_seen": 100, "total_flos": 1.0, "epoch": 0.5}
+    assert console_logs(logs, ["copying", "infilling_long"]) == {"loss": "3", "custom/accuracy": "0.25",
+                                                                 "epoch": "0.5"}
+    assert len(logs) == 9  # not modified
+    assert console_logs({"next_mixture/copying": 1.0, "epoch": 0.5}, ["copying"]) == {}
