@@ -601,8 +601,9 @@ def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
     """[`BirdieTrainingArguments`] holding every setting of plain `args`, with the Birdie fields at their defaults.
 
     Where `args` holds the `TrainingArguments` default of a field whose default `BirdieTrainingArguments` changes
-    (listed in its note, e.g. `label_names` and `logging_steps`), the Birdie default is used, so the result equals `BirdieTrainingArguments` built from the same explicit settings. Fields of a
-    `TrainingArguments` subclass that `BirdieTrainingArguments` lacks are dropped with a warning.
+    (listed in its note, e.g. `label_names` and `logging_steps`), the Birdie default is used, so the result equals
+    `BirdieTrainingArguments` built from the same explicit settings. Fields of a `TrainingArguments` subclass that
+    `BirdieTrainingArguments` lacks are dropped with a warning.
 
     Raises:
         `TypeError`: `args` is not a `TrainingArguments`.
