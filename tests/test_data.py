@@ -177,14 +177,13 @@ def test_windows_from_sequences(tokenizer):
 
 
 def test_fasta_index_uses_fai_when_present(write_fasta, monkeypatch, caplog):
-    from birdie_hf import data
-    from birdie_hf.data import index_fasta
+    from birdie_hf.data import fasta, index_fasta
 
     path = write_fasta(">a desc\nACGT\nAC\n>b\nGG\n")
     assert index_fasta(path) == [("a", 6), ("b", 2)]
     with open(path + ".fai", "w") as handle:
         handle.write("a\t6\t8\t4\t5\nb\t2\t19\t2\t3\n")
-    monkeypatch.setattr(data, "_scan_fasta", lambda *args, **kwargs: pytest.fail("read the FASTA despite the .fai"))
+    monkeypatch.setattr(fasta, "_scan_fasta", lambda *args, **kwargs: pytest.fail("read the FASTA despite the .fai"))
     with caplog.at_level(logging.WARNING):
         assert index_fasta(path) == [("a", 6), ("b", 2)]
     assert not caplog.text
@@ -295,13 +294,13 @@ def test_utf16_fasta_is_named_as_such(write_fasta):
 
 
 def test_line_endings_split_across_read_blocks(write_fasta, monkeypatch):
-    from birdie_hf import data
+    from birdie_hf.data import fasta
 
     content = b"\xef\xbb\xbf>a\r\nACG\r\nTT\r>b x\rGG\n\n>c\nA" + b"C" * 20 + b"\r\n"
     expected = [("a", b"ACGTT"), ("b", b"GG"), ("c", b"A" + b"C" * 20)]
     path = write_fasta(content)
     for block in (1, 2, 3, 5, 7):
-        monkeypatch.setattr(data, "_READ_BLOCK", block, raising=False)
+        monkeypatch.setattr(fasta, "_READ_BLOCK", block)
         assert [(r.name, r.sequence) for r in iter_fasta(path)] == expected, block
 
 
@@ -344,12 +343,12 @@ def test_reverse_complement_and_soft_mask_rows_stay_aligned(write_fasta, tokeniz
 
 
 def test_windows_built_in_many_arrow_chunks_read_back_in_order(write_fasta, tokenizer, random_dna, monkeypatch):
-    from birdie_hf import data
+    from birdie_hf.data import windows
 
     path = write_fasta(f">a\n{random_dna(50)}\n>b\n{random_dna(33, seed=1)}\n>c\n{random_dna(21, seed=2)}\n")
     kwargs = dict(window_length=4, stride=3, validation_fraction=0.2, reverse_complement=True, soft_mask="feature")
     whole = load_genome_windows(path, tokenizer, **kwargs)
-    monkeypatch.setattr(data, "_ARROW_CHUNK_VALUES", 12, raising=False)
+    monkeypatch.setattr(windows, "_ARROW_CHUNK_VALUES", 12)
     chunked = load_genome_windows(path, tokenizer, **kwargs)
     assert chunked["train"].data.table.column("input_ids").num_chunks > 5
     for split in ("train", "validation"):

@@ -86,14 +86,14 @@ def awkward_fasta(random_dna):
 def test_stream_matches_eager_windows_across_blocks_and_checkpoints(
     write_fasta, tokenizer, random_dna, monkeypatch, name, window_length, stride
 ):
-    from birdie_hf import data
+    from birdie_hf.data import fasta
 
     path = write_fasta(awkward_fasta(random_dna), name)
     expected = eager_windows(path, tokenizer, window_length=window_length, stride=stride, max_n_fraction=0.2)
     # Tiny blocks and checkpoints: every window straddles read blocks, validation blocks and checkpoints.
-    monkeypatch.setattr(data, "_READ_BLOCK", 16, raising=False)
-    monkeypatch.setattr(data, "_SCAN_BLOCK", 7, raising=False)
-    monkeypatch.setattr(data, "_CHECKPOINT_BASES", 5, raising=False)
+    monkeypatch.setattr(fasta, "_READ_BLOCK", 16)
+    monkeypatch.setattr(fasta, "_SCAN_BLOCK", 7)
+    monkeypatch.setattr(fasta, "_CHECKPOINT_BASES", 5)
     stream = stream_genome_windows(path, tokenizer, window_length=window_length, stride=stride, max_n_fraction=0.2,
                                    windows_per_shard=3)
     assert streamed_windows(stream) == expected
@@ -111,9 +111,9 @@ def test_stream_keeps_records_with_the_same_name(write_fasta, tokenizer, caplog)
 
 
 def test_stream_validates_every_base_before_iterating(write_fasta, tokenizer, random_dna, monkeypatch):
-    from birdie_hf import data
+    from birdie_hf.data import fasta
 
-    monkeypatch.setattr(data, "_SCAN_BLOCK", 64, raising=False)
+    monkeypatch.setattr(fasta, "_SCAN_BLOCK", 64)
     bad = random_dna(500, seed=1)[:300] + "X" + random_dna(200, seed=2)
     path = write_fasta(f">fine\n{random_dna(1000)}\n>broken\n{bad}\n")
     match = rf"Invalid character 'X' at position 301 of record 'broken' in '{path}'"
@@ -213,10 +213,10 @@ def test_stream_reads_each_file_once_per_pass(write_fasta, tokenizer, random_dna
 
 
 def test_resumed_stream_seeks_past_the_consumed_windows(write_fasta, tokenizer, random_dna, monkeypatch):
-    from birdie_hf import data
+    from birdie_hf.data import fasta
 
     # One checkpoint per 2 windows, to scale with this small genome.
-    monkeypatch.setattr(data, "_CHECKPOINT_BASES", 100, raising=False)
+    monkeypatch.setattr(fasta, "_CHECKPOINT_BASES", 100)
     path = write_fasta(f">chr\n{random_dna(4000)}\n")
     size = os.path.getsize(path)
     make = lambda: stream_genome_windows(path, tokenizer, window_length=50, windows_per_shard=4)  # noqa: E731

@@ -1,0 +1,51 @@
+"""Genome data: FASTA / FASTA.gz, CSV and Hub datasets turned into fixed-length windows of token ids.
+
+Everything here produces 🤗 `datasets` objects with an `input_ids` column (token ids of the DNA tokenizer, stored as
+`uint8` when the tokenizer's base ids fit, so a window costs one byte per base) and provenance columns (`record`,
+`start`, `end`, `strand`) so every window can be traced back to its source.
+
+One module per concept:
+
+- `fasta`: reading and indexing FASTA files ([`iter_fasta`], [`index_fasta`], [`tokenize_record`]).
+- `windows`: the one window cutter every loader uses ([`WindowCutter`]) and the compact Arrow storage of windows.
+- `eager`: [`load_genome_windows`], windows held in memory with a train / validation split.
+- `streaming`: [`stream_genome_windows`], windows cut while iterating, in resumable [`WindowShard`]s.
+- `sequences`: CSV / Hub sequence datasets ([`load_sequence_dataset`]) and windows cut from them
+  ([`windows_from_sequences`]).
+"""
+
+from .eager import load_genome_windows
+from .fasta import (
+    FastaRecord,
+    GenomeDataError,
+    PathLike,
+    default_genome_path,
+    index_fasta,
+    is_fasta_path,
+    iter_fasta,
+    tokenize_record,
+)
+from .sequences import load_sequence_dataset, windows_from_sequences
+from .streaming import WindowShard, plan_window_shards, stream_genome_windows
+from .windows import NRichWindowCounter, WindowCutter, reverse_complement_table
+
+
+__all__ = [
+    "FastaRecord",
+    "GenomeDataError",
+    "NRichWindowCounter",
+    "PathLike",
+    "WindowCutter",
+    "WindowShard",
+    "default_genome_path",
+    "index_fasta",
+    "is_fasta_path",
+    "iter_fasta",
+    "load_genome_windows",
+    "load_sequence_dataset",
+    "plan_window_shards",
+    "reverse_complement_table",
+    "stream_genome_windows",
+    "tokenize_record",
+    "windows_from_sequences",
+]

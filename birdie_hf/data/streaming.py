@@ -1,0 +1,253 @@
+"""Streaming: FASTA genomes indexed once, then cut into windows while iterating (memory does not grow with the
+genome), as a resumable [`~datasets.IterableDataset`] made of [`WindowShard`]s."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+from datasets import IterableDataset
+
+from .fasta import (
+    _WHITESPACE,
+    GenomeDataError,
+    PathLike,
+    _corrupt_gzip_error,
+    _FileIndex,
+    _invalid_character_error,
+    _Lookup,
+    _open_binary,
+    _path_list,
+    _scan_fasta,
+    _warn_duplicate_names,
+    index_fasta,
+)
+from .windows import WindowCutter, _check_positive_int, _window_features
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WindowShard:
+    """A contiguous range of windows of one record: windows `first` (inclusive) to `last` (exclusive).
+
+    Records are identified by `record_index`, their 0-based position in the file, so records sharing a name are
+    distinct shards; `record` is the name, for provenance.
+    """
+
+    path: str
+    record_index: int
+    record: str
+    first: int
+    last: int
+
+
+def _plan(
+    records: Iterable[tuple[str, int, str, int]], cutter: WindowCutter, windows_per_shard: int
+) -> list[WindowShard]:
+    shards = []
+    for path, record_index, name, length in records:
+        count = cutter.count(length)
+        for first in range(0, count, windows_per_shard):
+            shards.append(WindowShard(path, record_index, name, first, min(count, first + windows_per_shard)))
+    return shards
+
+
+def plan_window_shards(
+    paths: Sequence[PathLike], window_length: int, stride: int, windows_per_shard: int = 256
+) -> list[WindowShard]:
+    """Split every record's windows into shards of at most `windows_per_shard` windows (without reading
+    sequences into memory), so many ranks x workers can share even a single-record genome.
+
+    Raises:
+        `ValueError`: `window_length`, `stride` or `windows_per_shard` is not a positive integer.
+    """
+    cutter = WindowCutter(window_length, stride)
+    _check_positive_int("windows_per_shard", windows_per_shard)
+    records = (
+        (os.fspath(path), index, name, length)
+        for path in paths
+        for index, (name, length) in enumerate(index_fasta(path))
+    )
+    return _plan(records, cutter, windows_per_shard)
+
+
+class _SpanReader:
+    """Reads base ranges of the records of one indexed FASTA file, one seek each.
+
+    The file stays open between calls, so a pass over the windows reads the file once (a gzipped file is decompressed
+    once while the ranges come in file order; a range before the current position rewinds it). The handle is not
+    pickled and is reopened in a forked DataLoader worker, so processes never share a file position.
+    """
+
+    def __init__(self, index: _FileIndex):
+        self.index = index
+        self._handle: Optional[BinaryIO] = None
+        self._pid: Optional[int] = None
+
+    def __getstate__(self) -> dict:
+        return {"index": self.index, "_handle": None, "_pid": None}
+
+    def _file(self) -> BinaryIO:
+        path = self.index.path
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"FASTA file {path!r} was removed while streaming from it.") from None
+        if (stat.st_size, stat.st_mtime_ns) != (self.index.size, self.index.mtime_ns):
+            raise GenomeDataError(
+                f"{path!r} changed after `stream_genome_windows` indexed it (size or modification time differ): "
+                "build the stream again."
+            )
+        if self._handle is None or self._pid != os.getpid():
+            self._handle, self._pid = _open_binary(path), os.getpid()
+        return self._handle
+
+    def read(self, record_index: int, start: int, end: int) -> bytes:
+        """Bases `[start, end)` of record `record_index` (0-based, `end <= length`), line breaks removed."""
+        record = self.index.records[record_index]
+        row = int(np.searchsorted(record.checkpoints[:, 0], start, side="right")) - 1
+        base, byte = (int(v) for v in record.checkpoints[row])
+        handle = self._file()
+        needed = end - base
+        pieces: list[bytes] = []
+        have = 0
+        try:
+            handle.seek(byte)
+            while have < needed:
+                missing = needed - have
+                chunk = handle.read(missing + missing // 16 + 2)  # room for the line breaks
+                if not chunk:
+                    raise GenomeDataError(
+                        f"{self.index.path!r} ended inside record {record.name!r}: it changed after it was indexed."
+                    )
+                chunk = chunk.translate(None, _WHITESPACE)
+                pieces.append(chunk)
+                have += len(chunk)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            raise _corrupt_gzip_error(self.index.path, error) from error
+        return b"".join(pieces)[start - base : end - base]
+
+
+class _WindowGenerator:
+    """The generator behind [`stream_genome_windows`]: yields the windows of a list of shards.
+
+    A shard's bases are read with one seek and cut by the same [`WindowCutter`] that counted the record's `N`-rich
+    windows while indexing, so exactly the windows [`load_genome_windows`] keeps come out.
+    """
+
+    def __init__(self, files: dict[str, _FileIndex], lookup: _Lookup, cutter: WindowCutter):
+        self.readers = {path: _SpanReader(index) for path, index in files.items()}
+        self.lookup, self.cutter = lookup, cutter
+
+    def __call__(self, shards: list[WindowShard]) -> Iterator[dict]:
+        length, stride = self.cutter.window_length, self.cutter.stride
+        for shard in shards:
+            reader = self.readers[shard.path]
+            record = reader.index.records[shard.record_index]
+            lo = shard.first * stride
+            raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)
+            bad = np.flatnonzero(self.lookup.invalid[raw])
+            if bad.size:  # validated when indexed: the file was rewritten in place since
+                raise _invalid_character_error(raw, bad, source=shard.path, record=record.name, offset=lo,
+                                               scope="in this shard; the file changed after it was indexed")
+            starts, windows, _ = self.cutter.cut(self.lookup.ids[raw], self.lookup.is_n[raw])
+            for start, window in zip((starts + lo).tolist(), windows):
+                yield {"input_ids": window, "record": record.name, "start": start, "end": start + length,
+                       "strand": "+"}
+
+
+def stream_genome_windows(
+    paths: Union[PathLike, Sequence[PathLike]],
+    tokenizer,
+    *,
+    window_length: int = 512,
+    stride: Optional[int] = None,
+    max_n_fraction: float = 0.1,
+    windows_per_shard: int = 256,
+) -> IterableDataset:
+    """Like [`load_genome_windows`] but lazy: windows are cut while iterating; memory does not grow with the genome.
+
+    Every file is indexed once, up front: all its bases are validated (an error names the file, record, character and
+    1-based position, before any training step), windows with more than `max_n_fraction` `N` are counted (a warning
+    gives the number dropped per file) and the byte offsets of the records are recorded. While streaming, each shard is
+    then read with one seek, so a pass reads each file once however many records it has.
+
+    The stream is made of [`WindowShard`]s (ranges of windows of one record, see [`plan_window_shards`]). The
+    Trainer splits shards over ranks (`datasets.distributed.split_dataset_by_node`) and each rank's DataLoader
+    workers split its shards again, so every window is produced exactly once per epoch; use a shard count divisible
+    by `world_size * num_workers` (lower `windows_per_shard`) to keep every worker busy. There is no validation
+    split: hold out a separate file.
+
+    Resuming: the returned dataset supports `state_dict()` / `load_state_dict()`. A restored stream skips the
+    finished shards without reading them and seeks straight to the current one (a gzipped file is decompressed up to
+    it; use plain FASTA for instant resumes on large genomes). Shuffled shard orders (`.shuffle()`) are fast on plain
+    FASTA but rewind a gzipped file for every shard that lies before the previous one.
+
+    Args:
+        paths (`str` or list of `str`): FASTA / FASTA.gz files. Records sharing a name are all streamed.
+        tokenizer ([`~transformers.PreTrainedTokenizerFast`]): the DNA tokenizer.
+        window_length (`int`, *optional*, defaults to `512`): bases per window.
+        stride (`int`, *optional*): step between window starts; defaults to `window_length`.
+        max_n_fraction (`float`, *optional*, defaults to `0.1`): windows with a larger share of `N` are dropped.
+        windows_per_shard (`int`, *optional*, defaults to `256`): windows per [`WindowShard`].
+
+    Returns:
+        [`~datasets.IterableDataset`] with the columns of [`load_genome_windows`] (`input_ids` as compact `uint8`).
+
+    Raises:
+        `ValueError`: an argument out of range (naming it). [`GenomeDataError`]: a bad file or character (see
+        [`iter_fasta`]), no window left, or a file changed on disk after it was indexed.
+    """
+    cutter = WindowCutter(window_length, stride, max_n_fraction)
+    _check_positive_int("windows_per_shard", windows_per_shard)
+    paths = _path_list(paths)
+    lookup = _Lookup.from_tokenizer(tokenizer)
+    files: dict[str, _FileIndex] = {}
+    records: list[tuple[str, int, str, int]] = []
+    kept = short = short_bases = total_bases = 0
+    for path in paths:
+        if path not in files:
+            index = _scan_fasta(path, lookup, cutter)
+            files[path] = index
+            _warn_duplicate_names(path, [record.name for record in index.records])
+            dropped = sum(record.n_rich_windows for record in index.records)
+            windows = sum(cutter.count(record.length) for record in index.records)
+            if dropped:
+                logger.warning(
+                    "Dropped %d windows with more than %.0f%% N from %r (%d windows kept).",
+                    dropped, 100 * max_n_fraction, path, windows - dropped,
+                )
+        index = files[path]
+        for record_index, record in enumerate(index.records):
+            records.append((path, record_index, record.name, record.length))
+            total_bases += record.length
+            if record.length < window_length:
+                short += 1
+                short_bases += record.length
+            kept += cutter.count(record.length) - record.n_rich_windows
+    if short:
+        logger.warning(
+            "Skipped %d of %d records shorter than window_length=%d: %s bases of %s (%.1f%%) are never used. Use a "
+            "smaller window_length to train on them.",
+            short, len(records), window_length, f"{short_bases:,}", f"{total_bases:,}",
+            100 * short_bases / total_bases,
+        )
+    if not kept:
+        raise GenomeDataError(
+            f"No window of {window_length} bases could be cut from {paths}: {short} of {len(records)} records too "
+            f"short, every other window over max_n_fraction={max_n_fraction}."
+        )
+    shards = _plan(records, cutter, windows_per_shard)
+    logger.info("Streaming %d windows in %d shards from %d files.", kept, len(shards), len(files))
+    return IterableDataset.from_generator(
+        _WindowGenerator(files, lookup, cutter),
+        features=_window_features(lookup.dtype),
+        gen_kwargs={"shards": shards},
+    )
