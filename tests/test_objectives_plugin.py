@@ -177,3 +177,8 @@ def test_mistakes_of_a_new_objective_are_named_before_packing(reversal):
     finally:
         OBJECTIVE_REGISTRY.pop("no_prompt", None)
         OBJECTIVE_REGISTRY.pop("labels_first", None)
+
+
+def test_an_unregistered_objective_is_named_with_the_fix():
+    with pytest.raises(ValueError, match=r"Unknown objective 'reversal'.*register_objective"):
+        DataCollatorForBirdie(build_dna_tokenizer(), objectives=["reversal"])

@@ -116,7 +116,8 @@ class ObjectiveSpec:
     def __post_init__(self):
         if self.objective not in OBJECTIVE_REGISTRY:
             raise ObjectiveConfigError(
-                f"Unknown objective {self.objective!r}; registered objectives: {sorted(OBJECTIVE_REGISTRY)}."
+                f"Unknown objective {self.objective!r}; registered objectives: {sorted(OBJECTIVE_REGISTRY)}. A new "
+                "objective must be registered with `birdie_hf.register_objective` before it is used in a mixture."
             )
         if self.name is None:
             self.name = self.objective
