@@ -45,6 +45,7 @@ from transformers.utils import (
 from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
+from .data.usage import check_training_data
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
@@ -154,6 +155,8 @@ class BirdieTrainer(Trainer):
         first_window = first_examples(train_dataset, 1) if train_dataset is not None else []
         if first_window:  # streaming datasets too: fail before training, not at the first batch
             data_collator.validate_window_length(len(first_window[0]["input_ids"]))
+        # An empty held-out set: refused for policy="birdie", dropped (no evaluations) for "static" and "ntp".
+        eval_dataset = check_training_data(data_collator, args.policy, eval_dataset, first_window)
         if model is None:
             from .modeling import build_causal_lm, default_model_config
 

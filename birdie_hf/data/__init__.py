@@ -11,7 +11,10 @@ One module per concept:
 - `eager`: [`load_genome_windows`], windows held in memory with a train / validation split.
 - `streaming`: [`stream_genome_windows`], windows cut while iterating, in resumable [`WindowShard`]s.
 - `sequences`: CSV / Hub sequence datasets ([`load_sequence_dataset`]) and windows cut from them
-  ([`windows_from_sequences`]).
+  ([`windows_from_sequences`], [`load_sequence_windows`]).
+- `usage`: how training uses the windows: held-out windows for the reward ([`check_eval_dataset`]), bases each
+  objective reads from a window ([`window_bases_used`], [`check_windows_fit`]) and the bases trained on
+  ([`source_tokens_seen`]).
 """
 
 from .eager import load_genome_windows
@@ -25,27 +28,46 @@ from .fasta import (
     iter_fasta,
     tokenize_record,
 )
-from .sequences import load_sequence_dataset, windows_from_sequences
+from .sequences import load_sequence_dataset, load_sequence_windows, windows_from_sequences
 from .streaming import WindowShard, plan_window_shards, stream_genome_windows
+from .usage import (
+    MissingHeldOutDataError,
+    WindowCroppingError,
+    check_eval_dataset,
+    check_training_data,
+    check_windows_fit,
+    source_tokens_seen,
+    window_bases_used,
+    windows_trained,
+)
 from .windows import NRichWindowCounter, WindowCutter, reverse_complement_table
 
 
 __all__ = [
     "FastaRecord",
     "GenomeDataError",
+    "MissingHeldOutDataError",
     "NRichWindowCounter",
     "PathLike",
+    "WindowCroppingError",
     "WindowCutter",
     "WindowShard",
+    "check_eval_dataset",
+    "check_training_data",
+    "check_windows_fit",
     "default_genome_path",
     "index_fasta",
     "is_fasta_path",
     "iter_fasta",
     "load_genome_windows",
     "load_sequence_dataset",
+    "load_sequence_windows",
     "plan_window_shards",
     "reverse_complement_table",
+    "source_tokens_seen",
     "stream_genome_windows",
     "tokenize_record",
+    "window_bases_used",
     "windows_from_sequences",
+    "windows_trained",
 ]

@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict, Value
 
 from ..tokenizer import dna_lookup_table
 from .fasta import GenomeDataError, PathLike, _Lookup, tokenize_record
-from .windows import WindowCutter, _window_features, _WindowPart, _windows_dataset
+from .windows import WindowCutter, _check_fraction, _window_features, _WindowPart, _windows_dataset
 
 
 logger = logging.getLogger(__name__)
@@ -137,15 +137,26 @@ def windows_from_sequences(
     window_length: int,
     stride: Optional[int] = None,
     source: str = "<sequences>",
+    allow_empty: bool = False,
 ) -> Dataset:
     """Cut windows from `(name, sequence)` pairs, e.g. the rows of a CSV or Hub dataset used for pre-training.
 
-    Windows are stored like those of [`load_genome_windows`] (compact `uint8` token ids). Sequences shorter than a
-    window are skipped with a counted warning; if none is left this raises.
+    Windows are stored like those of [`load_genome_windows`] (compact `uint8` token ids; columns `input_ids`,
+    `record`, `start`, `end`, `strand`). Sequences shorter than a window are skipped with a warning that counts them
+    and their bases.
+
+    Args:
+        sequences (`Iterable[tuple[str, str]]`): `(name, DNA string)` pairs.
+        tokenizer ([`~transformers.PreTrainedTokenizerFast`]): the DNA tokenizer.
+        window_length (`int`): bases per window.
+        stride (`int`, *optional*): step between window starts; defaults to `window_length`.
+        source (`str`, *optional*, defaults to `"<sequences>"`): named in warnings and errors.
+        allow_empty (`bool`, *optional*, defaults to `False`): return an empty dataset instead of raising when no
+            window can be cut (e.g. for a validation split).
 
     Raises:
         `ValueError`: `window_length` or `stride` is not a positive integer. [`GenomeDataError`]: a bad character
-        (naming `source`, the sequence and the position) or no window at all.
+        (naming `source`, the sequence and the position) or, unless `allow_empty`, no window at all.
     """
     cutter = WindowCutter(window_length, stride)
     lookup = _Lookup.from_tokenizer(tokenizer)
@@ -163,9 +174,80 @@ def windows_from_sequences(
         parts.append(_WindowPart(name, starts, windows))
     if short:
         logger.warning(
-            "Skipped %d of %d sequences shorter than window_length=%d: %s bases of %s (%.1f%%) are never used.",
-            short, total, window_length, f"{short_bases:,}", f"{total_bases:,}", 100 * short_bases / max(total_bases, 1),
+            "Skipped %d of %d sequences of %r shorter than window_length=%d: %s bases of %s (%.1f%%) are never used. "
+            "Use a smaller window_length to train on them.",
+            short, total, source, window_length, f"{short_bases:,}", f"{total_bases:,}",
+            100 * short_bases / max(total_bases, 1),
         )
-    if not parts:
+    if not parts and not allow_empty:
         raise GenomeDataError(f"No window of {window_length} bases could be cut from {source!r} ({total} sequences).")
     return _windows_dataset(parts, _window_features(lookup.dtype))
+
+
+def load_sequence_windows(
+    source: Union[PathLike, str],
+    tokenizer,
+    *,
+    window_length: int,
+    stride: Optional[int] = None,
+    validation_fraction: float = 0.05,
+    sequence_column: str = "sequence",
+    seed: int = 0,
+    **load_kwargs,
+) -> DatasetDict:
+    """Pre-training windows cut from the DNA sequences of a CSV/TSV file, a folder of split CSVs or a Hub dataset.
+
+    The `validation` (or `dev`) split of `source` is held out when it has one. Otherwise `validation_fraction` of the
+    `train` sequences (whole sequences, chosen with `seed`, so no held-out window overlaps a training window) are held
+    out. A `test` split is left alone: it stays unseen for downstream evaluation.
+
+    Args:
+        source (`str`): see [`load_sequence_dataset`] (pass e.g. `name=` for a Hub configuration through
+            `load_kwargs`).
+        tokenizer ([`~transformers.PreTrainedTokenizerFast`]): the DNA tokenizer.
+        window_length (`int`): bases per window.
+        stride (`int`, *optional*): step between window starts; defaults to `window_length`.
+        validation_fraction (`float`, *optional*, defaults to `0.05`): share of the train sequences held out when
+            `source` has no validation split; `0` holds out none (an empty validation split).
+        sequence_column (`str`, *optional*, defaults to `"sequence"`): the column holding DNA.
+        seed (`int`, *optional*, defaults to `0`): seed of the held-out sequences.
+
+    Returns:
+        [`~datasets.DatasetDict`] with `train` and `validation` splits of windows (the columns of
+        [`windows_from_sequences`]); `validation` may be empty (a warning says why).
+
+    Raises:
+        [`GenomeDataError`]: see [`load_sequence_dataset`]; no `train` split; or no training window of
+        `window_length` bases.
+    """
+    _check_fraction("validation_fraction", validation_fraction, upper_inclusive=False)
+    source = os.fspath(source)
+    dataset = load_sequence_dataset(source, sequence_column=sequence_column, **load_kwargs)
+    if "train" not in dataset:
+        raise GenomeDataError(f"{source!r} has no 'train' split to pre-train on; splits found: {sorted(dataset)}.")
+    train = list(dataset["train"][sequence_column])
+    rows = {"train": [(f"train:{i}", sequence) for i, sequence in enumerate(train)]}
+    if "validation" in dataset:
+        rows["validation"] = [(f"validation:{i}", s) for i, s in enumerate(dataset["validation"][sequence_column])]
+    else:
+        held = int(round(validation_fraction * len(train)))
+        if validation_fraction > 0 and held == 0 and len(train) > 1:
+            held = 1
+        order = np.random.default_rng(seed).permutation(len(train)).tolist()
+        held_out = set(order[:held]) if held < len(train) else set()
+        rows = {"train": [row for i, row in enumerate(rows["train"]) if i not in held_out],
+                "validation": [row for i, row in enumerate(rows["train"]) if i in held_out]}
+    splits = {
+        split: windows_from_sequences(rows[split], tokenizer, window_length=window_length, stride=stride,
+                                      source=f"{source} ({split})", allow_empty=split == "validation")
+        for split in ("train", "validation")
+    }
+    if validation_fraction > 0 and len(splits["validation"]) == 0:
+        logger.warning(
+            "No validation window: the %d held-out sequences of %r are all shorter than window_length=%d. Use a "
+            "smaller window_length or a larger validation_fraction. policy='birdie' needs validation windows for its "
+            "reward; 'static' and 'ntp' train without them.",
+            len(rows["validation"]), source, window_length,
+        )
+    logger.info("Sequence windows: %d train, %d validation.", len(splits["train"]), len(splits["validation"]))
+    return DatasetDict(splits)

@@ -274,4 +274,5 @@ def _windows_dataset(parts: list[_WindowPart], features: Features) -> Dataset:
     table = pa.Table.from_arrays(
         [pa.chunked_array(columns[name], type=schema.field(name).type) for name in features], schema=schema
     )
-    return Dataset(InMemoryTable(table), info=DatasetInfo(features=features), fingerprint=generate_random_fingerprint())
+    info = DatasetInfo(features=features)
+    return Dataset(InMemoryTable(table), info=info, fingerprint=generate_random_fingerprint())

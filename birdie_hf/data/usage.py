@@ -1,0 +1,199 @@
+"""How training uses the windows, checked before the first step: held-out windows for the reward policy, the bases
+each objective reads from a window under `max_length`, and the number of bases trained on.
+
+[`BirdieTrainer`] calls [`check_training_data`] when it is built; the pre-training recipe calls the stricter
+[`check_windows_fit`] too, so that the `tokens_seen` it reports ([`source_tokens_seen`]) are bases the model saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from transformers import TrainingArguments
+
+
+if TYPE_CHECKING:
+    from ..collator import DataCollatorForBirdie
+
+
+logger = logging.getLogger(__name__)
+
+
+class MissingHeldOutDataError(ValueError):
+    """Raised when `policy="birdie"` has no held-out windows to measure its reward on."""
+
+
+class WindowCroppingError(ValueError):
+    """Raised when `max_length` is too small for an objective to read whole windows."""
+
+
+def _is_empty(dataset) -> bool:
+    """Whether a map-style dataset holds no example (a streaming dataset is never known to be empty up front)."""
+    return hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__") and len(dataset) == 0
+
+
+def check_eval_dataset(eval_dataset, policy: str):
+    """The held-out set a run of `policy` evaluates on, refusing a `"birdie"` run without one.
+
+    The reward of `policy="birdie"` is the change of the validation losses, so it needs held-out windows. `"static"`
+    and `"ntp"` only record validation losses; without held-out windows they train without evaluations.
+
+    Args:
+        eval_dataset (`datasets.Dataset`, *optional*): the held-out windows (e.g. `load_genome_windows(...)
+            ["validation"]`), possibly empty or `None`.
+        policy (`str`): `"birdie"`, `"static"` or `"ntp"`.
+
+    Returns:
+        `eval_dataset`, or `None` when it is empty (with a warning that no evaluation will run).
+
+    Raises:
+        [`MissingHeldOutDataError`]: `policy="birdie"` and `eval_dataset` is `None` or empty.
+    """
+    if eval_dataset is not None and not _is_empty(eval_dataset):
+        return eval_dataset
+    if policy == "birdie":
+        what = "`eval_dataset` is empty" if eval_dataset is not None else "no `eval_dataset` was given"
+        raise MissingHeldOutDataError(
+            f"policy='birdie' needs held-out windows to measure its reward, but {what}. With load_genome_windows, "
+            "use a smaller `window_length`, a larger `validation_fraction` (it must be above 0) or more data (the "
+            "loader's warning gives the numbers); or train with policy='static' or 'ntp', which need no held-out "
+            "windows."
+        )
+    if eval_dataset is not None:
+        logger.warning(
+            "The eval_dataset is empty: this policy=%r run trains without held-out evaluations (no validation losses "
+            "are recorded).", policy,
+        )
+    return None
+
+
+def window_bases_used(collator: DataCollatorForBirdie, window_length: int) -> dict[str, int]:
+    """Bases each mixture entry reads from a window of `window_length` bases.
+
+    The collator crops a window (at a random offset) to the longest input whose example fits `max_length`, so an
+    entry reads `min(window_length, objective.source_length(max_length))` bases: e.g. copying writes `2 n + 2` tokens
+    for `n` bases and reads 255 bases of a 256-base window when `max_length=512`.
+
+    Returns:
+        `dict[str, int]`: bases read per entry name, in mixture order.
+    """
+    return {name: min(window_length, objective.source_length(collator.max_length))
+            for name, objective in zip(collator.objective_names, collator.transforms)}
+
+
+def check_windows_fit(
+    collator: DataCollatorForBirdie, window_length: int, *, allow_cropping: bool = False
+) -> dict[str, int]:
+    """Check that every mixture entry reads whole windows of `window_length` bases within `max_length` tokens.
+
+    Otherwise the collator crops each window to what fits, silently: the model sees fewer bases than the windows
+    hold, and counts of whole windows (`tokens_seen`) overstate what it saw.
+
+    Args:
+        collator ([`DataCollatorForBirdie`]): the collator (its objectives and `max_length`).
+        window_length (`int`): bases per window of the training data.
+        allow_cropping (`bool`, *optional*, defaults to `False`): only warn (with the same numbers) instead of
+            raising.
+
+    Returns:
+        `dict[str, int]`: the bases each entry reads per window (see [`window_bases_used`]).
+
+    Raises:
+        [`WindowCroppingError`]: an entry would crop windows and `allow_cropping` is `False`. The message lists the
+        bases each cropping entry reads, the smallest `max_length` that fits whole windows and the longest
+        `window_length` that fits the current `max_length`.
+    """
+    used = window_bases_used(collator, window_length)
+    cropped = {name: bases for name, bases in used.items() if bases < window_length}
+    if not cropped:
+        return used
+    needed = max(objective.output_length(window_length) for objective in collator.transforms)
+    fits = min(objective.source_length(collator.max_length) for objective in collator.transforms)
+    shown = ", ".join(f"{name!r} {bases}" for name, bases in sorted(cropped.items(), key=lambda item: item[1])[:6])
+    message = (
+        f"max_length={collator.max_length} is too small for windows of window_length={window_length} bases: "
+        f"{len(cropped)} of {len(used)} objective entries would crop every window to the bases that fit ({shown}"
+        f"{', ...' if len(cropped) > 6 else ''} of {window_length}), so the model would see fewer bases than the "
+        f"windows hold and than tokens_seen counts. Use max_length >= {needed} to read whole windows, or "
+        f"window_length <= {fits}."
+    )
+    if not allow_cropping:
+        raise WindowCroppingError(message)
+    logger.warning("%s Windows are cropped at a random offset.", message)
+    return used
+
+
+def check_training_data(
+    collator: DataCollatorForBirdie, policy: str, eval_dataset, first_windows: Sequence[dict[str, Any]] = ()
+):
+    """The checks [`BirdieTrainer`] runs when it is built; returns the held-out set to use.
+
+    Refuses `policy="birdie"` without held-out windows and drops an empty held-out set for `"static"` and `"ntp"`
+    (see [`check_eval_dataset`]); warns, with the numbers, when `max_length` makes the collator crop the windows
+    (see [`check_windows_fit`]; the trainer warns rather than refuses, the pre-training recipe refuses).
+
+    Args:
+        collator ([`DataCollatorForBirdie`]): the trainer's collator.
+        policy (`str`): the policy mode.
+        eval_dataset: the held-out windows, possibly empty or `None`.
+        first_windows (`Sequence[dict]`, *optional*): the first training examples (each with `input_ids`); their
+            length is the window length checked.
+
+    Returns:
+        `eval_dataset`, or `None` in place of an empty one.
+    """
+    eval_dataset = check_eval_dataset(eval_dataset, policy)
+    if first_windows:
+        check_windows_fit(collator, len(first_windows[0]["input_ids"]), allow_cropping=True)
+    return eval_dataset
+
+
+def windows_trained(global_step: int, args: TrainingArguments, num_windows: Optional[int] = None) -> int:
+    """Windows drawn by `global_step` optimizer steps, all ranks together.
+
+    A step takes `per_device_train_batch_size * gradient_accumulation_steps * world_size` windows, except the last
+    step of each pass over a map-style dataset of `num_windows` windows, which takes what is left: every pass takes
+    `num_windows` (rounded up to a multiple of `world_size`, as accelerate repeats a few windows so every rank gets the
+    same number; `dataloader_drop_last` drops the last incomplete batch of each rank instead).
+
+    Args:
+        global_step (`int`): optimizer steps taken (`TrainOutput.global_step`).
+        args ([`~transformers.TrainingArguments`]): batch size, accumulation, world size and `dataloader_drop_last`.
+        num_windows (`int`, *optional*): training windows per pass; `None` for a streaming dataset (every step full).
+    """
+    world, batch, accumulation = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
+    per_step = batch * accumulation * world
+    if not num_windows:
+        return global_step * per_step
+    per_rank = math.ceil(num_windows / world)
+    batches = per_rank // batch if args.dataloader_drop_last else math.ceil(per_rank / batch)
+    per_pass = (batches * batch if args.dataloader_drop_last else per_rank) * world
+    steps_per_pass = max(1, math.ceil(batches / accumulation))
+    passes, steps = divmod(global_step, steps_per_pass)
+    return passes * per_pass + min(steps * per_step, per_pass)
+
+
+def source_tokens_seen(
+    global_step: int, args: TrainingArguments, window_length: int, num_windows: Optional[int] = None
+) -> int:
+    """Bases of the training windows the model was trained on, all ranks together: [`windows_trained`] times
+    `window_length`.
+
+    Exact when no objective crops the windows, which [`check_windows_fit`] guarantees; with cropping allowed it is an
+    upper bound (see [`window_bases_used`] for what each entry reads). Compare with `trainer.state.
+    num_input_tokens_seen`, the tokens through the model (prompts, sentinels and targets included).
+
+    Example:
+
+    ```python
+    >>> from transformers import TrainingArguments
+    >>> from birdie_hf.data import source_tokens_seen
+    >>> args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, use_cpu=True)
+    >>> source_tokens_seen(6, args, window_length=128, num_windows=10)  # 2 passes of 3 steps: 4 + 4 + 2 windows
+    2560
+
+    ```
+    """
+    return windows_trained(global_step, args, num_windows) * window_length
