@@ -7,9 +7,16 @@ code. Any `AutoModelForCausalLM` that accepts 4-D additive attention masks and `
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+
+logger = logging.getLogger(__name__)
+
+#: Class-name endings of decoder checkpoints (`LlamaForCausalLM`, `GPT2LMHeadModel`, ...) in `config.architectures`.
+_CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
 def default_model_config(
@@ -61,3 +68,62 @@ def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[in
 
         set_seed(seed)
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
+
+
+def load_causal_lm_checkpoint(
+    path: str, attn_implementation: str = "sdpa"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal-LM checkpoint and its tokenizer, ready for Birdie continual pre-training.
+
+    The tokenizer gets the Birdie prompt and sentinel tokens it lacks ([`add_birdie_tokens`]) and the model's
+    embeddings are resized to match, so an older Birdie checkpoint or any character-level DNA decoder can continue
+    training on the full objective mixture.
+
+    Args:
+        path (`str`): a local checkpoint folder or a Hub model id, holding the model and its tokenizer.
+        attn_implementation (`str`, *optional*, defaults to `"sdpa"`): the attention backend (`"sdpa"`, `"eager"` or
+            `"flex_attention"`).
+
+    Returns:
+        `tuple[PreTrainedModel, PreTrainedTokenizerBase]`: the model (an `AutoModelForCausalLM`) and the tokenizer.
+
+    Raises:
+        `FileNotFoundError`, `NotADirectoryError`, `OSError`: `path` is missing or cannot be loaded (see
+            [`load_model_config`]).
+        `ValueError`: the checkpoint is not a causal LM (its `config.architectures` name no `*ForCausalLM` or
+            `*LMHeadModel` class, or `AutoModelForCausalLM` cannot load its model type), or its tokenizer is not
+            character level (A, C, G and T must be single tokens).
+    """
+    from transformers import AutoTokenizer
+
+    from .hub import load_model_config
+    from .tokenizer import add_birdie_tokens
+
+    config = load_model_config(path)
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures and not any(name.endswith(_CAUSAL_LM_SUFFIXES) for name in architectures):
+        raise ValueError(
+            f"{path!r} holds a {config.model_type!r} model saved as {architectures}, not a causal LM; Birdie "
+            "continual pre-training needs a decoder checkpoint such as LlamaForCausalLM."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    split = [base for base in "ACGT" if len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1]
+    if split:
+        raise ValueError(
+            f"The tokenizer of {path!r} is not character level: {split} are not single tokens; Birdie objectives work "
+            "on single bases (A, C, G and T must each be one token)."
+        )
+    added = add_birdie_tokens(tokenizer)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+    except ValueError as error:
+        if architectures:
+            raise
+        raise ValueError(
+            f"Cannot load {path!r} (a {config.model_type!r} model saved without `architectures`) as a causal LM for "
+            f"continual pre-training: {error}"
+        ) from error
+    if added:
+        model.resize_token_embeddings(len(tokenizer))
+        logger.info("Added %d Birdie tokens to the tokenizer of %r and resized the embeddings.", added, path)
+    return model, tokenizer
