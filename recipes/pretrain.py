@@ -11,7 +11,7 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
 
     # your own genomes, a bigger model, a YAML config (any flag below can go in it)
     accelerate launch recipes/pretrain.py --genomes a.fna.gz b.fa --hidden_size 512 --num_hidden_layers 8 \
-        --window_length 1024 --max_length 2048 --max_steps 32768 --bf16
+        --window_length 1024 --max_length 2056 --max_steps 32768 --bf16
     accelerate launch recipes/pretrain.py --config my_run.yaml
 
     # two processes on CPU (gloo)
@@ -21,8 +21,14 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
     # continual pre-training from an existing causal-LM checkpoint
     accelerate launch recipes/pretrain.py --model_name_or_path outputs/birdie-dna-tiny --learning_rate 3e-4
 
-Bad input (a missing genome, an unknown objective, an out-of-range setting, a malformed YAML config) ends in one
-`error:` line before any training; add `--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
+Every objective must read whole windows: `--max_length` must hold the longest example a window makes (copying and
+deshuffling write `2 * window_length + 2` tokens), or the run is refused with the numbers. `--policy birdie` needs
+held-out windows (`--validation_fraction` above 0, and held-out parts at least a window long); `static` and `ntp`
+train without them (no validation losses are recorded then).
+
+Bad input (a missing genome, an unknown objective, an out-of-range setting, a malformed YAML config, windows that do
+not fit `--max_length`, no held-out window for `--policy birdie`) ends in one `error:` line before any training; add
+`--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
 
 from __future__ import annotations
@@ -35,20 +41,28 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+from datasets import DatasetDict
 from transformers import HfArgumentParser
 
 from birdie_hf import (
     BirdieTrainer,
     BirdieTrainingArguments,
-    add_birdie_tokens,
+    DataCollatorForBirdie,
     build_causal_lm,
     build_dna_tokenizer,
     default_model_config,
-    load_genome_windows,
 )
 from birdie_hf.cli import TRACEBACK_HELP, RecipeError, parse_args_with_config, run_recipe
-from birdie_hf.data import is_fasta_path, load_sequence_dataset, windows_from_sequences
-from birdie_hf.hub import check_model_path, final_mixture, load_model_config
+from birdie_hf.data import (
+    WindowCroppingError,
+    check_windows_fit,
+    is_fasta_path,
+    load_genome_windows,
+    load_sequence_windows,
+    source_tokens_seen,
+)
+from birdie_hf.hub import check_model_path, final_mixture
+from birdie_hf.modeling import load_causal_lm_checkpoint
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -62,12 +76,17 @@ class ScriptArguments:
         default=None, metadata={"help": "FASTA / FASTA.gz files. Default: the genome shipped with birdie_hf."}
     )
     dataset_name: Optional[str] = field(
-        default=None, metadata={"help": "Hub dataset id or CSV file/folder with a `sequence` column, instead of FASTA."}
+        default=None,
+        metadata={"help": "Hub dataset id or CSV file/folder with a `sequence` column, instead of FASTA. Its "
+                          "validation split is held out; without one, --validation_fraction of the train sequences."},
     )
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration name."})
     window_length: int = field(default=256, metadata={"help": "Bases per training window."})
     stride: Optional[int] = field(default=None, metadata={"help": "Step between windows (default: window_length)."})
-    validation_fraction: float = field(default=0.05, metadata={"help": "Share of bases held out."})
+    validation_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Share of bases held out for validation (the reward of --policy birdie needs it above 0)."},
+    )
     split_by: str = field(default="position", metadata={"help": "position or record."})
     reverse_complement: bool = field(default=False, metadata={"help": "Add reverse-complement training windows."})
     model_name_or_path: Optional[str] = field(
@@ -95,7 +114,8 @@ RECIPE_DEFAULTS = {
     "max_steps": 300,
     "per_device_train_batch_size": 8,
     "per_device_eval_batch_size": 16,
-    "max_length": 512,
+    # Whole 256-base windows for every objective: copying and deshuffling write 2 * 256 + 2 = 514 tokens.
+    "max_length": 520,
     "learning_rate": 1e-3,
     "weight_decay": 0.1,
     "warmup_steps": 15,
@@ -137,52 +157,29 @@ def check_script_args(script_args: ScriptArguments) -> None:
         check_model_path(script_args.model_name_or_path)
 
 
-def build_datasets(script_args: ScriptArguments, tokenizer, seed: int):
+def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> DatasetDict:
+    """Train and validation windows from `--genomes` (FASTA) or `--dataset_name` (CSV or Hub sequences)."""
     if script_args.dataset_name is None:
         return load_genome_windows(
             script_args.genomes, tokenizer, window_length=script_args.window_length, stride=script_args.stride,
             validation_fraction=script_args.validation_fraction, split_by=script_args.split_by,
             reverse_complement=script_args.reverse_complement, seed=seed,
         )
-    source = script_args.dataset_name
     kwargs = {"name": script_args.dataset_config} if script_args.dataset_config else {}
-    dataset = load_sequence_dataset(source, **kwargs)
-    splits = {}
-    for split, part in dataset.items():
-        rows = ((f"{split}:{i}", seq) for i, seq in enumerate(part["sequence"]))
-        splits["train" if split == "train" else "validation"] = windows_from_sequences(
-            rows, tokenizer, window_length=script_args.window_length, stride=script_args.stride, source=source)
-    if "validation" not in splits:
-        split = splits["train"].train_test_split(test_size=script_args.validation_fraction, seed=seed)
-        splits = {"train": split["train"], "validation": split["test"]}
-    return splits
+    return load_sequence_windows(
+        script_args.dataset_name, tokenizer, window_length=script_args.window_length, stride=script_args.stride,
+        validation_fraction=script_args.validation_fraction, seed=seed, **kwargs,
+    )
 
 
 def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArguments, tokenizer):
+    """A new model of the recipe's size, or the `--model_name_or_path` checkpoint and its tokenizer (with the Birdie
+    tokens added)."""
     if script_args.model_name_or_path:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-        path = script_args.model_name_or_path
-        config = load_model_config(path)
-        architectures = getattr(config, "architectures", None) or []
-        causal = (any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures) if architectures
-                  else config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
-        if not causal:
-            raise RecipeError(f"--model_name_or_path {path!r} holds a {config.model_type!r} model saved as "
-                              f"{architectures or 'an unknown architecture'}, not a causal LM; Birdie continual "
-                              "pre-training needs a decoder checkpoint such as LlamaForCausalLM.")
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        if any(len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1 for base in "ACGT"):
-            raise RecipeError(f"--model_name_or_path: the tokenizer of {path!r} is not character level (A, C, G, T "
-                              "must be single tokens); birdie_hf objectives work on single bases.")
-        added = add_birdie_tokens(tokenizer)
-        model = AutoModelForCausalLM.from_pretrained(
-            script_args.model_name_or_path, attn_implementation=script_args.attn_implementation)
-        if added:
-            model.resize_token_embeddings(len(tokenizer))
-            logger.info("Added %d Birdie tokens to the tokenizer and resized the embeddings.", added)
-        return model, tokenizer
+        try:
+            return load_causal_lm_checkpoint(script_args.model_name_or_path, script_args.attn_implementation)
+        except ValueError as error:
+            raise RecipeError(f"--model_name_or_path: {error}") from error
     config = default_model_config(
         tokenizer, hidden_size=script_args.hidden_size, num_hidden_layers=script_args.num_hidden_layers,
         num_attention_heads=script_args.num_attention_heads,
@@ -191,19 +188,58 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
     return build_causal_lm(config, script_args.attn_implementation, seed=training_args.seed), tokenizer
 
 
+def check_windows(script_args: ScriptArguments, collator: DataCollatorForBirdie) -> None:
+    """Refuse a `--max_length` too small for every objective to read whole `--window_length` windows (the collator
+    would crop them, and `tokens_seen` would count bases the model never saw)."""
+    try:
+        check_windows_fit(collator, script_args.window_length)
+    except WindowCroppingError as error:
+        raise RecipeError(f"--max_length / --window_length: {error}") from None
+
+
+def held_out_windows(script_args: ScriptArguments, training_args: BirdieTrainingArguments, data: DatasetDict):
+    """The validation windows, or `None` for a `static` / `ntp` run without any.
+
+    Raises:
+        [`RecipeError`]: `--policy birdie` (whose reward is measured on held-out windows) and no validation window.
+    """
+    validation = data["validation"]
+    if len(validation) > 0:
+        return validation
+    if script_args.validation_fraction == 0:
+        cause, change = "--validation_fraction 0 holds out nothing", "a --validation_fraction above 0 (e.g. 0.05)"
+    else:
+        cause = (f"no validation window of --window_length {script_args.window_length} bases fits in the held-out "
+                 f"{script_args.validation_fraction:g} of {describe_data(script_args)} (the warning above gives the "
+                 "numbers)")
+        change = "a smaller --window_length, a larger --validation_fraction, more data"
+    if training_args.policy == "birdie":
+        raise RecipeError(f"--policy birdie needs held-out windows for its reward, but {cause}. Use {change}, or "
+                          "--policy static / ntp, which train without held-out windows.")
+    logger.warning("No held-out windows (%s): --policy %s trains without validation evaluations; summary.md and the "
+                   "model card record no validation losses.", cause, training_args.policy)
+    return None
+
+
 def summary_table(trajectory: dict, objective_names: list[str], tokens_seen: int, final_step: int,
                   live_mixture: dict[str, float]) -> str:
     """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
-    (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated."""
+    (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
+    the loss column is left out then (with a line saying why) rather than filled with NaN."""
     evaluations = trajectory["evaluations"]
-    last = evaluations[-1] if evaluations else {"losses": {}}
     final = final_mixture(trajectory, final_step) or live_mixture
-    lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", "",
-             f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
-             f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|"]
+    lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", ""]
+    if not evaluations:
+        lines += ["no held-out evaluation was run (no validation windows): validation losses were not measured; the "
+                  "weights are the mixture trained on.", "",
+                  f"| {'objective':<36} | {'final weight':>12} |", f"|{'-' * 38}|{'-' * 14}|"]
+        lines += [f"| {name:<36} | {final[name]:>12.4f} |" for name in objective_names]
+        return "\n".join(lines)
+    last = evaluations[-1]
+    lines += [f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
+              f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|"]
     for name in objective_names:
-        loss = last["losses"].get(name, float("nan"))
-        lines.append(f"| {name:<36} | {loss:>14.4f} | {final[name]:>12.4f} |")
+        lines.append(f"| {name:<36} | {last['losses'][name]:>14.4f} | {final[name]:>12.4f} |")
     return "\n".join(lines)
 
 
@@ -238,16 +274,17 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         torch.set_num_threads(script_args.cpu_threads or max(1, (os.cpu_count() or 1) // training_args.world_size))
     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
     model, tokenizer = build_model(script_args, training_args, tokenizer)
+    collator = DataCollatorForBirdie.from_training_args(tokenizer, training_args)
+    check_windows(script_args, collator)
     data = build_datasets(script_args, tokenizer, training_args.seed)
-    trainer = BirdieTrainer(
-        model=model, args=training_args, train_dataset=data["train"], eval_dataset=data["validation"],
-        processing_class=tokenizer,
-    )
+    eval_dataset = held_out_windows(script_args, training_args, data)
+    trainer = BirdieTrainer(model=model, args=training_args, data_collator=collator, train_dataset=data["train"],
+                            eval_dataset=eval_dataset, processing_class=tokenizer)
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
     trainer.save_model(training_args.output_dir)
-    tokens = int(result.global_step * training_args.per_device_train_batch_size
-                 * training_args.gradient_accumulation_steps * training_args.world_size * script_args.window_length)
+    tokens = source_tokens_seen(result.global_step, training_args, script_args.window_length,
+                                num_windows=len(data["train"]))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)

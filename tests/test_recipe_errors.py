@@ -161,6 +161,41 @@ def test_pretrain_bad_input_is_one_line_before_any_work(pretrain, capsys, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_pretrain_refuses_windows_that_max_length_would_crop(pretrain, capsys, tmp_path):
+    # --window_length 1024 with the recipe's max_length (520): every objective would crop every window.
+    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)),
+                          ["--window_length", "1024", "--output_dir", str(tmp_path / "out"), "--cpu_threads", "1"])
+    assert line.startswith("error: --max_length / --window_length: max_length=520 is too small for windows of "
+                           "window_length=1024 bases: 13 of 13 objective entries would crop every window")
+    assert "'copying' 259" in line and "Use max_length >= 2050 to read whole windows, or window_length <= 259" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, cause", [
+    (["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "2056"],
+     "no validation window of --window_length 1024 bases fits in the held-out 0.05 of `MT-human.fa`"),
+    (["--validation_fraction", "0", "--window_length", "128", "--max_length", "384"],
+     "--validation_fraction 0 holds out nothing. Use a --validation_fraction above 0"),
+])
+def test_pretrain_birdie_without_held_out_windows_is_refused_before_training(pretrain, capsys, tmp_path, shared_dir,
+                                                                            argv, cause):
+    argv = [arg.format(shared=shared_dir) for arg in argv] + ["--output_dir", str(tmp_path / "out"),
+                                                              "--cpu_threads", "1"]
+    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
+    assert line.startswith("error: --policy birdie needs held-out windows for its reward, but ") and cause in line
+    assert "or --policy static / ntp, which train without held-out windows" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_pretrain_summary_without_evaluations_has_no_loss_column(pretrain):
+    trajectory = {"evaluations": []}
+    table = pretrain.summary_table(trajectory, ["copying", "next_token_prediction"], 2560, 4,
+                                   {"copying": 0.5, "next_token_prediction": 0.5})
+    assert "nan" not in table.lower() and "final val loss" not in table
+    assert "no held-out evaluation was run (no validation windows)" in table
+    assert "| copying                              |       0.5000 |" in table
+
+
 def test_pretrain_entry_point_prints_one_line(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("BIRDIE_TRACEBACK", None)

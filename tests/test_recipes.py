@@ -77,3 +77,34 @@ def test_continual_pretraining_adds_missing_tokens(tmp_path):
     assert continued.get_input_embeddings().weight.shape[0] >= len(tokenizer)
     original = AutoModelForCausalLM.from_pretrained(tmp_path / "base").get_input_embeddings().weight
     assert not torch.equal(continued.get_input_embeddings().weight[: original.shape[0]], original)  # it trained
+
+
+def load_pretrain_recipe():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_pretrain_inprocess", PRETRAIN)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve the recipe's annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("policy, extra", [
+    # A real genome without held-out windows: 5% of a 16.6 kbp mitochondrion is shorter than a 1024-base window.
+    ("ntp", ["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "1024"]),
+    ("static", ["--validation_fraction", "0", "--objectives", "next_token_prediction", "copying"]),
+])
+def test_baselines_pretrain_without_held_out_windows(tmp_path, shared_dir, capsys, policy, extra):
+    pretrain = load_pretrain_recipe()
+    out = tmp_path / "out"
+    argv = [*TINY, "--max_steps", "2", "--policy", policy, "--output_dir", str(out), "--cpu_threads", "1",
+            "--report_to", "none", *[arg.format(shared=shared_dir) for arg in extra]]
+    pretrain.main(*pretrain.parse_args(argv))
+    summary = (out / "summary.md").read_text()
+    assert "nan" not in summary.lower() and "final val loss" not in summary
+    assert "no held-out evaluation was run (no validation windows)" in summary
+    assert "(no held-out windows: next-base comparison skipped)" in summary
+    results = json.loads((out / "train_results.json").read_text())
+    window_length = 1024 if policy == "ntp" else 128
+    assert results["global_step"] == 2 and results["tokens_seen"] == 2 * 2 * window_length
+    assert json.loads((out / TRAJECTORY_NAME).read_text())["evaluations"] == []
