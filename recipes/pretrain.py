@@ -204,6 +204,12 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
         [`RecipeError`]: `--policy birdie` (whose reward is measured on held-out windows) and no validation window.
     """
     validation = data["validation"]
+    wanted = training_args.policy_validation_windows or training_args.policy_validation_min_windows
+    if 0 < len(validation) < wanted and training_args.policy == "birdie":
+        logger.warning("Only %d validation windows for the reward's held-out set of %d windows per objective entry "
+                       "(policy_validation_min_windows): windows are reused, so rewards are noisier. --split_by "
+                       "record (whole records held out), a larger --validation_fraction or a smaller --window_length "
+                       "give more.", len(validation), wanted)
     if len(validation) > 0:
         return validation
     if script_args.validation_fraction == 0:

@@ -83,6 +83,19 @@ def test_every_loader_cuts_the_same_windows(write_fasta, tokenizer, random_dna, 
     assert list(zip(from_rows["record"], from_rows["start"], from_rows["input_ids"])) == expected
 
 
+def test_every_loader_counts_the_bases_of_records_shorter_than_a_window(write_fasta, tokenizer, random_dna, caplog):
+    import logging
+
+    sequences = [("long", random_dna(400)), ("short", random_dna(90, seed=1)), ("tiny", "ACGT")]
+    path = write_fasta("".join(f">{name}\n{sequence}\n" for name, sequence in sequences))
+    with caplog.at_level(logging.WARNING):
+        load_genome_windows(path, tokenizer, window_length=100, validation_fraction=0)
+        stream_genome_windows(path, tokenizer, window_length=100)
+        windows_from_sequences(sequences, tokenizer, window_length=100)
+    unused = [r.getMessage() for r in caplog.records if "are never used" in r.getMessage()]
+    assert len(unused) == 3 and all("Skipped 2 of 3" in m and "94 of 494 bases (19.0%)" in m for m in unused)
+
+
 def test_public_names_stay_importable_from_birdie_hf_data():
     import birdie_hf.data as data
 

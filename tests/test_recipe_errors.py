@@ -187,6 +187,20 @@ def test_pretrain_birdie_without_held_out_windows_is_refused_before_training(pre
     assert not (tmp_path / "out").exists()
 
 
+def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_path, caplog):
+    few = DatasetDict({"train": Dataset.from_dict({"input_ids": [[4] * 8] * 20}),
+                       "validation": Dataset.from_dict({"input_ids": [[4] * 8] * 6})})
+    script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o")])
+    with caplog.at_level("WARNING"):
+        assert pretrain.held_out_windows(script_args, training_args, few) is few["validation"]
+    assert "Only 6 validation windows for the reward's held-out set of 64 windows per objective entry" in caplog.text
+    caplog.clear()
+    script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o"), "--policy", "static"])
+    with caplog.at_level("WARNING"):
+        pretrain.held_out_windows(script_args, training_args, few)
+    assert not caplog.text
+
+
 def test_pretrain_summary_without_evaluations_has_no_loss_column(pretrain):
     trajectory = {"evaluations": []}
     table = pretrain.summary_table(trajectory, ["copying", "next_token_prediction"], 2560, 4,

@@ -12,6 +12,7 @@ from datasets import DatasetDict
 from .fasta import GenomeDataError, PathLike, _Lookup, _path_list, _warn_duplicate_names, iter_fasta, tokenize_record
 from .windows import (
     WindowCutter,
+    _bases_share,
     _check_fraction,
     _window_features,
     _WindowPart,
@@ -28,10 +29,6 @@ def _soft_mask_segments(sequence: bytes) -> list[tuple[int, int]]:
     upper = np.frombuffer(sequence, dtype=np.uint8) < ord("a")
     edges = np.flatnonzero(np.diff(np.concatenate([[False], upper, [False]]).astype(np.int8)))
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
-
-
-def _share(part: int, whole: int) -> str:
-    return f"{part:,} of {whole:,} bases ({100 * part / max(whole, 1):.1f}%)"
 
 
 @dataclass
@@ -59,7 +56,7 @@ def _warn_short_records(usage: _BaseUsage, num_records: int, window_length: int)
         logger.warning(
             "Skipped %d of %d records (or soft-mask-free segments) shorter than window_length=%d: %s are never used. "
             "Use a smaller window_length to train on them.",
-            usage.short_records, num_records, window_length, _share(usage.short, usage.total),
+            usage.short_records, num_records, window_length, _bases_share(usage.short, usage.total),
         )
 
 
@@ -106,7 +103,7 @@ def _warn_validation(
             "%s held out for validation lie in held-out parts shorter than window_length=%d (records shorter than "
             "%d bases) and are used for neither training nor validation; %d validation windows were cut. Use "
             "split_by='record' or a smaller window_length to use them.",
-            _share(usage.held_out_unused, usage.held_out), window_length,
+            _bases_share(usage.held_out_unused, usage.held_out), window_length,
             int(np.ceil(window_length / validation_fraction)), num_validation,
         )
 

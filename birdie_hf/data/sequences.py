@@ -13,7 +13,7 @@ from datasets import Dataset, DatasetDict, Value
 
 from ..tokenizer import dna_lookup_table
 from .fasta import GenomeDataError, PathLike, _Lookup, tokenize_record
-from .windows import WindowCutter, _check_fraction, _window_features, _WindowPart, _windows_dataset
+from .windows import WindowCutter, _bases_share, _check_fraction, _window_features, _WindowPart, _windows_dataset
 
 
 logger = logging.getLogger(__name__)
@@ -174,10 +174,9 @@ def windows_from_sequences(
         parts.append(_WindowPart(name, starts, windows))
     if short:
         logger.warning(
-            "Skipped %d of %d sequences of %r shorter than window_length=%d: %s bases of %s (%.1f%%) are never used. "
-            "Use a smaller window_length to train on them.",
-            short, total, source, window_length, f"{short_bases:,}", f"{total_bases:,}",
-            100 * short_bases / max(total_bases, 1),
+            "Skipped %d of %d sequences of %r shorter than window_length=%d: %s are never used. Use a smaller "
+            "window_length to train on them.",
+            short, total, source, window_length, _bases_share(short_bases, total_bases),
         )
     if not parts and not allow_empty:
         raise GenomeDataError(f"No window of {window_length} bases could be cut from {source!r} ({total} sequences).")

@@ -27,7 +27,7 @@ from .fasta import (
     _warn_duplicate_names,
     index_fasta,
 )
-from .windows import WindowCutter, _check_positive_int, _window_features
+from .windows import WindowCutter, _bases_share, _check_positive_int, _window_features
 
 
 logger = logging.getLogger(__name__)
@@ -234,10 +234,9 @@ def stream_genome_windows(
             kept += cutter.count(record.length) - record.n_rich_windows
     if short:
         logger.warning(
-            "Skipped %d of %d records shorter than window_length=%d: %s bases of %s (%.1f%%) are never used. Use a "
-            "smaller window_length to train on them.",
-            short, len(records), window_length, f"{short_bases:,}", f"{total_bases:,}",
-            100 * short_bases / total_bases,
+            "Skipped %d of %d records shorter than window_length=%d: %s are never used. Use a smaller window_length "
+            "to train on them.",
+            short, len(records), window_length, _bases_share(short_bases, total_bases),
         )
     if not kept:
         raise GenomeDataError(

@@ -26,6 +26,11 @@ _ARROW_CHUNK_VALUES = 1 << 24
 _COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
 
 
+def _bases_share(part: int, whole: int) -> str:
+    """`"1,743,976 of 19,466,249 bases (9.0%)"`, for warnings about unused bases."""
+    return f"{part:,} of {whole:,} bases ({100 * part / max(whole, 1):.1f}%)"
+
+
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
