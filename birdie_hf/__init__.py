@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .callback import BirdieRewardCallback
+from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .data import (
@@ -19,12 +19,15 @@ from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, pars
 from .packing import pack_examples, packed_attention_mask
 from .modeling import build_causal_lm, default_model_config
 from .policy import BirdiePolicy, PolicyConfig
-from .tokenizer import add_birdie_tokens, build_dna_tokenizer
+from .tokenizer import MissingObjectiveTokenError, add_birdie_tokens, build_dna_tokenizer
 from .trainer import BirdieTrainer, as_birdie_training_args, checkpoint_problems, last_complete_checkpoint
 
 
 __all__ = [
     "BirdiePolicy",
+    "BirdiePrinterCallback",
+    "BirdieProgressCallback",
+    "MissingObjectiveTokenError",
     "BirdieRewardCallback",
     "BirdieTrainer",
     "BirdieTrainingArguments",

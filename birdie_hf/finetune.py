@@ -132,22 +132,24 @@ class LoraSettings:
 #: sees the whole input, as Birdie reads a prefix) or `auto` (see [`resolve_attention`]).
 ATTENTION_MODES = ("auto", "causal", "bidirectional")
 #: Objectives that train the model to read a bidirectional prefix (every registered objective but NTP does).
-CAUSAL_ONLY_OBJECTIVES = ("next_token_prediction",)
-
-
 def resolve_attention(config, attention: str = "auto") -> str:
     """`"causal"` or `"bidirectional"` for a checkpoint's `config`.
 
     `auto` reads `config.birdie_objectives` (written by [`BirdieTrainer`] into every checkpoint it trains): a model
-    pre-trained with any prefix objective (prefix LM, infilling, copying, ...) is read bidirectionally, an NTP-only
-    model (or one that carries no record, e.g. any other causal LM) causally.
+    pre-trained with any objective that reads a prefix (`Objective.reads_prefix`: prefix LM, infilling, copying, a
+    user-registered objective unless it says otherwise) is read bidirectionally, an NTP-only model (or one that carries
+    no record, e.g. any other causal LM) causally. A recorded objective that is not registered in this process counts
+    as reading a prefix.
     """
+    from .objectives import OBJECTIVE_REGISTRY
+
     if attention not in ATTENTION_MODES:
         raise ValueError(f"`attention` must be one of {ATTENTION_MODES}, got {attention!r}.")
     if attention != "auto":
         return attention
     objectives = getattr(config, "birdie_objectives", None) or []
-    return "bidirectional" if any(o not in CAUSAL_ONLY_OBJECTIVES for o in objectives) else "causal"
+    reads_prefix = [getattr(OBJECTIVE_REGISTRY.get(o), "reads_prefix", True) for o in objectives]
+    return "bidirectional" if any(reads_prefix) else "causal"
 
 
 def add_prefix_prompt(tokenizer, objective: str = "prefix_lm"):

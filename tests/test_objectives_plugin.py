@@ -182,3 +182,27 @@ def test_mistakes_of_a_new_objective_are_named_before_packing(reversal):
 def test_an_unregistered_objective_is_named_with_the_fix():
     with pytest.raises(ValueError, match=r"Unknown objective 'reversal'.*register_objective"):
         DataCollatorForBirdie(build_dna_tokenizer(), objectives=["reversal"])
+
+
+def test_fine_tuning_auto_attention_reads_the_objectives_declaration(reversal):
+    from transformers import LlamaConfig
+
+    from birdie_hf.finetune import resolve_attention
+
+    config = LlamaConfig(birdie_objectives=["next_token_prediction", "reversal"])
+    assert resolve_attention(config) == "bidirectional"  # Reversal reads a prefix (the default)
+
+    class CausalReversal(Reversal):
+        name = "causal_reversal"
+        prompt_tokens = ("<|causal_reversal|>",)
+        reads_prefix = False
+
+    register_objective(CausalReversal)
+    try:
+        assert resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "causal_reversal"])) == \
+            "causal"
+        # A recorded objective this process does not know counts as reading a prefix.
+        assert resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "unknown_objective"])) == \
+            "bidirectional"
+    finally:
+        OBJECTIVE_REGISTRY.pop("causal_reversal", None)

@@ -156,6 +156,10 @@ class Objective:
     prompt_tokens: ClassVar[tuple[str, ...]]
     #: Smallest number of source tokens the objective can work with.
     min_source_tokens: ClassVar[int] = 2
+    #: Whether the objective's examples open with a prefix the model reads bidirectionally (every Birdie objective but
+    #: next-token prediction). Fine-tuning with `attention="auto"` reads a checkpoint bidirectionally when any
+    #: objective it was trained with sets this.
+    reads_prefix: ClassVar[bool] = True
 
     def __init__(self, config: ObjectiveConfig, special: SpecialTokenIds):
         self.config = config

@@ -22,6 +22,7 @@ class NextTokenPrediction(Objective):
     """
 
     name = "next_token_prediction"
+    reads_prefix = False
     #: Reserved: next-token examples carry no prompt, but the token keeps its id (9) in every Birdie vocabulary.
     prompt_tokens = ("<|next_token_prediction|>",)
     config_class = NextTokenPredictionConfig
