@@ -97,8 +97,9 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
 
     > [!NOTE]
-    > Changed `TrainingArguments` defaults: `remove_unused_columns=False` (the collator reads `input_ids` windows),
-    > `label_names=["labels"]`, `logging_steps=10` and `ddp_find_unused_parameters=False`.
+    > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10` and
+    > `ddp_find_unused_parameters=False`. `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the
+    > columns its collator reads (`DataCollatorForBirdie.dataset_columns`), so they are never removed.
     > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
     > started by `accelerate launch` really train together (gloo) instead of as independent copies.
     > `max_steps` must be a positive number of steps or `-1` (train for `num_train_epochs`); `0` and other negative
@@ -169,9 +170,6 @@ class BirdieTrainingArguments(TrainingArguments):
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
 
     # Changed TrainingArguments defaults
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Kept False: DataCollatorForBirdie reads the raw `input_ids` windows."}
-    )
     label_names: Optional[list[str]] = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
     ddp_find_unused_parameters: Optional[bool] = field(

@@ -271,7 +271,8 @@ def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp
     assert (args.output_dir, args.learning_rate, args.max_steps, args.save_steps, args.hub_token) == (
         str(tmp_path), 1e-3, 3, 7, "hf_secret")
     # Birdie's changed defaults replace the plain defaults; the Birdie fields take their own defaults.
-    assert (args.remove_unused_columns, args.label_names, args.logging_steps) == (False, ["labels"], 10)
+    assert (args.label_names, args.logging_steps) == (["labels"], 10)
+    assert args.remove_unused_columns  # the plain default: the trainer keeps the columns its collator reads
     assert args.policy == "birdie" and args.objectives is None
     assert trainer.data_collator.objective_names == [spec.name for spec in args.objective_specs()]
     # An explicit value that differs from the plain default is kept.
