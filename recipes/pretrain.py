@@ -83,6 +83,11 @@ class ScriptArguments:
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration name."})
     window_length: int = field(default=256, metadata={"help": "Bases per training window."})
     stride: Optional[int] = field(default=None, metadata={"help": "Step between windows (default: window_length)."})
+    allow_cropping: bool = field(
+        default=False,
+        metadata={"help": "Train even when --max_length makes some objectives read only part of each window (warns "
+                          "with the numbers instead of refusing)."},
+    )
     validation_fraction: float = field(
         default=0.05,
         metadata={"help": "Share of bases held out for validation (the reward of --policy birdie needs it above 0)."},
@@ -190,7 +195,10 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
 
 def check_windows(script_args: ScriptArguments, collator: DataCollatorForBirdie) -> None:
     """Refuse a `--max_length` too small for every objective to read whole `--window_length` windows (the collator
-    would crop them, and `tokens_seen` would count bases the model never saw)."""
+    would crop them, and `tokens_seen` would count bases the model never saw). With `--allow_cropping` the trainer's
+    own check warns instead."""
+    if script_args.allow_cropping:
+        return
     try:
         check_windows_fit(collator, script_args.window_length)
     except WindowCroppingError as error:

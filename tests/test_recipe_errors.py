@@ -169,6 +169,13 @@ def test_pretrain_refuses_windows_that_max_length_would_crop(pretrain, capsys, t
                            "window_length=1024 bases: 13 of 13 objective entries would crop every window")
     assert "'copying' 259" in line and "Use max_length >= 2050 to read whole windows, or window_length <= 259" in line
     assert not (tmp_path / "out").exists()
+    # --allow_cropping leaves the decision to the trainer, which warns with the same numbers.
+    script_args, training_args = pretrain.parse_args(["--window_length", "1024", "--allow_cropping", "true",
+                                                      "--output_dir", str(tmp_path / "out")])[:2]
+    assert script_args.allow_cropping
+    from birdie_hf import DataCollatorForBirdie, build_dna_tokenizer
+
+    pretrain.check_windows(script_args, DataCollatorForBirdie.from_training_args(build_dna_tokenizer(), training_args))
 
 
 @pytest.mark.parametrize("argv, cause", [
