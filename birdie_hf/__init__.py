@@ -14,6 +14,7 @@ from .data import (
     stream_genome_windows,
     windows_from_sequences,
 )
+from .inference import InfillingNotTrainedError, UntrainedGapsError, infill, score, variant_effect
 from .mixture import LiveMixture
 from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, parse_mixture, register_objective
 from .packing import pack_examples, packed_attention_mask
@@ -41,11 +42,14 @@ __all__ = [
     "OBJECTIVE_REGISTRY",
     "DataCollatorForBirdie",
     "GenomeDataError",
+    "InfillingNotTrainedError",
     "LiveMixture",
     "ObjectiveSpec",
+    "UntrainedGapsError",
     "add_birdie_tokens",
     "build_dna_tokenizer",
     "default_genome_path",
+    "infill",
     "iter_fasta",
     "load_genome_windows",
     "load_sequence_dataset",
@@ -53,6 +57,8 @@ __all__ = [
     "packed_attention_mask",
     "parse_mixture",
     "register_objective",
+    "score",
     "stream_genome_windows",
+    "variant_effect",
     "windows_from_sequences",
 ]

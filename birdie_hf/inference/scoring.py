@@ -1,0 +1,531 @@
+"""Per-base likelihoods with context from both sides, and variant effects, from one Birdie checkpoint.
+
+Two readings of the same checkpoint:
+
+- **bidirectional**: a base is masked as a one-base gap of the infilling objective and predicted from both flanks
+  (the infilling prompt, read as the objective trains it). Many bases are masked per forward pass: a strided set of
+  positions (every `stride`-th base) forms one infilling example, so a window costs `stride` passes, not one per base.
+  Each masked base is predicted from every unmasked base and, as in training (teacher forcing), from the true bases
+  of the gaps before it.
+- **causal**: the sequence read left to right as next-token prediction trains it (no prompt), one pass per window.
+
+Every log-probability is over the four bases `A, C, G, T` (the model's softmax restricted to them and renormalised,
+so the two readings and a Markov chain are on the same footing), in nats. Positions holding `N` get NaN.
+
+Sequences longer than `window_length` are tiled: bidirectional windows overlap by half and each base is scored in
+the window whose centre is nearest; causal windows overlap by half and each base after the first window is scored
+with at least half a window of left context.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..tokenizer import dna_lookup_table
+from .inputs import (
+    BASES,
+    DNAInputError,
+    as_batch,
+    base_ids,
+    causal_objective,
+    check_gaps,
+    infilling_example,
+    infilling_objective,
+    parse_sequence,
+    reverse_complement,
+)
+from .limits import InfillingLimits, infilling_limits, require_infilling, trained_with_infilling
+from .modeling import teacher_forced_base_log_probs
+
+
+logger = logging.getLogger(__name__)
+_BASE_INDEX = {base: i for i, base in enumerate(BASES)}
+
+
+@dataclass
+class SequenceScore:
+    """Per-base log-likelihoods of one sequence (nats, over `A, C, G, T`; NaN at `N`).
+
+    Attributes:
+        sequence (`str`): the sequence, upper-case, IUPAC codes as `N`.
+        bidirectional (`np.ndarray` of shape `(n,)`, *optional*): `log p(x_i | both flanks)`; `None` when not computed.
+        bidirectional_log_probs (`np.ndarray` of shape `(n, 4)`, *optional*): the full distribution at each masked
+            position (columns `A, C, G, T`): `bidirectional_log_probs[i, b] - bidirectional[i]` is the
+            log-likelihood ratio of substituting base `b` at `i`.
+        causal (`np.ndarray` of shape `(n,)`, *optional*): `log p(x_i | x_<i)`, left to right; NaN at position 0
+            (next-token prediction never predicts a first token).
+        causal_log_probs (`np.ndarray` of shape `(n, 4)`, *optional*): the causal distribution at each position.
+        stride (`int`, *optional*): bases between two positions masked in the same bidirectional pass.
+    """
+
+    sequence: str
+    bidirectional: Optional[np.ndarray] = field(default=None, repr=False)
+    bidirectional_log_probs: Optional[np.ndarray] = field(default=None, repr=False)
+    causal: Optional[np.ndarray] = field(default=None, repr=False)
+    causal_log_probs: Optional[np.ndarray] = field(default=None, repr=False)
+    stride: Optional[int] = None
+
+    @property
+    def bidirectional_mean(self) -> Optional[float]:
+        """Mean bidirectional log-likelihood per scored base."""
+        return None if self.bidirectional is None else float(np.nanmean(self.bidirectional))
+
+    @property
+    def causal_mean(self) -> Optional[float]:
+        """Mean causal log-likelihood per scored base."""
+        return None if self.causal is None else float(np.nanmean(self.causal))
+
+
+@dataclass
+class VariantScore:
+    """The effect of one substitution: log-likelihood ratios `alt` vs `ref` (nats; negative = `alt` less likely).
+
+    Attributes:
+        position (`int`), ref (`str`), alt (`str`): the substitution (0-based position in its sequence).
+        bidirectional_llr (`float`, *optional*): `log p(alt | both flanks) - log p(ref | both flanks)` at the masked
+            position (the infilling reading).
+        causal_llr (`float`, *optional*): `log p(alt sequence) - log p(ref sequence)` read left to right over the
+            scored window (the change at the site and its effect on every base after it).
+        causal_site_llr (`float`, *optional*): `log p(alt | left flank) - log p(ref | left flank)` at the site only
+            (NaN for a variant on the window's first base).
+    """
+
+    position: int
+    ref: str
+    alt: str
+    bidirectional_llr: Optional[float] = None
+    causal_llr: Optional[float] = None
+    causal_site_llr: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+def _resolve_bidirectional(model, bidirectional: Optional[bool], strict: bool) -> bool:
+    if bidirectional is None:
+        trained = trained_with_infilling(model)
+        if trained is False:
+            logger.warning(
+                "The checkpoint was trained without infilling (config.birdie_objectives = %s): only causal "
+                "scores are computed.",
+                getattr(model.config, "birdie_objectives", None),
+            )
+            return False
+        if trained is None and strict:
+            logger.warning(
+                "The checkpoint records no training objectives: only causal scores are computed (pass "
+                "bidirectional=True, strict=False to try the infilling reading)."
+            )
+            return False
+        return True
+    if bidirectional:
+        require_infilling(model, "score bases with context from both sides", strict=strict)
+    return bool(bidirectional)
+
+
+def _max_positions(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
+
+
+def _default_window(model, stride: Optional[int] = None) -> int:
+    """The training window length when the checkpoint records it (`config.birdie_window_length`), capped by what fits
+    the model's positions: a plain read (`stride=None`) or an infilling example masking every `stride`-th base."""
+    max_positions = _max_positions(model)
+    if stride is None:
+        window = max_positions
+    else:
+        window = min(max_positions - 4, (max_positions - 2) * stride // (stride + 2) + stride)  # step down to a fit
+        while window > 2 and window + 2 * math.ceil(window / stride) + 2 > max_positions:
+            window -= 1
+    recorded = getattr(model.config, "birdie_window_length", None)
+    return min(window, int(recorded)) if recorded else window
+
+
+def _tiles(length: int, window: int, centred: bool) -> list[tuple[int, int, int, int]]:
+    """`(start, end, score_start, score_end)` windows covering `length` bases; each base is scored in one window."""
+    if length <= window:
+        return [(0, length, 0, length)]
+    step = max(1, window // 2)
+    starts = list(range(0, length - window, step)) + [length - window]
+    tiles = []
+    for i, start in enumerate(starts):
+        end = start + window
+        if centred:
+            centre = start + window / 2
+            low = 0 if i == 0 else math.ceil((centre + starts[i - 1] + window / 2) / 2)
+            high = length if i == len(starts) - 1 else math.ceil((centre + starts[i + 1] + window / 2) / 2)
+        else:
+            low = 0 if i == 0 else starts[i - 1] + window
+            high = end
+        if high > low:
+            tiles.append((start, end, low, high))
+    return tiles
+
+
+def _default_stride(limits: InfillingLimits, length: int, positions: int) -> int:
+    """Mask about as large a share of bases as the lightest trained corruption rate, within the gap limits."""
+    stride = max(2, math.ceil(1 / limits.min_corruption_rate))
+    return max(stride, math.ceil(positions / max(limits.max_gaps(length), 1)))
+
+
+def _masked_rows(example, sentinels: np.ndarray) -> np.ndarray:
+    """Rows of an infilling example's log-probabilities that predict its masked bases (targets without sentinels and
+    the final eos), in order."""
+    target = example.input_ids[example.prefix_length : -1]
+    return example.prefix_length + np.flatnonzero(~np.isin(target, sentinels))
+
+
+# -- public API ----------------------------------------------------------------------------------------------------
+def gap_log_probs(
+    model,
+    tokenizer,
+    sequences: Union[str, Sequence[str]],
+    gaps: Sequence,
+    *,
+    batch_size: int = 16,
+    strict: bool = True,
+    mixture: Optional[Sequence] = None,
+    disable_tqdm: bool = False,
+) -> Union[np.ndarray, list[np.ndarray]]:
+    """Log-probabilities of the true bases under given gaps, as the infilling objective's loss reads them.
+
+    Each sequence with its gaps is one infilling example ([`infilling_example`]), scored in one teacher-forced pass:
+    each masked base is predicted from every known base and from the true bases of the gaps before it.
+
+    Args:
+        sequences (`str` or `list[str]`): DNA (the bases under the gaps are the truth being scored).
+        gaps: `(start, end)` intervals: a list of pairs for one sequence, a list of such lists for a batch.
+        batch_size, strict, mixture, disable_tqdm: see [`infill`].
+
+    Returns:
+        `np.ndarray` of shape `(num_masked, 4)` (one sequence) or a list of them: the distribution over
+        `A, C, G, T` (log, nats) at each masked base, gaps in order. Index it with the true bases for their
+        log-likelihood.
+    """
+    require_infilling(model, "score gaps", strict=strict)
+    limits = infilling_limits(model, tokenizer, mixture)
+    objective = infilling_objective(tokenizer)
+    sentinels = np.asarray(objective.special.sentinels)
+    batch, single = as_batch(sequences, "sequences")
+    if single:
+        gaps = [gaps]
+    if len(gaps) != len(batch):
+        raise DNAInputError(f"Got {len(gaps)} gap lists for {len(batch)} sequences.")
+    examples = []
+    for index, (sequence, sequence_gaps) in enumerate(zip(batch, gaps)):
+        name = "sequence" if single else f"sequences[{index}]"
+        parsed = parse_sequence(sequence, tokenizer, mask_char=None, name=name)
+        sequence_gaps = check_gaps(sequence_gaps, len(parsed), name=f"gaps of {name}")
+        limits.check(len(parsed), sequence_gaps, name=name, strict=strict)
+        examples.append(infilling_example(parsed.token_ids, sequence_gaps, objective))
+    log_probs = teacher_forced_base_log_probs(
+        model, examples, base_ids(tokenizer), batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Scoring gaps"
+    )
+    out = [lp[_masked_rows(example, sentinels)] for lp, example in zip(log_probs, examples)]
+    return out[0] if single else out
+
+
+def score(
+    model,
+    tokenizer,
+    sequences: Union[str, Sequence[str]],
+    *,
+    bidirectional: Optional[bool] = None,
+    causal: bool = True,
+    stride: Optional[int] = None,
+    window_length: Optional[int] = None,
+    batch_size: int = 16,
+    strict: bool = True,
+    mixture: Optional[Sequence] = None,
+    disable_tqdm: bool = False,
+) -> Union[SequenceScore, list[SequenceScore]]:
+    """Per-base log-likelihood of DNA sequences, with context from both sides and left to right.
+
+    Args:
+        model: a Birdie checkpoint (`AutoModelForCausalLM`); it runs on its own device.
+        tokenizer: its tokenizer.
+        sequences (`str` or `list[str]`): DNA (`ACGTN`, any case, IUPAC codes read as `N`).
+        bidirectional (`bool`, *optional*): compute the bidirectional score. Defaults to doing so when the checkpoint
+            was trained with infilling (a warning says when it was not); `True` raises
+            [`InfillingNotTrainedError`] for a checkpoint trained without it.
+        causal (`bool`, *optional*, defaults to `True`): compute the left-to-right score.
+        stride (`int`, *optional*): bases between two positions masked in the same pass (at least 2, so gaps never
+            touch); a window costs `stride` passes. Defaults to masking about the lightest trained corruption rate
+            (every 7th base with the default mixture), more sparsely when the window would otherwise hold more gaps
+            than the objective makes.
+        window_length (`int`, *optional*): longest window read at once; longer sequences are tiled (see the module
+            docstring). Defaults to `config.birdie_window_length` when recorded, else what the model's positions allow.
+        batch_size (`int`, *optional*, defaults to `16`): examples per forward pass.
+        strict (`bool`, *optional*, defaults to `True`): see [`infill`].
+        mixture (`list`, *optional*): the mixture the checkpoint was trained on, when it does not record it.
+        disable_tqdm (`bool`, *optional*, defaults to `False`): hide the progress bars.
+
+    Returns:
+        [`SequenceScore`] for one sequence, a list of them for a list.
+
+    Example:
+
+    ```python
+    >>> from birdie_hf import score
+    >>> result = score(model, tokenizer, "ACGTAGCTAGCTAGGATCGATCGA")  # doctest: +SKIP
+    >>> result.bidirectional.shape, result.causal.shape  # doctest: +SKIP
+    ((24,), (24,))
+    ```
+    """
+    use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
+    if not (use_bidirectional or causal):
+        raise ValueError("Nothing to compute: bidirectional and causal are both off.")
+    if stride is not None and stride < 2:
+        raise ValueError(f"stride must be at least 2 (two masked neighbours would make one gap), got {stride}.")
+    batch, single = as_batch(sequences, "sequences")
+    parsed = [
+        parse_sequence(s, tokenizer, mask_char=None, name="sequence" if single else f"sequences[{i}]")
+        for i, s in enumerate(batch)
+    ]
+    bases = base_ids(tokenizer)
+    results = [SequenceScore(sequence=p.text) for p in parsed]
+
+    if use_bidirectional:
+        limits = infilling_limits(model, tokenizer, mixture)
+        objective = infilling_objective(tokenizer)
+        sentinels = np.asarray(objective.special.sentinels)
+        probe_stride = stride or max(2, math.ceil(1 / limits.min_corruption_rate))
+        window = window_length or _default_window(model, probe_stride)
+        examples, owners = [], []
+        for index, sequence in enumerate(parsed):
+            n = len(sequence)
+            if n < 2:
+                raise DNAInputError(f"sequences[{index}] has {n} base; bidirectional scoring needs at least 2.")
+            for start, end, low, high in _tiles(n, window, centred=True):
+                tile_stride = stride or _default_stride(limits, end - start, high - low)
+                results[index].stride = max(results[index].stride or 0, tile_stride)
+                for offset in range(tile_stride):
+                    positions = np.arange(low + offset, high, tile_stride)
+                    if positions.size == 0:
+                        continue
+                    gaps = [(int(p) - start, int(p) - start + 1) for p in positions]
+                    limits.check(
+                        end - start,
+                        gaps,
+                        name=f"a window of sequences[{index}] with stride {tile_stride}",
+                        strict=strict,
+                    )
+                    examples.append(infilling_example(sequence.token_ids[start:end], gaps, objective))
+                    owners.append((index, positions))
+        log_probs = teacher_forced_base_log_probs(
+            model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Bidirectional scoring"
+        )
+        for index, sequence in enumerate(parsed):
+            results[index].bidirectional_log_probs = np.full((len(sequence), 4), np.nan)
+        for example, (index, positions), lp in zip(examples, owners, log_probs):
+            results[index].bidirectional_log_probs[positions] = lp[_masked_rows(example, sentinels)]
+
+    if causal:
+        objective = causal_objective(tokenizer)
+        window = window_length or _default_window(model)
+        examples, owners = [], []
+        for index, sequence in enumerate(parsed):
+            for start, end, low, high in _tiles(len(sequence), window, centred=False):
+                examples.append(objective(sequence.token_ids[start:end], np.random.default_rng(0)))
+                owners.append((index, start, low, high))
+        log_probs = teacher_forced_base_log_probs(
+            model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Causal scoring"
+        )
+        for index, sequence in enumerate(parsed):
+            results[index].causal_log_probs = np.full((len(sequence), 4), np.nan)
+        for (index, start, low, high), lp in zip(owners, log_probs):
+            results[index].causal_log_probs[low:high] = lp[low - start : high - start]
+
+    for result in results:
+        truth = np.array([_BASE_INDEX.get(c, -1) for c in result.sequence])
+        known = truth >= 0
+        for table, column in (("bidirectional_log_probs", "bidirectional"), ("causal_log_probs", "causal")):
+            log_probs = getattr(result, table)
+            if log_probs is not None:
+                values = np.full(len(truth), np.nan)
+                values[known] = log_probs[np.flatnonzero(known), truth[known]]
+                setattr(result, column, values)
+    return results[0] if single else results
+
+
+def _parse_variant(triple, index: int, tokenizer) -> tuple[str, int, str, str]:
+    if isinstance(triple, dict):
+        triple = (triple.get("sequence"), triple.get("position"), triple.get("alt"))
+    if not isinstance(triple, (tuple, list)) or len(triple) != 3:
+        raise DNAInputError(f"variants[{index}] must be (sequence, position, alt), got {triple!r}.")
+    sequence, position, alt = triple
+    text = parse_sequence(sequence, tokenizer, mask_char=None, name=f"variants[{index}] sequence").text
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not 0 <= position < len(text):
+        raise DNAInputError(
+            f"variants[{index}]: position must be an integer in [0, {len(text)}) (0-based), got {position!r}."
+        )
+    if not isinstance(alt, str) or alt.upper() not in _BASE_INDEX:
+        raise DNAInputError(f"variants[{index}]: alt must be one of A, C, G, T, got {alt!r}.")
+    ref = text[int(position)]
+    if ref not in _BASE_INDEX:
+        raise DNAInputError(
+            f"variants[{index}]: the reference base at position {position} is {ref!r}; only A, C, G "
+            "and T can be substituted."
+        )
+    return text, int(position), ref, alt.upper()
+
+
+def variant_effect(
+    model,
+    tokenizer,
+    variants: Sequence,
+    *,
+    bidirectional: Optional[bool] = None,
+    causal: bool = True,
+    reverse_complement_average: bool = False,
+    window_length: Optional[int] = None,
+    batch_size: int = 16,
+    strict: bool = True,
+    mixture: Optional[Sequence] = None,
+    disable_tqdm: bool = False,
+) -> list[VariantScore]:
+    """Log-likelihood ratios of substitutions, with context from both sides and left to right.
+
+    Args:
+        model: a Birdie checkpoint (`AutoModelForCausalLM`); it runs on its own device.
+        tokenizer: its tokenizer.
+        variants (`Sequence`): `(sequence, position, alt)` triples (or dicts with those keys): `position` is 0-based in
+            `sequence`, whose base there is the reference; `alt` is `A`, `C`, `G` or `T`.
+        bidirectional (`bool`, *optional*): compute `bidirectional_llr` (one pass per distinct site: the site is a
+            one-base gap of the infilling prompt). Defaults to doing so when the checkpoint was trained with infilling.
+        causal (`bool`, *optional*, defaults to `True`): compute `causal_llr` and `causal_site_llr` (one left-to-right
+            pass per distinct reference window and per variant).
+        reverse_complement_average (`bool`, *optional*, defaults to `False`): average every ratio over both strands
+            (the reverse complement of the window, with the complemented alleles).
+        window_length (`int`, *optional*): bases read around the site (the site is centred when the sequence is
+            longer); defaults as in [`score`].
+        batch_size, strict, mixture, disable_tqdm: see [`score`].
+
+    Returns:
+        `list[VariantScore]`, one per variant, in order.
+
+    Example:
+
+    ```python
+    >>> from birdie_hf import variant_effect
+    >>> [v.bidirectional_llr for v in variant_effect(model, tokenizer, [("ACGTAGCTAG", 4, "C")])]  # doctest: +SKIP
+    [-1.37]
+    ```
+    """
+    use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
+    if not (use_bidirectional or causal):
+        raise ValueError("Nothing to compute: bidirectional and causal are both off.")
+    if isinstance(variants, (str, dict)) or (
+        isinstance(variants, tuple) and len(variants) == 3 and isinstance(variants[0], str)
+    ):
+        raise DNAInputError(
+            "variants must be a list of (sequence, position, alt) triples; wrap a single one in a list."
+        )
+    parsed = [_parse_variant(triple, i, tokenizer) for i, triple in enumerate(variants)]
+    limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
+    window = window_length or _default_window(model, stride=2)  # a one-base gap: the plain read fits too
+    strands = (False, True) if reverse_complement_average else (False,)
+
+    # Every variant, on each strand, becomes (window text, site in the window, ref, alt).
+    views = []
+    for text, position, ref, alt in parsed:
+        start = min(max(0, position - window // 2), max(0, len(text) - window))
+        piece, site = text[start : start + window], position - start
+        for flip in strands:
+            if flip:
+                views.append(
+                    (
+                        reverse_complement(piece),
+                        len(piece) - 1 - site,
+                        reverse_complement(ref),
+                        reverse_complement(alt),
+                    )
+                )
+            else:
+                views.append((piece, site, ref, alt))
+    bases = base_ids(tokenizer)
+    table = dna_lookup_table(tokenizer)
+
+    def ids_of(piece: str) -> np.ndarray:
+        return table[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)].astype(np.int64)
+
+    bidirectional_llr = [None] * len(views)
+    if use_bidirectional:
+        objective = infilling_objective(tokenizer)
+        sentinels = np.asarray(objective.special.sentinels)
+        sites = {}
+        for piece, site, _, _ in views:
+            if (piece, site) not in sites:
+                gaps = [(site, site + 1)]
+                limits.check(len(piece), gaps, name="a variant window", strict=strict)
+                sites[(piece, site)] = infilling_example(ids_of(piece), gaps, objective)
+        keys = list(sites)
+        log_probs = teacher_forced_base_log_probs(
+            model,
+            [sites[k] for k in keys],
+            bases,
+            batch_size=batch_size,
+            disable_tqdm=disable_tqdm,
+            desc="Bidirectional variant scoring",
+        )
+        by_site = {k: lp[_masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
+        bidirectional_llr = [
+            float(by_site[(p, s)][_BASE_INDEX[a]] - by_site[(p, s)][_BASE_INDEX[r]]) for p, s, r, a in views
+        ]
+
+    causal_llr, site_llr = [None] * len(views), [None] * len(views)
+    if causal:
+        objective = causal_objective(tokenizer)
+        pieces = {}
+        for piece, site, _, alt in views:
+            pieces.setdefault(piece, None)
+            pieces.setdefault(piece[:site] + alt + piece[site + 1 :], None)
+        keys = list(pieces)
+        rng = np.random.default_rng(0)
+        log_probs = teacher_forced_base_log_probs(
+            model,
+            [objective(ids_of(k), rng) for k in keys],
+            bases,
+            batch_size=batch_size,
+            disable_tqdm=disable_tqdm,
+            desc="Causal variant scoring",
+        )
+        totals = {}
+        for key, lp in zip(keys, log_probs):
+            truth = np.array([_BASE_INDEX.get(c, -1) for c in key])
+            known = truth >= 0
+            known[0] = False  # nothing predicts the first base
+            totals[key] = (float(lp[np.flatnonzero(known), truth[known]].sum()), lp)
+        for i, (piece, site, ref, alt) in enumerate(views):
+            mutated = piece[:site] + alt + piece[site + 1 :]
+            causal_llr[i] = totals[mutated][0] - totals[piece][0]
+            row = totals[piece][1][site]
+            site_llr[i] = float(row[_BASE_INDEX[alt]] - row[_BASE_INDEX[ref]]) if site > 0 else float("nan")
+
+    def strand_mean(values: list, index: int) -> Optional[float]:
+        """Mean over the strands of variant `index`, ignoring NaN (a site on one strand's first base)."""
+        picked = np.array(values[index * len(strands) : (index + 1) * len(strands)], dtype=object)
+        if picked[0] is None:
+            return None
+        finite = [float(v) for v in picked if not math.isnan(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+    results = []
+    for i, (_, position, ref, alt) in enumerate(parsed):
+        results.append(
+            VariantScore(
+                position=position,
+                ref=ref,
+                alt=alt,
+                bidirectional_llr=strand_mean(bidirectional_llr, i),
+                causal_llr=strand_mean(causal_llr, i),
+                causal_site_llr=strand_mean(site_llr, i),
+            )
+        )
+    return results

@@ -1,0 +1,338 @@
+import itertools
+import logging
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+import birdie_hf.objectives.infilling as infilling_module
+from birdie_hf import (
+    BirdieTrainer,
+    BirdieTrainingArguments,
+    build_causal_lm,
+    default_model_config,
+    infill,
+    score,
+    variant_effect,
+)
+from birdie_hf.inference import (
+    DNAInputError,
+    InfillingNotTrainedError,
+    UntrainedGapsError,
+    gap_log_probs,
+    infilling_example,
+    infilling_limits,
+    parse_sequence,
+    reverse_complement,
+)
+from birdie_hf.inference.inputs import gap_layout, infilling_objective
+from birdie_hf.objectives.spans import sample_noise_layout
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+#: What a memorisation run trains on: 12 bases, 3 masked in 2 spans (32 distinct layouts, some with a middle gap).
+MEMORISED = "CGTTAATTACTC"
+MEMORISED_MIXTURE = [{"objective": "infilling", "corruption_rate": 0.25, "mean_span_length": 2}]
+
+
+def tiny_model(tokenizer, objectives=("next_token_prediction", "infilling"), device="cpu", **config):
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, **config), seed=0
+    )
+    if objectives is not None:
+        model.config.birdie_objectives = list(objectives)
+    return model.to(device).eval()
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return tiny_model(tokenizer)
+
+
+def ids_of(tokenizer, sequence):
+    return np.array(tokenizer(sequence, add_special_tokens=False)["input_ids"], dtype=np.int64)
+
+
+def objective_gaps(rng, length, rate, span, num_sentinels=128):
+    layout = sample_noise_layout(rng, length, rate, span, num_sentinels)
+    return [(int(s), int(s + n)) for s, n, noisy in zip(layout.starts, layout.lengths, layout.is_noise) if noisy]
+
+
+# -- the infilling input is the objective's own ---------------------------------------------------------------------
+@pytest.mark.parametrize("gaps", [[(2, 4), (7, 8)], [(0, 3)], [(17, 20)], [(0, 1), (5, 9), (12, 13), (19, 20)]])
+def test_infilling_input_matches_the_objective_token_by_token(tokenizer, monkeypatch, random_dna, gaps):
+    tokens = ids_of(tokenizer, random_dna(20, seed=3))
+    objective = infilling_objective(tokenizer)
+    # The objective draws its spans from `sample_noise_layout`; make it draw `gaps` and run its own transform.
+    monkeypatch.setattr(infilling_module, "sample_noise_layout", lambda rng, length, *args: gap_layout(gaps, length))
+    trained = objective(tokens, np.random.default_rng(0))
+    built = infilling_example(tokens, gaps, objective)
+    np.testing.assert_array_equal(built.input_ids, trained.input_ids)
+    np.testing.assert_array_equal(built.labels, trained.labels)
+    assert built.prefix_length == trained.prefix_length
+
+
+def test_infilling_input_layout_by_hand(tokenizer):
+    parsed = parse_sequence("ac__ACG_ac", tokenizer)
+    assert parsed.gaps == [(2, 4), (7, 8)] and parsed.text == "AC__ACG_AC"
+    tokens = ids_of(tokenizer, "ACGTACGTAC")
+    example = infilling_example(tokens, parsed.gaps, infilling_objective(tokenizer))
+    assert tokenizer.convert_ids_to_tokens(example.input_ids.tolist()) == [
+        "<|infilling|>",
+        "A",
+        "C",
+        "<sentinel_0>",
+        "A",
+        "C",
+        "G",
+        "<sentinel_1>",
+        "A",
+        "C",  # prefix (bidirectional)
+        "<sentinel_0>",
+        "G",
+        "T",
+        "<sentinel_1>",
+        "T",
+        "<eos>",  # targets (causal)
+    ]
+    assert example.prefix_length == 10
+
+
+# -- decoding --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("device", DEVICES)
+def test_cached_decoding_matches_the_training_forward_pass(tokenizer, device):
+    """Greedy decoding (left-padded batch, prefix read once with a 4-D mask, then the KV cache) gives the
+    probabilities a teacher-forced pass with the collator's mask gives on the filled sequence."""
+    model = tiny_model(tokenizer, device=device)
+    sequences = ["ACGTAC___GTAGCT__AGCTAGCTAGCATCGAT", "ACGTA_CGTAGC", "_TTAGCATCGGATCGATCGATTGCA__"]
+    results = infill(model, tokenizer, sequences)
+    assert [len(r.sequence) for r in results] == [len(s) for s in sequences]
+    for sequence, result in zip(sequences, results):
+        assert all(a == b or a == "_" for a, b in zip(sequence, result.sequence))
+        assert "".join(result.fills) == "".join(result.sequence[s:e] for s, e in result.gaps)
+    forced = gap_log_probs(model, tokenizer, [r.sequence for r in results], [r.gaps for r in results])
+    for result, log_probs in zip(results, forced):
+        torch.testing.assert_close(result.base_probabilities, np.exp(log_probs), rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(
+            result.base_probabilities.argmax(-1), ["ACGT".index(b) for b in "".join(result.fills)]
+        )
+        assert result.log_likelihood == pytest.approx(np.log(result.probabilities).sum())
+
+
+def test_beam_search_with_every_hypothesis_finds_the_best_fill(tokenizer, model):
+    sequence = "ACGTAGCTAG__GATCGATCGA"
+    best = infill(model, tokenizer, sequence, decoding="beam", num_beams=16)
+    candidates = ["".join(pair) for pair in itertools.product("ACGT", repeat=2)]
+    log_probs = gap_log_probs(model, tokenizer, [sequence.replace("__", c) for c in candidates], [[(10, 12)]] * 16)
+    totals = [lp[[0, 1], ["ACGT".index(c[0]), "ACGT".index(c[1])]].sum() for c, lp in zip(candidates, log_probs)]
+    assert best.fills == [candidates[int(np.argmax(totals))]]
+    assert best.log_likelihood == pytest.approx(max(totals), abs=1e-5)
+    greedy = infill(model, tokenizer, sequence)
+    assert greedy.log_likelihood <= best.log_likelihood + 1e-9
+
+
+def test_sampling_is_seeded_and_top_k_1_is_greedy(tokenizer, model):
+    sequence = "ACGTAGC" + "_" * 12 + "GATCGATCGAGCTAGCATGCATCGATCGA"
+    first = infill(model, tokenizer, sequence, decoding="sample", seed=1, strict=False)
+    again = infill(model, tokenizer, sequence, decoding="sample", seed=1, strict=False)
+    other = infill(model, tokenizer, sequence, decoding="sample", seed=2, strict=False)
+    assert first.fills == again.fills and first.fills != other.fills
+    assert (
+        infill(model, tokenizer, sequence, decoding="sample", top_k=1, seed=3, strict=False).fills
+        == infill(model, tokenizer, sequence, strict=False).fills
+    )
+
+
+def test_explicit_gaps_equal_mask_characters(tokenizer, model):
+    by_mask = infill(model, tokenizer, "ACGTAC___GTAGCTAGCTAGCTAG")
+    by_gaps = infill(model, tokenizer, "ACGTACGGGGTAGCTAGCTAGCTAG", gaps=[(6, 9)])
+    assert by_mask.sequence == by_gaps.sequence and by_mask.fills == by_gaps.fills
+
+
+def train_memorised_checkpoint(tokenizer, output_dir):
+    """A tiny model trained by BirdieTrainer on one repeated 12-base sequence with the infilling objective only."""
+    ids = ids_of(tokenizer, MEMORISED).tolist()
+    args = BirdieTrainingArguments(
+        output_dir=str(output_dir),
+        objectives=MEMORISED_MIXTURE,
+        policy="static",
+        max_steps=800,
+        per_device_train_batch_size=16,
+        learning_rate=5e-3,
+        max_length=64,
+        warmup_steps=0,
+        lr_scheduler_type="constant",
+        save_strategy="no",
+        logging_steps=400,
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        seed=0,
+    )
+    model = tiny_model(tokenizer, objectives=None)
+    trainer = BirdieTrainer(
+        model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": [ids] * 64}), processing_class=tokenizer
+    )
+    trainer.train()
+    return trainer.model.eval()
+
+
+@pytest.mark.slow
+def test_a_model_that_memorised_a_sequence_fills_its_gaps_exactly(tokenizer, tmp_path):
+    model = train_memorised_checkpoint(tokenizer, tmp_path)
+    assert model.config.birdie_objectives == ["infilling"]  # what BirdieTrainer records
+    rng = np.random.default_rng(5)
+    layouts = [objective_gaps(rng, len(MEMORISED), 0.25, 2) for _ in range(20)]
+    assert any(0 < start and end < len(MEMORISED) for gaps in layouts for start, end in gaps)  # middle gaps too
+    results = infill(model, tokenizer, [MEMORISED] * len(layouts), gaps=layouts, mixture=MEMORISED_MIXTURE)
+    assert [r.sequence for r in results] == [MEMORISED] * len(layouts)
+    assert min(r.probabilities.min() for r in results) > 0.5
+    # Filled from what the prefix says: the same gap with other bases around it is filled differently.
+    scrambled = infill(model, tokenizer, "GGGGGGGGG_GG", mixture=MEMORISED_MIXTURE)
+    assert scrambled.probabilities[0] < results[0].probabilities.min()
+
+
+# -- scoring ---------------------------------------------------------------------------------------------------------
+def test_bidirectional_score_reads_the_right_flank_and_causal_does_not(tokenizer, model, random_dna):
+    sequence = random_dna(40, seed=7)
+    changed = sequence[:25] + {"A": "C", "C": "G", "G": "T", "T": "A"}[sequence[25]] + sequence[26:]
+    before, after = score(model, tokenizer, [sequence, changed], stride=7)
+    assert before.stride == 7  # position 20 and 25 are masked in different passes: 25 is context for 20
+    assert abs(before.bidirectional[20] - after.bidirectional[20]) > 1e-4
+    torch.testing.assert_close(before.causal[1:25], after.causal[1:25])
+    assert np.isnan(before.causal[0]) and abs(before.causal[26] - after.causal[26]) > 1e-4
+    np.testing.assert_allclose(np.exp(before.bidirectional_log_probs).sum(-1), 1.0, rtol=1e-6)
+
+
+def test_scoring_a_1kbp_window_takes_stride_passes(tokenizer, model, random_dna, monkeypatch):
+    import birdie_hf.inference.scoring as scoring
+
+    calls = []
+    original = scoring.teacher_forced_base_log_probs
+    monkeypatch.setattr(
+        scoring,
+        "teacher_forced_base_log_probs",
+        lambda model, examples, *a, **k: calls.append(len(examples)) or original(model, examples, *a, **k),
+    )
+    result = score(model, tokenizer, random_dna(1000, seed=1), batch_size=8)
+    # Default mixture: 1000 bases hold at most 128 gaps (the sentinels), so every 8th base is masked per pass.
+    assert result.stride == 8 and calls == [8, 1]
+    assert np.isfinite(result.bidirectional).all() and np.isfinite(result.causal[1:]).all()
+
+
+def test_long_sequences_are_tiled(tokenizer, model, random_dna):
+    sequence = random_dna(200, seed=2)
+    tiled = score(model, tokenizer, sequence, window_length=64)
+    whole = score(model, tokenizer, sequence[:64], window_length=64)
+    assert np.isfinite(tiled.bidirectional).all() and np.isfinite(tiled.causal[1:]).all()
+    # The first causal window is the same read.
+    torch.testing.assert_close(tiled.causal[:64], whole.causal, equal_nan=True)
+    assert tiled.bidirectional.shape == (200,) and tiled.causal.shape == (200,)
+
+
+def test_n_positions_are_not_scored(tokenizer, model):
+    result = score(model, tokenizer, "ACGTNACGTRACGTACGT")
+    assert np.isnan(result.bidirectional[[4, 9]]).all() and np.isnan(result.causal[[0, 4, 9]]).all()
+    assert result.sequence == "ACGTNACGTNACGTACGT"
+
+
+def test_variant_effect_is_the_ratio_of_the_two_readings(tokenizer, model, random_dna):
+    sequence = random_dna(30, seed=4)
+    position = 12
+    ref = sequence[position]
+    alt = "A" if ref != "A" else "C"
+    (effect,) = variant_effect(model, tokenizer, [(sequence, position, alt)])
+    assert (effect.position, effect.ref, effect.alt) == (position, ref, alt)
+    site = gap_log_probs(model, tokenizer, sequence, [(position, position + 1)])[0]
+    assert effect.bidirectional_llr == pytest.approx(site["ACGT".index(alt)] - site["ACGT".index(ref)], abs=1e-6)
+    mutated = sequence[:position] + alt + sequence[position + 1 :]
+    ref_score, alt_score = score(model, tokenizer, [sequence, mutated], bidirectional=False)
+    assert effect.causal_llr == pytest.approx(np.nansum(alt_score.causal) - np.nansum(ref_score.causal), abs=1e-5)
+    assert effect.causal_site_llr == pytest.approx(alt_score.causal[position] - ref_score.causal[position], abs=1e-5)
+
+    (both,) = variant_effect(model, tokenizer, [(sequence, position, alt)], reverse_complement_average=True)
+    (flipped,) = variant_effect(
+        model, tokenizer, [(reverse_complement(sequence), len(sequence) - 1 - position, reverse_complement(alt))]
+    )
+    assert both.bidirectional_llr == pytest.approx((effect.bidirectional_llr + flipped.bidirectional_llr) / 2)
+    assert both.causal_llr == pytest.approx((effect.causal_llr + flipped.causal_llr) / 2)
+
+
+# -- what the checkpoint was trained on ------------------------------------------------------------------------------
+def test_limits_follow_the_recorded_or_default_mixture(tokenizer):
+    config = default_model_config(tokenizer)
+    default = infilling_limits(config, tokenizer)
+    assert "default mixture" in default.source
+    # 50 % in spans of mean 3 is the heaviest default entry: 50 of 100 bases in round(50 / 3) = 17 spans.
+    assert (default.max_gaps(100), default.max_masked(100)) == (17, 50)
+    config.birdie_mixture = [
+        {"objective": "infilling", "name": "long", "settings": {"corruption_rate": 0.15, "mean_span_length": 32}}
+    ]
+    recorded = infilling_limits(config, tokenizer)
+    assert recorded.source == "config.birdie_mixture" and recorded.max_gaps(256) == 1
+    # One span per window always sits at an end: such a mixture never trains a gap inside a window.
+    assert recorded.max_gap_length(256, interior=True) == 0
+    assert recorded.max_gap_length(256, interior=False) == 38
+    recorded.check(256, [(0, 38)])
+    with pytest.raises(UntrainedGapsError, match=r"gap of 5 bases \(100, 105\) inside its 256 bases"):
+        recorded.check(256, [(100, 105)])
+
+
+def test_clear_errors_for_bad_input(tokenizer, model, random_dna):
+    with pytest.raises(DNAInputError, match=r"positions 4 \('X'\), 5 \('X'\), 9 \(' '\)"):
+        infill(model, tokenizer, "ACGTXX__A CGT")
+    with pytest.raises(DNAInputError, match="has no gaps"):
+        infill(model, tokenizer, "ACGTACGT")
+    with pytest.raises(DNAInputError, match=r"\(2, 4\) and \(4, 6\) touch.*merge them into \(2, 6\)"):
+        infill(model, tokenizer, "ACGTACGTACGT", gaps=[(2, 4), (4, 6)])
+    with pytest.raises(DNAInputError, match="outside the given gaps"):
+        infill(model, tokenizer, "AC_TACGTACGT", gaps=[(5, 6)])
+    sequence = random_dna(256, seed=5)
+    with pytest.raises(UntrainedGapsError, match=r"gap of 60 bases \(100, 160\) inside its 256 bases.*at most 31"):
+        infill(model, tokenizer, sequence[:100] + "_" * 60 + sequence[160:])
+    assert len(infill(model, tokenizer, sequence[:100] + "_" * 60 + sequence[160:], strict=False).fills[0]) == 60
+    spaced = "".join("_" if i % 3 == 1 else base for i, base in enumerate(random_dna(40, seed=6)))
+    with pytest.raises(UntrainedGapsError, match="13 gaps in 40 bases; the infilling objective makes at most 7"):
+        infill(model, tokenizer, spaced)
+    with pytest.raises(UntrainedGapsError, match="masked entirely"):
+        infill(model, tokenizer, "____")
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        infill(model, tokenizer, "AC_GT", decoding="nucleus")
+    with pytest.raises(DNAInputError, match="alt must be one of A, C, G, T"):
+        variant_effect(model, tokenizer, [("ACGTACGT", 2, "N")])
+    with pytest.raises(DNAInputError, match=r"position must be an integer in \[0, 8\)"):
+        variant_effect(model, tokenizer, [("ACGTACGT", 8, "A")])
+    with pytest.raises(DNAInputError, match="reference base at position 2 is 'N'"):
+        variant_effect(model, tokenizer, [("ACNTACGT", 2, "A")])
+
+
+def test_a_next_token_prediction_checkpoint_says_it_cannot_infill(tokenizer, tmp_path, caplog):
+    model = tiny_model(tokenizer, objectives=None)
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path), policy="ntp", max_length=64, use_cpu=True, report_to="none"
+    )
+    windows = Dataset.from_dict({"input_ids": [ids_of(tokenizer, "ACGT" * 8).tolist()] * 4})
+    BirdieTrainer(model=model, args=args, train_dataset=windows, processing_class=tokenizer)
+    assert model.config.birdie_objectives == ["next_token_prediction"]  # what BirdieTrainer records
+    with pytest.raises(
+        InfillingNotTrainedError,
+        match=r"trained with \['next_token_prediction'\] only, without the "
+        r"infilling objective, so it cannot fill gaps",
+    ):
+        infill(model, tokenizer, "ACGT__ACGT")
+    with pytest.raises(InfillingNotTrainedError, match="bidirectional=False"):
+        score(model, tokenizer, "ACGTACGT", bidirectional=True)
+    with caplog.at_level(logging.WARNING):
+        causal_only = score(model, tokenizer, "ACGTACGTAC")
+    assert causal_only.bidirectional is None and np.isfinite(causal_only.causal[1:]).all()
+    assert "trained without infilling" in caplog.text
+    (effect,) = variant_effect(model, tokenizer, [("ACGTACGTAC", 3, "A")])
+    assert effect.bidirectional_llr is None and effect.causal_llr is not None
+
+
+def test_a_checkpoint_without_a_record_needs_strict_false(tokenizer):
+    model = tiny_model(tokenizer, objectives=None)
+    with pytest.raises(InfillingNotTrainedError, match="records no training objectives.*strict=False"):
+        infill(model, tokenizer, "ACGT__ACGT")
+    assert len(infill(model, tokenizer, "ACGT__ACGT", strict=False).fills[0]) == 2
