@@ -18,10 +18,14 @@ from .inference import InfillingNotTrainedError, UntrainedGapsError, infill, sco
 from .mixture import LiveMixture
 from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, parse_mixture, register_objective
 from .packing import pack_examples, packed_attention_mask
+from .pipelines import register_pipelines
 from .modeling import build_causal_lm, default_model_config
 from .policy import BirdiePolicy, PolicyConfig
 from .tokenizer import MissingObjectiveTokenError, add_birdie_tokens, build_dna_tokenizer
 from .trainer import BirdieTrainer, as_birdie_training_args, checkpoint_problems, last_complete_checkpoint
+
+
+register_pipelines()  # `pipeline("dna-infilling")` and `pipeline("dna-variant-effect")`
 
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "packed_attention_mask",
     "parse_mixture",
     "register_objective",
+    "register_pipelines",
     "score",
     "stream_genome_windows",
     "variant_effect",
