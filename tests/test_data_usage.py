@@ -143,6 +143,36 @@ def test_windows_trained_counts_the_short_last_batch_of_each_pass(tmp_path):
     assert [windows_trained(step, accumulate, 10) for step in (1, 2, 3)] == [8, 10, 18]
 
 
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_windows_trained_matches_the_batches_accelerate_deals_to_several_ranks(drop_last):
+    """With several processes accelerate gives every rank full batches (completing the last round with windows from
+    the start of the pass), so a pass is not `num_windows` rounded up to a multiple of `world_size`."""
+    from types import SimpleNamespace
+
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    for num_windows, world, batch, accumulation in [(10, 2, 4, 1), (7, 3, 2, 1), (16, 3, 2, 1), (17, 2, 3, 2),
+                                                    (5, 4, 1, 1), (40, 2, 3, 3), (3, 2, 4, 1)]:
+        per_rank = []
+        for rank in range(world):
+            sampler = BatchSampler(SequentialSampler(range(num_windows)), batch, drop_last)
+            per_rank.append([len(b) for b in BatchSamplerShard(sampler, num_processes=world, process_index=rank)])
+        if not per_rank[0]:
+            continue
+        # Windows drawn by each optimizer step over two passes, all ranks together.
+        step_sizes = []
+        for _ in range(2):
+            for first in range(0, len(per_rank[0]), accumulation):
+                step_sizes.append(sum(sum(sizes[first:first + accumulation]) for sizes in per_rank))
+        args = SimpleNamespace(world_size=world, per_device_train_batch_size=batch,
+                               gradient_accumulation_steps=accumulation, dataloader_drop_last=drop_last)
+        expected = [sum(step_sizes[:step]) for step in range(1, len(step_sizes) + 1)]
+        got = [windows_trained(step, args, num_windows) for step in range(1, len(step_sizes) + 1)]
+        assert got == expected, (num_windows, world, batch, accumulation)
+
+
 def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, write_fasta, random_dna, tmp_path):
     data = load_genome_windows(write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30,
                                validation_fraction=0)

@@ -154,9 +154,10 @@ def windows_trained(global_step: int, args: TrainingArguments, num_windows: Opti
     """Windows drawn by `global_step` optimizer steps, all ranks together.
 
     A step takes `per_device_train_batch_size * gradient_accumulation_steps * world_size` windows, except the last
-    step of each pass over a map-style dataset of `num_windows` windows, which takes what is left: every pass takes
-    `num_windows` (rounded up to a multiple of `world_size`, as accelerate repeats a few windows so every rank gets the
-    same number; `dataloader_drop_last` drops the last incomplete batch of each rank instead).
+    step of each pass over a map-style dataset of `num_windows` windows, which takes what is left. On one process a
+    pass takes `num_windows` (`dataloader_drop_last` drops the last incomplete batch). On several, accelerate deals
+    the batches round-robin to the ranks and completes the last round with windows from the start of the pass, so
+    every rank gets the same number of full batches (`dataloader_drop_last` drops the incomplete round instead).
 
     Args:
         global_step (`int`): optimizer steps taken (`TrainOutput.global_step`).
@@ -167,9 +168,14 @@ def windows_trained(global_step: int, args: TrainingArguments, num_windows: Opti
     per_step = batch * accumulation * world
     if not num_windows:
         return global_step * per_step
-    per_rank = math.ceil(num_windows / world)
-    batches = per_rank // batch if args.dataloader_drop_last else math.ceil(per_rank / batch)
-    per_pass = (batches * batch if args.dataloader_drop_last else per_rank) * world
+    full_batches, last_batch = divmod(num_windows, batch)
+    if world == 1:
+        batches = full_batches + (0 if args.dataloader_drop_last or not last_batch else 1)
+        per_pass = full_batches * batch if args.dataloader_drop_last else num_windows
+    else:  # accelerate's `BatchSamplerShard` with `even_batches=True` (the default)
+        sampled = full_batches if args.dataloader_drop_last else math.ceil(num_windows / batch)
+        batches = sampled // world if args.dataloader_drop_last else math.ceil(sampled / world)
+        per_pass = batches * batch * world
     steps_per_pass = max(1, math.ceil(batches / accumulation))
     passes, steps = divmod(global_step, steps_per_pass)
     return passes * per_pass + min(steps * per_step, per_pass)
