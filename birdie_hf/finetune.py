@@ -131,7 +131,8 @@ class LoraSettings:
 #: How a classifier reads its input: `causal` (each position sees only its left), `bidirectional` (every position
 #: sees the whole input, as Birdie reads a prefix) or `auto` (see [`resolve_attention`]).
 ATTENTION_MODES = ("auto", "causal", "bidirectional")
-#: Objectives that train the model to read a bidirectional prefix (every registered objective but NTP does).
+
+
 def resolve_attention(config, attention: str = "auto") -> str:
     """`"causal"` or `"bidirectional"` for a checkpoint's `config`.
 
