@@ -453,6 +453,16 @@ class BirdieTrainer(Trainer):
                                "ones.", path, "; ".join(problems), self.args.save_total_limit)
                 shutil.rmtree(path, ignore_errors=True)
 
+    def _save_rng_state(self, output_dir: str) -> None:
+        """Save this rank's RNG state, then wait for every rank.
+
+        Each rank writes its own `rng_state_<rank>.pth`, and rank 0 writes `trainer_state.json` (the file that marks
+        a checkpoint complete, see [`checkpoint_problems`]) right after its own: without this barrier a run killed in
+        between leaves a checkpoint that reads as complete but lacks another rank's RNG state.
+        """
+        super()._save_rng_state(output_dir)
+        self.accelerator.wait_for_everyone()
+
     def save_birdie_state(self, directory: str) -> None:
         """Write the policy state and the mixture trajectory (JSON) into `directory`, each atomically.
 

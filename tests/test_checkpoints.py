@@ -91,6 +91,41 @@ def test_birdie_state_is_in_the_checkpoint_before_push_and_rotation(tokenizer, g
     assert not list(run.rglob("*.tmp-*")), "a temporary file of an atomic write was left behind"
 
 
+def test_every_rank_has_saved_its_rng_state_before_the_trainer_state_marks_a_checkpoint_complete(
+        tokenizer, genome, tmp_path, monkeypatch):
+    """Rank 0 writes `trainer_state.json` right after its own RNG file; a barrier must separate the per-rank RNG files
+    from it, or a run killed in between leaves a 'complete' checkpoint without another rank's RNG state."""
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    events = []
+    wait = trainer.accelerator.wait_for_everyone
+
+    def recording_wait():
+        events.append(("barrier", trainer.state.global_step))
+        wait()
+
+    save_to_json = transformers.trainer.TrainerState.save_to_json
+
+    def recording_save(state, path):
+        if os.path.basename(os.path.dirname(path)).startswith("checkpoint-"):
+            assert os.path.exists(os.path.join(os.path.dirname(path), "rng_state.pth"))
+            events.append(("trainer_state", state.global_step))
+        save_to_json(state, path)
+
+    monkeypatch.setattr(trainer.accelerator, "wait_for_everyone", recording_wait)
+    monkeypatch.setattr(transformers.trainer.TrainerState, "save_to_json", recording_save)
+    save_rng_state = transformers.trainer.Trainer._save_rng_state
+
+    def recording_rng(self, output_dir):
+        save_rng_state(self, output_dir)
+        events.append(("rng", self.state.global_step))
+
+    monkeypatch.setattr(transformers.trainer.Trainer, "_save_rng_state", recording_rng)
+    trainer.train()
+    for step in (2, 4):
+        rng, state = events.index(("rng", step)), events.index(("trainer_state", step))
+        assert ("barrier", step) in events[rng:state], events
+
+
 def test_crash_while_saving_keeps_the_previous_checkpoint(tokenizer, genome, tmp_path, monkeypatch):
     trainer = make_trainer(tokenizer, genome, tmp_path, save_total_limit=1, **SAVING)
     save_rng_state = trainer._save_rng_state
