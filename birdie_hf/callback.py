@@ -375,8 +375,10 @@ def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
                 + ", ".join(f"{name} {a:.4g} -> {b:.4g}" for name, a, b in zip(saved_names, was, now) if a != b)
                 + " (checkpoint -> this run)"
             )
-    for key, (was, now) in _changed(saved.get("policy_settings") or {}, current.get("policy_settings") or {}).items():
-        differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
+    if saved.get("policy") == current.get("policy"):  # another policy already says it all
+        for key, (was, now) in _changed(saved.get("policy_settings") or {},
+                                        current.get("policy_settings") or {}).items():
+            differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
     return differences
 
 

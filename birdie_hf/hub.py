@@ -127,13 +127,19 @@ def template_text(name: str) -> str:
     return resource.read_text(encoding="utf-8")
 
 
+#: Steps between a policy decision at step `s` and the first optimizer step trained on it (`s + 3`): applied at the end
+#: of step `s + 1`, while the batch of step `s + 2` is already collated (no loader workers).
+DECISION_LAG_STEPS = 3
+
+
 def final_mixture(trajectory: dict, final_step: Optional[int] = None) -> Optional[dict[str, float]]:
     """The mixture in force at the end of training (during its last interval), from a run's trajectory.
 
     Every evaluation records the mixture trained on up to it (`mixture`) and, for the `birdie` policy, the decision
-    for the next interval (`next_mixture`). [`BirdieRewardCallback`] applies a decision once training moves past the
-    step that took it, so the decision of the last evaluation counts only when the run went on after it
-    (`final_step > step`); a decision taken at the very last step was never trained on.
+    for the next interval (`next_mixture`). [`BirdieRewardCallback`] applies a decision at the end of the step after
+    the one that took it, and the data loader has collated one batch ahead by then, so a decision taken at step `s` is
+    first trained on at step `s + 3` (later with `dataloader_num_workers > 0`). The last decision therefore counts
+    only when the run went on to at least that step; a decision taken in the last steps was never trained on.
 
     Args:
         trajectory (`dict`): [`BirdieTrainer.mixture_trajectory`] output (`mixture_trajectory.json`).
@@ -147,7 +153,7 @@ def final_mixture(trajectory: dict, final_step: Optional[int] = None) -> Optiona
     if not evaluations:
         return None
     last = evaluations[-1]
-    if "next_mixture" in last and final_step is not None and final_step > last["step"]:
+    if "next_mixture" in last and final_step is not None and final_step >= last["step"] + DECISION_LAG_STEPS:
         return dict(last["next_mixture"])
     return dict(last["mixture"])
 

@@ -430,7 +430,10 @@ class BirdieTrainer(Trainer):
                 # Left by an abandoned run that got this far: until the parent rewrites it, the folder must read as
                 # incomplete, or a crash in this save would leave old and new files that look like one checkpoint.
                 logger.info("Overwriting %s, left by an earlier run.", checkpoint)
-                os.remove(stale_state)
+                try:
+                    os.remove(stale_state)
+                except FileNotFoundError:  # another node's process sharing this file system was first
+                    pass
             if self.args.save_total_limit is not None and self.args.save_total_limit > 0:
                 self._remove_incomplete_checkpoints_after(run_dir, self.state.global_step)
             self.save_birdie_state(checkpoint)

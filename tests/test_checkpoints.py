@@ -316,3 +316,14 @@ def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp
     assert trainer.args.logging_steps == 3
     with pytest.raises(TypeError, match="must be BirdieTrainingArguments"):
         BirdieTrainer(model=model, args={"output_dir": str(tmp_path)}, processing_class=tokenizer)
+
+
+def test_a_changed_policy_is_one_difference_not_every_policy_setting():
+    from birdie_hf.callback import run_spec_differences
+
+    entries = [{"name": "copying", "objective": "copying", "settings": {}}]
+    saved = {"policy": "birdie", "entries": entries, "policy_settings": {"policy_top_n": 8, "policy_min_weight": 0.01}}
+    assert run_spec_differences(saved, {"policy": "static", "entries": entries, "policy_settings": None}) == [
+        "policy: 'birdie' in the checkpoint, 'static' in this run"]
+    changed = {**saved, "policy_settings": {"policy_top_n": 4, "policy_min_weight": 0.01}}
+    assert run_spec_differences(saved, changed) == ["policy_top_n: 8 in the checkpoint, 4 in this run"]

@@ -412,7 +412,9 @@ EVALUATION = [{"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
 def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pretrain):
     # The decision taken at the last step (4) was never trained on: the last interval used `mixture`.
     assert final_mixture(TRAJECTORY, final_step=4) == {"next_token_prediction": 0.6, "infilling": 0.4}
-    assert final_mixture(TRAJECTORY, final_step=6) == {"next_token_prediction": 0.9, "infilling": 0.1}
+    # A decision at step 4 is applied at the end of step 5 and first trained on at step 7 (one batch collated ahead).
+    assert final_mixture(TRAJECTORY, final_step=6) == {"next_token_prediction": 0.6, "infilling": 0.4}
+    assert final_mixture(TRAJECTORY, final_step=7) == {"next_token_prediction": 0.9, "infilling": 0.1}
     assert final_mixture({"evaluations": []}, 4) is None
     card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
     assert "| `infilling` | infilling | 0.500 | 0.400 | 0.450 | 1.9000 |" in card.content
