@@ -202,6 +202,11 @@ class BirdieTrainer(Trainer):
             trained = list(getattr(config, "birdie_objectives", None) or [])
             config.birdie_objectives = trained + [o for o in dict.fromkeys(data_collator.reward_classes)
                                                   if o not in trained]
+            # Each entry with its settings, and the window length: birdie_hf.inference derives from them the gaps
+            # the checkpoint was trained to fill (a continued run records its latest mixture and windows).
+            config.birdie_mixture = self.birdie_callback.run_spec["entries"]
+            if first_window:
+                config.birdie_window_length = len(first_window[0]["input_ids"])
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)

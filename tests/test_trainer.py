@@ -27,11 +27,6 @@ MIXTURE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def genome(tokenizer):
-    return load_genome_windows(None, tokenizer, window_length=64)
-
-
 def make_trainer(tokenizer, genome, tmp_path, **overrides):
     settings = dict(output_dir=str(tmp_path / "run"), max_steps=8, per_device_train_batch_size=4,
                     per_device_eval_batch_size=8, learning_rate=3e-3, max_length=160, objectives=MIXTURE,
@@ -443,3 +438,22 @@ def test_console_formatting_of_fixed_mixture_runs_and_user_keys():
                                                                  "epoch": "0.5"}
     assert len(logs) == 9  # not modified
     assert console_logs({"next_mixture/copying": 1.0, "epoch": 0.5}, ["copying"]) == {}
+
+
+def test_checkpoint_config_records_mixture_settings_and_window_length(tokenizer, genome, tmp_path):
+    from transformers import AutoConfig
+
+    from birdie_hf.inference.limits import infilling_limits
+
+    trainer = make_trainer(tokenizer, genome, tmp_path)
+    trainer.save_model(str(tmp_path / "saved"))
+    config = AutoConfig.from_pretrained(tmp_path / "saved")
+    assert config.birdie_window_length == 64
+    entries = {entry["name"]: entry for entry in config.birdie_mixture}
+    assert list(entries) == [spec.name for spec in trainer.args.objective_specs()]
+    long = entries["infilling_long"]
+    assert long["objective"] == "infilling"
+    assert (long["settings"]["mean_span_length"], long["settings"]["corruption_rate"]) == (16, 0.3)
+    # Inference reads the gaps the checkpoint was trained on from the record, not from the default mixture.
+    limits = infilling_limits(config, tokenizer)
+    assert sorted(limits.entries) == [(0.15, 3.0), (0.3, 16.0)]  # infilling_short's corruption rate is the default
