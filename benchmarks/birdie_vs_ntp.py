@@ -45,8 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", REPO.parent / "shared")) / "data" / "genomes"
 POLICIES = ("birdie", "static", "ntp")
 #: Bacteria in the pre-training corpus: one strain per species (strains of a species share most of their sequence).
-BACTERIA = ("bacteria/e_coli_mg1655-k12.fa.gz", "bacteria/v_cholerae_o395.fa.gz", "bacteria/s_aureus_col.fa.gz",
-            "bacteria/h_pylori_g27.fa.gz", "klebsiella_pneumoniae_NTUH-K2044.fna.gz")
+BACTERIA = (
+    "bacteria/e_coli_mg1655-k12.fa.gz",
+    "bacteria/v_cholerae_o395.fa.gz",
+    "bacteria/s_aureus_col.fa.gz",
+    "bacteria/h_pylori_g27.fa.gz",
+    "klebsiella_pneumoniae_NTUH-K2044.fna.gz",
+)
 TASKS = ("gene_strand", "coding_vs_intergenic", "human_repeat")
 
 
@@ -93,8 +98,9 @@ def tokens_per_step(policy: str, args) -> float:
 
     tokenizer = build_dna_tokenizer()
     # Collator seed 0: the draw the committed run's step counts were computed with.
-    training = BirdieTrainingArguments(output_dir="unused", policy=policy, max_length=args.max_length, use_cpu=True,
-                                       seed=0)
+    training = BirdieTrainingArguments(
+        output_dir="unused", policy=policy, max_length=args.max_length, use_cpu=True, seed=0
+    )
     collator = DataCollatorForBirdie.from_training_args(tokenizer, training)
     windows = load_genome_windows(default_genome_path(), tokenizer, window_length=args.window_length)["train"]
     counts = []
@@ -108,16 +114,46 @@ def pretrain(policy: str, args, work: Path, seed: int) -> dict:
     out = work / policy
     if not (out / "train_results.json").exists():
         steps = int(round(args.model_tokens / tokens_per_step(policy, args)))
-        cmd = [sys.executable, "recipes/pretrain.py", "--policy", policy, "--output_dir", str(out),
-               "--genomes", *corpus(work.parent), "--max_steps", str(steps), "--seed", str(seed),
-               "--hidden_size", str(args.hidden_size), "--num_hidden_layers", str(args.num_hidden_layers),
-               "--window_length", str(args.window_length), "--max_length", str(args.max_length),
-               "--per_device_train_batch_size", str(args.batch_size), "--learning_rate", str(args.learning_rate),
-               "--warmup_steps", str(max(10, steps // 50)), "--save_strategy", "no", "--disable_tqdm", "true",
-               "--logging_steps", "50", "--validation_fraction", "0.01",
-               # The committed runs used max_length 512 with 256-base windows, where copying and deshuffling read
-               # 255 of the 256 bases; keep that protocol reproducible now that the recipe refuses cropping.
-               "--allow_cropping", "true"]
+        cmd = [
+            sys.executable,
+            "recipes/pretrain.py",
+            "--policy",
+            policy,
+            "--output_dir",
+            str(out),
+            "--genomes",
+            *corpus(work.parent),
+            "--max_steps",
+            str(steps),
+            "--seed",
+            str(seed),
+            "--hidden_size",
+            str(args.hidden_size),
+            "--num_hidden_layers",
+            str(args.num_hidden_layers),
+            "--window_length",
+            str(args.window_length),
+            "--max_length",
+            str(args.max_length),
+            "--per_device_train_batch_size",
+            str(args.batch_size),
+            "--learning_rate",
+            str(args.learning_rate),
+            "--warmup_steps",
+            str(max(10, steps // 50)),
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--logging_steps",
+            "50",
+            "--validation_fraction",
+            "0.01",
+            # The committed runs used max_length 512 with 256-base windows, where copying and deshuffling read
+            # 255 of the 256 bases; keep that protocol reproducible now that the recipe refuses cropping.
+            "--allow_cropping",
+            "true",
+        ]
         run(cmd, log=work / f"pretrain_{policy}.log")
     return json.loads((out / "train_results.json").read_text())
 
@@ -133,13 +169,19 @@ def heldout_next_base(work: Path, args, seed: int) -> dict:
     from birdie_hf.baselines import markov_baseline_table, next_base_nll, windows_to_text
 
     tokenizer = build_dna_tokenizer()
-    data = load_genome_windows(corpus(work.parent), tokenizer, window_length=args.window_length, validation_fraction=0.01,
-                               seed=seed)
+    data = load_genome_windows(
+        corpus(work.parent), tokenizer, window_length=args.window_length, validation_fraction=0.01, seed=seed
+    )
     order = np.random.default_rng(0).permutation(len(data["validation"]))[:400]
     heldout_ids = [data["validation"][int(i)]["input_ids"] for i in order]
-    result = {"windows": len(heldout_ids),
-              "markov": markov_baseline_table(windows_to_text(data["train"]["input_ids"], tokenizer),
-                                              list(windows_to_text(heldout_ids, tokenizer)), orders=(2, 3, 4, 5, 6, 8))}
+    result = {
+        "windows": len(heldout_ids),
+        "markov": markov_baseline_table(
+            windows_to_text(data["train"]["input_ids"], tokenizer),
+            list(windows_to_text(heldout_ids, tokenizer)),
+            orders=(2, 3, 4, 5, 6, 8),
+        ),
+    }
     result["composition_entropy"] = result["markov"][0]["nll"]
     for policy in POLICIES:
         result[policy] = next_base_nll(AutoModelForCausalLM.from_pretrained(work / policy), heldout_ids, tokenizer)
@@ -163,22 +205,51 @@ def main(args):
     tasks_dir = work / "tasks"
     if not args.summarise_only:
         if not (tasks_dir / "suite.json").exists():
-            run([sys.executable, "recipes/make_genome_tasks.py", "--genbank", str(SHARED / "bacterial_contigs.gbk"),
-                 "--human_fasta", str(SHARED / "human_chr22_segments.fa.gz"), "--output_dir", str(tasks_dir),
-                 "--windows_per_gene", "12", "--check_leakage", *corpus(work)])
+            run(
+                [
+                    sys.executable,
+                    "recipes/make_genome_tasks.py",
+                    "--genbank",
+                    str(SHARED / "bacterial_contigs.gbk"),
+                    "--human_fasta",
+                    str(SHARED / "human_chr22_segments.fa.gz"),
+                    "--output_dir",
+                    str(tasks_dir),
+                    "--windows_per_gene",
+                    "12",
+                    "--check_leakage",
+                    *corpus(work),
+                ]
+            )
         for seed in args.seeds:
             seed_work = work / f"seed{seed}"
             seed_work.mkdir(exist_ok=True)
             for policy in POLICIES:
                 pretrain(policy, args, seed_work, seed)
             heldout_next_base(seed_work, args, seed)
-            run([sys.executable, "recipes/evaluate_suite.py",
-                 "--checkpoints", *[f"{p}={seed_work / p}" for p in POLICIES],
-                 "--tasks", *[str(tasks_dir / t) for t in TASKS], "--seeds", *args.finetune_seeds,
-                 "--attention_modes", *args.modes, "--num_train_epochs", str(args.finetune_epochs),
-                 "--max_train_examples", str(args.max_train_examples),
-                 "--max_eval_examples", str(args.max_eval_examples), "--output_dir", str(seed_work / "suite")],
-                log=seed_work / "finetune.log")
+            run(
+                [
+                    sys.executable,
+                    "recipes/evaluate_suite.py",
+                    "--checkpoints",
+                    *[f"{p}={seed_work / p}" for p in POLICIES],
+                    "--tasks",
+                    *[str(tasks_dir / t) for t in TASKS],
+                    "--seeds",
+                    *args.finetune_seeds,
+                    "--attention_modes",
+                    *args.modes,
+                    "--num_train_epochs",
+                    str(args.finetune_epochs),
+                    "--max_train_examples",
+                    str(args.max_train_examples),
+                    "--max_eval_examples",
+                    str(args.max_eval_examples),
+                    "--output_dir",
+                    str(seed_work / "suite"),
+                ],
+                log=seed_work / "finetune.log",
+            )
     write_results(args, work)
 
 
@@ -202,16 +273,19 @@ def write_results(args, work: Path) -> None:
     if not seeds:
         raise SystemExit(f"No pre-training seed of {args.seeds} has finished all of {POLICIES} under {work}.")
     dirs = {s: work / f"seed{s}" for s in seeds}
-    pretraining = {s: {p: json.loads((d / p / "train_results.json").read_text()) for p in POLICIES}
-                   for s, d in dirs.items()}
+    pretraining = {
+        s: {p: json.loads((d / p / "train_results.json").read_text()) for p in POLICIES} for s, d in dirs.items()
+    }
     heldout = {s: heldout_next_base(d, args, s) for s, d in dirs.items()}
     finals = {s: {p: _final_losses(d, p) for p in POLICIES} for s, d in dirs.items()}
     kmer = kmer_baseline(work)
     runs = []
     for s, d in dirs.items():
         if (d / "suite" / "runs.jsonl").exists():
-            runs += [{**json.loads(line), "pretraining_seed": s} for line in open(d / "suite" / "runs.jsonl",
-                                                                              encoding="utf-8")]
+            runs += [
+                {**json.loads(line), "pretraining_seed": s}
+                for line in open(d / "suite" / "runs.jsonl", encoding="utf-8")
+            ]
     runs = [r for r in runs if r["mode"] in args.modes]
     summary = summarise(runs, by_mode=True)
     per_seed = {s: summarise([r for r in runs if r["pretraining_seed"] == s], by_mode=True) for s in seeds}
@@ -221,43 +295,82 @@ def write_results(args, work: Path) -> None:
     first = seeds[0]
 
     command = " ".join(sys.argv[1:]).replace("--summarise_only", "").strip()
-    lines = [f"# Birdie vs static mixture vs NTP at equal compute ({args.model_tokens:,.0f} model tokens per policy)",
-             "", f"Reproduce: `python benchmarks/birdie_vs_ntp.py {command}` (then `--summarise_only` rebuilds this "
-             "file).", "", f"Pre-training seeds: {', '.join(map(str, seeds))}.", "", "## Pre-training", "",
-             "Mean ± std over pre-training seeds where there is more than one.", "",
-             "| policy | steps | tokens through the model | genome bases | held-out next-base NLL (nats) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Birdie vs static mixture vs NTP at equal compute ({args.model_tokens:,.0f} model tokens per policy)",
+        "",
+        f"Reproduce: `python benchmarks/birdie_vs_ntp.py {command}` (then `--summarise_only` rebuilds this file).",
+        "",
+        f"Pre-training seeds: {', '.join(map(str, seeds))}.",
+        "",
+        "## Pre-training",
+        "",
+        "Mean ± std over pre-training seeds where there is more than one.",
+        "",
+        "| policy | steps | tokens through the model | genome bases | held-out next-base NLL (nats) |",
+        "|---|---|---|---|---|",
+    ]
     for p in POLICIES:
         r = pretraining[first][p]
-        lines.append(f"| {p} | {r.get('global_step', r['tokens_seen'] // (args.batch_size * args.window_length)):,} | {r['model_tokens']:,} | {r['tokens_seen']:,} | "
-                     f"{_mean_std([heldout[s][p] for s in seeds], 4)} |")
-    lines += ["", "Order-k Markov models fit on the same training windows, scored on the same "
-              f"{heldout[first]['windows']} held-out windows (per seed's validation split):", "",
-              "| model | NLL (nats) |", "|---|---|"]
+        lines.append(
+            f"| {p} | {r.get('global_step', r['tokens_seen'] // (args.batch_size * args.window_length)):,} | {r['model_tokens']:,} | {r['tokens_seen']:,} | "
+            f"{_mean_std([heldout[s][p] for s in seeds], 4)} |"
+        )
+    lines += [
+        "",
+        "Order-k Markov models fit on the same training windows, scored on the same "
+        f"{heldout[first]['windows']} held-out windows (per seed's validation split):",
+        "",
+        "| model | NLL (nats) |",
+        "|---|---|",
+    ]
     for i, row in enumerate(heldout[first]["markov"]):
-        lines.append(f"| order {row['order']} Markov | "
-                     f"{_mean_std([heldout[s]['markov'][i]['nll'] for s in seeds], 4)} |")
+        lines.append(
+            f"| order {row['order']} Markov | {_mean_std([heldout[s]['markov'][i]['nll'] for s in seeds], 4)} |"
+        )
     entries = list(finals[first]["birdie"])
-    lines += ["", "Final per-objective held-out losses (fixed held-out set, nats per target token):", "",
-              "| objective | " + " | ".join(POLICIES) + " |", "|---|" + "---|" * len(POLICIES)]
+    lines += [
+        "",
+        "Final per-objective held-out losses (fixed held-out set, nats per target token):",
+        "",
+        "| objective | " + " | ".join(POLICIES) + " |",
+        "|---|" + "---|" * len(POLICIES),
+    ]
     for entry in entries:
         cells = []
         for p in POLICIES:
             values = [finals[s][p][entry] for s in seeds if entry in finals[s][p]]
             cells.append(_mean_std(values) if values else "–")
         lines.append(f"| {entry} | " + " | ".join(cells) + " |")
-    lines += ["", "## Downstream (test MCC)", "",
-              f"Tasks: {', '.join(TASKS)}. Leakage check: {leaked} of {checked} dev/test sequences occur verbatim "
-              "(either strand) in the pre-training corpus.", "",
-              "Pooled over pre-training seeds × fine-tuning seeds (n runs per cell); std over those runs.", "",
-              markdown(summary), "",
-              "| 6-mer logistic regression | " + " | ".join(f"{kmer[t]['test']['mcc']:.3f}" for t in sorted(kmer))
-              + f" | {np.mean([kmer[t]['test']['mcc'] for t in kmer]):.3f} |", ""]
-    lines += ["Mean test MCC over tasks, per pre-training seed:", "",
-              "| checkpoint | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
+    lines += [
+        "",
+        "## Downstream (test MCC)",
+        "",
+        f"Tasks: {', '.join(TASKS)}. Leakage check: {leaked} of {checked} dev/test sequences occur verbatim "
+        "(either strand) in the pre-training corpus.",
+        "",
+        "Pooled over pre-training seeds × fine-tuning seeds (n runs per cell); std over those runs.",
+        "",
+        markdown(summary),
+        "",
+        "| 6-mer logistic regression | "
+        + " | ".join(f"{kmer[t]['test']['mcc']:.3f}" for t in sorted(kmer))
+        + f" | {np.mean([kmer[t]['test']['mcc'] for t in kmer]):.3f} |",
+        "",
+    ]
+    lines += [
+        "Mean test MCC over tasks, per pre-training seed:",
+        "",
+        "| checkpoint | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
     for key in summary:
-        lines.append(f"| {key} | " + " | ".join(
-            f"{per_seed[s][key]['mean_over_tasks']['mcc']:.3f}" if key in per_seed[s] else "–" for s in seeds) + " |")
+        lines.append(
+            f"| {key} | "
+            + " | ".join(
+                f"{per_seed[s][key]['mean_over_tasks']['mcc']:.3f}" if key in per_seed[s] else "–" for s in seeds
+            )
+            + " |"
+        )
     base_key = "ntp (causal)"
     if base_key in summary:
         base = summary[base_key]["mean_over_tasks"]["mcc"]
@@ -270,14 +383,28 @@ def write_results(args, work: Path) -> None:
     text = "\n".join(lines) + "\n"
     os.makedirs(args.results_dir, exist_ok=True)
     Path(args.results_dir, "birdie_vs_ntp.md").write_text(text)
-    Path(args.results_dir, "birdie_vs_ntp.json").write_text(json.dumps(
-        {"settings": vars(args), "seeds": seeds, "pretraining": pretraining, "heldout_next_base": heldout,
-         "final_losses": finals, "summary": summary, "summary_per_pretraining_seed": per_seed,
-         "kmer_logistic_regression": kmer, "leakage": suite["leakage"], "task_counts": suite["counts"]}, indent=2))
+    Path(args.results_dir, "birdie_vs_ntp.json").write_text(
+        json.dumps(
+            {
+                "settings": vars(args),
+                "seeds": seeds,
+                "pretraining": pretraining,
+                "heldout_next_base": heldout,
+                "final_losses": finals,
+                "summary": summary,
+                "summary_per_pretraining_seed": per_seed,
+                "kmer_logistic_regression": kmer,
+                "leakage": suite["leakage"],
+                "task_counts": suite["counts"],
+            },
+            indent=2,
+        )
+    )
     with open(Path(args.results_dir, "birdie_vs_ntp_runs.jsonl"), "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in runs)
-    Path(args.results_dir, "birdie_vs_ntp_birdie_trajectory.json").write_text(json.dumps(
-        {s: json.loads((d / "birdie" / "mixture_trajectory.json").read_text()) for s, d in dirs.items()}))
+    Path(args.results_dir, "birdie_vs_ntp_birdie_trajectory.json").write_text(
+        json.dumps({s: json.loads((d / "birdie" / "mixture_trajectory.json").read_text()) for s, d in dirs.items()})
+    )
     print(text)
 
 

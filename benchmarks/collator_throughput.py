@@ -52,16 +52,20 @@ def main():
     candidates = {
         "DataCollatorForLanguageModeling(mlm=False)": baseline,
         "DataCollatorForBirdie (default mixture, segments mask)": DataCollatorForBirdie(
-            tokenizer, max_length=args.max_length),
+            tokenizer, max_length=args.max_length
+        ),
         "DataCollatorForBirdie (default mixture, dense 4-D mask)": DataCollatorForBirdie(
-            tokenizer, max_length=args.max_length, mask_format="dense"),
+            tokenizer, max_length=args.max_length, mask_format="dense"
+        ),
     }
     for collate in candidates.values():  # warm-up
         collate(batches[0])
     seconds = {name: measure(collate, batches, args.repeats) for name, collate in candidates.items()}
     base = seconds["DataCollatorForLanguageModeling(mlm=False)"]
-    print(f"windows of {args.window_length} bases, rows of {args.max_length} tokens, batch {args.batch_size}, "
-          f"{args.num_batches} batches ({tokens} tokens), best of {args.repeats}")
+    print(
+        f"windows of {args.window_length} bases, rows of {args.max_length} tokens, batch {args.batch_size}, "
+        f"{args.num_batches} batches ({tokens} tokens), best of {args.repeats}"
+    )
     print(f"| {'collator':<58} | {'tokens/s':>12} | {'cost per token vs baseline':>27} |")
     print(f"|{'-' * 60}|{'-' * 14}|{'-' * 29}|")
     for name, secs in seconds.items():

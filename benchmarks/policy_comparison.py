@@ -35,7 +35,9 @@ def main():
     parser.add_argument("--max_steps", type=int, default=400)
     parser.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     parser.add_argument("--work_dir", default="outputs/policy_comparison")
-    parser.add_argument("--genbank", default=str(REPO.parent / "shared" / "data" / "genomes" / "bacterial_contigs.gbk"))
+    parser.add_argument(
+        "--genbank", default=str(REPO.parent / "shared" / "data" / "genomes" / "bacterial_contigs.gbk")
+    )
     parser.add_argument("--genomes", nargs="*", default=None, help="pre-training FASTA (default: shipped genome)")
     parser.add_argument("--results_dir", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args()
@@ -45,16 +47,47 @@ def main():
         out = work / policy
         if (out / "train_results.json").exists():
             continue
-        cmd = [sys.executable, "recipes/pretrain.py", "--policy", policy, "--output_dir", str(out),
-               "--max_steps", str(args.max_steps), "--disable_tqdm", "true", "--save_strategy", "no"]
+        cmd = [
+            sys.executable,
+            "recipes/pretrain.py",
+            "--policy",
+            policy,
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            str(args.max_steps),
+            "--disable_tqdm",
+            "true",
+            "--save_strategy",
+            "no",
+        ]
         if args.genomes:
             cmd += ["--genomes", *args.genomes]
         run(cmd)
-    run([sys.executable, "recipes/make_genome_tasks.py", "--genbank", args.genbank, "--output_dir",
-         str(work / "tasks")])
-    run([sys.executable, "recipes/evaluate_suite.py", "--checkpoints",
-         *[f"{p}={work / p}" for p in POLICIES], "--suite_dir", str(work / "tasks"), "--seeds", *args.seeds,
-         "--output_dir", str(work / "suite")])
+    run(
+        [
+            sys.executable,
+            "recipes/make_genome_tasks.py",
+            "--genbank",
+            args.genbank,
+            "--output_dir",
+            str(work / "tasks"),
+        ]
+    )
+    run(
+        [
+            sys.executable,
+            "recipes/evaluate_suite.py",
+            "--checkpoints",
+            *[f"{p}={work / p}" for p in POLICIES],
+            "--suite_dir",
+            str(work / "tasks"),
+            "--seeds",
+            *args.seeds,
+            "--output_dir",
+            str(work / "suite"),
+        ]
+    )
 
     summary = json.loads((work / "suite" / "results.json").read_text())
     pretraining = {p: json.loads((work / p / "train_results.json").read_text()) for p in POLICIES}
@@ -66,12 +99,16 @@ def main():
     # causally, its only mode.
     rows = summary["summary"]
     base = rows["ntp (causal)"]["mean_over_tasks"]["mcc"]
-    ratios = "\n".join(f"- {key}: mean MCC {per['mean_over_tasks']['mcc']:.3f} "
-                       f"({per['mean_over_tasks']['mcc'] - base:+.3f} vs ntp (causal)), "
-                       f"tokens seen {pretraining[key.split(' ')[0]]['tokens_seen']:,}" for key, per in rows.items())
+    ratios = "\n".join(
+        f"- {key}: mean MCC {per['mean_over_tasks']['mcc']:.3f} "
+        f"({per['mean_over_tasks']['mcc'] - base:+.3f} vs ntp (causal)), "
+        f"tokens seen {pretraining[key.split(' ')[0]]['tokens_seen']:,}"
+        for key, per in rows.items()
+    )
     Path(args.results_dir, "policy_comparison.md").write_text(
         f"# Birdie vs static mixture vs NTP ({args.max_steps} pre-training steps each, seeds {args.seeds})\n\n"
-        f"{table}\n{ratios}\n")
+        f"{table}\n{ratios}\n"
+    )
     print(table)
     print(ratios)
 

@@ -32,12 +32,22 @@ def parse_args(argv=None):
     parser.add_argument("--validation_fraction", type=float, default=0.05, help="as in the pre-training run")
     parser.add_argument("--data_seed", type=int, default=42, help="seed of the pre-training run's split")
     parser.add_argument("--max_length", type=int, default=512)
-    parser.add_argument("--budgets", nargs="+", type=int, default=[1024, 4096, 8192, 16384],
-                        help="target tokens per entry in one held-out draw")
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=int,
+        default=[1024, 4096, 8192, 16384],
+        help="target tokens per entry in one held-out draw",
+    )
     parser.add_argument("--max_windows", type=int, default=256, help="the trainer's cap of windows per entry")
-    parser.add_argument("--min_windows", nargs="+", type=int, default=[1, 160],
-                        help="fewest windows per entry in a draw (the trainer's policy_validation_min_windows); "
-                             "one column per budget and minimum")
+    parser.add_argument(
+        "--min_windows",
+        nargs="+",
+        type=int,
+        default=[1, 160],
+        help="fewest windows per entry in a draw (the trainer's policy_validation_min_windows); "
+        "one column per budget and minimum",
+    )
     parser.add_argument("--cache", default=None, help="npz of per-window losses: reused when it exists")
     parser.add_argument("--pool_windows", type=int, default=1024, help="windows measured per entry")
     parser.add_argument("--draws", type=int, default=200)
@@ -97,8 +107,13 @@ def main(args):
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
     model = AutoModelForCausalLM.from_pretrained(args.checkpoint, attn_implementation="sdpa").eval()
     collator = DataCollatorForBirdie(tokenizer, objectives=DEFAULT_MIXTURE, max_length=args.max_length)
-    data = load_genome_windows(args.genomes, tokenizer, window_length=args.window_length,
-                               validation_fraction=args.validation_fraction, seed=args.data_seed)["validation"]
+    data = load_genome_windows(
+        args.genomes,
+        tokenizer,
+        window_length=args.window_length,
+        validation_fraction=args.validation_fraction,
+        seed=args.data_seed,
+    )["validation"]
     rng = np.random.default_rng(args.seed)
     pool = [data[int(i)] for i in rng.permutation(len(data))[: args.pool_windows]]
     real = {}
@@ -128,14 +143,20 @@ def main(args):
         rows.append(row)
     if args.cache:
         np.savez(args.cache, **cached)
-    header = "| entry | loss | targets/window | " + " | ".join(
-        f"p95 noise @{b} tokens, >= {m} windows" for b, m in columns) + " | median real (early) |"
+    header = (
+        "| entry | loss | targets/window | "
+        + " | ".join(f"p95 noise @{b} tokens, >= {m} windows" for b, m in columns)
+        + " | median real (early) |"
+    )
     print(header)
     print("|---" * (4 + len(columns)) + "|")
     for row in rows:
         real_text = "–" if row["real_median"] is None else f"{row['real_median']:.3f}"
-        print(f"| {row['entry']} | {row['loss']:.3f} | {row['targets_per_window']:.0f} | "
-              + " | ".join(f"{row[f'p95_{b}_{m}']:.4f}" for b, m in columns) + f" | {real_text} |")
+        print(
+            f"| {row['entry']} | {row['loss']:.3f} | {row['targets_per_window']:.0f} | "
+            + " | ".join(f"{row[f'p95_{b}_{m}']:.4f}" for b, m in columns)
+            + f" | {real_text} |"
+        )
     if args.output:
         Path(args.output).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=2))
 

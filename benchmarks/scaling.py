@@ -70,8 +70,11 @@ def main():
         xs.append(k)
         ys.append(seconds)
         rows.append([str(k), f"{seconds * 1e3:.2f}", f"{seconds / ys[0]:.2f}x"])
-    table(f"Collator vs number of mixture entries (growth exponent {growth(xs, ys):.2f})",
-          ["entries", "ms / batch of 16 windows", "vs 1 entry"], rows)
+    table(
+        f"Collator vs number of mixture entries (growth exponent {growth(xs, ys):.2f})",
+        ["entries", "ms / batch of 16 windows", "vs 1 entry"],
+        rows,
+    )
 
     # 2. Sequence length (windows of L/2 packed into rows of L, batch 8): collator time and mask memory.
     rows, xs, collate_s, dense_b, block_b = [], [], [], [], []
@@ -85,20 +88,37 @@ def main():
         del dense
         block = packed_block_mask(packed["segment_ids"], packed["bidirectional_mask"])
         block_bytes = sum(t.numel() * t.element_size() for t in block.as_tuple() if isinstance(t, torch.Tensor))
-        compact_bytes = sum(packed[k].numel() * packed[k].element_size() for k in ("segment_ids",
-                                                                                    "bidirectional_mask"))
+        compact_bytes = sum(
+            packed[k].numel() * packed[k].element_size() for k in ("segment_ids", "bidirectional_mask")
+        )
         tokens = sum(len(f["input_ids"]) for f in batch)
         xs.append(length)
         collate_s.append(seconds / tokens)
         dense_b.append(dense_bytes)
         block_b.append(block_bytes)
-        rows.append([str(length), f"{tokens / seconds:,.0f}", f"{dense_bytes / 2**20:,.1f}",
-                     f"{block_bytes / 2**20:,.3f}", f"{compact_bytes / 2**20:,.3f}",
-                     f"{dense_bytes / block_bytes:,.0f}x"])
-    table(f"Sequence length (batch 8). Growth exponents: collator time/token {growth(xs, collate_s):.2f}, "
-          f"dense mask bytes {growth(xs, dense_b):.2f}, flex BlockMask bytes {growth(xs, block_b):.2f}",
-          ["row length", "collator tokens/s", "dense 4-D mask MiB", "flex BlockMask MiB",
-           "collated segments MiB", "dense / flex"], rows)
+        rows.append(
+            [
+                str(length),
+                f"{tokens / seconds:,.0f}",
+                f"{dense_bytes / 2**20:,.1f}",
+                f"{block_bytes / 2**20:,.3f}",
+                f"{compact_bytes / 2**20:,.3f}",
+                f"{dense_bytes / block_bytes:,.0f}x",
+            ]
+        )
+    table(
+        f"Sequence length (batch 8). Growth exponents: collator time/token {growth(xs, collate_s):.2f}, "
+        f"dense mask bytes {growth(xs, dense_b):.2f}, flex BlockMask bytes {growth(xs, block_b):.2f}",
+        [
+            "row length",
+            "collator tokens/s",
+            "dense 4-D mask MiB",
+            "flex BlockMask MiB",
+            "collated segments MiB",
+            "dense / flex",
+        ],
+        rows,
+    )
 
     # 3. Batch size (rows of 1024).
     rows, xs, ys = [], [], []
@@ -109,14 +129,16 @@ def main():
         xs.append(size)
         ys.append(seconds)
         rows.append([str(size), f"{seconds * 1e3:.2f}", f"{seconds / ys[0] * xs[0] / size:.2f}"])
-    table(f"Batch size (growth exponent {growth(xs, ys):.2f})",
-          ["windows", "ms / batch", "time per window vs smallest batch"], rows)
+    table(
+        f"Batch size (growth exponent {growth(xs, ys):.2f})",
+        ["windows", "ms / batch", "time per window vs smallest batch"],
+        rows,
+    )
 
     # 4. Policy update (reward-model fit of 200 iterations + action search over 2048 candidates) vs entries.
     rows, xs, ys = [], [], []
     for k in args.policy_entries:
-        policy = BirdiePolicy([f"e{i}" for i in range(k)], [f"c{i % 7}" for i in range(k)], np.ones(k),
-                              PolicyConfig())
+        policy = BirdiePolicy([f"e{i}" for i in range(k)], [f"c{i % 7}" for i in range(k)], np.ones(k), PolicyConfig())
         losses = np.full(k, 3.0)
         for step in range(5):
             losses = losses * (1 - 0.01 * rng.random(k))
@@ -125,8 +147,11 @@ def main():
         xs.append(k)
         ys.append(seconds)
         rows.append([str(k), f"{seconds:.3f}", f"{seconds / ys[0]:.2f}x"])
-    table(f"Policy decision vs number of mixture entries (growth exponent {growth(xs, ys):.2f})",
-          ["entries", "seconds / decision", f"vs {xs[0]} entries"], rows)
+    table(
+        f"Policy decision vs number of mixture entries (growth exponent {growth(xs, ys):.2f})",
+        ["entries", "seconds / decision", f"vs {xs[0]} entries"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

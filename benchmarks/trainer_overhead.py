@@ -75,8 +75,17 @@ def main():
     windows = [data["train"][i] for i in range(args.steps * args.batch_size)]
     batches = [collator(windows[i : i + args.batch_size]) for i in range(0, len(windows), args.batch_size)]
     config = default_model_config(tokenizer, hidden_size=args.hidden_size)
-    common = dict(max_steps=args.steps, per_device_train_batch_size=1, logging_steps=10_000, save_strategy="no",
-                  report_to="none", disable_tqdm=True, learning_rate=1e-3, seed=0, **device_kw)
+    common = dict(
+        max_steps=args.steps,
+        per_device_train_batch_size=1,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        learning_rate=1e-3,
+        seed=0,
+        **device_kw,
+    )
 
     # Baseline: plain Trainer, model(**batch) computes its own loss.
     plain_timer = _StepTimer(skip=3)
@@ -92,8 +101,9 @@ def main():
     birdie_timer = _StepTimer(skip=3)
     birdie = BirdieTrainer(
         model=build_causal_lm(config, seed=0),
-        args=BirdieTrainingArguments(output_dir="/tmp/bench-birdie", max_length=args.max_length, policy="static",
-                                     **common),
+        args=BirdieTrainingArguments(
+            output_dir="/tmp/bench-birdie", max_length=args.max_length, policy="static", **common
+        ),
         train_dataset=data["train"],
         data_collator=collator,
         processing_class=tokenizer,
@@ -106,10 +116,14 @@ def main():
     # reward-model update and action search together).
     run = BirdieTrainer(
         model=build_causal_lm(config, seed=0),
-        args=BirdieTrainingArguments(output_dir="/tmp/bench-policy", max_length=args.max_length,
-                                     **{**common, "max_steps": args.policy_steps, "per_device_train_batch_size":
-                                        args.batch_size}),
-        train_dataset=data["train"], eval_dataset=data["validation"], processing_class=tokenizer,
+        args=BirdieTrainingArguments(
+            output_dir="/tmp/bench-policy",
+            max_length=args.max_length,
+            **{**common, "max_steps": args.policy_steps, "per_device_train_batch_size": args.batch_size},
+        ),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tokenizer,
     )
     evaluation_seconds = []
     evaluate = run.evaluate
@@ -131,20 +145,26 @@ def main():
     p = sum(plain_timer.times) / len(plain_timer.times)
     b = sum(birdie_timer.times) / len(birdie_timer.times)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"device: {device}; model hidden {args.hidden_size}, rows of {args.max_length}, {args.batch_size} windows "
-          f"of {args.window_length} per step; {len(plain_timer.times)} timed steps")
+    print(
+        f"device: {device}; model hidden {args.hidden_size}, rows of {args.max_length}, {args.batch_size} windows "
+        f"of {args.window_length} per step; {len(plain_timer.times)} timed steps"
+    )
     print(f"| {'measurement':<44} | {'value':>12} | {'ratio vs baseline':>18} |")
     print(f"|{'-' * 46}|{'-' * 14}|{'-' * 20}|")
     print(f"| {'Trainer step (baseline), s':<44} | {p:>12.4f} | {1.0:>17.3f}x |")
     print(f"| {'BirdieTrainer step, s':<44} | {b:>12.4f} | {b / p:>17.3f}x |")
     print(f"| {'one policy evaluation + update, s':<44} | {per_evaluation:>12.3f} | {'':>18} |")
-    print(f"| {f'measured run of {args.policy_steps} steps: policy share':<44} | "
-          f"{f'{len(evaluation_seconds)} evals':>12} | {100 * policy_seconds / wall:>16.1f} % |")
+    print(
+        f"| {f'measured run of {args.policy_steps} steps: policy share':<44} | "
+        f"{f'{len(evaluation_seconds)} evals':>12} | {100 * policy_seconds / wall:>16.1f} % |"
+    )
     for steps in (300, 1000, 2500, 10000, 32768):
         evaluations = len(run.args.policy_schedule(steps)[2])
         share = evaluations * per_evaluation / (evaluations * per_evaluation + steps * per_step)
-        print(f"| {f'projected, default schedule, {steps} steps':<44} | {f'{evaluations} evals':>12} | "
-              f"{100 * share:>16.1f} % |")
+        print(
+            f"| {f'projected, default schedule, {steps} steps':<44} | {f'{evaluations} evals':>12} | "
+            f"{100 * share:>16.1f} % |"
+        )
 
 
 if __name__ == "__main__":

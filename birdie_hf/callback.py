@@ -54,8 +54,13 @@ class BirdieRewardCallback(TrainerCallback):
             with another spec, so a resumed run cannot silently continue under other settings.
     """
 
-    def __init__(self, mixture: LiveMixture, policy: Optional[BirdiePolicy] = None,
-                 schedule_evaluations: bool = True, run_spec: Optional[dict[str, Any]] = None):
+    def __init__(
+        self,
+        mixture: LiveMixture,
+        policy: Optional[BirdiePolicy] = None,
+        schedule_evaluations: bool = True,
+        run_spec: Optional[dict[str, Any]] = None,
+    ):
         self.mixture = mixture
         self.policy = policy
         self.schedule_evaluations = schedule_evaluations
@@ -97,26 +102,38 @@ class BirdieRewardCallback(TrainerCallback):
         """Record a scheduled evaluation (`losses`: shape `(num_entries,)`, the fixed held-out set) and let the
         policy decide the next mixture. Returns the decision as log entries for the trainer to log."""
         losses = np.asarray(losses, dtype=np.float64)
-        record = {"step": int(state.global_step), "losses": dict(zip(self.mixture.names, losses.tolist())),
-                  "mixture": self.mixture.as_dict()}
+        record = {
+            "step": int(state.global_step),
+            "losses": dict(zip(self.mixture.names, losses.tolist())),
+            "mixture": self.mixture.as_dict(),
+        }
         logs: dict[str, float] = {}
         if self.policy is not None:
             decision = None
             if state.is_world_process_zero:
                 progress = state.global_step / max(1, state.max_steps)
-                decision = self.policy.observe(state.global_step, losses, progress,
-                                               show_progress=not getattr(args, "disable_tqdm", True))
+                decision = self.policy.observe(
+                    state.global_step, losses, progress, show_progress=not getattr(args, "disable_tqdm", True)
+                )
                 top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
-                logger.info("Birdie step %d: %s mixture for the next interval, led by %s.", state.global_step,
-                            decision.kind, ", ".join(f"{name} {weight:.2f}" for name, weight in top))
-            payload = _broadcast_from_main(None if decision is None else {
-                "mixture": decision.mixture.tolist(),
-                "rewards": None if decision.rewards is None else decision.rewards.tolist(),
-                "kind": decision.kind,
-                "reward_model_loss": decision.reward_model_loss,
-                "predicted_reward": decision.predicted_reward,
-                "predicted_gain": decision.predicted_gain,
-            })
+                logger.info(
+                    "Birdie step %d: %s mixture for the next interval, led by %s.",
+                    state.global_step,
+                    decision.kind,
+                    ", ".join(f"{name} {weight:.2f}" for name, weight in top),
+                )
+            payload = _broadcast_from_main(
+                None
+                if decision is None
+                else {
+                    "mixture": decision.mixture.tolist(),
+                    "rewards": None if decision.rewards is None else decision.rewards.tolist(),
+                    "kind": decision.kind,
+                    "reward_model_loss": decision.reward_model_loss,
+                    "predicted_reward": decision.predicted_reward,
+                    "predicted_gain": decision.predicted_gain,
+                }
+            )
             self.pending, self.pending_step = payload["mixture"], state.global_step
             record["next_mixture"] = dict(zip(self.mixture.names, payload["mixture"]))
             record["decision"] = payload["kind"]
@@ -127,7 +144,8 @@ class BirdieRewardCallback(TrainerCallback):
                 for name, reward in zip(self.mixture.names, payload["rewards"]):
                     logs[f"reward/{name}"] = reward
                 logs["reward/total"] = record["total_reward"] = float(
-                    total_reward(np.asarray(payload["rewards"]), self.policy.classes))
+                    total_reward(np.asarray(payload["rewards"]), self.policy.classes)
+                )
             logs["policy/explored"] = float(payload["kind"] == "explore")
             for key in ("reward_model_loss", "predicted_reward", "predicted_gain"):
                 if payload[key] is not None:
@@ -146,15 +164,18 @@ class BirdieRewardCallback(TrainerCallback):
         Raises:
             `TypeError`: a value of another type, named by its place in the state.
         """
-        return _plain({
-            "mixture": self.mixture.weights.tolist(),
-            "entry_names": list(self.mixture.names),
-            "pending": self.pending,
-            "pending_step": self.pending_step,
-            "trajectory": self.trajectory,
-            "policy": None if self.policy is None else self.policy.state_dict(),
-            "run_spec": self.run_spec,
-        }, "state")
+        return _plain(
+            {
+                "mixture": self.mixture.weights.tolist(),
+                "entry_names": list(self.mixture.names),
+                "pending": self.pending,
+                "pending_step": self.pending_step,
+                "trajectory": self.trajectory,
+                "policy": None if self.policy is None else self.policy.state_dict(),
+                "run_spec": self.run_spec,
+            },
+            "state",
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a [`state_dict`] after [`check_compatible`] accepted it."""
@@ -178,18 +199,22 @@ class BirdieRewardCallback(TrainerCallback):
             differences = run_spec_differences(saved_spec, self.run_spec)
         else:
             if saved_spec is None and self.run_spec is not None:
-                logger.warning("This Birdie state predates recorded run settings: only its entry names and policy "
-                               "mode are checked against this run.")
+                logger.warning(
+                    "This Birdie state predates recorded run settings: only its entry names and policy "
+                    "mode are checked against this run."
+                )
             if state["entry_names"] != self.mixture.names:
-                differences.append(f"mixture entries: {state['entry_names']} in the checkpoint, {self.mixture.names} "
-                                   "in this run")
+                differences.append(
+                    f"mixture entries: {state['entry_names']} in the checkpoint, {self.mixture.names} in this run"
+                )
             if (state["policy"] is None) != (self.policy is None):
                 saved = "a reward policy ('birdie')" if state["policy"] is not None else "no reward policy"
                 current = "one" if self.policy is not None else "none"
                 differences.append(f"policy: the checkpoint has {saved}, this run has {current}")
         if differences:
-            raise ValueError("The checkpoint was trained with other settings than this run: "
-                             + "; ".join(differences) + ".")
+            raise ValueError(
+                "The checkpoint was trained with other settings than this run: " + "; ".join(differences) + "."
+            )
 
 
 # -- console ----------------------------------------------------------------------------------------------------------
@@ -286,7 +311,7 @@ class _CompactConsole:
         if kept:
             lines.append(str(kept))
         trajectory = self.reward_callback.trajectory
-        lines += [evaluation_table(record) for record in trajectory[self.shown:]]
+        lines += [evaluation_table(record) for record in trajectory[self.shown :]]
         self.shown = len(trajectory)
         return lines
 
@@ -362,12 +387,15 @@ def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
     else:
         for old, new in zip(saved_entries, current_entries):
             if old["objective"] != new["objective"]:
-                differences.append(f"entry {old['name']!r}: objective {old['objective']!r} in the checkpoint, "
-                                   f"{new['objective']!r} in this run")
+                differences.append(
+                    f"entry {old['name']!r}: objective {old['objective']!r} in the checkpoint, "
+                    f"{new['objective']!r} in this run"
+                )
                 continue
             for key, (was, now) in _changed(old.get("settings") or {}, new.get("settings") or {}).items():
-                differences.append(f"entry {old['name']!r} setting {key}: {was!r} in the checkpoint, {now!r} in this "
-                                   "run")
+                differences.append(
+                    f"entry {old['name']!r} setting {key}: {was!r} in the checkpoint, {now!r} in this run"
+                )
         was, now = saved.get("initial_mixture"), current.get("initial_mixture")
         if was is not None and now is not None and not np.allclose(was, now, rtol=0, atol=1e-9):
             differences.append(
@@ -376,8 +404,9 @@ def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
                 + " (checkpoint -> this run)"
             )
     if saved.get("policy") == current.get("policy"):  # another policy already says it all
-        for key, (was, now) in _changed(saved.get("policy_settings") or {},
-                                        current.get("policy_settings") or {}).items():
+        for key, (was, now) in _changed(
+            saved.get("policy_settings") or {}, current.get("policy_settings") or {}
+        ).items():
             differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
     return differences
 

@@ -28,7 +28,7 @@ TRACEBACK_ENV = "BIRDIE_TRACEBACK"
 #: Exit status of a run stopped by bad input (the status `argparse` uses for a malformed command line).
 USER_ERROR_EXIT_CODE = 2
 #: Help text of the `--traceback` flag every recipe declares.
-TRACEBACK_HELP = (f"on an error, print the full traceback instead of one `error:` line (or set {TRACEBACK_ENV}=1)")
+TRACEBACK_HELP = f"on an error, print the full traceback instead of one `error:` line (or set {TRACEBACK_ENV}=1)"
 
 
 class RecipeError(ValueError):
@@ -67,7 +67,7 @@ def user_error_message(error: BaseException) -> str:
     if isinstance(error, KeyError) and message.startswith(("'", '"')):
         message = message[1:-1]
     message = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    return message[len("error: "):] if message.startswith("error: ") else message
+    return message[len("error: ") :] if message.startswith("error: ") else message
 
 
 def run_recipe(entry: Callable[[list[str]], T], argv: Optional[Sequence[str]] = None) -> T:
@@ -181,8 +181,11 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
         item_type = (typing.get_args(inner) or (Any,))[0]
         if item_type in (int, float):
             for item in items:
-                if isinstance(item, bool) or not isinstance(item, (int, float)) or (
-                        item_type is int and not isinstance(item, int)):
+                if (
+                    isinstance(item, bool)
+                    or not isinstance(item, (int, float))
+                    or (item_type is int and not isinstance(item, int))
+                ):
                     kind = "integers" if item_type is int else "numbers"
                     raise RecipeError(f"{CONFIG_FLAG}: key {key!r} in {path!r} takes a list of {kind}, got {value!r}.")
         return items
@@ -197,8 +200,10 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
             str: isinstance(value, (int, float)) and not isinstance(value, bool),
         }[inner]
         if not ok:
-            raise RecipeError(f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}"
-                              f"{' (or null)' if optional else ''}, got {value!r}.")
+            raise RecipeError(
+                f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}"
+                f"{' (or null)' if optional else ''}, got {value!r}."
+            )
         return str(value) if inner is str else value
     return value
 
@@ -246,8 +251,10 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
     hints = _field_types(dataclass_types)
     unknown = sorted(str(key) for key in loaded if key not in hints)
     if unknown:
-        raise RecipeError(f"{CONFIG_FLAG}: unknown keys in {path!r}: {unknown}; every key must be an argument of the "
-                          "recipe (see --help).")
+        raise RecipeError(
+            f"{CONFIG_FLAG}: unknown keys in {path!r}: {unknown}; every key must be an argument of the "
+            "recipe (see --help)."
+        )
     return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
 
 

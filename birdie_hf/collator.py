@@ -99,8 +99,10 @@ class DataCollatorForBirdie(DataCollatorMixin):
             objective.validate(self.max_length)
         names = [spec.name for spec in self.specs]
         if self.mixture is None:
-            self.mixture = LiveMixture(names, per_objective_weights([spec.weight for spec in self.specs],
-                                                                    [spec.objective for spec in self.specs]))
+            self.mixture = LiveMixture(
+                names,
+                per_objective_weights([spec.weight for spec in self.specs], [spec.objective for spec in self.specs]),
+            )
         elif self.mixture.names != names:
             raise ValueError(f"The mixture's entries {self.mixture.names} do not match the objectives {names}.")
 
@@ -109,8 +111,13 @@ class DataCollatorForBirdie(DataCollatorMixin):
         """The collator a [`BirdieTrainingArguments`] describes: its objectives (NTP only with `policy="ntp"`),
         `max_length`, seed and initial mixture (see `BirdieTrainingArguments.initial_weights`)."""
         specs = args.objective_specs()
-        return cls(tokenizer, objectives=[spec.to_dict() for spec in specs], max_length=args.max_length,
-                   mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()), seed=args.seed)
+        return cls(
+            tokenizer,
+            objectives=[spec.to_dict() for spec in specs],
+            max_length=args.max_length,
+            mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()),
+            seed=args.seed,
+        )
 
     # -- properties ----------------------------------------------------------------------------------------------
     @property
@@ -137,8 +144,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
             windows.append(np.asarray(feature["input_ids"], dtype=np.int64))
         return windows
 
-    def _batch_rng(self, windows: list[np.ndarray], salt: int = 0, epoch: Optional[int] = None
-                   ) -> np.random.Generator:
+    def _batch_rng(self, windows: list[np.ndarray], salt: int = 0, epoch: Optional[int] = None) -> np.random.Generator:
         digest = 0
         for window in windows:
             digest = zlib.crc32(window.tobytes(), digest)
@@ -189,7 +195,10 @@ class DataCollatorForBirdie(DataCollatorMixin):
     def _collate(self, windows: list[np.ndarray], choices: list[int], rng: np.random.Generator):
         examples = [self._apply(index, window, rng) for index, window in zip(choices, windows)]
         packed = pack_examples(
-            examples, choices, max_length=self.max_length, pad_token_id=self.tokenizer.pad_token_id,
+            examples,
+            choices,
+            max_length=self.max_length,
+            pad_token_id=self.tokenizer.pad_token_id,
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
         batch = {key: torch.from_numpy(value) for key, value in packed.items()}

@@ -7,8 +7,8 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .mixture import normalize_weights, per_objective_weights
+from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .policy import ExplorationSchedule, PolicyConfig
 
 
@@ -108,37 +108,51 @@ class BirdieTrainingArguments(TrainingArguments):
 
     objectives: Optional[list[str]] = field(
         default=None,
-        metadata={"help": "Mixture entries: objective names or JSON objects such as "
-                          "'{\"objective\": \"infilling\", \"mean_span_length\": 32}' (dicts in YAML). "
-                          "Default: Birdie's full set (DEFAULT_MIXTURE)."},
+        metadata={
+            "help": "Mixture entries: objective names or JSON objects such as "
+            '\'{"objective": "infilling", "mean_span_length": 32}\' (dicts in YAML). '
+            "Default: Birdie's full set (DEFAULT_MIXTURE)."
+        },
     )
     objective_weights: Optional[list[float]] = field(
         default=None, metadata={"help": "Initial weight per entry (normalised), as given. Default: initial_mixture."}
     )
     initial_mixture: str = field(
         default="per_objective",
-        metadata={"help": "per_objective (each objective type gets an equal share, split among its entries, as in "
-                          "Birdie) or per_entry (entries' weights as they are).",
-                  "choices": ["per_objective", "per_entry"]},
+        metadata={
+            "help": "per_objective (each objective type gets an equal share, split among its entries, as in "
+            "Birdie) or per_entry (entries' weights as they are).",
+            "choices": ["per_objective", "per_entry"],
+        },
     )
     max_length: int = field(default=1024, metadata={"help": "Packed row length in tokens."})
     attention_mask_format: str = field(
         default="auto",
-        metadata={"help": "auto (flex BlockMask for flex_attention models on CUDA, else dense), dense or flex.",
-                  "choices": ["auto", "dense", "flex"]},
+        metadata={
+            "help": "auto (flex BlockMask for flex_attention models on CUDA, else dense), dense or flex.",
+            "choices": ["auto", "dense", "flex"],
+        },
     )
     policy: str = field(
         default="birdie",
-        metadata={"help": "birdie (reward model), static (initial mixture) or ntp (next-token only).",
-                  "choices": list(POLICY_MODES)},
+        metadata={
+            "help": "birdie (reward model), static (initial mixture) or ntp (next-token only).",
+            "choices": list(POLICY_MODES),
+        },
     )
     policy_eval_interval: Optional[int] = field(
-        default=None, metadata={"help": "Steps between policy evaluations. Default: Birdie's schedule (2w, 4w, 6w, "
-                                        "8w, then every 4w after a warm-up of w steps)."}
+        default=None,
+        metadata={
+            "help": "Steps between policy evaluations. Default: Birdie's schedule (2w, 4w, 6w, "
+            "8w, then every 4w after a warm-up of w steps)."
+        },
     )
     policy_warmup_steps: Optional[int] = field(
-        default=None, metadata={"help": "Steps on the initial mixture. Default: 250, or max_steps // 32 (>= 10) for "
-                                        "runs under 8,000 steps."}
+        default=None,
+        metadata={
+            "help": "Steps on the initial mixture. Default: 250, or max_steps // 32 (>= 10) for "
+            "runs under 8,000 steps."
+        },
     )
     policy_validation_tokens: int = field(
         default=8192, metadata={"help": "Target tokens per objective entry in the fixed held-out set."}
@@ -182,13 +196,20 @@ class BirdieTrainingArguments(TrainingArguments):
             # independent copies: accelerate only sets up gloo (MULTI_CPU) when asked for the CPU.
             self.use_cpu = True
         super().__post_init__()
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or (
-                self.max_steps == 0 or self.max_steps < -1):
-            raise ValueError(f"`max_steps` must be a positive number of optimizer steps, or -1 to train for "
-                             f"`num_train_epochs` epochs; got {self.max_steps!r}.")
+        if (
+            isinstance(self.max_steps, bool)
+            or not isinstance(self.max_steps, int)
+            or (self.max_steps == 0 or self.max_steps < -1)
+        ):
+            raise ValueError(
+                f"`max_steps` must be a positive number of optimizer steps, or -1 to train for "
+                f"`num_train_epochs` epochs; got {self.max_steps!r}."
+            )
         if self.max_steps == -1 and not self.num_train_epochs > 0:
-            raise ValueError(f"`num_train_epochs` must be positive when `max_steps` is -1 (train by epochs); got "
-                             f"{self.num_train_epochs!r}.")
+            raise ValueError(
+                f"`num_train_epochs` must be positive when `max_steps` is -1 (train by epochs); got "
+                f"{self.num_train_epochs!r}."
+            )
         # A single entry where a list is expected (`objectives: infilling` in YAML, `objectives="infilling"` in
         # Python) means a one-entry list, not a list of characters.
         if isinstance(self.objectives, (str, dict)):
@@ -217,7 +238,8 @@ class BirdieTrainingArguments(TrainingArguments):
                 raise ValueError("`objective_weights` are all zero; at least one must be positive.")
         if self.attention_mask_format not in ("auto", "dense", "flex"):
             raise ValueError(
-                f"`attention_mask_format` must be auto, dense or flex, got {self.attention_mask_format!r}.")
+                f"`attention_mask_format` must be auto, dense or flex, got {self.attention_mask_format!r}."
+            )
         if self.max_length < 16:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
         if self.initial_mixture not in ("per_objective", "per_entry"):
@@ -272,8 +294,10 @@ class BirdieTrainingArguments(TrainingArguments):
             elif not value >= low:
                 raise ValueError(f"`{name}` must be at least {low:g}, got {value!r}.")
         if self.policy_top_n > self.policy_num_candidates:
-            raise ValueError(f"`policy_top_n` ({self.policy_top_n}) must not exceed `policy_num_candidates` "
-                             f"({self.policy_num_candidates}): it averages the best of those candidates.")
+            raise ValueError(
+                f"`policy_top_n` ({self.policy_top_n}) must not exceed `policy_num_candidates` "
+                f"({self.policy_num_candidates}): it averages the best of those candidates."
+            )
 
     def __getstate__(self):
         # Pickled arguments (the `training_args.bin` of every checkpoint) never carry secrets; the live object and

@@ -18,9 +18,24 @@ logger = logging.getLogger(__name__)
 #: The revised Nucleotide Transformer benchmark (18 tasks) on the Hub, recommended over the original.
 NT_REVISED_REPO = "InstaDeepAI/nucleotide_transformer_downstream_tasks_revised"
 NT_TASKS = (
-    "H2AFZ", "H3K27ac", "H3K27me3", "H3K36me3", "H3K4me1", "H3K4me2", "H3K4me3", "H3K9ac", "H3K9me3", "H4K20me1",
-    "enhancers", "enhancers_types", "promoter_all", "promoter_no_tata", "promoter_tata",
-    "splice_sites_acceptors", "splice_sites_all", "splice_sites_donors",
+    "H2AFZ",
+    "H3K27ac",
+    "H3K27me3",
+    "H3K36me3",
+    "H3K4me1",
+    "H3K4me2",
+    "H3K4me3",
+    "H3K9ac",
+    "H3K9me3",
+    "H4K20me1",
+    "enhancers",
+    "enhancers_types",
+    "promoter_all",
+    "promoter_no_tata",
+    "promoter_tata",
+    "splice_sites_acceptors",
+    "splice_sites_all",
+    "splice_sites_donors",
 )
 
 
@@ -111,13 +126,17 @@ class LoraSettings:
 
     def __post_init__(self):
         if isinstance(self.r, bool) or not isinstance(self.r, int) or self.r < 0:
-            raise ValueError(f"LoRA rank `r` (`--lora_r`) must be a positive integer, or 0 for full fine-tuning; got "
-                             f"{self.r!r}.")
+            raise ValueError(
+                f"LoRA rank `r` (`--lora_r`) must be a positive integer, or 0 for full fine-tuning; got {self.r!r}."
+            )
         if self.enabled:
             if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
                 raise ValueError(f"LoRA `alpha` (`--lora_alpha`) must be a positive number, got {self.alpha!r}.")
-            if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or \
-                    not 0 <= self.dropout < 1:
+            if (
+                isinstance(self.dropout, bool)
+                or not isinstance(self.dropout, (int, float))
+                or not 0 <= self.dropout < 1
+            ):
                 raise ValueError(f"LoRA `dropout` (`--lora_dropout`) must be in [0, 1), got {self.dropout!r}.")
             if not self.target_modules:
                 raise ValueError("LoRA `target_modules` is empty: LoRA needs at least one module to adapt.")
@@ -163,7 +182,8 @@ def add_prefix_prompt(tokenizer, objective: str = "prefix_lm"):
 
     token, token_id = prompt_token(objective), prompt_id(tokenizer, objective)
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{token} $A", pair=f"{token} $A $B", special_tokens=[(token, token_id)])
+        single=f"{token} $A", pair=f"{token} $A $B", special_tokens=[(token, token_id)]
+    )
     return tokenizer
 
 
@@ -184,8 +204,9 @@ def _check_bidirectional_support() -> None:
         )
 
 
-def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[LoraSettings] = None,
-                              attention: str = "auto"):
+def build_sequence_classifier(
+    checkpoint: str, num_labels: int, lora: Optional[LoraSettings] = None, attention: str = "auto"
+):
     """`AutoModelForSequenceClassification` from a causal-LM checkpoint, optionally wrapped with LoRA adapters (the
     head stays fully trainable).
 
@@ -209,10 +230,16 @@ def build_sequence_classifier(checkpoint: str, num_labels: int, lora: Optional[L
     if lora is not None and lora.enabled:
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules),
-        ))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules),
+            ),
+        )
     return model
 
 
@@ -273,15 +300,29 @@ def finetune_classifier(
     encoded = data.map(tokenize, batched=True, remove_columns=[c for c in data["train"].column_names if c != "label"])
     encoded = encoded.rename_column("label", "labels")
     args = TrainingArguments(
-        output_dir=output_dir, seed=seed, num_train_epochs=num_train_epochs, learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size, per_device_eval_batch_size=2 * batch_size,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model="mcc", greater_is_better=True, logging_strategy="epoch", report_to="none",
+        output_dir=output_dir,
+        seed=seed,
+        num_train_epochs=num_train_epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=2 * batch_size,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="mcc",
+        greater_is_better=True,
+        logging_strategy="epoch",
+        report_to="none",
         **training_overrides,
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=encoded["train"], eval_dataset=encoded["validation"],
-        data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
         compute_metrics=classification_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
     )

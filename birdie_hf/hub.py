@@ -63,13 +63,17 @@ def check_model_path(path: str) -> None:
     if os.path.isdir(path):
         return
     if os.path.exists(path):
-        raise NotADirectoryError(f"Model {path!r} is a file, not a checkpoint folder (one with config.json and the "
-                                 "weights, as written by save_pretrained).")
+        raise NotADirectoryError(
+            f"Model {path!r} is a file, not a checkpoint folder (one with config.json and the "
+            "weights, as written by save_pretrained)."
+        )
     try:
         validate_repo_id(path)
     except HFValidationError:
-        raise FileNotFoundError(f"Model {path!r} does not exist: it is neither a local folder nor a valid Hub model "
-                                "id (`name` or `namespace/name`). Check the path.") from None
+        raise FileNotFoundError(
+            f"Model {path!r} does not exist: it is neither a local folder nor a valid Hub model "
+            "id (`name` or `namespace/name`). Check the path."
+        ) from None
 
 
 def load_model_config(path: str, **kwargs):
@@ -88,8 +92,9 @@ def load_model_config(path: str, **kwargs):
         if os.path.isdir(path):
             raise
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OSError(f"Model {path!r} is not a local folder, and loading it from the Hub as a model id failed: "
-                      f"{reason}") from error
+        raise OSError(
+            f"Model {path!r} is not a local folder, and loading it from the Hub as a model id failed: {reason}"
+        ) from error
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------
@@ -179,17 +184,24 @@ def mixture_table(trajectory: dict, final_step: Optional[int] = None) -> str:
         return "No policy evaluation was recorded."
     evaluations = trajectory["evaluations"]
     names = trajectory["entries"]
-    rows = ["| objective entry | reward class | initial weight | final weight | mean weight | last val loss |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| objective entry | reward class | initial weight | final weight | mean weight | last val loss |",
+        "|---|---|---|---|---|---|",
+    ]
     last = evaluations[-1]
     for name, reward_class in zip(names, trajectory.get("reward_classes", names)):
         mean = sum(e["mixture"][name] for e in evaluations) / len(evaluations)
-        rows.append(f"| `{name}` | {reward_class} | {evaluations[0]['mixture'][name]:.3f} | {final[name]:.3f} | "
-                    f"{mean:.3f} | {last['losses'][name]:.4f} |")
+        rows.append(
+            f"| `{name}` | {reward_class} | {evaluations[0]['mixture'][name]:.3f} | {final[name]:.3f} | "
+            f"{mean:.3f} | {last['losses'][name]:.4f} |"
+        )
     end = f"step {final_step}" if final_step is not None else "the last evaluation"
-    rows += ["", f"Initial weight: at the first evaluation (step {evaluations[0]['step']}). Final weight: the mixture "
-                 f"trained on in the last interval, up to {end}. Mean weight: over the {len(evaluations)} "
-                 "evaluations."]
+    rows += [
+        "",
+        f"Initial weight: at the first evaluation (step {evaluations[0]['step']}). Final weight: the mixture "
+        f"trained on in the last interval, up to {end}. Mean weight: over the {len(evaluations)} "
+        "evaluations.",
+    ]
     return "\n".join(rows)
 
 
@@ -204,8 +216,11 @@ def task_dataset(task: str) -> dict[str, Optional[str]]:
     from .finetune import NT_REVISED_REPO, NT_TASKS
 
     if task in NT_TASKS:
-        return {"dataset_type": NT_REVISED_REPO, "dataset_name": f"Nucleotide Transformer {task}",
-                "dataset_config": task}
+        return {
+            "dataset_type": NT_REVISED_REPO,
+            "dataset_name": f"Nucleotide Transformer {task}",
+            "dataset_config": task,
+        }
     return {"dataset_type": task, "dataset_name": task, "dataset_config": None}
 
 
@@ -219,9 +234,16 @@ def _eval_results(results: list[dict], split: str = "test"):
             dataset["dataset_type"] = result["dataset"]
         for metric, hub_type in (("mcc", "matthews_correlation"), ("f1", "f1"), ("accuracy", "accuracy")):
             if metric in result:
-                out.append(EvalResult(task_type="text-classification", dataset_split=split, metric_type=hub_type,
-                                      metric_name=metric.upper() if metric == "mcc" else metric,
-                                      metric_value=float(result[metric]), **dataset))
+                out.append(
+                    EvalResult(
+                        task_type="text-classification",
+                        dataset_split=split,
+                        metric_type=hub_type,
+                        metric_name=metric.upper() if metric == "mcc" else metric,
+                        metric_value=float(result[metric]),
+                        **dataset,
+                    )
+                )
     return out
 
 
@@ -250,7 +272,9 @@ def pretrained_model_card(
     if not widget_sequences:
         raise ValueError("widget_sequences must hold at least one DNA string for the Hub widget.")
     data = ModelCardData(
-        license=license, library_name="transformers", pipeline_tag="text-generation",
+        license=license,
+        library_name="transformers",
+        pipeline_tag="text-generation",
         tags=CARD_TAGS + [f"birdie-policy-{trajectory.get('policy', 'birdie')}"],
         widget=[{"text": sequence} for sequence in widget_sequences],
         model_name=repo_id.split("/")[-1],
@@ -258,17 +282,26 @@ def pretrained_model_card(
     )
     if evaluation:
         lines = ["| task | MCC | F1 | accuracy |", "|---|---|---|---|"]
-        lines += [f"| {r['task']} | {r['mcc']:.3f} | {r.get('f1', float('nan')):.3f} | "
-                  f"{r.get('accuracy', float('nan')):.3f} |" for r in evaluation]
+        lines += [
+            f"| {r['task']} | {r['mcc']:.3f} | {r.get('f1', float('nan')):.3f} | "
+            f"{r.get('accuracy', float('nan')):.3f} |"
+            for r in evaluation
+        ]
         evaluation_section = "Fine-tuned per task (test split):\n\n" + "\n".join(lines)
     else:
         evaluation_section = "Not evaluated yet: run `recipes/evaluate_suite.py` to fill this section."
     return ModelCard.from_template(
-        data, template_str=template_text("pretrained.md"), repo_id=repo_id, architecture=architecture,
+        data,
+        template_str=template_text("pretrained.md"),
+        repo_id=repo_id,
+        architecture=architecture,
         model_name=repo_id.split("/")[-1],
-        policy=trajectory.get("policy", "birdie"), num_evaluations=len(trajectory.get("evaluations", [])),
+        policy=trajectory.get("policy", "birdie"),
+        num_evaluations=len(trajectory.get("evaluations", [])),
         mixture_table=mixture_table(trajectory, _as_int(training.get("steps"))),
-        example_sequence=widget_sequences[0], evaluation_section=evaluation_section, limitations=_LIMITATIONS,
+        example_sequence=widget_sequences[0],
+        evaluation_section=evaluation_section,
+        limitations=_LIMITATIONS,
         **{key: training.get(key, "n/a") for key in TRAINING_FACTS},
     )
 
@@ -323,8 +356,10 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
 
     trajectory_path = os.path.join(checkpoint_dir, "mixture_trajectory.json")
     if not os.path.exists(trajectory_path):
-        raise FileNotFoundError(f"{checkpoint_dir!r} has no mixture_trajectory.json: it is not a recipes/pretrain.py "
-                                "output folder, so it has no pre-training card to update.")
+        raise FileNotFoundError(
+            f"{checkpoint_dir!r} has no mixture_trajectory.json: it is not a recipes/pretrain.py "
+            "output folder, so it has no pre-training card to update."
+        )
     with open(trajectory_path, encoding="utf-8") as handle:
         trajectory = json.load(handle)
     readme = os.path.join(checkpoint_dir, "README.md")
@@ -343,8 +378,11 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
     if card_text:
         widget = [w["text"] for w in (ModelCard(card_text).data.widget or []) if isinstance(w, dict) and "text" in w]
     card = pretrained_model_card(
-        values.get("repo_id", os.path.basename(os.path.abspath(checkpoint_dir))), trajectory, training,
-        widget_sequences=widget or ["ACGTACGTACGTACGTACGTACGTACGTACGT"], evaluation=evaluation,
+        values.get("repo_id", os.path.basename(os.path.abspath(checkpoint_dir))),
+        trajectory,
+        training,
+        widget_sequences=widget or ["ACGTACGTACGTACGTACGTACGTACGTACGT"],
+        evaluation=evaluation,
         **({"architecture": values["architecture"]} if "architecture" in values else {}),
     )
     card.save(readme)
@@ -354,15 +392,21 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
 #: How each attention mode of a fine-tuned classifier reads its input, for its card.
 _ATTENTION_NOTES = {
     "causal": "The classifier reads its input causally (each position sees only its left), as the base model was "
-              "pre-trained.",
+    "pre-trained.",
     "bidirectional": "The classifier reads its input bidirectionally (`config.is_causal = False`: every position "
-                     "sees the whole input), as Birdie pre-trains a model to read a prefix; transformers >= 5.2 "
-                     "honours this setting.",
+    "sees the whole input), as Birdie pre-trains a model to read a prefix; transformers >= 5.2 "
+    "honours this setting.",
 }
 
 
-def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[str], license: str = "apache-2.0",
-                         architecture: str = "LlamaForSequenceClassification"):
+def finetuned_model_card(
+    repo_id: str,
+    record: dict,
+    *,
+    widget_sequences: list[str],
+    license: str = "apache-2.0",
+    architecture: str = "LlamaForSequenceClassification",
+):
     """Render the card of a fine-tuned classifier from a `recipes/finetune.py` results record.
 
     Args:
@@ -377,9 +421,13 @@ def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[s
     test = record["test"]
     checkpoint = str(record["checkpoint"])
     data = ModelCardData(
-        license=license, library_name="transformers", pipeline_tag="text-classification", tags=CARD_TAGS,
+        license=license,
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=CARD_TAGS,
         base_model=checkpoint if "/" in checkpoint and not os.path.exists(checkpoint) else None,
-        widget=[{"text": sequence} for sequence in widget_sequences], model_name=repo_id.split("/")[-1],
+        widget=[{"text": sequence} for sequence in widget_sequences],
+        model_name=repo_id.split("/")[-1],
         eval_results=_eval_results([{"task": task, **test}]),
     )
     rows = "\n".join(f"| {name} | {test[name]:.4f} |" for name in ("mcc", "f1", "accuracy") if name in test)
@@ -388,25 +436,36 @@ def finetuned_model_card(repo_id: str, record: dict, *, widget_sequences: list[s
     if attention in _ATTENTION_NOTES:
         attention_note = _ATTENTION_NOTES[attention]
         if prompt:
-            attention_note += (" Every input opens with `<|prefix_lm|>`, as Birdie's prefix-LM examples do; the "
-                               "tokenizer adds it, so the pipeline above needs no change.")
+            attention_note += (
+                " Every input opens with `<|prefix_lm|>`, as Birdie's prefix-LM examples do; the "
+                "tokenizer adds it, so the pipeline above needs no change."
+            )
         attention_label = f"{attention}{', inputs open with `<|prefix_lm|>`' if prompt else ''}"
     else:
         attention_note, attention_label = "", "not recorded"
     validation = record.get("validation") or {}
-    validation_note = (f" (dev MCC {validation['mcc']:.4f})" if "mcc" in validation else "")
+    validation_note = f" (dev MCC {validation['mcc']:.4f})" if "mcc" in validation else ""
     return ModelCard.from_template(
-        data, template_str=template_text("finetuned.md"), repo_id=repo_id, base_model=checkpoint,
+        data,
+        template_str=template_text("finetuned.md"),
+        repo_id=repo_id,
+        base_model=checkpoint,
         model_name=repo_id.split("/")[-1],
-        task=task, method=f"LoRA r={record['lora_r']}" if record.get("lora_r") else "full fine-tuning",
-        seed=record.get("seed", 0), metrics_rows=rows, example_sequence=widget_sequences[0],
-        architecture=architecture, attention=attention_label, attention_note=attention_note,
+        task=task,
+        method=f"LoRA r={record['lora_r']}" if record.get("lora_r") else "full fine-tuning",
+        seed=record.get("seed", 0),
+        metrics_rows=rows,
+        example_sequence=widget_sequences[0],
+        architecture=architecture,
+        attention=attention_label,
+        attention_note=attention_note,
         validation_note=validation_note,
     )
 
 
-def write_finetuned_card(output_dir: str, record: dict, repo_id: Optional[str] = None,
-                         widget_sequences: Optional[Sequence[str]] = None) -> str:
+def write_finetuned_card(
+    output_dir: str, record: dict, repo_id: Optional[str] = None, widget_sequences: Optional[Sequence[str]] = None
+) -> str:
     """Write the card of a fine-tuned classifier to `output_dir/README.md` (see [`finetuned_model_card`]).
 
     Args:
@@ -423,8 +482,13 @@ def write_finetuned_card(output_dir: str, record: dict, repo_id: Optional[str] =
     return path
 
 
-def push_finetuned(output_dir: str, record: dict, repo_id: Optional[str] = None, token: Optional[str] = None,
-                   widget_sequences: Optional[Sequence[str]] = None) -> str:
+def push_finetuned(
+    output_dir: str,
+    record: dict,
+    repo_id: Optional[str] = None,
+    token: Optional[str] = None,
+    widget_sequences: Optional[Sequence[str]] = None,
+) -> str:
     """Write the card of a fine-tuned model into `output_dir` (see [`write_finetuned_card`]) and upload the folder.
     The local folder is never modified beyond its README.md, so a failed upload loses nothing."""
     from huggingface_hub import HfApi

@@ -87,16 +87,19 @@ class HumanRepeatTaskConfig:
         if not 0.0 <= self.dev_fraction <= 1.0:
             raise ValueError(f"`dev_fraction` must be in [0, 1], got {self.dev_fraction}.")
         if self.block_size < self.window_length:
-            raise ValueError(f"`block_size` ({self.block_size}) must be at least `window_length` "
-                             f"({self.window_length}).")
+            raise ValueError(
+                f"`block_size` ({self.block_size}) must be at least `window_length` ({self.window_length})."
+            )
         if not 0.0 <= self.max_nonrepeat_fraction < self.min_repeat_fraction <= 1.0:
             raise ValueError(
                 "Need 0 <= `max_nonrepeat_fraction` < `min_repeat_fraction` <= 1, got "
                 f"{self.max_nonrepeat_fraction} and {self.min_repeat_fraction}."
             )
         if self.drop_leaked and self.window_length < KMER:
-            raise ValueError(f"`drop_leaked` needs `window_length` >= {KMER}, got {self.window_length}; "
-                             "set drop_leaked=False for shorter windows.")
+            raise ValueError(
+                f"`drop_leaked` needs `window_length` >= {KMER}, got {self.window_length}; "
+                "set drop_leaked=False for shorter windows."
+            )
 
 
 class HumanRepeatTask(dict):
@@ -292,10 +295,14 @@ def build_human_repeat_task(path: PathLike, config: Optional[HumanRepeatTaskConf
 
     leaked = {split: 0 for split in SPLITS}
     if config.drop_leaked:
-        queries = [(split, label, sequence) for split in SPLITS[1:] for label in (0, 1)
-                   for sequence in raw[split][label]]
-        hits = find_occurrences([sequence for _, _, sequence in queries],
-                                (record.sequence for record, _, _ in pretraining), both_strands=True)
+        queries = [
+            (split, label, sequence) for split in SPLITS[1:] for label in (0, 1) for sequence in raw[split][label]
+        ]
+        hits = find_occurrences(
+            [sequence for _, _, sequence in queries],
+            (record.sequence for record, _, _ in pretraining),
+            both_strands=True,
+        )
         leaked_set = {(split, sequence) for (split, _, sequence), hit in zip(queries, hits.tolist()) if hit}
         for split in SPLITS[1:]:
             for label in (0, 1):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 

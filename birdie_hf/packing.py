@@ -123,8 +123,14 @@ def packed_block_mask(segment_ids: torch.Tensor, bidirectional_mask: torch.Tenso
     from torch.nn.attention.flex_attention import create_block_mask
 
     rows, length = segment_ids.shape
-    return create_block_mask(packed_mask_mod(segment_ids, bidirectional_mask), B=rows, H=None, Q_LEN=length,
-                             KV_LEN=length, device=segment_ids.device)
+    return create_block_mask(
+        packed_mask_mod(segment_ids, bidirectional_mask),
+        B=rows,
+        H=None,
+        Q_LEN=length,
+        KV_LEN=length,
+        device=segment_ids.device,
+    )
 
 
 MASK_FORMATS = ("dense", "flex")

@@ -17,7 +17,9 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise ImportError("birdie_hf.plotting needs matplotlib, a dependency of birdie_hf: pip install matplotlib") from error
+        raise ImportError(
+            "birdie_hf.plotting needs matplotlib, a dependency of birdie_hf: pip install matplotlib"
+        ) from error
     return plt
 
 
@@ -54,8 +56,12 @@ def entry_styles(trajectory: dict) -> dict[str, dict]:
             base = tuple(c * 0.6 for c in base) if type_order.index(kind) // len(palette) % 2 else base
         lighten = min(0.6, 0.22 * index)
         shade = tuple(c + (1.0 - c) * lighten for c in mcolors.to_rgb(base))
-        styles[name] = {"color": base, "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
-                        "marker": MARKERS[index % len(MARKERS)], "shade": shade}
+        styles[name] = {
+            "color": base,
+            "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+            "marker": MARKERS[index % len(MARKERS)],
+            "shade": shade,
+        }
     return styles
 
 
@@ -77,10 +83,22 @@ def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> st
     series = [[point[n] for point in points] for n in names]
     figure, axis = plt.subplots(figsize=(10, 5))
     styles = entry_styles(trajectory)
-    axis.stackplot(steps, series, labels=names, colors=[styles[n]["shade"] for n in names], step="post",
-                   edgecolor="white", linewidth=0.5)
-    axis.set(xlabel="training step", ylabel="sampling probability", ylim=(0, 1), xlim=(steps[0], steps[-1]),
-             title=title or f"Objective mixture ({trajectory.get('policy', 'birdie')} policy)")
+    axis.stackplot(
+        steps,
+        series,
+        labels=names,
+        colors=[styles[n]["shade"] for n in names],
+        step="post",
+        edgecolor="white",
+        linewidth=0.5,
+    )
+    axis.set(
+        xlabel="training step",
+        ylabel="sampling probability",
+        ylim=(0, 1),
+        xlim=(steps[0], steps[-1]),
+        title=title or f"Objective mixture ({trajectory.get('policy', 'birdie')} policy)",
+    )
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(figure, path)
 
@@ -94,10 +112,18 @@ def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str
     styles = entry_styles(trajectory)
     for name in trajectory["entries"]:
         style = styles[name]
-        axis.plot(steps, [e["losses"][name] for e in evaluations], color=style["color"], linestyle=style["linestyle"],
-                  marker=style["marker"], markersize=3, label=name)
-    axis.set(xlabel="training step", ylabel="validation loss (nats/token)",
-             title=title or "Validation loss per objective")
+        axis.plot(
+            steps,
+            [e["losses"][name] for e in evaluations],
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=3,
+            label=name,
+        )
+    axis.set(
+        xlabel="training step", ylabel="validation loss (nats/token)", title=title or "Validation loss per objective"
+    )
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return _save(figure, path)
 
@@ -113,8 +139,15 @@ def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> st
     styles = entry_styles(trajectory)
     for name in trajectory["entries"]:
         style = styles[name]
-        axis.plot(steps, [e["rewards"][name] for e in evaluations], color=style["color"],
-                  linestyle=style["linestyle"], marker=style["marker"], markersize=3, label=name)
+        axis.plot(
+            steps,
+            [e["rewards"][name] for e in evaluations],
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=3,
+            label=name,
+        )
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set(xlabel="training step", ylabel="reward", ylim=(-1.05, 1.05), title=title or "Reward per objective")
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
@@ -127,8 +160,13 @@ def plot_run_comparison(trajectories: dict[str, dict], path: str, objective: str
     figure, axis = plt.subplots(figsize=(8, 5))
     for run, trajectory in trajectories.items():
         evaluations = [e for e in _check(trajectory) if objective in e["losses"]]
-        axis.plot([e["step"] for e in evaluations], [e["losses"][objective] for e in evaluations], marker="o",
-                  markersize=3, label=run)
+        axis.plot(
+            [e["step"] for e in evaluations],
+            [e["losses"][objective] for e in evaluations],
+            marker="o",
+            markersize=3,
+            label=run,
+        )
     axis.set(xlabel="training step", ylabel=f"validation loss: {objective}", title=f"{objective} across runs")
     axis.legend()
     return _save(figure, path)

@@ -56,21 +56,28 @@ class TaskSuiteConfig:
 
     def __post_init__(self):
         if self.window_length < MIN_WINDOW_LENGTH:
-            raise ValueError(f"`window_length` must be at least {MIN_WINDOW_LENGTH} bases (a start codon must fit, "
-                             f"centred), got {self.window_length}.")
+            raise ValueError(
+                f"`window_length` must be at least {MIN_WINDOW_LENGTH} bases (a start codon must fit, "
+                f"centred), got {self.window_length}."
+            )
         if self.block_size < self.window_length:
-            raise ValueError(f"`block_size` ({self.block_size}) must be at least `window_length` "
-                             f"({self.window_length}): every example lies inside one genome block, so no example can "
-                             "be made. Lower --window_length or raise --block_size.")
+            raise ValueError(
+                f"`block_size` ({self.block_size}) must be at least `window_length` "
+                f"({self.window_length}): every example lies inside one genome block, so no example can "
+                "be made. Lower --window_length or raise --block_size."
+            )
         if self.windows_per_gene < 1:
             raise ValueError(f"`windows_per_gene` must be at least 1, got {self.windows_per_gene}.")
         if self.max_examples_per_class is not None and self.max_examples_per_class < 1:
-            raise ValueError(f"`max_examples_per_class` must be at least 1 (or None for no cap), got "
-                             f"{self.max_examples_per_class}.")
+            raise ValueError(
+                f"`max_examples_per_class` must be at least 1 (or None for no cap), got {self.max_examples_per_class}."
+            )
         fractions = tuple(float(f) for f in self.split_fractions)
         if len(fractions) != len(SPLITS) or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(f"`split_fractions` must be {len(SPLITS)} non-negative shares (train, dev, test) summing "
-                             f"to 1, got {self.split_fractions}.")
+            raise ValueError(
+                f"`split_fractions` must be {len(SPLITS)} non-negative shares (train, dev, test) summing "
+                f"to 1, got {self.split_fractions}."
+            )
 
 
 def _centred_window_start(codon: int, strand: int, window: int) -> int:
@@ -99,8 +106,9 @@ class _SplitAssigner:
         return SPLITS[int(self.blocks[record][first])]
 
 
-def balanced_examples(negatives: list[str], positives: list[str], max_per_class: Optional[int],
-                      rng: np.random.Generator) -> list[tuple[str, int]]:
+def balanced_examples(
+    negatives: list[str], positives: list[str], max_per_class: Optional[int], rng: np.random.Generator
+) -> list[tuple[str, int]]:
     """As many label-0 as label-1 sequences (at most `max_per_class` each, drawn without replacement and kept in
     order), as `(sequence, label)` pairs in a random order."""
     n = min(len(negatives), len(positives))
@@ -156,7 +164,7 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
             if cumulative[start + window] - cumulative[start] == 0:
                 add("coding_vs_intergenic", record, start, 0, seq[start : start + window])
         # Decoy start codons on either strand, far from every annotated start.
-        true_starts = np.array(sorted(starts)) if starts else np.array([-10**9])
+        true_starts = np.array(sorted(starts)) if starts else np.array([-(10**9)])
         for strand, text in ((1, seq), (-1, reverse_complement(seq))):
             for match in rng.permutation(len(text) - 3)[: len(seq) // 50].tolist():
                 if text[match : match + 3] not in ("ATG", "GTG", "TTG"):
@@ -166,8 +174,13 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                     continue
                 left_forward = _centred_window_start(forward, strand, window)
                 window_seq = seq[left_forward : left_forward + window]
-                add("start_codon", record, left_forward, 0,
-                    window_seq if strand == 1 else reverse_complement(window_seq))
+                add(
+                    "start_codon",
+                    record,
+                    left_forward,
+                    0,
+                    window_seq if strand == 1 else reverse_complement(window_seq),
+                )
 
     suite = {}
     for task in TASK_NAMES:
@@ -183,8 +196,9 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                         seen.add(sequence)
                         unique.append(sequence)
                 raw[task][split][label] = unique
-            suite[task][split] = balanced_examples(raw[task][split][0], raw[task][split][1],
-                                                   config.max_examples_per_class, rng)
+            suite[task][split] = balanced_examples(
+                raw[task][split][0], raw[task][split][1], config.max_examples_per_class, rng
+            )
     return suite
 
 
@@ -211,16 +225,21 @@ def check_task_suite(suite: dict, config, genome_length: Optional[int] = None) -
     empty = {task: splits for task, splits in empty.items() if splits}
     if not empty:
         return counts
-    made = "; ".join(f"{task}: " + ", ".join(f"{split} {n}" for split, n in per.items())
-                     for task, per in counts.items())
+    made = "; ".join(
+        f"{task}: " + ", ".join(f"{split} {n}" for split, n in per.items()) for task, per in counts.items()
+    )
     window, block = config.window_length, config.block_size
     genome = f"the genome ({genome_length:,} bases)" if genome_length else "the genome"
     if all(n == 0 for per in counts.values() for n in per.values()):
-        advice = (f"lower --window_length (now {window}, the default is {TaskSuiteConfig.window_length}): no window "
-                  f"that long yields an example in {genome}")
+        advice = (
+            f"lower --window_length (now {window}, the default is {TaskSuiteConfig.window_length}): no window "
+            f"that long yields an example in {genome}"
+        )
     else:
-        advice = (f"lower --window_length (now {window}; fewer genes and gaps are that long) or --block_size (now "
-                  f"{block}; smaller blocks spread every split over more of {genome}), or use a larger genome")
+        advice = (
+            f"lower --window_length (now {window}; fewer genes and gaps are that long) or --block_size (now "
+            f"{block}; smaller blocks spread every split over more of {genome}), or use a larger genome"
+        )
     listing = ", ".join(f"{task} ({'/'.join(splits)})" for task, splits in empty.items())
     raise EmptyTaskError(f"No examples for {listing}. Examples that could be made: {made}. To fix, {advice}.")
 

@@ -160,8 +160,10 @@ class BirdieTrainer(Trainer):
         if model is None:
             from .modeling import build_causal_lm, default_model_config
 
-            model = build_causal_lm(default_model_config(data_collator.tokenizer, max_position_embeddings=max(
-                2048, args.max_length)), seed=args.seed)
+            model = build_causal_lm(
+                default_model_config(data_collator.tokenizer, max_position_embeddings=max(2048, args.max_length)),
+                seed=args.seed,
+            )
         elif isinstance(model, str):
             model = AutoModelForCausalLM.from_pretrained(model, attn_implementation="sdpa")
 
@@ -174,11 +176,18 @@ class BirdieTrainer(Trainer):
             )
         policy = None
         if args.policy == "birdie":
-            policy = BirdiePolicy(data_collator.objective_names, data_collator.reward_classes,
-                                  data_collator.mixture.weights, args.policy_config())
-        self.birdie_callback = BirdieRewardCallback(data_collator.mixture, policy,
-                                                    schedule_evaluations=eval_dataset is not None,
-                                                    run_spec=birdie_run_spec(args, data_collator))
+            policy = BirdiePolicy(
+                data_collator.objective_names,
+                data_collator.reward_classes,
+                data_collator.mixture.weights,
+                args.policy_config(),
+            )
+        self.birdie_callback = BirdieRewardCallback(
+            data_collator.mixture,
+            policy,
+            schedule_evaluations=eval_dataset is not None,
+            run_spec=birdie_run_spec(args, data_collator),
+        )
         super().__init__(
             model=model,
             args=args,
@@ -200,8 +209,9 @@ class BirdieTrainer(Trainer):
             # Recorded in config.json so downstream code knows how the checkpoint was trained: `attention="auto"`
             # in fine-tuning reads prefix-trained checkpoints bidirectionally (see birdie_hf.finetune).
             trained = list(getattr(config, "birdie_objectives", None) or [])
-            config.birdie_objectives = trained + [o for o in dict.fromkeys(data_collator.reward_classes)
-                                                  if o not in trained]
+            config.birdie_objectives = trained + [
+                o for o in dict.fromkeys(data_collator.reward_classes) if o not in trained
+            ]
             # Each entry with its settings, and the window length: birdie_hf.inference derives from them the gaps
             # the checkpoint was trained to fill (a continued run records its latest mixture and windows).
             config.birdie_mixture = self.birdie_callback.run_spec["entries"]
@@ -272,8 +282,9 @@ class BirdieTrainer(Trainer):
         outputs = model(**to_model_inputs(inputs, self._mask_dtype(model), self._mask_format), use_cache=False)
         logits = outputs.logits[:, :-1].float()
         targets = labels[:, 1:]
-        losses = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none",
-                                             ignore_index=IGNORE_INDEX)
+        losses = nn.functional.cross_entropy(
+            logits.transpose(1, 2), targets, reduction="none", ignore_index=IGNORE_INDEX
+        )
         return losses, targets != IGNORE_INDEX, objective_ids[:, 1:], outputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -299,8 +310,9 @@ class BirdieTrainer(Trainer):
         training = not any(key.startswith("eval_") for key in logs)
         if training and ("loss" in logs or "train_runtime" in logs):
             # Tokens through the model (context + targets, padding excluded), all ranks: the compute budget.
-            tokens = self.accelerator.reduce(torch.tensor(self._model_tokens, device=self.args.device),
-                                             reduction="sum")
+            tokens = self.accelerator.reduce(
+                torch.tensor(self._model_tokens, device=self.args.device), reduction="sum"
+            )
             self.state.num_input_tokens_seen += int(tokens)
             self._model_tokens = 0
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
@@ -457,8 +469,12 @@ class BirdieTrainer(Trainer):
                 break
             problems = checkpoint_problems(path, require_training_state=not self.args.save_only_model)
             if problems:
-                logger.warning("Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete "
-                               "ones.", path, "; ".join(problems), self.args.save_total_limit)
+                logger.warning(
+                    "Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete ones.",
+                    path,
+                    "; ".join(problems),
+                    self.args.save_total_limit,
+                )
                 shutil.rmtree(path, ignore_errors=True)
 
     def _save_rng_state(self, output_dir: str) -> None:
@@ -477,10 +493,13 @@ class BirdieTrainer(Trainer):
         The state holds plain Python values and tensors only, so it loads with `torch.load(..., weights_only=True)`.
         """
         os.makedirs(directory, exist_ok=True)
-        _atomic_write(os.path.join(directory, TRAJECTORY_NAME),
-                      lambda path: _write_json(path, self.mixture_trajectory()))
-        _atomic_write(os.path.join(directory, BIRDIE_STATE_NAME),
-                      lambda path: torch.save(self.birdie_callback.state_dict(), path))
+        _atomic_write(
+            os.path.join(directory, TRAJECTORY_NAME), lambda path: _write_json(path, self.mixture_trajectory())
+        )
+        _atomic_write(
+            os.path.join(directory, BIRDIE_STATE_NAME),
+            lambda path: torch.save(self.birdie_callback.state_dict(), path),
+        )
 
     def load_birdie_state(self, checkpoint: str) -> None:
         """Restore the policy, mixture and trajectory saved in `checkpoint` (a `checkpoint-N` folder).
@@ -521,11 +540,19 @@ class BirdieTrainer(Trainer):
         widgets. Works with streaming datasets (see [`first_examples`])."""
         dataset = self.eval_dataset if self.eval_dataset is not None else self.train_dataset
         tokenizer = self.data_collator.tokenizer
-        return [tokenizer.decode(example["input_ids"][:length], skip_special_tokens=True)
-                for example in first_examples(dataset, count)]
+        return [
+            tokenizer.decode(example["input_ids"][:length], skip_special_tokens=True)
+            for example in first_examples(dataset, count)
+        ]
 
-    def create_model_card(self, model_name: Optional[str] = None, evaluation: Optional[list[dict]] = None,
-                          training_data: Optional[str] = None, tokens_seen: Optional[int] = None, **kwargs) -> None:
+    def create_model_card(
+        self,
+        model_name: Optional[str] = None,
+        evaluation: Optional[list[dict]] = None,
+        training_data: Optional[str] = None,
+        tokens_seen: Optional[int] = None,
+        **kwargs,
+    ) -> None:
         """Write the Birdie model card (mixture trajectory, training settings, widget examples, and downstream
         results when given) to `output_dir/README.md`; `push_to_hub` uploads it.
 
@@ -545,12 +572,17 @@ class BirdieTrainer(Trainer):
             "window_length": len(first_window[0]["input_ids"]) if first_window else "n/a",
             "max_length": self.args.max_length,
             "model_size": f"{type(self.model).__name__}, hidden {getattr(config, 'hidden_size', '?')}, "
-                          f"{getattr(config, 'num_hidden_layers', '?')} layers, "
-                          f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters",
+            f"{getattr(config, 'num_hidden_layers', '?')} layers, "
+            f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters",
             "training_data": training_data or "DNA windows (see training arguments)",
         }
-        card = pretrained_model_card(repo_id, self.mixture_trajectory(), training,
-                                     widget_sequences=self.widget_sequences(), evaluation=evaluation)
+        card = pretrained_model_card(
+            repo_id,
+            self.mixture_trajectory(),
+            training,
+            widget_sequences=self.widget_sequences(),
+            evaluation=evaluation,
+        )
         card.save(os.path.join(self.args.output_dir, "README.md"))
 
     def train(self, resume_from_checkpoint: Union[str, bool, None] = None, **kwargs):
@@ -589,12 +621,21 @@ class BirdieTrainer(Trainer):
         problems = checkpoint_problems(checkpoint, require_training_state=require_training_state)
         if problems:
             parent = os.path.dirname(os.path.normpath(checkpoint))
-            fallback = next((path for _, path in _numbered_checkpoints(parent)
-                             if os.path.normpath(path) != os.path.normpath(checkpoint)
-                             and not checkpoint_problems(path, require_training_state=require_training_state)), None)
-            advice = (f"The last complete checkpoint next to it is {fallback!r}: pass that path, or "
-                      f"resume_from_checkpoint=True to pick it." if fallback else
-                      "No complete checkpoint was found next to it.")
+            fallback = next(
+                (
+                    path
+                    for _, path in _numbered_checkpoints(parent)
+                    if os.path.normpath(path) != os.path.normpath(checkpoint)
+                    and not checkpoint_problems(path, require_training_state=require_training_state)
+                ),
+                None,
+            )
+            advice = (
+                f"The last complete checkpoint next to it is {fallback!r}: pass that path, or "
+                f"resume_from_checkpoint=True to pick it."
+                if fallback
+                else "No complete checkpoint was found next to it."
+            )
             raise ValueError(
                 f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
             )
@@ -648,8 +689,11 @@ def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
             value = birdie_default
         values[f.name] = value
     if dropped:
-        logger.warning("BirdieTrainer ignores the %s fields %s (not BirdieTrainingArguments fields).",
-                       type(args).__name__, dropped)
+        logger.warning(
+            "BirdieTrainer ignores the %s fields %s (not BirdieTrainingArguments fields).",
+            type(args).__name__,
+            dropped,
+        )
     return BirdieTrainingArguments(**values)
 
 
@@ -675,8 +719,9 @@ def birdie_run_spec(args: BirdieTrainingArguments, data_collator: DataCollatorFo
         "policy": args.policy,
         "entries": entries,
         "initial_mixture": data_collator.mixture.weights.tolist(),
-        "policy_settings": ({name: getattr(args, name) for name in POLICY_SPEC_FIELDS}
-                            if args.policy == "birdie" else None),
+        "policy_settings": (
+            {name: getattr(args, name) for name in POLICY_SPEC_FIELDS} if args.policy == "birdie" else None
+        ),
     }
 
 
@@ -749,8 +794,11 @@ def _numbered_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     if not os.path.isdir(output_dir):
         return []
     pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-    found = [(int(m.group(1)), os.path.join(output_dir, name)) for name in os.listdir(output_dir)
-             if (m := pattern.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
+    found = [
+        (int(m.group(1)), os.path.join(output_dir, name))
+        for name in os.listdir(output_dir)
+        if (m := pattern.match(name)) and os.path.isdir(os.path.join(output_dir, name))
+    ]
     return sorted(found, reverse=True)
 
 
@@ -771,8 +819,10 @@ def _weights_problems(checkpoint: str, names: set[str], deepspeed_tag: Optional[
         return _safetensors_problems(checkpoint, SAFE_WEIGHTS_NAME)
     if WEIGHTS_NAME in names:
         return _torch_file_problems(checkpoint, WEIGHTS_NAME)
-    for index_name, check in ((SAFE_WEIGHTS_INDEX_NAME, _safetensors_problems),
-                              (WEIGHTS_INDEX_NAME, _torch_file_problems)):
+    for index_name, check in (
+        (SAFE_WEIGHTS_INDEX_NAME, _safetensors_problems),
+        (WEIGHTS_INDEX_NAME, _torch_file_problems),
+    ):
         if index_name in names:
             try:
                 with open(os.path.join(checkpoint, index_name), encoding="utf-8") as handle:
@@ -805,8 +855,7 @@ def _safetensors_problems(checkpoint: str, name: str) -> list[str]:
             if 8 + header_length > size:
                 return [f"{name} is truncated ({size} bytes, shorter than its {header_length}-byte header)"]
             header = json.loads(handle.read(header_length))
-        data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"),
-                       default=0)
+        data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         return [f"{name} is unreadable ({type(error).__name__}: {error})"]
     expected = 8 + header_length + int(data_end)

@@ -40,8 +40,12 @@ from birdie_hf.hub import load_model_config
 
 METRICS = ("mcc", "f1", "accuracy")
 #: Fine-tuning modes: (attention, prefix_prompt) passed to `finetune_classifier`.
-MODES = {"auto": ("auto", None), "causal": ("causal", False), "bidirectional": ("bidirectional", False),
-         "bidirectional_prompt": ("bidirectional", True)}
+MODES = {
+    "auto": ("auto", None),
+    "causal": ("causal", False),
+    "bidirectional": ("bidirectional", False),
+    "bidirectional_prompt": ("bidirectional", True),
+}
 
 
 def parse_args(argv=None):
@@ -55,11 +59,20 @@ def parse_args(argv=None):
     parser.add_argument("--learning_rate", type=float, default=3e-4)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--lora_r", type=int, default=0)
-    parser.add_argument("--attention_modes", nargs="+", default=["causal", "bidirectional_prompt"],
-                        choices=list(MODES), help="how the classifiers read their input (each is a separate row)")
+    parser.add_argument(
+        "--attention_modes",
+        nargs="+",
+        default=["causal", "bidirectional_prompt"],
+        choices=list(MODES),
+        help="how the classifiers read their input (each is a separate row)",
+    )
     parser.add_argument("--max_train_examples", type=int, default=None, help="cap the train split (seeded)")
-    parser.add_argument("--max_eval_examples", type=int, default=None,
-                        help="cap the dev split used for early stopping (seeded); the test split is never capped")
+    parser.add_argument(
+        "--max_eval_examples",
+        type=int,
+        default=None,
+        help="cap the dev split used for early stopping (seeded); the test split is never capped",
+    )
     parser.add_argument("--update_cards", action="store_true", help="write results into local checkpoints' cards")
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     return parser.parse_args(argv)
@@ -72,15 +85,19 @@ def resolve_tasks(args) -> list[str]:
             raise RecipeError(f"--suite_dir: not a folder: {args.suite_dir!r}")
         found = sorted(str(p) for p in Path(args.suite_dir).iterdir() if (p / "train.csv").exists())
         if not found:
-            raise RecipeError(f"--suite_dir: {args.suite_dir!r} holds no task folder (a sub-folder with train.csv); "
-                              "build one with recipes/make_genome_tasks.py.")
+            raise RecipeError(
+                f"--suite_dir: {args.suite_dir!r} holds no task folder (a sub-folder with train.csv); "
+                "build one with recipes/make_genome_tasks.py."
+            )
         tasks += found
     if not tasks:
         raise RecipeError("no task: give --tasks and/or --suite_dir")
     for task in tasks:
         if not os.path.isdir(task) and task not in NT_TASKS:
-            raise RecipeError(f"--tasks: {task!r} is neither a folder of train/dev/test CSVs nor a Nucleotide "
-                              f"Transformer task ({', '.join(NT_TASKS)}).")
+            raise RecipeError(
+                f"--tasks: {task!r} is neither a folder of train/dev/test CSVs nor a Nucleotide "
+                f"Transformer task ({', '.join(NT_TASKS)})."
+            )
     return tasks
 
 
@@ -106,9 +123,11 @@ def summarise(runs: list[dict], by_mode: bool = False) -> dict:
         summary[name] = {}
         for task, results in tasks.items():
             summary[name][task] = {
-                metric: {"mean": statistics.fmean(r[metric] for r in results),
-                         "std": statistics.stdev(r[metric] for r in results) if len(results) > 1 else 0.0,
-                         "n": len(results)}
+                metric: {
+                    "mean": statistics.fmean(r[metric] for r in results),
+                    "std": statistics.stdev(r[metric] for r in results) if len(results) > 1 else 0.0,
+                    "n": len(results),
+                }
                 for metric in METRICS
             }
         summary[name]["mean_over_tasks"] = {
@@ -119,12 +138,17 @@ def summarise(runs: list[dict], by_mode: bool = False) -> dict:
 
 def markdown(summary: dict) -> str:
     tasks = sorted({task for per in summary.values() for task in per if task != "mean_over_tasks"})
-    lines = ["Test MCC, mean ± std over seeds (F1 and accuracy in results.json).", "",
-             "| checkpoint | " + " | ".join(tasks) + " | mean MCC |",
-             "|---|" + "---|" * (len(tasks) + 1)]
+    lines = [
+        "Test MCC, mean ± std over seeds (F1 and accuracy in results.json).",
+        "",
+        "| checkpoint | " + " | ".join(tasks) + " | mean MCC |",
+        "|---|" + "---|" * (len(tasks) + 1),
+    ]
     for name, per in summary.items():
-        cells = [f"{per[t]['mcc']['mean']:.3f} ± {per[t]['mcc']['std']:.3f} (n={per[t]['mcc']['n']})"
-                 if t in per else "–" for t in tasks]
+        cells = [
+            f"{per[t]['mcc']['mean']:.3f} ± {per[t]['mcc']['std']:.3f} (n={per[t]['mcc']['n']})" if t in per else "–"
+            for t in tasks
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {per['mean_over_tasks']['mcc']:.3f} |")
     return "\n".join(lines)
 
@@ -140,8 +164,14 @@ def main(args):
     runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
     done = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs}
     # Seeds outermost: an interrupted sweep still compares every checkpoint and mode on the seeds it finished.
-    jobs = [(n, c, t, s, m) for s in args.seeds for t in tasks for n, c in checkpoints.items()
-            for m in args.attention_modes if (n, t, s, m) not in done]
+    jobs = [
+        (n, c, t, s, m)
+        for s in args.seeds
+        for t in tasks
+        for n, c in checkpoints.items()
+        for m in args.attention_modes
+        if (n, t, s, m) not in done
+    ]
     for name, checkpoint, task, seed, mode in tqdm(jobs, desc="fine-tuning runs"):
         data = load_classification_task(task, seed=seed)
         if args.max_train_examples and len(data["train"]) > args.max_train_examples:
@@ -151,21 +181,39 @@ def main(args):
         task_name = os.path.basename(task.rstrip("/"))
         attention, prompt = MODES[mode]
         results = finetune_classifier(
-            checkpoint, data, os.path.join(args.output_dir, "runs", f"{name}-{mode}-{task_name}-seed{seed}"),
-            seed=seed, lora=lora, num_train_epochs=args.num_train_epochs,
-            learning_rate=args.learning_rate, batch_size=args.batch_size, save_model=False, disable_tqdm=True,
-            attention=attention, prefix_prompt=prompt,
+            checkpoint,
+            data,
+            os.path.join(args.output_dir, "runs", f"{name}-{mode}-{task_name}-seed{seed}"),
+            seed=seed,
+            lora=lora,
+            num_train_epochs=args.num_train_epochs,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+            save_model=False,
+            disable_tqdm=True,
+            attention=attention,
+            prefix_prompt=prompt,
         )
-        run = {"name": name, "checkpoint": checkpoint, "task": task, "task_name": task_name, "seed": seed,
-               "mode": mode, **results}
+        run = {
+            "name": name,
+            "checkpoint": checkpoint,
+            "task": task,
+            "task_name": task_name,
+            "seed": seed,
+            "mode": mode,
+            **results,
+        }
         runs.append(run)
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(run) + "\n")
-    summary = summarise([r for r in runs if r["name"] in checkpoints and r.get("mode", "auto") in args.attention_modes],
-                        by_mode=len(args.attention_modes) > 1)
+    summary = summarise(
+        [r for r in runs if r["name"] in checkpoints and r.get("mode", "auto") in args.attention_modes],
+        by_mode=len(args.attention_modes) > 1,
+    )
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
-        json.dump({"checkpoints": checkpoints, "tasks": tasks, "seeds": args.seeds, "summary": summary}, handle,
-                  indent=2)
+        json.dump(
+            {"checkpoints": checkpoints, "tasks": tasks, "seeds": args.seeds, "summary": summary}, handle, indent=2
+        )
     table = markdown(summary)
     with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as handle:
         handle.write(table + "\n")
@@ -191,11 +239,17 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
             continue
         # One row per checkpoint on its card: the mode `auto` picks for it when it was evaluated, else the first.
         mode = resolve_attention(AutoConfig.from_pretrained(path))
-        preferred = f"{name} ({'bidirectional_prompt' if DEFAULT_PREFIX_PROMPT else 'bidirectional'})" \
-            if mode == "bidirectional" else f"{name} (causal)"
+        preferred = (
+            f"{name} ({'bidirectional_prompt' if DEFAULT_PREFIX_PROMPT else 'bidirectional'})"
+            if mode == "bidirectional"
+            else f"{name} (causal)"
+        )
         row = preferred if preferred in rows else rows[0]
-        evaluation = [{"task": task, **{m: v[m]["mean"] for m in METRICS}}
-                      for task, v in summary[row].items() if task != "mean_over_tasks"]
+        evaluation = [
+            {"task": task, **{m: v[m]["mean"] for m in METRICS}}
+            for task, v in summary[row].items()
+            if task != "mean_over_tasks"
+        ]
         print(f"--update_cards: wrote the {row} results to {update_pretrained_card(path, evaluation)}")
 
 

@@ -35,7 +35,9 @@ from birdie_hf.hub import load_model_config, write_finetuned_card
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name_or_path", required=True, help="pre-trained causal-LM checkpoint (folder or Hub id)")
+    parser.add_argument(
+        "--model_name_or_path", required=True, help="pre-trained causal-LM checkpoint (folder or Hub id)"
+    )
     parser.add_argument("--task", required=True, help="folder of train/dev/test CSVs, or an NT task name")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -47,13 +49,22 @@ def parse_args(argv=None):
     parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank; 0 = full fine-tuning")
     parser.add_argument("--lora_alpha", type=int, default=16)
     parser.add_argument("--lora_dropout", type=float, default=0.05)
-    parser.add_argument("--attention", default="auto", choices=["auto", "causal", "bidirectional"],
-                        help="how the classifier reads its input (auto: from the checkpoint's pre-training record)")
-    parser.add_argument("--prefix_prompt", action=argparse.BooleanOptionalAction, default=None,
-                        help="open bidirectional inputs with <|prefix_lm|> (default: on)")
+    parser.add_argument(
+        "--attention",
+        default="auto",
+        choices=["auto", "causal", "bidirectional"],
+        help="how the classifier reads its input (auto: from the checkpoint's pre-training record)",
+    )
+    parser.add_argument(
+        "--prefix_prompt",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open bidirectional inputs with <|prefix_lm|> (default: on)",
+    )
     parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
-    parser.add_argument("--hub_model_id", default=None, help="Hub repository of the card and push (default: the "
-                                                              "name of --output_dir)")
+    parser.add_argument(
+        "--hub_model_id", default=None, help="Hub repository of the card and push (default: the name of --output_dir)"
+    )
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     return parser.parse_args(argv)
 
@@ -68,13 +79,26 @@ def main(args):
         check_hub_access(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
     data = load_classification_task(args.task, seed=args.seed)
     results = finetune_classifier(
-        args.model_name_or_path, data, args.output_dir, seed=args.seed, lora=lora,
-        num_train_epochs=args.num_train_epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        early_stopping_patience=args.early_stopping_patience, max_length=args.max_length,
-        attention=args.attention, prefix_prompt=args.prefix_prompt,
+        args.model_name_or_path,
+        data,
+        args.output_dir,
+        seed=args.seed,
+        lora=lora,
+        num_train_epochs=args.num_train_epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        early_stopping_patience=args.early_stopping_patience,
+        max_length=args.max_length,
+        attention=args.attention,
+        prefix_prompt=args.prefix_prompt,
     )
-    record = {"task": args.task, "checkpoint": args.model_name_or_path, "seed": args.seed, "lora_r": args.lora_r,
-              **results}
+    record = {
+        "task": args.task,
+        "checkpoint": args.model_name_or_path,
+        "seed": args.seed,
+        "lora_r": args.lora_r,
+        **results,
+    }
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(record, handle, indent=2)
     print(json.dumps(record, indent=2))

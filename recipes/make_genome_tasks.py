@@ -31,8 +31,13 @@ from pathlib import Path
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.genbank import iter_genbank
-from birdie_hf.human_tasks import (TASK_NAME as HUMAN_TASK, HumanRepeatTaskConfig, build_human_repeat_task,
-                                   write_human_repeat_task, write_pretraining_fasta)
+from birdie_hf.human_tasks import TASK_NAME as HUMAN_TASK
+from birdie_hf.human_tasks import (
+    HumanRepeatTaskConfig,
+    build_human_repeat_task,
+    write_human_repeat_task,
+    write_pretraining_fasta,
+)
 from birdie_hf.leakage import leakage_report
 from birdie_hf.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 
@@ -47,15 +52,28 @@ def main(argv=None):
     parser.add_argument("--window_length", type=int, default=100)
     parser.add_argument("--block_size", type=int, default=5000)
     parser.add_argument("--windows_per_gene", type=int, default=4)
-    parser.add_argument("--max_examples_per_class", type=int, default=None,
-                        help="cap per class and split (default: none for the GenBank tasks, "
-                             f"{HumanRepeatTaskConfig.max_examples_per_class} for human_repeat)")
+    parser.add_argument(
+        "--max_examples_per_class",
+        type=int,
+        default=None,
+        help="cap per class and split (default: none for the GenBank tasks, "
+        f"{HumanRepeatTaskConfig.max_examples_per_class} for human_repeat)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--human_fasta", default=None, metavar="PATH",
-                        help="soft-masked FASTA with chr22:START-END headers: also build human_repeat and write "
-                             "<output_dir>/human_pretraining.fa.gz (the pre-training region)")
-    parser.add_argument("--check_leakage", nargs="+", default=None, metavar="FASTA",
-                        help="report how many dev/test sequences occur verbatim in these FASTA files")
+    parser.add_argument(
+        "--human_fasta",
+        default=None,
+        metavar="PATH",
+        help="soft-masked FASTA with chr22:START-END headers: also build human_repeat and write "
+        "<output_dir>/human_pretraining.fa.gz (the pre-training region)",
+    )
+    parser.add_argument(
+        "--check_leakage",
+        nargs="+",
+        default=None,
+        metavar="FASTA",
+        help="report how many dev/test sequences occur verbatim in these FASTA files",
+    )
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     args = parser.parse_args(argv)
     if not os.path.exists(args.genbank):
@@ -74,9 +92,13 @@ def main(argv=None):
         written_here = args.human_fasta and os.path.abspath(path) == os.path.abspath(pretraining_path)
         if not written_here and not os.path.exists(path):
             raise RecipeError(f"--check_leakage: file not found: {path!r}")
-    config = TaskSuiteConfig(window_length=args.window_length, block_size=args.block_size,
-                             windows_per_gene=args.windows_per_gene,
-                             max_examples_per_class=args.max_examples_per_class, seed=args.seed)
+    config = TaskSuiteConfig(
+        window_length=args.window_length,
+        block_size=args.block_size,
+        windows_per_gene=args.windows_per_gene,
+        max_examples_per_class=args.max_examples_per_class,
+        seed=args.seed,
+    )
     # Build and check every task before writing anything: settings that leave a split empty write no file.
     suite = build_task_suite(args.genbank, config)
     check_task_suite(suite, config, genome_length=sum(len(record.sequence) for record in iter_genbank(args.genbank)))
@@ -91,8 +113,9 @@ def main(argv=None):
     if args.human_fasta:
         counts[HUMAN_TASK] = write_human_repeat_task(human, args.output_dir)
         pretraining = write_pretraining_fasta(args.human_fasta, pretraining_path, human_config)
-        summary["human_repeat"] = dict(human.metadata, pretraining_fasta=os.path.basename(pretraining_path),
-                                       pretraining_fasta_counts=pretraining)
+        summary["human_repeat"] = dict(
+            human.metadata, pretraining_fasta=os.path.basename(pretraining_path), pretraining_fasta_counts=pretraining
+        )
     if args.check_leakage:
         summary["leakage"] = leakage_report(args.output_dir, args.check_leakage)
     with open(os.path.join(args.output_dir, "suite.json"), "w", encoding="utf-8") as handle:
@@ -101,16 +124,20 @@ def main(argv=None):
         print(f"{task:<22} " + "  ".join(f"{split} {n:>5}" for split, n in splits.items()))
     if args.human_fasta:
         meta = summary["human_repeat"]
-        print(f"human_repeat: pre-training region {meta['records']['pretraining']} records, "
-              f"{meta['bases']['pretraining']} bases -> {pretraining_path}; held out from "
-              f"{meta['chrom']}:{meta['heldout_start']} ({meta['bases']['heldout']} bases); "
-              f"dev/test windows dropped as occurring in the pre-training region: {meta['leaked_dropped']}")
+        print(
+            f"human_repeat: pre-training region {meta['records']['pretraining']} records, "
+            f"{meta['bases']['pretraining']} bases -> {pretraining_path}; held out from "
+            f"{meta['chrom']}:{meta['heldout_start']} ({meta['bases']['heldout']} bases); "
+            f"dev/test windows dropped as occurring in the pre-training region: {meta['leaked_dropped']}"
+        )
     if args.check_leakage:
         report = summary["leakage"]
         print(f"Leakage check against {', '.join(report['corpus'])} (both strands):")
         for task, splits in report["tasks"].items():
-            print(f"  {task:<22} " + "  ".join(
-                f"{split} {entry['occurring']}/{entry['checked']}" for split, entry in splits.items()))
+            print(
+                f"  {task:<22} "
+                + "  ".join(f"{split} {entry['occurring']}/{entry['checked']}" for split, entry in splits.items())
+            )
         print(f"  {report['total_occurring']} dev/test sequences occur verbatim in the corpus")
     print(f"Wrote the suite to {args.output_dir}")
 

@@ -77,16 +77,20 @@ class ScriptArguments:
     )
     dataset_name: Optional[str] = field(
         default=None,
-        metadata={"help": "Hub dataset id or CSV file/folder with a `sequence` column, instead of FASTA. Its "
-                          "validation split is held out; without one, --validation_fraction of the train sequences."},
+        metadata={
+            "help": "Hub dataset id or CSV file/folder with a `sequence` column, instead of FASTA. Its "
+            "validation split is held out; without one, --validation_fraction of the train sequences."
+        },
     )
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Hub dataset configuration name."})
     window_length: int = field(default=256, metadata={"help": "Bases per training window."})
     stride: Optional[int] = field(default=None, metadata={"help": "Step between windows (default: window_length)."})
     allow_cropping: bool = field(
         default=False,
-        metadata={"help": "Train even when --max_length makes some objectives read only part of each window (warns "
-                          "with the numbers instead of refusing)."},
+        metadata={
+            "help": "Train even when --max_length makes some objectives read only part of each window (warns "
+            "with the numbers instead of refusing)."
+        },
     )
     validation_fraction: float = field(
         default=0.05,
@@ -103,8 +107,10 @@ class ScriptArguments:
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
     cpu_threads: Optional[int] = field(
         default=None,
-        metadata={"help": "Torch threads per process when training on CPU. Default: the machine's cores divided by "
-                          "the number of processes (`accelerate launch` would otherwise pin a single process to 1)."},
+        metadata={
+            "help": "Torch threads per process when training on CPU. Default: the machine's cores divided by "
+            "the number of processes (`accelerate launch` would otherwise pin a single process to 1)."
+        },
     )
     traceback: bool = field(default=False, metadata={"help": TRACEBACK_HELP})
 
@@ -156,8 +162,10 @@ def check_script_args(script_args: ScriptArguments) -> None:
             if not os.path.exists(path):
                 raise RecipeError(f"--genomes: file not found: {path!r}")
     elif is_fasta_path(script_args.dataset_name):
-        raise RecipeError(f"--dataset_name takes a Hub id or CSV, got the FASTA file {script_args.dataset_name!r}; "
-                          "pass FASTA files with --genomes.")
+        raise RecipeError(
+            f"--dataset_name takes a Hub id or CSV, got the FASTA file {script_args.dataset_name!r}; "
+            "pass FASTA files with --genomes."
+        )
     if script_args.model_name_or_path:
         check_model_path(script_args.model_name_or_path)
 
@@ -166,14 +174,24 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> Datase
     """Train and validation windows from `--genomes` (FASTA) or `--dataset_name` (CSV or Hub sequences)."""
     if script_args.dataset_name is None:
         return load_genome_windows(
-            script_args.genomes, tokenizer, window_length=script_args.window_length, stride=script_args.stride,
-            validation_fraction=script_args.validation_fraction, split_by=script_args.split_by,
-            reverse_complement=script_args.reverse_complement, seed=seed,
+            script_args.genomes,
+            tokenizer,
+            window_length=script_args.window_length,
+            stride=script_args.stride,
+            validation_fraction=script_args.validation_fraction,
+            split_by=script_args.split_by,
+            reverse_complement=script_args.reverse_complement,
+            seed=seed,
         )
     kwargs = {"name": script_args.dataset_config} if script_args.dataset_config else {}
     return load_sequence_windows(
-        script_args.dataset_name, tokenizer, window_length=script_args.window_length, stride=script_args.stride,
-        validation_fraction=script_args.validation_fraction, seed=seed, **kwargs,
+        script_args.dataset_name,
+        tokenizer,
+        window_length=script_args.window_length,
+        stride=script_args.stride,
+        validation_fraction=script_args.validation_fraction,
+        seed=seed,
+        **kwargs,
     )
 
 
@@ -186,7 +204,9 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
         except ValueError as error:
             raise RecipeError(f"--model_name_or_path: {error}") from error
     config = default_model_config(
-        tokenizer, hidden_size=script_args.hidden_size, num_hidden_layers=script_args.num_hidden_layers,
+        tokenizer,
+        hidden_size=script_args.hidden_size,
+        num_hidden_layers=script_args.num_hidden_layers,
         num_attention_heads=script_args.num_attention_heads,
         max_position_embeddings=max(2048, training_args.max_length),
     )
@@ -214,29 +234,42 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
     validation = data["validation"]
     wanted = training_args.policy_validation_windows or training_args.policy_validation_min_windows
     if 0 < len(validation) < wanted and training_args.policy == "birdie":
-        logger.warning("Only %d validation windows for the reward's held-out set of %d windows per objective entry "
-                       "(policy_validation_min_windows): windows are reused, so rewards are noisier. --split_by "
-                       "record (whole records held out), a larger --validation_fraction or a smaller --window_length "
-                       "give more.", len(validation), wanted)
+        logger.warning(
+            "Only %d validation windows for the reward's held-out set of %d windows per objective entry "
+            "(policy_validation_min_windows): windows are reused, so rewards are noisier. --split_by "
+            "record (whole records held out), a larger --validation_fraction or a smaller --window_length "
+            "give more.",
+            len(validation),
+            wanted,
+        )
     if len(validation) > 0:
         return validation
     if script_args.validation_fraction == 0:
         cause, change = "--validation_fraction 0 holds out nothing", "a --validation_fraction above 0 (e.g. 0.05)"
     else:
-        cause = (f"no validation window of --window_length {script_args.window_length} bases fits in the held-out "
-                 f"{script_args.validation_fraction:g} of {describe_data(script_args)} (the warning above gives the "
-                 "numbers)")
+        cause = (
+            f"no validation window of --window_length {script_args.window_length} bases fits in the held-out "
+            f"{script_args.validation_fraction:g} of {describe_data(script_args)} (the warning above gives the "
+            "numbers)"
+        )
         change = "a smaller --window_length, a larger --validation_fraction, more data"
     if training_args.policy == "birdie":
-        raise RecipeError(f"--policy birdie needs held-out windows for its reward, but {cause}. Use {change}, or "
-                          "--policy static / ntp, which train without held-out windows.")
-    logger.warning("No held-out windows (%s): --policy %s trains without validation evaluations; summary.md and the "
-                   "model card record no validation losses.", cause, training_args.policy)
+        raise RecipeError(
+            f"--policy birdie needs held-out windows for its reward, but {cause}. Use {change}, or "
+            "--policy static / ntp, which train without held-out windows."
+        )
+    logger.warning(
+        "No held-out windows (%s): --policy %s trains without validation evaluations; summary.md and the "
+        "model card record no validation losses.",
+        cause,
+        training_args.policy,
+    )
     return None
 
 
-def summary_table(trajectory: dict, objective_names: list[str], tokens_seen: int, final_step: int,
-                  live_mixture: dict[str, float]) -> str:
+def summary_table(
+    trajectory: dict, objective_names: list[str], tokens_seen: int, final_step: int, live_mixture: dict[str, float]
+) -> str:
     """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
     (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
     the loss column is left out then (with a line saying why) rather than filled with NaN."""
@@ -244,14 +277,20 @@ def summary_table(trajectory: dict, objective_names: list[str], tokens_seen: int
     final = final_mixture(trajectory, final_step) or live_mixture
     lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", ""]
     if not evaluations:
-        lines += ["no held-out evaluation was run (no validation windows): validation losses were not measured; the "
-                  "weights are the mixture trained on.", "",
-                  f"| {'objective':<36} | {'final weight':>12} |", f"|{'-' * 38}|{'-' * 14}|"]
+        lines += [
+            "no held-out evaluation was run (no validation windows): validation losses were not measured; the "
+            "weights are the mixture trained on.",
+            "",
+            f"| {'objective':<36} | {'final weight':>12} |",
+            f"|{'-' * 38}|{'-' * 14}|",
+        ]
         lines += [f"| {name:<36} | {final[name]:>12.4f} |" for name in objective_names]
         return "\n".join(lines)
     last = evaluations[-1]
-    lines += [f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
-              f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|"]
+    lines += [
+        f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
+        f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|",
+    ]
     for name in objective_names:
         lines.append(f"| {name:<36} | {last['losses'][name]:>14.4f} | {final[name]:>12.4f} |")
     return "\n".join(lines)
@@ -264,11 +303,18 @@ def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
     if not hasattr(data["validation"], "__len__") or len(data["validation"]) == 0:
         return "(no held-out windows: next-base comparison skipped)"
     heldout = data["validation"]["input_ids"]
-    rows = markov_baseline_table(windows_to_text(data["train"]["input_ids"], tokenizer),
-                                 list(windows_to_text(heldout, tokenizer)), orders=orders)
-    lines = [f"held-out next-base loss over {len(heldout)} windows (nats per base; lower is better):", "",
-             f"| {'model':<36} | {'nats':>8} |", f"|{'-' * 38}|{'-' * 10}|",
-             f"| {'this model (read left to right)':<36} | {next_base_nll(model, heldout, tokenizer):>8.4f} |"]
+    rows = markov_baseline_table(
+        windows_to_text(data["train"]["input_ids"], tokenizer),
+        list(windows_to_text(heldout, tokenizer)),
+        orders=orders,
+    )
+    lines = [
+        f"held-out next-base loss over {len(heldout)} windows (nats per base; lower is better):",
+        "",
+        f"| {'model':<36} | {'nats':>8} |",
+        f"|{'-' * 38}|{'-' * 10}|",
+        f"| {'this model (read left to right)':<36} | {next_base_nll(model, heldout, tokenizer):>8.4f} |",
+    ]
     for row in rows:
         name = "base composition (order 0)" if row["order"] == 0 else f"order-{row['order']} Markov"
         lines.append(f"| {name:<36} | {row['nll']:>8.4f} |")
@@ -276,8 +322,10 @@ def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
 
 
 def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     check_script_args(script_args)
     if training_args.push_to_hub:  # fail before any training, not after it
         from birdie_hf.hub import check_hub_access
@@ -292,25 +340,45 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     check_windows(script_args, collator)
     data = build_datasets(script_args, tokenizer, training_args.seed)
     eval_dataset = held_out_windows(script_args, training_args, data)
-    trainer = BirdieTrainer(model=model, args=training_args, data_collator=collator, train_dataset=data["train"],
-                            eval_dataset=eval_dataset, processing_class=tokenizer)
+    trainer = BirdieTrainer(
+        model=model,
+        args=training_args,
+        data_collator=collator,
+        train_dataset=data["train"],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+    )
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
     trainer.save_model(training_args.output_dir)
-    tokens = source_tokens_seen(result.global_step, training_args, script_args.window_length,
-                                num_windows=len(data["train"]))
+    tokens = source_tokens_seen(
+        result.global_step, training_args, script_args.window_length, num_windows=len(data["train"])
+    )
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
-        table = summary_table(trainer.mixture_trajectory(), trainer.data_collator.objective_names, tokens,
-                              result.global_step, trainer.data_collator.mixture.as_dict())
+        table = summary_table(
+            trainer.mixture_trajectory(),
+            trainer.data_collator.objective_names,
+            tokens,
+            result.global_step,
+            trainer.data_collator.mixture.as_dict(),
+        )
         table += "\n\n" + next_base_table(trainer.model, data, tokenizer)
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:
-            json.dump({**result.metrics, "global_step": result.global_step, "tokens_seen": tokens,
-                       "model_tokens": trainer.state.num_input_tokens_seen, "policy": training_args.policy},
-                      handle, indent=2)
+            json.dump(
+                {
+                    **result.metrics,
+                    "global_step": result.global_step,
+                    "tokens_seen": tokens,
+                    "model_tokens": trainer.state.num_input_tokens_seen,
+                    "policy": training_args.policy,
+                },
+                handle,
+                indent=2,
+            )
         print("\n" + table)
         print(f"\nSaved model, tokenizer and mixture trajectory to {training_args.output_dir}")
         # The card comes before the plots: it is the run's record, the plots are a view of it.
@@ -319,12 +387,15 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
     if training_args.push_to_hub:
         try:
-            trainer.push_to_hub(commit_message="Birdie pre-training", training_data=describe_data(script_args),
-                                tokens_seen=tokens)
+            trainer.push_to_hub(
+                commit_message="Birdie pre-training", training_data=describe_data(script_args), tokens_seen=tokens
+            )
         except Exception as error:  # the local output is complete; say so rather than lose track of it
-            raise SystemExit(f"error: push to the Hub failed ({type(error).__name__}: {error}). The trained model "
-                             f"and card are saved in {training_args.output_dir}; push them later with "
-                             "`hf upload`.") from None
+            raise SystemExit(
+                f"error: push to the Hub failed ({type(error).__name__}: {error}). The trained model "
+                f"and card are saved in {training_args.output_dir}; push them later with "
+                "`hf upload`."
+            ) from None
 
 
 def save_plots(trajectory: dict, directory: str) -> None:

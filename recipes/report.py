@@ -33,12 +33,18 @@ def write_report(run_dirs: list[str], output_dir: str) -> str:
     runs = {os.path.basename(d.rstrip("/")) or d: load_trajectory(d) for d in run_dirs}
     sections = ["# Birdie training report", ""]
     for name, trajectory in runs.items():
-        images = [plot_mixture(trajectory, os.path.join(output_dir, f"{name}_mixture.png")),
-                  plot_losses(trajectory, os.path.join(output_dir, f"{name}_losses.png"))]
+        images = [
+            plot_mixture(trajectory, os.path.join(output_dir, f"{name}_mixture.png")),
+            plot_losses(trajectory, os.path.join(output_dir, f"{name}_losses.png")),
+        ]
         if any(e.get("rewards") for e in trajectory["evaluations"]):
             images.append(plot_rewards(trajectory, os.path.join(output_dir, f"{name}_rewards.png")))
-        sections += [f"## {name} ({trajectory.get('policy')} policy, {len(trajectory['evaluations'])} evaluations)",
-                     "", mixture_table(trajectory), ""]
+        sections += [
+            f"## {name} ({trajectory.get('policy')} policy, {len(trajectory['evaluations'])} evaluations)",
+            "",
+            mixture_table(trajectory),
+            "",
+        ]
         sections += [f"![{os.path.basename(i)}]({os.path.basename(i)})" for i in images] + [""]
     if len(runs) > 1:
         image = plot_run_comparison(runs, os.path.join(output_dir, "comparison_next_token_prediction.png"))
@@ -83,12 +89,17 @@ def _html(markdown: str, title: str = "Birdie training report") -> str:
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush_table()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:2px 8px;"
-             "text-align:right}th:first-child,td:first-child{text-align:left}img{max-width:100%}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:2px 8px;"
+        "text-align:right}th:first-child,td:first-child{text-align:left}img{max-width:100%}"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
 
 
 def main(argv=None):

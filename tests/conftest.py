@@ -6,17 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from birdie_hf import build_dna_tokenizer
+from birdie_hf import build_dna_tokenizer, load_genome_windows
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
-
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_dna_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def genome(tokenizer):
+    """64-base windows of the genome shipped with the package (train and validation splits)."""
+    return load_genome_windows(None, tokenizer, window_length=64)
 
 
 @pytest.fixture(scope="session")

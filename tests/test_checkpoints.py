@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import transformers.trainer
+from test_trainer import MIXTURE, make_trainer
 from transformers import TrainingArguments
 
 from birdie_hf import (
@@ -20,8 +21,6 @@ from birdie_hf import (
     last_complete_checkpoint,
 )
 from birdie_hf.trainer import BIRDIE_STATE_NAME, checkpoint_problems
-
-from test_trainer import MIXTURE, genome, make_trainer  # noqa: F401  (genome is a fixture)
 
 
 SAVING = dict(max_steps=4, save_strategy="steps", save_steps=2)
@@ -71,8 +70,10 @@ def test_birdie_state_is_in_the_checkpoint_before_push_and_rotation(tokenizer, g
     rotate = transformers.trainer.rotate_checkpoints
 
     def recording_rotate(output_dir, **kwargs):
-        newest = max((name for name in os.listdir(output_dir) if name.startswith("checkpoint-")),
-                     key=lambda name: int(name.split("-")[1]))
+        newest = max(
+            (name for name in os.listdir(output_dir) if name.startswith("checkpoint-")),
+            key=lambda name: int(name.split("-")[1]),
+        )
         record(os.path.join(output_dir, newest), "rotate")
         rotate(output_dir, **kwargs)
 
@@ -83,8 +84,12 @@ def test_birdie_state_is_in_the_checkpoint_before_push_and_rotation(tokenizer, g
     monkeypatch.setattr(trainer, "_push_from_checkpoint", lambda folder: record(folder, "push"))
     trainer.train()
 
-    assert seen == [("push", "checkpoint-2", True), ("rotate", "checkpoint-2", True),
-                    ("push", "checkpoint-4", True), ("rotate", "checkpoint-4", True)]
+    assert seen == [
+        ("push", "checkpoint-2", True),
+        ("rotate", "checkpoint-2", True),
+        ("push", "checkpoint-4", True),
+        ("rotate", "checkpoint-4", True),
+    ]
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-4"]
     assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-4")
@@ -92,7 +97,8 @@ def test_birdie_state_is_in_the_checkpoint_before_push_and_rotation(tokenizer, g
 
 
 def test_every_rank_has_saved_its_rng_state_before_the_trainer_state_marks_a_checkpoint_complete(
-        tokenizer, genome, tmp_path, monkeypatch):
+    tokenizer, genome, tmp_path, monkeypatch
+):
     """Rank 0 writes `trainer_state.json` right after its own RNG file; a barrier must separate the per-rank RNG files
     from it, or a run killed in between leaves a 'complete' checkpoint without another rank's RNG state."""
     trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
@@ -151,8 +157,7 @@ def test_rotation_keeps_the_complete_checkpoint_over_a_stale_one(tokenizer, geno
     stale.mkdir(parents=True)
     (stale / BIRDIE_STATE_NAME).write_bytes(b"PK partial")
     getmtime = os.path.getmtime
-    monkeypatch.setattr(os.path, "getmtime",
-                        lambda path: 0.0 if "checkpoint-" in os.fspath(path) else getmtime(path))
+    monkeypatch.setattr(os.path, "getmtime", lambda path: 0.0 if "checkpoint-" in os.fspath(path) else getmtime(path))
     trainer = make_trainer(tokenizer, genome, tmp_path, save_total_limit=1, policy="static", **SAVING)
     trainer.train()
     run = tmp_path / "run"
@@ -217,18 +222,25 @@ def test_resume_from_a_truncated_checkpoint_path_names_the_file(tokenizer, genom
 
 
 # -- item 4: resuming with other settings is refused ---------------------------------------------------------------
-OTHER_MIXTURE = [dict(entry, mean_span_length=5) if isinstance(entry, dict) and entry["name"] == "infilling_short"
-                 else entry for entry in MIXTURE]
+OTHER_MIXTURE = [
+    dict(entry, mean_span_length=5) if isinstance(entry, dict) and entry["name"] == "infilling_short" else entry
+    for entry in MIXTURE
+]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(policy="static"), "policy: 'birdie' in the checkpoint, 'static' in this run"),
-    (dict(objectives=OTHER_MIXTURE), "entry 'infilling_short' setting mean_span_length: 3 in the checkpoint, 5 in "
-                                     "this run"),
-    (dict(objectives=MIXTURE[:4]), "objective entries"),
-    (dict(objective_weights=[4, 1, 1, 1, 1]), "initial mixture: next_token_prediction 0.25 -> 0.5"),
-    (dict(policy_num_candidates=32), "policy_num_candidates: 64 in the checkpoint, 32 in this run"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(policy="static"), "policy: 'birdie' in the checkpoint, 'static' in this run"),
+        (
+            dict(objectives=OTHER_MIXTURE),
+            "entry 'infilling_short' setting mean_span_length: 3 in the checkpoint, 5 in this run",
+        ),
+        (dict(objectives=MIXTURE[:4]), "objective entries"),
+        (dict(objective_weights=[4, 1, 1, 1, 1]), "initial mixture: next_token_prediction 0.25 -> 0.5"),
+        (dict(policy_num_candidates=32), "policy_num_candidates: 64 in the checkpoint, 32 in this run"),
+    ],
+)
 def test_resume_with_other_settings_is_refused(tokenizer, genome, trained_run, tmp_path, overrides, message):
     copy_run(trained_run, tmp_path)
     trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING, **overrides)
@@ -262,7 +274,12 @@ def test_birdie_state_loads_with_weights_only(trained_run):
     spec = state["run_spec"]
     assert spec["policy"] == "birdie"
     assert [entry["name"] for entry in spec["entries"]] == [
-        "next_token_prediction", "prefix_lm", "infilling_short", "infilling_long", "copying"]
+        "next_token_prediction",
+        "prefix_lm",
+        "infilling_short",
+        "infilling_long",
+        "copying",
+    ]
     assert spec["entries"][3]["settings"]["corruption_rate"] == 0.3
     assert spec["policy_settings"]["policy_hidden_size"] == 16
     assert state["policy"]["decisions"] > 0 and state["trajectory"][-1]["step"] == 4
@@ -287,8 +304,9 @@ def test_resume_round_trips_the_policy_state(tokenizer, genome, trained_run, tmp
     shutil.rmtree(run / "checkpoint-4")
     trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
     trainer.load_birdie_state(str(run / "checkpoint-2"))
-    assert_same_state(trainer.birdie_callback.state_dict(),
-                      torch.load(run / "checkpoint-2" / BIRDIE_STATE_NAME, weights_only=True))
+    assert_same_state(
+        trainer.birdie_callback.state_dict(), torch.load(run / "checkpoint-2" / BIRDIE_STATE_NAME, weights_only=True)
+    )
     trainer.train(resume_from_checkpoint=str(run / "checkpoint-2"))
     uninterrupted = torch.load(trained_run / "checkpoint-4" / BIRDIE_STATE_NAME, weights_only=True)
     assert_same_state(torch.load(run / "checkpoint-4" / BIRDIE_STATE_NAME, weights_only=True), uninterrupted)
@@ -296,15 +314,28 @@ def test_resume_round_trips_the_policy_state(tokenizer, genome, trained_run, tmp
 
 # -- plain TrainingArguments ---------------------------------------------------------------------------------------
 def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp_path):
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    plain = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, learning_rate=1e-3, max_steps=3,
-                              save_steps=7, report_to="none", hub_token="hf_secret")
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
+    plain = TrainingArguments(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        learning_rate=1e-3,
+        max_steps=3,
+        save_steps=7,
+        report_to="none",
+        hub_token="hf_secret",
+    )
     trainer = BirdieTrainer(model=model, args=plain, eval_dataset=genome["validation"], processing_class=tokenizer)
     args = trainer.args
     assert isinstance(args, BirdieTrainingArguments)
     assert (args.output_dir, args.learning_rate, args.max_steps, args.save_steps, args.hub_token) == (
-        str(tmp_path), 1e-3, 3, 7, "hf_secret")
+        str(tmp_path),
+        1e-3,
+        3,
+        7,
+        "hf_secret",
+    )
     # Birdie's changed defaults replace the plain defaults; the Birdie fields take their own defaults.
     assert (args.label_names, args.logging_steps) == (["labels"], 10)
     assert args.remove_unused_columns  # the plain default: the trainer keeps the columns its collator reads
@@ -324,6 +355,7 @@ def test_a_changed_policy_is_one_difference_not_every_policy_setting():
     entries = [{"name": "copying", "objective": "copying", "settings": {}}]
     saved = {"policy": "birdie", "entries": entries, "policy_settings": {"policy_top_n": 8, "policy_min_weight": 0.01}}
     assert run_spec_differences(saved, {"policy": "static", "entries": entries, "policy_settings": None}) == [
-        "policy: 'birdie' in the checkpoint, 'static' in this run"]
+        "policy: 'birdie' in the checkpoint, 'static' in this run"
+    ]
     changed = {**saved, "policy_settings": {"policy_top_n": 4, "policy_min_weight": 0.01}}
     assert run_spec_differences(saved, changed) == ["policy_top_n: 8 in the checkpoint, 4 in this run"]

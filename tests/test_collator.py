@@ -33,8 +33,9 @@ def test_hand_checked_mask_for_two_packed_examples():
     assert packed["labels"].tolist() == [[-100, -100, 5, 6, -100, 5, -100, -100]]
     assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1, 0, 0]]
     assert packed["objective_ids"].tolist() == [[3, 3, 3, 3, 0, 0, -1, -1]]
-    mask = packed_attention_mask(torch.from_numpy(packed["segment_ids"]),
-                                 torch.from_numpy(packed["bidirectional_mask"]))
+    mask = packed_attention_mask(
+        torch.from_numpy(packed["segment_ids"]), torch.from_numpy(packed["bidirectional_mask"])
+    )
     allowed = (mask[0, 0] == 0).int().tolist()
     assert allowed == [
         [1, 1, 0, 0, 0, 0, 0, 0],  # prefix token 0 sees the whole prefix
@@ -141,8 +142,15 @@ def test_mixture_update_reaches_dataloader_workers(tokenizer, context):
     collator = DataCollatorForBirdie(tokenizer, objectives=SMALL_MIXTURE, max_length=160)
     collator.mixture.update(np.eye(len(SMALL_MIXTURE))[0])
     workers, prefetch = 2, 1
-    loader = DataLoader(_Windows(4 * 40), batch_size=4, collate_fn=collator, num_workers=workers,
-                        prefetch_factor=prefetch, multiprocessing_context=context, persistent_workers=True)
+    loader = DataLoader(
+        _Windows(4 * 40),
+        batch_size=4,
+        collate_fn=collator,
+        num_workers=workers,
+        prefetch_factor=prefetch,
+        multiprocessing_context=context,
+        persistent_workers=True,
+    )
     seen = []
     for step, batch in enumerate(loader):
         seen.append(set(batch["objective_ids"].unique().tolist()) - {-1})
@@ -155,8 +163,9 @@ def test_mixture_update_reaches_dataloader_workers(tokenizer, context):
 
 def per_example_losses(logits, labels, segment_ids):
     """Sum of token losses per (row, segment)."""
-    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none",
-                                               ignore_index=IGNORE_INDEX)
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2), labels[:, 1:], reduction="none", ignore_index=IGNORE_INDEX
+    )
     out = {}
     for r in range(labels.shape[0]):
         for s in segment_ids[r].unique().tolist():
@@ -168,8 +177,11 @@ def per_example_losses(logits, labels, segment_ids):
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_packed_rows_give_the_same_loss_as_single_examples(tokenizer, attn):
     collator = DataCollatorForBirdie(tokenizer, objectives=SMALL_MIXTURE, max_length=160)
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
-                                                 num_attention_heads=2), attn_implementation=attn, seed=0).eval()
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2),
+        attn_implementation=attn,
+        seed=0,
+    ).eval()
     feats = windows(12, length=40)
     batch = collator(feats)
     assert (batch["segment_ids"].max(dim=1).values >= 1).any(), "expected packing"
@@ -180,8 +192,10 @@ def test_packed_rows_give_the_same_loss_as_single_examples(tokenizer, attn):
     checked = 0
     for (r, s), loss in packed.items():
         keep = batch["segment_ids"][r] == s
-        single = {k: batch[k][r : r + 1, keep] for k in ("input_ids", "labels", "position_ids", "segment_ids",
-                                                         "bidirectional_mask")}
+        single = {
+            k: batch[k][r : r + 1, keep]
+            for k in ("input_ids", "labels", "position_ids", "segment_ids", "bidirectional_mask")
+        }
         with torch.no_grad():
             alone = model(**to_model_inputs(single)).logits
         expected = per_example_losses(alone, single["labels"], single["segment_ids"])[(0, s)]
@@ -211,8 +225,9 @@ def test_mask_format_resolution(tokenizer, tmp_path):
     from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
 
     config = default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)
-    args = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], max_length=64,
-                                   policy="static", attention_mask_format="flex")
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path), objectives=["copying"], max_length=64, policy="static", attention_mask_format="flex"
+    )
     with pytest.raises(ValueError, match="attn_implementation='flex_attention'"):
         BirdieTrainer(model=build_causal_lm(config), args=args, processing_class=tokenizer)
     args.attention_mask_format = "auto"

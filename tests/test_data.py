@@ -35,10 +35,11 @@ def test_gzip_and_plain_give_the_same_windows(write_fasta, tokenizer, random_dna
 
 def test_windows_coordinates_and_stride(write_fasta, tokenizer):
     seq = "ACGTACGTAC"
-    ds = load_genome_windows(write_fasta(f">chr\n{seq}\n"), tokenizer, window_length=4, stride=3,
-                             validation_fraction=0)["train"]
+    ds = load_genome_windows(
+        write_fasta(f">chr\n{seq}\n"), tokenizer, window_length=4, stride=3, validation_fraction=0
+    )["train"]
     assert ds["start"] == [0, 3, 6] and ds["end"] == [4, 7, 10]
-    assert ds["input_ids"] == [ids(tokenizer, seq[s:s + 4]) for s in (0, 3, 6)]
+    assert ds["input_ids"] == [ids(tokenizer, seq[s : s + 4]) for s in (0, 3, 6)]
     assert set(ds["record"]) == {"chr"} and set(ds["strand"]) == {"+"}
 
 
@@ -53,15 +54,22 @@ def test_position_split_never_overlaps(write_fasta, tokenizer, random_dna):
 
 def test_record_split_holds_out_whole_records(write_fasta, tokenizer, random_dna):
     text = "".join(f">r{i}\n{random_dna(100, seed=i)}\n" for i in range(10))
-    ds = load_genome_windows(write_fasta(text), tokenizer, window_length=50, validation_fraction=0.2,
-                             split_by="record", seed=3)
+    ds = load_genome_windows(
+        write_fasta(text), tokenizer, window_length=50, validation_fraction=0.2, split_by="record", seed=3
+    )
     train, val = set(ds["train"]["record"]), set(ds["validation"]["record"])
     assert len(val) == 2 and not train & val and len(train) == 8
 
 
 def test_reverse_complement_augmentation(write_fasta, tokenizer):
-    ds = load_genome_windows(write_fasta(">r\nAACGTN\n"), tokenizer, window_length=6, validation_fraction=0,
-                             reverse_complement=True, max_n_fraction=0.5)["train"]
+    ds = load_genome_windows(
+        write_fasta(">r\nAACGTN\n"),
+        tokenizer,
+        window_length=6,
+        validation_fraction=0,
+        reverse_complement=True,
+        max_n_fraction=0.5,
+    )["train"]
     assert ds["strand"] == ["+", "-"]
     assert ds["input_ids"][1] == ids(tokenizer, "NACGTT")
     assert ds["start"] == [0, 0]
@@ -69,8 +77,9 @@ def test_reverse_complement_augmentation(write_fasta, tokenizer):
 
 def test_n_fraction_cap_drops_windows(write_fasta, tokenizer, caplog):
     with caplog.at_level(logging.WARNING):
-        ds = load_genome_windows(write_fasta(">r\nACGTNNNNACGT\n"), tokenizer, window_length=4,
-                                 validation_fraction=0, max_n_fraction=0.25)["train"]
+        ds = load_genome_windows(
+            write_fasta(">r\nACGTNNNNACGT\n"), tokenizer, window_length=4, validation_fraction=0, max_n_fraction=0.25
+        )["train"]
     assert ds["start"] == [0, 8]
     assert "Dropped 1 windows" in caplog.text
 
@@ -127,9 +136,13 @@ def test_truncated_gzip_and_missing_file(tmp_path, tokenizer, random_dna):
 
 def test_bad_arguments(write_fasta, tokenizer):
     path = write_fasta(">r\nACGT\n")
-    for kwargs, match in [({"window_length": 0}, "window_length"), ({"stride": 0}, "stride"),
-                          ({"validation_fraction": 1.0}, "validation_fraction"), ({"split_by": "x"}, "split_by"),
-                          ({"soft_mask": "x"}, "soft_mask")]:
+    for kwargs, match in [
+        ({"window_length": 0}, "window_length"),
+        ({"stride": 0}, "stride"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"split_by": "x"}, "split_by"),
+        ({"soft_mask": "x"}, "soft_mask"),
+    ]:
         with pytest.raises(ValueError, match=match):
             load_genome_windows(path, tokenizer, **kwargs)
 
@@ -193,8 +206,10 @@ def test_streaming_two_ranks_two_workers_see_every_window_once(shared_dir, token
     from datasets.distributed import split_dataset_by_node
     from torch.utils.data import DataLoader
 
-    paths = [str(shared_dir / "data/genomes/klebsiella_pneumoniae_NTUH-K2044.fna.gz"),
-             str(shared_dir / "data/genomes/klebsiella_pneumoniae_MGH78578.fna.gz")]
+    paths = [
+        str(shared_dir / "data/genomes/klebsiella_pneumoniae_NTUH-K2044.fna.gz"),
+        str(shared_dir / "data/genomes/klebsiella_pneumoniae_MGH78578.fna.gz"),
+    ]
     stream = stream_genome_windows(paths, tokenizer, window_length=1024, windows_per_shard=512)
     assert stream.n_shards % 4 == 0 or stream.n_shards > 16
     seen = []
@@ -212,8 +227,9 @@ def test_n_rich_windows_are_counted_per_file(write_fasta, tokenizer, caplog):
     clean = write_fasta(">c\nACGTACGTACGT\n", "clean.fa")
     gappy = write_fasta(">g\nACGTNNNNACGT\n>h\nNNNNNNNNACGT\n", "gappy.fa")
     with caplog.at_level(logging.WARNING):
-        ds = load_genome_windows([clean, gappy], tokenizer, window_length=4, validation_fraction=0,
-                                 max_n_fraction=0.25)["train"]
+        ds = load_genome_windows(
+            [clean, gappy], tokenizer, window_length=4, validation_fraction=0, max_n_fraction=0.25
+        )["train"]
     assert list(zip(ds["record"], ds["start"])) == [("c", 0), ("c", 4), ("c", 8), ("g", 0), ("g", 8), ("h", 8)]
     assert f"Dropped 3 windows with more than 25% N from {gappy!r} (3 windows kept)" in caplog.text
     assert repr(clean) not in caplog.text
@@ -334,8 +350,9 @@ def test_windows_are_stored_as_one_byte_per_base(write_fasta, tokenizer, random_
 
 def test_reverse_complement_and_soft_mask_rows_stay_aligned(write_fasta, tokenizer):
     path = write_fasta(">r\nacGTAAcgTTGGccAA\n")
-    ds = load_genome_windows(path, tokenizer, window_length=4, stride=4, validation_fraction=0,
-                             reverse_complement=True, soft_mask="feature")["train"]
+    ds = load_genome_windows(
+        path, tokenizer, window_length=4, stride=4, validation_fraction=0, reverse_complement=True, soft_mask="feature"
+    )["train"]
     assert ds["strand"] == ["+", "-"] * 4 and ds["start"] == [0, 0, 4, 4, 8, 8, 12, 12]
     assert ds["input_ids"][2:4] == [ids(tokenizer, "AACG"), ids(tokenizer, "CGTT")]
     assert ds["soft_mask"][2:4] == [[0, 0, 1, 1], [1, 1, 0, 0]]

@@ -94,8 +94,9 @@ def test_stream_matches_eager_windows_across_blocks_and_checkpoints(
     monkeypatch.setattr(fasta, "_READ_BLOCK", 16)
     monkeypatch.setattr(fasta, "_SCAN_BLOCK", 7)
     monkeypatch.setattr(fasta, "_CHECKPOINT_BASES", 5)
-    stream = stream_genome_windows(path, tokenizer, window_length=window_length, stride=stride, max_n_fraction=0.2,
-                                   windows_per_shard=3)
+    stream = stream_genome_windows(
+        path, tokenizer, window_length=window_length, stride=stride, max_n_fraction=0.2, windows_per_shard=3
+    )
     assert streamed_windows(stream) == expected
     assert any(record == "gappy" for record, _, _ in expected)
 

@@ -45,8 +45,13 @@ def test_mitochondrion_with_long_windows_warns_that_no_window_is_held_out(shared
 
 def test_short_records_report_the_bases_never_used(write_fasta, tokenizer, random_dna, caplog):
     # A draft assembly: two contigs long enough for windows, three shorter than a window.
-    contigs = [random_dna(400, seed=1), random_dna(300, seed=2), random_dna(90, seed=3), random_dna(50, seed=4),
-               random_dna(20, seed=5)]
+    contigs = [
+        random_dna(400, seed=1),
+        random_dna(300, seed=2),
+        random_dna(90, seed=3),
+        random_dna(50, seed=4),
+        random_dna(20, seed=5),
+    ]
     path = write_fasta("".join(f">contig_{i}\n{sequence}\n" for i, sequence in enumerate(contigs)))
     with caplog.at_level(logging.WARNING):
         load_genome_windows(path, tokenizer, window_length=100, validation_fraction=0)
@@ -65,9 +70,12 @@ def test_held_out_parts_shorter_than_a_window_are_counted(write_fasta, tokenizer
 def test_empty_held_out_set_is_refused_for_birdie_and_dropped_for_the_baselines(tokenizer, write_fasta, caplog):
     data = load_genome_windows(write_fasta(">r\nACGTACGTACGT\n"), tokenizer, window_length=4, validation_fraction=0)
     assert len(data["validation"]) == 0
-    with pytest.raises(MissingHeldOutDataError, match=r"policy='birdie' needs held-out windows .* `eval_dataset` "
-                                                      r"is empty.*smaller `window_length`, a larger "
-                                                      r"`validation_fraction`"):
+    with pytest.raises(
+        MissingHeldOutDataError,
+        match=r"policy='birdie' needs held-out windows .* `eval_dataset` "
+        r"is empty.*smaller `window_length`, a larger "
+        r"`validation_fraction`",
+    ):
         check_eval_dataset(data["validation"], "birdie")
     with pytest.raises(MissingHeldOutDataError, match="no `eval_dataset` was given"):
         check_eval_dataset(None, "birdie")
@@ -79,22 +87,45 @@ def test_empty_held_out_set_is_refused_for_birdie_and_dropped_for_the_baselines(
 
 
 def tiny_trainer(tokenizer, data, tmp_path, **overrides):
-    settings = dict(output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=2, max_length=64,
-                    objectives=MIXTURE, policy_warmup_steps=1, policy_eval_interval=1, policy_validation_windows=2,
-                    policy_hidden_size=8, policy_num_layers=1, policy_update_iterations=2, policy_num_candidates=8,
-                    policy_top_n=2, logging_steps=1, save_strategy="no", use_cpu=True, disable_tqdm=True,
-                    report_to="none", seed=0)
+    settings = dict(
+        output_dir=str(tmp_path / "run"),
+        max_steps=3,
+        per_device_train_batch_size=2,
+        max_length=64,
+        objectives=MIXTURE,
+        policy_warmup_steps=1,
+        policy_eval_interval=1,
+        policy_validation_windows=2,
+        policy_hidden_size=8,
+        policy_num_layers=1,
+        policy_update_iterations=2,
+        policy_num_candidates=8,
+        policy_top_n=2,
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        seed=0,
+    )
     settings.update(overrides)
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=16, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    return BirdieTrainer(model=model, args=BirdieTrainingArguments(**settings), train_dataset=data["train"],
-                         eval_dataset=data["validation"], processing_class=tokenizer)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=16, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
+    return BirdieTrainer(
+        model=model,
+        args=BirdieTrainingArguments(**settings),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tokenizer,
+    )
 
 
 @pytest.mark.parametrize("policy", ["static", "ntp"])
 def test_baselines_train_without_held_out_windows(tokenizer, write_fasta, random_dna, tmp_path, policy):
-    data = load_genome_windows(write_fasta(f">r\n{random_dna(600)}\n"), tokenizer, window_length=30,
-                               validation_fraction=0)
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(600)}\n"), tokenizer, window_length=30, validation_fraction=0
+    )
     trainer = tiny_trainer(tokenizer, data, tmp_path, policy=policy)
     assert trainer.eval_dataset is None
     result = trainer.train()  # evaluations were scheduled at every step and failed at step 1 on the empty set
@@ -102,8 +133,9 @@ def test_baselines_train_without_held_out_windows(tokenizer, write_fasta, random
 
 
 def test_birdie_trainer_refuses_an_empty_held_out_set_when_built(tokenizer, write_fasta, random_dna, tmp_path):
-    data = load_genome_windows(write_fasta(f">r\n{random_dna(600)}\n"), tokenizer, window_length=30,
-                               validation_fraction=0)
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(600)}\n"), tokenizer, window_length=30, validation_fraction=0
+    )
     with pytest.raises(MissingHeldOutDataError, match="`eval_dataset` is empty"):
         tiny_trainer(tokenizer, data, tmp_path, policy="birdie")
 
@@ -138,10 +170,14 @@ def test_windows_trained_counts_the_short_last_batch_of_each_pass(tmp_path):
     assert [windows_trained(step, args, 10) for step in (1, 2, 3, 4, 6, 7)] == [4, 8, 10, 14, 20, 24]
     assert windows_trained(6, args) == 24  # streaming: every step is full
     assert source_tokens_seen(6, args, window_length=128, num_windows=10) == 20 * 128
-    accumulate = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4,
-                                   gradient_accumulation_steps=2, use_cpu=True, report_to="none")
+    accumulate = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        use_cpu=True,
+        report_to="none",
+    )
     assert [windows_trained(step, accumulate, 10) for step in (1, 2, 3)] == [8, 10, 18]
-
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
@@ -153,8 +189,15 @@ def test_windows_trained_matches_the_batches_accelerate_deals_to_several_ranks(d
     from accelerate.data_loader import BatchSamplerShard
     from torch.utils.data import BatchSampler, SequentialSampler
 
-    for num_windows, world, batch, accumulation in [(10, 2, 4, 1), (7, 3, 2, 1), (16, 3, 2, 1), (17, 2, 3, 2),
-                                                    (5, 4, 1, 1), (40, 2, 3, 3), (3, 2, 4, 1)]:
+    for num_windows, world, batch, accumulation in [
+        (10, 2, 4, 1),
+        (7, 3, 2, 1),
+        (16, 3, 2, 1),
+        (17, 2, 3, 2),
+        (5, 4, 1, 1),
+        (40, 2, 3, 3),
+        (3, 2, 4, 1),
+    ]:
         per_rank = []
         for rank in range(world):
             sampler = BatchSampler(SequentialSampler(range(num_windows)), batch, drop_last)
@@ -165,17 +208,22 @@ def test_windows_trained_matches_the_batches_accelerate_deals_to_several_ranks(d
         step_sizes = []
         for _ in range(2):
             for first in range(0, len(per_rank[0]), accumulation):
-                step_sizes.append(sum(sum(sizes[first:first + accumulation]) for sizes in per_rank))
-        args = SimpleNamespace(world_size=world, per_device_train_batch_size=batch,
-                               gradient_accumulation_steps=accumulation, dataloader_drop_last=drop_last)
+                step_sizes.append(sum(sum(sizes[first : first + accumulation]) for sizes in per_rank))
+        args = SimpleNamespace(
+            world_size=world,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            dataloader_drop_last=drop_last,
+        )
         expected = [sum(step_sizes[:step]) for step in range(1, len(step_sizes) + 1)]
         got = [windows_trained(step, args, num_windows) for step in range(1, len(step_sizes) + 1)]
         assert got == expected, (num_windows, world, batch, accumulation)
 
 
 def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, write_fasta, random_dna, tmp_path):
-    data = load_genome_windows(write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30,
-                               validation_fraction=0)
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30, validation_fraction=0
+    )
     assert len(data["train"]) == 10
     trainer = tiny_trainer(tokenizer, data, tmp_path, policy="static", max_steps=4, per_device_train_batch_size=4)
     received = []

@@ -34,8 +34,9 @@ def test_cutter_matches_the_definition(window_length, stride):
         ids = rng.integers(0, 5, size=max(length, 0)).astype(np.uint8)  # 4 plays N
         cutter = WindowCutter(window_length, stride, max_n_fraction=0.3)
         starts, windows, dropped = cutter.cut(ids, is_n=ids == 4)
-        expected, expected_dropped = brute_force_windows(ids.tolist(), window_length, stride,
-                                                         max_n=0.3 * window_length, n_id=4)
+        expected, expected_dropped = brute_force_windows(
+            ids.tolist(), window_length, stride, max_n=0.3 * window_length, n_id=4
+        )
         assert [(int(s), w.tolist()) for s, w in zip(starts, windows)] == expected
         assert dropped == expected_dropped
         assert windows.dtype == np.uint8 and windows.shape == (len(expected), window_length)
@@ -75,9 +76,11 @@ def test_every_loader_cuts_the_same_windows(write_fasta, tokenizer, random_dna, 
     eager = load_genome_windows(path, tokenizer, validation_fraction=0, max_n_fraction=1.0, **kwargs)["train"]
     streamed = list(stream_genome_windows(path, tokenizer, max_n_fraction=1.0, **kwargs))
     from_rows = windows_from_sequences(sequences, tokenizer, **kwargs)
-    expected = [(name, start, list(tokenizer(sequence[start : start + window_length])["input_ids"]))
-                for name, sequence in sequences
-                for start in range(0, len(sequence) - window_length + 1, stride)]
+    expected = [
+        (name, start, list(tokenizer(sequence[start : start + window_length])["input_ids"]))
+        for name, sequence in sequences
+        for start in range(0, len(sequence) - window_length + 1, stride)
+    ]
     assert list(zip(eager["record"], eager["start"], eager["input_ids"])) == expected
     assert [(x["record"], x["start"], list(x["input_ids"])) for x in streamed] == expected
     assert list(zip(from_rows["record"], from_rows["start"], from_rows["input_ids"])) == expected
@@ -99,9 +102,23 @@ def test_every_loader_counts_the_bases_of_records_shorter_than_a_window(write_fa
 def test_public_names_stay_importable_from_birdie_hf_data():
     import birdie_hf.data as data
 
-    names = ["FastaRecord", "GenomeDataError", "PathLike", "WindowShard", "default_genome_path", "index_fasta",
-             "is_fasta_path", "iter_fasta", "load_genome_windows", "load_sequence_dataset", "plan_window_shards",
-             "reverse_complement_table", "stream_genome_windows", "tokenize_record", "windows_from_sequences"]
+    names = [
+        "FastaRecord",
+        "GenomeDataError",
+        "PathLike",
+        "WindowShard",
+        "default_genome_path",
+        "index_fasta",
+        "is_fasta_path",
+        "iter_fasta",
+        "load_genome_windows",
+        "load_sequence_dataset",
+        "plan_window_shards",
+        "reverse_complement_table",
+        "stream_genome_windows",
+        "tokenize_record",
+        "windows_from_sequences",
+    ]
     missing = [name for name in names if not hasattr(data, name)]
     assert not missing
     assert set(names) <= set(data.__all__)

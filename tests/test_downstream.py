@@ -1,4 +1,3 @@
-import json
 import os
 import subprocess
 import sys
@@ -24,8 +23,9 @@ from birdie_hf.hub import HubAccessError, check_hub_access, finetuned_model_card
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tokenizer):
     path = tmp_path_factory.mktemp("ckpt")
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
-                                                 num_attention_heads=2), seed=0)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
@@ -62,8 +62,9 @@ def sample_task(shared_dir):
 def birdie_checkpoint(tmp_path_factory, tokenizer):
     """A checkpoint whose config records prefix objectives, as BirdieTrainer writes it."""
     path = tmp_path_factory.mktemp("birdie_ckpt")
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
-                                                 num_attention_heads=2), seed=0)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
+    )
     model.config.birdie_objectives = ["next_token_prediction", "prefix_lm", "infilling"]
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -118,11 +119,20 @@ def test_prefix_prompt_is_a_native_tokenizer_rule(tokenizer, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attention", ["bidirectional", "causal"])
-def test_finetuned_mode_survives_save_load_and_the_pipeline(birdie_checkpoint, sample_task, tmp_path, tokenizer,
-                                                             attention):
+def test_finetuned_mode_survives_save_load_and_the_pipeline(
+    birdie_checkpoint, sample_task, tmp_path, tokenizer, attention
+):
     out = tmp_path / "ft"
-    results = finetune_classifier(birdie_checkpoint, sample_task, str(out), seed=0, attention=attention,
-                                  num_train_epochs=1, batch_size=8, disable_tqdm=True)
+    results = finetune_classifier(
+        birdie_checkpoint,
+        sample_task,
+        str(out),
+        seed=0,
+        attention=attention,
+        num_train_epochs=1,
+        batch_size=8,
+        disable_tqdm=True,
+    )
     assert results["attention"] == attention and results["prefix_prompt"] == (attention == "bidirectional")
     model = AutoModelForSequenceClassification.from_pretrained(out).eval()
     assert model.config.is_causal is (attention == "causal") and model.config.birdie_attention == attention
@@ -133,16 +143,26 @@ def test_finetuned_mode_survives_save_load_and_the_pipeline(birdie_checkpoint, s
         expected = model(**AutoTokenizer.from_pretrained(out)(sequence, return_tensors="pt")).logits.softmax(-1).max()
     assert classifier(sequence)[0]["score"] == pytest.approx(float(expected), rel=1e-5)
     assert AutoTokenizer.from_pretrained(out)(sequence)["input_ids"][0] == (
-        tokenizer.convert_tokens_to_ids("<|prefix_lm|>") if attention == "bidirectional" else tokenizer(sequence)[
-            "input_ids"][0])
+        tokenizer.convert_tokens_to_ids("<|prefix_lm|>")
+        if attention == "bidirectional"
+        else tokenizer(sequence)["input_ids"][0]
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lora_r", [0, 4])
 def test_finetune_and_text_classification_pipeline(checkpoint, sample_task, tmp_path, lora_r):
     out = tmp_path / "ft"
-    results = finetune_classifier(checkpoint, sample_task, str(out), seed=0, lora=LoraSettings(r=lora_r),
-                                  num_train_epochs=2, batch_size=8, disable_tqdm=True)
+    results = finetune_classifier(
+        checkpoint,
+        sample_task,
+        str(out),
+        seed=0,
+        lora=LoraSettings(r=lora_r),
+        num_train_epochs=2,
+        batch_size=8,
+        disable_tqdm=True,
+    )
     assert set(results) == {"validation", "test", "attention", "prefix_prompt"}
     assert results["attention"] == "causal"  # no pre-training record: read causally
     assert {"mcc", "f1", "accuracy"} <= set(results["test"])
@@ -168,8 +188,11 @@ def test_nt_tasks_load_through_the_hub_code_path(monkeypatch):
         calls.append((repo, name))
         if name is not None:
             raise ValueError("BuilderConfig not found")
-        rows = {"sequence": ["ACGT", "GGCC", "TTAA", "CCGG"] * 5, "label": [0, 1, 0, 1] * 5,
-                "task": ["promoter_all", "promoter_all", "enhancers", "enhancers"] * 5}
+        rows = {
+            "sequence": ["ACGT", "GGCC", "TTAA", "CCGG"] * 5,
+            "label": [0, 1, 0, 1] * 5,
+            "task": ["promoter_all", "promoter_all", "enhancers", "enhancers"] * 5,
+        }
         return DatasetDict({"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)})
 
     import datasets
@@ -184,20 +207,28 @@ def test_nt_tasks_load_through_the_hub_code_path(monkeypatch):
 
 
 TRAJECTORY = {
-    "policy": "birdie", "entries": ["next_token_prediction", "infilling_a", "infilling_b"],
+    "policy": "birdie",
+    "entries": ["next_token_prediction", "infilling_a", "infilling_b"],
     "reward_classes": ["next_token_prediction", "infilling", "infilling"],
     "evaluations": [
-        {"step": 10, "losses": {"next_token_prediction": 1.4, "infilling_a": 2.0, "infilling_b": 2.1},
-         "mixture": {"next_token_prediction": 1 / 3, "infilling_a": 1 / 3, "infilling_b": 1 / 3},
-         "next_mixture": {"next_token_prediction": 0.5, "infilling_a": 0.25, "infilling_b": 0.25}},
+        {
+            "step": 10,
+            "losses": {"next_token_prediction": 1.4, "infilling_a": 2.0, "infilling_b": 2.1},
+            "mixture": {"next_token_prediction": 1 / 3, "infilling_a": 1 / 3, "infilling_b": 1 / 3},
+            "next_mixture": {"next_token_prediction": 0.5, "infilling_a": 0.25, "infilling_b": 0.25},
+        },
     ],
 }
 
 
 def test_pretrained_card_parses_back_with_metrics_and_widget():
-    card = pretrained_model_card("org/birdie-dna", TRAJECTORY, {"steps": 300, "tokens_seen": "614,400"},
-                                 widget_sequences=["GACAGAAAACCTTGCCCTCACCTGG"],
-                                 evaluation=[{"task": "gene_strand", "mcc": 0.43, "f1": 0.71, "accuracy": 0.72}])
+    card = pretrained_model_card(
+        "org/birdie-dna",
+        TRAJECTORY,
+        {"steps": 300, "tokens_seen": "614,400"},
+        widget_sequences=["GACAGAAAACCTTGCCCTCACCTGG"],
+        evaluation=[{"task": "gene_strand", "mcc": 0.43, "f1": 0.71, "accuracy": 0.72}],
+    )
     parsed = ModelCard(str(card))
     assert parsed.data.pipeline_tag == "text-generation" and parsed.data.license == "apache-2.0"
     assert {"genomics", "dna", "birdie"} <= set(parsed.data.tags)
@@ -205,12 +236,17 @@ def test_pretrained_card_parses_back_with_metrics_and_widget():
     mcc = [r for r in parsed.data.eval_results if r.metric_type == "matthews_correlation"]
     assert mcc[0].metric_value == 0.43 and mcc[0].dataset_name == "gene_strand"
     assert "| `infilling_a` | infilling | 0.333 | 0.250 |" in card.content
-    assert "AutoModelForCausalLM.from_pretrained(\"org/birdie-dna\")" in card.content
+    assert 'AutoModelForCausalLM.from_pretrained("org/birdie-dna")' in card.content
 
 
 def test_finetuned_card_parses_back():
-    record = {"task": "tasks/gene_strand", "checkpoint": "org/birdie-dna", "seed": 1, "lora_r": 8,
-              "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7}}
+    record = {
+        "task": "tasks/gene_strand",
+        "checkpoint": "org/birdie-dna",
+        "seed": 1,
+        "lora_r": 8,
+        "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
+    }
     card = finetuned_model_card("org/birdie-dna-gene-strand", record, widget_sequences=["ACGTTGCA"])
     parsed = ModelCard(str(card))
     assert parsed.data.pipeline_tag == "text-classification" and parsed.data.base_model == "org/birdie-dna"
@@ -231,9 +267,19 @@ def test_hub_access_fails_early_without_token_or_network(monkeypatch):
 
 def test_pretrain_push_to_hub_fails_before_training_and_hides_the_token(tmp_path):
     env = {**os.environ, "HF_TOKEN": "hf_secret_value_123", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "recipes" / "pretrain.py"),
-                             "--push_to_hub", "--output_dir", str(tmp_path / "out")], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "recipes" / "pretrain.py"),
+            "--push_to_hub",
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0 and "HF_HUB_OFFLINE" in result.stderr
     assert "hf_secret_value_123" not in result.stdout + result.stderr
     assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -44,11 +44,19 @@ def toy(tmp_path):
     """Coordinates 1-5001: boundary = 1 + int(0.8 * 5000) = 4001. Pre-training records start before it; held-out
     records start at 4001 + k * 200, so with stride 50 and 100-base blocks no window crosses a block."""
     rng = random.Random(7)
-    pre_kinds = [("chr22:1-200", ["L", "U", "T90", "U"]), ("chr22:1001-1200", ["U", "L", "M", "N"]),
-                 ("chr22:2001-2200", ["L", "U", "T88", "U1"]), ("chr22:3001-3300", ["U", "L", "L", "U", "U", "L"])]
-    held_kinds = [("chr22:4001-4200", ["U", "L", "L", "U"]), ("chr22:4201-4400", ["L", "U", "M", "U"]),
-                  ("chr22:4401-4600", ["U", "L", "N", "L"]), ("chr22:4601-4800", ["L", "U", "U", "L"]),
-                  ("chr22:4801-5001", ["U", "L", "L", "U"])]
+    pre_kinds = [
+        ("chr22:1-200", ["L", "U", "T90", "U"]),
+        ("chr22:1001-1200", ["U", "L", "M", "N"]),
+        ("chr22:2001-2200", ["L", "U", "T88", "U1"]),
+        ("chr22:3001-3300", ["U", "L", "L", "U", "U", "L"]),
+    ]
+    held_kinds = [
+        ("chr22:4001-4200", ["U", "L", "L", "U"]),
+        ("chr22:4201-4400", ["L", "U", "M", "U"]),
+        ("chr22:4401-4600", ["U", "L", "N", "L"]),
+        ("chr22:4601-4800", ["L", "U", "U", "L"]),
+        ("chr22:4801-5001", ["U", "L", "L", "U"]),
+    ]
     records = {}
     kinds = {}
     for name, window_kinds in pre_kinds + held_kinds:
@@ -64,7 +72,8 @@ def toy(tmp_path):
     assert kinds[leak_forward] == kinds[leak_reverse] == "U"
     records["chr22:3401-3520"] = "NNNNN" + leak_forward.lower() + "NNNNN" + reverse_complement(leak_reverse) + "N" * 10
     order = ["chr22:1-200", "chr22:1001-1200", "chr22:2001-2200", "chr22:3001-3300", "chr22:3401-3520"] + [
-        name for name, _ in held_kinds]
+        name for name, _ in held_kinds
+    ]
     path = tmp_path / "toy_chr22.fa"
     with open(path, "w") as handle:
         for name in order:
@@ -72,8 +81,15 @@ def toy(tmp_path):
             for i in range(0, len(records[name]), 60):
                 handle.write(records[name][i : i + 60] + "\n")
     config = HumanRepeatTaskConfig(window_length=W, block_size=100, max_examples_per_class=None, seed=3)
-    return {"path": str(path), "records": records, "order": order, "kinds": kinds, "config": config,
-            "heldout": [name for name, _ in held_kinds], "leaks": (leak_forward, leak_reverse)}
+    return {
+        "path": str(path),
+        "records": records,
+        "order": order,
+        "kinds": kinds,
+        "config": config,
+        "heldout": [name for name, _ in held_kinds],
+        "leaks": (leak_forward, leak_reverse),
+    }
 
 
 def reference_labels(records, names):
@@ -128,8 +144,12 @@ def test_region_split_and_pretraining_fasta(toy, tmp_path):
     written = list(iter_fasta(out))
     assert [r.name for r in written] == [r.name for r in pretraining]
     assert [r.sequence for r in written] == [toy["records"][r.name].encode() for r in pretraining]  # mask kept
-    assert counts == {"records": 5, "bases": sum(len(r.sequence) for r in pretraining),
-                      "heldout_records": 5, "heldout_bases": 1001}
+    assert counts == {
+        "records": 5,
+        "bases": sum(len(r.sequence) for r in pretraining),
+        "heldout_records": 5,
+        "heldout_bases": 1001,
+    }
     assert not {r.name for r in written} & set(toy["heldout"])
 
 
@@ -151,8 +171,10 @@ def test_build_task_labels_splits_and_leak_drop(toy, tmp_path):
         kinds_by_label.setdefault(label, set()).add(toy["kinds"][sequence])
     assert kinds_by_label == {0: {"U"}, 1: {"L", "T90"}}
     assert meta["candidates"]["train"] == {0: 7, 1: 7}
-    assert {label: meta["candidates"]["dev"][label] + meta["candidates"]["test"][label] for label in (0, 1)} == \
-        {0: 9, 1: 9}
+    assert {label: meta["candidates"]["dev"][label] + meta["candidates"]["test"][label] for label in (0, 1)} == {
+        0: 9,
+        1: 9,
+    }
 
     # Train: balanced 7/7 with no cap, so it is exactly the reference set, labels exact, upper-case.
     assert sorted(task["train"]) == sorted(train_ref.items())
@@ -173,8 +195,9 @@ def test_build_task_labels_splits_and_leak_drop(toy, tmp_path):
     blocks = {}
     for split in ("dev", "test"):
         for sequence, _ in task[split]:
-            (name, offset), = [(n, records[n].upper().find(sequence)) for n in toy["heldout"]
-                               if sequence in records[n].upper()]
+            ((name, offset),) = [
+                (n, records[n].upper().find(sequence)) for n in toy["heldout"] if sequence in records[n].upper()
+            ]
             position = starts[name] + offset
             assert position >= meta["heldout_start"]
             blocks.setdefault(split, set()).add((position - meta["heldout_start"]) // config.block_size)
@@ -193,8 +216,10 @@ def test_build_task_labels_splits_and_leak_drop(toy, tmp_path):
     assert report["total_occurring"] == 0 and report["tasks"]["human_repeat"]["test"]["checked"] == len(task["test"])
 
     # Without the drop step the leak check sees the planted copies among the candidates.
-    kept = build_human_repeat_task(toy["path"], HumanRepeatTaskConfig(
-        window_length=W, block_size=100, max_examples_per_class=None, seed=3, drop_leaked=False))
+    kept = build_human_repeat_task(
+        toy["path"],
+        HumanRepeatTaskConfig(window_length=W, block_size=100, max_examples_per_class=None, seed=3, drop_leaked=False),
+    )
     assert kept.metadata["leaked_dropped"] == {"train": 0, "dev": 0, "test": 0}
 
 
@@ -206,6 +231,7 @@ def test_build_is_deterministic_and_capped(toy):
 
 
 # ----------------------------------------------------------------------------------------------- find_occurrences
+
 
 def test_find_occurrences_planted_mutated_strands_and_n():
     rng = random.Random(1)
@@ -219,12 +245,26 @@ def test_find_occurrences_planted_mutated_strands_and_n():
     at_end = corpus[2][-60:]
     queries = [planted, mutated, reverse, across_records, lower, with_n, at_end]
     assert find_occurrences(queries, corpus).tolist() == [True, False, True, False, True, False, True]
-    assert find_occurrences(queries, corpus, both_strands=False).tolist() == \
-        [True, False, False, False, True, False, True]
+    assert find_occurrences(queries, corpus, both_strands=False).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+        True,
+    ]
     # Bytes, lowercase corpus, tiny chunks (records cut into overlapping pieces): same answers.
     lowered = [c.lower().encode() for c in corpus]
-    assert find_occurrences([q.encode() for q in queries], lowered, chunk_bases=100).tolist() == \
-        [True, False, True, False, True, False, True]
+    assert find_occurrences([q.encode() for q in queries], lowered, chunk_bases=100).tolist() == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
     # An N inside the corpus occurrence hides it; next to it, the occurrence is still found.
     with_gap = corpus[1][:520] + "N" + corpus[1][521:]
     assert find_occurrences([planted, corpus[1][521:581]], [with_gap]).tolist() == [False, True]
@@ -263,6 +303,7 @@ def test_find_occurrences_matches_brute_force_even_when_every_hash_collides(monk
 
 # ----------------------------------------------------------------------------------------------- real chr22 data
 
+
 def test_real_chr22_task_has_no_test_leakage(shared_dir, tmp_path):
     path = shared_dir / "data" / "genomes" / "human_chr22_segments.fa.gz"
     if not path.exists():
@@ -270,8 +311,9 @@ def test_real_chr22_task_has_no_test_leakage(shared_dir, tmp_path):
     config = HumanRepeatTaskConfig(max_examples_per_class=300)
     task = build_human_repeat_task(str(path), config)
     meta = task.metadata
-    assert meta["records"]["pretraining"] + meta["records"]["heldout"] + meta["records"]["excluded_overlapping"] \
-        == 8417
+    assert (
+        meta["records"]["pretraining"] + meta["records"]["heldout"] + meta["records"]["excluded_overlapping"] == 8417
+    )
     assert meta["bases"]["pretraining"] > 3 * meta["bases"]["heldout"] > 0
     for split in ("train", "dev", "test"):
         rows = task[split]
@@ -289,6 +331,10 @@ def test_real_chr22_task_has_no_test_leakage(shared_dir, tmp_path):
 
     write_human_repeat_task(task, str(tmp_path / "suite"))
     report = leakage_report(str(tmp_path / "suite"), [str(pretraining_fasta)])
-    assert report["tasks"]["human_repeat"]["test"] == {"sequences": 600, "checked": 600, "occurring": 0,
-                                                       "fraction": 0.0}
+    assert report["tasks"]["human_repeat"]["test"] == {
+        "sequences": 600,
+        "checked": 600,
+        "occurring": 0,
+        "fraction": 0.0,
+    }
     assert report["total_occurring"] == 0

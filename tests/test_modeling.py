@@ -10,8 +10,9 @@ from birdie_hf.tokenizer import sentinel_ids
 
 
 def save_tiny_llama(path, tokenizer):
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=16, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=16, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return model
@@ -37,8 +38,13 @@ def test_checkpoint_with_every_token_is_loaded_unchanged(tmp_path):
 
 
 def test_encoder_checkpoint_is_refused_by_its_architecture(tmp_path):
-    BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-               architectures=["BertForMaskedLM"]).save_pretrained(tmp_path / "bert")
+    BertConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        architectures=["BertForMaskedLM"],
+    ).save_pretrained(tmp_path / "bert")
     with pytest.raises(ValueError, match=r"holds a 'bert' model saved as \['BertForMaskedLM'\], not a causal LM"):
         load_causal_lm_checkpoint(str(tmp_path / "bert"))
 
@@ -47,8 +53,11 @@ def test_model_type_without_a_causal_lm_class_is_refused(tmp_path):
     path = tmp_path / "t5"
     T5Config(d_model=16, d_ff=32, num_layers=1, num_heads=2, vocab_size=300).save_pretrained(path)
     build_dna_tokenizer().save_pretrained(path)
-    with pytest.raises(ValueError, match=r"Cannot load .* \(a 't5' model saved without `architectures`\) as a causal "
-                                         r"LM for continual pre-training"):
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot load .* \(a 't5' model saved without `architectures`\) as a causal "
+        r"LM for continual pre-training",
+    ):
         load_causal_lm_checkpoint(str(path))
 
 
@@ -61,8 +70,9 @@ def test_tokenizer_that_is_not_character_level_is_refused(tmp_path):
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[UNK]")
     path = tmp_path / "bpe"
-    model = build_causal_lm(default_model_config(build_dna_tokenizer(), hidden_size=16, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
+    model = build_causal_lm(
+        default_model_config(build_dna_tokenizer(), hidden_size=16, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     with pytest.raises(ValueError, match=r"not character level: \['A'\] are not single tokens"):

@@ -38,8 +38,15 @@ def split_target(example):
 
 
 def test_registry_has_birdies_full_set():
-    assert set(OBJECTIVE_REGISTRY) == {"next_token_prediction", "prefix_lm", "infilling", "deshuffling",
-                                       "copying", "selective_copying", "autoencoding"}
+    assert set(OBJECTIVE_REGISTRY) == {
+        "next_token_prediction",
+        "prefix_lm",
+        "infilling",
+        "deshuffling",
+        "copying",
+        "selective_copying",
+        "autoencoding",
+    }
 
 
 def test_next_token_prediction(special):
@@ -50,8 +57,9 @@ def test_next_token_prediction(special):
 
 
 def test_prefix_lm_hand_checked(special):
-    example = make(special, "prefix_lm", min_prefix_fraction=0.5, max_prefix_fraction=0.5)(np.array([4, 5, 6, 7]),
-                                                                                            rng())
+    example = make(special, "prefix_lm", min_prefix_fraction=0.5, max_prefix_fraction=0.5)(
+        np.array([4, 5, 6, 7]), rng()
+    )
     p = special.prompts["prefix_lm"]
     assert example.input_ids.tolist() == [p, 4, 5, 6, 7]
     assert example.labels.tolist() == [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 6, 7]
@@ -117,7 +125,7 @@ def test_selective_copying_answers_match_the_queries(special):
         body = prefix[1:]
         query_first = body[0] in special.sentinels
         queries = body[: len(body) - 40] if query_first else body[40:]
-        assert (body[len(body) - 40:] if query_first else body[:40]).tolist() == context.tolist()
+        assert (body[len(body) - 40 :] if query_first else body[:40]).tolist() == context.tolist()
         queries = queries.reshape(-1, 5)
         answers = target[:-1].reshape(-1, 4)
         assert 2 <= len(queries) <= 3 and len(answers) == len(queries)

@@ -76,9 +76,14 @@ def test_registered_objective_gets_its_token_collates_and_trains(reversal, tmp_p
     collator = DataCollatorForBirdie(tokenizer, objectives=mixture, max_length=160, mask_format="dense")
     features = [genome["train"][i] for i in range(3)]
     batch = collator.collate_objective(features, mixture.index("reversal"))
-    examples = [example for ids, labels, positions in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
-                                                           batch["position_ids"].tolist())
-                for example in split_examples(ids, labels, positions) if example[0][0] == prompt]
+    examples = [
+        example
+        for ids, labels, positions in zip(
+            batch["input_ids"].tolist(), batch["labels"].tolist(), batch["position_ids"].tolist()
+        )
+        for example in split_examples(ids, labels, positions)
+        if example[0][0] == prompt
+    ]
     assert len(examples) == 3
     eos = tokenizer.eos_token_id
     for (ids, labels), feature in zip(examples, features):
@@ -87,14 +92,31 @@ def test_registered_objective_gets_its_token_collates_and_trains(reversal, tmp_p
         assert labels == [IGNORE_INDEX] * (1 + len(window)) + window[::-1] + [eos]
 
     args = BirdieTrainingArguments(
-        output_dir=str(tmp_path), objectives=mixture, policy="static", max_steps=2, logging_steps=1,
-        per_device_train_batch_size=8, max_length=160, learning_rate=3e-3, save_strategy="no", use_cpu=True,
-        disable_tqdm=True, report_to="none", policy_validation_windows=2, seed=0,
+        output_dir=str(tmp_path),
+        objectives=mixture,
+        policy="static",
+        max_steps=2,
+        logging_steps=1,
+        per_device_train_batch_size=8,
+        max_length=160,
+        learning_rate=3e-3,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        policy_validation_windows=2,
+        seed=0,
     )
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    trainer = BirdieTrainer(model=model, args=args, train_dataset=genome["train"], eval_dataset=genome["validation"],
-                            processing_class=tokenizer)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
+    trainer = BirdieTrainer(
+        model=model,
+        args=args,
+        train_dataset=genome["train"],
+        eval_dataset=genome["validation"],
+        processing_class=tokenizer,
+    )
     before = [p.detach().clone() for p in model.parameters()]
     trainer.train()
     assert trainer.state.global_step == 2
@@ -120,8 +142,19 @@ def test_a_tokenizer_without_the_objectives_token_is_refused_by_name(reversal):
     assert plain.get_vocab() == build_dna_tokenizer().get_vocab()
     collator = DataCollatorForBirdie(plain, objectives=["reversal"], max_length=64)
     batch = collator([{"input_ids": [4, 5, 6, 7]}])
-    assert batch["input_ids"][0, :11].tolist() == [plain.convert_tokens_to_ids("<|reversal|>"), 4, 5, 6, 7, 7, 6, 5,
-                                                   4, plain.eos_token_id, plain.pad_token_id]
+    assert batch["input_ids"][0, :11].tolist() == [
+        plain.convert_tokens_to_ids("<|reversal|>"),
+        4,
+        5,
+        6,
+        7,
+        7,
+        6,
+        5,
+        4,
+        plain.eos_token_id,
+        plain.pad_token_id,
+    ]
 
 
 def test_register_objective_checks_the_declared_tokens(reversal):
@@ -199,10 +232,13 @@ def test_fine_tuning_auto_attention_reads_the_objectives_declaration(reversal):
 
     register_objective(CausalReversal)
     try:
-        assert resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "causal_reversal"])) == \
-            "causal"
+        assert (
+            resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "causal_reversal"])) == "causal"
+        )
         # A recorded objective this process does not know counts as reading a prefix.
-        assert resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "unknown_objective"])) == \
-            "bidirectional"
+        assert (
+            resolve_attention(LlamaConfig(birdie_objectives=["next_token_prediction", "unknown_objective"]))
+            == "bidirectional"
+        )
     finally:
         OBJECTIVE_REGISTRY.pop("causal_reversal", None)

@@ -10,8 +10,11 @@ def trajectory(policy="birdie"):
     names = ["next_token_prediction", "infilling"]
     evaluations = []
     for i, step in enumerate([1, 10, 20, 30]):
-        record = {"step": step, "losses": {n: 3.0 - 0.2 * i - 0.1 * j for j, n in enumerate(names)},
-                  "mixture": {"next_token_prediction": 0.5 + 0.1 * i, "infilling": 0.5 - 0.1 * i}}
+        record = {
+            "step": step,
+            "losses": {n: 3.0 - 0.2 * i - 0.1 * j for j, n in enumerate(names)},
+            "mixture": {"next_token_prediction": 0.5 + 0.1 * i, "infilling": 0.5 - 0.1 * i},
+        }
         if policy == "birdie":
             record["next_mixture"] = {"next_token_prediction": 0.6 + 0.1 * i, "infilling": 0.4 - 0.1 * i}
             record["rewards"] = None if i == 0 else {"next_token_prediction": 0.5, "infilling": -0.2}
@@ -57,18 +60,31 @@ def test_report_recipe(tmp_path):
 def test_entry_styles_colour_by_type_and_style_by_configuration():
     from birdie_hf.plotting import entry_styles
 
-    names = ["next_token_prediction", "infilling_15pct_span3", "infilling_15pct_span8", "infilling_50pct_span3",
-             "copying", "deshuffling_25pct", "deshuffling_75pct"]
-    classes = ["next_token_prediction", "infilling", "infilling", "infilling", "copying", "deshuffling",
-               "deshuffling"]
+    names = [
+        "next_token_prediction",
+        "infilling_15pct_span3",
+        "infilling_15pct_span8",
+        "infilling_50pct_span3",
+        "copying",
+        "deshuffling_25pct",
+        "deshuffling_75pct",
+    ]
+    classes = ["next_token_prediction", "infilling", "infilling", "infilling", "copying", "deshuffling", "deshuffling"]
     styles = entry_styles({"entries": names, "reward_classes": classes})
     # Same type: same colour, every configuration a distinct line style and fill shade.
     infilling = [styles[n] for n in names[1:4]]
     assert len({s["color"] for s in infilling}) == 1
     assert len({str(s["linestyle"]) for s in infilling}) == 3 and len({s["shade"] for s in infilling}) == 3
     # Different types: different colours.
-    assert len({styles[n]["color"] for n in ("next_token_prediction", "infilling_15pct_span3", "copying",
-                                              "deshuffling_25pct")}) == 4
+    assert (
+        len(
+            {
+                styles[n]["color"]
+                for n in ("next_token_prediction", "infilling_15pct_span3", "copying", "deshuffling_25pct")
+            }
+        )
+        == 4
+    )
     # No two entries look the same.
     assert len({(s["color"], str(s["linestyle"]), s["shade"]) for s in styles.values()}) == len(names)
 

@@ -54,8 +54,9 @@ class _WeightOfEntryZero(torch.nn.Module):
 def test_select_mixture_follows_the_reward_model():
     candidates = sample_candidate_mixtures(np.random.default_rng(0), 3, 512)
     prior = np.full(3, 1 / 3)
-    choice = select_mixture(_WeightOfEntryZero(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(3), candidates,
-                            np.arange(3), prior, top_n=4)
+    choice = select_mixture(
+        _WeightOfEntryZero(), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(3), candidates, np.arange(3), prior, top_n=4
+    )
     assert choice.mixture.argmax() == 0 and choice.mixture[0] > 0.9
     assert choice.mixture.sum() == pytest.approx(1.0)
     # normalised weight 3 * w - 1: the prior scores 0, the choice about 3 * 0.95 - 1
@@ -98,9 +99,14 @@ def test_exploratory_mixture_focuses_on_one_or_two_classes():
 
 
 def greedy_config(**kwargs):
-    return PolicyConfig(hidden_size=32, num_layers=2, update_iterations=100, num_candidates=512,
-                        exploration=ExplorationSchedule(initial_rate=0.0, final_rate=0.0, warmup_decisions=0),
-                        **kwargs)
+    return PolicyConfig(
+        hidden_size=32,
+        num_layers=2,
+        update_iterations=100,
+        num_candidates=512,
+        exploration=ExplorationSchedule(initial_rate=0.0, final_rate=0.0, warmup_decisions=0),
+        **kwargs,
+    )
 
 
 def test_policy_moves_weight_to_the_objective_that_improves():
@@ -125,16 +131,25 @@ def test_policy_keeps_the_mixture_during_warmup_and_floors_weights():
 
 
 def test_policy_state_round_trip_continues_identically():
-    a = BirdiePolicy(["x", "y", "z"], ["x", "y", "y"], [1, 1, 1], PolicyConfig(hidden_size=16, num_layers=1,
-                                                                              update_iterations=20, seed=3))
+    a = BirdiePolicy(
+        ["x", "y", "z"],
+        ["x", "y", "y"],
+        [1, 1, 1],
+        PolicyConfig(hidden_size=16, num_layers=1, update_iterations=20, seed=3),
+    )
     for step, losses in enumerate([[3, 3, 3], [2.9, 2.8, 3.0], [2.7, 2.8, 2.9]]):
         a.observe(step, losses, progress=step / 10)
-    b = BirdiePolicy(["x", "y", "z"], ["x", "y", "y"], [1, 1, 1], PolicyConfig(hidden_size=16, num_layers=1,
-                                                                              update_iterations=20, seed=99))
+    b = BirdiePolicy(
+        ["x", "y", "z"],
+        ["x", "y", "y"],
+        [1, 1, 1],
+        PolicyConfig(hidden_size=16, num_layers=1, update_iterations=20, seed=99),
+    )
     b.load_state_dict(a.state_dict())
     for step, losses in enumerate([[2.5, 2.7, 2.8], [2.4, 2.6, 2.8], [2.3, 2.6, 2.7]], start=3):
-        np.testing.assert_array_equal(a.observe(step, losses, step / 10).mixture,
-                                      b.observe(step, losses, step / 10).mixture)
+        np.testing.assert_array_equal(
+            a.observe(step, losses, step / 10).mixture, b.observe(step, losses, step / 10).mixture
+        )
 
 
 def test_policy_input_errors():
@@ -155,8 +170,12 @@ def _synthetic_runs(rates, noise, seed, intervals=24):
 
     names = [f"e{i}" for i in range(len(rates))]
     classes, initial = np.arange(len(rates)), np.full(len(rates), 1 / len(rates))
-    policy = BirdiePolicy(names, names, initial, PolicyConfig(hidden_size=32, num_layers=2, update_iterations=60,
-                                                              num_candidates=256, seed=seed))
+    policy = BirdiePolicy(
+        names,
+        names,
+        initial,
+        PolicyConfig(hidden_size=32, num_layers=2, update_iterations=60, num_candidates=256, seed=seed),
+    )
     learned = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), policy, intervals, classes, initial)
     static = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), None, intervals, classes, initial)
     return policy, learned, static
@@ -182,4 +201,3 @@ def test_policy_stays_at_the_initial_mixture_on_pure_noise(seed):
     for record in decisions:
         np.testing.assert_allclose(record["mixture"], np.full(6, 1 / 6))
         assert abs(record["predicted_gain"]) < 0.05
-

@@ -118,8 +118,12 @@ def test_config_file_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(RecipeError, match="key 'objective_weights' .* takes a list of numbers"):
         load_config_file(str(path), types)
     path.write_text("learning_rate: 0.1\nbf16: false\nobjectives: infilling\nobjective_weights: 1\n")
-    assert load_config_file(str(path), types) == {"learning_rate": 0.1, "bf16": False, "objectives": ["infilling"],
-                                                  "objective_weights": [1]}
+    assert load_config_file(str(path), types) == {
+        "learning_rate": 0.1,
+        "bf16": False,
+        "objectives": ["infilling"],
+        "objective_weights": [1],
+    }
     path.write_text("")
     assert load_config_file(str(path), types) == {}
 
@@ -136,21 +140,28 @@ def test_pretrain_yaml_takes_a_single_string_where_a_list_is_expected(pretrain, 
     assert [spec.name for spec in training_args.objective_specs()] == ["next_token_prediction"]
 
 
-@pytest.mark.parametrize("yaml_text, argv, expected", [
-    ("genomes: missing.fa\n", [], "error: --genomes: file not found: 'missing.fa'"),
-    ("objectives: copy\n", [], "Unknown objective 'copy'"),
-    ("- a\n- b\n", [], "must hold a mapping of argument names to values"),
-    (None, ["--config"], "error: --config needs the path of a YAML file"),
-    (None, ["--config", "nope.yaml"], "error: --config: file not found: 'nope.yaml'"),
-    (None, ["--max_steps", "0"], "`max_steps` must be a positive number of optimizer steps, or -1"),
-    (None, ["--max_steps", "-5"], "got -5"),
-    (None, ["--policy_min_weight", "-1"], "error: `policy_min_weight` must be in [0, 1], got -1.0."),
-    (None, ["--model_name_or_path", "../no/such/checkpoint"], "'../no/such/checkpoint' does not exist: it is neither "
-                                                             "a local folder nor a valid Hub model id"),
-    (None, ["--dataset_name", "reads.fa"], "--dataset_name takes a Hub id or CSV"),
-])
-def test_pretrain_bad_input_is_one_line_before_any_work(pretrain, capsys, tmp_path, monkeypatch, yaml_text, argv,
-                                                        expected):
+@pytest.mark.parametrize(
+    "yaml_text, argv, expected",
+    [
+        ("genomes: missing.fa\n", [], "error: --genomes: file not found: 'missing.fa'"),
+        ("objectives: copy\n", [], "Unknown objective 'copy'"),
+        ("- a\n- b\n", [], "must hold a mapping of argument names to values"),
+        (None, ["--config"], "error: --config needs the path of a YAML file"),
+        (None, ["--config", "nope.yaml"], "error: --config: file not found: 'nope.yaml'"),
+        (None, ["--max_steps", "0"], "`max_steps` must be a positive number of optimizer steps, or -1"),
+        (None, ["--max_steps", "-5"], "got -5"),
+        (None, ["--policy_min_weight", "-1"], "error: `policy_min_weight` must be in [0, 1], got -1.0."),
+        (
+            None,
+            ["--model_name_or_path", "../no/such/checkpoint"],
+            "'../no/such/checkpoint' does not exist: it is neither a local folder nor a valid Hub model id",
+        ),
+        (None, ["--dataset_name", "reads.fa"], "--dataset_name takes a Hub id or CSV"),
+    ],
+)
+def test_pretrain_bad_input_is_one_line_before_any_work(
+    pretrain, capsys, tmp_path, monkeypatch, yaml_text, argv, expected
+):
     monkeypatch.chdir(tmp_path)
     if yaml_text is not None:
         (tmp_path / "run.yaml").write_text(yaml_text)
@@ -163,31 +174,49 @@ def test_pretrain_bad_input_is_one_line_before_any_work(pretrain, capsys, tmp_pa
 
 def test_pretrain_refuses_windows_that_max_length_would_crop(pretrain, capsys, tmp_path):
     # --window_length 1024 with the recipe's max_length (520): every objective would crop every window.
-    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)),
-                          ["--window_length", "1024", "--output_dir", str(tmp_path / "out"), "--cpu_threads", "1"])
-    assert line.startswith("error: --max_length / --window_length: max_length=520 is too small for windows of "
-                           "window_length=1024 bases: 13 of 13 objective entries would crop every window")
+    line = one_line_error(
+        capsys,
+        lambda a: pretrain.main(*pretrain.parse_args(a)),
+        ["--window_length", "1024", "--output_dir", str(tmp_path / "out"), "--cpu_threads", "1"],
+    )
+    assert line.startswith(
+        "error: --max_length / --window_length: max_length=520 is too small for windows of "
+        "window_length=1024 bases: 13 of 13 objective entries would crop every window"
+    )
     assert "'copying' 259" in line and "Use max_length >= 2050 to read whole windows, or window_length <= 259" in line
     assert not (tmp_path / "out").exists()
     # --allow_cropping leaves the decision to the trainer, which warns with the same numbers.
-    script_args, training_args = pretrain.parse_args(["--window_length", "1024", "--allow_cropping", "true",
-                                                      "--output_dir", str(tmp_path / "out")])[:2]
+    script_args, training_args = pretrain.parse_args(
+        ["--window_length", "1024", "--allow_cropping", "true", "--output_dir", str(tmp_path / "out")]
+    )[:2]
     assert script_args.allow_cropping
     from birdie_hf import DataCollatorForBirdie, build_dna_tokenizer
 
     pretrain.check_windows(script_args, DataCollatorForBirdie.from_training_args(build_dna_tokenizer(), training_args))
 
 
-@pytest.mark.parametrize("argv, cause", [
-    (["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "2056"],
-     "no validation window of --window_length 1024 bases fits in the held-out 0.05 of `MT-human.fa`"),
-    (["--validation_fraction", "0", "--window_length", "128", "--max_length", "384"],
-     "--validation_fraction 0 holds out nothing. Use a --validation_fraction above 0"),
-])
-def test_pretrain_birdie_without_held_out_windows_is_refused_before_training(pretrain, capsys, tmp_path, shared_dir,
-                                                                            argv, cause):
-    argv = [arg.format(shared=shared_dir) for arg in argv] + ["--output_dir", str(tmp_path / "out"),
-                                                              "--cpu_threads", "1"]
+@pytest.mark.parametrize(
+    "argv, cause",
+    [
+        (
+            ["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "2056"],
+            "no validation window of --window_length 1024 bases fits in the held-out 0.05 of `MT-human.fa`",
+        ),
+        (
+            ["--validation_fraction", "0", "--window_length", "128", "--max_length", "384"],
+            "--validation_fraction 0 holds out nothing. Use a --validation_fraction above 0",
+        ),
+    ],
+)
+def test_pretrain_birdie_without_held_out_windows_is_refused_before_training(
+    pretrain, capsys, tmp_path, shared_dir, argv, cause
+):
+    argv = [arg.format(shared=shared_dir) for arg in argv] + [
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--cpu_threads",
+        "1",
+    ]
     line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
     assert line.startswith("error: --policy birdie needs held-out windows for its reward, but ") and cause in line
     assert "or --policy static / ntp, which train without held-out windows" in line
@@ -195,8 +224,12 @@ def test_pretrain_birdie_without_held_out_windows_is_refused_before_training(pre
 
 
 def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_path, caplog):
-    few = DatasetDict({"train": Dataset.from_dict({"input_ids": [[4] * 8] * 20}),
-                       "validation": Dataset.from_dict({"input_ids": [[4] * 8] * 6})})
+    few = DatasetDict(
+        {
+            "train": Dataset.from_dict({"input_ids": [[4] * 8] * 20}),
+            "validation": Dataset.from_dict({"input_ids": [[4] * 8] * 6}),
+        }
+    )
     script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o")])
     with caplog.at_level("WARNING"):
         assert pretrain.held_out_windows(script_args, training_args, few) is few["validation"]
@@ -210,8 +243,9 @@ def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_
 
 def test_pretrain_summary_without_evaluations_has_no_loss_column(pretrain):
     trajectory = {"evaluations": []}
-    table = pretrain.summary_table(trajectory, ["copying", "next_token_prediction"], 2560, 4,
-                                   {"copying": 0.5, "next_token_prediction": 0.5})
+    table = pretrain.summary_table(
+        trajectory, ["copying", "next_token_prediction"], 2560, 4, {"copying": 0.5, "next_token_prediction": 0.5}
+    )
     assert "nan" not in table.lower() and "final val loss" not in table
     assert "no held-out evaluation was run (no validation windows)" in table
     assert "| copying                              |       0.5000 |" in table
@@ -220,39 +254,49 @@ def test_pretrain_summary_without_evaluations_has_no_loss_column(pretrain):
 def test_pretrain_entry_point_prints_one_line(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("BIRDIE_TRACEBACK", None)
-    result = subprocess.run([sys.executable, str(REPO / "recipes" / "pretrain.py"), "--config", "missing.yaml"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "pretrain.py"), "--config", "missing.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: --config: file not found: 'missing.yaml'"]
 
 
 # -- BirdieTrainingArguments ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("settings, message", [
-    ({"max_steps": 0}, "`max_steps` must be a positive number of optimizer steps, or -1 to train for"),
-    ({"max_steps": -5}, "`max_steps` must be .* got -5"),
-    ({"max_steps": -1, "num_train_epochs": 0}, "`num_train_epochs` must be positive when `max_steps` is -1"),
-    ({"policy_min_weight": -0.1}, r"`policy_min_weight` must be in \[0, 1\], got -0.1"),
-    ({"policy_min_weight": 1.5}, r"`policy_min_weight` must be in \[0, 1\]"),
-    ({"policy_exploration_initial": -0.5}, r"`policy_exploration_initial` must be in \[0, 1\]"),
-    ({"policy_exploration_decay_fraction": 2.0}, r"`policy_exploration_decay_fraction` must be in \[0, 1\]"),
-    ({"policy_learning_rate": 0.0}, "`policy_learning_rate` must be greater than 0"),
-    ({"policy_weight_decay": -0.1}, "`policy_weight_decay` must be at least 0"),
-    ({"policy_min_predicted_gain": float("nan")}, "`policy_min_predicted_gain` must be a finite number"),
-    ({"policy_num_candidates": 0}, "`policy_num_candidates` must be at least 1"),
-    ({"policy_hidden_size": 2.5}, "`policy_hidden_size` must be an integer, got 2.5"),
-    ({"policy_top_n": "8"}, "`policy_top_n` must be an integer, got '8'"),
-    ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
-    ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
-    ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"max_steps": 0}, "`max_steps` must be a positive number of optimizer steps, or -1 to train for"),
+        ({"max_steps": -5}, "`max_steps` must be .* got -5"),
+        ({"max_steps": -1, "num_train_epochs": 0}, "`num_train_epochs` must be positive when `max_steps` is -1"),
+        ({"policy_min_weight": -0.1}, r"`policy_min_weight` must be in \[0, 1\], got -0.1"),
+        ({"policy_min_weight": 1.5}, r"`policy_min_weight` must be in \[0, 1\]"),
+        ({"policy_exploration_initial": -0.5}, r"`policy_exploration_initial` must be in \[0, 1\]"),
+        ({"policy_exploration_decay_fraction": 2.0}, r"`policy_exploration_decay_fraction` must be in \[0, 1\]"),
+        ({"policy_learning_rate": 0.0}, "`policy_learning_rate` must be greater than 0"),
+        ({"policy_weight_decay": -0.1}, "`policy_weight_decay` must be at least 0"),
+        ({"policy_min_predicted_gain": float("nan")}, "`policy_min_predicted_gain` must be a finite number"),
+        ({"policy_num_candidates": 0}, "`policy_num_candidates` must be at least 1"),
+        ({"policy_hidden_size": 2.5}, "`policy_hidden_size` must be an integer, got 2.5"),
+        ({"policy_top_n": "8"}, "`policy_top_n` must be an integer, got '8'"),
+        ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
+        ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
+        ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
+    ],
+)
 def test_training_arguments_refuse_bad_values_by_name(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
         BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", **settings)
 
 
 def test_training_arguments_accept_epochs_and_single_entries(tmp_path):
-    args = BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", max_steps=-1, objectives="infilling",
-                                   objective_weights=2.0)
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path), report_to="none", max_steps=-1, objectives="infilling", objective_weights=2.0
+    )
     assert args.objectives == ["infilling"] and args.objective_weights == [2.0]
     assert [spec.name for spec in args.objective_specs()] == ["infilling"]
 
@@ -281,8 +325,11 @@ def test_missing_checkpoints_are_reported_as_missing(tmp_path, monkeypatch):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
 
     monkeypatch.setattr("transformers.AutoConfig.from_pretrained", offline)
-    with pytest.raises(OSError, match="'outputs/typo' is not a local folder, and loading it from the Hub as a model "
-                                      "id failed: We couldn't connect"):
+    with pytest.raises(
+        OSError,
+        match="'outputs/typo' is not a local folder, and loading it from the Hub as a model "
+        "id failed: We couldn't connect",
+    ):
         load_model_config("outputs/typo")
 
 
@@ -302,19 +349,36 @@ def test_finetune_recipe_writes_a_model_card(tmp_path, monkeypatch):
     sequences = ["ACGTACGTAC", "TTGACCATGA", "GGGCCCAAAT", "CATCATCATG"]
     split = Dataset.from_dict({"sequence": sequences, "label": [0, 1, 0, 1]})
     monkeypatch.setattr(finetune, "load_model_config", lambda path: None)
-    monkeypatch.setattr(finetune, "load_classification_task",
-                        lambda task, seed: DatasetDict(train=split, validation=split, test=split))
+    monkeypatch.setattr(
+        finetune, "load_classification_task", lambda task, seed: DatasetDict(train=split, validation=split, test=split)
+    )
 
     def fake_finetune(checkpoint, data, output_dir, **kwargs):  # the training itself is tested in test_downstream
         os.makedirs(output_dir, exist_ok=True)
         assert kwargs["lora"].r == 4
-        return {"validation": {"mcc": 0.5, "f1": 0.7, "accuracy": 0.75},
-                "test": {"mcc": 0.4, "f1": 0.6, "accuracy": 0.7}, "attention": "bidirectional", "prefix_prompt": True}
+        return {
+            "validation": {"mcc": 0.5, "f1": 0.7, "accuracy": 0.75},
+            "test": {"mcc": 0.4, "f1": 0.6, "accuracy": 0.7},
+            "attention": "bidirectional",
+            "prefix_prompt": True,
+        }
 
     monkeypatch.setattr(finetune, "finetune_classifier", fake_finetune)
     out = tmp_path / "ft-gene-strand"
-    finetune.main(finetune.parse_args(["--model_name_or_path", "my-org/birdie-dna", "--task", "tasks/gene_strand",
-                                       "--output_dir", str(out), "--lora_r", "4"]))
+    finetune.main(
+        finetune.parse_args(
+            [
+                "--model_name_or_path",
+                "my-org/birdie-dna",
+                "--task",
+                "tasks/gene_strand",
+                "--output_dir",
+                str(out),
+                "--lora_r",
+                "4",
+            ]
+        )
+    )
     card = ModelCard.load(out / "README.md")
     assert card.data.base_model == "my-org/birdie-dna" and card.data.pipeline_tag == "text-classification"
     assert card.data.widget == [{"text": "ACGTACGTAC"}, {"text": "TTGACCATGA"}]
@@ -335,8 +399,11 @@ def toy_genbank(path, length=40000, seed=0):
         location = f"{start + 1}..{start + size}"
         features.append(location if rng.random() < 0.5 else f"complement({location})")
         start += size + 150
-    lines = [f"LOCUS       toy    {length} bp    DNA     linear", "FEATURES             Location/Qualifiers",
-             f"     source          1..{length}"]
+    lines = [
+        f"LOCUS       toy    {length} bp    DNA     linear",
+        "FEATURES             Location/Qualifiers",
+        f"     source          1..{length}",
+    ]
     lines += [f"     CDS             {location}" for location in features]
     lines.append("ORIGIN")
     for i in range(0, length, 60):
@@ -363,16 +430,20 @@ def test_task_suite_with_an_empty_split_is_refused_with_counts(tmp_path):
         TaskSuiteConfig(window_length=100000)
 
 
-@pytest.mark.parametrize("window, expected", [
-    ("100000", "error: `block_size` (5000) must be at least `window_length` (100000): every example lies inside"),
-    ("1000", "error: No examples for gene_strand (train/dev/test)"),
-])
+@pytest.mark.parametrize(
+    "window, expected",
+    [
+        ("100000", "error: `block_size` (5000) must be at least `window_length` (100000): every example lies inside"),
+        ("1000", "error: No examples for gene_strand (train/dev/test)"),
+    ],
+)
 def test_make_genome_tasks_writes_nothing_when_a_split_would_be_empty(capsys, tmp_path, window, expected):
     recipe = load_recipe("make_genome_tasks")
     genbank = toy_genbank(tmp_path / "toy.gbk")
     out = tmp_path / "tasks"
-    line = one_line_error(capsys, recipe.main, ["--genbank", genbank, "--output_dir", str(out),
-                                                "--window_length", window])
+    line = one_line_error(
+        capsys, recipe.main, ["--genbank", genbank, "--output_dir", str(out), "--window_length", window]
+    )
     assert line.startswith(expected)
     assert not out.exists()
 
@@ -381,9 +452,22 @@ def test_make_genome_tasks_entry_point(tmp_path):
     genbank = toy_genbank(tmp_path / "toy.gbk")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("BIRDIE_TRACEBACK", None)
-    result = subprocess.run([sys.executable, str(REPO / "recipes" / "make_genome_tasks.py"), "--genbank", genbank,
-                             "--output_dir", str(tmp_path / "tasks"), "--window_length", "1000"],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "recipes" / "make_genome_tasks.py"),
+            "--genbank",
+            genbank,
+            "--output_dir",
+            str(tmp_path / "tasks"),
+            "--window_length",
+            "1000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "Examples that could be made: gene_strand: train 0, dev 0, test 0" in result.stderr
     assert not (tmp_path / "tasks").exists()
@@ -391,22 +475,37 @@ def test_make_genome_tasks_entry_point(tmp_path):
 
 # -- model cards ------------------------------------------------------------------------------------------------------
 TRAJECTORY = {
-    "policy": "birdie", "entries": ["next_token_prediction", "infilling"],
+    "policy": "birdie",
+    "entries": ["next_token_prediction", "infilling"],
     "reward_classes": ["next_token_prediction", "infilling"],
     "evaluations": [
-        {"step": 2, "losses": {"next_token_prediction": 1.5, "infilling": 2.0},
-         "mixture": {"next_token_prediction": 0.5, "infilling": 0.5},
-         "next_mixture": {"next_token_prediction": 0.6, "infilling": 0.4}},
-        {"step": 4, "losses": {"next_token_prediction": 1.4, "infilling": 1.9},
-         "mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
-         "next_mixture": {"next_token_prediction": 0.9, "infilling": 0.1}, "decision": "explore"},
+        {
+            "step": 2,
+            "losses": {"next_token_prediction": 1.5, "infilling": 2.0},
+            "mixture": {"next_token_prediction": 0.5, "infilling": 0.5},
+            "next_mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
+        },
+        {
+            "step": 4,
+            "losses": {"next_token_prediction": 1.4, "infilling": 1.9},
+            "mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
+            "next_mixture": {"next_token_prediction": 0.9, "infilling": 0.1},
+            "decision": "explore",
+        },
     ],
 }
-TRAINING = {"steps": 4, "tokens_seen": "2,048", "window_length": 128, "max_length": 384,
-            "model_size": "LlamaForCausalLM, hidden 32, 1 layers, 0.05M parameters",
-            "training_data": "`toy.fa`"}
-EVALUATION = [{"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
-              {"task": "promoter_all", "mcc": 0.2, "f1": 0.6, "accuracy": 0.6}]
+TRAINING = {
+    "steps": 4,
+    "tokens_seen": "2,048",
+    "window_length": 128,
+    "max_length": 384,
+    "model_size": "LlamaForCausalLM, hidden 32, 1 layers, 0.05M parameters",
+    "training_data": "`toy.fa`",
+}
+EVALUATION = [
+    {"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
+    {"task": "promoter_all", "mcc": 0.2, "f1": 0.6, "accuracy": 0.6},
+]
 
 
 def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pretrain):
@@ -429,16 +528,24 @@ def test_every_task_gets_its_own_model_index_entry():
     assert len(results) == 2
     assert datasets["gene_strand"]["type"] == "gene_strand"
     assert datasets["Nucleotide Transformer promoter_all"] == {
-        "name": "Nucleotide Transformer promoter_all", "type": NT_REVISED_REPO, "config": "promoter_all",
-        "split": "test"}
+        "name": "Nucleotide Transformer promoter_all",
+        "type": NT_REVISED_REPO,
+        "config": "promoter_all",
+        "split": "test",
+    }
     assert all(len(r["metrics"]) == 3 for r in results)
 
 
 def test_card_values_read_back_from_a_rendered_card():
     card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
     values = read_card_values(card.content, ("steps", "window_length", "max_length", "model_size", "repo_id"))
-    assert values == {"steps": "4", "window_length": "128", "max_length": "384", "repo_id": "org/m",
-                      "model_size": TRAINING["model_size"]}
+    assert values == {
+        "steps": "4",
+        "window_length": "128",
+        "max_length": "384",
+        "repo_id": "org/m",
+        "model_size": TRAINING["model_size"],
+    }
     assert "{{ steps }}" in template_text("pretrained.md")
 
 
@@ -448,19 +555,36 @@ def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
     evaluate_suite = load_recipe("evaluate_suite")
     run = tmp_path / "birdie"
     run.mkdir()
-    LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                birdie_objectives=["next_token_prediction", "infilling"]).save_pretrained(run)
+    LlamaConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        birdie_objectives=["next_token_prediction", "infilling"],
+    ).save_pretrained(run)
     (run / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
     (run / "train_results.json").write_text(json.dumps({"train_loss": 2.0}))  # no global_step, no tokens_seen
     pretrained_model_card("org/birdie", TRAJECTORY, TRAINING, widget_sequences=["GATTACA"]).save(run / "README.md")
     summary = evaluate_suite.summarise(
-        [{"name": "birdie", "task_name": task["task"], "mode": "bidirectional_prompt",
-          "test": {m: task[m] for m in ("mcc", "f1", "accuracy")}} for task in EVALUATION])
+        [
+            {
+                "name": "birdie",
+                "task_name": task["task"],
+                "mode": "bidirectional_prompt",
+                "test": {m: task[m] for m in ("mcc", "f1", "accuracy")},
+            }
+            for task in EVALUATION
+        ]
+    )
     evaluate_suite.update_cards({"birdie": str(run)}, summary)
     text = (run / "README.md").read_text()
-    for row in ("| steps | 4 |", "| tokens seen (source bases) | 2,048 |",
-                "| window / packed row length | 128 / 384 |", f"| model | {TRAINING['model_size']} |",
-                "| training data | `toy.fa` |"):
+    for row in (
+        "| steps | 4 |",
+        "| tokens seen (source bases) | 2,048 |",
+        "| window / packed row length | 128 / 384 |",
+        f"| model | {TRAINING['model_size']} |",
+        "| training data | `toy.fa` |",
+    ):
         assert row in text
     assert "n/a" not in text
     card = ModelCard(text)
@@ -482,9 +606,16 @@ def test_update_card_fills_missing_facts_from_train_results(tmp_path):
 
 
 def test_finetuned_card_records_the_attention_mode(tmp_path):
-    record = {"task": "outputs/genome_tasks/gene_strand", "checkpoint": "outputs/birdie", "seed": 0, "lora_r": 0,
-              "validation": {"mcc": 0.5}, "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7}, "attention": "causal",
-              "prefix_prompt": False}
+    record = {
+        "task": "outputs/genome_tasks/gene_strand",
+        "checkpoint": "outputs/birdie",
+        "seed": 0,
+        "lora_r": 0,
+        "validation": {"mcc": 0.5},
+        "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
+        "attention": "causal",
+        "prefix_prompt": False,
+    }
     (tmp_path / "ft").mkdir()
     text = Path(write_finetuned_card(str(tmp_path / "ft"), record, widget_sequences=["ACGT"])).read_text()
     assert "`outputs/birdie` fine-tuned on the DNA sequence-classification task **gene_strand**" in text
@@ -494,8 +625,9 @@ def test_finetuned_card_records_the_attention_mode(tmp_path):
 # -- packaging --------------------------------------------------------------------------------------------------------
 def test_card_templates_are_package_data():
     setup = ast.parse((REPO / "setup.py").read_text())
-    call = next(node for node in ast.walk(setup)
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    call = next(
+        node for node in ast.walk(setup) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"
+    )
     keywords = {k.arg: k.value for k in call.keywords}
     assert "data_files" not in keywords  # nothing is installed under sys.prefix any more
     package_data = ast.literal_eval(keywords["package_data"])

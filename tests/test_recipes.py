@@ -13,16 +13,43 @@ from birdie_hf.trainer import TRAJECTORY_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAIN = REPO / "recipes" / "pretrain.py"
-TINY = ["--max_steps", "4", "--window_length", "128", "--max_length", "384", "--hidden_size", "32",
-        "--num_hidden_layers", "1", "--num_attention_heads", "2", "--per_device_train_batch_size", "2",
-        "--policy_eval_interval", "2", "--policy_warmup_steps", "2", "--policy_update_iterations", "5",
-        "--policy_num_candidates", "32", "--policy_hidden_size", "16", "--save_steps", "2", "--disable_tqdm", "true"]
+TINY = [
+    "--max_steps",
+    "4",
+    "--window_length",
+    "128",
+    "--max_length",
+    "384",
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "1",
+    "--num_attention_heads",
+    "2",
+    "--per_device_train_batch_size",
+    "2",
+    "--policy_eval_interval",
+    "2",
+    "--policy_warmup_steps",
+    "2",
+    "--policy_update_iterations",
+    "5",
+    "--policy_num_candidates",
+    "32",
+    "--policy_hidden_size",
+    "16",
+    "--save_steps",
+    "2",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def run(*args, cwd):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, str(PRETRAIN), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(PRETRAIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
@@ -51,8 +78,16 @@ def test_pretrain_recipe_yaml_config_and_bad_arguments(tmp_path):
     assert result.returncode != 0 and "unknown keys" in result.stderr and "not_a_field" in result.stderr
     result = run("--genomes", str(tmp_path / "missing.fa"), "--output_dir", str(tmp_path / "c"), *TINY, cwd=tmp_path)
     assert result.returncode != 0 and "missing.fa" in result.stderr
-    result = run("--objective_weights", "-1", "--objectives", "copying", "--output_dir", str(tmp_path / "d"), *TINY,
-                 cwd=tmp_path)
+    result = run(
+        "--objective_weights",
+        "-1",
+        "--objectives",
+        "copying",
+        "--output_dir",
+        str(tmp_path / "d"),
+        *TINY,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0 and "weights must be >= 0" in result.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "d").exists()
 
@@ -63,13 +98,22 @@ def test_continual_pretraining_adds_missing_tokens(tmp_path):
     from birdie_hf.tokenizer import sentinel_ids
 
     small = build_dna_tokenizer(num_sentinels=4)  # an older checkpoint with too few sentinels
-    model = build_causal_lm(default_model_config(small, hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
+    model = build_causal_lm(
+        default_model_config(small, hidden_size=32, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
     model.save_pretrained(tmp_path / "base")
     small.save_pretrained(tmp_path / "base")
     out = tmp_path / "continued"
-    result = run("--model_name_or_path", str(tmp_path / "base"), "--output_dir", str(out), *TINY,
-                 "--warmup_steps", "2", cwd=tmp_path)
+    result = run(
+        "--model_name_or_path",
+        str(tmp_path / "base"),
+        "--output_dir",
+        str(out),
+        *TINY,
+        "--warmup_steps",
+        "2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     tokenizer = AutoTokenizer.from_pretrained(out)
     continued = AutoModelForCausalLM.from_pretrained(out)
@@ -89,16 +133,31 @@ def load_pretrain_recipe():
     return module
 
 
-@pytest.mark.parametrize("policy, extra", [
-    # A real genome without held-out windows: 5% of a 16.6 kbp mitochondrion is shorter than a 1024-base window.
-    ("ntp", ["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "1024"]),
-    ("static", ["--validation_fraction", "0", "--objectives", "next_token_prediction", "copying"]),
-])
+@pytest.mark.parametrize(
+    "policy, extra",
+    [
+        # A real genome without held-out windows: 5% of a 16.6 kbp mitochondrion is shorter than a 1024-base window.
+        ("ntp", ["--genomes", "{shared}/data/genomes/MT-human.fa", "--window_length", "1024", "--max_length", "1024"]),
+        ("static", ["--validation_fraction", "0", "--objectives", "next_token_prediction", "copying"]),
+    ],
+)
 def test_baselines_pretrain_without_held_out_windows(tmp_path, shared_dir, capsys, policy, extra):
     pretrain = load_pretrain_recipe()
     out = tmp_path / "out"
-    argv = [*TINY, "--max_steps", "2", "--policy", policy, "--output_dir", str(out), "--cpu_threads", "1",
-            "--report_to", "none", *[arg.format(shared=shared_dir) for arg in extra]]
+    argv = [
+        *TINY,
+        "--max_steps",
+        "2",
+        "--policy",
+        policy,
+        "--output_dir",
+        str(out),
+        "--cpu_threads",
+        "1",
+        "--report_to",
+        "none",
+        *[arg.format(shared=shared_dir) for arg in extra],
+    ]
     pretrain.main(*pretrain.parse_args(argv))
     summary = (out / "summary.md").read_text()
     assert "nan" not in summary.lower() and "final val loss" not in summary

@@ -9,11 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from test_distributed import LAUNCH, SCRIPT, launch
+from test_trainer import make_trainer
 
 from birdie_hf import checkpoint_problems, last_complete_checkpoint
-
-from test_distributed import LAUNCH, SCRIPT, launch
-from test_trainer import MIXTURE, genome, make_trainer  # noqa: F401  (genome is a fixture)
 
 
 @pytest.mark.slow
@@ -23,10 +22,21 @@ def test_sigkill_two_process_run_then_resume(tmp_path):
     launch(reference, 0, "first", cwd=tmp_path, extra_env=env_extra)
 
     out = tmp_path / "killed"
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "BIRDIE_PROBE_STEP_SLEEP": "0.4",
-           **env_extra}
-    process = subprocess.Popen(LAUNCH + [str(SCRIPT), str(out), "0", "first"], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {
+        **os.environ,
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": "1",
+        "BIRDIE_PROBE_STEP_SLEEP": "0.4",
+        **env_extra,
+    }
+    process = subprocess.Popen(
+        LAUNCH + [str(SCRIPT), str(out), "0", "first"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (out / "checkpoint-4" / "trainer_state.json").exists():  # written last by the parent Trainer
         assert process.poll() is None and time.time() < deadline, "run ended before its 2nd checkpoint"
@@ -66,8 +76,9 @@ def test_same_seed_same_results(tokenizer, genome, tmp_path):
 
 def test_token_never_saved_in_checkpoints(tokenizer, genome, tmp_path):
     secret = "hf_do_not_leak_4242"
-    trainer = make_trainer(tokenizer, genome, tmp_path, max_steps=2, save_strategy="steps", save_steps=2,
-                           hub_token=secret)
+    trainer = make_trainer(
+        tokenizer, genome, tmp_path, max_steps=2, save_strategy="steps", save_steps=2, hub_token=secret
+    )
     trainer.train()
     trainer.create_model_card()
     for path in (tmp_path / "run").rglob("*"):
@@ -84,12 +95,27 @@ def test_token_never_saved_in_checkpoints(tokenizer, genome, tmp_path):
 def test_continual_pretraining_rejects_a_non_causal_checkpoint(tmp_path, tokenizer):
     from transformers import BertConfig, BertModel
 
-    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(tmp_path / "bert")
+    BertModel(
+        BertConfig(
+            vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        )
+    ).save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(tmp_path / "bert")
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).parents[1] / "recipes" / "pretrain.py"), "--model_name_or_path",
-         str(tmp_path / "bert"), "--output_dir", str(tmp_path / "out"), "--max_steps", "2"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "recipes" / "pretrain.py"),
+            "--model_name_or_path",
+            str(tmp_path / "bert"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     assert result.returncode != 0 and "not a causal LM" in result.stderr and "BertModel" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -8,14 +8,17 @@ from accelerate.utils import DistributedType
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate_configs"
 
 
-@pytest.mark.parametrize("name, kind, processes", [
-    ("multi_gpu_ddp.yaml", DistributedType.MULTI_GPU, 8),
-    ("fsdp_full_shard.yaml", DistributedType.FSDP, 8),
-    ("deepspeed_zero2.yaml", DistributedType.DEEPSPEED, 8),
-    ("deepspeed_zero3.yaml", DistributedType.DEEPSPEED, 8),
-    ("two_nodes_ddp.yaml", DistributedType.MULTI_GPU, 16),
-    ("cpu_two_processes.yaml", DistributedType.MULTI_GPU, 2),
-])
+@pytest.mark.parametrize(
+    "name, kind, processes",
+    [
+        ("multi_gpu_ddp.yaml", DistributedType.MULTI_GPU, 8),
+        ("fsdp_full_shard.yaml", DistributedType.FSDP, 8),
+        ("deepspeed_zero2.yaml", DistributedType.DEEPSPEED, 8),
+        ("deepspeed_zero3.yaml", DistributedType.DEEPSPEED, 8),
+        ("two_nodes_ddp.yaml", DistributedType.MULTI_GPU, 16),
+        ("cpu_two_processes.yaml", DistributedType.MULTI_GPU, 2),
+    ],
+)
 def test_accelerate_configs_parse_and_validate(name, kind, processes):
     config = load_config_from_file(str(CONFIGS / name))
     assert config.distributed_type == kind and config.num_processes == processes

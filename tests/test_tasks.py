@@ -5,8 +5,11 @@ from birdie_hf.tasks import TaskSuiteConfig, _SplitAssigner, build_task_suite, r
 
 
 def genbank_text(sequence, features):
-    lines = [f"LOCUS       toy    {len(sequence)} bp    DNA     linear", "FEATURES             Location/Qualifiers",
-             f"     source          1..{len(sequence)}"]
+    lines = [
+        f"LOCUS       toy    {len(sequence)} bp    DNA     linear",
+        "FEATURES             Location/Qualifiers",
+        f"     source          1..{len(sequence)}",
+    ]
     for kind, location in features:
         lines += [f"     {kind:<16}{location}", '                     /product="x"']
     lines.append("ORIGIN")
@@ -19,8 +22,9 @@ def genbank_text(sequence, features):
 
 def test_genbank_reader(tmp_path):
     path = tmp_path / "toy.gbk"
-    path.write_text(genbank_text("ACGT" * 50, [("gene", "11..40"), ("CDS", "complement(51..<90)"),
-                                               ("CDS", "join(1..5,7..9)")]))
+    path.write_text(
+        genbank_text("ACGT" * 50, [("gene", "11..40"), ("CDS", "complement(51..<90)"), ("CDS", "join(1..5,7..9)")])
+    )
     record = next(iter_genbank(str(path)))
     assert record.name == "toy" and record.sequence == "ACGT" * 50
     cds = [f for f in record.features if f.type == "CDS"]

@@ -13,7 +13,6 @@ from birdie_hf import (
     build_causal_lm,
     default_model_config,
     last_complete_checkpoint,
-    load_genome_windows,
 )
 from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME
 
@@ -28,18 +27,39 @@ MIXTURE = [
 
 
 def make_trainer(tokenizer, genome, tmp_path, **overrides):
-    settings = dict(output_dir=str(tmp_path / "run"), max_steps=8, per_device_train_batch_size=4,
-                    per_device_eval_batch_size=8, learning_rate=3e-3, max_length=160, objectives=MIXTURE,
-                    policy_eval_interval=2, policy_warmup_steps=2, policy_validation_windows=2,
-                    policy_hidden_size=16, policy_num_layers=1, policy_update_iterations=10,
-                    policy_num_candidates=64, logging_steps=2, save_strategy="no", use_cpu=True,
-                    disable_tqdm=True, seed=0)
+    settings = dict(
+        output_dir=str(tmp_path / "run"),
+        max_steps=8,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        learning_rate=3e-3,
+        max_length=160,
+        objectives=MIXTURE,
+        policy_eval_interval=2,
+        policy_warmup_steps=2,
+        policy_validation_windows=2,
+        policy_hidden_size=16,
+        policy_num_layers=1,
+        policy_update_iterations=10,
+        policy_num_candidates=64,
+        logging_steps=2,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
     settings.update(overrides)
     args = BirdieTrainingArguments(**settings)
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
-                                                 num_attention_heads=2), seed=0)
-    return BirdieTrainer(model=model, args=args, train_dataset=genome["train"], eval_dataset=genome["validation"],
-                         processing_class=tokenizer)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
+    )
+    return BirdieTrainer(
+        model=model,
+        args=args,
+        train_dataset=genome["train"],
+        eval_dataset=genome["validation"],
+        processing_class=tokenizer,
+    )
 
 
 def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):
@@ -50,8 +70,11 @@ def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome,
     train_logs = [h for h in history if "loss" in h and "eval_loss" not in h]
     assert any("loss/infilling_short" in h for h in train_logs)
     assert all(f"mixture/{name}" in train_logs[0] for name in trainer.data_collator.objective_names)
-    logged = [[h[f"mixture/{n}"] for n in trainer.data_collator.objective_names] for h in train_logs
-              if "mixture/copying" in h]
+    logged = [
+        [h[f"mixture/{n}"] for n in trainer.data_collator.objective_names]
+        for h in train_logs
+        if "mixture/copying" in h
+    ]
     assert all(a != b for a, b in zip(logged, logged[1:]))  # logged only when the mixture changed
     eval_logs = [h for h in history if "eval_loss/copying" in h]
     assert [h["step"] for h in eval_logs] == [1, 2, 4, 6, 8]
@@ -66,9 +89,15 @@ def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome,
     assert len(trajectory) == 5 and all("next_mixture" in record for record in trajectory)
     np.testing.assert_allclose(list(trajectory[3]["mixture"].values()), list(trajectory[2]["next_mixture"].values()))
     # The initial mixture is uniform over objective types: infilling's share is split between its two entries.
-    assert trajectory[0]["mixture"] == pytest.approx({"next_token_prediction": 0.25, "prefix_lm": 0.25,
-                                                      "infilling_short": 0.125, "infilling_long": 0.125,
-                                                      "copying": 0.25})
+    assert trajectory[0]["mixture"] == pytest.approx(
+        {
+            "next_token_prediction": 0.25,
+            "prefix_lm": 0.25,
+            "infilling_short": 0.125,
+            "infilling_long": 0.125,
+            "copying": 0.25,
+        }
+    )
     assert any(record["mixture"] != trajectory[0]["mixture"] for record in trajectory)
     assert trainer.mixture_trajectory()["reward_classes"].count("infilling") == 2
 
@@ -93,8 +122,15 @@ def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path)
 
 
 def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
-    trainer = make_trainer(tokenizer, genome, tmp_path, policy_validation_windows=None,
-                           policy_validation_tokens=300, policy_validation_min_windows=1, per_device_eval_batch_size=2)
+    trainer = make_trainer(
+        tokenizer,
+        genome,
+        tmp_path,
+        policy_validation_windows=None,
+        policy_validation_tokens=300,
+        policy_validation_min_windows=1,
+        per_device_eval_batch_size=2,
+    )
     batches = trainer._build_validation_batches(genome["validation"])
     names = trainer.data_collator.objective_names
     targets = {name: 0 for name in names}
@@ -110,21 +146,26 @@ def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
     trainer.args.policy_validation_min_windows = 12
     batches = trainer._build_validation_batches(genome["validation"])
     for index in range(len(names)):
-        windows = sum(len(set(row[row >= 0].tolist())) if "segment_ids" in b else 0
-                      for b in batches if int(b["objective_ids"][0, 0]) == index
-                      for row in b["segment_ids"].where(b["objective_ids"] >= 0, -1))
+        windows = sum(
+            len(set(row[row >= 0].tolist())) if "segment_ids" in b else 0
+            for b in batches
+            if int(b["objective_ids"][0, 0]) == index
+            for row in b["segment_ids"].where(b["objective_ids"] >= 0, -1)
+        )
         assert windows >= 12
 
 
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
-    static = make_trainer(tokenizer, genome, tmp_path / "s", policy="static", max_steps=4,
-                          objective_weights=[4, 1, 1, 1, 1])
+    static = make_trainer(
+        tokenizer, genome, tmp_path / "s", policy="static", max_steps=4, objective_weights=[4, 1, 1, 1, 1]
+    )
     static.train()
     for record in static.mixture_trajectory()["evaluations"]:
         assert record["mixture"]["next_token_prediction"] == pytest.approx(0.5)
     # Gradient accumulation and bf16 autocast (the dense mask follows the compute dtype).
-    ntp = make_trainer(tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2, gradient_accumulation_steps=2,
-                       bf16=True)
+    ntp = make_trainer(
+        tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2, gradient_accumulation_steps=2, bf16=True
+    )
     assert ntp.data_collator.objective_names == ["next_token_prediction"]
     assert ntp._mask_dtype(ntp.model) == torch.bfloat16
     ntp.train()
@@ -171,24 +212,33 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tokenizer, gen
 
 def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
     with pytest.raises(ValueError, match="eval_dataset"):
-        BirdieTrainer(args=BirdieTrainingArguments(output_dir=str(tmp_path), use_cpu=True),
-                      train_dataset=genome["train"], processing_class=tokenizer)
+        BirdieTrainer(
+            args=BirdieTrainingArguments(output_dir=str(tmp_path), use_cpu=True),
+            train_dataset=genome["train"],
+            processing_class=tokenizer,
+        )
     with pytest.raises(ValueError, match="window_length=64"):
         make_trainer(tokenizer, genome, tmp_path, objectives=["selective_copying"], max_length=512)
     with pytest.raises(ValueError, match="objective_weights"):
         BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], objective_weights=[1, 2])
     with pytest.raises(ValueError, match="weights must be >= 0"):
-        BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying", "prefix_lm"],
-                                objective_weights=[1, -2])
+        BirdieTrainingArguments(
+            output_dir=str(tmp_path), objectives=["copying", "prefix_lm"], objective_weights=[1, -2]
+        )
     with pytest.raises(ValueError, match="all zero"):
         BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copying"], objective_weights=[0])
     with pytest.raises(ValueError, match="Unknown objective 'copy'"):
         BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["copy"])
-    small = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2, vocab_size=20))
+    small = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=20)
+    )
     with pytest.raises(ValueError, match="resize_token_embeddings"):
-        BirdieTrainer(model=small, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="ntp"),
-                      train_dataset=genome["train"], processing_class=tokenizer)
+        BirdieTrainer(
+            model=small,
+            args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="ntp"),
+            train_dataset=genome["train"],
+            processing_class=tokenizer,
+        )
     trainer = make_trainer(tokenizer, genome, tmp_path)
     with pytest.raises(ValueError, match="no birdie_state.pt"):
         trainer.train(resume_from_checkpoint=str(tmp_path))
@@ -210,8 +260,9 @@ def test_policy_schedule_follows_birdie_and_scales_with_run_length():
 def test_streaming_run_resumes_where_the_stream_stopped(tokenizer, genome, tmp_path, shared_dir):
     from birdie_hf import stream_genome_windows
 
-    stream = stream_genome_windows([str(shared_dir / "data/genomes/lambda_phage.fa.gz")], tokenizer,
-                                   window_length=64, windows_per_shard=64)
+    stream = stream_genome_windows(
+        [str(shared_dir / "data/genomes/lambda_phage.fa.gz")], tokenizer, window_length=64, windows_per_shard=64
+    )
     kwargs = dict(max_steps=6, save_strategy="steps", save_steps=3, logging_steps=1, policy="static")
 
     def run(name, stop=None, resume=False):
@@ -262,10 +313,17 @@ def recording_collator(trainer, seen):
 
 
 @pytest.mark.parametrize("remove_unused_columns", [True, False])
-def test_remove_unused_columns_keeps_the_columns_the_collator_reads(tokenizer, genome, tmp_path,
-                                                                    remove_unused_columns):
-    trainer = make_trainer(tokenizer, genome, tmp_path / "llama", policy="static", max_steps=2,
-                           remove_unused_columns=remove_unused_columns)
+def test_remove_unused_columns_keeps_the_columns_the_collator_reads(
+    tokenizer, genome, tmp_path, remove_unused_columns
+):
+    trainer = make_trainer(
+        tokenizer,
+        genome,
+        tmp_path / "llama",
+        policy="static",
+        max_steps=2,
+        remove_unused_columns=remove_unused_columns,
+    )
     seen = []
     recording_collator(trainer, seen)
     trainer.train()
@@ -280,14 +338,30 @@ def test_remove_unused_columns_keeps_the_columns_the_collator_reads(tokenizer, g
             assert all(feature["strand"] == "+" for feature in features)
             return super().torch_call(features)
 
-    args = BirdieTrainingArguments(output_dir=str(tmp_path / "wrapped"), objectives=MIXTURE, policy="static",
-                                   max_steps=2, per_device_train_batch_size=4, max_length=160, save_strategy="no",
-                                   use_cpu=True, disable_tqdm=True, report_to="none",
-                                   remove_unused_columns=remove_unused_columns)
-    model = KwargsOnlyModel(build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
-                                                                 num_attention_heads=2), seed=0))
-    wrapped = BirdieTrainer(model=model, args=args, train_dataset=genome["train"],
-                            data_collator=StrandAwareCollator.from_training_args(tokenizer, args))
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path / "wrapped"),
+        objectives=MIXTURE,
+        policy="static",
+        max_steps=2,
+        per_device_train_batch_size=4,
+        max_length=160,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        remove_unused_columns=remove_unused_columns,
+    )
+    model = KwargsOnlyModel(
+        build_causal_lm(
+            default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2), seed=0
+        )
+    )
+    wrapped = BirdieTrainer(
+        model=model,
+        args=args,
+        train_dataset=genome["train"],
+        data_collator=StrandAwareCollator.from_training_args(tokenizer, args),
+    )
     seen = []
     recording_collator(wrapped, seen)
     wrapped.train()
@@ -300,20 +374,40 @@ def test_model_card_of_a_streaming_run(tokenizer, genome, tmp_path, with_eval_da
     from birdie_hf import default_genome_path, stream_genome_windows
 
     stream = stream_genome_windows([default_genome_path()], tokenizer, window_length=64, windows_per_shard=64)
-    args = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=MIXTURE, policy="static", max_steps=2,
-                                   per_device_train_batch_size=4, max_length=160, save_strategy="no", use_cpu=True,
-                                   disable_tqdm=True, report_to="none", policy_validation_windows=2)
-    model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2), seed=0)
-    trainer = BirdieTrainer(model=model, args=args, train_dataset=stream,
-                            eval_dataset=genome["validation"] if with_eval_dataset else None,
-                            processing_class=tokenizer)
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path),
+        objectives=MIXTURE,
+        policy="static",
+        max_steps=2,
+        per_device_train_batch_size=4,
+        max_length=160,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        report_to="none",
+        policy_validation_windows=2,
+    )
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=1, num_attention_heads=2), seed=0
+    )
+    trainer = BirdieTrainer(
+        model=model,
+        args=args,
+        train_dataset=stream,
+        eval_dataset=genome["validation"] if with_eval_dataset else None,
+        processing_class=tokenizer,
+    )
     trainer.train()
     # Windows too short for the mixture are refused before training, streaming or not.
     with pytest.raises(ValueError, match="window_length=64"):
-        BirdieTrainer(model=model, args=BirdieTrainingArguments(output_dir=str(tmp_path), policy="static",
-                                                                objectives=["selective_copying"], max_length=512),
-                      train_dataset=stream, processing_class=tokenizer)
+        BirdieTrainer(
+            model=model,
+            args=BirdieTrainingArguments(
+                output_dir=str(tmp_path), policy="static", objectives=["selective_copying"], max_length=512
+            ),
+            train_dataset=stream,
+            processing_class=tokenizer,
+        )
     state = stream.state_dict()
     trainer.create_model_card(model_name="birdie-stream")
     assert stream.state_dict() == state  # reading windows for the card leaves the training stream where it was
@@ -345,22 +439,39 @@ def test_gradient_accumulation_matches_one_large_batch(tokenizer, genome, tmp_pa
     from datasets import Dataset
 
     lengths = [6, 8, 9, 11, 50, 56, 60, 64]
-    windows = Dataset.from_dict({"input_ids": [list(genome["train"][i]["input_ids"][:n])
-                                               for i, n in enumerate(lengths)]})
+    windows = Dataset.from_dict(
+        {"input_ids": [list(genome["train"][i]["input_ids"][:n]) for i, n in enumerate(lengths)]}
+    )
     runs = {}
     for batch_size, accumulation in ((4, 2), (8, 1)):
         args = BirdieTrainingArguments(
-            output_dir=str(tmp_path / f"{batch_size}x{accumulation}"), objectives=[objective], policy="static",
-            max_steps=1, per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
-            train_sampling_strategy="sequential", max_length=160, optim="sgd", learning_rate=0.5, weight_decay=0.0,
-            lr_scheduler_type="constant", max_grad_norm=0.0, logging_steps=1, save_strategy="no", use_cpu=True,
-            disable_tqdm=True, report_to="none", seed=0,
+            output_dir=str(tmp_path / f"{batch_size}x{accumulation}"),
+            objectives=[objective],
+            policy="static",
+            max_steps=1,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            train_sampling_strategy="sequential",
+            max_length=160,
+            optim="sgd",
+            learning_rate=0.5,
+            weight_decay=0.0,
+            lr_scheduler_type="constant",
+            max_grad_norm=0.0,
+            logging_steps=1,
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+            report_to="none",
+            seed=0,
         )
-        model = build_causal_lm(default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2,
-                                                     num_attention_heads=2), seed=0)
+        model = build_causal_lm(
+            default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
+        )
         recorder = GradientRecorder()
-        trainer = BirdieTrainer(model=model, args=args, train_dataset=windows, processing_class=tokenizer,
-                                callbacks=[recorder])
+        trainer = BirdieTrainer(
+            model=model, args=args, train_dataset=windows, processing_class=tokenizer, callbacks=[recorder]
+        )
         trainer.train()
         loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
         runs[accumulation] = (recorder.gradients, dict(model.named_parameters()), loss)
@@ -381,11 +492,20 @@ class LogRecorder(TrainerCallback):
 
 
 @pytest.mark.parametrize("disable_tqdm", [True, False])
-def test_console_prints_short_lines_and_a_table_per_policy_evaluation(tokenizer, genome, tmp_path, capsys,
-                                                                      disable_tqdm):
+def test_console_prints_short_lines_and_a_table_per_policy_evaluation(
+    tokenizer, genome, tmp_path, capsys, disable_tqdm
+):
     recorder = LogRecorder()
-    trainer = make_trainer(tokenizer, genome, tmp_path, max_steps=20, logging_steps=10, policy_warmup_steps=10,
-                           policy_eval_interval=10, disable_tqdm=disable_tqdm)
+    trainer = make_trainer(
+        tokenizer,
+        genome,
+        tmp_path,
+        max_steps=20,
+        logging_steps=10,
+        policy_warmup_steps=10,
+        policy_eval_interval=10,
+        disable_tqdm=disable_tqdm,
+    )
     trainer.add_callback(recorder)
     capsys.readouterr()
     trainer.train()
@@ -402,7 +522,7 @@ def test_console_prints_short_lines_and_a_table_per_policy_evaluation(tokenizer,
     for record in trajectory:
         title = f"Birdie policy at step {record['step']} ({record['decision']}"
         assert title in out
-        table = out[out.index(title):].splitlines()[: 2 + len(names)]
+        table = out[out.index(title) :].splitlines()[: 2 + len(names)]
         for name, row in zip(names, table[2:]):
             cells = row.split()
             assert cells[:2] == [name, f"{record['losses'][name]:.4f}"]
@@ -424,18 +544,33 @@ def test_console_prints_short_lines_and_a_table_per_policy_evaluation(tokenizer,
 def test_console_formatting_of_fixed_mixture_runs_and_user_keys():
     from birdie_hf.callback import console_logs, evaluation_table
 
-    record = {"step": 4, "losses": {"copying": 3.25, "infilling_long": 3.5},
-              "mixture": {"copying": 0.75, "infilling_long": 0.25}}
+    record = {
+        "step": 4,
+        "losses": {"copying": 3.25, "infilling_long": 3.5},
+        "mixture": {"copying": 0.75, "infilling_long": 0.25},
+    }
     assert evaluation_table(record).splitlines() == [
         "Birdie evaluation at step 4 (fixed mixture)",
         "  entry             loss  weight",
         "  copying         3.2500   0.750",
         "  infilling_long  3.5000   0.250",
     ]
-    logs = {"loss": 3.0, "loss/copying": 2.0, "mixture/copying": 0.5, "custom/accuracy": 0.25, "policy/explored": 1.0,
-            "reward/total": 0.5, "num_input_tokens_seen": 100, "total_flos": 1.0, "epoch": 0.5}
-    assert console_logs(logs, ["copying", "infilling_long"]) == {"loss": "3", "custom/accuracy": "0.25",
-                                                                 "epoch": "0.5"}
+    logs = {
+        "loss": 3.0,
+        "loss/copying": 2.0,
+        "mixture/copying": 0.5,
+        "custom/accuracy": 0.25,
+        "policy/explored": 1.0,
+        "reward/total": 0.5,
+        "num_input_tokens_seen": 100,
+        "total_flos": 1.0,
+        "epoch": 0.5,
+    }
+    assert console_logs(logs, ["copying", "infilling_long"]) == {
+        "loss": "3",
+        "custom/accuracy": "0.25",
+        "epoch": "0.5",
+    }
     assert len(logs) == 9  # not modified
     assert console_logs({"next_mixture/copying": 1.0, "epoch": 0.5}, ["copying"]) == {}
 

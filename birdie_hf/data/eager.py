@@ -56,7 +56,10 @@ def _warn_short_records(usage: _BaseUsage, num_records: int, window_length: int)
         logger.warning(
             "Skipped %d of %d records (or soft-mask-free segments) shorter than window_length=%d: %s are never used. "
             "Use a smaller window_length to train on them.",
-            usage.short_records, num_records, window_length, _bases_share(usage.short, usage.total),
+            usage.short_records,
+            num_records,
+            window_length,
+            _bases_share(usage.short, usage.total),
         )
 
 
@@ -79,15 +82,23 @@ def _warn_validation(
                 "No validation window: the %d records held out for validation (%s, %s bases) are all shorter than "
                 "window_length=%d. Use a smaller window_length, a larger validation_fraction, or more records. "
                 "policy='birdie' needs validation windows for its reward; 'static' and 'ntp' train without them.",
-                len(held_out_records), ", ".join(repr(name) for name in held_out_records[:3]), f"{held_out_bases:,}",
+                len(held_out_records),
+                ", ".join(repr(name) for name in held_out_records[:3]),
+                f"{held_out_bases:,}",
                 window_length,
             )
         return
     if not num_validation:
-        longest = (f"at most {usage.longest_held_out:,} bases (of record {usage.longest_held_out_record!r})"
-                   if usage.longest_held_out else "no base")
-        advice = [f"a window_length of at most {usage.longest_held_out}" if usage.longest_held_out else
-                  "a smaller window_length"]
+        longest = (
+            f"at most {usage.longest_held_out:,} bases (of record {usage.longest_held_out_record!r})"
+            if usage.longest_held_out
+            else "no base"
+        )
+        advice = [
+            f"a window_length of at most {usage.longest_held_out}"
+            if usage.longest_held_out
+            else "a smaller window_length"
+        ]
         if usage.longest >= 2 * window_length:
             needed = np.ceil(1000 * window_length / usage.longest) / 1000
             advice.append(f"a validation_fraction of at least {needed:g}")
@@ -96,15 +107,21 @@ def _warn_validation(
             "No validation window: validation_fraction=%g holds out the last %g%% of every record, %s, fewer than "
             "window_length=%d. Use %s. policy='birdie' needs validation windows for its reward; 'static' and 'ntp' "
             "train without them.",
-            validation_fraction, 100 * validation_fraction, longest, window_length, ", or ".join(advice),
+            validation_fraction,
+            100 * validation_fraction,
+            longest,
+            window_length,
+            ", or ".join(advice),
         )
     elif usage.held_out_unused:
         logger.warning(
             "%s held out for validation lie in held-out parts shorter than window_length=%d (records shorter than "
             "%d bases) and are used for neither training nor validation; %d validation windows were cut. Use "
             "split_by='record' or a smaller window_length to use them.",
-            _bases_share(usage.held_out_unused, usage.held_out), window_length,
-            int(np.ceil(window_length / validation_fraction)), num_validation,
+            _bases_share(usage.held_out_unused, usage.held_out),
+            window_length,
+            int(np.ceil(window_length / validation_fraction)),
+            num_validation,
         )
 
 
@@ -237,7 +254,10 @@ def load_genome_windows(
         if file_dropped:
             logger.warning(
                 "Dropped %d windows with more than %.0f%% N from %r (%d windows kept).",
-                file_dropped, 100 * max_n_fraction, path, file_kept,
+                file_dropped,
+                100 * max_n_fraction,
+                path,
+                file_kept,
             )
         n_rich_windows += file_dropped
 
@@ -259,7 +279,9 @@ def load_genome_windows(
             validation_records.add(smallest)
             logger.warning(
                 "No record fits in validation_fraction=%.3f; holding out the smallest record %r (%.1f%% of bases).",
-                validation_fraction, names[smallest], 100 * lengths[smallest] / sum(lengths),
+                validation_fraction,
+                names[smallest],
+                100 * lengths[smallest] / sum(lengths),
             )
 
     _warn_short_records(usage, len(names), window_length)
@@ -270,8 +292,9 @@ def load_genome_windows(
     for split, record_index, part in parts:
         if split is None:
             split = "validation" if record_index in validation_records else "train"
-        by_split[split].append(part.with_reverse_complement(rc_table) if rc_table is not None and split == "train"
-                               else part)
+        by_split[split].append(
+            part.with_reverse_complement(rc_table) if rc_table is not None and split == "train" else part
+        )
     del parts
     if not by_split["train"]:
         what = "upper-case (non soft-masked) " if soft_mask == "drop" else ""
@@ -283,8 +306,12 @@ def load_genome_windows(
     num_validation = sum(len(part.starts) for part in by_split["validation"])
     held_out = sorted(validation_records)
     _warn_validation(
-        usage, num_validation, window_length=window_length, validation_fraction=validation_fraction,
-        split_by=split_by, held_out_records=[names[i] for i in held_out],
+        usage,
+        num_validation,
+        window_length=window_length,
+        validation_fraction=validation_fraction,
+        split_by=split_by,
+        held_out_records=[names[i] for i in held_out],
         held_out_bases=sum(lengths[i] for i in held_out),
     )
 

@@ -226,7 +226,10 @@ def _warn_duplicate_names(path: str, names: Sequence[str]) -> None:
         logger.warning(
             "%r has %d record names used more than once (%s%s). All those records are used, but the `record` column "
             "cannot tell their windows apart: give the records unique names to trace windows back.",
-            path, len(repeated), shown, ", ..." if len(repeated) > 5 else "",
+            path,
+            len(repeated),
+            shown,
+            ", ..." if len(repeated) > 5 else "",
         )
 
 
@@ -464,7 +467,10 @@ def _read_fai(path: str) -> Optional[list[tuple[str, int]]]:
         return [(name, length) for name, length, *_ in entries]
     logger.warning(
         "Ignoring the stale index %r: %s. Reading %r instead; run `samtools faidx %s` to rebuild the index.",
-        fai, problem, path, path,
+        fai,
+        problem,
+        path,
+        path,
     )
     return None
 

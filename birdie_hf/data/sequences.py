@@ -48,8 +48,12 @@ def load_sequence_dataset(
     source = os.fspath(source)
     if os.path.isdir(source):
         files = {}
-        for split_name, stem in (("train", "train"), ("validation", "dev"), ("validation", "validation"),
-                                 ("test", "test")):
+        for split_name, stem in (
+            ("train", "train"),
+            ("validation", "dev"),
+            ("validation", "validation"),
+            ("test", "test"),
+        ):
             for ext in ("csv", "tsv"):
                 candidate = os.path.join(source, f"{stem}.{ext}")
                 if os.path.exists(candidate) and split_name not in files:
@@ -117,8 +121,10 @@ def _read_delimited(path: str) -> Dataset:
         if reader.fieldnames is None:
             raise GenomeDataError(f"{path!r} is empty: expected a header row such as 'sequence,label'.")
         rows = list(reader)
-    columns = {name.strip(): [row[name].strip() if row[name] is not None else "" for row in rows]
-               for name in reader.fieldnames}
+    columns = {
+        name.strip(): [row[name].strip() if row[name] is not None else "" for row in rows]
+        for name in reader.fieldnames
+    }
     return Dataset.from_dict(columns)
 
 
@@ -176,7 +182,11 @@ def windows_from_sequences(
         logger.warning(
             "Skipped %d of %d sequences of %r shorter than window_length=%d: %s are never used. Use a smaller "
             "window_length to train on them.",
-            short, total, source, window_length, _bases_share(short_bases, total_bases),
+            short,
+            total,
+            source,
+            window_length,
+            _bases_share(short_bases, total_bases),
         )
     if not parts and not allow_empty:
         raise GenomeDataError(f"No window of {window_length} bases could be cut from {source!r} ({total} sequences).")
@@ -234,11 +244,19 @@ def load_sequence_windows(
             held = 1
         order = np.random.default_rng(seed).permutation(len(train)).tolist()
         held_out = set(order[:held]) if held < len(train) else set()
-        rows = {"train": [row for i, row in enumerate(rows["train"]) if i not in held_out],
-                "validation": [row for i, row in enumerate(rows["train"]) if i in held_out]}
+        rows = {
+            "train": [row for i, row in enumerate(rows["train"]) if i not in held_out],
+            "validation": [row for i, row in enumerate(rows["train"]) if i in held_out],
+        }
     splits = {
-        split: windows_from_sequences(rows[split], tokenizer, window_length=window_length, stride=stride,
-                                      source=f"{source} ({split})", allow_empty=split == "validation")
+        split: windows_from_sequences(
+            rows[split],
+            tokenizer,
+            window_length=window_length,
+            stride=stride,
+            source=f"{source} ({split})",
+            allow_empty=split == "validation",
+        )
         for split in ("train", "validation")
     }
     if validation_fraction > 0 and len(splits["validation"]) == 0:
@@ -246,7 +264,9 @@ def load_sequence_windows(
             "No validation window: the %d held-out sequences of %r are all shorter than window_length=%d. Use a "
             "smaller window_length or a larger validation_fraction. policy='birdie' needs validation windows for its "
             "reward; 'static' and 'ntp' train without them.",
-            len(rows["validation"]), source, window_length,
+            len(rows["validation"]),
+            source,
+            window_length,
         )
     logger.info("Sequence windows: %d train, %d validation.", len(splits["train"]), len(splits["validation"]))
     return DatasetDict(splits)

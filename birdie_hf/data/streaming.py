@@ -155,12 +155,23 @@ class _WindowGenerator:
             raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)
             bad = np.flatnonzero(self.lookup.invalid[raw])
             if bad.size:  # validated when indexed: the file was rewritten in place since
-                raise _invalid_character_error(raw, bad, source=shard.path, record=record.name, offset=lo,
-                                               scope="in this shard; the file changed after it was indexed")
+                raise _invalid_character_error(
+                    raw,
+                    bad,
+                    source=shard.path,
+                    record=record.name,
+                    offset=lo,
+                    scope="in this shard; the file changed after it was indexed",
+                )
             starts, windows, _ = self.cutter.cut(self.lookup.ids[raw], self.lookup.is_n[raw])
             for start, window in zip((starts + lo).tolist(), windows):
-                yield {"input_ids": window, "record": record.name, "start": start, "end": start + length,
-                       "strand": "+"}
+                yield {
+                    "input_ids": window,
+                    "record": record.name,
+                    "start": start,
+                    "end": start + length,
+                    "strand": "+",
+                }
 
 
 def stream_genome_windows(
@@ -222,7 +233,10 @@ def stream_genome_windows(
             if dropped:
                 logger.warning(
                     "Dropped %d windows with more than %.0f%% N from %r (%d windows kept).",
-                    dropped, 100 * max_n_fraction, path, windows - dropped,
+                    dropped,
+                    100 * max_n_fraction,
+                    path,
+                    windows - dropped,
                 )
         index = files[path]
         for record_index, record in enumerate(index.records):
@@ -236,7 +250,10 @@ def stream_genome_windows(
         logger.warning(
             "Skipped %d of %d records shorter than window_length=%d: %s are never used. Use a smaller window_length "
             "to train on them.",
-            short, len(records), window_length, _bases_share(short_bases, total_bases),
+            short,
+            len(records),
+            window_length,
+            _bases_share(short_bases, total_bases),
         )
     if not kept:
         raise GenomeDataError(

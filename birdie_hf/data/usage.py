@@ -64,7 +64,8 @@ def check_eval_dataset(eval_dataset, policy: str):
     if eval_dataset is not None:
         logger.warning(
             "The eval_dataset is empty: this policy=%r run trains without held-out evaluations (no validation losses "
-            "are recorded).", policy,
+            "are recorded).",
+            policy,
         )
     return None
 
@@ -79,8 +80,10 @@ def window_bases_used(collator: DataCollatorForBirdie, window_length: int) -> di
     Returns:
         `dict[str, int]`: bases read per entry name, in mixture order.
     """
-    return {name: min(window_length, objective.source_length(collator.max_length))
-            for name, objective in zip(collator.objective_names, collator.transforms)}
+    return {
+        name: min(window_length, objective.source_length(collator.max_length))
+        for name, objective in zip(collator.objective_names, collator.transforms)
+    }
 
 
 def check_windows_fit(

@@ -15,7 +15,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetInfo, Features, Sequence as SequenceFeature, Value
+from datasets import Dataset, DatasetInfo, Features, Value
+from datasets import Sequence as SequenceFeature
 from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 from numpy.lib.stride_tricks import sliding_window_view

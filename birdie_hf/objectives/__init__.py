@@ -20,8 +20,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from .autoencoding import Autoencoding, AutoencodingConfig
 from ..tokenizer import CORE_TOKENS, SENTINEL_PATTERN, MissingObjectiveTokenError
+from .autoencoding import Autoencoding, AutoencodingConfig
 from .base import (
     IGNORE_INDEX,
     Objective,
@@ -43,7 +43,13 @@ from .selective_copying import SelectiveCopying, SelectiveCopyingConfig
 OBJECTIVE_REGISTRY: dict[str, type[Objective]] = {}
 #: Birdie's own objectives, in the order of their prompt tokens in the vocabulary (ids 9-15).
 BUILTIN_OBJECTIVES: tuple[type[Objective], ...] = (
-    NextTokenPrediction, PrefixLM, Infilling, Deshuffling, Copying, SelectiveCopying, Autoencoding,
+    NextTokenPrediction,
+    PrefixLM,
+    Infilling,
+    Deshuffling,
+    Copying,
+    SelectiveCopying,
+    Autoencoding,
 )
 
 
@@ -65,10 +71,14 @@ def register_objective(cls: type[Objective]) -> type[Objective]:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} must set the class attribute `name` (a non-empty string).")
     config_class = getattr(cls, "config_class", None)
-    if not (isinstance(config_class, type) and issubclass(config_class, ObjectiveConfig)
-            and dataclasses.is_dataclass(config_class)):
-        raise TypeError(f"{cls.__name__} must set `config_class` to an ObjectiveConfig dataclass, got "
-                        f"{config_class!r}.")
+    if not (
+        isinstance(config_class, type)
+        and issubclass(config_class, ObjectiveConfig)
+        and dataclasses.is_dataclass(config_class)
+    ):
+        raise TypeError(
+            f"{cls.__name__} must set `config_class` to an ObjectiveConfig dataclass, got {config_class!r}."
+        )
     tokens = getattr(cls, "prompt_tokens", None)
     if not isinstance(tokens, tuple) or not all(isinstance(token, str) and token for token in tokens):
         raise TypeError(
@@ -84,11 +94,19 @@ def register_objective(cls: type[Objective]) -> type[Objective]:
                 f"(which would match inside DNA text) and tokens with surrounding whitespace cannot be objective "
                 f"tokens. Use a token of its own such as '<|{name}|>'."
             )
-        owner = next((other for other, other_cls in OBJECTIVE_REGISTRY.items()
-                      if other != name and token in other_cls.prompt_tokens), None)
+        owner = next(
+            (
+                other
+                for other, other_cls in OBJECTIVE_REGISTRY.items()
+                if other != name and token in other_cls.prompt_tokens
+            ),
+            None,
+        )
         if owner is not None:
-            raise ValueError(f"{cls.__name__} declares {token!r}, which objective {owner!r} already declares; "
-                             "every objective needs prompt tokens of its own so the model can tell them apart.")
+            raise ValueError(
+                f"{cls.__name__} declares {token!r}, which objective {owner!r} already declares; "
+                "every objective needs prompt tokens of its own so the model can tell them apart."
+            )
     OBJECTIVE_REGISTRY[name] = cls
     return cls
 
@@ -122,7 +140,9 @@ class ObjectiveSpec:
         if self.name is None:
             self.name = self.objective
         if not (self.weight >= 0):  # also rejects NaN
-            raise ObjectiveConfigError(f"Objective entry {self.name!r} has weight {self.weight}; weights must be >= 0.")
+            raise ObjectiveConfigError(
+                f"Objective entry {self.name!r} has weight {self.weight}; weights must be >= 0."
+            )
         config_class = OBJECTIVE_REGISTRY[self.objective].config_class
         known = {f.name for f in dataclasses.fields(config_class)}
         unknown = sorted(set(self.settings) - known)
@@ -148,9 +168,7 @@ class ObjectiveSpec:
         if isinstance(entry, str):
             return cls(objective=entry)
         if not isinstance(entry, dict) or "objective" not in entry:
-            raise ObjectiveConfigError(
-                f"Objective entry {entry!r} must be a name or a dict with an 'objective' key."
-            )
+            raise ObjectiveConfigError(f"Objective entry {entry!r} must be a name or a dict with an 'objective' key.")
         entry = dict(entry)
         objective = entry.pop("objective")
         name = entry.pop("name", None)
@@ -188,8 +206,13 @@ DEFAULT_MIXTURE: list[dict[str, Any]] = [
     {"objective": "selective_copying", "name": "selective_copying_span8", "span_length": 8},
     {"objective": "selective_copying", "name": "selective_copying_span16", "span_length": 16},
     {"objective": "autoencoding", "name": "autoencoding_15pct_span3", "corruption_rate": 0.15, "mean_span_length": 3},
-    {"objective": "autoencoding", "name": "autoencoding_50pct_span8_shuffled", "corruption_rate": 0.5,
-     "mean_span_length": 8, "shuffle": True},
+    {
+        "objective": "autoencoding",
+        "name": "autoencoding_50pct_span8_shuffled",
+        "corruption_rate": 0.5,
+        "mean_span_length": 8,
+        "shuffle": True,
+    },
 ]
 
 
@@ -218,8 +241,11 @@ def build_objectives(specs: list[ObjectiveSpec], tokenizer_or_ids) -> list[Objec
     Raises:
         [`MissingObjectiveTokenError`]: the tokenizer lacks a token that an objective of the mixture declares.
     """
-    special = (tokenizer_or_ids if isinstance(tokenizer_or_ids, SpecialTokenIds)
-               else SpecialTokenIds.from_tokenizer(tokenizer_or_ids, [spec.objective for spec in specs]))
+    special = (
+        tokenizer_or_ids
+        if isinstance(tokenizer_or_ids, SpecialTokenIds)
+        else SpecialTokenIds.from_tokenizer(tokenizer_or_ids, [spec.objective for spec in specs])
+    )
     return [spec.build(special) for spec in specs]
 
 

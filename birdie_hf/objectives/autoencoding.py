@@ -34,13 +34,15 @@ class Autoencoding(Objective):
     config_class = AutoencodingConfig
 
     def output_length(self, num_source_tokens: int) -> int:
-        num_noise, num_spans = num_noise_spans(num_source_tokens, self.config.corruption_rate,
-                                               self.config.mean_span_length, len(self.special.sentinels))
+        num_noise, num_spans = num_noise_spans(
+            num_source_tokens, self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
+        )
         return 1 + (num_source_tokens - num_noise + num_spans) + num_source_tokens + 1
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
-        layout = sample_noise_layout(rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length,
-                                     len(self.special.sentinels))
+        layout = sample_noise_layout(
+            rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
+        )
         segments = layout.segments(tokens)
         noisy = layout.is_noise.tolist()
         clean_slots = [i for i, is_noise in enumerate(noisy) if not is_noise]

@@ -82,8 +82,9 @@ class SpecialTokenIds:
         names = list(OBJECTIVE_REGISTRY) if objectives is None else list(dict.fromkeys(objectives))
         unknown = [name for name in names if name not in OBJECTIVE_REGISTRY]
         if unknown:
-            raise ObjectiveConfigError(f"Unknown objectives {unknown}; registered objectives: "
-                                       f"{sorted(OBJECTIVE_REGISTRY)}.")
+            raise ObjectiveConfigError(
+                f"Unknown objectives {unknown}; registered objectives: {sorted(OBJECTIVE_REGISTRY)}."
+            )
         prompts, tokens = {}, {}
         for name in names:
             declared = OBJECTIVE_REGISTRY[name].prompt_tokens
@@ -255,14 +256,22 @@ def check_example(example: ObjectiveExample, entry: str, max_length: int) -> Non
         raise ValueError(f"Objective entry {entry!r} returned a {type(example).__name__}, not an ObjectiveExample.")
     input_ids, labels = np.asarray(example.input_ids), np.asarray(example.labels)
     if input_ids.ndim != 1 or input_ids.shape != labels.shape or input_ids.size == 0:
-        raise ValueError(f"Objective entry {entry!r} returned input_ids of shape {input_ids.shape} and labels of "
-                         f"shape {labels.shape}; both must be 1-D, non-empty and of the same length.")
+        raise ValueError(
+            f"Objective entry {entry!r} returned input_ids of shape {input_ids.shape} and labels of "
+            f"shape {labels.shape}; both must be 1-D, non-empty and of the same length."
+        )
     if input_ids.size > max_length:
-        raise ValueError(f"Objective entry {entry!r} returned an example of {input_ids.size} tokens, more than "
-                         f"max_length={max_length}: its output_length() under-estimates the example length.")
+        raise ValueError(
+            f"Objective entry {entry!r} returned an example of {input_ids.size} tokens, more than "
+            f"max_length={max_length}: its output_length() under-estimates the example length."
+        )
     if labels[0] != IGNORE_INDEX:
-        raise ValueError(f"Objective entry {entry!r} put the label {int(labels[0])} on the first token of an example; "
-                         f"it must be {IGNORE_INDEX} (nothing inside the example predicts it).")
+        raise ValueError(
+            f"Objective entry {entry!r} put the label {int(labels[0])} on the first token of an example; "
+            f"it must be {IGNORE_INDEX} (nothing inside the example predicts it)."
+        )
     if not 0 <= example.prefix_length <= input_ids.size:
-        raise ValueError(f"Objective entry {entry!r} returned prefix_length={example.prefix_length} for an example "
-                         f"of {input_ids.size} tokens.")
+        raise ValueError(
+            f"Objective entry {entry!r} returned prefix_length={example.prefix_length} for an example "
+            f"of {input_ids.size} tokens."
+        )

@@ -27,15 +27,17 @@ class Infilling(Objective):
     config_class = InfillingConfig
 
     def _num_spans(self, n: int) -> int:
-        return num_noise_spans(n, self.config.corruption_rate, self.config.mean_span_length,
-                               len(self.special.sentinels))[1]
+        return num_noise_spans(
+            n, self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
+        )[1]
 
     def output_length(self, num_source_tokens: int) -> int:
         return num_source_tokens + 2 * self._num_spans(num_source_tokens) + 2
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
-        layout = sample_noise_layout(rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length,
-                                     len(self.special.sentinels))
+        layout = sample_noise_layout(
+            rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
+        )
         inputs, targets = [], []
         span_index = 0
         for segment, noisy in zip(layout.segments(tokens), layout.is_noise.tolist()):

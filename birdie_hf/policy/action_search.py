@@ -71,12 +71,15 @@ def select_mixture(
     past_mixtures = as_tensor(history_mixtures).reshape(-1, len(losses))
 
     def predict(mixtures: np.ndarray) -> np.ndarray:
-        predicted = model.score_candidates(past_losses, past_mixtures, as_tensor(losses),
-                                           as_tensor(normalise_mixtures(mixtures)))
+        predicted = model.score_candidates(
+            past_losses, past_mixtures, as_tensor(losses), as_tensor(normalise_mixtures(mixtures))
+        )
         return total_reward(predicted.double().numpy(), classes)
 
     scores = predict(candidates)
     best = candidates[np.argsort(-scores, kind="stable")[:top_n]].mean(axis=0)
     mixture = best / best.sum()
     averaged, prior_score = predict(np.stack([mixture, prior]))
-    return CandidateChoice(mixture=mixture, predicted_reward=float(averaged), prior_predicted_reward=float(prior_score))
+    return CandidateChoice(
+        mixture=mixture, predicted_reward=float(averaged), prior_predicted_reward=float(prior_score)
+    )

@@ -178,8 +178,9 @@ class BirdiePolicy:
     def num_entries(self) -> int:
         return len(self.entry_names)
 
-    def observe(self, step: int, losses: Sequence[float], progress: float, show_progress: bool = False
-                ) -> PolicyDecision:
+    def observe(
+        self, step: int, losses: Sequence[float], progress: float, show_progress: bool = False
+    ) -> PolicyDecision:
         """Record the validation `losses` (shape `(num_entries,)`) measured at `step` and choose the next mixture.
 
         The reward of the interval since the previous observation is computed for the mixture that was in force,
@@ -205,9 +206,15 @@ class BirdiePolicy:
             self.rewards.append(rewards)
             decision.rewards = rewards
             states, actions = self._normalised_history()  # reused by the candidate search below
-            decision.reward_model_loss = fit_reward_model(self.reward_model, self.optimizer, states, actions,
-                                                          self.rewards, self.config.update_iterations,
-                                                          show_progress=show_progress)
+            decision.reward_model_loss = fit_reward_model(
+                self.reward_model,
+                self.optimizer,
+                states,
+                actions,
+                self.rewards,
+                self.config.update_iterations,
+                show_progress=show_progress,
+            )
         self.last_losses = losses
         if step >= self.config.warmup_steps and decision.rewards is not None:
             floor = min(self.config.min_weight, 0.5 / self.num_entries)
@@ -218,9 +225,16 @@ class BirdiePolicy:
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
                 candidates = candidates * (1.0 - floor * self.num_entries) + floor
-                choice = select_mixture(self.reward_model, states, actions,
-                                        normalise_losses(losses, self.states[0]), candidates, self.classes,
-                                        self.prior, self.config.top_n)
+                choice = select_mixture(
+                    self.reward_model,
+                    states,
+                    actions,
+                    normalise_losses(losses, self.states[0]),
+                    candidates,
+                    self.classes,
+                    self.prior,
+                    self.config.top_n,
+                )
                 decision.predicted_reward, decision.predicted_gain = choice.predicted_reward, choice.predicted_gain
                 if choice.predicted_gain >= self.config.min_predicted_gain:
                     decision.kind, decision.mixture = "reward_model", choice.mixture
@@ -229,17 +243,21 @@ class BirdiePolicy:
             self.decisions += 1
         self.mixture = normalize_weights(decision.mixture, self.entry_names)
         decision.mixture = self.mixture.copy()
-        self.trajectory.append({
-            "step": int(step),
-            "losses": losses.tolist(),
-            "rewards": None if decision.rewards is None else decision.rewards.tolist(),
-            "total_reward": None if decision.rewards is None else float(total_reward(decision.rewards, self.classes)),
-            "mixture": self.mixture.tolist(),
-            "decision": decision.kind,
-            "reward_model_loss": decision.reward_model_loss,
-            "predicted_reward": decision.predicted_reward,
-            "predicted_gain": decision.predicted_gain,
-        })
+        self.trajectory.append(
+            {
+                "step": int(step),
+                "losses": losses.tolist(),
+                "rewards": None if decision.rewards is None else decision.rewards.tolist(),
+                "total_reward": None
+                if decision.rewards is None
+                else float(total_reward(decision.rewards, self.classes)),
+                "mixture": self.mixture.tolist(),
+                "decision": decision.kind,
+                "reward_model_loss": decision.reward_model_loss,
+                "predicted_reward": decision.predicted_reward,
+                "predicted_gain": decision.predicted_gain,
+            }
+        )
         return decision
 
     # -- checkpointing ---------------------------------------------------------------------------------------------

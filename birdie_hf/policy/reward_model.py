@@ -61,14 +61,20 @@ class RewardModel(nn.Module):
         features = torch.cat([losses + self.loss_norm(losses), mixtures + self.mixture_norm(mixtures)], dim=-1)
         return nn.functional.gelu(self.input(features))
 
-    def forward(self, losses: torch.Tensor, mixtures: torch.Tensor, hidden: torch.Tensor | None = None
-                ) -> torch.Tensor:
+    def forward(
+        self, losses: torch.Tensor, mixtures: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
         output, _ = self.rnn(self._embed(losses, mixtures), hidden)
         return self.head(output)
 
     @torch.no_grad()
-    def score_candidates(self, history_losses: torch.Tensor, history_mixtures: torch.Tensor, losses: torch.Tensor,
-                         candidates: torch.Tensor) -> torch.Tensor:
+    def score_candidates(
+        self,
+        history_losses: torch.Tensor,
+        history_mixtures: torch.Tensor,
+        losses: torch.Tensor,
+        candidates: torch.Tensor,
+    ) -> torch.Tensor:
         """Predicted rewards of each candidate mixture for the next interval.
 
         Args:

@@ -41,7 +41,9 @@ class SyntheticCurriculum:
     def __post_init__(self):
         self.rates = np.asarray(self.rates, dtype=np.float64)
         n = len(self.rates)
-        self.initial_losses = np.full(n, 1.4) if self.initial_losses is None else np.asarray(self.initial_losses, float)
+        self.initial_losses = (
+            np.full(n, 1.4) if self.initial_losses is None else np.asarray(self.initial_losses, float)
+        )
         self.floors = np.full(n, 0.1) if self.floors is None else np.asarray(self.floors, dtype=np.float64)
         self.losses = self.initial_losses.copy()
         self.rng = np.random.default_rng(self.seed)
@@ -55,8 +57,13 @@ class SyntheticCurriculum:
         self.losses = self.floors + (self.losses - self.floors) * (1.0 - self.rates * np.asarray(mixture))
 
 
-def run_synthetic(env: SyntheticCurriculum, policy: Optional[BirdiePolicy], intervals: int,
-                  classes: np.ndarray, initial_mixture: np.ndarray) -> dict:
+def run_synthetic(
+    env: SyntheticCurriculum,
+    policy: Optional[BirdiePolicy],
+    intervals: int,
+    classes: np.ndarray,
+    initial_mixture: np.ndarray,
+) -> dict:
     """Run `intervals` intervals of `env` under `policy` (`None`: keep `initial_mixture`, the static baseline).
 
     Returns `{"mixtures": (intervals, n), "total_reward": float (sum over intervals, true losses), "final_losses"}`.
