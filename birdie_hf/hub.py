@@ -247,6 +247,22 @@ def _eval_results(results: list[dict], split: str = "test"):
     return out
 
 
+def _infilling_widget(trajectory: dict, widget_sequences: Sequence[str]) -> list[dict[str, str]]:
+    """A text-generation widget example in the infilling prompt format (a gap of up to 8 bases in the middle of the
+    first widget sequence), for checkpoints trained with infilling; none otherwise."""
+    classes = trajectory.get("reward_classes") or trajectory.get("entries") or []
+    sequence = widget_sequences[0] if widget_sequences else ""
+    if "infilling" not in classes or len(sequence) < 16:
+        return []
+    from .inference import infilling_prompt
+    from .tokenizer import build_dna_tokenizer
+
+    span = min(8, len(sequence) // 4)
+    start = (len(sequence) - span) // 2
+    gapped = sequence[:start] + "_" * span + sequence[start + span :]
+    return [{"text": infilling_prompt(gapped, build_dna_tokenizer()), "example_title": "infilling"}]
+
+
 def pretrained_model_card(
     repo_id: str,
     trajectory: dict,
@@ -276,7 +292,7 @@ def pretrained_model_card(
         library_name="transformers",
         pipeline_tag="text-generation",
         tags=CARD_TAGS + [f"birdie-policy-{trajectory.get('policy', 'birdie')}"],
-        widget=[{"text": sequence} for sequence in widget_sequences],
+        widget=[{"text": sequence} for sequence in widget_sequences] + _infilling_widget(trajectory, widget_sequences),
         model_name=repo_id.split("/")[-1],
         eval_results=_eval_results(evaluation or []) or None,
     )
@@ -376,7 +392,11 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
             training["tokens_seen"] = f"{int(results['tokens_seen']):,}"
     widget = []
     if card_text:
-        widget = [w["text"] for w in (ModelCard(card_text).data.widget or []) if isinstance(w, dict) and "text" in w]
+        widget = [  # the DNA examples; the infilling example is rebuilt from them
+            w["text"]
+            for w in (ModelCard(card_text).data.widget or [])
+            if isinstance(w, dict) and "text" in w and w.get("example_title") != "infilling"
+        ]
     card = pretrained_model_card(
         values.get("repo_id", os.path.basename(os.path.abspath(checkpoint_dir))),
         trajectory,

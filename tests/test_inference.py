@@ -99,6 +99,30 @@ def test_infilling_input_layout_by_hand(tokenizer):
     assert example.prefix_length == 10
 
 
+def test_infilling_prompt_for_text_generation_front_ends(tokenizer):
+    from birdie_hf.hub import pretrained_model_card
+    from birdie_hf.inference import infilling_prompt
+
+    prompt = infilling_prompt("ac__ACG_ac", tokenizer)
+    assert prompt == "<|infilling|>AC<sentinel_0>ACG<sentinel_1>AC<sentinel_0>"
+    # The text tokenizes back to the prefix of the training example plus the first target sentinel.
+    example = infilling_example(ids_of(tokenizer, "ACGTACGTAC"), [(2, 4), (7, 8)], infilling_objective(tokenizer))
+    assert tokenizer(prompt, add_special_tokens=False)["input_ids"] == example.input_ids[:11].tolist()
+    with pytest.raises(DNAInputError, match="no gap"):
+        infilling_prompt("ACGT", tokenizer)
+    # The pre-training card of an infilling-trained checkpoint carries it as a widget example; NTP-only cards do not.
+    sequence = "ACGTACGTAAACCCGGGTTTACGTACGTAAAA"
+    birdie = {"policy": "birdie", "entries": ["ntp", "inf"], "reward_classes": ["next_token_prediction", "infilling"]}
+    widget = pretrained_model_card("org/m", birdie, {}, widget_sequences=[sequence]).data.widget
+    assert widget[0] == {"text": sequence}
+    assert widget[1] == {
+        "text": "<|infilling|>ACGTACGTAAAC<sentinel_0>ACGTACGTAAAA<sentinel_0>",
+        "example_title": "infilling",
+    }
+    ntp = {"policy": "ntp", "entries": ["ntp"], "reward_classes": ["next_token_prediction"]}
+    assert pretrained_model_card("org/m", ntp, {}, widget_sequences=[sequence]).data.widget == [{"text": sequence}]
+
+
 # -- decoding --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("device", DEVICES)
 def test_cached_decoding_matches_the_training_forward_pass(tokenizer, device):

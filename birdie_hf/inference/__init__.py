@@ -30,6 +30,7 @@ from .inputs import (
     UntrainedGapsError,
     check_gaps,
     infilling_example,
+    infilling_prompt,
     parse_sequence,
     reverse_complement,
 )
@@ -38,6 +39,7 @@ from .scoring import SequenceScore, VariantScore, gap_log_probs, score, variant_
 
 
 __all__ = [
+    "infilling_prompt",
     "BASES",
     "DECODING_MODES",
     "MASK_CHAR",

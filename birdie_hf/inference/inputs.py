@@ -249,3 +249,26 @@ def as_batch(inputs: Union[str, Sequence[str]], name: str) -> tuple[list, bool]:
             raise DNAInputError(f"{name} is empty.")
         return list(inputs), False
     raise DNAInputError(f"{name} must be a DNA string or a list of them, got {type(inputs).__name__}.")
+
+
+def infilling_prompt(sequence: str, tokenizer, *, mask_char: str = MASK_CHAR) -> str:
+    """The text prompt that asks a causal text-generation front end (the Hub's text-generation widget,
+    `pipeline("text-generation")`) to fill the gaps of `sequence`, in the infilling objective's own format:
+
+        "<|infilling|>" + sequence with gap i replaced by "<sentinel_i>" + "<sentinel_0>"
+
+    The model continues with the bases of gap 0, then `<sentinel_1>` and the bases of gap 1, ..., then `<eos>`.
+    Such front ends read the prompt causally, whereas training read it bidirectionally, so fills are best with
+    [`infill`], which reads it as trained.
+
+    Example: `infilling_prompt("ACGTACGT______GGGTTTACGT", tokenizer)` is
+    `"<|infilling|>ACGTACGT<sentinel_0>GGGTTTACGT<sentinel_0>"`.
+
+    Raises:
+        [`DNAInputError`]: `sequence` is not DNA or holds no gap.
+    """
+    parsed = parse_sequence(sequence, tokenizer, mask_char=mask_char)
+    if not parsed.gaps:
+        raise DNAInputError(f"The sequence holds no gap: mark the bases to fill with {mask_char!r}.")
+    example = infilling_example(parsed.token_ids, check_gaps(parsed.gaps, len(parsed)), infilling_objective(tokenizer))
+    return tokenizer.decode(example.input_ids[: example.prefix_length + 1].tolist(), skip_special_tokens=False)
