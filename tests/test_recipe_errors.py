@@ -596,11 +596,11 @@ def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
 
 def test_update_card_fills_missing_facts_from_train_results(tmp_path):
     (tmp_path / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
-    (tmp_path / "train_results.json").write_text(json.dumps({"global_step": 6, "tokens_seen": 3072}))
+    (tmp_path / "train_results.json").write_text(json.dumps({"global_step": 7, "tokens_seen": 3072}))
     update_pretrained_card(str(tmp_path), EVALUATION)
     text = (tmp_path / "README.md").read_text()
-    assert "| steps | 6 |" in text and "| tokens seen (source bases) | 3,072 |" in text
-    assert "| `infilling` | infilling | 0.500 | 0.100 |" in text  # 6 > 4: the last decision was trained on
+    assert "| steps | 7 |" in text and "| tokens seen (source bases) | 3,072 |" in text
+    assert "| `infilling` | infilling | 0.500 | 0.100 |" in text  # 7 >= 4 + 3: the last decision was trained on
     with pytest.raises(FileNotFoundError, match="no mixture_trajectory.json"):
         update_pretrained_card(str(tmp_path / "elsewhere"), EVALUATION)
 

@@ -263,7 +263,10 @@ def test_streaming_run_resumes_where_the_stream_stopped(tokenizer, genome, tmp_p
     stream = stream_genome_windows(
         [str(shared_dir / "data/genomes/lambda_phage.fa.gz")], tokenizer, window_length=64, windows_per_shard=64
     )
-    kwargs = dict(max_steps=6, save_strategy="steps", save_steps=3, logging_steps=1, policy="static")
+    # The test reads the windows' provenance (`start`), which the collator does not declare: keep every column.
+    kwargs = dict(
+        max_steps=6, save_strategy="steps", save_steps=3, logging_steps=1, policy="static", remove_unused_columns=False
+    )
 
     def run(name, stop=None, resume=False):
         trainer = make_trainer(tokenizer, genome, tmp_path / name, **kwargs)
