@@ -225,6 +225,14 @@ class BirdieTrainer(Trainer):
         self._in_training_loop = False
         self._model_tokens = 0
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        # `Trainer` accumulates gradients itself and `compute_loss` already divides by the loss-bearing tokens of the
+        # whole accumulated batch. Some transformers releases (5.2 among them) also hand `num_steps` to accelerate,
+        # whose `backward` then divides every micro-batch's loss a second time; keep accelerate's scaling at 1.
+        if self.accelerator.gradient_accumulation_steps != 1:
+            self.accelerator.gradient_accumulation_steps = 1
+
     def _use_compact_console(self) -> None:
         """Swap transformers' `PrinterCallback` / `ProgressCallback` for Birdie's, which print short log lines and a
         table per policy evaluation (integrations still receive every key, see [`BirdiePrinterCallback`])."""

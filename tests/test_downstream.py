@@ -232,7 +232,11 @@ def test_pretrained_card_parses_back_with_metrics_and_widget():
     parsed = ModelCard(str(card))
     assert parsed.data.pipeline_tag == "text-generation" and parsed.data.license == "apache-2.0"
     assert {"genomics", "dna", "birdie"} <= set(parsed.data.tags)
-    assert parsed.data.widget == [{"text": "GACAGAAAACCTTGCCCTCACCTGG"}]
+    # the DNA example, then (the run trained infilling) the same sequence with a middle gap in the infilling prompt
+    assert parsed.data.widget == [
+        {"text": "GACAGAAAACCTTGCCCTCACCTGG"},
+        {"text": "<|infilling|>GACAGAAAA<sentinel_0>CCTCACCTGG<sentinel_0>", "example_title": "infilling"},
+    ]
     mcc = [r for r in parsed.data.eval_results if r.metric_type == "matthews_correlation"]
     assert mcc[0].metric_value == 0.43 and mcc[0].dataset_name == "gene_strand"
     assert "| `infilling_a` | infilling | 0.333 | 0.250 |" in card.content
