@@ -34,6 +34,7 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.66.3",  # datasets 3.0's own floor
         "matplotlib>=3.7",
+        "packaging>=20.0",  # transformers' own floor; birdie_hf compares library versions with it
     ],
     extras_require={
         "test": ["pytest>=7.0"],

@@ -58,12 +58,14 @@ class _BirdiePipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
     _parameters: tuple[str, ...] = ()
+    _preprocess_parameters: tuple[str, ...] = ()
 
     def _sanitize_parameters(self, **kwargs):
-        unknown = sorted(set(kwargs) - set(self._parameters) - {"gaps"})
+        unknown = sorted(set(kwargs) - set(self._parameters) - set(self._preprocess_parameters))
         if unknown:
             raise TypeError(
-                f"{type(self).__name__} got unknown parameters {unknown}; it takes {sorted(self._parameters)}."
+                f"{type(self).__name__} got unknown parameters {unknown}; it takes "
+                f"{sorted(self._parameters + self._preprocess_parameters)}."
             )
         preprocess = {"gaps": kwargs.pop("gaps")} if "gaps" in kwargs else {}
         return preprocess, kwargs, {}
@@ -79,7 +81,11 @@ class _BirdiePipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """Run on one input or a list of them (batched, `batch_size` per forward pass, default 8)."""
-        if not isinstance(inputs, list) or self._is_single(inputs):
+        if isinstance(inputs, list) and self._is_single(inputs):
+            inputs = tuple(inputs)  # one variant given as a list; transformers would read a list as a batch
+        if not isinstance(inputs, (list, str, dict, tuple)):
+            inputs = list(inputs)  # a generator or a Dataset column: batched like a list
+        if not isinstance(inputs, list):
             return super().__call__(inputs, **kwargs)
         kwargs.pop("num_workers", None)
         batch_size = kwargs.pop("batch_size", None) or self._batch_size or 8
@@ -106,6 +112,7 @@ class DNAInfillingPipeline(_BirdiePipeline):
     """
 
     _parameters = _INFILL_PARAMETERS
+    _preprocess_parameters = ("gaps",)
 
     def preprocess(self, inputs: Union[str, dict], gaps=None) -> dict:
         if isinstance(inputs, dict):

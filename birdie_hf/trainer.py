@@ -16,6 +16,8 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
+import transformers
+from packaging import version
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -52,6 +54,7 @@ from .policy import BirdiePolicy
 
 
 logger = logging.getLogger(__name__)
+_TRANSFORMERS_VERSION = version.parse(transformers.__version__)
 
 #: File holding the policy, mixture, trajectory and run spec in each checkpoint. It is written first (before the model,
 #: optimizer and trainer state), so its presence alone does not mean the checkpoint is complete: see
@@ -232,6 +235,28 @@ class BirdieTrainer(Trainer):
         # whose `backward` then divides every micro-batch's loss a second time; keep accelerate's scaling at 1.
         if self.accelerator.gradient_accumulation_steps != 1:
             self.accelerator.gradient_accumulation_steps = 1
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Optional[str]) -> None:
+        # transformers < 5.18 loads the optimizer state with `map_location=args.device`, which in a multi-process CPU
+        # run is an indexed device ("cpu:0") that torch cannot restore: every two-process CPU resume crashed. Load
+        # the plain checkpoint files onto the CPU there, as transformers >= 5.18 does; any other case is unchanged.
+        plain_files = checkpoint is not None and all(
+            os.path.isfile(os.path.join(checkpoint, name)) for name in (OPTIMIZER_NAME, SCHEDULER_NAME)
+        )
+        if not (
+            plain_files
+            and _TRANSFORMERS_VERSION < version.parse("5.18")
+            and self.args.world_size > 1
+            and self.args.device.type == "cpu"
+            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+        ):
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        self.optimizer.load_state_dict(
+            torch.load(os.path.join(checkpoint, OPTIMIZER_NAME), map_location="cpu", weights_only=True)
+        )
+        self.lr_scheduler.load_state_dict(
+            torch.load(os.path.join(checkpoint, SCHEDULER_NAME), map_location="cpu", weights_only=True)
+        )
 
     def _use_compact_console(self) -> None:
         """Swap transformers' `PrinterCallback` / `ProgressCallback` for Birdie's, which print short log lines and a

@@ -68,6 +68,9 @@ def test_infilling_pipeline_loads_a_saved_folder_and_matches_infill(checkpoint, 
     )
     assert [o["sequence"] for o in outputs] == [e.sequence for e in expected]
     assert [o["fills"] for o in outputs] == [e.fills for e in expected]
+    # a generator is batched like a list; beam search with one beam is greedy decoding (deterministic)
+    generated = fill((s for s in [sequence, sequence]), batch_size=2, decoding="beam", num_beams=1)
+    assert [o["sequence"] for o in generated] == [infill(model, tokenizer, sequence).sequence] * 2
 
 
 def test_variant_effect_pipeline_matches_variant_effect(checkpoint, loaded):
@@ -86,6 +89,8 @@ def test_variant_effect_pipeline_matches_variant_effect(checkpoint, loaded):
     for key in ("bidirectional_llr", "causal_llr", "causal_site_llr"):
         assert single[key] == pytest.approx(expected[0][key], abs=1e-6)
     assert effect((sequence, 4, "G"))["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
+    # one variant as a list is one variant, not a batch of three inputs
+    assert effect([sequence, 4, "G"])["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
     batched = effect([(sequence, 4, "G"), {"sequence": sequence, "position": 10, "alt": "A"}], batch_size=4)
     for got, want in zip(batched, expected):
         assert (got["position"], got["ref"], got["alt"]) == (want["position"], want["ref"], want["alt"])
@@ -103,5 +108,7 @@ def test_pipelines_refuse_what_they_cannot_do(tokenizer, tmp_path, checkpoint):
         fill({"seq": "ACGT__ACGT"})
     with pytest.raises(TypeError, match=r"unknown parameters \['beams'\]"):
         fill("ACGT__ACGT", beams=4)
+    with pytest.raises(TypeError, match=r"unknown parameters \['gaps'\]"):
+        pipeline("dna-variant-effect", model=checkpoint)(("ACGTACGT", 1, "A"), gaps=[(0, 2)])
     with pytest.raises(DNAInputError, match=r"missing \['alt'\]"):
         pipeline("dna-variant-effect", model=checkpoint)({"sequence": "ACGT", "position": 1})

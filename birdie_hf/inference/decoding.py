@@ -80,7 +80,7 @@ def _choose(
     logits: torch.Tensor, mode: str, temperature: float, top_k: Optional[int], generator: Optional[torch.Generator]
 ) -> torch.Tensor:
     """Base index (0-3) per row from `(rows, 4)` base logits, greedy or sampled."""
-    if mode == "greedy":
+    if mode != "sample":  # greedy, and beam search with a single beam
         return logits.argmax(-1)
     scaled = logits.float() / temperature
     if top_k is not None and top_k < 4:
