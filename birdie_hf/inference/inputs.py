@@ -220,19 +220,7 @@ def infilling_example(token_ids: np.ndarray, gaps: Sequence[Gap], objective: Inf
         raise UntrainedGapsError(
             f"{len(gaps)} gaps need {len(gaps)} sentinel tokens; the tokenizer has {len(objective.special.sentinels)}."
         )
-    layout = gap_layout(gaps, len(token_ids))
-    inputs, targets = [], []
-    span_index = 0
-    # The loop of `Infilling.__call__`, with the layout given instead of drawn.
-    for segment, noisy in zip(layout.segments(np.asarray(token_ids, dtype=np.int64)), layout.is_noise.tolist()):
-        if noisy:
-            sentinel = np.array([objective.special.sentinels[span_index]])
-            inputs.append(sentinel)
-            targets += [sentinel, segment]
-            span_index += 1
-        else:
-            inputs.append(segment)
-    return objective._prompted(inputs, targets)
+    return objective.example_from_layout(np.asarray(token_ids, dtype=np.int64), gap_layout(gaps, len(token_ids)))
 
 
 def base_ids(tokenizer) -> list[int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Objective, ObjectiveExample
-from .spans import SpanCorruptionConfig, num_noise_spans, sample_noise_layout
+from .spans import SpanCorruptionConfig, SpanLayout, num_noise_spans, sample_noise_layout
 
 
 @dataclass
@@ -38,6 +38,19 @@ class Infilling(Objective):
         layout = sample_noise_layout(
             rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
         )
+        return self.example_from_layout(tokens, layout)
+
+    def example_from_layout(self, tokens: np.ndarray, layout: SpanLayout) -> ObjectiveExample:
+        """The example of `tokens` with `layout`'s noise segments as the spans (deterministic; `__call__` draws the
+        layout, `birdie_hf.inference` builds it from the gaps a user marks).
+
+        Args:
+            tokens (`np.ndarray` of shape `(n,)`): source token ids.
+            layout ([`SpanLayout`]): segments covering the `n` tokens; at most one noise segment per sentinel.
+
+        Returns:
+            [`ObjectiveExample`]: of length `n + 2 * (noise segments) + 2`.
+        """
         inputs, targets = [], []
         span_index = 0
         for segment, noisy in zip(layout.segments(tokens), layout.is_noise.tolist()):
