@@ -404,7 +404,8 @@ def variant_effect(
         reverse_complement_average (`bool`, *optional*, defaults to `False`): average every ratio over both strands
             (the reverse complement of the window, with the complemented alleles).
         window_length (`int`, *optional*): bases read around the site (the site is centred when the sequence is
-            longer); defaults as in [`score`].
+            longer); defaults to the checkpoint's training window (`config.birdie_window_length`), capped so the
+            one-gap infilling example (window + 4 tokens) fits the model's positions.
         batch_size, strict, mixture, disable_tqdm: see [`score`].
 
     Returns:
@@ -429,7 +430,8 @@ def variant_effect(
         )
     parsed = [_parse_variant(triple, i, tokenizer) for i, triple in enumerate(variants)]
     limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
-    window = window_length or _default_window(model, stride=2)  # a one-base gap: the plain read fits too
+    # One one-base gap adds 4 tokens (prompt, sentinel in the prefix and in the target, end token) to the window.
+    window = window_length or min(_default_window(model), _max_positions(model) - 4)
     strands = (False, True) if reverse_complement_average else (False,)
 
     # Every variant, on each strand, becomes (window text, site in the window, ref, alt).
@@ -460,10 +462,11 @@ def variant_effect(
         objective = infilling_objective(tokenizer)
         sentinels = np.asarray(objective.special.sentinels)
         sites = {}
-        for piece, site, _, _ in views:
+        for view, (piece, site, _, _) in enumerate(views):
             if (piece, site) not in sites:
                 gaps = [(site, site + 1)]
-                limits.check(len(piece), gaps, name="a variant window", strict=strict)
+                name = f"the window of variants[{view // len(strands)}]"
+                limits.check(len(piece), gaps, name=name, strict=strict)
                 sites[(piece, site)] = infilling_example(ids_of(piece), gaps, objective)
         keys = list(sites)
         log_probs = teacher_forced_base_log_probs(
