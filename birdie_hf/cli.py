@@ -107,6 +107,17 @@ def run_recipe(entry: Callable[[list[str]], T], argv: Optional[Sequence[str]] = 
             raise
         print(f"error: {user_error_message(error)}", file=sys.stderr)
         raise SystemExit(USER_ERROR_EXIT_CODE) from None
+    finally:
+        end_distributed()
+
+
+def end_distributed() -> None:
+    """Destroy the default process group, if `accelerate launch` started one. A process that exits with the group
+    still alive can abort in teardown ("terminate called without an active exception", seen with gloo on CPU)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # -- YAML configs -----------------------------------------------------------------------------------------------------

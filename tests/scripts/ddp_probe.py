@@ -103,4 +103,7 @@ def main(output_dir: str, stop_at: int, resume: bool):
 
 
 if __name__ == "__main__":
+    from birdie_hf.cli import end_distributed
+
     main(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume")
+    end_distributed()
