@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 import birdie_hf.objectives.infilling as infilling_module
 from birdie_hf import (
@@ -174,15 +175,57 @@ def test_explicit_gaps_equal_mask_characters(tokenizer, model):
     assert by_mask.sequence == by_gaps.sequence and by_mask.fills == by_gaps.fills
 
 
+def memorised_layouts():
+    """Every gap layout the memorisation run's objective draws on MEMORISED (found by drawing until no new one turns
+    up in 2,000 draws), in a fixed order."""
+    rng, layouts = np.random.default_rng(0), {}
+    while True:
+        fresh = False
+        for _ in range(2000):
+            gaps = tuple(objective_gaps(rng, len(MEMORISED), 0.25, 2))
+            fresh |= gaps not in layouts
+            layouts.setdefault(gaps, None)
+        if not fresh:
+            return [list(gaps) for gaps in sorted(layouts)]
+
+
+class StopWhenMemorised(TrainerCallback):
+    """Every `every` steps, fill every layout of `layouts` and stop training once each is filled exactly with every
+    base at probability >= `margin` (recorded in `verified_at`), so the run trains until memorisation is verified
+    rather than for a step count that a library version or a machine may make too short."""
+
+    def __init__(self, tokenizer, layouts, every=100, margin=0.9):
+        self.tokenizer, self.layouts, self.every, self.margin = tokenizer, layouts, every, margin
+        self.verified_at = None
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every:
+            return
+        results = infill(
+            model,
+            self.tokenizer,
+            [MEMORISED] * len(self.layouts),
+            gaps=self.layouts,
+            mixture=MEMORISED_MIXTURE,
+            disable_tqdm=True,
+        )
+        exact = all(r.sequence == MEMORISED for r in results)
+        if exact and min(r.probabilities.min() for r in results) >= self.margin:
+            self.verified_at = state.global_step
+            control.should_training_stop = True
+
+
 def train_memorised_checkpoint(tokenizer, output_dir):
-    """A tiny model trained by BirdieTrainer on one repeated 12-base sequence with the infilling objective only."""
+    """A tiny model trained by BirdieTrainer on one repeated 12-base sequence with the infilling objective only, until
+    it fills every layout the objective draws exactly with probability >= 0.9 per base (checked every 100 steps, at
+    most 4,000 steps)."""
     ids = ids_of(tokenizer, MEMORISED).tolist()
     args = BirdieTrainingArguments(
         output_dir=str(output_dir),
         objectives=MEMORISED_MIXTURE,
         policy="static",
-        max_steps=800,
-        per_device_train_batch_size=16,
+        max_steps=4000,  # seeds 0-3 verified at 400-800 steps
+        per_device_train_batch_size=32,
         learning_rate=5e-3,
         max_length=64,
         warmup_steps=0,
@@ -195,10 +238,16 @@ def train_memorised_checkpoint(tokenizer, output_dir):
         seed=0,
     )
     model = tiny_model(tokenizer, objectives=None)
+    stop = StopWhenMemorised(tokenizer, memorised_layouts())
     trainer = BirdieTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict({"input_ids": [ids] * 64}), processing_class=tokenizer
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"input_ids": [ids] * 64}),
+        processing_class=tokenizer,
+        callbacks=[stop],
     )
     trainer.train()
+    assert stop.verified_at is not None, f"not memorised after {trainer.state.global_step} steps"
     return trainer.model.eval()
 
 
@@ -215,6 +264,13 @@ def test_a_model_that_memorised_a_sequence_fills_its_gaps_exactly(tokenizer, tmp
     # Filled from what the prefix says: the same gap with other bases around it is filled differently.
     scrambled = infill(model, tokenizer, "GGGGGGGGG_GG", mixture=MEMORISED_MIXTURE)
     assert scrambled.probabilities[0] < results[0].probabilities.min()
+
+
+def test_memorised_layouts_are_every_layout_the_objective_draws():
+    layouts = memorised_layouts()
+    assert len(layouts) == 32 and all(sum(end - start for start, end in gaps) == 3 for gaps in layouts)
+    rng = np.random.default_rng(5)
+    assert all(objective_gaps(rng, len(MEMORISED), 0.25, 2) in layouts for _ in range(200))
 
 
 # -- scoring ---------------------------------------------------------------------------------------------------------
