@@ -112,9 +112,7 @@ class BirdieRewardCallback(TrainerCallback):
             decision = None
             if state.is_world_process_zero:
                 progress = state.global_step / max(1, state.max_steps)
-                decision = self.policy.observe(
-                    state.global_step, losses, progress, show_progress=not getattr(args, "disable_tqdm", True)
-                )
+                decision = self.policy.observe(state.global_step, losses, progress)
                 top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
                 logger.info(
                     "Birdie step %d: %s mixture for the next interval, led by %s.",
@@ -291,45 +289,89 @@ def evaluation_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def evaluation_line(record: dict[str, Any], max_entries: int = 3) -> str:
+    """One scheduled evaluation of [`BirdieRewardCallback.trajectory`] as one console line.
+
+    Gives the step, the mean held-out loss over entries, the decision kind (`keep`, `explore`, `reward_model` or
+    `prior`) with the total reward when the policy computed one, and the `max_entries` heaviest entries of the next
+    mixture (of the mixture in force for runs without a policy). The full per-entry view is [`evaluation_table`].
+
+    Example:
+
+    ```text
+    Birdie step 40: held-out loss 1.6170, reward_model (total reward +0.1486); next mixture: copying 0.310,
+    next_token_prediction 0.220, prefix_lm 0.120 (+10 more)
+    ```
+    (one line; wrapped here.)
+    """
+    losses = record["losses"]
+    text = f"Birdie step {record['step']}: held-out loss {float(np.mean(list(losses.values()))):.4f}"
+    if "decision" in record:
+        text += f", {record['decision']}"
+        if record.get("total_reward") is not None:
+            text += f" (total reward {record['total_reward']:+.4f})"
+        mixture, label = record["next_mixture"], "next mixture"
+    else:
+        mixture, label = record["mixture"], "fixed mixture"
+    top = sorted(mixture.items(), key=lambda item: -item[1])[:max_entries]
+    text += f"; {label}: " + ", ".join(f"{name} {weight:.3f}" for name, weight in top)
+    if len(mixture) > max_entries:
+        text += f" (+{len(mixture) - max_entries} more)"
+    return text
+
+
 class _CompactConsole:
     """What [`BirdiePrinterCallback`] and [`BirdieProgressCallback`] print for one `on_log` call: the short log line
-    (see [`console_logs`]) and a table (see [`evaluation_table`]) for every evaluation the reward callback recorded
-    since the last call."""
+    (see [`console_logs`]) or, for the log of a scheduled evaluation, one line per evaluation the reward callback
+    recorded since the last call (see [`evaluation_line`]); and the last evaluation's table (see
+    [`evaluation_table`]) when training ends."""
+
+    #: Keys of an evaluation log that the evaluation line already says (or that are timing only).
+    EVALUATION_KEYS = ("eval_loss", "eval_runtime", "epoch")
 
     def __init__(self, reward_callback: "BirdieRewardCallback", max_str_len: int = 100):
         self.reward_callback = reward_callback
         self.max_str_len = max_str_len
         self.shown = len(reward_callback.trajectory)
+        self.started = self.shown
 
     def start(self) -> None:
         """Skip the evaluations recorded before training starts (restored from a checkpoint)."""
-        self.shown = len(self.reward_callback.trajectory)
+        self.shown = self.started = len(self.reward_callback.trajectory)
 
     def lines(self, logs: Optional[dict[str, Any]]) -> list[str]:
         lines = []
         kept = console_logs(logs or {}, self.reward_callback.mixture.names, self.max_str_len)
-        if kept:
-            lines.append(str(kept))
         trajectory = self.reward_callback.trajectory
-        lines += [evaluation_table(record) for record in trajectory[self.shown :]]
+        new = trajectory[self.shown :]
+        if kept and not (new and set(kept) <= set(self.EVALUATION_KEYS)):
+            lines.append(str(kept))
+        lines += [evaluation_line(record) for record in new]
         self.shown = len(trajectory)
         return lines
 
+    def final_lines(self) -> list[str]:
+        """The table of the last evaluation of this training run (nothing when it made none)."""
+        trajectory = self.reward_callback.trajectory
+        return [evaluation_table(trajectory[-1])] if len(trajectory) > self.started else []
+
 
 class BirdiePrinterCallback(PrinterCallback):
-    """[`~transformers.PrinterCallback`] (used with `disable_tqdm=True`) for Birdie runs: short log lines and a table
+    """[`~transformers.PrinterCallback`] (used with `disable_tqdm=True`) for Birdie runs: short log lines and one line
     per policy evaluation instead of every per-entry metric.
 
     Training lines show `loss`, `grad_norm`, `learning_rate` and `epoch`; the per-entry losses, mixtures, rewards and
-    policy diagnostics are left out of the console (see [`console_logs`]) and shown once per scheduled evaluation as
-    a table (see [`evaluation_table`]). Other callbacks, the `report_to` integrations (TensorBoard, W&B, trackio, …)
-    and `state.log_history` still receive every key: `on_log` reads `logs` without changing it.
+    policy diagnostics are left out of the console (see [`console_logs`]). Each scheduled evaluation prints one line
+    (step, held-out loss, decision, heaviest entries of the next mixture: see [`evaluation_line`]), and the end of
+    training prints the last evaluation as a table, one row per entry (see [`evaluation_table`]). Other callbacks,
+    the `report_to` integrations (TensorBoard, W&B, trackio, …) and `state.log_history` still receive every key:
+    `on_log` reads `logs` without changing it.
 
     [`BirdieTrainer`] puts it in place of `PrinterCallback`. To print every key instead:
     `trainer.remove_callback(BirdiePrinterCallback); trainer.add_callback(PrinterCallback)`.
 
     Args:
-        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory the tables show.
+        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory is shown.
     """
 
     def __init__(self, reward_callback: "BirdieRewardCallback"):
@@ -343,16 +385,21 @@ class BirdiePrinterCallback(PrinterCallback):
             for line in self.console.lines(logs):
                 print(line)
 
+    def on_train_end(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        if state.is_local_process_zero:
+            for line in self.console.final_lines():
+                print(line)
+
 
 class BirdieProgressCallback(ProgressCallback):
-    """[`~transformers.ProgressCallback`] (the progress bar) for Birdie runs: writes the short lines and tables of
-    [`BirdiePrinterCallback`] above the bar instead of every per-entry metric.
+    """[`~transformers.ProgressCallback`] (the progress bar) for Birdie runs: writes the short lines of
+    [`BirdiePrinterCallback`] (and its final table) above the bar instead of every per-entry metric.
 
     [`BirdieTrainer`] puts it in place of `ProgressCallback`; integrations and other callbacks still receive every
     key.
 
     Args:
-        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory the tables show.
+        reward_callback ([`BirdieRewardCallback`]): the run's reward callback, whose trajectory is shown.
         max_str_len (`int`, *optional*, defaults to `100`): longer string values are replaced by a note.
     """
 
@@ -368,6 +415,12 @@ class BirdieProgressCallback(ProgressCallback):
         if state.is_world_process_zero and self.training_bar is not None:
             for line in self.console.lines(logs):
                 self.training_bar.write(line)
+
+    def on_train_end(self, args, state: TrainerState, control: TrainerControl, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None:
+            for line in self.console.final_lines():
+                self.training_bar.write(line)
+        super().on_train_end(args, state, control, **kwargs)
 
 
 def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

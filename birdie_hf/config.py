@@ -68,25 +68,29 @@ class BirdieTrainingArguments(TrainingArguments):
             the warm-up `w`: evaluations at `2w, 4w, 6w, 8w` after the warm-up, then every `4w` (for `w = 250`:
             500, 1000, 1500, 2000, then every 1000 steps). When set, evaluations run every `policy_eval_interval`
             steps after the warm-up.
-        policy_validation_tokens (`int`, *optional*, defaults to `8192`):
-            Loss-bearing (target) tokens per objective entry in the fixed held-out set. Sized so that the reward of
-            an interval stays above its noise floor (`benchmarks/reward_noise.py`).
-        policy_validation_min_windows (`int`, *optional*, defaults to `160`):
-            Fewest held-out windows per entry. Deshuffling's loss varies mostly between windows: with 32 windows its
-            noise-only reward reached 0.45 at the 95th percentile (`benchmarks/reward_noise.py`).
-        policy_validation_max_windows (`int`, *optional*, defaults to `256`):
-            Most held-out windows per entry (bounds the cost of entries with very few targets per window).
+        policy_validation_fraction (`float`, *optional*, defaults to `0.03`):
+            Share of the run's model compute that the reward's held-out measurement may use. The fixed held-out set
+            gets the same number of windows for every entry, as many as fit in this share (forward passes on
+            `policy_validation_windows x entries` examples at each scheduled evaluation, against the forward and
+            backward passes of `max_steps` training batches), within `[policy_validation_min_windows,
+            policy_validation_max_windows]`. The reward compares the *same* examples at both ends of an interval, so
+            few windows suffice: 8 per entry keep the relative loss change of every entry within 0.022 of the whole
+            held-out split's (95th percentile), 16 within 0.015 (`benchmarks/reward_noise.py`).
+        policy_validation_min_windows (`int`, *optional*, defaults to `8`):
+            Fewest held-out windows per entry, whatever the compute share (short runs).
+        policy_validation_max_windows (`int`, *optional*, defaults to `64`):
+            Most held-out windows per entry (long runs).
         policy_validation_windows (`int`, *optional*):
-            Use exactly this many held-out windows per entry instead of sizing by tokens (for quick tests).
+            Use exactly this many held-out windows per entry instead of sizing them by `policy_validation_fraction`.
         policy_min_predicted_gain (`float`, *optional*, defaults to `0.05`):
             The reward model's choice replaces the initial mixture only when it is predicted to earn this much more
             total reward (the rewards' noise floor).
-        policy_hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
-        policy_num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent (GRU) layers over the
+        policy_hidden_size (`int`, *optional*, defaults to `64`): reward-model width.
+        policy_num_layers (`int`, *optional*, defaults to `2`): reward-model recurrent (GRU) layers over the
             history of (losses, mixture).
         policy_learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         policy_weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        policy_update_iterations (`int`, *optional*, defaults to `200`): reward-model steps per evaluation.
+        policy_update_iterations (`int`, *optional*, defaults to `100`): reward-model steps per evaluation.
         policy_num_candidates (`int`, *optional*, defaults to `2048`): candidate mixtures scored per decision.
         policy_top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
         policy_exploration_initial (`float`, *optional*, defaults to `0.5`): exploration rate after the first
@@ -154,26 +158,27 @@ class BirdieTrainingArguments(TrainingArguments):
             "runs under 8,000 steps."
         },
     )
-    policy_validation_tokens: int = field(
-        default=8192, metadata={"help": "Target tokens per objective entry in the fixed held-out set."}
+    policy_validation_fraction: float = field(
+        default=0.03, metadata={"help": "Share of the run's model compute the reward's held-out measurement may use."}
     )
     policy_validation_min_windows: int = field(
-        default=160, metadata={"help": "Fewest held-out windows per objective entry."}
+        default=8, metadata={"help": "Fewest held-out windows per objective entry."}
     )
     policy_validation_max_windows: int = field(
-        default=256, metadata={"help": "Most held-out windows per objective entry."}
+        default=64, metadata={"help": "Most held-out windows per objective entry."}
     )
     policy_validation_windows: Optional[int] = field(
-        default=None, metadata={"help": "Exactly this many held-out windows per entry (instead of sizing by tokens)."}
+        default=None,
+        metadata={"help": "Exactly this many held-out windows per entry (instead of policy_validation_fraction)."},
     )
     policy_min_predicted_gain: float = field(
         default=0.05, metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it."}
     )
-    policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model width."})
-    policy_num_layers: int = field(default=4, metadata={"help": "Reward-model recurrent (GRU) layers."})
+    policy_hidden_size: int = field(default=64, metadata={"help": "Reward-model width."})
+    policy_num_layers: int = field(default=2, metadata={"help": "Reward-model recurrent (GRU) layers."})
     policy_learning_rate: float = field(default=5e-4, metadata={"help": "Reward-model AdamW learning rate."})
     policy_weight_decay: float = field(default=0.1, metadata={"help": "Reward-model AdamW weight decay."})
-    policy_update_iterations: int = field(default=200, metadata={"help": "Reward-model MSE steps per evaluation."})
+    policy_update_iterations: int = field(default=100, metadata={"help": "Reward-model MSE steps per evaluation."})
     policy_num_candidates: int = field(default=2048, metadata={"help": "Candidate mixtures scored per decision."})
     policy_top_n: int = field(default=8, metadata={"help": "Best candidates averaged into the next mixture."})
     policy_exploration_initial: float = field(default=0.5, metadata={"help": "Initial exploration rate."})
@@ -254,7 +259,7 @@ class BirdieTrainingArguments(TrainingArguments):
     _POLICY_RANGES = {
         "policy_eval_interval": (True, 1, None, False),
         "policy_warmup_steps": (True, 1, None, False),
-        "policy_validation_tokens": (True, 1, None, False),
+        "policy_validation_fraction": (False, 0.0, 1.0, False),
         "policy_validation_min_windows": (True, 1, None, False),
         "policy_validation_max_windows": (True, 1, None, False),
         "policy_validation_windows": (True, 1, None, False),
@@ -293,6 +298,11 @@ class BirdieTrainingArguments(TrainingArguments):
                 raise ValueError(f"`{name}` must be greater than {low:g}, got {value!r}.")
             elif not value >= low:
                 raise ValueError(f"`{name}` must be at least {low:g}, got {value!r}.")
+        if self.policy_validation_min_windows > self.policy_validation_max_windows:
+            raise ValueError(
+                f"`policy_validation_min_windows` ({self.policy_validation_min_windows}) must not exceed "
+                f"`policy_validation_max_windows` ({self.policy_validation_max_windows})."
+            )
         if self.policy_top_n > self.policy_num_candidates:
             raise ValueError(
                 f"`policy_top_n` ({self.policy_top_n}) must not exceed `policy_num_candidates` "

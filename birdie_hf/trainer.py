@@ -65,7 +65,7 @@ TRAJECTORY_NAME = "mixture_trajectory.json"
 #: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
 #: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
 POLICY_SPEC_FIELDS = (
-    "policy_validation_tokens",
+    "policy_validation_fraction",
     "policy_validation_min_windows",
     "policy_validation_max_windows",
     "policy_validation_windows",
@@ -94,8 +94,8 @@ class BirdieTrainer(Trainer):
     checkpoint so `resume_from_checkpoint` continues exactly.
 
     Every metric goes to `state.log_history`, the `report_to` integrations and other callbacks; the console gets
-    short lines (`loss`, `grad_norm`, `learning_rate`, `epoch`) and one table per policy evaluation (loss, reward
-    and weight -> next weight per entry), printed by [`BirdiePrinterCallback`] / [`BirdieProgressCallback`] in place
+    short lines (`loss`, `grad_norm`, `learning_rate`, `epoch`), one line per policy evaluation and, at the end, a
+    table of the last evaluation (loss, reward and weight -> next weight per entry), printed by [`BirdiePrinterCallback`] / [`BirdieProgressCallback`] in place
     of transformers' `PrinterCallback` / `ProgressCallback`.
 
     Args:
@@ -365,34 +365,72 @@ class BirdieTrainer(Trainer):
         super().log(logs, start_time)
 
     # -- per-objective validation ------------------------------------------------------------------------------------
-    def _build_validation_batches(self, eval_dataset) -> list[dict[str, torch.Tensor]]:
-        """Fixed held-out batches, sized per entry by loss-bearing tokens.
+    def validation_windows_per_entry(self, eval_dataset, max_steps: Optional[int] = None) -> int:
+        """Held-out windows per mixture entry of the reward's fixed set (see `policy_validation_fraction`).
 
-        Windows are taken in a seeded order spread over `eval_dataset` (the same for every entry); each entry gets
-        batches of `per_device_eval_batch_size` windows until they hold `policy_validation_tokens` target tokens and
-        at least `policy_validation_min_windows` windows (at most `policy_validation_max_windows`; exactly
-        `policy_validation_windows` when that is set). An entry with few targets per window (selective copying) thus
-        gets more windows than next-token prediction; the minimum covers entries whose loss varies mostly between
-        windows (deshuffling), which a token count alone under-samples.
+        `policy_validation_windows` when set; otherwise as many as keep the forward passes of all scheduled
+        evaluations within `policy_validation_fraction` of the forward and backward passes of `max_steps` training
+        steps (a backward pass costs about two forward passes), counted in tokens through the model: each entry's
+        tokens per window are measured by collating the first held-out window, and a training window costs the
+        initial mixture's average. Clamped to `[policy_validation_min_windows, policy_validation_max_windows]` and to
+        the size of `eval_dataset`. Deterministic, so a resumed run rebuilds the same set.
+
+        Args:
+            eval_dataset: the held-out windows.
+            max_steps (`int`, *optional*): the run's length; defaults to the trainer state's, then `args.max_steps`.
+                Without one (`<= 0`), the minimum is used.
         """
+        args = self.args
+        if args.policy_validation_windows:
+            return min(args.policy_validation_windows, len(eval_dataset))
+        max_steps = max_steps or self.state.max_steps or args.max_steps
+        windows = args.policy_validation_min_windows
+        if max_steps and max_steps > 0 and hasattr(args, "policy_schedule"):
+            collator: DataCollatorForBirdie = self.data_collator
+            first = [eval_dataset[0]]
+            tokens = np.array(
+                [
+                    int((collator.collate_with_objectives(first, [entry])["objective_ids"] >= 0).sum())
+                    for entry in range(len(collator.objective_names))
+                ],
+                dtype=np.float64,
+            )
+            evaluations = max(1, len(args.policy_schedule(max_steps)[2]))
+            training_tokens = (
+                3.0
+                * max_steps
+                * args.per_device_train_batch_size
+                * args.gradient_accumulation_steps
+                * args.world_size
+                * float(collator.mixture.weights @ tokens)
+            )
+            affordable = int(args.policy_validation_fraction * training_tokens / (evaluations * tokens.sum()))
+            windows = min(max(affordable, args.policy_validation_min_windows), args.policy_validation_max_windows)
+        return max(1, min(windows, len(eval_dataset)))
+
+    def _build_validation_batches(self, eval_dataset) -> list[dict[str, torch.Tensor]]:
+        """Fixed held-out batches: the same [`validation_windows_per_entry`] windows for every entry, in a seeded
+        order spread over `eval_dataset`, collated once (corruption included) in batches of
+        `per_device_eval_batch_size` windows. Every evaluation measures these same examples, so the reward compares
+        the model at two checkpoints on identical inputs (`benchmarks/reward_noise.py` measures how much that
+        pairing removes)."""
         collator: DataCollatorForBirdie = self.data_collator
         if len(eval_dataset) == 0:
             raise ValueError("The eval_dataset is empty: the reward policy needs held-out windows.")
         order = np.random.default_rng(self.args.seed).permutation(len(eval_dataset))
         size = max(1, self.args.per_device_eval_batch_size)
-        fixed_windows = self.args.policy_validation_windows
-        max_windows = fixed_windows or self.args.policy_validation_max_windows
-        min_windows = fixed_windows or min(self.args.policy_validation_min_windows, max_windows)
+        count = self.validation_windows_per_entry(eval_dataset)
+        windows = [eval_dataset[int(i)] for i in order[:count]]
         batches = []
         for entry in range(len(collator.objective_names)):
-            used = tokens = 0
-            while used < max_windows and (used < min_windows or tokens < self.args.policy_validation_tokens):
-                count = min(size, max_windows - used)
-                windows = [eval_dataset[int(order[(used + i) % len(order)])] for i in range(count)]
-                batch = collator.collate_with_objectives(windows, [entry] * count)
-                tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-                used += count
-                batches.append(batch)
+            for start in range(0, count, size):
+                chunk = windows[start : start + size]
+                batches.append(collator.collate_with_objectives(chunk, [entry] * len(chunk)))
+        logger.info(
+            "Birdie held-out set: %d windows per entry, %d examples per evaluation.",
+            count,
+            count * len(collator.objective_names),
+        )
         return batches
 
     @torch.no_grad()
@@ -419,10 +457,6 @@ class BirdieTrainer(Trainer):
         model.eval()
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         passes = range(-(-len(batches) // world))
-        if self.is_world_process_zero() and not self.args.disable_tqdm:
-            from tqdm.auto import tqdm
-
-            passes = tqdm(passes, desc="Birdie validation", leave=False)
         for i in passes:
             index = rank + i * world
             batch = self._prepare_inputs(batches[index if index < len(batches) else 0])
@@ -455,9 +489,10 @@ class BirdieTrainer(Trainer):
             metrics[f"{metric_key_prefix}_loss/{name}"] = value
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        self.log(metrics)
+        logs = dict(metrics)
         if eval_dataset is None and self._in_training_loop and self.birdie_callback.is_due(self.state.global_step):
-            self.log(self.birdie_callback.observe(self.args, self.state, losses))
+            logs.update(self.birdie_callback.observe(self.args, self.state, losses))  # one log entry per evaluation
+        self.log(logs)
         return metrics
 
     # -- checkpoints -------------------------------------------------------------------------------------------------

@@ -137,11 +137,6 @@ RECIPE_DEFAULTS = {
     "save_steps": 100,
     "save_total_limit": 2,
     "seed": 42,
-    # The shipped genome holds out ~62 windows; a held-out set of all of them per entry keeps each of the ~12
-    # evaluations to seconds (the library defaults, sized for long runs, would cost more than the training here).
-    "policy_validation_tokens": 4096,
-    "policy_validation_min_windows": 64,
-    "policy_validation_max_windows": 64,
 }
 
 
@@ -237,8 +232,8 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
     wanted = training_args.policy_validation_windows or training_args.policy_validation_min_windows
     if 0 < len(validation) < wanted and training_args.policy == "birdie":
         logger.warning(
-            "Only %d validation windows for the reward's held-out set of %d windows per objective entry "
-            "(policy_validation_min_windows): windows are reused, so rewards are noisier. --split_by "
+            "Only %d validation windows for the reward's held-out set of at least %d windows per objective entry "
+            "(policy_validation_min_windows): it uses all of them, so rewards are noisier. --split_by "
             "record (whole records held out), a larger --validation_fraction or a smaller --window_length "
             "give more.",
             len(validation),

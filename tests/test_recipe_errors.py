@@ -233,7 +233,10 @@ def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_
     script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o")])
     with caplog.at_level("WARNING"):
         assert pretrain.held_out_windows(script_args, training_args, few) is few["validation"]
-    assert "Only 6 validation windows for the reward's held-out set of 64 windows per objective entry" in caplog.text
+    assert (
+        "Only 6 validation windows for the reward's held-out set of at least 8 windows per objective entry"
+        in caplog.text
+    )
     caplog.clear()
     script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o"), "--policy", "static"])
     with caplog.at_level("WARNING"):

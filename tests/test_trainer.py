@@ -121,38 +121,81 @@ def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path)
     assert len(policy.trajectory) == 3
 
 
-def test_validation_set_is_sized_by_target_tokens(tokenizer, genome, tmp_path):
+def _windows_per_entry(batches, names):
+    """{entry: number of distinct windows in the held-out batches of that entry}."""
+    counts = dict.fromkeys(names, 0)
+    for batch in batches:
+        entry = names[int(batch["objective_ids"][0, 0])]
+        assert (batch["objective_ids"][batch["objective_ids"] >= 0] == names.index(entry)).all()
+        for row in batch["segment_ids"]:
+            counts[entry] += len(set(row[row >= 0].tolist()))
+    return counts
+
+
+def test_validation_set_is_sized_by_compute_fraction(tokenizer, genome, tmp_path):
     trainer = make_trainer(
         tokenizer,
         genome,
         tmp_path,
+        max_steps=100,
+        policy_eval_interval=None,  # Birdie's schedule: 7 evaluations in 100 steps
+        policy_warmup_steps=None,
         policy_validation_windows=None,
-        policy_validation_tokens=300,
+        policy_validation_fraction=0.03,
         policy_validation_min_windows=1,
+        policy_validation_max_windows=1000,
         per_device_eval_batch_size=2,
     )
-    batches = trainer._build_validation_batches(genome["validation"])
     names = trainer.data_collator.objective_names
-    targets = {name: 0 for name in names}
-    for batch in batches:
-        entry = names[int(batch["objective_ids"][0, 0])]
-        assert (batch["objective_ids"][batch["objective_ids"] >= 0] == names.index(entry)).all()
-        targets[entry] += int((batch["labels"][:, 1:] != -100).sum())
-    assert all(count >= 300 for count in targets.values())
-    # short-span infilling has far fewer targets per window than next-token prediction, so it gets more windows
-    per_entry = {name: sum(1 for b in batches if names[int(b["objective_ids"][0, 0])] == name) for name in names}
-    assert per_entry["infilling_short"] > per_entry["next_token_prediction"]
-    # a minimum number of windows per entry holds even when the token target is met sooner
-    trainer.args.policy_validation_min_windows = 12
+    # Tokens through the model of one 64-base window under each entry (prompts, sentinels and EOS included).
+    first = [genome["validation"][0]]
+    tokens = [
+        int((trainer.data_collator.collate_with_objectives(first, [i])["objective_ids"] >= 0).sum())
+        for i in range(len(names))
+    ]
+    assert tokens == [64, 65, 72, 68, 130]  # copying writes the window twice
+    # Initial mixture per objective: 1/4 each for NTP, prefix LM and copying, 1/8 each infilling entry, so a training
+    # window costs 0.25 * (64 + 65 + 130) + 0.125 * (72 + 68) = 82.25 tokens. 100 steps of 4 windows, forward and
+    # backward (3 forward passes): 3 * 100 * 4 * 82.25 = 98,700 tokens. 3% of it over 7 evaluations of
+    # 399 tokens per set of one window under every entry: 2,961 / 2,793 -> 1 window.
+    assert trainer.data_collator.mixture.weights.tolist() == [0.25, 0.25, 0.125, 0.125, 0.25]
+    assert len(trainer.args.policy_schedule(100)[2]) == 7
+    assert trainer.validation_windows_per_entry(genome["validation"]) == int(0.03 * 98700 / (7 * 399)) == 1
+    evaluations = len(trainer.args.policy_schedule(1000)[2])
+    assert trainer.validation_windows_per_entry(genome["validation"], max_steps=1000) == int(
+        0.03 * 987000 / (evaluations * 399)
+    )
+    # every entry gets the same windows, and as many as the fraction affords (here 10x the share: 10x the windows)
+    trainer.args.policy_validation_fraction = 0.3
     batches = trainer._build_validation_batches(genome["validation"])
-    for index in range(len(names)):
-        windows = sum(
-            len(set(row[row >= 0].tolist())) if "segment_ids" in b else 0
-            for b in batches
-            if int(b["objective_ids"][0, 0]) == index
-            for row in b["segment_ids"].where(b["objective_ids"] >= 0, -1)
+    assert (
+        _windows_per_entry(batches, names)
+        == dict.fromkeys(names, int(0.3 * 98700 / (7 * 399)))
+        == dict.fromkeys(names, 10)
+    )
+    # clamped to [min, max] windows and to the held-out split; an exact count overrides the fraction
+    trainer.args.policy_validation_min_windows = 5
+    trainer.args.policy_validation_fraction = 0.0
+    assert trainer.validation_windows_per_entry(genome["validation"]) == 5
+    trainer.args.policy_validation_max_windows = 3
+    trainer.args.policy_validation_min_windows = 1
+    trainer.args.policy_validation_fraction = 1.0
+    assert trainer.validation_windows_per_entry(genome["validation"]) == 3
+    trainer.args.policy_validation_min_windows = trainer.args.policy_validation_max_windows = 10_000
+    assert trainer.validation_windows_per_entry(genome["validation"]) == len(genome["validation"]) == 246
+    trainer.args.policy_validation_windows = 4
+    assert _windows_per_entry(trainer._build_validation_batches(genome["validation"]), names) == dict.fromkeys(
+        names, 4
+    )
+
+
+def test_validation_window_bounds_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="policy_validation_min_windows.*must not exceed"):
+        BirdieTrainingArguments(
+            output_dir=str(tmp_path), policy_validation_min_windows=10, policy_validation_max_windows=5
         )
-        assert windows >= 12
+    with pytest.raises(ValueError, match="policy_validation_fraction"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), policy_validation_fraction=1.5)
 
 
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
@@ -495,9 +538,11 @@ class LogRecorder(TrainerCallback):
 
 
 @pytest.mark.parametrize("disable_tqdm", [True, False])
-def test_console_prints_short_lines_and_a_table_per_policy_evaluation(
+def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_table(
     tokenizer, genome, tmp_path, capsys, disable_tqdm
 ):
+    from birdie_hf.callback import evaluation_line, evaluation_table
+
     recorder = LogRecorder()
     trainer = make_trainer(
         tokenizer,
@@ -516,22 +561,29 @@ def test_console_prints_short_lines_and_a_table_per_policy_evaluation(
     names = trainer.data_collator.objective_names
     trajectory = trainer.mixture_trajectory()["evaluations"]
     assert [record["step"] for record in trajectory] == [1, 2, 10, 20]
-    # 2 training lines, 4 evaluation lines and one table per policy evaluation (2 warm-up, 2 reward-driven).
-    assert len(out) < 3000, out
-    assert max(len(line) for line in out.splitlines()) < 160
+    # 2 training lines, one line per policy evaluation (2 warm-up, 2 reward-driven), the last one as a table.
+    assert len(out) < 2500, out
+    assert max(len(line) for line in out.splitlines()) < 200
     assert not any(key in out for key in ("loss/", "mixture/", "reward/", "policy/", "num_input_tokens_seen"))
-    assert out.count("'loss':") == 2 and out.count("'eval_loss':") == 4
-    assert all(out.count(name) == 4 for name in names)
+    assert out.count("'loss':") == 2 and "'eval_loss':" not in out
     for record in trajectory:
-        title = f"Birdie policy at step {record['step']} ({record['decision']}"
-        assert title in out
-        table = out[out.index(title) :].splitlines()[: 2 + len(names)]
-        for name, row in zip(names, table[2:]):
-            cells = row.split()
-            assert cells[:2] == [name, f"{record['losses'][name]:.4f}"]
-            assert cells[-3:] == [f"{record['mixture'][name]:.3f}", "->", f"{record['next_mixture'][name]:.3f}"]
-            if "rewards" in record:
-                assert cells[2] == f"{record['rewards'][name]:+.4f}"
+        line = evaluation_line(record)
+        assert out.count(line) == 1
+        assert line.startswith(f"Birdie step {record['step']}: held-out loss ") and record["decision"] in line
+        top = max(record["next_mixture"], key=record["next_mixture"].get)
+        assert f"next mixture: {top} {record['next_mixture'][top]:.3f}" in line
+    assert out.rstrip().endswith(evaluation_table(trajectory[-1]))
+    assert all(out.count(name) >= 1 for name in names)
+    table = evaluation_table(trajectory[-1]).splitlines()
+    assert table[0].startswith("Birdie policy at step 20 (")
+    for name, row in zip(names, table[2:]):
+        cells = row.split()
+        assert cells[:3] == [name, f"{trajectory[-1]['losses'][name]:.4f}", f"{trajectory[-1]['rewards'][name]:+.4f}"]
+        assert cells[-3:] == [
+            f"{trajectory[-1]['mixture'][name]:.3f}",
+            "->",
+            f"{trajectory[-1]['next_mixture'][name]:.3f}",
+        ]
     # Other callbacks (and so the report_to integrations) and the log history still get every key.
     train_logs = [logs for logs in recorder.logs if "loss" in logs]
     assert len(train_logs) == 2 and all(f"loss/{name}" in train_logs[0] for name in names)

@@ -51,11 +51,12 @@ class PolicyConfig:
     """Settings of [`BirdiePolicy`] (mirrored by the `policy_*` fields of [`BirdieTrainingArguments`]).
 
     Parameters:
-        hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
-        num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent layers.
+        hidden_size (`int`, *optional*, defaults to `64`): reward-model width.
+        num_layers (`int`, *optional*, defaults to `2`): reward-model recurrent layers.
         learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        update_iterations (`int`, *optional*, defaults to `200`): MSE steps on the history after each evaluation.
+        update_iterations (`int`, *optional*, defaults to `100`): MSE steps on the history after each evaluation
+            (warm-started from the previous fit).
         num_candidates (`int`, *optional*, defaults to `2048`): mixtures scored per decision.
         top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
         exploration (`ExplorationSchedule`): when to explore instead of exploit.
@@ -70,11 +71,11 @@ class PolicyConfig:
         seed (`int`, *optional*, defaults to `0`).
     """
 
-    hidden_size: int = 256
-    num_layers: int = 4
+    hidden_size: int = 64
+    num_layers: int = 2
     learning_rate: float = 5e-4
     weight_decay: float = 0.1
-    update_iterations: int = 200
+    update_iterations: int = 100
     num_candidates: int = 2048
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
@@ -178,9 +179,7 @@ class BirdiePolicy:
     def num_entries(self) -> int:
         return len(self.entry_names)
 
-    def observe(
-        self, step: int, losses: Sequence[float], progress: float, show_progress: bool = False
-    ) -> PolicyDecision:
+    def observe(self, step: int, losses: Sequence[float], progress: float) -> PolicyDecision:
         """Record the validation `losses` (shape `(num_entries,)`) measured at `step` and choose the next mixture.
 
         The reward of the interval since the previous observation is computed for the mixture that was in force,
@@ -188,13 +187,13 @@ class BirdiePolicy:
         (0 to 1) drives the exploration schedule.
         """
         with _single_thread():
-            return self._observe(step, losses, progress, show_progress)
+            return self._observe(step, losses, progress)
 
     def _normalised_history(self) -> tuple[np.ndarray, np.ndarray]:
         reference = self.states[0]
         return (normalise_losses(np.stack(self.states), reference), normalise_mixtures(np.stack(self.actions)))
 
-    def _observe(self, step: int, losses: Sequence[float], progress: float, show_progress: bool) -> PolicyDecision:
+    def _observe(self, step: int, losses: Sequence[float], progress: float) -> PolicyDecision:
         losses = np.asarray(losses, dtype=np.float64)
         if losses.shape != (self.num_entries,) or not np.isfinite(losses).all():
             raise ValueError(f"Expected {self.num_entries} finite losses, got {losses}.")
@@ -213,7 +212,6 @@ class BirdiePolicy:
                 actions,
                 self.rewards,
                 self.config.update_iterations,
-                show_progress=show_progress,
             )
         self.last_losses = losses
         if step >= self.config.warmup_steps and decision.rewards is not None:

@@ -34,15 +34,15 @@ class RewardModel(nn.Module):
 
     Args:
         num_entries (`int`): mixture entries.
-        hidden_size (`int`, *optional*, defaults to `256`).
-        num_layers (`int`, *optional*, defaults to `4`): GRU layers.
+        hidden_size (`int`, *optional*, defaults to `64`).
+        num_layers (`int`, *optional*, defaults to `2`): GRU layers.
 
     Shapes:
         `forward(losses, mixtures)`: both `(batch, time, num_entries)` (already normalised, see
         [`normalise_losses`] and [`normalise_mixtures`]) -> predicted rewards `(batch, time, num_entries)`.
     """
 
-    def __init__(self, num_entries: int, hidden_size: int = 256, num_layers: int = 4):
+    def __init__(self, num_entries: int, hidden_size: int = 64, num_layers: int = 2):
         super().__init__()
         self.num_entries = num_entries
         self.loss_norm = nn.LayerNorm(num_entries)
@@ -102,7 +102,6 @@ def fit_reward_model(
     actions: Sequence[np.ndarray],
     rewards: Sequence[np.ndarray],
     iterations: int,
-    show_progress: bool = False,
 ) -> float:
     """Train `model` by MSE on the whole history (one sequence) for `iterations` steps; returns the final loss.
 
@@ -116,12 +115,7 @@ def fit_reward_model(
     targets = torch.as_tensor(np.stack(rewards), dtype=torch.float32)[None]
     model.train()
     loss = torch.zeros(())
-    steps = range(iterations)
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="Birdie reward model", leave=False)
-    for _ in steps:
+    for _ in range(iterations):
         optimizer.zero_grad(set_to_none=True)
         loss = nn.functional.mse_loss(model(losses, mixtures), targets)
         loss.backward()
