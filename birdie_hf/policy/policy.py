@@ -51,11 +51,11 @@ class PolicyConfig:
     """Settings of [`BirdiePolicy`] (mirrored by the `policy_*` fields of [`BirdieTrainingArguments`]).
 
     Parameters:
-        hidden_size (`int`, *optional*, defaults to `64`): reward-model width.
-        num_layers (`int`, *optional*, defaults to `2`): reward-model recurrent layers.
+        hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
+        num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent layers.
         learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        update_iterations (`int`, *optional*, defaults to `100`): MSE steps on the history after each evaluation
+        update_iterations (`int`, *optional*, defaults to `200`): MSE steps on the history after each evaluation
             (warm-started from the previous fit).
         num_candidates (`int`, *optional*, defaults to `2048`): mixtures scored per decision.
         top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
@@ -71,11 +71,11 @@ class PolicyConfig:
         seed (`int`, *optional*, defaults to `0`).
     """
 
-    hidden_size: int = 64
-    num_layers: int = 2
+    hidden_size: int = 256
+    num_layers: int = 4
     learning_rate: float = 5e-4
     weight_decay: float = 0.1
-    update_iterations: int = 100
+    update_iterations: int = 200
     num_candidates: int = 2048
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)

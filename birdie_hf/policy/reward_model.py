@@ -34,15 +34,15 @@ class RewardModel(nn.Module):
 
     Args:
         num_entries (`int`): mixture entries.
-        hidden_size (`int`, *optional*, defaults to `64`).
-        num_layers (`int`, *optional*, defaults to `2`): GRU layers.
+        hidden_size (`int`, *optional*, defaults to `256`).
+        num_layers (`int`, *optional*, defaults to `4`): GRU layers.
 
     Shapes:
         `forward(losses, mixtures)`: both `(batch, time, num_entries)` (already normalised, see
         [`normalise_losses`] and [`normalise_mixtures`]) -> predicted rewards `(batch, time, num_entries)`.
     """
 
-    def __init__(self, num_entries: int, hidden_size: int = 64, num_layers: int = 2):
+    def __init__(self, num_entries: int, hidden_size: int = 256, num_layers: int = 4):
         super().__init__()
         self.num_entries = num_entries
         self.loss_norm = nn.LayerNorm(num_entries)
