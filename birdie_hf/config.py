@@ -90,7 +90,7 @@ class BirdieTrainingArguments(TrainingArguments):
             history of (losses, mixture).
         policy_learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         policy_weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        policy_update_iterations (`int`, *optional*, defaults to `200`): reward-model steps per evaluation.
+        policy_update_iterations (`int`, *optional*, defaults to `50`): reward-model steps per evaluation.
         policy_num_candidates (`int`, *optional*, defaults to `2048`): candidate mixtures scored per decision.
         policy_top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
         policy_exploration_initial (`float`, *optional*, defaults to `0.5`): exploration rate after the first
@@ -178,7 +178,7 @@ class BirdieTrainingArguments(TrainingArguments):
     policy_num_layers: int = field(default=4, metadata={"help": "Reward-model recurrent (GRU) layers."})
     policy_learning_rate: float = field(default=5e-4, metadata={"help": "Reward-model AdamW learning rate."})
     policy_weight_decay: float = field(default=0.1, metadata={"help": "Reward-model AdamW weight decay."})
-    policy_update_iterations: int = field(default=200, metadata={"help": "Reward-model MSE steps per evaluation."})
+    policy_update_iterations: int = field(default=50, metadata={"help": "Reward-model MSE steps per evaluation."})
     policy_num_candidates: int = field(default=2048, metadata={"help": "Candidate mixtures scored per decision."})
     policy_top_n: int = field(default=8, metadata={"help": "Best candidates averaged into the next mixture."})
     policy_exploration_initial: float = field(default=0.5, metadata={"help": "Initial exploration rate."})

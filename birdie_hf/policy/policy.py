@@ -55,7 +55,7 @@ class PolicyConfig:
         num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent layers.
         learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
         weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        update_iterations (`int`, *optional*, defaults to `200`): MSE steps on the history after each evaluation
+        update_iterations (`int`, *optional*, defaults to `50`): MSE steps on the history after each evaluation
             (warm-started from the previous fit).
         num_candidates (`int`, *optional*, defaults to `2048`): mixtures scored per decision.
         top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
@@ -75,7 +75,7 @@ class PolicyConfig:
     num_layers: int = 4
     learning_rate: float = 5e-4
     weight_decay: float = 0.1
-    update_iterations: int = 200
+    update_iterations: int = 50
     num_candidates: int = 2048
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
