@@ -95,8 +95,9 @@ class BirdieTrainer(Trainer):
 
     Every metric goes to `state.log_history`, the `report_to` integrations and other callbacks; the console gets
     short lines (`loss`, `grad_norm`, `learning_rate`, `epoch`), one line per policy evaluation and, at the end, a
-    table of the last evaluation (loss, reward and weight -> next weight per entry), printed by [`BirdiePrinterCallback`] / [`BirdieProgressCallback`] in place
-    of transformers' `PrinterCallback` / `ProgressCallback`.
+    table of the last evaluation (loss, reward and weight -> next weight per entry), printed by
+    [`BirdiePrinterCallback`] / [`BirdieProgressCallback`] in place of transformers' `PrinterCallback` /
+    `ProgressCallback`.
 
     Args:
         model (`PreTrainedModel` or `str`, *optional*):
@@ -385,7 +386,7 @@ class BirdieTrainer(Trainer):
             return min(args.policy_validation_windows, len(eval_dataset))
         max_steps = max_steps or self.state.max_steps or args.max_steps
         windows = args.policy_validation_min_windows
-        if max_steps and max_steps > 0 and hasattr(args, "policy_schedule"):
+        if max_steps and max_steps > 0:
             collator: DataCollatorForBirdie = self.data_collator
             first = [eval_dataset[0]]
             tokens = np.array(
