@@ -8,7 +8,7 @@ weights and trains on the same batches:
 
 - `threads=1`: `torch.set_num_threads(1)` (is the second core used?),
 - `bf16 autocast`: `torch.autocast(device, dtype=torch.bfloat16)`, what `TrainingArguments(bf16=True)` does,
-- `torch.compile`: `torch.compile(model)` (inductor), what `TrainingArguments(torch_compile=True)` does; compile
+- `torch.compile`: `torch.compile(model, dynamic=True)` (inductor; rows per batch vary), what `TrainingArguments(torch_compile=True)` does; compile
   time is reported on its own and left out of the step time,
 - `torch.compile + bf16`.
 

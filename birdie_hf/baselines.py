@@ -465,6 +465,7 @@ def kmer_logistic_regression(
     k: int = 6,
     Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
     seed: int = 0,
+    return_predictions: bool = False,
 ) -> dict:
     """Logistic regression on [`kmer_features`]; the inverse regularisation `C` is chosen by dev MCC.
 
@@ -476,6 +477,8 @@ def kmer_logistic_regression(
         k (`int`, *optional*, defaults to 6): k-mer length.
         Cs (`Sequence[float]`, *optional*, defaults to `(0.01, 0.1, 1.0, 10.0)`): candidate values of `C`.
         seed (`int`, *optional*, defaults to 0): `random_state` of the classifier.
+        return_predictions (`bool`, *optional*, defaults to `False`): also return the test predictions (for
+            intervals), under `"test_predictions"` (`np.ndarray` of shape `(n_test,)`).
 
     Returns:
         `dict`: `{"k": k, "C": best_C, "dev": metrics, "test": metrics}` with metrics
@@ -501,8 +504,16 @@ def kmer_logistic_regression(
         if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
             best = (C, dev_metrics, classifier)
     C, dev_metrics, classifier = best
-    test_metrics = _classification_metrics(splits["test"][1], classifier.predict(features["test"]))
-    return {"k": int(k), "C": C, "dev": dev_metrics, "test": test_metrics}
+    test_predictions = classifier.predict(features["test"])
+    result = {
+        "k": int(k),
+        "C": C,
+        "dev": dev_metrics,
+        "test": _classification_metrics(splits["test"][1], test_predictions),
+    }
+    if return_predictions:
+        result["test_predictions"] = test_predictions
+    return result
 
 
 def read_task_csvs(task_dir: PathLike) -> dict[str, tuple[list[str], list[int]]]:
@@ -525,9 +536,17 @@ def read_task_csvs(task_dir: PathLike) -> dict[str, tuple[list[str], list[int]]]
 
 
 def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
+    sequences, labels, _ = read_task_split(path)
+    return sequences, labels
+
+
+def read_task_split(path: PathLike) -> tuple[list[str], list[int], Optional[list[str]]]:
+    """Read one split CSV (header `sequence,label`, optionally `group`): `(sequences, labels, groups)`, groups
+    `None` when the file has no `group` column. Raises as [`read_task_csvs`] does."""
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Task split file not found: {path!r} (expected train.csv, dev.csv and test.csv).")
-    sequences, labels = [], []
+    sequences, labels, groups = [], [], []
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = {"sequence", "label"} - set(reader.fieldnames or [])
@@ -536,6 +555,7 @@ def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
                 f"{path!r} must have a header with columns `sequence,label`; missing {sorted(missing)} "
                 f"(header: {reader.fieldnames})."
             )
+        grouped = "group" in reader.fieldnames
         for row in reader:
             try:
                 labels.append(int(row["label"]))
@@ -544,9 +564,11 @@ def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
                     f"{path!r} line {reader.line_num}: label {row['label']!r} is not an integer."
                 ) from None
             sequences.append(row["sequence"].strip())
+            if grouped:
+                groups.append(row["group"])
     if not sequences:
         raise ValueError(f"{path!r} has a header but no rows.")
-    return sequences, labels
+    return sequences, labels, groups if grouped else None
 
 
 def windows_to_text(windows: Iterable[Sequence[int]], tokenizer) -> Iterator[str]:

@@ -70,6 +70,21 @@ def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[in
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
 
 
+def causal_lm_config(path: str):
+    """The config of the checkpoint at `path` (local folder or Hub id), refusing one saved as anything but a causal LM
+    (its `config.architectures` name no `*ForCausalLM` or `*LMHeadModel` class) with a `ValueError` naming it."""
+    from .hub import load_model_config
+
+    config = load_model_config(path)
+    architectures = list(getattr(config, "architectures", None) or [])
+    if architectures and not any(name.endswith(_CAUSAL_LM_SUFFIXES) for name in architectures):
+        raise ValueError(
+            f"{path!r} holds a {config.model_type!r} model saved as {architectures}, not a causal LM; Birdie "
+            "pre-training and evaluation need a decoder checkpoint such as LlamaForCausalLM."
+        )
+    return config
+
+
 def load_causal_lm_checkpoint(
     path: str, attn_implementation: str = "sdpa"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -96,16 +111,10 @@ def load_causal_lm_checkpoint(
     """
     from transformers import AutoTokenizer
 
-    from .hub import load_model_config
     from .tokenizer import add_birdie_tokens
 
-    config = load_model_config(path)
+    config = causal_lm_config(path)
     architectures = list(getattr(config, "architectures", None) or [])
-    if architectures and not any(name.endswith(_CAUSAL_LM_SUFFIXES) for name in architectures):
-        raise ValueError(
-            f"{path!r} holds a {config.model_type!r} model saved as {architectures}, not a causal LM; Birdie "
-            "continual pre-training needs a decoder checkpoint such as LlamaForCausalLM."
-        )
     tokenizer = AutoTokenizer.from_pretrained(path)
     split = [base for base in "ACGT" if len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1]
     if split:

@@ -80,7 +80,7 @@ class TaskSuiteConfig:
             )
 
 
-def _centred_window_start(codon: int, strand: int, window: int) -> int:
+def centred_window_start(codon: int, strand: int, window: int) -> int:
     """+ strand start of the window that, read on `strand`, has the triplet at forward position `codon` starting at
     index `window // 2 - 1` (positives and decoys share this, so position carries no label signal)."""
     if strand == 1:
@@ -155,7 +155,7 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                 add("coding_vs_intergenic", record, start, 1, window_seq)
             # True start codon, read on the gene's strand, centred.
             codon = feature.start if feature.strand == 1 else feature.end - 3
-            left = _centred_window_start(codon, feature.strand, window)
+            left = centred_window_start(codon, feature.strand, window)
             window_seq = seq[left : left + window]
             add("start_codon", record, left, 1, window_seq if feature.strand == 1 else reverse_complement(window_seq))
         # Intergenic windows: no overlap with any annotated feature.
@@ -172,7 +172,7 @@ def build_task_suite(genbank_path: str, config: Optional[TaskSuiteConfig] = None
                 forward = match if strand == 1 else len(seq) - match - 3
                 if np.min(np.abs(true_starts - forward)) < window:
                     continue
-                left_forward = _centred_window_start(forward, strand, window)
+                left_forward = centred_window_start(forward, strand, window)
                 window_seq = seq[left_forward : left_forward + window]
                 add(
                     "start_codon",

@@ -3,7 +3,6 @@ right. Recipes run in-process here (their `main` through `birdie_hf.cli.run_reci
 subprocess tests check the real entry points."""
 
 import ast
-import importlib.util
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
+from testing_utils import REPO, load_recipe, one_line_error
 
 from birdie_hf import BirdieTrainingArguments
 from birdie_hf.cli import RecipeError, load_config_file, pop_config_flag, run_recipe, wants_traceback
@@ -31,30 +31,9 @@ from birdie_hf.hub import (
 from birdie_hf.tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
 
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_recipe(name):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the recipe's annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def pretrain():
     return load_recipe("pretrain")
-
-
-def one_line_error(capsys, entry, argv):
-    """Run `entry` as a recipe; return its single stderr line (and check it is one line, with exit status 2)."""
-    with pytest.raises(SystemExit) as info:
-        run_recipe(entry, argv)
-    assert info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 # -- birdie_hf.cli ---------------------------------------------------------------------------------------------------

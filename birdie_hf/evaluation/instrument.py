@@ -1,0 +1,409 @@
+"""The evaluation instrument: frozen probes on every checkpoint, with controls, intervals and decisions.
+
+For each task (a folder of `{train,dev,test}.csv`, columns `sequence,label` and optionally `group`) and each
+checkpoint, the frozen model is read causally and bidirectionally and probed ([`~.probes.fit_probe`]). Every table
+also holds:
+
+- `random-init`: the checkpoints' architecture and tokenizer, untrained, probed the same way (per reading);
+- `markov`: one order-k Markov chain per class, order chosen on dev; `composition`: the same at order 0;
+- `3-mer LR` and `6-mer LR`: logistic regression on k-mer frequencies, C chosen on dev.
+
+Test MCCs get 95% cluster-bootstrap intervals (the task's `group` column, e.g. genome blocks, resampled as units;
+the same resamples for every row, so differences are paired). Each pre-trained read-out is differenced against the
+random-init control of the same reading ("does pre-training help at all?") and, if given, against a baseline
+checkpoint of the same reading; [`~.statistics.decide`] turns each interval into better / worse / inconclusive.
+Checkpoints named `arm@seed` are pre-training seeds of one arm: with two or more, differences are summarised over
+seeds with a t interval (the seed is the unit of replication).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..baselines import kmer_logistic_regression, read_task_split
+from ..tasks import SPLITS
+from .controls import markov_classifier, random_init_like
+from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
+from .statistics import GroupBootstrap, Interval, decide, seed_interval
+
+
+PathLike = Union[str, os.PathLike]
+RANDOM_INIT = "random-init"
+DECISION_RULE = (
+    "better: the 95% interval of (read-out - reference) lies above 0; worse: below 0; inconclusive: it contains 0. "
+    "Intervals: paired cluster bootstrap over test groups within a pre-training seed; with >= 2 pre-training seeds, "
+    "a t interval over the per-seed differences."
+)
+
+
+class TaskDataError(ValueError):
+    """A task folder that cannot be evaluated (missing split or column, one class, bad characters)."""
+
+
+@dataclass
+class TaskSplit:
+    sequences: list[str]
+    labels: np.ndarray
+    groups: Optional[list[str]] = None
+
+
+def load_task(folder: PathLike) -> dict[str, TaskSplit]:
+    """Read `folder/{train,dev,test}.csv`; checks every split has at least 2 classes and no empty sequence.
+
+    Raises:
+        [`TaskDataError`]: naming the folder, split and problem.
+    """
+    folder = Path(folder)
+    splits = {}
+    for split in SPLITS:
+        try:
+            sequences, labels, groups = read_task_split(folder / f"{split}.csv")
+        except (FileNotFoundError, ValueError) as error:
+            raise TaskDataError(f"task {folder.name!r}: {error}") from None
+        labels = np.asarray(labels)
+        if len(np.unique(labels)) < 2:
+            raise TaskDataError(
+                f"task {folder.name!r}: {split}.csv holds a single class ({labels[0]}); a classification task needs "
+                "at least 2."
+            )
+        splits[split] = TaskSplit(sequences, labels, groups)
+    return splits
+
+
+def check_task_characters(tasks: dict[str, dict[str, TaskSplit]], tokenizer) -> None:
+    """Raise [`TaskDataError`] naming the task, split, row and character when a sequence has a character the
+    tokenizer cannot read as a base (before any model runs)."""
+    for task, splits in tasks.items():
+        for split, data in splits.items():
+            try:
+                encode_sequences(data.sequences, tokenizer, name=f"{split}.csv row")
+            except ValueError as error:
+                raise TaskDataError(f"task {task!r}: {error}") from None
+
+
+@dataclass
+class ProbeSuiteConfig:
+    """Parameters:
+    readings (`tuple`, defaults to `("causal", "bidirectional")`): how each checkpoint is read.
+    Cs (`tuple`, defaults to `(0.01, 0.1, 1.0)`): the probes' inverse L2 strengths (chosen on dev).
+    random_init_seeds (`tuple`, defaults to `(0,)`): seeds of the random-init controls.
+    kmer_ks (`tuple`, defaults to `(3, 6)`): k of the k-mer logistic-regression baselines.
+    markov_orders (`tuple`, defaults to `(0, 1, 2, 3, 4, 5)`): orders tried by the Markov classifier.
+    batch_size (`int`, defaults to `64`): sequences per forward pass.
+    n_resamples (`int`, defaults to `2000`): bootstrap replicates.
+    seed (`int`, defaults to `0`): bootstrap seed.
+    """
+
+    readings: tuple = READING_MODES
+    Cs: tuple = DEFAULT_CS
+    random_init_seeds: tuple = (0,)
+    kmer_ks: tuple = (3, 6)
+    markov_orders: tuple = (0, 1, 2, 3, 4, 5)
+    batch_size: int = 64
+    n_resamples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self):
+        unknown = [r for r in self.readings if r not in READING_MODES]
+        if unknown or not self.readings:
+            raise ValueError(f"`readings` must be a non-empty subset of {READING_MODES}, got {self.readings}.")
+
+
+@dataclass
+class Arm:
+    """A model to probe: `name` (the arm), `seed` (its pre-training seed label), `kind` (`pretrained`/`control`)."""
+
+    name: str
+    seed: str
+    model: object
+    tokenizer: object
+    kind: str = "pretrained"
+    source: str = ""
+
+
+def parse_arm_name(name: str) -> tuple[str, str]:
+    """`"birdie@s1"` -> `("birdie", "s1")`; `"birdie"` -> `("birdie", "0")`."""
+    arm, _, seed = name.partition("@")
+    if not arm:
+        raise ValueError(f"checkpoint name {name!r} has no arm before '@'.")
+    return arm, seed or "0"
+
+
+def control_arms(arms: Sequence[Arm], seeds: Sequence[int]) -> list[Arm]:
+    """Random-init controls with the first checkpoint's architecture; refuses checkpoints of differing architectures
+    (a single control would not match them all)."""
+    reference = arms[0].model.config
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+    for arm in arms[1:]:
+        differing = [k for k in keys if getattr(arm.model.config, k, None) != getattr(reference, k, None)]
+        if differing:
+            raise ValueError(
+                f"checkpoints {arms[0].source!r} and {arm.source!r} differ in {differing}: one random-init control "
+                "cannot match both; evaluate checkpoints of one architecture together."
+            )
+    return [
+        Arm(
+            RANDOM_INIT, str(seed), random_init_like(arms[0].model, seed), arms[0].tokenizer, "control", f"seed {seed}"
+        )
+        for seed in seeds
+    ]
+
+
+@dataclass
+class ReadoutRow:
+    """One row of a task's table."""
+
+    readout: str  # arm name or baseline name
+    reading: str  # causal / bidirectional / "-" for classical baselines
+    seed: str
+    kind: str  # pretrained / control / baseline
+    test: Interval
+    dev_mcc: float
+    selection: dict = field(default_factory=dict)
+
+
+def _row_key(row: ReadoutRow) -> tuple[str, str]:
+    return row.readout, row.reading
+
+
+def evaluate_task(
+    task: str,
+    data: dict[str, TaskSplit],
+    arms: Sequence[Arm],
+    config: ProbeSuiteConfig,
+    baseline: Optional[str] = None,
+    progress=None,
+) -> dict:
+    """Probe every arm (and its controls) on one task and difference them; see the module docstring.
+
+    Returns `{"task", "sizes", "rows": [ReadoutRow dicts], "differences": [...]}`.
+    """
+    test = data["test"]
+    bootstrap = GroupBootstrap(test.groups, n=len(test.labels), n_resamples=config.n_resamples, seed=config.seed)
+    predictions: dict[tuple[str, str, str], np.ndarray] = {}
+    rows: list[ReadoutRow] = []
+
+    def add(readout, reading, seed, kind, preds, dev_mcc, selection):
+        full, replicates = bootstrap.mcc(test.labels, preds)
+        low, high = np.percentile(replicates, [2.5, 97.5])
+        predictions[(readout, reading, seed)] = replicates
+        rows.append(
+            ReadoutRow(readout, reading, seed, kind, Interval(full, float(low), float(high)), dev_mcc, selection)
+        )
+
+    labels = {split: data[split].labels for split in SPLITS}
+    for arm in arms:
+        for reading in config.readings:
+            features = {
+                split: extract_features(
+                    arm.model, arm.tokenizer, data[split].sequences, reading, config.batch_size, show_progress=False
+                )
+                for split in SPLITS
+            }
+            probe = fit_probe(features, labels, Cs=config.Cs)
+            add(
+                arm.name,
+                reading,
+                arm.seed,
+                arm.kind,
+                probe.test_predictions,
+                probe.dev_mcc,
+                {"layer": probe.layer, "pooling": probe.pooling, "C": probe.C},
+            )
+            if progress is not None:
+                progress.update(1)
+    pairs = {split: (data[split].sequences, data[split].labels) for split in SPLITS}
+    markov = markov_classifier(pairs["train"], pairs["dev"], pairs["test"], orders=config.markov_orders)
+    add("markov", "-", "0", "baseline", markov["test_predictions"], markov["dev_mcc"], {"order": markov["order"]})
+    composition = markov_classifier(pairs["train"], pairs["dev"], pairs["test"], orders=(0,))
+    add("composition", "-", "0", "baseline", composition["test_predictions"], composition["dev_mcc"], {"order": 0})
+    for k in config.kmer_ks:
+        kmer = kmer_logistic_regression(pairs["train"], pairs["dev"], pairs["test"], k=k, return_predictions=True)
+        add(f"{k}-mer LR", "-", "0", "baseline", kmer["test_predictions"], kmer["dev"]["mcc"], {"C": kmer["C"]})
+    if progress is not None:
+        progress.update(1)
+
+    differences = []
+    by_arm = defaultdict(dict)  # (arm, reading) -> {seed: (full, replicates)}
+    for row in rows:
+        by_arm[_row_key(row)][row.seed] = (row.test.estimate, predictions[(row.readout, row.reading, row.seed)])
+    references = [(RANDOM_INIT, "random-init control, same reading")]
+    if baseline is not None:
+        references.append((baseline, f"{baseline}, same reading"))
+    for (readout, reading), seeds in by_arm.items():
+        kind = next(r.kind for r in rows if _row_key(r) == (readout, reading))
+        if kind != "pretrained":
+            continue
+        for reference, description in references:
+            if reference == readout or (reference, reading) not in by_arm:
+                continue
+            ref_seeds = by_arm[(reference, reading)]
+            per_seed = []
+            for seed, (full, replicates) in sorted(seeds.items()):
+                ref_full, ref_replicates = ref_seeds.get(seed, next(iter(ref_seeds.values())))
+                per_seed.append((full - ref_full, replicates - ref_replicates))
+            if len(per_seed) >= 2:
+                interval = seed_interval([d for d, _ in per_seed])
+                replication = f"t interval over {len(per_seed)} pre-training seeds"
+            else:
+                d, reps = per_seed[0]
+                low, high = np.percentile(reps, [2.5, 97.5])
+                interval = Interval(float(d), float(low), float(high))
+                replication = "1 pre-training seed: paired bootstrap within the seed (replication not measured)"
+            differences.append(
+                {
+                    "readout": readout,
+                    "reading": reading,
+                    "reference": reference,
+                    "reference_description": description,
+                    "difference": interval.to_dict(),
+                    "decision": decide(interval),
+                    "replication": replication,
+                }
+            )
+    sizes = {
+        split: {"examples": len(data[split].labels), "classes": {int(c): int((data[split].labels == c).sum())
+                for c in np.unique(data[split].labels)}}
+        for split in SPLITS
+    }  # fmt: skip
+    sizes["test"]["groups"] = bootstrap.num_groups
+    return {
+        "task": task,
+        "sizes": sizes,
+        "rows": [{**asdict(row), "test": row.test.to_dict()} for row in rows],
+        "differences": differences,
+    }
+
+
+def run_probe_suite(
+    arms: Sequence[Arm],
+    tasks: dict[str, dict[str, TaskSplit]],
+    config: Optional[ProbeSuiteConfig] = None,
+    baseline: Optional[str] = None,
+    show_progress: bool = True,
+) -> dict:
+    """Evaluate `arms` (pre-trained checkpoints) plus random-init controls and classical baselines on `tasks`.
+
+    Returns `{"config", "decision_rule", "arms": [{name, seed, source}], "tasks": {task: evaluate_task(...)}}`.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or ProbeSuiteConfig()
+    if not arms:
+        raise ValueError("no checkpoints to evaluate.")
+    if baseline is not None and baseline not in {arm.name for arm in arms}:
+        raise ValueError(
+            f"baseline {baseline!r} is not one of the checkpoints' arms {sorted({a.name for a in arms})}."
+        )
+    check_task_characters(tasks, arms[0].tokenizer)
+    everything = list(arms) + control_arms(arms, config.random_init_seeds)
+    total = len(tasks) * (len(everything) * len(config.readings) + 1)
+    results = {}
+    with tqdm(total=total, desc="probing", unit="read-out", disable=not show_progress) as progress:
+        for task, data in tasks.items():
+            progress.set_postfix_str(task)
+            results[task] = evaluate_task(task, data, everything, config, baseline=baseline, progress=progress)
+    return {
+        "config": asdict(config),
+        "decision_rule": DECISION_RULE,
+        "baseline": baseline,
+        "arms": [{"name": a.name, "seed": a.seed, "kind": a.kind, "source": a.source} for a in everything],
+        "tasks": results,
+    }
+
+
+def _fmt(interval: dict) -> str:
+    return f"{interval['estimate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+
+
+def results_markdown(results: dict) -> str:
+    """Markdown: one table per task (every read-out with its 95% interval), then the differences and decisions."""
+    lines = []
+    for task, result in results["tasks"].items():
+        test = result["sizes"]["test"]
+        lines += [
+            f"### {task}",
+            "",
+            f"test: {test['examples']} sequences in {test['groups']} groups, classes {test['classes']}; "
+            f"train {result['sizes']['train']['examples']}, dev {result['sizes']['dev']['examples']}",
+            "",
+            "| read-out | reading | seed | test MCC [95% CI] | dev MCC | chosen on dev |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in result["rows"]:
+            chosen = ", ".join(f"{k} {v}" for k, v in row["selection"].items())
+            lines.append(
+                f"| {row['readout']} | {row['reading']} | {row['seed']} | {_fmt(row['test'])} | "
+                f"{row['dev_mcc']:.3f} | {chosen} |"
+            )
+        if result["differences"]:
+            lines += ["", "| read-out | reading | vs | difference in test MCC [95% CI] | decision | replication |"]
+            lines.append("|---|---|---|---|---|---|")
+            for d in result["differences"]:
+                lines.append(
+                    f"| {d['readout']} | {d['reading']} | {d['reference']} | {_fmt(d['difference'])} | "
+                    f"**{d['decision']}** | {d['replication']} |"
+                )
+        lines.append("")
+    lines += [f"Decision rule: {results['decision_rule']}", ""]
+    return "\n".join(lines)
+
+
+def plot_results(results: dict, path: PathLike) -> str:
+    """One panel per task: test MCC with its 95% interval for every read-out (pre-trained checkpoints, the
+    random-init control, classical baselines), coloured by kind. Returns the path written."""
+    from ..plotting import _pyplot, _save
+
+    plt = _pyplot()
+    tasks = list(results["tasks"])
+    colours = {"pretrained": "tab:blue", "control": "tab:red", "baseline": "tab:gray"}
+    columns = min(3, len(tasks))
+    grid_rows = -(-len(tasks) // columns)
+    height = max(2.5, 0.32 * max(len(results["tasks"][t]["rows"]) for t in tasks) + 1.2)
+    figure, axes = plt.subplots(
+        grid_rows, columns, figsize=(4.6 * columns, height * grid_rows), sharey=True, squeeze=False
+    )
+    for axis in axes.flat[len(tasks) :]:
+        axis.set_visible(False)
+    for axis, task in zip(axes.flat, tasks):
+        rows = results["tasks"][task]["rows"]
+        names = [r["readout"] + (f" ({r['reading']})" if r["reading"] != "-" else "") for r in rows]
+        names = [
+            n + (f" @{r['seed']}" if r["kind"] == "pretrained" and r["seed"] != "0" else "")
+            for n, r in zip(names, rows)
+        ]
+        for y, row in enumerate(rows):
+            t = row["test"]
+            axis.errorbar(
+                t["estimate"], y, xerr=[[t["estimate"] - t["low"]], [t["high"] - t["estimate"]]],
+                fmt="o", color=colours.get(row["kind"], "black"), capsize=3,
+            )  # fmt: skip
+        axis.set_yticks(range(len(rows)), names)
+        axis.axvline(0, color="black", linewidth=0.6)
+        axis.set_title(f"{task} (n test = {results['tasks'][task]['sizes']['test']['examples']})", fontsize=9)
+        axis.set_xlabel("test MCC, 95% CI")
+        axis.grid(axis="x", alpha=0.3)
+    axes[0][0].invert_yaxis()
+    figure.suptitle("Frozen-feature probes: pre-trained (blue), random-init control (red), classical baselines (grey)")
+    figure.tight_layout()
+    return _save(figure, os.fspath(path))
+
+
+def write_results(results: dict, output_dir: PathLike) -> dict[str, str]:
+    """Write `probe_results.json`, `probe_results.md` and `probe_results.png` into `output_dir`; returns the paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": output_dir / "probe_results.json", "markdown": output_dir / "probe_results.md"}
+    partial = paths["json"].with_suffix(".json.partial")
+    partial.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(partial, paths["json"])
+    paths["markdown"].write_text(results_markdown(results))
+    paths["plot"] = Path(plot_results(results, output_dir / "probe_results.png"))
+    return {k: str(v) for k, v in paths.items()}

@@ -1,0 +1,161 @@
+"""Evaluate checkpoints with frozen-feature probes, controls and intervals: does pre-training help, and which helps more?
+
+    # the README's default checkpoint against its random-init control, on the default task suite
+    python recipes/evaluate.py --checkpoints birdie=outputs/birdie-dna-tiny
+
+    # two arms, two pre-training seeds each, differenced against the NTP arm; refuse tasks that leak into the corpus
+    python recipes/evaluate.py --checkpoints birdie@0=out/b0 birdie@1=out/b1 ntp@0=out/n0 ntp@1=out/n1 \\
+        --baseline ntp --pretraining_corpus corpus/*.fa.gz --output_dir outputs/evaluation
+
+Each `name=path` (a local folder or a Hub id) is a causal-LM checkpoint; `arm@seed=path` marks pre-training seeds
+of one arm. Every checkpoint is read causally and bidirectionally (`<|prefix_lm|>` + the bases as a bidirectional
+prefix), every layer's hidden states are pooled (mean, last base), and a logistic regression is chosen on dev and
+scored once on test (`birdie_hf.evaluation.probes`). Every table also has a random-init model of the same
+architecture read the same way, a Markov-chain classifier, a base-composition classifier and 3-/6-mer logistic
+regression on the same splits. Test MCCs carry 95% cluster-bootstrap intervals; differences against the random-init
+control (and `--baseline`) are decided better / worse / inconclusive by the rule in `birdie_hf.evaluation.statistics`.
+
+Tasks: `--tasks_dir` holds one folder per task (`{train,dev,test}.csv`, columns `sequence,label[,group]`). Without
+it, the default suite is built once into `outputs/evaluation_tasks` from `../shared/data`: gene strand, coding vs
+intergenic, start-codon and stop-codon context on three bacterial species held out of pre-training (Prodigal gene
+calls; `birdie_hf.evaluation.genome_tasks`) and human repeats from chr22 (`birdie_hf.human_tasks`).
+
+Writes `<output_dir>/probe_results.{json,md,png}` and prints the markdown. Bad input (a checkpoint that is not a
+causal LM, a task with one class or no label column, a character the tokenizer cannot read, a dev/test sequence found
+in `--pretraining_corpus`) ends in one `error:` line before any model runs; `--traceback` shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.evaluation import genome_tasks
+from birdie_hf.evaluation.instrument import (
+    Arm,
+    ProbeSuiteConfig,
+    check_task_characters,
+    load_task,
+    parse_arm_name,
+    run_probe_suite,
+    write_results,
+)
+from birdie_hf.human_tasks import build_human_repeat_task, write_human_repeat_task
+from birdie_hf.leakage import leakage_report
+from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
+
+
+SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
+DEFAULT_TASKS_DIR = "outputs/evaluation_tasks"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoints", nargs="+", required=True, metavar="NAME=PATH")
+    parser.add_argument("--tasks_dir", default=None, help=f"task folders (default: build {DEFAULT_TASKS_DIR})")
+    parser.add_argument("--tasks", nargs="*", default=None, help="task names to run (default: every folder)")
+    parser.add_argument("--baseline", default=None, help="arm every other arm is also differenced against")
+    parser.add_argument("--pretraining_corpus", nargs="*", default=[], help="FASTA files the checkpoints saw")
+    parser.add_argument("--readings", nargs="+", default=["causal", "bidirectional"])
+    parser.add_argument("--random_init_seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--n_resamples", type=int, default=2000)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--output_dir", default="outputs/evaluation")
+    parser.add_argument(TRACEBACK_FLAG, nargs="?", const=True, default=False, help=TRACEBACK_HELP)
+    return parser.parse_args(argv)
+
+
+def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
+    """`["a@0=path", ...]` -> `{"a@0": "path"}`; refuses malformed and repeated names."""
+    checkpoints = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise RecipeError(f"--checkpoints entry {pair!r} is not name=path (or arm@seed=path).")
+        if name in checkpoints:
+            raise RecipeError(f"--checkpoints names {name!r} twice; give each checkpoint its own name or @seed.")
+        checkpoints[name] = path
+    return checkpoints
+
+
+def build_default_tasks(folder: Path) -> None:
+    """The default suite: four bacterial tasks on held-out species and the chr22 repeat task."""
+    print(f"Building the default task suite into {folder} (once; about a minute) ...", flush=True)
+    sources = genome_tasks.shared_genome_sources(SHARED)
+    genome_tasks.write_genome_tasks(genome_tasks.build_genome_tasks(sources), folder)
+    human = SHARED / "data" / "genomes" / "human_chr22_segments.fa.gz"
+    if human.is_file():
+        write_human_repeat_task(build_human_repeat_task(human), str(folder))
+
+
+def resolve_tasks(args) -> dict[str, Path]:
+    folder = Path(args.tasks_dir or DEFAULT_TASKS_DIR)
+    if args.tasks_dir is None and not folder.is_dir():
+        build_default_tasks(folder)
+    if not folder.is_dir():
+        raise RecipeError(f"--tasks_dir {str(folder)!r} is not a folder.")
+    available = {p.name: p for p in sorted(folder.iterdir()) if (p / "test.csv").is_file()}
+    if not available:
+        raise RecipeError(f"--tasks_dir {str(folder)!r} holds no task folder with a test.csv.")
+    names = args.tasks or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise RecipeError(f"--tasks {unknown} not found in {str(folder)!r}; available: {sorted(available)}.")
+    return {name: available[name] for name in names}
+
+
+def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
+    """Refuse tasks whose dev/test sequences occur verbatim (either strand) in the pre-training corpus."""
+    leaked = []
+    for name, folder in task_folders.items():
+        report = leakage_report(str(folder), corpus)
+        for task, splits in report["tasks"].items():
+            for split, counts in splits.items():
+                if counts["occurring"]:
+                    leaked.append(f"{task}/{split}: {counts['occurring']} of {counts['checked']}")
+    if leaked:
+        raise RecipeError(
+            "test data overlaps pre-training: sequences of " + "; ".join(leaked) + " occur verbatim in "
+            "--pretraining_corpus; rebuild the tasks from data the checkpoints did not see."
+        )
+
+
+def main(args):
+    checkpoints = parse_checkpoints(args.checkpoints)
+    config = ProbeSuiteConfig(
+        readings=tuple(args.readings),
+        random_init_seeds=tuple(args.random_init_seeds),
+        batch_size=args.batch_size,
+        n_resamples=args.n_resamples,
+    )
+    task_folders = resolve_tasks(args)
+    tasks = {name: load_task(folder) for name, folder in task_folders.items()}
+    for path in checkpoints.values():
+        causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
+    # Characters first (the tokenizer alone is quick to load), then leakage, then the models.
+    check_task_characters(tasks, AutoTokenizer.from_pretrained(next(iter(checkpoints.values()))))
+    if args.pretraining_corpus:
+        check_leakage(task_folders, list(args.pretraining_corpus))
+    arms = []
+    for name, path in checkpoints.items():
+        arm, seed = parse_arm_name(name)
+        model, tokenizer = load_causal_lm_checkpoint(path)
+        arms.append(Arm(arm, seed, model.eval(), tokenizer, "pretrained", path))
+    start = time.perf_counter()
+    results = run_probe_suite(arms, tasks, config, baseline=args.baseline)
+    results["checkpoints"] = checkpoints
+    results["pretraining_corpus"] = [os.path.basename(p) for p in args.pretraining_corpus]
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    paths = write_results(results, args.output_dir)
+    print(open(paths["markdown"], encoding="utf-8").read())
+    print(f"Wrote {paths['markdown']}, {paths['json']} and {paths['plot']} ({results['seconds']:.0f} s).")
+    return results
+
+
+if __name__ == "__main__":
+    run_recipe(lambda argv: main(parse_args(argv)))

@@ -1,0 +1,429 @@
+"""The evaluation instrument: gene-call tasks, probes, controls, statistics and the evaluate recipe."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import matthews_corrcoef as sklearn_mcc
+from testing_utils import load_recipe, one_line_error
+
+from birdie_hf import build_causal_lm, default_model_config
+from birdie_hf.evaluation import (
+    GENOME_TASK_NAMES,
+    GenomeSource,
+    GenomeTaskConfig,
+    GFFFormatError,
+    build_genome_tasks,
+    iter_gene_calls,
+    shared_genome_sources,
+    write_genome_tasks,
+)
+from birdie_hf.evaluation.controls import markov_classifier, random_init_like
+from birdie_hf.evaluation.instrument import (
+    Arm,
+    ProbeSuiteConfig,
+    TaskDataError,
+    load_task,
+    results_markdown,
+    run_probe_suite,
+    write_results,
+)
+from birdie_hf.evaluation.probes import SequenceCharacterError, extract_features, fit_probe
+from birdie_hf.evaluation.statistics import (
+    GroupBootstrap,
+    Interval,
+    bootstrap_mcc,
+    decide,
+    matthews_corrcoef,
+    seed_interval,
+)
+from birdie_hf.leakage import leakage_report
+from birdie_hf.tasks import reverse_complement
+
+
+# -- gene calls -----------------------------------------------------------------------------------------------------
+
+
+def gff_line(seqid, start, end, strand, partial="00"):
+    return f"{seqid}\tProdigal_v2.6.3\tCDS\t{start}\t{end}\t1.0\t{strand}\t0\tID=1_1;partial={partial};\n"
+
+
+def test_gene_calls_are_zero_based_half_open_with_strand_and_partial_flags(tmp_path):
+    path = tmp_path / "g.gff.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("##gff-version  3\n# Sequence Data: seqnum=1\n")
+        handle.write(gff_line("chr", 10, 21, "+"))
+        handle.write(gff_line("chr", 31, 60, "-", partial="10"))
+        handle.write("chr\tx\tgene\t1\t5\t.\t+\t.\tID=g\n")  # not a CDS: skipped
+    genes = list(iter_gene_calls(path))
+    assert [(g.start, g.end, g.strand, g.partial) for g in genes] == [(9, 21, 1, False), (30, 60, -1, True)]
+    assert genes[0].start_codon == 9 and genes[0].stop_codon == 18
+    assert genes[1].start_codon == 57 and genes[1].stop_codon == 30
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("chr\tx\tCDS\t10\n", "expected 9 tab-separated"),
+        ("chr\tx\tCDS\tten\t20\t.\t+\t0\t\n", "not integers"),
+        ("chr\tx\tCDS\t30\t20\t.\t+\t0\t\n", "invalid coordinates"),
+        ("chr\tx\tCDS\t10\t20\t.\t?\t0\t\n", "strand must be"),
+    ],
+)
+def test_bad_gff_lines_are_named_by_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.gff"
+    path.write_text("# header\n" + line)
+    with pytest.raises(GFFFormatError, match=rf"bad.gff:2: .*{message}"):
+        list(iter_gene_calls(path))
+
+
+STOPS = {"TAA", "TAG", "TGA"}
+
+
+# -- genome tasks ---------------------------------------------------------------------------------------------------
+
+
+def synthetic_genome(tmp_path, seed=0, genes=60, gene_length=600, gap=300):
+    """A record of alternating-strand genes (ATG ... TAA on their strand) separated by intergenic gaps."""
+    rng = np.random.default_rng(seed)
+    parts, calls, position = [], [], 0
+    for i in range(genes):
+        gap_seq = "".join(rng.choice(list("ACGT"), size=gap))
+        sense = [c for c in ("".join(t) for t in rng.choice(list("ACGT"), size=(gene_length, 3))) if c not in STOPS]
+        cds = "ATG" + "".join(sense[: gene_length // 3 - 2]) + "TAA"  # no stop in frame inside the gene
+        strand = "+" if i % 2 == 0 else "-"
+        parts += [gap_seq, cds if strand == "+" else reverse_complement(cds)]
+        position += gap
+        calls.append(gff_line("rec", position + 1, position + gene_length, strand))
+        position += gene_length
+    parts.append("".join(rng.choice(list("ACGT"), size=gap)))
+    fasta, gff = tmp_path / f"g{seed}.fa", tmp_path / f"g{seed}.gff"
+    fasta.write_text(">rec synthetic\n" + "".join(parts) + "\n")
+    gff.write_text("".join(calls))
+    return GenomeSource(f"g{seed}", str(fasta), str(gff))
+
+
+def test_genome_tasks_have_exact_labels_balanced_classes_and_disjoint_splits(tmp_path):
+    config = GenomeTaskConfig(window_length=40, block_size=3000, examples_per_class=(500, 500, 500), seed=1)
+    suite = build_genome_tasks([synthetic_genome(tmp_path)], config)
+    assert set(suite.tasks) == set(GENOME_TASK_NAMES)
+    for task, splits in suite.tasks.items():
+        seen = {}
+        for split, rows in splits.items():
+            labels = [label for _, label, _ in rows]
+            assert labels.count(0) == labels.count(1) > 0, (task, split)
+            assert all(len(s) == 40 and set(s) <= set("ACGT") for s, _, _ in rows)
+            for sequence, _, group in rows:
+                canonical = min(sequence, reverse_complement(sequence))
+                assert seen.setdefault(canonical, split) == split, f"{task}: a sequence is in two splits"
+                seen[canonical] = split
+        groups = {split: {g for _, _, g in rows} for split, rows in splits.items()}
+        assert not (groups["train"] & groups["test"]) and not (groups["dev"] & groups["test"])
+    # Codon tasks: the triplet at window_length // 2 - 1 is what the label says, read on the gene's strand.
+    for sequence, label, _ in (row for rows in suite.tasks["start_codon"].values() for row in rows):
+        codon = sequence[19:22]
+        assert codon == "ATG" if label else codon in {"ATG", "GTG", "TTG"}
+    for sequence, label, _ in (row for rows in suite.tasks["stop_codon"].values() for row in rows):
+        assert sequence[19:22] == "TAA" if label else sequence[19:22] in {"TAA", "TAG", "TGA"}
+    counts = suite.metadata["counts"]["gene_strand"]
+    assert counts["test"]["examples"] == len(suite.tasks["gene_strand"]["test"])
+
+
+def test_genome_tasks_are_reproducible_and_written_with_groups(tmp_path):
+    source = synthetic_genome(tmp_path)
+    config = GenomeTaskConfig(window_length=40, block_size=3000)
+    first, second = build_genome_tasks([source], config), build_genome_tasks([source], config)
+    assert first.tasks == second.tasks
+    write_genome_tasks(first, tmp_path / "tasks")
+    with open(tmp_path / "tasks" / "gene_strand" / "test.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["sequence", "label", "group"]
+    assert [(r["sequence"], int(r["label"]), r["group"]) for r in rows] == first.tasks["gene_strand"]["test"]
+    assert json.loads((tmp_path / "tasks" / "suite.json").read_text())["counts"] == first.metadata["counts"]
+    loaded = load_task(tmp_path / "tasks" / "gene_strand")
+    assert loaded["test"].groups == [g for _, _, g in first.tasks["gene_strand"]["test"]]
+
+
+def test_genome_tasks_refuse_a_gff_naming_a_record_the_fasta_lacks(tmp_path):
+    source = synthetic_genome(tmp_path)
+    with open(source.gff, "a") as handle:
+        handle.write(gff_line("plasmid9", 1, 30, "+"))
+    with pytest.raises(ValueError, match="plasmid9"):
+        build_genome_tasks([source], GenomeTaskConfig(window_length=40, block_size=3000))
+
+
+def test_default_suite_on_shared_genomes_is_large_and_unseen_by_the_default_corpus(shared_dir, tmp_path):
+    suite = build_genome_tasks(shared_genome_sources(shared_dir))
+    for task in GENOME_TASK_NAMES:
+        assert len(suite.tasks[task]["test"]) >= 2000, task
+        assert suite.metadata["counts"][task]["test"]["groups"] >= 30
+    write_genome_tasks(suite, tmp_path)
+    corpus = shared_dir / "data" / "genomes" / "bacterial_contigs.fna"
+    assert leakage_report(str(tmp_path), [str(corpus)])["total_occurring"] == 0
+
+
+# -- statistics -----------------------------------------------------------------------------------------------------
+
+
+def test_mcc_matches_scikit_learn_for_binary_and_multiclass():
+    rng = np.random.default_rng(0)
+    for classes in (2, 3):
+        y, p = rng.integers(0, classes, 300), rng.integers(0, classes, 300)
+        p[:150] = y[:150]
+        assert matthews_corrcoef(y, p) == pytest.approx(sklearn_mcc(y, p))
+    assert matthews_corrcoef([0, 1, 0, 1], [1, 1, 1, 1]) == 0.0  # constant prediction: undefined, reported as 0
+
+
+def test_bootstrap_interval_covers_the_true_mcc_about_95_percent_of_the_time():
+    # Labels balanced, predictions correct with probability 0.75: true MCC = 0.5.
+    rng = np.random.default_rng(0)
+    covered = 0
+    for trial in range(200):
+        y = rng.integers(0, 2, 400)
+        p = np.where(rng.random(400) < 0.75, y, 1 - y)
+        low, high = np.percentile(GroupBootstrap(n=400, n_resamples=400, seed=trial).mcc(y, p)[1], [2.5, 97.5])
+        covered += low <= 0.5 <= high
+    assert 0.90 <= covered / 200 <= 0.99
+
+
+def test_cluster_bootstrap_widens_the_interval_when_examples_of_a_group_agree():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(20), 50)
+    y = rng.integers(0, 2, 1000)
+    correct = np.repeat(rng.random(20) < 0.75, 50)  # whole groups right or wrong: 20 effective samples, not 1000
+    p = np.where(correct, y, 1 - y)
+    plain = bootstrap_mcc(y, {"a": p})["arms"]["a"]
+    clustered = bootstrap_mcc(y, {"a": p}, groups=groups)["arms"]["a"]
+    assert plain.estimate == clustered.estimate
+    assert (clustered.high - clustered.low) > 3 * (plain.high - plain.low)
+
+
+def test_paired_differences_and_the_decision_rule():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 2000)
+    good = np.where(rng.random(2000) < 0.9, y, 1 - y)
+    worse = np.where(rng.random(2000) < 0.7, y, 1 - y)
+    result = bootstrap_mcc(y, {"good": good, "worse": worse, "same": good.copy()}, baseline="good")
+    assert result["decisions"] == {"worse": "worse", "same": "inconclusive"}
+    assert result["differences"]["same"] == Interval(0.0, 0.0, 0.0)  # paired: identical predictions, no width
+    assert decide(Interval(0.1, 0.01, 0.2)) == "better" and decide(Interval(-0.1, -0.2, -0.01)) == "worse"
+    with pytest.raises(ValueError, match="baseline arm 'nope'"):
+        bootstrap_mcc(y, {"good": good}, baseline="nope")
+
+
+def test_seed_interval_is_the_student_t_interval():
+    interval = seed_interval([1.0, 2.0, 3.0])
+    assert interval.estimate == 2.0
+    assert interval.high - interval.estimate == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        seed_interval([0.3])
+
+
+# -- probes and controls --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tokenizer):
+    config = default_model_config(tokenizer, hidden_size=16, num_hidden_layers=2, num_attention_heads=2)
+    return build_causal_lm(config, seed=0).eval()
+
+
+def test_features_have_one_row_per_layer_and_pooling_and_ignore_padding(tiny_model, tokenizer):
+    sequences = ["ACGTACGTAC", "GGGCC", "TTTTTTTTTTTTTTTTTTTT"]
+    for reading in ("causal", "bidirectional"):
+        together = extract_features(tiny_model, tokenizer, sequences, reading, batch_size=3, show_progress=False)
+        assert together.shape == (3, 3, 2, 16) and together.dtype == np.float32
+        alone = np.concatenate(
+            [extract_features(tiny_model, tokenizer, [s], reading, show_progress=False) for s in sequences]
+        )
+        np.testing.assert_allclose(together, alone, atol=1e-5)  # right padding changes nothing
+    causal = extract_features(tiny_model, tokenizer, ["ACGTA", "ACGTC"], "causal", show_progress=False)
+    bidirectional = extract_features(tiny_model, tokenizer, ["ACGTA", "ACGTC"], "bidirectional", show_progress=False)
+    # Layer 1 at the first base: causally it cannot see the last base; bidirectionally it does. Mean pooling over
+    # 5 bases of causal states differs only through the last position; the bidirectional mean differs everywhere.
+    assert not np.allclose(bidirectional[0], bidirectional[1])
+    assert not np.allclose(causal[0, 1, 1], causal[1, 1, 1])  # the last base itself differs
+
+
+def test_feature_extraction_names_a_bad_character(tiny_model, tokenizer):
+    with pytest.raises(SequenceCharacterError, match=r"sequences\[1\] holds 'X'"):
+        extract_features(tiny_model, tokenizer, ["ACGT", "ACXT"], show_progress=False)
+
+
+def test_probe_separates_features_that_encode_the_label_and_scores_zero_on_shuffled_labels():
+    rng = np.random.default_rng(0)
+    labels = {split: rng.integers(0, 2, n) for split, n in (("train", 600), ("dev", 300), ("test", 2000))}
+    features = {split: rng.normal(size=(len(y), 3, 2, 8)).astype(np.float32) for split, y in labels.items()}
+    encoded = {split: f.copy() for split, f in features.items()}
+    for split, f in encoded.items():
+        f[:, 2, 0, 5] += 4.0 * labels[split]  # layer 2, mean pooling, one dimension carries the label
+    probe = fit_probe(encoded, labels)
+    assert probe.test_mcc > 0.95 and (probe.layer, probe.pooling) == (2, "mean")
+    assert len(probe.dev_grid) == 3 * 2 * 3
+    noise = fit_probe(features, labels)
+    assert abs(noise.test_mcc) < 0.08
+    again = fit_probe(features, labels)
+    np.testing.assert_array_equal(again.test_predictions, noise.test_predictions)  # deterministic
+
+
+def test_random_init_control_matches_the_architecture_not_the_weights(tiny_model):
+    control = random_init_like(tiny_model, seed=3)
+    assert control.config.to_dict() == tiny_model.config.to_dict()
+    assert not torch.equal(control.model.layers[0].mlp.up_proj.weight, tiny_model.model.layers[0].mlp.up_proj.weight)
+    assert torch.equal(
+        control.model.embed_tokens.weight, random_init_like(tiny_model, seed=3).model.embed_tokens.weight
+    )
+
+
+def test_markov_classifier_reads_composition_and_context(random_dna):
+    rng = np.random.default_rng(0)
+
+    def make(n, seed):
+        at = ["".join(rng.choice(list("AATTCG"), 60)) for _ in range(n)]
+        gc = ["".join(rng.choice(list("GGCCAT"), 60)) for _ in range(n)]
+        return at + gc, [0] * n + [1] * n
+
+    result = markov_classifier(make(100, 0), make(50, 1), make(100, 2), orders=(0, 2))
+    assert result["test_mcc"] > 0.95 and result["test_predictions"].shape == (200,)
+    # Same composition, different order: only a context model separates "ACACAC..." from "AACCAACC...".
+    periodic = (["AC" * 30] * 20 + ["AACC" * 15] * 20, [0] * 20 + [1] * 20)
+    result = markov_classifier(periodic, periodic, periodic, orders=(0, 1))
+    assert result["dev_by_order"][0] == 0.0 and result["order"] == 1 and result["test_mcc"] == 1.0
+
+
+# -- the instrument -------------------------------------------------------------------------------------------------
+
+
+def write_task(folder, rows_by_split, header=("sequence", "label", "group")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in rows_by_split.items():
+        with open(folder / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return folder
+
+
+def gc_task(random_dna, n=(60, 30, 60)):
+    rng = np.random.default_rng(5)
+    out = {}
+    for split, count in zip(("train", "dev", "test"), n):
+        rows = []
+        for i in range(count):
+            label = i % 2
+            alphabet = list("GGCCAT") if label else list("AATTCG")
+            rows.append(("".join(rng.choice(alphabet, 40)), label, f"block{i // 6}"))
+        out[split] = rows
+    return out
+
+
+def test_probe_suite_reports_controls_intervals_and_decisions(tmp_path, tiny_model, tokenizer, random_dna):
+    tasks = {"gc": load_task(write_task(tmp_path / "gc", gc_task(random_dna)))}
+    arms = [Arm("birdie", "0", tiny_model, tokenizer, source="tiny")]
+    config = ProbeSuiteConfig(n_resamples=200, kmer_ks=(3,), markov_orders=(0, 1))
+    results = run_probe_suite(arms, tasks, config, show_progress=False)
+    rows = {(r["readout"], r["reading"]) for r in results["tasks"]["gc"]["rows"]}
+    assert rows == {
+        ("birdie", "causal"), ("birdie", "bidirectional"), ("random-init", "causal"), ("random-init", "bidirectional"),
+        ("markov", "-"), ("composition", "-"), ("3-mer LR", "-"),
+    }  # fmt: skip
+    differences = results["tasks"]["gc"]["differences"]
+    assert {(d["readout"], d["reading"], d["reference"]) for d in differences} == {
+        ("birdie", "causal", "random-init"),
+        ("birdie", "bidirectional", "random-init"),
+    }
+    for row in results["tasks"]["gc"]["rows"]:
+        assert row["test"]["low"] <= row["test"]["estimate"] <= row["test"]["high"]
+    assert results["tasks"]["gc"]["sizes"]["test"]["groups"] == 10
+    markdown = results_markdown(results)
+    assert "### gc" in markdown and "random-init" in markdown and "Decision rule" in markdown
+    paths = write_results(results, tmp_path / "out")
+    assert json.loads(open(paths["json"]).read())["tasks"]["gc"]["rows"]
+    assert open(paths["plot"], "rb").read(4) == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ({s: [("ACGT", 0, "a"), ("ACGA", 1, "b")] for s in ("train", "dev")}, "test.csv"),  # missing split
+        ({s: [("ACGT", 1, "a"), ("ACGA", 1, "b")] for s in ("train", "dev", "test")}, "single class"),
+    ],
+)
+def test_tasks_that_cannot_be_evaluated_are_named(tmp_path, rows, message):
+    with pytest.raises(TaskDataError, match=message):
+        load_task(write_task(tmp_path / "t", rows))
+
+
+def test_task_without_a_label_column_is_refused(tmp_path):
+    rows = {s: [("ACGT", "a"), ("ACGA", "b")] for s in ("train", "dev", "test")}
+    with pytest.raises(TaskDataError, match=r"missing \['label'\]"):
+        load_task(write_task(tmp_path / "t", rows, header=("sequence", "group")))
+
+
+# -- the recipe -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def evaluate_recipe():
+    return load_recipe("evaluate")
+
+
+@pytest.fixture
+def saved_checkpoint(tmp_path, tiny_model, tokenizer):
+    path = tmp_path / "ckpt"
+    tiny_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def recipe_main(recipe):
+    return lambda argv: recipe.main(recipe.parse_args(argv))
+
+
+def test_evaluate_recipe_runs_end_to_end(evaluate_recipe, tmp_path, saved_checkpoint, random_dna, capsys):
+    write_task(tmp_path / "tasks" / "gc", gc_task(random_dna))
+    out = tmp_path / "out"
+    results = recipe_main(evaluate_recipe)(
+        ["--checkpoints", f"tiny={saved_checkpoint}", "--tasks_dir", str(tmp_path / "tasks"),
+         "--n_resamples", "100", "--output_dir", str(out)]
+    )  # fmt: skip
+    assert results["checkpoints"] == {"tiny": str(saved_checkpoint)}
+    assert (out / "probe_results.md").read_text().startswith("### gc")
+    assert "test MCC [95% CI]" in capsys.readouterr().out
+
+
+def test_evaluate_recipe_refuses_bad_input_in_one_line(
+    evaluate_recipe, tmp_path, saved_checkpoint, random_dna, capsys
+):
+    tasks = tmp_path / "tasks"
+    write_task(tasks / "gc", gc_task(random_dna))
+    main = recipe_main(evaluate_recipe)
+    base = ["--tasks_dir", str(tasks), "--output_dir", str(tmp_path / "out")]
+    line = one_line_error(capsys, main, ["--checkpoints", "tiny", *base])
+    assert "not name=path" in line
+    classifier = tmp_path / "classifier"
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    LlamaForSequenceClassification(
+        LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=200)
+    ).save_pretrained(classifier)
+    capsys.readouterr()  # the save's progress bar
+    line = one_line_error(capsys, main, ["--checkpoints", f"c={classifier}", *base])
+    assert "not a causal LM" in line
+    line = one_line_error(capsys, main, ["--checkpoints", f"t={saved_checkpoint}", *base, "--tasks", "promoters"])
+    assert "promoters" in line and "gc" in line
+    # A test sequence that occurs in the pre-training corpus.
+    test_sequence = gc_task(random_dna)["test"][0][0]
+    corpus = tmp_path / "corpus.fa"
+    corpus.write_text(">c\n" + "A" * 50 + reverse_complement(test_sequence * 2) + "\n")
+    line = one_line_error(
+        capsys, main, ["--checkpoints", f"t={saved_checkpoint}", *base, "--pretraining_corpus", str(corpus)]
+    )
+    assert "overlaps pre-training" in line and "gc/test" in line
+    bad = tasks / "bad"
+    write_task(bad, {s: [("ACGT", 0, "a"), ("ACZT", 1, "b")] for s in ("train", "dev", "test")})
+    line = one_line_error(capsys, main, ["--checkpoints", f"t={saved_checkpoint}", *base, "--tasks", "bad"])
+    assert "'Z'" in line and "bad" in line
