@@ -106,9 +106,12 @@ class HumanRepeatTask(dict):
     """`dict[split, list[tuple[str, int]]]` of `(sequence, label)` pairs with a `metadata` dict attribute (region
     boundaries, record/base counts, candidate counts, leaked sequences dropped)."""
 
-    def __init__(self, splits: dict, metadata: dict):
+    def __init__(self, splits: dict, metadata: dict, groups: Optional[dict] = None):
         super().__init__(splits)
         self.metadata = metadata
+        #: `{split: [group per row]}`: the held-out genomic block of each dev/test row (`block<k>`), the record of each
+        #: train row; intervals resample whole groups.
+        self.groups = groups or {}
 
 
 def parse_chr22_coordinates(name: str) -> tuple[str, int, int]:
@@ -260,12 +263,14 @@ def build_human_repeat_task(path: PathLike, config: Optional[HumanRepeatTaskConf
     is_dev[block_rng.permutation(n_blocks)[: int(round(config.dev_fraction * n_blocks))]] = True
 
     raw: dict[str, dict[int, list[str]]] = {split: {0: [], 1: []} for split in SPLITS}
+    group_of: dict[str, str] = {}  # sequences are unique after deduplication, so a sequence names its group
     crossing = 0
     for region, items in (("pretraining", pretraining), ("heldout", heldout)):
         for record, start, _ in items:
             starts, labels = _labelled_windows(record.sequence, config)
             if region == "pretraining":
                 splits = np.zeros(len(starts), dtype=np.int64)
+                groups = [f"record:{record.name}"] * len(starts)
             else:
                 first = (start + starts - boundary) // config.block_size
                 last = (start + starts + window - 1 - boundary) // config.block_size
@@ -273,9 +278,12 @@ def build_human_repeat_task(path: PathLike, config: Optional[HumanRepeatTaskConf
                 crossing += int((~inside).sum())
                 starts, labels, first = starts[inside], labels[inside], first[inside]
                 splits = np.where(is_dev[first], 1, 2)
+                groups = [f"block{b}" for b in first.tolist()]
             sequence = record.sequence
-            for offset, label, split in zip(starts.tolist(), labels.tolist(), splits.tolist()):
-                raw[SPLITS[split]][label].append(sequence[offset : offset + window].upper().decode("ascii"))
+            for offset, label, split, group in zip(starts.tolist(), labels.tolist(), splits.tolist(), groups):
+                text = sequence[offset : offset + window].upper().decode("ascii")
+                raw[SPLITS[split]][label].append(text)
+                group_of.setdefault(text, group)
 
     candidates = {split: {label: len(raw[split][label]) for label in (0, 1)} for split in SPLITS}
     # Identical sequences (repeat copies): keep the first, in the earliest split.
@@ -334,10 +342,16 @@ def build_human_repeat_task(path: PathLike, config: Optional[HumanRepeatTaskConf
         "leaked_dropped": leaked,
         "counts": {split: len(rows) for split, rows in splits_out.items()},
     }
-    return HumanRepeatTask(splits_out, metadata)
+    groups = {split: [group_of[sequence] for sequence, _ in rows] for split, rows in splits_out.items()}
+    return HumanRepeatTask(splits_out, metadata, groups)
 
 
 def write_human_repeat_task(suite: dict, output_dir: str) -> dict[str, int]:
-    """Write `output_dir/human_repeat/{train,dev,test}.csv` (`sequence,label`, as [`~tasks.write_task_suite`]);
-    returns the row counts per split."""
-    return write_task_suite({TASK_NAME: dict(suite)}, output_dir)[TASK_NAME]
+    """Write `output_dir/human_repeat/{train,dev,test}.csv` (`sequence,label`, plus `group` when the task carries
+    groups, as [`~tasks.write_task_suite`]); returns the row counts per split."""
+    groups = getattr(suite, "groups", None) or {}
+    splits = {
+        split: [(*row, group) for row, group in zip(rows, groups[split])] if split in groups else rows
+        for split, rows in suite.items()
+    }
+    return write_task_suite({TASK_NAME: splits}, output_dir)[TASK_NAME]

@@ -245,7 +245,8 @@ def check_task_suite(suite: dict, config, genome_length: Optional[int] = None) -
 
 
 def write_task_suite(suite: dict, output_dir: str) -> dict[str, dict[str, int]]:
-    """Write `output_dir/<task>/{train,dev,test}.csv` (`sequence,label`); returns the row counts."""
+    """Write `output_dir/<task>/{train,dev,test}.csv` (`sequence,label`, or `sequence,label,group` for rows of three);
+    returns the row counts."""
     counts = {}
     for task, splits in suite.items():
         os.makedirs(os.path.join(output_dir, task), exist_ok=True)
@@ -254,7 +255,9 @@ def write_task_suite(suite: dict, output_dir: str) -> dict[str, dict[str, int]]:
             path = os.path.join(output_dir, task, f"{split}.csv")
             with open(path, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
-                writer.writerow(["sequence", "label"])
+                writer.writerow(
+                    ["sequence", "label", "group"] if rows and len(rows[0]) == 3 else ["sequence", "label"]
+                )
                 writer.writerows(rows)
             counts[task][split] = len(rows)
     return counts

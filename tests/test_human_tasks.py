@@ -211,7 +211,11 @@ def test_build_task_labels_splits_and_leak_drop(toy, tmp_path):
     assert counts == {split: len(task[split]) for split in ("train", "dev", "test")}
     with open(tmp_path / "suite" / "human_repeat" / "train.csv", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["sequence", "label"] and len(rows) == 15
+    assert rows[0] == ["sequence", "label", "group"] and len(rows) == 15
+    # Each dev/test row names its held-out block (the unit intervals resample); blocks never span two splits.
+    assert {g for g in task.groups["test"]} == {f"block{b}" for b in blocks["test"]}
+    assert not set(task.groups["dev"]) & set(task.groups["test"])
+    assert all(g.startswith("record:") for g in task.groups["train"])
     report = leakage_report(str(tmp_path / "suite"), [str(pretraining_fasta)])
     assert report["total_occurring"] == 0 and report["tasks"]["human_repeat"]["test"]["checked"] == len(task["test"])
 
