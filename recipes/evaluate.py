@@ -18,7 +18,9 @@ control (and `--baseline`) are decided better / worse / inconclusive by the rule
 Tasks: `--tasks_dir` holds one folder per task (`{train,dev,test}.csv`, columns `sequence,label[,group]`). Without
 it, the default suite is built once into `outputs/evaluation_tasks` from `../shared/data`: gene strand, coding vs
 intergenic, start-codon and stop-codon context on three bacterial species held out of pre-training (Prodigal gene
-calls; `birdie_hf.evaluation.genome_tasks`) and human repeats from chr22 (`birdie_hf.human_tasks`).
+calls; `birdie_hf.evaluation.genome_tasks`) and human repeats from chr22 (`birdie_hf.human_tasks`). `--hub_tasks
+promoter_all splice_sites_all ...` adds Nucleotide Transformer tasks from the Hub (revised benchmark; a download; their
+validation split is cut from train, stratified and seeded) to the same instrument.
 
 Writes `<output_dir>/probe_results.{json,md,png}` and prints the markdown. Bad input (a checkpoint that is not a
 causal LM, a task with one class or no label column, a character the tokenizer cannot read, a dev/test sequence found
@@ -43,8 +45,10 @@ from birdie_hf.evaluation.instrument import (
     load_task,
     parse_arm_name,
     run_probe_suite,
+    task_from_dataset,
     write_results,
 )
+from birdie_hf.finetune import NT_TASKS, load_classification_task
 from birdie_hf.human_tasks import build_human_repeat_task, write_human_repeat_task
 from birdie_hf.leakage import leakage_report
 from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
@@ -59,6 +63,13 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoints", nargs="+", required=True, metavar="NAME=PATH")
     parser.add_argument("--tasks_dir", default=None, help=f"task folders (default: build {DEFAULT_TASKS_DIR})")
     parser.add_argument("--tasks", nargs="*", default=None, help="task names to run (default: every folder)")
+    parser.add_argument(
+        "--hub_tasks",
+        nargs="*",
+        default=[],
+        help="Nucleotide Transformer task names loaded from the Hub (a download), e.g. promoter_all; alone they replace "
+        "the default suite, with --tasks_dir they are added to it",
+    )
     parser.add_argument("--baseline", default=None, help="arm every other arm is also differenced against")
     parser.add_argument("--pretraining_corpus", nargs="*", default=[], help="FASTA files the checkpoints saw")
     parser.add_argument("--readings", nargs="+", default=["causal", "bidirectional"])
@@ -133,8 +144,13 @@ def main(args):
         batch_size=args.batch_size,
         n_resamples=args.n_resamples,
     )
-    task_folders = resolve_tasks(args)
+    unknown = [t for t in args.hub_tasks if t not in NT_TASKS]
+    if unknown:
+        raise RecipeError(f"--hub_tasks {unknown} are not Nucleotide Transformer tasks ({', '.join(NT_TASKS)}).")
+    task_folders = resolve_tasks(args) if args.tasks_dir or args.tasks or not args.hub_tasks else {}
     tasks = {name: load_task(folder) for name, folder in task_folders.items()}
+    for name in args.hub_tasks:
+        tasks[name] = task_from_dataset(load_classification_task(name, seed=0), name)
     for path in checkpoints.values():
         causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     # Characters first (the tokenizer alone is quick to load), then leakage, then the models.

@@ -427,3 +427,41 @@ def test_evaluate_recipe_refuses_bad_input_in_one_line(
     write_task(bad, {s: [("ACGT", 0, "a"), ("ACZT", 1, "b")] for s in ("train", "dev", "test")})
     line = one_line_error(capsys, main, ["--checkpoints", f"t={saved_checkpoint}", *base, "--tasks", "bad"])
     assert "'Z'" in line and "bad" in line
+
+
+def test_nucleotide_transformer_tasks_go_through_the_same_instrument_offline(
+    evaluate_recipe, tmp_path, saved_checkpoint, monkeypatch, capsys
+):
+    from datasets import Dataset, DatasetDict
+
+    import birdie_hf.finetune as finetune
+
+    rng = np.random.default_rng(7)
+    alphabets = ("AATTCG", "GGCCAT", "ACGTTT")  # three classes, as enhancers_types or splice_sites_all have
+
+    def split(n):
+        labels = [i % 3 for i in range(n)]
+        return Dataset.from_dict(
+            {"sequence": ["".join(rng.choice(list(alphabets[y]), 40)) for y in labels], "label": labels}
+        )
+
+    requested = []
+
+    def fake_hub(task, repo):  # what load_dataset returns for an NT task: train and test, no validation
+        requested.append((task, repo))
+        return DatasetDict({"train": split(90), "test": split(60)})
+
+    monkeypatch.setattr(finetune, "_load_nt_task", fake_hub)
+    results = recipe_main(evaluate_recipe)(
+        ["--checkpoints", f"tiny={saved_checkpoint}", "--hub_tasks", "splice_sites_all", "--n_resamples", "100",
+         "--output_dir", str(tmp_path / "out")]
+    )  # fmt: skip
+    assert requested == [("splice_sites_all", finetune.NT_REVISED_REPO)]
+    task = results["tasks"]["splice_sites_all"]
+    assert task["sizes"]["test"]["classes"] == {0: 20, 1: 20, 2: 20}
+    assert {r["readout"] for r in task["rows"]} >= {"tiny", "random-init", "markov", "6-mer LR"}
+    capsys.readouterr()
+    line = one_line_error(
+        capsys, recipe_main(evaluate_recipe), ["--checkpoints", f"t={saved_checkpoint}", "--hub_tasks", "promoters"]
+    )
+    assert "promoters" in line and "promoter_all" in line

@@ -77,6 +77,30 @@ def load_task(folder: PathLike) -> dict[str, TaskSplit]:
     return splits
 
 
+def task_from_dataset(data, name: str = "task") -> dict[str, TaskSplit]:
+    """A `datasets.DatasetDict` with `train`/`validation`/`test` splits and `sequence`/`label` columns (as
+    [`~birdie_hf.finetune.load_classification_task`] returns for Nucleotide Transformer tasks on the Hub) as the
+    instrument's splits (`validation` becomes `dev`; a `group` column is kept if present).
+
+    Raises:
+        [`TaskDataError`]: a split or column is missing, or a split holds a single class.
+    """
+    splits = {}
+    for split, source in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        if source not in data:
+            raise TaskDataError(f"task {name!r} has no {source!r} split (splits: {sorted(data)}).")
+        part = data[source]
+        missing = {"sequence", "label"} - set(part.column_names)
+        if missing:
+            raise TaskDataError(f"task {name!r}, split {source!r}: missing columns {sorted(missing)}.")
+        labels = np.asarray(part["label"])
+        if len(np.unique(labels)) < 2:
+            raise TaskDataError(f"task {name!r}, split {source!r} holds a single class; a classifier needs 2.")
+        groups = list(map(str, part["group"])) if "group" in part.column_names else None
+        splits[split] = TaskSplit([s.strip() for s in part["sequence"]], labels, groups)
+    return splits
+
+
 def check_task_characters(tasks: dict[str, dict[str, TaskSplit]], tokenizer) -> None:
     """Raise [`TaskDataError`] naming the task, split, row and character when a sequence has a character the
     tokenizer cannot read as a base (before any model runs)."""
