@@ -461,6 +461,9 @@ def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
             saved.get("policy_settings") or {}, current.get("policy_settings") or {}
         ).items():
             differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
+    if saved.get("training") is not None and current.get("training") is not None:  # recorded since 2026-12-04
+        for key, (was, now) in _changed(saved["training"], current["training"]).items():
+            differences.append(f"{key}: {was!r} in the checkpoint, {now!r} in this run")
     return differences
 
 

@@ -99,6 +99,12 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
             rate decays (cosine).
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            A fresh run (not resumed) refuses an `output_dir` that already holds `checkpoint-*` folders, so two runs
+            never mix their checkpoints; `True` removes them first. Resuming (`resume_from_checkpoint`) compares the
+            checkpoint's recorded settings (objectives, policy, seed, optimisation, batch geometry, `max_steps`, model
+            shape, training-data fingerprint) with this run's and refuses, by name, any that differ. A lock file
+            (`.birdie_run.lock`) refuses a second live run in the same folder.
 
     > [!NOTE]
     > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10` and
@@ -187,6 +193,11 @@ class BirdieTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
     )
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Start a fresh run in an output_dir holding another run's checkpoints, removing them."},
+    )
 
     # Changed TrainingArguments defaults
     label_names: Optional[list[str]] = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})

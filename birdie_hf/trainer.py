@@ -25,6 +25,7 @@ from transformers import (
     PrinterCallback,
     ProgressCallback,
     Trainer,
+    TrainerState,
     TrainingArguments,
 )
 from transformers.trainer import (
@@ -34,7 +35,7 @@ from transformers.trainer import (
     SCHEDULER_NAME,
     TRAINER_STATE_NAME,
 )
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 from transformers.utils import (
     ADAPTER_SAFE_WEIGHTS_NAME,
     ADAPTER_WEIGHTS_NAME,
@@ -44,13 +45,14 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
-from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
+from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback, run_spec_differences
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .data.usage import check_training_data
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
+from .run_folder import OutputDirLock, check_output_dir, training_spec
 
 
 logger = logging.getLogger(__name__)
@@ -190,7 +192,7 @@ class BirdieTrainer(Trainer):
             data_collator.mixture,
             policy,
             schedule_evaluations=eval_dataset is not None,
-            run_spec=birdie_run_spec(args, data_collator),
+            run_spec=birdie_run_spec(args, data_collator, model=model, train_dataset=train_dataset),
         )
         super().__init__(
             model=model,
@@ -665,14 +667,64 @@ class BirdieTrainer(Trainer):
                 checkpoint saved with another policy mode, other objective entries or settings, or other
                 reward-policy settings.
         """
-        if resume_from_checkpoint:
-            resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
-            self.load_birdie_state(resume_from_checkpoint)
-        self._in_training_loop = True
+        # One live run per output folder (the main process holds the lock for the whole run).
+        lock = OutputDirLock(self.args.output_dir) if self.is_world_process_zero() else None
+        if lock is not None:
+            lock.acquire()
         try:
-            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            if resume_from_checkpoint:
+                resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
+                self.load_birdie_state(resume_from_checkpoint)
+                finished = self._already_complete(resume_from_checkpoint)
+                if finished is not None:
+                    return finished
+            elif self.is_world_process_zero():
+                check_output_dir(
+                    self.args.output_dir,
+                    self.args.overwrite_output_dir,
+                    differences=self._run_differences,
+                    complete=lambda path: not checkpoint_problems(path, require_training_state=False),
+                )
+            self._in_training_loop = True
+            try:
+                return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            finally:
+                self._in_training_loop = False
         finally:
-            self._in_training_loop = False
+            if lock is not None:
+                lock.release()
+
+    def _run_differences(self, checkpoint: str) -> list[str]:
+        """How the run that saved `checkpoint` differs from this one (empty: the same settings)."""
+        try:
+            state = torch.load(os.path.join(checkpoint, BIRDIE_STATE_NAME), map_location="cpu", weights_only=True)
+        except Exception:  # missing, truncated or foreign: cannot be this run's
+            return [f"{os.path.basename(checkpoint)} has no readable {BIRDIE_STATE_NAME}"]
+        saved = state.get("run_spec") if isinstance(state, dict) else None
+        if not saved or saved.get("training") is None:
+            return ["its settings were not recorded (saved by an older birdie_hf)"]
+        return run_spec_differences(saved, self.birdie_callback.run_spec)
+
+    def _already_complete(self, checkpoint: str) -> Optional[TrainOutput]:
+        """When `checkpoint` is the end of the run (its step reaches `max_steps`), restore its weights and state and
+        return the run's `TrainOutput` (metrics `{"already_complete": True}`) instead of training one more step, as
+        `Trainer.train` would; None otherwise."""
+        state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME))
+        target = self.args.max_steps if self.args.max_steps > 0 else state.max_steps
+        if not target or state.global_step < target:
+            return None
+        self._load_from_checkpoint(checkpoint)
+        self.state = state
+        losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+        logger.warning(
+            "The run in %s is already complete at step %d (max_steps %d): nothing to train.",
+            self.args.output_dir,
+            state.global_step,
+            target,
+        )
+        return TrainOutput(
+            state.global_step, float(losses[-1]) if losses else float("nan"), {"already_complete": True}
+        )
 
     def _checkpoint_to_resume(self, resume_from_checkpoint: Union[str, bool]) -> str:
         """The complete checkpoint that `resume_from_checkpoint` designates, or a `ValueError` saying why none."""
@@ -772,12 +824,16 @@ def _field_default(field: dataclasses.Field) -> Any:
     return None if field.default is dataclasses.MISSING else field.default
 
 
-def birdie_run_spec(args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie) -> dict[str, Any]:
+def birdie_run_spec(
+    args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie, model=None, train_dataset=None
+) -> dict[str, Any]:
     """What defines a Birdie run, recorded in every checkpoint and compared when resuming.
 
     Returns a dict of plain values: `policy` (the mode), `entries` (each entry's `name`, `objective` and every setting
-    of its objective, defaults included), `initial_mixture` (one weight per entry) and, with `policy="birdie"`,
-    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`).
+    of its objective, defaults included), `initial_mixture` (one weight per entry), with `policy="birdie"`
+    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`), and `training`: the settings that change the result
+    (seed, optimisation, batch geometry, `max_steps`, world size, the model's shape and a fingerprint of the training
+    windows; see [`~birdie_hf.run_folder.training_spec`]).
     """
     entries = []
     for spec, objective in zip(data_collator.specs, data_collator.transforms):
@@ -791,6 +847,7 @@ def birdie_run_spec(args: BirdieTrainingArguments, data_collator: DataCollatorFo
         "policy_settings": (
             {name: getattr(args, name) for name in POLICY_SPEC_FIELDS} if args.policy == "birdie" else None
         ),
+        "training": training_spec(args, model, train_dataset),
     }
 
 

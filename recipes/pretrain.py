@@ -347,6 +347,13 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     )
     resume = training_args.resume_from_checkpoint
     result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    if result.metrics.get("already_complete") and finished_outputs(training_args.output_dir, result.global_step):
+        if trainer.is_world_process_zero():
+            print(
+                f"The run in {training_args.output_dir} is already complete at step {result.global_step}: nothing "
+                "trained, nothing rewritten."
+            )
+        return
     trainer.save_model(training_args.output_dir)
     tokens = source_tokens_seen(
         result.global_step, training_args, script_args.window_length, num_windows=len(data["train"])
@@ -393,6 +400,17 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
                 f"and card are saved in {training_args.output_dir}; push them later with "
                 "`hf upload`."
             ) from None
+
+
+def finished_outputs(output_dir: str, global_step: int) -> bool:
+    """Whether `output_dir` holds the final outputs (train_results.json, model, card) of a run ended at `global_step`."""
+    try:
+        with open(os.path.join(output_dir, "train_results.json"), encoding="utf-8") as handle:
+            recorded = json.load(handle).get("global_step")
+    except (OSError, ValueError):
+        return False
+    present = all(os.path.isfile(os.path.join(output_dir, name)) for name in ("config.json", "README.md"))
+    return recorded == global_step and present
 
 
 def save_plots(trajectory: dict, directory: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import transformers.trainer
-from test_trainer import MIXTURE, make_trainer
+from testing_utils import MIXTURE, make_trainer
 from transformers import TrainingArguments
 
 from birdie_hf import (

@@ -10,7 +10,7 @@ import psutil
 import pytest
 import torch
 from test_distributed import LAUNCH, SCRIPT, launch
-from test_trainer import make_trainer
+from testing_utils import make_trainer
 
 from birdie_hf import checkpoint_problems, last_complete_checkpoint
 

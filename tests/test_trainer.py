@@ -4,6 +4,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from testing_utils import MIXTURE, make_trainer
 from transformers import TrainerCallback
 
 from birdie_hf import (
@@ -15,51 +16,6 @@ from birdie_hf import (
     last_complete_checkpoint,
 )
 from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME
-
-
-MIXTURE = [
-    "next_token_prediction",
-    "prefix_lm",
-    {"objective": "infilling", "name": "infilling_short", "mean_span_length": 3},
-    {"objective": "infilling", "name": "infilling_long", "mean_span_length": 16, "corruption_rate": 0.3},
-    "copying",
-]
-
-
-def make_trainer(tokenizer, genome, tmp_path, **overrides):
-    settings = dict(
-        output_dir=str(tmp_path / "run"),
-        max_steps=8,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=8,
-        learning_rate=3e-3,
-        max_length=160,
-        objectives=MIXTURE,
-        policy_eval_interval=2,
-        policy_warmup_steps=2,
-        policy_validation_windows=2,
-        policy_hidden_size=16,
-        policy_num_layers=1,
-        policy_update_iterations=10,
-        policy_num_candidates=64,
-        logging_steps=2,
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
-    settings.update(overrides)
-    args = BirdieTrainingArguments(**settings)
-    model = build_causal_lm(
-        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
-    )
-    return BirdieTrainer(
-        model=model,
-        args=args,
-        train_dataset=genome["train"],
-        eval_dataset=genome["validation"],
-        processing_class=tokenizer,
-    )
 
 
 def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):

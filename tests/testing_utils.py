@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
 from birdie_hf.cli import run_recipe
 
 
@@ -31,3 +32,51 @@ def one_line_error(capsys, entry, argv) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     return lines[0]
+
+
+#: A small mixture with every kind of objective layout (causal, prefix, two infilling settings, copying).
+MIXTURE = [
+    "next_token_prediction",
+    "prefix_lm",
+    {"objective": "infilling", "name": "infilling_short", "mean_span_length": 3},
+    {"objective": "infilling", "name": "infilling_long", "mean_span_length": 16, "corruption_rate": 0.3},
+    "copying",
+]
+
+
+def make_trainer(tokenizer, genome, tmp_path, **overrides) -> BirdieTrainer:
+    """A BirdieTrainer on a 2-layer, 32-wide model: 8 steps of the Birdie policy on `genome` (the conftest fixture),
+    evaluations every 2 steps, nothing saved; `overrides` replace any `BirdieTrainingArguments` setting."""
+    settings = dict(
+        output_dir=str(tmp_path / "run"),
+        max_steps=8,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=8,
+        learning_rate=3e-3,
+        max_length=160,
+        objectives=MIXTURE,
+        policy_eval_interval=2,
+        policy_warmup_steps=2,
+        policy_validation_windows=2,
+        policy_hidden_size=16,
+        policy_num_layers=1,
+        policy_update_iterations=10,
+        policy_num_candidates=64,
+        logging_steps=2,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    settings.update(overrides)
+    args = BirdieTrainingArguments(**settings)
+    model = build_causal_lm(
+        default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2), seed=0
+    )
+    return BirdieTrainer(
+        model=model,
+        args=args,
+        train_dataset=genome["train"],
+        eval_dataset=genome["validation"],
+        processing_class=tokenizer,
+    )

@@ -1,0 +1,198 @@
+"""A run owns its output folder: one live run per folder, and no silent mixing of two runs' checkpoints.
+
+- [`OutputDirLock`]: a lock file (`.birdie_run.lock`, holding the host and process id) taken by the main process for
+  the whole of `BirdieTrainer.train`; a second live run into the same folder is refused by name, a lock left by a
+  dead process is taken over with a warning.
+- [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds another run's checkpoints unless
+  `overwrite_output_dir=True`; the checkpoints of a run with the same settings (the same command again), or with
+  `overwrite_output_dir=True`, are removed first, so `--resume_from_checkpoint last` can never pick up a stale one.
+- [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data),
+  recorded with every checkpoint beside the objective and policy settings; resuming compares them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+from typing import Any, Callable, Optional
+
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".birdie_run.lock"
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+#: `TrainingArguments` fields whose change changes what a run computes.
+TRAINING_SPEC_FIELDS = (
+    "seed",
+    "data_seed",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "max_length",
+)
+_MODEL_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
+class OutputDirInUseError(RuntimeError):
+    """Another live run holds the output folder's lock."""
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class OutputDirLock:
+    """Exclusive claim of `output_dir` by this process (see the module docstring). Use as a context manager or call
+    [`acquire`]/[`release`]."""
+
+    def __init__(self, output_dir: str):
+        self.path = os.path.join(output_dir, LOCK_NAME)
+        self.held = False
+
+    def _owner(self) -> Optional[dict]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> "OutputDirLock":
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner() or {}
+                same_host = owner.get("host") == me["host"]
+                if owner.get("pid") == me["pid"] and same_host:
+                    self.held = True
+                    return self
+                if same_host and isinstance(owner.get("pid"), int) and not _process_alive(owner["pid"]):
+                    logger.warning(
+                        "Taking over %s, left by process %s, which is no longer running.", self.path, owner["pid"]
+                    )
+                    os.remove(self.path)
+                    continue
+                raise OutputDirInUseError(
+                    f"{os.path.dirname(self.path)!r} is in use by another run (process {owner.get('pid')} on "
+                    f"{owner.get('host')!r}, lock file {self.path}); give this run another --output_dir, or wait. "
+                    "If no such run is alive, delete the lock file."
+                ) from None
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(me, handle)
+            self.held = True
+            return self
+        raise OutputDirInUseError(f"could not take the lock {self.path}.")
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+    def __enter__(self) -> "OutputDirLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def existing_checkpoints(output_dir: str) -> list[str]:
+    """Names of the `checkpoint-<step>` folders of `output_dir`, by step."""
+    if not os.path.isdir(output_dir):
+        return []
+    names = [n for n in os.listdir(output_dir) if _CHECKPOINT.match(n) and os.path.isdir(os.path.join(output_dir, n))]
+    return sorted(names, key=lambda n: int(n.split("-")[1]))
+
+
+def check_output_dir(
+    output_dir: str,
+    overwrite: bool,
+    differences: Optional[Callable[[str], list[str]]] = None,
+    complete: Optional[Callable[[str], bool]] = None,
+) -> None:
+    """Before a fresh run: what to do with the checkpoints an earlier run left in `output_dir`.
+
+    With `overwrite=True` they are removed. Otherwise `differences(last_checkpoint)` lists how the earlier run differs
+    from this one: when it is empty (the same settings, e.g. the same command run again) the old checkpoints are
+    removed with a warning, since this run replaces them; when not, the run is refused. Only checkpoints that
+    `complete(path)` accepts count (a folder left by a run killed while saving holds no run to lose; checkpoint
+    rotation deals with it).
+
+    Raises:
+        `FileExistsError`: naming the folder, its checkpoints, how the runs differ and the three ways on.
+    """
+    checkpoints = existing_checkpoints(output_dir)
+    if complete is not None:
+        checkpoints = [name for name in checkpoints if complete(os.path.join(output_dir, name))]
+    if not checkpoints:
+        return
+    found = differences(os.path.join(output_dir, checkpoints[-1])) if differences is not None else ["not compared"]
+    if found and not overwrite:
+        shown = ", ".join(checkpoints[:3]) + (f" and {len(checkpoints) - 3} more" if len(checkpoints) > 3 else "")
+        raise FileExistsError(
+            f"output_dir {output_dir!r} already holds another run ({shown}; it differs from this one in: "
+            f"{'; '.join(found[:3])}{'; ...' if len(found) > 3 else ''}). Continue that run with "
+            "--resume_from_checkpoint last and its settings, replace it with --overwrite_output_dir true, or choose "
+            "another --output_dir."
+        )
+    for name in checkpoints:
+        shutil.rmtree(os.path.join(output_dir, name))
+    reason = (
+        "overwrite_output_dir"
+        if found
+        else "the same settings as this run (resume it with --resume_from_checkpoint last to continue instead)"
+    )
+    logger.warning("Removed %d checkpoints of an earlier run in %s (%s).", len(checkpoints), output_dir, reason)
+
+
+def data_fingerprint(dataset) -> Optional[dict]:
+    """`{"windows": n, "sha256": ...}` over the number of windows and the tokens of up to 64 evenly spaced windows of
+    a map-style dataset (None for iterable datasets, whose stream position is checked on resume instead)."""
+    try:
+        count = len(dataset)
+    except TypeError:
+        return None
+    if count == 0:
+        return {"windows": 0, "sha256": None}
+    digest = hashlib.sha256(str(count).encode())
+    step = max(1, count // 64)
+    for index in range(0, count, step):
+        row = dataset[index]
+        digest.update(repr(list(row.get("input_ids", row) if isinstance(row, dict) else row)).encode())
+    return {"windows": count, "sha256": digest.hexdigest()[:16]}
+
+
+def training_spec(args, model=None, train_dataset=None) -> dict[str, Any]:
+    """The [`TRAINING_SPEC_FIELDS`] of `args` plus the world size, the model's shape and the data fingerprint."""
+    spec: dict[str, Any] = {name: getattr(args, name, None) for name in TRAINING_SPEC_FIELDS}
+    spec = {k: (v.value if hasattr(v, "value") else v) for k, v in spec.items()}  # enums as plain strings
+    spec["world_size"] = getattr(args, "world_size", 1)
+    config = getattr(model, "config", None)
+    spec["model"] = {name: getattr(config, name, None) for name in _MODEL_FIELDS} if config is not None else None
+    spec["data"] = data_fingerprint(train_dataset) if train_dataset is not None else None
+    return spec

@@ -1,0 +1,117 @@
+"""A run owns its output folder: foreign checkpoints are refused by name, finished runs are not extended, one live
+run per folder."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from testing_utils import load_recipe, make_trainer
+
+from birdie_hf.run_folder import LOCK_NAME, OutputDirInUseError, OutputDirLock, data_fingerprint
+
+
+SAVING = dict(save_strategy="steps", save_steps=4, policy="static")
+
+
+def checkpoints(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith("checkpoint-"))
+
+
+def test_a_fresh_run_refuses_a_folder_holding_another_runs_checkpoints(tokenizer, genome, tmp_path):
+    make_trainer(tokenizer, genome, tmp_path, **SAVING).train()
+    before = checkpoints(tmp_path / "run")
+    assert before == ["checkpoint-4", "checkpoint-8"]
+    other = make_trainer(tokenizer, genome, tmp_path, **SAVING, seed=1, learning_rate=1e-3)
+    with pytest.raises(
+        FileExistsError, match=r"already holds another run .*checkpoint-4.*seed: 0 in the checkpoint, 1"
+    ):
+        other.train()
+    assert checkpoints(tmp_path / "run") == before  # nothing touched
+    assert not (tmp_path / "run" / LOCK_NAME).exists()  # the lock is released on error
+    # Told to overwrite, the old checkpoints go first: `last` can only find the new run's.
+    replaced = make_trainer(tokenizer, genome, tmp_path, **SAVING, seed=1, max_steps=4, overwrite_output_dir=True)
+    replaced.train()
+    assert checkpoints(tmp_path / "run") == ["checkpoint-4"]
+    state = torch.load(tmp_path / "run" / "checkpoint-4" / "birdie_state.pt", weights_only=True)
+    assert state["run_spec"]["training"]["seed"] == 1
+
+
+def test_the_same_command_run_again_starts_over_with_a_warning(tokenizer, genome, tmp_path, caplog):
+    make_trainer(tokenizer, genome, tmp_path, **SAVING, max_steps=4).train()
+    again = make_trainer(tokenizer, genome, tmp_path, **SAVING, max_steps=4)
+    with caplog.at_level("WARNING"):
+        again.train()
+    assert "same settings as this run" in caplog.text
+    assert checkpoints(tmp_path / "run") == ["checkpoint-4"]
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"learning_rate": 1e-3}, "learning_rate: 0.003 in the checkpoint, 0.001 in this run"),
+        ({"max_steps": 12}, "max_steps: 8 in the checkpoint, 12 in this run"),
+        ({"per_device_train_batch_size": 2}, "per_device_train_batch_size: 4 in the checkpoint, 2 in this run"),
+    ],
+)
+def test_resuming_another_runs_checkpoint_is_refused_by_name(tokenizer, genome, tmp_path, change, named):
+    make_trainer(tokenizer, genome, tmp_path, **SAVING, max_steps=8).train()
+    other = make_trainer(tokenizer, genome, tmp_path, **{**SAVING, "max_steps": 8, **change})
+    with pytest.raises(ValueError, match=named):
+        other.train(resume_from_checkpoint=True)
+
+
+def test_resuming_a_finished_run_trains_nothing(tokenizer, genome, tmp_path, caplog):
+    finished = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    finished.train()
+    weights = {k: v.clone() for k, v in finished.model.state_dict().items()}
+    resumed = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    with caplog.at_level("WARNING"):
+        result = resumed.train(resume_from_checkpoint=True)
+    assert result.metrics == {"already_complete": True} and result.global_step == 8
+    assert resumed.state.global_step == 8
+    assert "already complete at step 8" in caplog.text
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert checkpoints(tmp_path / "run") == ["checkpoint-4", "checkpoint-8"]
+
+
+def test_the_pretrain_recipe_leaves_a_finished_run_as_it_is(tmp_path, capsys):
+    pretrain = load_recipe("pretrain")
+    out = tmp_path / "out"
+    argv = ["--output_dir", str(out), "--policy", "static", "--max_steps", "2", "--save_steps", "2",
+            "--window_length", "128", "--max_length", "384", "--hidden_size", "32", "--num_hidden_layers", "1",
+            "--num_attention_heads", "2", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
+            "--report_to", "none", "--cpu_threads", "1"]  # fmt: skip
+    pretrain.main(*pretrain.parse_args(argv))
+    results = (out / "train_results.json").read_text()
+    card = (out / "README.md").read_text()
+    capsys.readouterr()
+    pretrain.main(*pretrain.parse_args([*argv, "--resume_from_checkpoint", "last"]))
+    assert "already complete at step 2: nothing trained, nothing rewritten" in capsys.readouterr().out
+    assert (out / "train_results.json").read_text() == results and (out / "README.md").read_text() == card
+    assert json.loads(results)["global_step"] == 2
+
+
+def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / LOCK_NAME).write_text(json.dumps({"host": os.uname().nodename, "pid": holder.pid}))
+        with pytest.raises(OutputDirInUseError, match=rf"in use by another run \(process {holder.pid}"):
+            OutputDirLock(str(tmp_path)).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder is gone: its lock is stale and is taken over.
+    with OutputDirLock(str(tmp_path)) as lock:
+        assert lock.held and json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_data_fingerprint_tells_datasets_apart(genome):
+    train = genome["train"]
+    assert data_fingerprint(train) == data_fingerprint(train.select(range(len(train))))
+    assert data_fingerprint(train) != data_fingerprint(train.select(range(len(train) - 1)))
+    assert data_fingerprint(train.to_iterable_dataset()) is None
