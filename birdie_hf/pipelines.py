@@ -40,6 +40,7 @@ _INFILL_PARAMETERS = (
     "disable_tqdm",
 )
 _VARIANT_PARAMETERS = (
+    "one_based",
     "bidirectional",
     "causal",
     "reverse_complement_average",
@@ -137,8 +138,9 @@ class DNAInfillingPipeline(_BirdiePipeline):
 class DNAVariantEffectPipeline(_BirdiePipeline):
     """Score substitutions with a Birdie checkpoint (see [`variant_effect`]).
 
-    Inputs: a dict `{"sequence": ..., "position": ..., "alt": ...}` (0-based position; the base there is the
-    reference), a `(sequence, position, alt)` tuple, or a list of either. Parameters: `bidirectional`, `causal`,
+    Inputs: a dict `{"sequence": ..., "position": ..., "alt": ...}` with an optional `"ref"` (checked against the
+    sequence), a `(sequence, position, alt)` or `(sequence, position, ref, alt)` tuple, or a list of those. Positions
+    are 0-based; `one_based=True` reads them as VCF does. Parameters: `one_based`, `bidirectional`, `causal`,
     `reverse_complement_average`, `window_length`, `strict`, `mixture`, `batch_size`.
 
     Returns, per input, a dict: `position`, `ref`, `alt`, `bidirectional_llr` (both flanks), `causal_llr` (whole
@@ -149,7 +151,11 @@ class DNAVariantEffectPipeline(_BirdiePipeline):
 
     @staticmethod
     def _is_single(inputs: list) -> bool:
-        return len(inputs) == 3 and isinstance(inputs[0], str) and not isinstance(inputs[1], (str, dict, list, tuple))
+        return (
+            len(inputs) in (3, 4)
+            and isinstance(inputs[0], str)
+            and not isinstance(inputs[1], (str, dict, list, tuple))
+        )
 
     def preprocess(self, inputs: Any, gaps=None) -> dict:
         if isinstance(inputs, dict):
@@ -158,9 +164,11 @@ class DNAVariantEffectPipeline(_BirdiePipeline):
                 raise DNAInputError(
                     f"A dna-variant-effect input dict needs the keys sequence, position and alt; missing {missing}."
                 )
-            return {key: inputs[key] for key in ("sequence", "position", "alt")}
+            return {key: inputs[key] for key in ("sequence", "position", "ref", "alt") if key in inputs}
         if isinstance(inputs, (tuple, list)) and len(inputs) == 3:
             return dict(zip(("sequence", "position", "alt"), inputs))
+        if isinstance(inputs, (tuple, list)) and len(inputs) == 4:
+            return dict(zip(("sequence", "position", "ref", "alt"), inputs))
         raise DNAInputError(
             f"A dna-variant-effect input must be a dict with sequence, position and alt, or a "
             f"(sequence, position, alt) tuple; got {inputs!r}."
@@ -170,7 +178,7 @@ class DNAVariantEffectPipeline(_BirdiePipeline):
         results = variant_effect(
             self.model,
             self.tokenizer,
-            [(item["sequence"], item["position"], item["alt"]) for item in items],
+            items,
             batch_size=batch_size,
             disable_tqdm=params.pop("disable_tqdm", len(items) <= batch_size),
             **params,

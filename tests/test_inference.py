@@ -339,6 +339,28 @@ def test_variant_effect_is_the_ratio_of_the_two_readings(tokenizer, model, rando
     assert both.causal_llr == pytest.approx((effect.causal_llr + flipped.causal_llr) / 2)
 
 
+def test_variant_effect_checks_a_given_reference_allele_and_reads_vcf_positions(tokenizer, model):
+    sequence = "ACGTTGCAAC"
+    (zero,) = variant_effect(model, tokenizer, [(sequence, 4, "T", "A")])
+    (vcf,) = variant_effect(
+        model, tokenizer, [{"sequence": sequence, "position": 5, "ref": "t", "alt": "A"}], one_based=True
+    )
+    assert (zero.position, zero.ref, zero.alt) == (vcf.position, vcf.ref, vcf.alt) == (4, "T", "A")
+    assert zero.bidirectional_llr == pytest.approx(vcf.bidirectional_llr)
+    # A VCF position given as 0-based points one base too far: the ref check catches it and says how.
+    with pytest.raises(
+        DNAInputError,
+        match=r"variants\[0\]: ref 'G' does not match .*'C' at position 6 \(0-based\).*one before is 'G'.*one_based=True",
+    ):
+        variant_effect(model, tokenizer, [(sequence, 6, "G", "A")])
+    with pytest.raises(DNAInputError, match=r"variants\[1\]: alt 'T' is the reference base at position 4"):
+        variant_effect(model, tokenizer, [(sequence, 4, "C"), (sequence, 4, "T")])
+    with pytest.raises(
+        DNAInputError, match=r"variants\[0\] needs the keys sequence, position and alt; missing \['alt'\]"
+    ):
+        variant_effect(model, tokenizer, [{"sequence": sequence, "position": 4}])
+
+
 # -- what the checkpoint was trained on ------------------------------------------------------------------------------
 def test_limits_follow_the_recorded_or_default_mixture(tokenizer):
     config = default_model_config(tokenizer)
@@ -381,8 +403,10 @@ def test_clear_errors_for_bad_input(tokenizer, model, random_dna):
         infill(model, tokenizer, "AC_GT", decoding="nucleus")
     with pytest.raises(DNAInputError, match="alt must be one of A, C, G, T"):
         variant_effect(model, tokenizer, [("ACGTACGT", 2, "N")])
-    with pytest.raises(DNAInputError, match=r"position must be an integer in \[0, 8\)"):
+    with pytest.raises(DNAInputError, match=r"position must be an integer in \[0, 7\] \(0-based\)"):
         variant_effect(model, tokenizer, [("ACGTACGT", 8, "A")])
+    with pytest.raises(DNAInputError, match=r"position must be an integer in \[1, 8\] \(1-based\)"):
+        variant_effect(model, tokenizer, [("ACGTACGT", 0, "A")], one_based=True)
     with pytest.raises(DNAInputError, match="reference base at position 2 is 'N'"):
         variant_effect(model, tokenizer, [("ACNTACGT", 2, "A")])
 

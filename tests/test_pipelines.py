@@ -91,6 +91,12 @@ def test_variant_effect_pipeline_matches_variant_effect(checkpoint, loaded):
     assert effect((sequence, 4, "G"))["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
     # one variant as a list is one variant, not a batch of three inputs
     assert effect([sequence, 4, "G"])["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
+    # with the reference allele, checked, and with a VCF (1-based) position
+    with_ref = effect({"sequence": sequence, "position": 5, "ref": "A", "alt": "G"}, one_based=True)
+    assert with_ref["position"] == 4 and with_ref["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
+    assert effect((sequence, 4, "A", "G"))["causal_llr"] == pytest.approx(expected[0]["causal_llr"], abs=1e-6)
+    with pytest.raises(DNAInputError, match="ref 'C' does not match"):
+        effect((sequence, 4, "C", "G"))
     batched = effect([(sequence, 4, "G"), {"sequence": sequence, "position": 10, "alt": "A"}], batch_size=4)
     for got, want in zip(batched, expected):
         assert (got["position"], got["ref"], got["alt"]) == (want["position"], want["ref"], want["alt"])

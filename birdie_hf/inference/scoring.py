@@ -354,26 +354,57 @@ def score(
     return results[0] if single else results
 
 
-def _parse_variant(triple, index: int, tokenizer) -> tuple[str, int, str, str]:
-    if isinstance(triple, dict):
-        triple = (triple.get("sequence"), triple.get("position"), triple.get("alt"))
-    if not isinstance(triple, (tuple, list)) or len(triple) != 3:
-        raise DNAInputError(f"variants[{index}] must be (sequence, position, alt), got {triple!r}.")
-    sequence, position, alt = triple
-    text = parse_sequence(sequence, tokenizer, mask_char=None, name=f"variants[{index}] sequence").text
-    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not 0 <= position < len(text):
+def _parse_variant(item, index: int, tokenizer, one_based: bool = False) -> tuple[str, int, str, str]:
+    """`(window text, 0-based position, ref, alt)` of one variant: a `(sequence, position, alt)` or
+    `(sequence, position, ref, alt)` tuple, or a dict with `sequence`, `position`, `alt` and optionally `ref`."""
+    ref_given = None
+    if isinstance(item, dict):
+        missing = sorted({"sequence", "position", "alt"} - set(item))
+        if missing:
+            raise DNAInputError(f"variants[{index}] needs the keys sequence, position and alt; missing {missing}.")
+        sequence, position, alt, ref_given = item["sequence"], item["position"], item["alt"], item.get("ref")
+    elif isinstance(item, (tuple, list)) and len(item) == 3:
+        sequence, position, alt = item
+    elif isinstance(item, (tuple, list)) and len(item) == 4:
+        sequence, position, ref_given, alt = item
+    else:
         raise DNAInputError(
-            f"variants[{index}]: position must be an integer in [0, {len(text)}) (0-based), got {position!r}."
+            f"variants[{index}] must be (sequence, position, alt), (sequence, position, ref, alt) or a dict with "
+            f"those keys, got {item!r}."
         )
+    text = parse_sequence(sequence, tokenizer, mask_char=None, name=f"variants[{index}] sequence").text
+    convention = "1-based" if one_based else "0-based"
+    low, high = (1, len(text)) if one_based else (0, len(text) - 1)
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not low <= position <= high:
+        raise DNAInputError(
+            f"variants[{index}]: position must be an integer in [{low}, {high}] ({convention}), got {position!r}."
+        )
+    site = int(position) - (1 if one_based else 0)
     if not isinstance(alt, str) or alt.upper() not in _BASE_INDEX:
         raise DNAInputError(f"variants[{index}]: alt must be one of A, C, G, T, got {alt!r}.")
-    ref = text[int(position)]
+    ref = text[site]
     if ref not in _BASE_INDEX:
         raise DNAInputError(
             f"variants[{index}]: the reference base at position {position} is {ref!r}; only A, C, G "
             "and T can be substituted."
         )
-    return text, int(position), ref, alt.upper()
+    if ref_given is not None:
+        if not isinstance(ref_given, str) or ref_given.upper() != ref:
+            hint = ""
+            for neighbour, label in ((site - 1, "one before"), (site + 1, "one after")):
+                if isinstance(ref_given, str) and 0 <= neighbour < len(text) and text[neighbour] == ref_given.upper():
+                    other = "one_based=False" if one_based else "one_based=True (VCF positions)"
+                    hint = f" The base {label} is {ref_given.upper()!r}: is the position off by one? Try {other}."
+                    break
+            raise DNAInputError(
+                f"variants[{index}]: ref {ref_given!r} does not match the sequence's base {ref!r} at position "
+                f"{position} ({convention}).{hint}"
+            )
+    if alt.upper() == ref:
+        raise DNAInputError(
+            f"variants[{index}]: alt {alt!r} is the reference base at position {position}; nothing changes."
+        )
+    return text, site, ref, alt.upper()
 
 
 def variant_effect(
@@ -389,14 +420,17 @@ def variant_effect(
     strict: bool = True,
     mixture: Optional[Sequence] = None,
     disable_tqdm: bool = False,
+    one_based: bool = False,
 ) -> list[VariantScore]:
     """Log-likelihood ratios of substitutions, with context from both sides and left to right.
 
     Args:
         model: a Birdie checkpoint (`AutoModelForCausalLM`); it runs on its own device.
         tokenizer: its tokenizer.
-        variants (`Sequence`): `(sequence, position, alt)` triples (or dicts with those keys): `position` is 0-based in
-            `sequence`, whose base there is the reference; `alt` is `A`, `C`, `G` or `T`.
+        variants (`Sequence`): `(sequence, position, alt)` triples, `(sequence, position, ref, alt)` quadruples, or
+            dicts with those keys (`ref` optional): `position` is 0-based in `sequence` (1-based with `one_based`),
+            whose base there is the reference; a given `ref` must match it (a mismatch, e.g. a position off by one,
+            is an error naming the variant); `alt` is `A`, `C`, `G` or `T` and differs from the reference.
         bidirectional (`bool`, *optional*): compute `bidirectional_llr` (one pass per distinct site: the site is a
             one-base gap of the infilling prompt). Defaults to doing so when the checkpoint was trained with infilling.
         causal (`bool`, *optional*, defaults to `True`): compute `causal_llr` and `causal_site_llr` (one left-to-right
@@ -407,6 +441,8 @@ def variant_effect(
             longer); defaults to the checkpoint's training window (`config.birdie_window_length`), capped so the
             one-gap infilling example (window + 4 tokens) fits the model's positions.
         batch_size, strict, mixture, disable_tqdm: see [`score`].
+        one_based (`bool`, *optional*, defaults to `False`): read `position` as 1-based, as VCF `POS` is (the returned
+            `VariantScore.position` stays 0-based).
 
     Returns:
         `list[VariantScore]`, one per variant, in order.
@@ -423,12 +459,12 @@ def variant_effect(
     if not (use_bidirectional or causal):
         raise ValueError("Nothing to compute: bidirectional and causal are both off.")
     if isinstance(variants, (str, dict)) or (
-        isinstance(variants, tuple) and len(variants) == 3 and isinstance(variants[0], str)
+        isinstance(variants, tuple) and len(variants) in (3, 4) and isinstance(variants[0], str)
     ):
         raise DNAInputError(
             "variants must be a list of (sequence, position, alt) triples; wrap a single one in a list."
         )
-    parsed = [_parse_variant(triple, i, tokenizer) for i, triple in enumerate(variants)]
+    parsed = [_parse_variant(item, i, tokenizer, one_based) for i, item in enumerate(variants)]
     limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
     # One one-base gap adds 4 tokens (prompt, sentinel in the prefix and in the target, end token) to the window.
     window = window_length or min(_default_window(model), _max_positions(model) - 4)
