@@ -339,6 +339,32 @@ def test_variant_effect_is_the_ratio_of_the_two_readings(tokenizer, model, rando
     assert both.causal_llr == pytest.approx((effect.causal_llr + flipped.causal_llr) / 2)
 
 
+@pytest.mark.parametrize("bad", [0, 1, -5, 2.5, True])
+def test_scoring_refuses_a_window_length_that_cannot_be_read(tokenizer, model, bad):
+    with pytest.raises(ValueError, match=rf"window_length must be an integer of at least 2 bases .*got {bad!r}"):
+        score(model, tokenizer, "ACGTACGTAC", window_length=bad)
+    with pytest.raises(ValueError, match="window_length must be an integer of at least 2"):
+        variant_effect(model, tokenizer, [("ACGTACGTAC", 3, "A")], window_length=bad)
+
+
+def test_scoring_refuses_windows_longer_than_the_models_positions(tokenizer):
+    short = tiny_model(tokenizer, max_position_embeddings=64)
+    with pytest.raises(
+        ValueError,
+        match=r"window_length=100 makes causal examples of 100 tokens, more than the model's 64 positions.*at most 64",
+    ):
+        score(short, tokenizer, "ACGT" * 30, window_length=100, bidirectional=False)
+    with pytest.raises(
+        ValueError,
+        match=r"window_length=64 makes infilling examples of 98 tokens, more than the model.s 64 positions.*use at most 40",
+    ):
+        score(short, tokenizer, "ACGT" * 30, window_length=64, causal=False, stride=4)
+    with pytest.raises(ValueError, match="stride must be an integer of at least 2"):
+        score(short, tokenizer, "ACGT" * 3, stride=2.5)
+    result = score(short, tokenizer, "ACGT" * 30, window_length=40, stride=6)  # fits: read and tiled
+    assert np.isfinite(result.causal[1:]).all() and np.isfinite(result.bidirectional).all()
+
+
 def test_variant_effect_checks_a_given_reference_allele_and_reads_vcf_positions(tokenizer, model):
     sequence = "ACGTTGCAAC"
     (zero,) = variant_effect(model, tokenizer, [(sequence, 4, "T", "A")])

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -145,6 +145,28 @@ def _default_window(model, stride: Optional[int] = None) -> int:
             window -= 1
     recorded = getattr(model.config, "birdie_window_length", None)
     return min(window, int(recorded)) if recorded else window
+
+
+def _check_window_length(window_length, model, extra_tokens: Callable[[int], int], reading: str) -> None:
+    """Refuse a `window_length` that is not an integer >= 2, or whose examples (`window + extra_tokens(window)`
+    tokens) exceed the model's positions."""
+    if window_length is None:
+        return
+    if isinstance(window_length, bool) or not isinstance(window_length, (int, np.integer)) or window_length < 2:
+        raise ValueError(
+            f"window_length must be an integer of at least 2 bases (or None for the checkpoint's training window), "
+            f"got {window_length!r}."
+        )
+    needed = int(window_length) + extra_tokens(int(window_length))
+    positions = _max_positions(model)
+    if needed > positions:
+        fits = min(int(window_length), positions)
+        while fits > 2 and fits + extra_tokens(fits) > positions:
+            fits -= 1
+        raise ValueError(
+            f"window_length={window_length} makes {reading} examples of {needed} tokens, more than the model's "
+            f"{positions} positions (max_position_embeddings); use at most {fits}."
+        )
 
 
 def _tiles(length: int, window: int, centred: bool) -> list[tuple[int, int, int, int]]:
@@ -281,8 +303,12 @@ def score(
     use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
     if not (use_bidirectional or causal):
         raise ValueError("Nothing to compute: bidirectional and causal are both off.")
-    if stride is not None and stride < 2:
-        raise ValueError(f"stride must be at least 2 (two masked neighbours would make one gap), got {stride}.")
+    if stride is not None and (isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 2):
+        raise ValueError(
+            f"stride must be an integer of at least 2 (two masked neighbours would make one gap), got {stride!r}."
+        )
+    if causal:
+        _check_window_length(window_length, model, lambda w: 0, "causal")
     batch, single = as_batch(sequences, "sequences")
     parsed = [
         parse_sequence(s, tokenizer, mask_char=None, name="sequence" if single else f"sequences[{i}]")
@@ -296,6 +322,8 @@ def score(
         objective = infilling_objective(tokenizer)
         sentinels = np.asarray(objective.special.sentinels)
         probe_stride = stride or max(2, math.ceil(1 / limits.min_corruption_rate))
+        # An infilling example: prompt, the window with a sentinel per gap, then each gap's sentinel and base, end.
+        _check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
         window = window_length or _default_window(model, probe_stride)
         examples, owners = [], []
         for index, sequence in enumerate(parsed):
@@ -464,6 +492,7 @@ def variant_effect(
         raise DNAInputError(
             "variants must be a list of (sequence, position, alt) triples; wrap a single one in a list."
         )
+    _check_window_length(window_length, model, lambda w: 4 if use_bidirectional else 0, "one-gap infilling")
     parsed = [_parse_variant(item, i, tokenizer, one_based) for i, item in enumerate(variants)]
     limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
     # One one-base gap adds 4 tokens (prompt, sentinel in the prefix and in the target, end token) to the window.
