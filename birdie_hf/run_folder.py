@@ -196,3 +196,53 @@ def training_spec(args, model=None, train_dataset=None) -> dict[str, Any]:
     spec["model"] = {name: getattr(config, name, None) for name in _MODEL_FIELDS} if config is not None else None
     spec["data"] = data_fingerprint(train_dataset) if train_dataset is not None else None
     return spec
+
+
+def checkpoint_bytes(model, with_optimizer: bool = True) -> int:
+    """Rough size of one checkpoint: the weights, plus AdamW's two moments when the optimizer state is saved."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    moments = 2 * sum(p.numel() * 4 for p in model.parameters() if p.requires_grad) if with_optimizer else 0
+    return weights + moments + (1 << 20)  # + state files, tokenizer, card
+
+
+def planned_checkpoints(args) -> int:
+    """How many checkpoints a run keeps on disk at once (rotation keeps `save_total_limit`, plus the one being
+    written), from its save settings; 1 for the final model alone."""
+    strategy = getattr(getattr(args, "save_strategy", "no"), "value", getattr(args, "save_strategy", "no"))
+    if strategy == "no":
+        return 1
+    if strategy == "steps" and args.max_steps > 0 and args.save_steps:
+        steps = args.save_steps if args.save_steps >= 1 else max(1, int(args.save_steps * args.max_steps))
+        count = max(1, args.max_steps // steps)
+    else:
+        count = max(1, int(getattr(args, "num_train_epochs", 1) or 1))
+    if args.save_total_limit:
+        count = min(count, args.save_total_limit + 1)
+    return count + 1  # and the final model
+
+
+def preflight_output_dir(output_dir: str, bytes_needed: int) -> None:
+    """Refuse, before any training, an `output_dir` that cannot be written or lacks the space the run will need.
+
+    Raises:
+        `PermissionError`: naming the folder and why it cannot be written.
+        `OSError`: naming the folder, the space free and the space needed.
+    """
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        probe = os.path.join(output_dir, f".birdie_write_test_{os.getpid()}")
+        with open(probe, "wb") as handle:
+            handle.write(b"0")
+        os.remove(probe)
+    except OSError as error:
+        raise PermissionError(
+            f"output_dir {output_dir!r} is not writable ({error.strerror or error}); choose a folder this user can "
+            "write to."
+        ) from None
+    free = shutil.disk_usage(output_dir).free
+    if free < bytes_needed:
+        raise OSError(
+            f"No space left for this run in {output_dir!r}: {free / 2**20:,.0f} MiB free, its checkpoints need about "
+            f"{bytes_needed / 2**20:,.0f} MiB. Free space, lower --save_total_limit, save less often, or choose "
+            "another --output_dir."
+        )

@@ -52,7 +52,14 @@ from .data.usage import check_training_data
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
-from .run_folder import OutputDirLock, check_output_dir, training_spec
+from .run_folder import (
+    OutputDirLock,
+    check_output_dir,
+    checkpoint_bytes,
+    planned_checkpoints,
+    preflight_output_dir,
+    training_spec,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -667,10 +674,15 @@ class BirdieTrainer(Trainer):
                 checkpoint saved with another policy mode, other objective entries or settings, or other
                 reward-policy settings.
         """
-        # One live run per output folder (the main process holds the lock for the whole run).
-        lock = OutputDirLock(self.args.output_dir) if self.is_world_process_zero() else None
-        if lock is not None:
-            lock.acquire()
+        # One live run per output folder (the main process holds the lock for the whole run), checked to be writable
+        # with room for its checkpoints before any work.
+        lock = None
+        if self.is_world_process_zero():
+            preflight_output_dir(
+                self.args.output_dir,
+                planned_checkpoints(self.args) * checkpoint_bytes(self.model, not self.args.save_only_model),
+            )
+            lock = OutputDirLock(self.args.output_dir).acquire()
         try:
             if resume_from_checkpoint:
                 resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)

@@ -115,3 +115,28 @@ def test_data_fingerprint_tells_datasets_apart(genome):
     assert data_fingerprint(train) == data_fingerprint(train.select(range(len(train))))
     assert data_fingerprint(train) != data_fingerprint(train.select(range(len(train) - 1)))
     assert data_fingerprint(train.to_iterable_dataset()) is None
+
+
+def test_an_output_dir_without_room_or_write_access_is_refused_before_training(
+    tokenizer, genome, tmp_path, monkeypatch
+):
+    import shutil
+
+    import birdie_hf.run_folder as run_folder
+
+    def read_only(path, *args, **kwargs):  # what a read-only mount answers
+        raise PermissionError(13, "Permission denied", path)
+
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    with monkeypatch.context() as patch:
+        patch.setattr(run_folder, "open", read_only, raising=False)
+        with pytest.raises(PermissionError, match=r"output_dir '.*/run' is not writable \(Permission denied\)"):
+            trainer.train()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: usage._replace(free=1 << 20))
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    with pytest.raises(
+        OSError, match=r"No space left for this run in .*: 1 MiB free, its checkpoints need about \d+ MiB"
+    ):
+        trainer.train()
+    assert trainer.state.global_step == 0 and not checkpoints(tmp_path / "run")
