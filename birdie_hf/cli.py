@@ -31,6 +31,14 @@ USER_ERROR_EXIT_CODE = 2
 TRACEBACK_HELP = f"on an error, print the full traceback instead of one `error:` line (or set {TRACEBACK_ENV}=1)"
 
 
+#: Exit status of a run stopped with Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT_CODE = 130
+
+
+class RecipeInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a recipe, with what the user can do next (e.g. which checkpoint resumes the run)."""
+
+
 class RecipeError(ValueError):
     """Bad input a recipe detected itself (a missing file, an unreadable `--config`, arguments that contradict each
     other). Its message names the argument, file or key and says what to change."""
@@ -83,7 +91,8 @@ def run_recipe(entry: Callable[[list[str]], T], argv: Optional[Sequence[str]] = 
         Whatever `entry` returns.
 
     Raises:
-        `SystemExit`: with status 2 after printing the message of an exception of [`USER_ERRORS`], unless
+        `SystemExit`: with status 130 after one `interrupted: ...` line on Ctrl-C ([`RecipeInterrupted`] carries what
+        to do next), and with status 2 after printing the message of an exception of [`USER_ERRORS`], unless
         `--traceback` is in `argv` or `BIRDIE_TRACEBACK=1` (the exception then propagates unchanged). Other
         exceptions (bugs, out-of-memory errors) always propagate with their traceback.
 
@@ -102,6 +111,12 @@ def run_recipe(entry: Callable[[list[str]], T], argv: Optional[Sequence[str]] = 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return entry(argv)
+    except KeyboardInterrupt as interrupt:
+        if wants_traceback(argv):
+            raise
+        detail = str(interrupt).strip()
+        print(f"interrupted{': ' + detail if detail else ''}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     except USER_ERRORS as error:
         if wants_traceback(argv):
             raise

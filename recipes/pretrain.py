@@ -51,8 +51,9 @@ from birdie_hf import (
     build_causal_lm,
     build_dna_tokenizer,
     default_model_config,
+    last_complete_checkpoint,
 )
-from birdie_hf.cli import TRACEBACK_HELP, RecipeError, parse_args_with_config, run_recipe
+from birdie_hf.cli import TRACEBACK_HELP, RecipeError, RecipeInterrupted, parse_args_with_config, run_recipe
 from birdie_hf.data import (
     WindowCroppingError,
     check_windows_fit,
@@ -346,7 +347,18 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         processing_class=tokenizer,
     )
     resume = training_args.resume_from_checkpoint
-    result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    except KeyboardInterrupt:
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        raise RecipeInterrupted(
+            f"stopped at step {trainer.state.global_step}; "
+            + (
+                f"resume from {checkpoint} with --resume_from_checkpoint last (and the same settings)."
+                if checkpoint
+                else "no checkpoint was saved yet, so a rerun starts over."
+            )
+        ) from None
     if result.metrics.get("already_complete") and finished_outputs(training_args.output_dir, result.global_step):
         if trainer.is_world_process_zero():
             print(

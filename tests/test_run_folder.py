@@ -140,3 +140,37 @@ def test_an_output_dir_without_room_or_write_access_is_refused_before_training(
     ):
         trainer.train()
     assert trainer.state.global_step == 0 and not checkpoints(tmp_path / "run")
+
+
+def test_ctrl_c_says_which_checkpoint_resumes_the_run(tokenizer, genome, tmp_path, monkeypatch, capsys):
+    from transformers import TrainerCallback
+
+    from birdie_hf import BirdieTrainer
+    from birdie_hf.cli import INTERRUPTED_EXIT_CODE, run_recipe
+
+    class CtrlC(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    original = BirdieTrainer.__init__
+
+    def with_ctrl_c(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.add_callback(CtrlC())
+
+    monkeypatch.setattr(BirdieTrainer, "__init__", with_ctrl_c)
+    pretrain = load_recipe("pretrain")
+    out = tmp_path / "out"
+    argv = ["--output_dir", str(out), "--policy", "static", "--max_steps", "6", "--save_steps", "2",
+            "--window_length", "128", "--max_length", "384", "--hidden_size", "32", "--num_hidden_layers", "1",
+            "--num_attention_heads", "2", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
+            "--report_to", "none", "--cpu_threads", "1"]  # fmt: skip
+    with pytest.raises(SystemExit) as stopped:
+        run_recipe(lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
+    assert stopped.value.code == INTERRUPTED_EXIT_CODE
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1] == (
+        f"interrupted: stopped at step 3; resume from {out / 'checkpoint-2'} with --resume_from_checkpoint last "
+        "(and the same settings)."
+    )
