@@ -103,29 +103,74 @@ def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> st
     return _save(figure, path)
 
 
+def late_loss_range(trajectory: dict, entry: Optional[str] = None) -> tuple[float, Optional[tuple[float, float]]]:
+    """`(first step of the second half, (low, high))`: the y-range of the losses from the second half of the run on
+    (of `entry`, or of every entry), with a 5% margin; the range is None when no finite loss falls there."""
+    evaluations = _check(trajectory)
+    half = evaluations[-1]["step"] / 2
+    names = [entry] if entry is not None else trajectory["entries"]
+    values = [
+        e["losses"][name]
+        for e in evaluations
+        if e["step"] >= half
+        for name in names
+        if e["losses"].get(name) is not None and e["losses"][name] == e["losses"][name]
+    ]
+    if not values:
+        return half, None
+    low, high = min(values), max(values)
+    margin = max(0.05 * (high - low), 1e-3)
+    return half, (low - margin, high + margin)
+
+
 def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str:
-    """Validation loss of every objective entry at every evaluation."""
+    """Validation loss of every objective entry at every evaluation.
+
+    The first panel shows the whole run, every entry, on a log scale. One small panel per entry then shows the second
+    half of the run on that entry's own scale, with its change over that half in nats: the first losses (~5 nats)
+    and the solved copy tasks (~0.1) would otherwise set one shared scale on which the hundredths of a nat that tell
+    runs apart cannot be seen."""
     plt = _pyplot()
     evaluations = _check(trajectory)
     steps = [e["step"] for e in evaluations]
-    figure, axis = plt.subplots(figsize=(10, 5))
+    entries = list(trajectory["entries"])
+    columns = 4 if len(entries) > 3 else len(entries) + 1
+    rows = -(-(len(entries) + 1) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
     styles = entry_styles(trajectory)
-    for name in trajectory["entries"]:
+    overview = axes.flat[0]
+    for index, name in enumerate(entries):
         style = styles[name]
-        axis.plot(
-            steps,
-            [e["losses"][name] for e in evaluations],
-            color=style["color"],
-            linestyle=style["linestyle"],
-            marker=style["marker"],
-            markersize=3,
-            label=name,
-        )
-    axis.set(
-        xlabel="training step", ylabel="validation loss (nats/token)", title=title or "Validation loss per objective"
-    )
-    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _save(figure, path)
+        values = [e["losses"][name] for e in evaluations]
+        line = dict(color=style["color"], linestyle=style["linestyle"], marker=style["marker"], markersize=3)
+        overview.plot(steps, values, label=name, **line)
+        axis = axes.flat[index + 1]
+        half, zoom = late_loss_range(trajectory, name)
+        late = [(s, v) for s, v in zip(steps, values) if s >= half]
+        axis.plot([s for s, _ in late], [v for _, v in late], **line)
+        if zoom is not None:
+            axis.set_ylim(*zoom)
+        change = late[-1][1] - late[0][1] if len(late) > 1 else float("nan")
+        axis.set_title(f"{name}\n{change:+.3f} nats from step {late[0][0]}" if late else name, fontsize=8)
+        axis.tick_params(labelsize=7)
+    spare = list(axes.flat[len(entries) + 1 :])
+    for axis in spare:
+        axis.axis("off")
+    overview.set_yscale("log")
+    overview.set_title("whole run, every entry (log scale)", fontsize=8)
+    overview.set_xlabel("training step", fontsize=8)
+    overview.set_ylabel("validation loss (nats/token)", fontsize=8)
+    overview.tick_params(labelsize=7)
+    handles, labels = overview.get_legend_handles_labels()
+    if spare:  # the overview's legend in the first empty cell
+        spare[0].legend(handles, labels, loc="center", fontsize=7, frameon=False)
+        bottom = 0.0
+    else:
+        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(entries)), fontsize=7)
+        bottom = 0.04 * (-(-len(entries) // 4)) / rows
+    figure.suptitle(title or "Validation loss per objective (small panels: second half of the run, own scale)")
+    figure.tight_layout(rect=(0, bottom, 1, 1))
+    return _save(figure, path, layout=False)
 
 
 def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> str:
@@ -172,9 +217,10 @@ def plot_run_comparison(trajectories: dict[str, dict], path: str, objective: str
     return _save(figure, path)
 
 
-def _save(figure, path: str) -> str:
+def _save(figure, path: str, layout: bool = True) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.tight_layout()
+    if layout:  # False when the caller laid the figure out itself
+        figure.tight_layout()
     figure.savefig(path, dpi=100)
     import matplotlib.pyplot as plt
 

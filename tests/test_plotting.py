@@ -3,7 +3,7 @@ import json
 import pytest
 from PIL import Image
 
-from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
+from birdie_hf.plotting import late_loss_range, plot_losses, plot_mixture, plot_rewards, plot_run_comparison
 
 
 def trajectory(policy="birdie"):
@@ -22,11 +22,24 @@ def trajectory(policy="birdie"):
     return {"policy": policy, "entries": names, "reward_classes": names, "evaluations": evaluations}
 
 
-@pytest.mark.parametrize("plot", [plot_mixture, plot_losses, plot_rewards])
-def test_plots_are_real_images(plot, tmp_path):
+@pytest.mark.parametrize(
+    "plot, size", [(plot_mixture, (1000, 500)), (plot_losses, (1200, 320)), (plot_rewards, (1000, 500))]
+)
+def test_plots_are_real_images(plot, size, tmp_path):
     path = plot(trajectory(), str(tmp_path / "out" / "plot.png"))
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (1000, 500)
+        assert image.format == "PNG" and image.size == size
+
+
+def test_the_loss_plot_zooms_on_the_second_half_so_small_differences_show():
+    run = trajectory()
+    run["evaluations"][0]["losses"] = {"next_token_prediction": 4.9, "infilling": 5.1}  # the first evaluation
+    for e, (a, b) in zip(run["evaluations"][1:], [(1.40, 1.45), (1.36, 1.39), (1.34, 1.37)]):
+        e["losses"] = {"next_token_prediction": a, "infilling": b}
+    half, (low, high) = late_loss_range(run)
+    assert half == 15 and 1.33 < low < 1.36 and 1.39 < high < 1.40  # steps 20 and 30 only: a 0.05-nat window
+    _, (low, high) = late_loss_range(run, "next_token_prediction")
+    assert 1.33 < low < 1.34 and 1.36 < high < 1.37  # one entry: its own 0.02-nat window
 
 
 def test_run_comparison_and_errors(tmp_path):
