@@ -26,10 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.data import default_genome_path
 from birdie_hf.genbank import iter_genbank
 from birdie_hf.human_tasks import TASK_NAME as HUMAN_TASK
 from birdie_hf.human_tasks import (
@@ -72,7 +74,8 @@ def main(argv=None):
         nargs="+",
         default=None,
         metavar="FASTA",
-        help="report how many dev/test sequences occur verbatim in these FASTA files",
+        help="report how many dev/test sequences occur verbatim in these FASTA files (default: the genome "
+        "the README's pre-training run uses, shipped with birdie_hf)",
     )
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     args = parser.parse_args(argv)
@@ -116,8 +119,9 @@ def main(argv=None):
         summary["human_repeat"] = dict(
             human.metadata, pretraining_fasta=os.path.basename(pretraining_path), pretraining_fasta_counts=pretraining
         )
-    if args.check_leakage:
-        summary["leakage"] = leakage_report(args.output_dir, args.check_leakage)
+    # The leakage check always runs: against the given corpus, else the genome the default pre-training run reads.
+    corpus = args.check_leakage or [default_genome_path()]
+    summary["leakage"] = leakage_report(args.output_dir, corpus)
     with open(os.path.join(args.output_dir, "suite.json"), "w", encoding="utf-8") as handle:
         json.dump(summary, handle, indent=2)
     for task, splits in counts.items():
@@ -130,15 +134,22 @@ def main(argv=None):
             f"{meta['chrom']}:{meta['heldout_start']} ({meta['bases']['heldout']} bases); "
             f"dev/test windows dropped as occurring in the pre-training region: {meta['leaked_dropped']}"
         )
-    if args.check_leakage:
-        report = summary["leakage"]
-        print(f"Leakage check against {', '.join(report['corpus'])} (both strands):")
-        for task, splits in report["tasks"].items():
-            print(
-                f"  {task:<22} "
-                + "  ".join(f"{split} {entry['occurring']}/{entry['checked']}" for split, entry in splits.items())
-            )
-        print(f"  {report['total_occurring']} dev/test sequences occur verbatim in the corpus")
+    report = summary["leakage"]
+    print(f"Leakage check against {', '.join(report['corpus'])} (both strands):")
+    for task, splits in report["tasks"].items():
+        print(
+            f"  {task:<22} "
+            + "  ".join(f"{split} {entry['occurring']}/{entry['checked']}" for split, entry in splits.items())
+        )
+    print(f"  {report['total_occurring']} dev/test sequences occur verbatim in the corpus")
+    if report["total_occurring"]:
+        print(
+            f"WARNING: {report['total_occurring']} dev/test sequences of this suite occur verbatim in "
+            f"{', '.join(report['corpus'])}: a checkpoint pre-trained on it has seen its test data, so its scores "
+            "here measure memory, not generalisation. Evaluate such checkpoints with recipes/evaluate.py (species "
+            "held out of pre-training) or build this suite from a genome they did not see (--genbank).",
+            file=sys.stderr,
+        )
     print(f"Wrote the suite to {args.output_dir}")
 
 

@@ -617,3 +617,17 @@ def test_card_templates_are_package_data():
     for name in ("pretrained.md", "finetuned.md"):
         assert (REPO / "birdie_hf" / "templates" / name).is_file()
         assert template_text(name).startswith("---\n{{ card_data }}\n---")
+
+
+def test_make_genome_tasks_checks_leakage_by_default_and_warns_loudly(tmp_path, capsys, shared_dir):
+    make_genome_tasks = load_recipe("make_genome_tasks")
+    make_genome_tasks.main(["--output_dir", str(tmp_path / "tasks")])  # the GenBank assembly the default run reads
+    captured = capsys.readouterr()
+    summary = json.loads((tmp_path / "tasks" / "suite.json").read_text())
+    leaked = summary["leakage"]["total_occurring"]
+    assert summary["leakage"]["corpus"] == ["bacterial_contigs.fna.gz"] and leaked > 0
+    assert (
+        f"WARNING: {leaked} dev/test sequences of this suite occur verbatim in bacterial_contigs.fna.gz"
+        in captured.err
+    )
+    assert "recipes/evaluate.py" in captured.err
