@@ -201,7 +201,12 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
     mapping where a single number/flag/string is expected, or a value of the wrong kind, is refused."""
     inner, optional = _unwrap_optional(annotation)
     if value is None:
-        return value
+        if optional or inner is Any:
+            return value
+        raise RecipeError(
+            f"{CONFIG_FLAG}: key {key!r} in {path!r} cannot be null (it takes a value); remove the key to use the "
+            "default."
+        )
     if typing.get_origin(inner) is list or inner is list:
         items = value if isinstance(value, list) else [value]
         item_type = (typing.get_args(inner) or (Any,))[0]
@@ -218,6 +223,20 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
     if inner in (int, float, bool, str):
         kinds = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
         if isinstance(value, str):
+            if inner in (int, float):  # YAML reads `1e3` and `fast` as strings: check them here, not in argparse
+                try:
+                    inner(value)
+                except ValueError:
+                    hint = ""
+                    if inner is int:
+                        try:
+                            number = float(value)
+                            hint = f" (write {int(number)})" if number.is_integer() else ""
+                        except ValueError:
+                            pass
+                    raise RecipeError(
+                        f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}, got {value!r}{hint}."
+                    ) from None
             return value  # argparse converts (and checks) string defaults with the field's type
         ok = {
             int: isinstance(value, int) and not isinstance(value, bool),
@@ -284,6 +303,16 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
     return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
 
 
+def _short_usage_errors(parser) -> None:
+    """Make `parser` report a bad flag in one line (`prog: error: ...`, exit 2) instead of after its whole usage
+    string, which for a recipe with every `TrainingArguments` flag is 150 lines."""
+
+    def error(message: str):
+        parser.exit(USER_ERROR_EXIT_CODE, f"{parser.prog}: error: {message} (see --help)\n")
+
+    parser.error = error
+
+
 def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[str, Any]] = None) -> tuple:
     """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a `--config` YAML file
     (see [`load_config_file`]); flags given on the command line win over both.
@@ -291,6 +320,7 @@ def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[
     Returns:
         `tuple`: one instance per dataclass of `parser`.
     """
+    _short_usage_errors(parser)
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
     if path is not None:

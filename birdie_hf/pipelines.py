@@ -85,7 +85,13 @@ class _BirdiePipeline(Pipeline):
         if isinstance(inputs, list) and self._is_single(inputs):
             inputs = tuple(inputs)  # one variant given as a list; transformers would read a list as a batch
         if not isinstance(inputs, (list, str, dict, tuple)):
-            inputs = list(inputs)  # a generator or a Dataset column: batched like a list
+            try:
+                inputs = list(inputs)  # a generator or a Dataset column: batched like a list
+            except TypeError:
+                raise DNAInputError(
+                    f"{self.task or type(self).__name__} takes a DNA input (or a list of them), got "
+                    f"{type(inputs).__name__} {inputs!r}."
+                ) from None
         if not isinstance(inputs, list):
             return super().__call__(inputs, **kwargs)
         kwargs.pop("num_workers", None)

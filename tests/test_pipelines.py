@@ -112,6 +112,8 @@ def test_pipelines_refuse_what_they_cannot_do(tokenizer, tmp_path, checkpoint):
     fill = pipeline("dna-infilling", model=checkpoint)
     with pytest.raises(DNAInputError, match="needs a 'sequence' key"):
         fill({"seq": "ACGT__ACGT"})
+    with pytest.raises(DNAInputError, match="dna-infilling takes a DNA input .*got NoneType None"):
+        fill(None)
     with pytest.raises(TypeError, match=r"unknown parameters \['beams'\]"):
         fill("ACGT__ACGT", beams=4)
     with pytest.raises(TypeError, match=r"unknown parameters \['gaps'\]"):

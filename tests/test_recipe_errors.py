@@ -5,6 +5,7 @@ subprocess tests check the real entry points."""
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -631,3 +632,28 @@ def test_make_genome_tasks_checks_leakage_by_default_and_warns_loudly(tmp_path, 
         in captured.err
     )
     assert "recipes/evaluate.py" in captured.err
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("window_length: null\n", "key 'window_length' in '.*run.yaml' cannot be null"),
+        ("max_steps: 1e3\n", r"key 'max_steps' in '.*run.yaml' takes an integer, got '1e3' \(write 1000\)"),
+        ("learning_rate: fast\n", "key 'learning_rate' in '.*run.yaml' takes a number, got 'fast'"),
+    ],
+)
+def test_pretrain_yaml_values_of_the_wrong_kind_are_named(pretrain, tmp_path, capsys, yaml_text, message):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml_text)
+    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), ["--config", str(config)])
+    assert re.search(message, line), line
+
+
+def test_a_bad_flag_is_one_line_not_the_whole_usage(pretrain, capsys):
+    with pytest.raises(SystemExit) as info:
+        pretrain.parse_args(["--policy", "birdy"])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        ": error: argument --policy: invalid choice: 'birdy' (choose from 'birdie', 'static', 'ntp') (see --help)"
+    )
