@@ -347,8 +347,27 @@ def _fmt(interval: dict) -> str:
     return f"{interval['estimate']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
 
 
+def summary_rows(result: dict) -> list[dict]:
+    """One row per (read-out, reading) of a task's result: with several pre-training seeds, the mean over seeds with
+    a t interval over seeds; with one, that seed's bootstrap interval."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in result["rows"]:
+        grouped[(row["readout"], row["reading"])].append(row)
+    summary = []
+    for (readout, reading), rows in grouped.items():
+        if len(rows) > 1:
+            interval = seed_interval([r["test"]["estimate"] for r in rows]).to_dict()
+        else:
+            interval = rows[0]["test"]
+        summary.append(
+            {"readout": readout, "reading": reading, "kind": rows[0]["kind"], "seeds": len(rows), "test": interval}
+        )
+    return summary
+
+
 def results_markdown(results: dict) -> str:
-    """Markdown: one table per task (every read-out with its 95% interval), then the differences and decisions."""
+    """Markdown: per task, a summary (one row per read-out and reading, over seeds), the differences and decisions,
+    then every seed's row with what dev chose."""
     lines = []
     for task, result in results["tasks"].items():
         test = result["sizes"]["test"]
@@ -357,6 +376,16 @@ def results_markdown(results: dict) -> str:
             "",
             f"test: {test['examples']} sequences in {test['groups']} groups, classes {test['classes']}; "
             f"train {result['sizes']['train']['examples']}, dev {result['sizes']['dev']['examples']}",
+            "",
+            "Summary: rows with several pre-training seeds give their mean and a t interval over seeds (the seed is",
+            "the unit of replication); single rows give the bootstrap interval over test groups.",
+            "",
+            "| read-out | reading | seeds | test MCC [95% CI] |",
+            "|---|---|---|---|",
+        ]
+        for row in summary_rows(result):
+            lines.append(f"| {row['readout']} | {row['reading']} | {row['seeds']} | {_fmt(row['test'])} |")
+        lines += [
             "",
             "| read-out | reading | seed | test MCC [95% CI] | dev MCC | chosen on dev |",
             "|---|---|---|---|---|---|",
@@ -381,8 +410,8 @@ def results_markdown(results: dict) -> str:
 
 
 def plot_results(results: dict, path: PathLike) -> str:
-    """One panel per task: test MCC with its 95% interval for every read-out (pre-trained checkpoints, the
-    random-init control, classical baselines), coloured by kind. Returns the path written."""
+    """One panel per task: test MCC with its 95% interval for every read-out (pre-trained checkpoints and the
+    random-init control over their seeds, classical baselines), coloured by kind. Returns the path written."""
     from ..plotting import _pyplot, _save
 
     plt = _pyplot()
@@ -390,19 +419,16 @@ def plot_results(results: dict, path: PathLike) -> str:
     colours = {"pretrained": "tab:blue", "control": "tab:red", "baseline": "tab:gray"}
     columns = min(3, len(tasks))
     grid_rows = -(-len(tasks) // columns)
-    height = max(2.5, 0.32 * max(len(results["tasks"][t]["rows"]) for t in tasks) + 1.2)
+    height = max(2.5, 0.32 * max(len(summary_rows(results["tasks"][t])) for t in tasks) + 1.2)
     figure, axes = plt.subplots(
         grid_rows, columns, figsize=(4.6 * columns, height * grid_rows), sharey=True, squeeze=False
     )
     for axis in axes.flat[len(tasks) :]:
         axis.set_visible(False)
     for axis, task in zip(axes.flat, tasks):
-        rows = results["tasks"][task]["rows"]
+        rows = summary_rows(results["tasks"][task])
         names = [r["readout"] + (f" ({r['reading']})" if r["reading"] != "-" else "") for r in rows]
-        names = [
-            n + (f" @{r['seed']}" if r["kind"] == "pretrained" and r["seed"] != "0" else "")
-            for n, r in zip(names, rows)
-        ]
+        names = [n + (f", {r['seeds']} seeds" if r["seeds"] > 1 else "") for n, r in zip(names, rows)]
         for y, row in enumerate(rows):
             t = row["test"]
             axis.errorbar(
