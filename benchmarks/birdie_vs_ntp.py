@@ -166,7 +166,7 @@ def heldout_next_base(work: Path, args, seed: int) -> dict:
     from transformers import AutoModelForCausalLM
 
     from birdie_hf import build_dna_tokenizer, load_genome_windows
-    from birdie_hf.baselines import markov_baseline_table, next_base_nll, windows_to_text
+    from birdie_hf.evaluation.baselines import markov_baseline_table, next_base_nll, windows_to_text
 
     tokenizer = build_dna_tokenizer()
     data = load_genome_windows(
@@ -190,7 +190,7 @@ def heldout_next_base(work: Path, args, seed: int) -> dict:
 
 
 def kmer_baseline(work: Path) -> dict:
-    from birdie_hf.baselines import kmer_logistic_regression, read_task_csvs
+    from birdie_hf.evaluation.baselines import kmer_logistic_regression, read_task_csvs
 
     results = {}
     for task in TASKS:

@@ -136,11 +136,11 @@ def pretraining_corpus(args) -> list[str]:
 def heldout_sequences(source: str, args) -> list[str]:
     """Upper-case held-out sequences of `source`."""
     if source == "bacterial":
-        from birdie_hf.genbank import iter_genbank
+        from birdie_hf.evaluation.genbank import iter_genbank
 
         return [record.sequence.upper() for record in iter_genbank(args.genbank)]
     from birdie_hf.data import iter_fasta
-    from birdie_hf.human_tasks import split_human_records
+    from birdie_hf.evaluation.human_tasks import split_human_records
 
     _, heldout = split_human_records(args.human_fasta)
     pretraining = Path(args.corpus_dir) / "tasks" / "human_pretraining.fa.gz"
@@ -172,7 +172,7 @@ def sample_windows(sequences: list[str], count: int, length: int, rng: np.random
 def cds_variants(args, per_class: int, rng: np.random.Generator) -> list[dict]:
     """Single-base substitutions inside annotated CDSs, `per_class` of each of synonymous / missense / stop-gain,
     each with a genome-forward window of `--window_length` bases and the site in it."""
-    from birdie_hf.genbank import iter_genbank
+    from birdie_hf.evaluation.genbank import iter_genbank
 
     candidates = {"synonymous": [], "missense": [], "stop_gain": []}
     for record in iter_genbank(args.genbank):
@@ -287,8 +287,8 @@ class MarkovReader:
 
 
 def fit_markov(files: list[str], order: int):
-    from birdie_hf.baselines import MarkovModel
     from birdie_hf.data import iter_fasta
+    from birdie_hf.evaluation.baselines import MarkovModel
 
     def sequences():
         for path in files:

@@ -213,7 +213,7 @@ def task_dataset(task: str) -> dict[str, Optional[str]]:
     of CSVs such as `gene_strand`) is a dataset of its own, typed and named after the task, so that every task gets
     its own entry and leaderboard.
     """
-    from .finetune import NT_REVISED_REPO, NT_TASKS
+    from .evaluation.finetune import NT_REVISED_REPO, NT_TASKS
 
     if task in NT_TASKS:
         return {

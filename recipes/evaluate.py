@@ -38,6 +38,8 @@ from transformers import AutoTokenizer
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.evaluation import genome_tasks
+from birdie_hf.evaluation.finetune import NT_TASKS, load_classification_task
+from birdie_hf.evaluation.human_tasks import build_human_repeat_task, write_human_repeat_task
 from birdie_hf.evaluation.instrument import (
     Arm,
     ProbeSuiteConfig,
@@ -48,9 +50,7 @@ from birdie_hf.evaluation.instrument import (
     task_from_dataset,
     write_results,
 )
-from birdie_hf.finetune import NT_TASKS, load_classification_task
-from birdie_hf.human_tasks import build_human_repeat_task, write_human_repeat_task
-from birdie_hf.leakage import leakage_report
+from birdie_hf.evaluation.leakage import leakage_report
 from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
-from birdie_hf.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.evaluation.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.hub import load_model_config
 
 
@@ -227,7 +227,7 @@ def update_cards(checkpoints: dict[str, str], summary: dict) -> None:
     `birdie_hf.hub.update_pretrained_card`: one `model-index` entry per task, training facts and widget kept)."""
     from transformers import AutoConfig
 
-    from birdie_hf.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
+    from birdie_hf.evaluation.finetune import DEFAULT_PREFIX_PROMPT, resolve_attention
     from birdie_hf.hub import update_pretrained_card
 
     for name, path in checkpoints.items():

@@ -29,7 +29,7 @@ import json
 import os
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, run_recipe
-from birdie_hf.finetune import LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.hub import load_model_config, write_finetuned_card
 
 

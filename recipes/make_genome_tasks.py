@@ -32,16 +32,16 @@ from pathlib import Path
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.data import default_genome_path
-from birdie_hf.genbank import iter_genbank
-from birdie_hf.human_tasks import TASK_NAME as HUMAN_TASK
-from birdie_hf.human_tasks import (
+from birdie_hf.evaluation.genbank import iter_genbank
+from birdie_hf.evaluation.human_tasks import TASK_NAME as HUMAN_TASK
+from birdie_hf.evaluation.human_tasks import (
     HumanRepeatTaskConfig,
     build_human_repeat_task,
     write_human_repeat_task,
     write_pretraining_fasta,
 )
-from birdie_hf.leakage import leakage_report
-from birdie_hf.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
+from birdie_hf.evaluation.leakage import leakage_report
+from birdie_hf.evaluation.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 
 
 DEFAULT_GENBANK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "genomes" / "bacterial_contigs.gbk"

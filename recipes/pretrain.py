@@ -296,7 +296,7 @@ def summary_table(
 
 def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
     """Held-out next-base loss of the model next to order-k Markov models fit on the same training windows."""
-    from birdie_hf.baselines import markov_baseline_table, next_base_nll, windows_to_text
+    from birdie_hf.evaluation.baselines import markov_baseline_table, next_base_nll, windows_to_text
 
     if not hasattr(data["validation"], "__len__") or len(data["validation"]) == 0:
         return "(no held-out windows: next-base comparison skipped)"

@@ -465,3 +465,11 @@ def test_nucleotide_transformer_tasks_go_through_the_same_instrument_offline(
         capsys, recipe_main(evaluate_recipe), ["--checkpoints", f"t={saved_checkpoint}", "--hub_tasks", "promoters"]
     )
     assert "promoters" in line and "promoter_all" in line
+
+
+@pytest.mark.parametrize("name", ["tasks", "human_tasks", "genbank", "leakage", "baselines", "finetune"])
+def test_evaluation_modules_keep_their_old_import_paths(name):
+    import importlib
+
+    old, new = importlib.import_module(f"birdie_hf.{name}"), importlib.import_module(f"birdie_hf.evaluation.{name}")
+    assert old is new  # one module: monkeypatching either path patches both

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..baselines import MarkovModel
 from ..modeling import build_causal_lm
+from .baselines import MarkovModel
 from .statistics import matthews_corrcoef
 
 

@@ -37,8 +37,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..data.fasta import iter_fasta
-from ..tasks import SPLITS, EmptyTaskError, centred_window_start, reverse_complement
 from .gff import GeneCall, iter_gene_calls
+from .tasks import SPLITS, EmptyTaskError, centred_window_start, reverse_complement
 
 
 PathLike = Union[str, os.PathLike]

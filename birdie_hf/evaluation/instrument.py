@@ -27,11 +27,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..baselines import kmer_logistic_regression, read_task_split
-from ..tasks import SPLITS
+from .baselines import kmer_logistic_regression, read_task_split
 from .controls import markov_classifier, random_init_like
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
 from .statistics import GroupBootstrap, Interval, decide, seed_interval
+from .tasks import SPLITS
 
 
 PathLike = Union[str, os.PathLike]

@@ -1,0 +1,607 @@
+"""Classical baselines a DNA language model has to beat: order-k Markov chains and k-mer logistic regression.
+
+* [`MarkovModel`] predicts the next base from the previous `order` bases with add-`pseudocount` smoothed counts;
+  [`markov_baseline_table`] reports its held-out negative log-likelihood per base for several orders, the number
+  to compare with a language model's evaluation loss (in nats, or bits per base).
+* [`kmer_features`] + [`kmer_logistic_regression`] are the bag-of-k-mers classifier baseline for sequence
+  classification tasks stored as `{train,dev,test}.csv` files (see [`read_task_csvs`]).
+
+Sequences are passed as text: `str`, `bytes`, or a 1-D numpy array of ASCII codes (`uint8`) or single letters.
+Token ids are not accepted; decode them with the tokenizer first. Letters are case-insensitive; anything outside
+the alphabet (e.g. `N`) makes every window that touches it unusable, both for counting and for scoring.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+from scipy import sparse
+
+
+SequenceLike = Union[str, bytes, bytearray, np.ndarray]
+PathLike = Union[str, os.PathLike]
+
+#: Window starts processed at once, bounding memory to a few hundred MB whatever the sequence length.
+_CHUNK = 1 << 22
+#: Largest number of (k+1)-mers a count table may have (alphabet_size ** (order + 1)).
+_MAX_TABLE = 1 << 26
+_SPLITS = ("train", "dev", "test")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encoding helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _lookup_table(alphabet: str) -> np.ndarray:
+    """ASCII byte -> letter index (0..len(alphabet)-1), -1 for anything else; upper and lower case both map."""
+    table = np.full(256, -1, dtype=np.int8)
+    for index, letter in enumerate(alphabet):
+        table[ord(letter.upper())] = index
+        table[ord(letter.lower())] = index
+    return table
+
+
+def _as_bytes(sequence: SequenceLike, name: str) -> np.ndarray:
+    """View one sequence as a `(length,)` uint8 array of ASCII codes."""
+    if isinstance(sequence, str):
+        return np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
+    if isinstance(sequence, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(sequence), dtype=np.uint8)
+    if isinstance(sequence, np.ndarray) and sequence.ndim == 1:
+        if sequence.dtype == np.uint8:
+            return sequence
+        if sequence.dtype.kind == "S" and sequence.dtype.itemsize == 1:
+            return sequence.view(np.uint8)
+        if sequence.dtype.kind == "U" and sequence.dtype.itemsize == 4:
+            code_points = sequence.view(np.uint32)
+            return np.where(code_points < 256, code_points, 0).astype(np.uint8)
+    raise TypeError(
+        f"`{name}` must hold DNA text (str, bytes, or a 1-D numpy array of uint8 ASCII codes or single letters), "
+        f"got {type(sequence).__name__}"
+        + (f" with dtype {sequence.dtype} and shape {sequence.shape}" if isinstance(sequence, np.ndarray) else "")
+        + ". Token ids must be decoded to text first."
+    )
+
+
+def _is_single_sequence(value: object) -> bool:
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return True
+    return isinstance(value, np.ndarray) and value.ndim == 1 and (value.dtype == np.uint8 or value.dtype.kind in "SU")
+
+
+def _iter_sequences(sequences: Union[SequenceLike, Iterable[SequenceLike]], name: str) -> Iterator[SequenceLike]:
+    """Iterate sequences; a lone string/bytes/array is treated as one sequence rather than as its letters."""
+    if _is_single_sequence(sequences):
+        yield sequences
+        return
+    if not isinstance(sequences, Iterable):
+        raise TypeError(f"`{name}` must be a sequence or an iterable of sequences, got {type(sequences).__name__}.")
+    yield from sequences
+
+
+def _iter_kmer_codes(codes: np.ndarray, max_width: int, base: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Rolling base-`base` integer codes of all windows of width 1..`max_width`.
+
+    Args:
+        codes (`np.ndarray` of shape `(length,)`): letter indices, -1 for letters outside the alphabet.
+        max_width (`int`): the widest window to code.
+        base (`int`): the alphabet size.
+
+    Yields:
+        `(width, kmer_codes, valid)` with `kmer_codes` (int64) and `valid` (bool) of shape `(length - width + 1,)`;
+        entry `s` codes the window `codes[s : s + width]` (first letter most significant) and is valid when no
+        letter in it is -1. Stops early when the sequence is shorter than the window.
+    """
+    if codes.shape[0] == 0:
+        return
+    valid = codes >= 0
+    clean = np.where(valid, codes, 0).astype(np.int64)
+    kmer_codes, kmer_valid = clean, valid
+    yield 1, kmer_codes, kmer_valid
+    for width in range(2, max_width + 1):
+        count = codes.shape[0] - width + 1
+        if count <= 0:
+            return
+        kmer_codes = kmer_codes[:count] * base + clean[width - 1 :]
+        kmer_valid = kmer_valid[:count] & valid[width - 1 :]
+        yield width, kmer_codes, kmer_valid
+
+
+def _code_of(codes: np.ndarray, base: int) -> int:
+    """Integer code of one short window of valid letter indices (first letter most significant); 0 when empty."""
+    code = 0
+    for letter in codes.tolist():
+        code = code * base + letter
+    return code
+
+
+def _window_codes(codes: np.ndarray, width: int, base: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and validity of the windows of exactly `width` letters, shapes `(max(length - width + 1, 0),)`."""
+    for current, kmer_codes, valid in _iter_kmer_codes(codes, width, base):
+        if current == width:
+            return kmer_codes, valid
+    return np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
+
+
+def _iter_chunks(codes: np.ndarray, overlap: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Split `codes` into pieces of `_CHUNK` window starts plus `overlap` trailing letters.
+
+    Yields:
+        `(piece, starts)`: windows starting at `piece[0 : starts]` belong to this piece (each start is in exactly
+        one piece), and every window of up to `overlap + 1` letters starting there fits in `piece`.
+    """
+    for start in range(0, codes.shape[0], _CHUNK):
+        yield codes[start : start + _CHUNK + overlap], min(_CHUNK, codes.shape[0] - start)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Markov chains
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class MarkovModel:
+    """Order-k Markov chain for next-base prediction, with add-`pseudocount` smoothing.
+
+    `P(x_i | x_{i-k} .. x_{i-1}) = (count(context, x_i) + pseudocount) / (count(context) + A * pseudocount)` where
+    `A = len(alphabet)`. [`~MarkovModel.fit`] keeps the counts of every order 0..k, so the first `k` bases of a
+    sequence, which have a shorter context, are scored with the longest context available (order `i` at position
+    `i`) by [`~MarkovModel.nll_per_base`].
+
+    Windows (context plus next base) that contain a letter outside the alphabet, e.g. `N`, are skipped when
+    counting and give NaN when scoring.
+
+    Args:
+        order (`int`): context length k (0 = base composition only).
+        alphabet (`str`, *optional*, defaults to `"ACGT"`): the letters modelled; case-insensitive.
+        pseudocount (`float`, *optional*, defaults to 0.5): added to every count (0.5 = Krichevsky-Trofimov).
+
+    Example:
+
+    ```python
+    >>> model = MarkovModel(order=2).fit(["ACGACGACGACG"])
+    >>> model.log_likelihood("ACGA").shape  # positions 2 and 3
+    (2,)
+    ```
+    """
+
+    def __init__(self, order: int, alphabet: str = "ACGT", pseudocount: float = 0.5) -> None:
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
+            raise ValueError(f"`order` must be a non-negative integer, got {order!r}.")
+        if not isinstance(alphabet, str) or len(alphabet) < 2:
+            raise ValueError(f"`alphabet` must be a string of at least 2 letters, got {alphabet!r}.")
+        if len(set(alphabet.upper())) != len(alphabet) or not all(c.isascii() and c.isalpha() for c in alphabet):
+            raise ValueError(f"`alphabet` must hold distinct ASCII letters (case-insensitive), got {alphabet!r}.")
+        if len(alphabet) ** (order + 1) > _MAX_TABLE:
+            raise ValueError(
+                f"`order`={order} needs {len(alphabet)}**{order + 1} counts, more than the supported {_MAX_TABLE}."
+            )
+        if not (isinstance(pseudocount, (int, float)) and math.isfinite(pseudocount) and pseudocount > 0):
+            raise ValueError(f"`pseudocount` must be a finite number > 0, got {pseudocount!r}.")
+        self.order = int(order)
+        self.alphabet = alphabet.upper()
+        self.pseudocount = float(pseudocount)
+        self._table = _lookup_table(self.alphabet)
+        self._counts: Optional[list[np.ndarray]] = None
+        self._log_probs: Optional[list[np.ndarray]] = None
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.is_fitted else "not fitted"
+        return f"MarkovModel(order={self.order}, alphabet={self.alphabet!r}, pseudocount={self.pseudocount}, {state})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._counts is not None
+
+    @property
+    def n_windows(self) -> int:
+        """Number of (order+1)-mers counted by the last [`~MarkovModel.fit`]."""
+        return int(self._require_fitted()[self.order].sum())
+
+    def encode(self, sequence: SequenceLike) -> np.ndarray:
+        """Letter indices of `sequence`, shape `(length,)`, int8, -1 for letters outside the alphabet."""
+        return self._table[_as_bytes(sequence, "sequence")]
+
+    def fit(self, sequences: Union[SequenceLike, Iterable[SequenceLike]]) -> "MarkovModel":
+        """Count the (j+1)-mers of every order j = 0..`order` in `sequences` (replacing earlier counts).
+
+        Args:
+            sequences: an iterable of sequences (`str`, `bytes` or 1-D letter arrays), or a single sequence.
+                Consumed once, so a generator streaming a large genome is fine.
+
+        Returns:
+            `self`.
+        """
+        size = len(self.alphabet)
+        counts = [np.zeros(size ** (j + 1), dtype=np.int64) for j in range(self.order + 1)]
+        for sequence in _iter_sequences(sequences, "sequences"):
+            codes = self.encode(sequence)
+            for piece, starts in _iter_chunks(codes, overlap=self.order):
+                for width, kmer_codes, valid in _iter_kmer_codes(piece, self.order + 1, size):
+                    kept = kmer_codes[:starts][valid[:starts]]
+                    counts[width - 1] += np.bincount(kept, minlength=counts[width - 1].shape[0])
+        self._counts = counts
+        self._log_probs = [self._smoothed_log_probs(table) for table in counts]
+        return self
+
+    def _smoothed_log_probs(self, counts: np.ndarray) -> np.ndarray:
+        """Flat `(A**(j+1),)` counts -> flat log P(last letter | first j letters) with the pseudocount."""
+        size = len(self.alphabet)
+        table = counts.reshape(-1, size).astype(np.float64) + self.pseudocount
+        return np.log(table / table.sum(axis=1, keepdims=True)).reshape(-1)
+
+    def _require_fitted(self) -> list[np.ndarray]:
+        if self._counts is None:
+            raise RuntimeError("This MarkovModel is not fitted yet; call `fit(sequences)` first.")
+        return self._counts
+
+    def counts(self, order: Optional[int] = None) -> np.ndarray:
+        """Counts of the fitted (order+1)-mers, shape `(A**order, A)`: row = context code, column = next letter.
+
+        Args:
+            order (`int`, *optional*): 0..`self.order`; defaults to `self.order`.
+        """
+        order = self._check_order(order)
+        return self._require_fitted()[order].reshape(-1, len(self.alphabet)).copy()
+
+    def _check_order(self, order: Optional[int]) -> int:
+        if order is None:
+            return self.order
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 0 <= order <= self.order:
+            raise ValueError(f"`order` must be an integer in [0, {self.order}], got {order!r}.")
+        return int(order)
+
+    def with_order(self, order: int) -> "MarkovModel":
+        """A fitted model of a lower `order` sharing these counts (no refit: counts of every order are kept)."""
+        order = self._check_order(order)
+        counts = self._require_fitted()
+        lower = MarkovModel(order, alphabet=self.alphabet, pseudocount=self.pseudocount)
+        lower._counts = counts[: order + 1]
+        lower._log_probs = self._log_probs[: order + 1]
+        return lower
+
+    def next_base_probabilities(self, context: SequenceLike = "") -> np.ndarray:
+        """Distribution of the next letter, shape `(len(alphabet),)`, after `context`.
+
+        Uses the last `order` letters of `context`, or all of it when shorter (lower-order counts).
+
+        Raises:
+            `ValueError`: the used part of `context` holds a letter outside the alphabet.
+        """
+        self._require_fitted()
+        codes = self.encode(context)
+        codes = codes[codes.shape[0] - min(self.order, codes.shape[0]) :]
+        if (codes < 0).any():
+            raise ValueError(
+                f"`context` must only hold letters of {self.alphabet!r} in its last {self.order} positions."
+            )
+        size = len(self.alphabet)
+        context_code = _code_of(codes, size)
+        row = self._log_probs[codes.shape[0]].reshape(-1, size)[context_code]
+        return np.exp(row)
+
+    def _score(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Natural-log probabilities of each letter of an encoded sequence.
+
+        Returns:
+            `(prefix, full)`: `prefix` of shape `(min(order, length),)` scores position `i < order` with order `i`;
+            `full` of shape `(max(length - order, 0),)` scores positions `order..length-1` with order `order`.
+            NaN where the window holds a letter outside the alphabet.
+        """
+        self._require_fitted()
+        size = len(self.alphabet)
+        prefix = np.full(min(self.order, codes.shape[0]), np.nan)
+        for position in range(prefix.shape[0]):
+            window = codes[: position + 1]
+            if (window >= 0).all():
+                prefix[position] = self._log_probs[position][_code_of(window, size)]
+        pieces = []
+        for piece, starts in _iter_chunks(codes, overlap=self.order):
+            kmer_codes, valid = _window_codes(piece, self.order + 1, size)
+            kmer_codes, valid = kmer_codes[:starts], valid[:starts]
+            pieces.append(np.where(valid, self._log_probs[self.order][kmer_codes], np.nan))
+        full = np.concatenate(pieces) if pieces else np.empty(0)
+        return prefix, full
+
+    def log_likelihood(self, sequence: SequenceLike) -> np.ndarray:
+        """Per-position natural-log probabilities `log P(x_i | x_{i-order} .. x_{i-1})`.
+
+        Args:
+            sequence: one sequence (`str`, `bytes` or 1-D letter array).
+
+        Returns:
+            `np.ndarray` of shape `(max(len(sequence) - order, 0),)`, float64: entry `j` scores position
+            `order + j`; NaN where the base or its context holds a letter outside the alphabet.
+        """
+        if not _is_single_sequence(sequence):
+            raise TypeError(f"`sequence` must be one sequence, got {type(sequence).__name__}; see `nll_per_base`.")
+        return self._score(self.encode(sequence))[1]
+
+    def _nll_sum(self, sequences: Iterable[np.ndarray]) -> tuple[float, int]:
+        total, scored = 0.0, 0
+        for codes in sequences:
+            for log_probs in self._score(codes):
+                finite = log_probs[~np.isnan(log_probs)]
+                total -= float(finite.sum())
+                scored += finite.shape[0]
+        return total, scored
+
+    def nll_per_base(self, sequences: Union[SequenceLike, Iterable[SequenceLike]]) -> float:
+        """Mean negative log-likelihood per base, in nats, over every scorable position of `sequences`.
+
+        Every position is scored, the first `order` of each sequence with the shorter context they have; positions
+        whose base or context holds a letter outside the alphabet are left out. Divide by `ln 2` for bits per base.
+
+        Raises:
+            `ValueError`: no position could be scored (no sequences, or only letters outside the alphabet).
+        """
+        total, scored = self._nll_sum(self.encode(s) for s in _iter_sequences(sequences, "sequences"))
+        if scored == 0:
+            raise ValueError("`sequences` has no scorable position (empty, or no letters of the alphabet).")
+        return total / scored
+
+
+def markov_baseline_table(
+    train_sequences: Union[SequenceLike, Iterable[SequenceLike]],
+    heldout_sequences: Union[SequenceLike, Iterable[SequenceLike]],
+    orders: Sequence[int] = (2, 3, 4, 5, 6),
+    alphabet: str = "ACGT",
+    pseudocount: float = 0.5,
+) -> list[dict]:
+    """Held-out negative log-likelihood of Markov chains of several orders, each fitted on `train_sequences`.
+
+    The counts are collected once, for the highest order (which yields every lower order too), so the training
+    sequences are read once and may be a generator.
+
+    Args:
+        train_sequences: sequences to fit on.
+        heldout_sequences: sequences to score, see [`MarkovModel.nll_per_base`].
+        orders (`Sequence[int]`, *optional*, defaults to `(2, 3, 4, 5, 6)`): orders to report after order 0.
+        alphabet (`str`, *optional*, defaults to `"ACGT"`): see [`MarkovModel`].
+        pseudocount (`float`, *optional*, defaults to 0.5): see [`MarkovModel`].
+
+    Returns:
+        `list[dict]`: one `{"order": k, "nll": nats_per_base, "bits_per_base": bits}` per order, order 0 (base
+        composition) first, then `orders` in the given order (duplicates and a repeated 0 dropped).
+    """
+    if isinstance(orders, (int, np.integer)) or not isinstance(orders, Iterable):
+        raise ValueError(f"`orders` must be a sequence of non-negative integers, got {orders!r}.")
+    report = [0]
+    for order in orders:
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 0:
+            raise ValueError(f"`orders` must only hold non-negative integers, got {order!r} in {orders!r}.")
+        if int(order) not in report:
+            report.append(int(order))
+    model = MarkovModel(max(report), alphabet=alphabet, pseudocount=pseudocount).fit(train_sequences)
+    heldout = [model.encode(s) for s in _iter_sequences(heldout_sequences, "heldout_sequences")]
+    rows = []
+    for order in report:
+        total, scored = model.with_order(order)._nll_sum(heldout)
+        if scored == 0:
+            raise ValueError("`heldout_sequences` has no scorable position (empty, or no letters of the alphabet).")
+        nll = total / scored
+        rows.append({"order": order, "nll": nll, "bits_per_base": nll / math.log(2)})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# k-mer logistic regression
+# ----------------------------------------------------------------------------------------------------------------
+
+
+_DNA_TABLE = _lookup_table("ACGT")
+
+
+def kmer_features(sequences: Sequence[SequenceLike], k: int = 6) -> sparse.csr_matrix:
+    """Normalised k-mer count vectors (bag of overlapping k-mers).
+
+    Args:
+        sequences (`Sequence[str]`): DNA sequences (`str`, `bytes` or 1-D letter arrays), case-insensitive.
+        k (`int`, *optional*, defaults to 6): k-mer length.
+
+    Returns:
+        `scipy.sparse.csr_matrix` of shape `(len(sequences), 4**k)`, float64: column = base-4 code of the k-mer
+        (`A=0, C=1, G=2, T=3`, first base most significant); each row sums to 1, or is all zeros when the sequence
+        has no k-mer free of non-ACGT letters (such k-mers are skipped).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 15:
+        raise ValueError(f"`k` must be an integer in [1, 15], got {k!r}.")
+    if _is_single_sequence(sequences):
+        raise TypeError("`sequences` must be a list of sequences, not a single sequence; wrap it in a list.")
+    encoded = [_DNA_TABLE[_as_bytes(s, "sequences")] for s in sequences]
+    n_columns = 4**k
+    if not encoded:
+        return sparse.csr_matrix((0, n_columns), dtype=np.float64)
+    # One pass over all sequences joined by an invalid letter, so no k-mer spans two sequences.
+    lengths = np.array([codes.shape[0] for codes in encoded], dtype=np.int64)
+    joined = np.concatenate([part for codes in encoded for part in (codes, np.full(1, -1, dtype=np.int8))])
+    row_of_start = np.repeat(np.arange(len(encoded)), lengths + 1)
+    kmer_codes, valid = _window_codes(joined, k, 4)
+    rows = row_of_start[: kmer_codes.shape[0]][valid]
+    counts = sparse.coo_matrix(
+        (np.ones(rows.shape[0]), (rows, kmer_codes[valid])), shape=(len(encoded), n_columns)
+    ).tocsr()
+    counts.sum_duplicates()
+    row_sums = np.asarray(counts.sum(axis=1)).reshape(-1)
+    counts.data /= np.repeat(row_sums, np.diff(counts.indptr))
+    return counts
+
+
+def _check_split(split: object, name: str) -> tuple[list, np.ndarray]:
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ValueError(f"`{name}` must be a (sequences, labels) pair, got {type(split).__name__}.")
+    sequences, labels = split
+    if _is_single_sequence(sequences):
+        raise ValueError(f"`{name}` sequences must be a list of sequences, not a single sequence.")
+    sequences, labels = list(sequences), np.asarray(labels)
+    if len(sequences) == 0:
+        raise ValueError(f"`{name}` split is empty: it needs at least one (sequence, label) pair.")
+    if labels.ndim != 1 or labels.shape[0] != len(sequences):
+        raise ValueError(
+            f"`{name}` has {len(sequences)} sequences but labels of shape {labels.shape}; "
+            f"expected ({len(sequences)},)."
+        )
+    return sequences, labels
+
+
+def _classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    return {
+        "mcc": float(matthews_corrcoef(labels, predictions)),
+        "f1": float(f1_score(labels, predictions, average="macro")),
+        "accuracy": float(accuracy_score(labels, predictions)),
+    }
+
+
+def kmer_logistic_regression(
+    train: tuple[Sequence[str], Sequence[int]],
+    dev: tuple[Sequence[str], Sequence[int]],
+    test: tuple[Sequence[str], Sequence[int]],
+    k: int = 6,
+    Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+    seed: int = 0,
+    return_predictions: bool = False,
+) -> dict:
+    """Logistic regression on [`kmer_features`]; the inverse regularisation `C` is chosen by dev MCC.
+
+    One model per `C` is fitted on `train` (scikit-learn `LogisticRegression`, `max_iter=2000`; binary or
+    multinomial); the one with the best dev Matthews correlation (first on ties) is evaluated on `test`.
+
+    Args:
+        train, dev, test (`tuple[Sequence[str], Sequence[int]]`): `(sequences, labels)` per split.
+        k (`int`, *optional*, defaults to 6): k-mer length.
+        Cs (`Sequence[float]`, *optional*, defaults to `(0.01, 0.1, 1.0, 10.0)`): candidate values of `C`.
+        seed (`int`, *optional*, defaults to 0): `random_state` of the classifier.
+        return_predictions (`bool`, *optional*, defaults to `False`): also return the test predictions (for
+            intervals), under `"test_predictions"` (`np.ndarray` of shape `(n_test,)`).
+
+    Returns:
+        `dict`: `{"k": k, "C": best_C, "dev": metrics, "test": metrics}` with metrics
+        `{"mcc": float, "f1": float (macro), "accuracy": float}`.
+
+    Raises:
+        `ValueError`: a split is empty or malformed, `train` has a single class, or `Cs` is empty or not positive.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    splits = {name: _check_split(split, name) for name, split in (("train", train), ("dev", dev), ("test", test))}
+    if len(np.unique(splits["train"][1])) < 2:
+        raise ValueError("`train` labels must hold at least 2 classes.")
+    Cs = list(Cs)
+    if not Cs or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in Cs):
+        raise ValueError(f"`Cs` must be a non-empty sequence of finite numbers > 0, got {Cs!r}.")
+    features = {name: kmer_features(sequences, k=k) for name, (sequences, _) in splits.items()}
+    best = None
+    for C in Cs:
+        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+        classifier.fit(features["train"], splits["train"][1])
+        dev_metrics = _classification_metrics(splits["dev"][1], classifier.predict(features["dev"]))
+        if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
+            best = (C, dev_metrics, classifier)
+    C, dev_metrics, classifier = best
+    test_predictions = classifier.predict(features["test"])
+    result = {
+        "k": int(k),
+        "C": C,
+        "dev": dev_metrics,
+        "test": _classification_metrics(splits["test"][1], test_predictions),
+    }
+    if return_predictions:
+        result["test_predictions"] = test_predictions
+    return result
+
+
+def read_task_csvs(task_dir: PathLike) -> dict[str, tuple[list[str], list[int]]]:
+    """Read a classification task stored as `task_dir/{train,dev,test}.csv` with header `sequence,label`.
+
+    Args:
+        task_dir (`str` or `os.PathLike`): the task folder.
+
+    Returns:
+        `dict[str, tuple[list[str], list[int]]]`: `{"train": (sequences, labels), "dev": ..., "test": ...}`.
+
+    Raises:
+        `FileNotFoundError`: `task_dir` or one of the three files is missing (the message names it).
+        `ValueError`: a file lacks the `sequence`/`label` columns, has no rows, or a label is not an integer.
+    """
+    task_dir = os.fspath(task_dir)
+    if not os.path.isdir(task_dir):
+        raise FileNotFoundError(f"`task_dir` {task_dir!r} is not a directory.")
+    return {split: _read_split_csv(os.path.join(task_dir, f"{split}.csv")) for split in _SPLITS}
+
+
+def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
+    sequences, labels, _ = read_task_split(path)
+    return sequences, labels
+
+
+def read_task_split(path: PathLike) -> tuple[list[str], list[int], Optional[list[str]]]:
+    """Read one split CSV (header `sequence,label`, optionally `group`): `(sequences, labels, groups)`, groups
+    `None` when the file has no `group` column. Raises as [`read_task_csvs`] does."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Task split file not found: {path!r} (expected train.csv, dev.csv and test.csv).")
+    sequences, labels, groups = [], [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"sequence", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(
+                f"{path!r} must have a header with columns `sequence,label`; missing {sorted(missing)} "
+                f"(header: {reader.fieldnames})."
+            )
+        grouped = "group" in reader.fieldnames
+        for row in reader:
+            try:
+                labels.append(int(row["label"]))
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path!r} line {reader.line_num}: label {row['label']!r} is not an integer."
+                ) from None
+            sequences.append(row["sequence"].strip())
+            if grouped:
+                groups.append(row["group"])
+    if not sequences:
+        raise ValueError(f"{path!r} has a header but no rows.")
+    return sequences, labels, groups if grouped else None
+
+
+def windows_to_text(windows: Iterable[Sequence[int]], tokenizer) -> Iterator[str]:
+    """Decode token-id windows (as [`load_genome_windows`] stores them) back to base letters, one string each."""
+    table = np.full(max(len(tokenizer), 256), "N", dtype="<U1")
+    for base in "ACGTN":
+        table[tokenizer.convert_tokens_to_ids(base)] = base
+    for window in windows:
+        yield "".join(table[np.asarray(window, dtype=np.int64)].tolist())
+
+
+def next_base_nll(model, windows: Sequence[Sequence[int]], tokenizer, batch_size: int = 32) -> float:
+    """Mean causal next-base negative log-likelihood (nats) of `model` over `windows` of token ids, shape
+    `(num_windows, window_length)`, as a plain left-to-right read (no prompt). Positions whose target is `N` are left
+    out, as the Markov baselines leave them out."""
+    import torch
+
+    n_id = tokenizer.convert_tokens_to_ids("N")
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        by_length: dict[int, list] = {}
+        for window in windows:
+            by_length.setdefault(len(window), []).append(window)
+        batches = [group[i : i + batch_size] for group in by_length.values() for i in range(0, len(group), batch_size)]
+        for batch in batches:
+            ids = torch.as_tensor(np.asarray(batch, dtype=np.int64), device=device)
+            logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            keep = ids[:, 1:] != n_id
+            total += float(nll[keep].sum())
+            count += int(keep.sum())
+    model.train(was_training)
+    return total / max(count, 1)
