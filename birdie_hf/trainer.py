@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import itertools
 import json
 import logging
@@ -533,6 +534,8 @@ class BirdieTrainer(Trainer):
                 self._remove_incomplete_checkpoints_after(run_dir, self.state.global_step)
             self.save_birdie_state(checkpoint)
         super()._save_checkpoint(model, trial)
+        if self.args.should_save and os.path.isdir(checkpoint):
+            write_checkpoint_checksums(checkpoint)
 
     def _remove_incomplete_checkpoints_after(self, run_dir: str, step: int) -> None:
         """Delete incomplete `checkpoint-N` folders with `N > step` before the parent rotates checkpoints.
@@ -545,7 +548,9 @@ class BirdieTrainer(Trainer):
         for checkpoint_step, path in _numbered_checkpoints(run_dir):
             if checkpoint_step <= step:
                 break
-            problems = checkpoint_problems(path, require_training_state=not self.args.save_only_model)
+            problems = checkpoint_problems(
+                path, require_training_state=not self.args.save_only_model, verify_checksums=False
+            )
             if problems:
                 logger.warning(
                     "Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete ones.",
@@ -695,7 +700,9 @@ class BirdieTrainer(Trainer):
                     self.args.output_dir,
                     self.args.overwrite_output_dir,
                     differences=self._run_differences,
-                    complete=lambda path: not checkpoint_problems(path, require_training_state=False),
+                    complete=lambda path: (
+                        not checkpoint_problems(path, require_training_state=False, verify_checksums=False)
+                    ),
                 )
             self._in_training_loop = True
             try:
@@ -863,7 +870,9 @@ def birdie_run_spec(
     }
 
 
-def checkpoint_problems(checkpoint: str, require_training_state: bool = True) -> list[str]:
+def checkpoint_problems(
+    checkpoint: str, require_training_state: bool = True, verify_checksums: bool = True
+) -> list[str]:
     """Why `checkpoint` cannot be resumed from: an empty list when it is complete.
 
     A complete checkpoint holds every file a resumed `BirdieTrainer` reads, each readable: the model weights (a
@@ -877,6 +886,9 @@ def checkpoint_problems(checkpoint: str, require_training_state: bool = True) ->
         checkpoint (`str`): a `checkpoint-N` folder.
         require_training_state (`bool`, *optional*, defaults to `True`): require the optimizer, scheduler and RNG
             files (`False` for runs with `save_only_model=True`).
+        verify_checksums (`bool`, *optional*, defaults to `True`): also check every file against the SHA-256 sums
+            BirdieTrainer writes into `checksums.json` when the checkpoint is complete, which catches damage that
+            keeps a file's size (reads every byte; checkpoints saved without the file are not checked).
 
     Returns:
         `list[str]`: one message per missing or damaged file, naming it.
@@ -912,6 +924,59 @@ def checkpoint_problems(checkpoint: str, require_training_state: bool = True) ->
         problems += _torch_file_problems(checkpoint, BIRDIE_STATE_NAME)
     else:
         problems.append(f"no {BIRDIE_STATE_NAME} (not a BirdieTrainer checkpoint, or saving was interrupted)")
+    if verify_checksums and not problems:
+        problems += checksum_problems(checkpoint)
+    return problems
+
+
+#: Written into every checkpoint once it is complete: `{file: sha256}` over every file of the folder.
+CHECKSUMS_NAME = "checksums.json"
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_files(checkpoint: str) -> list[str]:
+    files = []
+    for root, _, names in os.walk(checkpoint):
+        for name in names:
+            relative = os.path.relpath(os.path.join(root, name), checkpoint)
+            if relative != CHECKSUMS_NAME and not relative.endswith(".partial"):
+                files.append(relative)
+    return sorted(files)
+
+
+def write_checkpoint_checksums(checkpoint: str) -> None:
+    """Write `checksums.json` (SHA-256 of every file) into a complete checkpoint, atomically."""
+    sums = {name: _sha256(os.path.join(checkpoint, name)) for name in _checkpoint_files(checkpoint)}
+    partial = os.path.join(checkpoint, CHECKSUMS_NAME + ".partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump({"sha256": sums}, handle, indent=1)
+    os.replace(partial, os.path.join(checkpoint, CHECKSUMS_NAME))
+
+
+def checksum_problems(checkpoint: str) -> list[str]:
+    """Files of `checkpoint` that are missing or differ from `checksums.json` (empty when it has none)."""
+    path = os.path.join(checkpoint, CHECKSUMS_NAME)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            sums = json.load(handle)["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return [f"{CHECKSUMS_NAME} is unreadable ({error})"]
+    problems = []
+    for name, expected in sums.items():
+        file = os.path.join(checkpoint, name)
+        if not os.path.exists(file):
+            problems.append(f"{name} is missing (listed in {CHECKSUMS_NAME})")
+        elif _sha256(file) != expected:
+            problems.append(f"{name} does not match its checksum: it changed after it was saved (damaged)")
     return problems
 
 

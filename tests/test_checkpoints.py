@@ -1,5 +1,6 @@
 """Checkpoints of `BirdieTrainer`: what is written when, what counts as complete, and what resuming accepts."""
 
+import json
 import logging
 import os
 import shutil
@@ -42,6 +43,14 @@ def copy_run(trained_run, tmp_path):
 def truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def zero_bytes_inside(path, count=100):
+    """Same-size damage: `count` zeroed bytes in the middle of the file (a bad disk block, a torn write)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + count] = bytes(count)
+    path.write_bytes(bytes(data))
 
 
 def assert_same_state(a, b, where="state"):
@@ -177,6 +186,8 @@ DAMAGES = {
     "trainer_state.json": ("trainer_state.json", lambda path: path.write_text('{"global_st')),
     "no trainer_state.json": ("trainer_state.json", os.remove),
     "birdie_state.pt": (BIRDIE_STATE_NAME, truncate),
+    "optimizer.pt does not match its checksum": ("optimizer.pt", zero_bytes_inside),
+    "model.safetensors does not match its checksum": ("model.safetensors", zero_bytes_inside),
 }
 
 
@@ -195,6 +206,22 @@ def test_damaged_checkpoint_is_skipped(trained_run, tmp_path, caplog, problem):
     with caplog.at_level(logging.WARNING, logger="birdie_hf.trainer"):
         assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-2")
     assert "checkpoint-4" in caplog.text and problem in caplog.text
+
+
+def test_same_size_damage_is_caught_by_the_checksums_and_resume_falls_back(
+    tokenizer, genome, trained_run, tmp_path, caplog
+):
+    run = copy_run(trained_run, tmp_path)
+    assert json.loads((run / "checkpoint-4" / "checksums.json").read_text())["sha256"].keys() >= {
+        "model.safetensors", "optimizer.pt", "trainer_state.json", BIRDIE_STATE_NAME
+    }  # fmt: skip
+    zero_bytes_inside(run / "checkpoint-4" / "optimizer.pt")
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING)
+    with caplog.at_level(logging.WARNING, logger="birdie_hf.trainer"):
+        trainer.train(resume_from_checkpoint=True)
+    assert "checkpoint-4" in caplog.text and "optimizer.pt does not match its checksum" in caplog.text
+    assert trainer.state.global_step == 4 and [r["step"] for r in trainer.birdie_callback.trajectory] == [1, 2, 4]
+    assert checkpoint_problems(str(run / "checkpoint-4")) == []  # rewritten whole
 
 
 # -- item 3: a truncated model file in the last checkpoint ---------------------------------------------------------
