@@ -262,3 +262,20 @@ def test_gzip_and_plain_streams_agree(write_fasta, tokenizer, random_dna):
     gz = stream_genome_windows(write_fasta(text, "g.fa.gz"), tokenizer, window_length=64, stride=32)
     assert streamed_windows(plain) == streamed_windows(gz)
     assert plain.features["input_ids"].feature.dtype == "uint8"
+
+
+def test_a_gzipped_stream_decompresses_the_file_once(write_fasta, tokenizer, random_dna, monkeypatch):
+    """Overlapping windows (stride < window) and many records: every shard starts before the end of the last read,
+    which used to rewind the gzip stream from its start (quadratic in the file size)."""
+    from birdie_hf.data import fasta
+
+    monkeypatch.setattr(fasta, "_CHECKPOINT_BASES", 512)
+    text = "".join(f">contig_{i}\n{random_dna(5000, seed=i)}\n" for i in range(8))
+    plain = streamed_windows(
+        stream_genome_windows(write_fasta(text, "g.fa"), tokenizer, window_length=100, stride=50, windows_per_shard=8)
+    )
+    path = write_fasta(text, "g.fa.gz")
+    stream = stream_genome_windows(path, tokenizer, window_length=100, stride=50, windows_per_shard=8)
+    stats = count_reads(monkeypatch, path)
+    assert streamed_windows(stream) == plain and len(plain) == 8 * 99
+    assert stats["bytes"] <= 1.2 * os.path.getsize(path), stats  # ~100 shards: one pass, not one rewind per shard

@@ -79,20 +79,26 @@ def plan_window_shards(
 
 
 class _SpanReader:
-    """Reads base ranges of the records of one indexed FASTA file, one seek each.
+    """Reads base ranges of the records of one indexed FASTA file in one pass.
 
-    The file stays open between calls, so a pass over the windows reads the file once (a gzipped file is decompressed
-    once while the ranges come in file order; a range before the current position rewinds it). The handle is not
-    pickled and is reopened in a forked DataLoader worker, so processes never share a file position.
+    The file stays open between calls and the bytes of the last read are kept, so a range that starts inside them
+    (the overlapping windows of the next shard, or the next record when the last read ran past the end of its record)
+    is served from memory instead of seeking back: a gzipped file can only seek back by decompressing again from its
+    start, which made a pass quadratic. Ranges in file order therefore decompress a gzipped file once; a range before
+    the kept bytes (shards read out of order) still rewinds it. The handle is not pickled and is reopened in a forked
+    DataLoader worker, so processes never share a file position.
     """
 
     def __init__(self, index: _FileIndex):
         self.index = index
         self._handle: Optional[BinaryIO] = None
         self._pid: Optional[int] = None
+        # The file's bytes [_kept_start, _kept_start + len(_kept)); the handle is positioned at their end.
+        self._kept_start: Optional[int] = None
+        self._kept = b""
 
     def __getstate__(self) -> dict:
-        return {"index": self.index, "_handle": None, "_pid": None}
+        return {"index": self.index, "_handle": None, "_pid": None, "_kept_start": None, "_kept": b""}
 
     def _file(self) -> BinaryIO:
         path = self.index.path
@@ -107,32 +113,42 @@ class _SpanReader:
             )
         if self._handle is None or self._pid != os.getpid():
             self._handle, self._pid = _open_binary(path), os.getpid()
+            self._kept_start, self._kept = None, b""
         return self._handle
+
+    def _bytes_from(self, byte: int) -> bytes:
+        """The kept bytes from file offset `byte` on (the handle stays at their end), or, when `byte` is not among
+        them, an empty string after seeking the handle to `byte`."""
+        handle = self._file()
+        start = self._kept_start
+        if start is not None and start <= byte <= start + len(self._kept):
+            return self._kept[byte - start :]
+        handle.seek(byte)
+        return b""
 
     def read(self, record_index: int, start: int, end: int) -> bytes:
         """Bases `[start, end)` of record `record_index` (0-based, `end <= length`), line breaks removed."""
         record = self.index.records[record_index]
         row = int(np.searchsorted(record.checkpoints[:, 0], start, side="right")) - 1
         base, byte = (int(v) for v in record.checkpoints[row])
-        handle = self._file()
         needed = end - base
-        pieces: list[bytes] = []
-        have = 0
         try:
-            handle.seek(byte)
-            while have < needed:
-                missing = needed - have
+            raw = self._bytes_from(byte)
+            bases = raw.translate(None, _WHITESPACE)
+            handle = self._handle
+            while len(bases) < needed:
+                missing = needed - len(bases)
                 chunk = handle.read(missing + missing // 16 + 2)  # room for the line breaks
                 if not chunk:
                     raise GenomeDataError(
                         f"{self.index.path!r} ended inside record {record.name!r}: it changed after it was indexed."
                     )
-                chunk = chunk.translate(None, _WHITESPACE)
-                pieces.append(chunk)
-                have += len(chunk)
+                raw += chunk
+                bases += chunk.translate(None, _WHITESPACE)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise _corrupt_gzip_error(self.index.path, error) from error
-        return b"".join(pieces)[start - base : end - base]
+        self._kept_start, self._kept = byte, raw
+        return bases[start - base : end - base]
 
 
 class _WindowGenerator:
