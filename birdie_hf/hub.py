@@ -270,6 +270,8 @@ def pretrained_model_card(
     *,
     widget_sequences: list[str],
     evaluation: Optional[list[dict]] = None,
+    evaluation_protocol: Optional[str] = None,
+    held_out: Optional[str] = None,
     license: str = "apache-2.0",
     architecture: str = "LlamaForCausalLM",
 ):
@@ -280,8 +282,13 @@ def pretrained_model_card(
         trajectory (`dict`): [`BirdieTrainer.mixture_trajectory`] output.
         training (`dict`): keys `steps`, `tokens_seen`, `window_length`, `max_length`, `model_size`, `training_data`.
         widget_sequences (`list[str]`): real DNA strings for the Hub widget.
-        evaluation (`list[dict]`, *optional*): `{"task", "mcc", "f1", "accuracy"}` per downstream task (test split);
-            they become the card's `model-index`.
+        evaluation (`list[dict]`, *optional*): `{"task", "mcc", "f1", "accuracy"}` per downstream task (test split),
+            optionally with `"baseline_mcc"` (a classical baseline on the same split, shown beside it); they become
+            the card's `model-index`.
+        evaluation_protocol (`str`, *optional*): how the `evaluation` numbers were obtained (read-out, epochs, sizes,
+            seeds); required with `evaluation`, so a card never shows numbers without their protocol.
+        held_out (`str`, *optional*): markdown table of the held-out next-base loss of this model beside Markov
+            baselines ([`HELD_OUT_NAME`] in a `recipes/pretrain.py` output folder).
     """
     from huggingface_hub import ModelCard, ModelCardData
 
@@ -296,16 +303,40 @@ def pretrained_model_card(
         model_name=repo_id.split("/")[-1],
         eval_results=_eval_results(evaluation or []) or None,
     )
+    sections = []
+    if held_out:
+        sections.append(
+            "### Held-out next-base loss\n\nNats per base on windows held out of pre-training, read left to right, "
+            "beside order-k Markov chains fitted on the same training windows (lower is better):\n\n"
+            + held_out.strip()
+        )
     if evaluation:
-        lines = ["| task | MCC | F1 | accuracy |", "|---|---|---|---|"]
+        if not evaluation_protocol:
+            raise ValueError(
+                "evaluation results need `evaluation_protocol`: say how they were obtained (read-out, epochs, "
+                "training examples, seeds) so the card does not present them without it."
+            )
+        with_baseline = any("baseline_mcc" in r for r in evaluation)
+        lines = ["| task | MCC | F1 | accuracy |" + (" 6-mer LR MCC (same split) |" if with_baseline else "")]
+        lines.append("|---|---|---|---|" + ("---|" if with_baseline else ""))
         lines += [
             f"| {r['task']} | {r['mcc']:.3f} | {r.get('f1', float('nan')):.3f} | "
             f"{r.get('accuracy', float('nan')):.3f} |"
+            + (
+                f" {r['baseline_mcc']:.3f} |"
+                if with_baseline and "baseline_mcc" in r
+                else (" n/a |" if with_baseline else "")
+            )
             for r in evaluation
         ]
-        evaluation_section = "Fine-tuned per task (test split):\n\n" + "\n".join(lines)
-    else:
-        evaluation_section = "Not evaluated yet: run `recipes/evaluate_suite.py` to fill this section."
+        sections.append(f"### Downstream tasks\n\n{evaluation_protocol.strip()}\n\n" + "\n".join(lines))
+    if not evaluation:
+        sections.append(
+            "Downstream tasks: not evaluated yet. `recipes/evaluate.py` probes the frozen model against a random-init "
+            "control and k-mer baselines with intervals; `recipes/evaluate_suite.py --update_cards` writes fine-tuning "
+            "results here."
+        )
+    evaluation_section = "\n\n".join(sections)
     return ModelCard.from_template(
         data,
         template_str=template_text("pretrained.md"),
@@ -349,7 +380,11 @@ def read_card_values(card_text: str, keys: Sequence[str], template: str = "pretr
     return values
 
 
-def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
+#: File a `recipes/pretrain.py` output folder keeps the held-out next-base table in, for its card.
+HELD_OUT_NAME = "held_out_next_base.md"
+
+
+def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict], evaluation_protocol: str) -> str:
     """Re-render the card (`README.md`) of a local pre-trained checkpoint with downstream `evaluation` results.
 
     Everything else the card said is kept: the repository id, architecture and training facts of its Training table
@@ -358,7 +393,9 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
 
     Args:
         checkpoint_dir (`str`): a `recipes/pretrain.py` output folder.
-        evaluation (`list[dict]`): `{"task", "mcc", "f1", "accuracy"}` per downstream task (test split).
+        evaluation (`list[dict]`): `{"task", "mcc", "f1", "accuracy"}` per downstream task (test split), optionally
+            `"baseline_mcc"`.
+        evaluation_protocol (`str`): how the results were obtained (see [`pretrained_model_card`]).
 
     Returns:
         `str`: the path of the card written.
@@ -403,10 +440,16 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict]) -> str:
         training,
         widget_sequences=widget or ["ACGTACGTACGTACGTACGTACGTACGTACGT"],
         evaluation=evaluation,
+        evaluation_protocol=evaluation_protocol,
+        held_out=_read_text(os.path.join(checkpoint_dir, HELD_OUT_NAME)),
         **({"architecture": values["architecture"]} if "architecture" in values else {}),
     )
     card.save(readme)
     return readme
+
+
+def _read_text(path: str) -> Optional[str]:
+    return open(path, encoding="utf-8").read() if os.path.exists(path) else None
 
 
 #: How each attention mode of a fine-tuned classifier reads its input, for its card.

@@ -634,18 +634,25 @@ class BirdieTrainer(Trainer):
         evaluation: Optional[list[dict]] = None,
         training_data: Optional[str] = None,
         tokens_seen: Optional[int] = None,
+        evaluation_protocol: Optional[str] = None,
+        held_out: Optional[str] = None,
         **kwargs,
     ) -> None:
-        """Write the Birdie model card (mixture trajectory, training settings, widget examples, and downstream
-        results when given) to `output_dir/README.md`; `push_to_hub` uploads it.
+        """Write the Birdie model card (mixture trajectory, training settings, widget examples, the held-out
+        next-base loss beside Markov baselines when `held_out` is given or `output_dir` holds it, and downstream
+        results with their protocol when given) to `output_dir/README.md`; `push_to_hub` uploads it.
 
         The window length and widget examples are read from the first windows of the datasets, streaming ones
         included (an `IterableDataset` is read from a copy, so a training stream keeps its position).
         """
-        from .hub import pretrained_model_card
+        from .hub import HELD_OUT_NAME, pretrained_model_card
 
         if not self.is_world_process_zero():
             return
+        held_out_path = os.path.join(self.args.output_dir, HELD_OUT_NAME)
+        if held_out is None and os.path.exists(held_out_path):  # written by recipes/pretrain.py; kept on push_to_hub
+            with open(held_out_path, encoding="utf-8") as handle:
+                held_out = handle.read()
         repo_id = self.args.hub_model_id or model_name or os.path.basename(self.args.output_dir.rstrip("/"))
         config = self.model.config
         first_window = first_examples(self.train_dataset, 1) if self.train_dataset is not None else []
@@ -665,6 +672,8 @@ class BirdieTrainer(Trainer):
             training,
             widget_sequences=self.widget_sequences(),
             evaluation=evaluation,
+            evaluation_protocol=evaluation_protocol,
+            held_out=held_out,
         )
         card.save(os.path.join(self.args.output_dir, "README.md"))
 

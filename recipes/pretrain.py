@@ -62,7 +62,7 @@ from birdie_hf.data import (
     load_sequence_windows,
     source_tokens_seen,
 )
-from birdie_hf.hub import check_model_path, final_mixture
+from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
 from birdie_hf.modeling import load_causal_lm_checkpoint
 
 
@@ -380,7 +380,10 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             result.global_step,
             trainer.data_collator.mixture.as_dict(),
         )
-        table += "\n\n" + next_base_table(trainer.model, data, tokenizer)
+        held_out = next_base_table(trainer.model, data, tokenizer)
+        table += "\n\n" + held_out
+        with open(os.path.join(training_args.output_dir, HELD_OUT_NAME), "w", encoding="utf-8") as handle:
+            handle.write(held_out + "\n")
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
             handle.write(table + "\n")
         with open(os.path.join(training_args.output_dir, "train_results.json"), "w", encoding="utf-8") as handle:

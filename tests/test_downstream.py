@@ -228,6 +228,7 @@ def test_pretrained_card_parses_back_with_metrics_and_widget():
         {"steps": 300, "tokens_seen": "614,400"},
         widget_sequences=["GACAGAAAACCTTGCCCTCACCTGG"],
         evaluation=[{"task": "gene_strand", "mcc": 0.43, "f1": 0.71, "accuracy": 0.72}],
+        evaluation_protocol="Fine-tuned 10 epochs, 3 seeds.",
     )
     parsed = ModelCard(str(card))
     assert parsed.data.pipeline_tag == "text-generation" and parsed.data.license == "apache-2.0"

@@ -20,6 +20,7 @@ from birdie_hf import BirdieTrainingArguments
 from birdie_hf.cli import RecipeError, load_config_file, pop_config_flag, run_recipe, wants_traceback
 from birdie_hf.finetune import NT_REVISED_REPO, LoraSettings
 from birdie_hf.hub import (
+    HELD_OUT_NAME,
     check_model_path,
     final_mixture,
     load_model_config,
@@ -504,8 +505,15 @@ def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pre
     assert "| infilling                            |         1.9000 |       0.4000 |" in summary
 
 
+def test_a_card_never_shows_results_without_their_protocol():
+    with pytest.raises(ValueError, match="need `evaluation_protocol`"):
+        pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION)
+
+
 def test_every_task_gets_its_own_model_index_entry():
-    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION)
+    card = pretrained_model_card(
+        "org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION, evaluation_protocol="probe"
+    )
     results = ModelCard(str(card)).data.to_dict()["model-index"][0]["results"]
     datasets = {r["dataset"]["name"]: r["dataset"] for r in results}
     assert len(results) == 2
@@ -559,8 +567,23 @@ def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
             for task in EVALUATION
         ]
     )
-    evaluate_suite.update_cards({"birdie": str(run)}, summary)
+    (run / HELD_OUT_NAME).write_text(
+        "| model | nats |\n|---|---|\n| this model | 1.3570 |\n| order-2 Markov | 1.3320 |\n"
+    )
+    protocol = evaluate_suite.fine_tuning_protocol(
+        evaluate_suite.parse_args(
+            ["--checkpoints", "birdie=x", "--num_train_epochs", "1", "--max_train_examples", "200", "--seeds", "0"]
+        )
+    )
+    evaluate_suite.update_cards(
+        {"birdie": str(run)}, summary, protocol, baselines={task["task"]: 0.61 for task in EVALUATION}
+    )
     text = (run / "README.md").read_text()
+    # Honest card: how the numbers were obtained, the baseline beside them, and the held-out loss beside Markov.
+    assert "up to 1 epochs with early stopping on dev" in text and "at most 200 training examples" in text
+    assert "mean over 1 fine-tuning seed of one pre-trained checkpoint" in text
+    assert "| gene_strand | 0.400 |" in text and "| 0.610 |" in text
+    assert "### Held-out next-base loss" in text and "| order-2 Markov | 1.3320 |" in text
     for row in (
         "| steps | 4 |",
         "| tokens seen (source bases) | 2,048 |",
@@ -580,12 +603,12 @@ def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
 def test_update_card_fills_missing_facts_from_train_results(tmp_path):
     (tmp_path / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
     (tmp_path / "train_results.json").write_text(json.dumps({"global_step": 7, "tokens_seen": 3072}))
-    update_pretrained_card(str(tmp_path), EVALUATION)
+    update_pretrained_card(str(tmp_path), EVALUATION, "Fine-tuned 1 epoch on 200 examples, 1 seed.")
     text = (tmp_path / "README.md").read_text()
     assert "| steps | 7 |" in text and "| tokens seen (source bases) | 3,072 |" in text
     assert "| `infilling` | infilling | 0.500 | 0.100 |" in text  # 7 >= 4 + 3: the last decision was trained on
     with pytest.raises(FileNotFoundError, match="no mixture_trajectory.json"):
-        update_pretrained_card(str(tmp_path / "elsewhere"), EVALUATION)
+        update_pretrained_card(str(tmp_path / "elsewhere"), EVALUATION, "protocol")
 
 
 def test_finetuned_card_records_the_attention_mode(tmp_path):

@@ -60,6 +60,12 @@ def test_pretrain_recipe_end_to_end(tmp_path):
     assert "final val loss" in result.stdout and "tokens seen" in result.stdout
     trajectory = json.loads((out / TRAJECTORY_NAME).read_text())
     assert trajectory["policy"] == "birdie" and len(trajectory["evaluations"]) >= 3
+    card = (out / "README.md").read_text()  # the held-out loss beside Markov chains, as summary.md reports it
+    assert (
+        "### Held-out next-base loss" in card
+        and "order-2 Markov" in card
+        and "this model (read left to right)" in card
+    )
     tokenizer = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
     assert type(model).__name__ == "LlamaForCausalLM"
