@@ -326,4 +326,5 @@ def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[
     if path is not None:
         merged.update(load_config_file(path, parser.dataclass_types))
     parser.set_defaults(**merged)
-    return tuple(parser.parse_args_into_dataclasses(args=argv))
+    # A parser may declare `--config` for its --help; it is consumed above, so only the dataclasses are returned.
+    return tuple(parser.parse_args_into_dataclasses(args=argv))[: len(parser.dataclass_types)]

@@ -21,6 +21,14 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
     # continual pre-training from an existing causal-LM checkpoint
     accelerate launch recipes/pretrain.py --model_name_or_path outputs/birdie-dna-tiny --learning_rate 3e-4
 
+    # resume an interrupted run (its last complete checkpoint, same settings); start over in a used folder
+    accelerate launch recipes/pretrain.py --resume_from_checkpoint last
+    accelerate launch recipes/pretrain.py --overwrite_output_dir true
+
+The options below come in three groups: data and model (this recipe), Birdie (objectives, mixture, reward policy;
+`BirdieTrainingArguments`) and every `transformers.TrainingArguments` option. `--config run.yaml` takes any of them
+as keys; flags on the command line win over the file.
+
 Every objective must read whole windows: `--max_length` must hold the longest example a window makes (copying and
 deshuffling write `2 * window_length + 2` tokens), or the run is refused with the numbers. `--policy birdie` needs
 held-out windows (`--validation_fraction` above 0, and held-out parts at least a window long); `static` and `ntp`
@@ -72,6 +80,8 @@ logger = logging.getLogger("birdie_hf.pretrain")
 @dataclass
 class ScriptArguments:
     """Data and model arguments of the pre-training recipe."""
+
+    _argument_group_name = "data and model (this recipe)"  # HfArgumentParser lists these options under this title
 
     genomes: Optional[list[str]] = field(
         default=None, metadata={"help": "FASTA / FASTA.gz files. Default: the genome shipped with birdie_hf."}
@@ -143,9 +153,46 @@ RECIPE_DEFAULTS = {
 
 def parse_args(argv: Optional[list[str]] = None) -> tuple[ScriptArguments, BirdieTrainingArguments]:
     """Command line, then `--config x.yaml` (any argument as a key), then [`RECIPE_DEFAULTS`]."""
-    parser = HfArgumentParser((ScriptArguments, BirdieTrainingArguments))
+    import argparse
+
+    parser = HfArgumentParser(
+        (ScriptArguments, BirdieTrainingArguments),
+        prog="recipes/pretrain.py",
+        usage="accelerate launch recipes/pretrain.py [--config RUN.YAML] [options]",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # `--config` is read before parsing (see birdie_hf.cli.pop_config_flag); declared here so --help lists it.
+    parser.add_argument(
+        "--config", metavar="RUN.YAML", help="YAML file of any options below (as keys); command-line flags win"
+    )
+    _list_birdie_options_first(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
     return parse_args_with_config(parser, argv, defaults=RECIPE_DEFAULTS)
+
+
+def _list_birdie_options_first(parser) -> None:
+    """--help: the options BirdieTrainingArguments adds get their own group, right after the recipe's, instead of
+    coming last among the ~200 `TrainingArguments` options (display only; parsing is unchanged)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    birdie = {f.name for f in dataclasses.fields(BirdieTrainingArguments) if f.name not in inherited}
+    group = parser.add_argument_group("Birdie: objectives, mixture and reward policy (BirdieTrainingArguments)")
+    for source in parser._action_groups:
+        if source is group:
+            continue
+        moved = [action for action in source._group_actions if action.dest in birdie]
+        for action in moved:
+            source._group_actions.remove(action)
+            group._group_actions.append(action)
+    # Recipe options, then Birdie's, then the inherited TrainingArguments ones (argparse's default group) last.
+    parser._action_groups.remove(group)
+    parser._action_groups.remove(parser._optionals)
+    parser._action_groups += [group, parser._optionals]
+    parser._optionals.title = "transformers.TrainingArguments options (and --help, --config)"
 
 
 def check_script_args(script_args: ScriptArguments) -> None:

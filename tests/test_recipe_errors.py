@@ -680,3 +680,21 @@ def test_a_bad_flag_is_one_line_not_the_whole_usage(pretrain, capsys):
     assert len(lines) == 1 and lines[0].endswith(
         ": error: argument --policy: invalid choice: 'birdy' (choose from 'birdie', 'static', 'ntp') (see --help)"
     )
+
+
+def test_pretrain_help_describes_the_routes_and_groups_the_options(pretrain, capsys):
+    with pytest.raises(SystemExit) as info:
+        pretrain.parse_args(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: accelerate launch recipes/pretrain.py [--config RUN.YAML] [options]")
+    assert "Birdie pre-training of a DNA language model." in text and "--resume_from_checkpoint last" in text
+    groups = [
+        "data and model (this recipe):",
+        "Birdie: objectives, mixture and reward policy (BirdieTrainingArguments):",
+        "transformers.TrainingArguments options (and --help, --config):",
+    ]
+    assert [text.index(g) for g in groups] == sorted(text.index(g) for g in groups)
+    birdie = text[text.index(groups[1]) : text.index(groups[2])]
+    assert "--policy " in birdie and "--overwrite_output_dir" in birdie and "--learning_rate" not in birdie
+    assert "--config RUN.YAML" in text[text.index(groups[2]) :]
