@@ -8,6 +8,7 @@ code. Any `AutoModelForCausalLM` that accepts 4-D additive attention masks and `
 from __future__ import annotations
 
 import logging
+import pickle
 from typing import Optional
 
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -125,6 +126,13 @@ def load_causal_lm_checkpoint(
     added = add_birdie_tokens(tokenizer)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path!r} holds weights pickled with Python objects besides tensors (a `pytorch_model.bin` that torch "
+            "refuses to read with weights_only=True, since unpickling it could run code). birdie_hf does not load such "
+            "files. If you trust their source, convert them once to safetensors (load with torch.load(..., "
+            "weights_only=False) and save_pretrained(..., safe_serialization=True)) and pass that folder."
+        ) from error
     except ValueError as error:
         if architectures:
             raise

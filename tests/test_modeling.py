@@ -82,3 +82,27 @@ def test_tokenizer_that_is_not_character_level_is_refused(tmp_path):
 def test_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist: it is neither a local folder nor a valid Hub"):
         load_causal_lm_checkpoint("../no/such/checkpoint")
+
+
+def test_a_pickled_checkpoint_is_refused_with_advice_not_torchs_raw_message(tmp_path, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from birdie_hf.modeling import load_causal_lm_checkpoint
+
+    config = LlamaConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=200
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    config.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    weights = LlamaForCausalLM(config).state_dict()
+    weights["extra"] = PickledObject()
+    torch.save(weights, tmp_path / "pytorch_model.bin")
+    with pytest.raises(
+        ValueError, match=r"pickled with Python objects besides tensors.*convert them once to safetensors"
+    ):
+        load_causal_lm_checkpoint(str(tmp_path))
+
+
+class PickledObject:
+    """Not a tensor: torch.load(weights_only=True) refuses it."""
