@@ -473,3 +473,8 @@ def test_evaluation_modules_keep_their_old_import_paths(name):
 
     old, new = importlib.import_module(f"birdie_hf.{name}"), importlib.import_module(f"birdie_hf.evaluation.{name}")
     assert old is new  # one module: monkeypatching either path patches both
+
+
+def test_the_default_suite_without_the_shared_folder_says_where_the_data_comes_from(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"genome 's_aureus_n315': .* not found.*BIRDIE_SHARED_DIR"):
+        shared_genome_sources(tmp_path)

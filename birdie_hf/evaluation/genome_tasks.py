@@ -71,7 +71,10 @@ def shared_genome_sources(shared_dir: PathLike, names: Sequence[str] = HELD_OUT_
         gff = data / "annotations" / f"{name}.prodigal.gff.gz"
         for path in (fasta, gff):
             if not path.is_file():
-                raise FileNotFoundError(f"genome {name!r}: {path} not found.")
+                raise FileNotFoundError(
+                    f"genome {name!r}: {path} not found. The default task suite is built from the shared data folder "
+                    "beside the checkout (../shared, or set BIRDIE_SHARED_DIR); or pass --tasks_dir with your own tasks."
+                )
         sources.append(GenomeSource(name, str(fasta), str(gff)))
     return sources
 
