@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import types
 import typing
@@ -303,6 +304,17 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
     return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
 
 
+def _escape_percent_signs_in_help(parser) -> None:
+    """argparse %-formats every help string for `--help`; a bare `%` in a field's help (some transformers releases
+    have them, e.g. transformers 5.2's TrainingArguments) makes `--help` crash with "incomplete format". Escape those."""
+    for action in parser._actions:
+        if isinstance(action.help, str) and "%" in action.help:
+            try:
+                action.help % {**vars(action), "prog": parser.prog}
+            except (ValueError, TypeError, KeyError):
+                action.help = re.sub(r"%(?![(%])", "%%", action.help)  # keep %(default)s and %%
+
+
 def _short_usage_errors(parser) -> None:
     """Make `parser` report a bad flag in one line (`prog: error: ...`, exit 2) instead of after its whole usage
     string, which for a recipe with every `TrainingArguments` flag is 150 lines."""
@@ -321,6 +333,7 @@ def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[
         `tuple`: one instance per dataclass of `parser`.
     """
     _short_usage_errors(parser)
+    _escape_percent_signs_in_help(parser)
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
     if path is not None:

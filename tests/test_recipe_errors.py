@@ -698,3 +698,21 @@ def test_pretrain_help_describes_the_routes_and_groups_the_options(pretrain, cap
     birdie = text[text.index(groups[1]) : text.index(groups[2])]
     assert "--policy " in birdie and "--overwrite_output_dir" in birdie and "--learning_rate" not in birdie
     assert "--config RUN.YAML" in text[text.index(groups[2]) :]
+
+
+def test_help_survives_percent_signs_in_field_help(capsys):
+    """transformers 5.2's TrainingArguments has a help string with a bare `%`, which crashed `--help` there."""
+    from dataclasses import dataclass, field
+
+    from transformers import HfArgumentParser
+
+    from birdie_hf.cli import parse_args_with_config
+
+    @dataclass
+    class WithPercent:
+        share: float = field(default=0.5, metadata={"help": "share of 100% of the steps (default %(default)s)"})
+
+    with pytest.raises(SystemExit) as info:
+        parse_args_with_config(HfArgumentParser(WithPercent), ["--help"])
+    assert info.value.code == 0
+    assert "share of 100% of the steps (default 0.5)" in " ".join(capsys.readouterr().out.split())
