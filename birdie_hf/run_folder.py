@@ -1,11 +1,11 @@
 """A run owns its output folder: one live run per folder, and no silent mixing of two runs' checkpoints.
 
-- [`OutputDirLock`]: a lock file (`.birdie_run.lock`, holding the host and process id) taken by the main process for
-  the whole of `BirdieTrainer.train`; a second live run into the same folder is refused by name, a lock left by a
-  dead process is taken over with a warning.
-- [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds another run's checkpoints unless
-  `overwrite_output_dir=True`; the checkpoints of a run with the same settings (the same command again), or with
-  `overwrite_output_dir=True`, are removed first, so `--resume_from_checkpoint last` can never pick up a stale one.
+- [`OutputDirLock`]: an advisory lock on `.birdie_run.lock` (which names the holder's host and process id) taken by
+  the main process for the whole of `BirdieTrainer.train`; a second live run into the same folder is refused by name,
+  and the kernel drops the lock when its process dies, however it dies.
+- [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds a run's checkpoints (naming
+  how that run differs, or suggesting to resume it when it does not) unless `overwrite_output_dir=True`, which removes
+  them first, so `--resume_from_checkpoint last` can never pick up a stale one.
 - [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data),
   recorded with every checkpoint beside the objective and policy settings; resuming compares them.
 """
@@ -52,67 +52,56 @@ class OutputDirInUseError(RuntimeError):
     """Another live run holds the output folder's lock."""
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 class OutputDirLock:
-    """Exclusive claim of `output_dir` by this process (see the module docstring). Use as a context manager or call
+    """Exclusive claim of `output_dir` by this process for the duration of a run: an advisory `flock` on
+    `output_dir/.birdie_run.lock`, which the kernel releases when the process ends however it ends (SIGKILL,
+    out-of-memory, preemption), so a stale lock never blocks a requeued job. The file records the holder's host and
+    process id for the refusal message and is left in place. `flock` covers processes on one machine (and most local
+    and NFSv4 file systems); where `fcntl` does not exist (Windows) no lock is taken. Use as a context manager or call
     [`acquire`]/[`release`]."""
 
     def __init__(self, output_dir: str):
         self.path = os.path.join(output_dir, LOCK_NAME)
-        self.held = False
+        self._handle = None
 
-    def _owner(self) -> Optional[dict]:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
-            return None
+    @property
+    def held(self) -> bool:
+        return self._handle is not None
 
     def acquire(self) -> "OutputDirLock":
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid()}
-        for _ in range(2):
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner() or {}
-                same_host = owner.get("host") == me["host"]
-                if owner.get("pid") == me["pid"] and same_host:
-                    self.held = True
-                    return self
-                if same_host and isinstance(owner.get("pid"), int) and not _process_alive(owner["pid"]):
-                    logger.warning(
-                        "Taking over %s, left by process %s, which is no longer running.", self.path, owner["pid"]
-                    )
-                    os.remove(self.path)
-                    continue
-                raise OutputDirInUseError(
-                    f"{os.path.dirname(self.path)!r} is in use by another run (process {owner.get('pid')} on "
-                    f"{owner.get('host')!r}, lock file {self.path}); give this run another --output_dir, or wait. "
-                    "If no such run is alive, delete the lock file."
-                ) from None
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                json.dump(me, handle)
-            self.held = True
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks
+            logger.warning("No fcntl on this platform: %s is not locked against a second run.", self.path)
             return self
-        raise OutputDirInUseError(f"could not take the lock {self.path}.")
+        if self._handle is not None:
+            return self
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            try:
+                owner = json.loads(handle.read() or "{}")
+            except ValueError:
+                owner = {}
+            handle.close()
+            raise OutputDirInUseError(
+                f"{os.path.dirname(self.path)!r} is in use by another run (process {owner.get('pid')} on "
+                f"{owner.get('host')!r}, lock {self.path}); give this run another --output_dir, or wait for it."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        json.dump({"host": socket.gethostname(), "pid": os.getpid()}, handle)
+        handle.flush()
+        self._handle = handle
+        return self
 
     def release(self) -> None:
-        if self.held:
-            try:
-                os.remove(self.path)
-            except FileNotFoundError:
-                pass
-            self.held = False
+        if self._handle is not None:
+            self._handle.close()  # closing the descriptor releases the flock
+            self._handle = None
 
     def __enter__(self) -> "OutputDirLock":
         return self.acquire()
@@ -133,41 +122,48 @@ def check_output_dir(
     output_dir: str,
     overwrite: bool,
     differences: Optional[Callable[[str], list[str]]] = None,
-    complete: Optional[Callable[[str], bool]] = None,
+    saved: Optional[Callable[[str], bool]] = None,
 ) -> None:
-    """Before a fresh run: what to do with the checkpoints an earlier run left in `output_dir`.
+    """Before a fresh run: refuse `output_dir` when it holds the checkpoints of an earlier run, or remove them with
+    `overwrite=True`. Nothing is ever removed without `overwrite` (a crashed run restarted without
+    `--resume_from_checkpoint` must not lose its progress).
 
-    With `overwrite=True` they are removed. Otherwise `differences(last_checkpoint)` lists how the earlier run differs
-    from this one: when it is empty (the same settings, e.g. the same command run again) the old checkpoints are
-    removed with a warning, since this run replaces them; when not, the run is refused. Only checkpoints that
-    `complete(path)` accepts count (a folder left by a run killed while saving holds no run to lose; checkpoint
-    rotation deals with it).
+    Args:
+        differences (`Callable[[str], list[str]]`, *optional*): how the run that saved a checkpoint differs from this
+            one; named in the refusal (empty: the same settings, so the message suggests resuming).
+        saved (`Callable[[str], bool]`, *optional*): whether a `checkpoint-*` folder holds a saved run (by default:
+            it has `trainer_state.json`, which transformers writes last). A folder without it, left by a run killed
+            while saving, holds no run to lose; checkpoint rotation deals with it.
 
     Raises:
-        `FileExistsError`: naming the folder, its checkpoints, how the runs differ and the three ways on.
+        `FileExistsError`: naming the folder, its checkpoints, how the runs differ and the ways on.
     """
-    checkpoints = existing_checkpoints(output_dir)
-    if complete is not None:
-        checkpoints = [name for name in checkpoints if complete(os.path.join(output_dir, name))]
+    saved = saved or (lambda path: os.path.exists(os.path.join(path, "trainer_state.json")))
+    checkpoints = [name for name in existing_checkpoints(output_dir) if saved(os.path.join(output_dir, name))]
     if not checkpoints:
         return
-    found = differences(os.path.join(output_dir, checkpoints[-1])) if differences is not None else ["not compared"]
-    if found and not overwrite:
-        shown = ", ".join(checkpoints[:3]) + (f" and {len(checkpoints) - 3} more" if len(checkpoints) > 3 else "")
-        raise FileExistsError(
-            f"output_dir {output_dir!r} already holds another run ({shown}; it differs from this one in: "
-            f"{'; '.join(found[:3])}{'; ...' if len(found) > 3 else ''}). Continue that run with "
-            "--resume_from_checkpoint last and its settings, replace it with --overwrite_output_dir true, or choose "
-            "another --output_dir."
+    if overwrite:
+        for name in checkpoints:
+            shutil.rmtree(os.path.join(output_dir, name))
+        logger.warning(
+            "overwrite_output_dir: removed %d checkpoints of an earlier run in %s.", len(checkpoints), output_dir
         )
-    for name in checkpoints:
-        shutil.rmtree(os.path.join(output_dir, name))
-    reason = (
-        "overwrite_output_dir"
-        if found
-        else "the same settings as this run (resume it with --resume_from_checkpoint last to continue instead)"
+        return
+    shown = ", ".join(checkpoints[:3]) + (f" and {len(checkpoints) - 3} more" if len(checkpoints) > 3 else "")
+    found = differences(os.path.join(output_dir, checkpoints[-1])) if differences is not None else ["not compared"]
+    if found:
+        what = (
+            f"another run ({shown}; it differs from this one in: {'; '.join(found[:3])}"
+            f"{'; ...' if len(found) > 3 else ''})"
+        )
+        resume = "continue that run with --resume_from_checkpoint last and its settings"
+    else:
+        what = f"a run with the same settings ({shown})"
+        resume = "continue it with --resume_from_checkpoint last"
+    raise FileExistsError(
+        f"output_dir {output_dir!r} already holds {what}. To go on: {resume}, replace it with "
+        "--overwrite_output_dir true, or choose another --output_dir."
     )
-    logger.warning("Removed %d checkpoints of an earlier run in %s (%s).", len(checkpoints), output_dir, reason)
 
 
 def data_fingerprint(dataset) -> Optional[dict]:

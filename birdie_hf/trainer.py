@@ -551,7 +551,10 @@ class BirdieTrainer(Trainer):
             problems = checkpoint_problems(
                 path, require_training_state=not self.args.save_only_model, verify_checksums=False
             )
-            if problems:
+            ours_or_unsaved = os.path.exists(os.path.join(path, BIRDIE_STATE_NAME)) or not os.path.exists(
+                os.path.join(path, TRAINER_STATE_NAME)
+            )
+            if problems and ours_or_unsaved:  # never another trainer's saved checkpoint
                 logger.warning(
                     "Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete ones.",
                     path,
@@ -706,12 +709,7 @@ class BirdieTrainer(Trainer):
                     return finished
             elif self.is_world_process_zero():
                 check_output_dir(
-                    self.args.output_dir,
-                    self.args.overwrite_output_dir,
-                    differences=self._run_differences,
-                    complete=lambda path: (
-                        not checkpoint_problems(path, require_training_state=False, verify_checksums=False)
-                    ),
+                    self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
                 )
             self._in_training_loop = True
             try:

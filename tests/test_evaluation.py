@@ -478,3 +478,38 @@ def test_evaluation_modules_keep_their_old_import_paths(name):
 def test_the_default_suite_without_the_shared_folder_says_where_the_data_comes_from(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"genome 's_aureus_n315': .* not found.*BIRDIE_SHARED_DIR"):
         shared_genome_sources(tmp_path)
+
+
+def test_intervals_over_seeds_count_test_sampling_too():
+    from birdie_hf.evaluation.instrument import combined_interval
+
+    rng = np.random.default_rng(0)
+    # Three seeds that agree closely (t interval about +-0.0025) on a test set whose sampling noise is about +-0.02.
+    replicates = np.array([0.011, 0.012, 0.013])[:, None] + rng.normal(0, 0.01, size=(1, 2000))
+    interval = combined_interval([0.011, 0.012, 0.013], replicates)
+    t_only = seed_interval([0.011, 0.012, 0.013])
+    assert t_only.low > 0 and interval.low < 0 < interval.high  # the seeds alone would overclaim "better"
+    one = combined_interval([0.012], replicates[:1])
+    assert one.low == pytest.approx(np.percentile(replicates[0], 2.5))
+
+
+def test_checkpoint_names_must_pair_by_seed_and_not_repeat(tiny_model, tokenizer):
+    from birdie_hf.evaluation.instrument import check_arm_names
+
+    arm = lambda name, seed, source="x": Arm(name, seed, tiny_model, tokenizer, source=source)  # noqa: E731
+    check_arm_names([arm("birdie", "1"), arm("birdie", "2")], random_init_seeds=(0,))  # one control: shared
+    check_arm_names([arm("b", "1"), arm("b", "2"), arm("n", "1"), arm("n", "2")], (1, 2), baseline="n")
+    with pytest.raises(ValueError, match=r"b has pre-training seeds \['1', '2'\] but n has \['a', 'b'\]"):
+        check_arm_names([arm("b", "1"), arm("b", "2"), arm("n", "a"), arm("n", "b")], (0,), baseline="n")
+    with pytest.raises(ValueError, match="both birdie@0"):
+        check_arm_names([arm("birdie", "0", "p"), arm("birdie", "0", "q")], (0,))
+    with pytest.raises(ValueError, match="'random-init' is reserved"):
+        check_arm_names([arm("random-init", "0")], (0,))
+
+
+def test_gene_calls_from_another_assembly_are_refused(tmp_path):
+    source = synthetic_genome(tmp_path)
+    with open(source.gff, "a") as handle:
+        handle.write(gff_line("rec", 10, 10_000_000, "+"))
+    with pytest.raises(ValueError, match="ends at 10000000, past the record's .* another assembly"):
+        build_genome_tasks([source], GenomeTaskConfig(window_length=40, block_size=3000))

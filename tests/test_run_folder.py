@@ -30,7 +30,7 @@ def test_a_fresh_run_refuses_a_folder_holding_another_runs_checkpoints(tokenizer
     ):
         other.train()
     assert checkpoints(tmp_path / "run") == before  # nothing touched
-    assert not (tmp_path / "run" / LOCK_NAME).exists()  # the lock is released on error
+    OutputDirLock(str(tmp_path / "run")).acquire().release()  # the lock was released on error
     # Told to overwrite, the old checkpoints go first: `last` can only find the new run's.
     replaced = make_trainer(tokenizer, genome, tmp_path, **SAVING, seed=1, max_steps=4, overwrite_output_dir=True)
     replaced.train()
@@ -39,13 +39,28 @@ def test_a_fresh_run_refuses_a_folder_holding_another_runs_checkpoints(tokenizer
     assert state["run_spec"]["training"]["seed"] == 1
 
 
-def test_the_same_command_run_again_starts_over_with_a_warning(tokenizer, genome, tmp_path, caplog):
+def test_the_same_command_run_again_is_refused_and_told_to_resume(tokenizer, genome, tmp_path):
     make_trainer(tokenizer, genome, tmp_path, **SAVING, max_steps=4).train()
     again = make_trainer(tokenizer, genome, tmp_path, **SAVING, max_steps=4)
-    with caplog.at_level("WARNING"):
+    with pytest.raises(
+        FileExistsError, match=r"holds a run with the same settings \(checkpoint-4\).*--resume_from_checkpoint last"
+    ):
         again.train()
-    assert "same settings as this run" in caplog.text
-    assert checkpoints(tmp_path / "run") == ["checkpoint-4"]
+    assert checkpoints(tmp_path / "run") == ["checkpoint-4"]  # a crashed run restarted by mistake keeps its progress
+
+
+def test_a_plain_trainer_checkpoint_is_another_run_and_is_never_deleted(tokenizer, genome, tmp_path):
+    foreign = tmp_path / "run" / "checkpoint-500"
+    foreign.mkdir(parents=True)
+    (foreign / "trainer_state.json").write_text(
+        '{"global_step": 500}'
+    )  # saved by transformers.Trainer: no Birdie state
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING, save_total_limit=1)
+    with pytest.raises(
+        FileExistsError, match="checkpoint-500; it differs from this one in: checkpoint-500 has no readable"
+    ):
+        trainer.train()
+    assert foreign.exists()
 
 
 @pytest.mark.parametrize(
@@ -96,18 +111,29 @@ def test_the_pretrain_recipe_leaves_a_finished_run_as_it_is(tmp_path, capsys):
 
 
 def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK.format(folder=str(tmp_path))], stdout=subprocess.PIPE, text=True
+    )
     try:
-        (tmp_path / LOCK_NAME).write_text(json.dumps({"host": os.uname().nodename, "pid": holder.pid}))
-        with pytest.raises(OutputDirInUseError, match=rf"in use by another run \(process {holder.pid}"):
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(OutputDirInUseError, match=rf"in use by another run \(process {holder.pid} on"):
             OutputDirLock(str(tmp_path)).acquire()
     finally:
-        holder.kill()
+        holder.kill()  # SIGKILL: no cleanup runs, the kernel still drops the lock
         holder.wait()
-    # The holder is gone: its lock is stale and is taken over.
     with OutputDirLock(str(tmp_path)) as lock:
         assert lock.held and json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
-    assert not (tmp_path / LOCK_NAME).exists()
+    assert not lock.held
+    OutputDirLock(str(tmp_path)).acquire().release()  # released: free again
+
+
+HOLD_LOCK = """
+import time
+from birdie_hf.run_folder import OutputDirLock
+lock = OutputDirLock({folder!r}).acquire()  # kept: a collected lock closes its file
+print("locked", flush=True)
+time.sleep(60)
+"""
 
 
 def test_data_fingerprint_tells_datasets_apart(genome):

@@ -116,6 +116,12 @@ class _SpanReader:
             self._kept_start, self._kept = None, b""
         return self._handle
 
+    def close(self) -> None:
+        """Close the file and drop the kept bytes (the next read reopens it)."""
+        if self._handle is not None:
+            self._handle.close()
+        self._handle, self._pid, self._kept_start, self._kept = None, None, None, b""
+
     def _bytes_from(self, byte: int) -> bytes:
         """The kept bytes from file offset `byte` on (the handle stays at their end), or, when `byte` is not among
         them, an empty string after seeking the handle to `byte`."""
@@ -164,8 +170,12 @@ class _WindowGenerator:
 
     def __call__(self, shards: list[WindowShard]) -> Iterator[dict]:
         length, stride = self.cutter.window_length, self.cutter.stride
+        previous = None
         for shard in shards:
             reader = self.readers[shard.path]
+            if previous is not None and previous is not reader:
+                previous.close()  # shards come file by file: one open file (and one kept read) at a time
+            previous = reader
             record = reader.index.records[shard.record_index]
             lo = shard.first * stride
             raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)

@@ -238,15 +238,29 @@ def build_genome_tasks(sources: Sequence[GenomeSource], config: Optional[GenomeT
         genes_by_record: dict[str, list[GeneCall]] = {}
         for gene in iter_gene_calls(source.gff):
             genes_by_record.setdefault(gene.seqid, []).append(gene)
-        records = {record.name: record.sequence for record in iter_fasta(source.fasta)}
+        records = {}
+        for record in iter_fasta(source.fasta):
+            if record.name in records:
+                raise ValueError(
+                    f"{source.fasta} has two records named {record.name!r}; gene calls cannot tell them apart."
+                )
+            records[record.name] = record.sequence
         missing = sorted(set(genes_by_record) - set(records))
         if missing:
             raise ValueError(
                 f"{source.gff} calls genes on {missing[:3]} but {source.fasta} has no such record "
                 f"(records: {sorted(records)[:3]})."
             )
+        for name, genes in genes_by_record.items():
+            beyond = [g for g in genes if g.end > len(records[name])]
+            if beyond:
+                raise ValueError(
+                    f"{source.gff}: a gene on {name!r} ends at {beyond[0].end}, past the record's {len(records[name])} "
+                    f"bases in {source.fasta}: the gene calls were made on another assembly."
+                )
+        unannotated = sorted(set(records) - set(genes_by_record))
         bases = 0
-        for name in sorted(records):
+        for name in sorted(genes_by_record):  # a record without gene calls is not known to be intergenic
             sequence = records[name]
             bases += len(sequence)
             genome = _Genome(sequence, genes_by_record.get(name, []))
@@ -262,7 +276,8 @@ def build_genome_tasks(sources: Sequence[GenomeSource], config: Optional[GenomeT
                 pools[task][split][label].append((text, f"{source.name}/{name}/{first}"))
         genomes_meta.append(
             {"name": source.name, "fasta": os.path.basename(source.fasta), "gff": os.path.basename(source.gff),
-             "bases": bases, "genes": sum(len(g) for g in genes_by_record.values())}
+             "bases": bases, "genes": sum(len(g) for g in genes_by_record.values()),
+             "records_without_gene_calls": unannotated}
         )  # fmt: skip
     tasks, counts = {}, {}
     for task, by_split in pools.items():

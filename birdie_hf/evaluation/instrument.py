@@ -12,8 +12,10 @@ Test MCCs get 95% cluster-bootstrap intervals (the task's `group` column, e.g. g
 the same resamples for every row, so differences are paired). Each pre-trained read-out is differenced against the
 random-init control of the same reading ("does pre-training help at all?") and, if given, against a baseline
 checkpoint of the same reading; [`~.statistics.decide`] turns each interval into better / worse / inconclusive.
-Checkpoints named `arm@seed` are pre-training seeds of one arm: with two or more, differences are summarised over
-seeds with a t interval (the seed is the unit of replication).
+Checkpoints named `arm@seed` are pre-training seeds of one arm (the unit of replication): differences are paired by
+seed label and summarised over seeds with an interval counting both the spread over seeds and test sampling. A
+baseline that was only trained causally (next-token prediction) read bidirectionally is read in a way it never
+learned: compare readings side by side before crediting a bidirectional difference to the objective.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ PathLike = Union[str, os.PathLike]
 RANDOM_INIT = "random-init"
 DECISION_RULE = (
     "better: the 95% interval of (read-out - reference) lies above 0; worse: below 0; inconclusive: it contains 0. "
-    "Intervals: paired cluster bootstrap over test groups within a pre-training seed; with >= 2 pre-training seeds, "
-    "a t interval over the per-seed differences."
+    "Intervals: a paired cluster bootstrap over test groups within a pre-training seed; with >= 2 pre-training seeds, "
+    "the mean over seeds with the t interval over seeds and the bootstrap of the seed-mean combined (half-widths in "
+    "quadrature). Each decision is at 95% on its own: across the ~20 decisions of a suite about one is expected to "
+    "read better or worse by chance (no multiple-comparison correction)."
 )
 
 
@@ -160,6 +164,42 @@ def parse_arm_name(name: str) -> tuple[str, str]:
     return arm, seed or "0"
 
 
+#: Read-out names the instrument uses for its own rows.
+RESERVED_NAMES = (RANDOM_INIT, "markov", "composition", "3-mer LR", "6-mer LR")
+
+
+def check_arm_names(arms: Sequence[Arm], random_init_seeds: Sequence, baseline: Optional[str] = None) -> None:
+    """Refuse repeated (arm, seed) pairs, reserved names, and seed labels that cannot be paired: every arm compared
+    with another must carry the same `@seed` labels, unless that reference has a single seed."""
+    seen = {}
+    for arm in arms:
+        if arm.name in RESERVED_NAMES or arm.name.endswith("-mer LR"):
+            raise ValueError(f"checkpoint name {arm.name!r} is reserved for the instrument's own rows; rename it.")
+        key = (arm.name, arm.seed)
+        if key in seen:
+            raise ValueError(
+                f"checkpoints {seen[key]!r} and {arm.source!r} are both {arm.name}@{arm.seed}: give each pre-training "
+                "seed its own @seed label."
+            )
+        seen[key] = arm.source
+    seeds_of = defaultdict(set)
+    for arm in arms:
+        seeds_of[arm.name].add(arm.seed)
+    references = {RANDOM_INIT: {str(s) for s in random_init_seeds}}
+    if baseline is not None:
+        references[baseline] = seeds_of[baseline]
+    for name, seeds in seeds_of.items():
+        for reference, ref_seeds in references.items():
+            if reference == name or len(ref_seeds) == 1 or seeds <= ref_seeds:
+                continue
+            raise ValueError(
+                f"{name} has pre-training seeds {sorted(seeds)} but {reference} has {sorted(ref_seeds)}: differences "
+                "are paired by seed, so give both the same @seed labels"
+                + (" (--random_init_seeds)" if reference == RANDOM_INIT else "")
+                + ", or a single seed to the reference."
+            )
+
+
 def control_arms(arms: Sequence[Arm], seeds: Sequence[int]) -> list[Arm]:
     """Random-init controls with the first checkpoint's architecture; refuses checkpoints of differing architectures
     (a single control would not match them all)."""
@@ -191,6 +231,23 @@ class ReadoutRow:
     test: Interval
     dev_mcc: float
     selection: dict = field(default_factory=dict)
+
+
+def combined_interval(values: Sequence[float], replicates: np.ndarray, confidence: float = 0.95) -> Interval:
+    """95% interval of the mean over pre-training seeds of `values`, counting both sources of noise: the spread over
+    seeds (Student t over the per-seed values) and test sampling (percentiles of the seed-mean over the shared
+    bootstrap replicates, shape `(seeds, n_resamples)`), their half-widths added in quadrature. With one seed it is
+    the bootstrap interval alone."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    tail = 100 * (1 - confidence) / 2
+    low_test, high_test = np.percentile(np.asarray(replicates).mean(axis=0), [tail, 100 - tail])
+    if values.size < 2:
+        return Interval(mean, float(low_test), float(high_test), confidence)
+    seed_half = seed_interval(values, confidence).high - mean
+    low = mean - float(np.hypot(mean - low_test, seed_half))
+    high = mean + float(np.hypot(high_test - mean, seed_half))
+    return Interval(mean, low, high, confidence)
 
 
 def _row_key(row: ReadoutRow) -> tuple[str, str]:
@@ -271,15 +328,16 @@ def evaluate_task(
             ref_seeds = by_arm[(reference, reading)]
             per_seed = []
             for seed, (full, replicates) in sorted(seeds.items()):
-                ref_full, ref_replicates = ref_seeds.get(seed, next(iter(ref_seeds.values())))
+                # Paired by seed label; a reference with a single seed (one control) is the same for every seed.
+                ref_full, ref_replicates = ref_seeds[seed] if seed in ref_seeds else next(iter(ref_seeds.values()))
                 per_seed.append((full - ref_full, replicates - ref_replicates))
+            interval = combined_interval([d for d, _ in per_seed], np.stack([r for _, r in per_seed]))
             if len(per_seed) >= 2:
-                interval = seed_interval([d for d, _ in per_seed])
-                replication = f"t interval over {len(per_seed)} pre-training seeds"
+                replication = (
+                    f"{len(per_seed)} pre-training seeds: t interval over seeds and paired bootstrap over test "
+                    "groups, combined"
+                )
             else:
-                d, reps = per_seed[0]
-                low, high = np.percentile(reps, [2.5, 97.5])
-                interval = Interval(float(d), float(low), float(high))
                 replication = "1 pre-training seed: paired bootstrap within the seed (replication not measured)"
             differences.append(
                 {
@@ -326,6 +384,7 @@ def run_probe_suite(
         raise ValueError(
             f"baseline {baseline!r} is not one of the checkpoints' arms {sorted({a.name for a in arms})}."
         )
+    check_arm_names(arms, config.random_init_seeds, baseline)
     check_task_characters(tasks, arms[0].tokenizer)
     everything = list(arms) + control_arms(arms, config.random_init_seeds)
     total = len(tasks) * (len(everything) * len(config.readings) + 1)
@@ -349,14 +408,23 @@ def _fmt(interval: dict) -> str:
 
 def summary_rows(result: dict) -> list[dict]:
     """One row per (read-out, reading) of a task's result: with several pre-training seeds, the mean over seeds with
-    a t interval over seeds; with one, that seed's bootstrap interval."""
+    an interval counting the spread over seeds and test sampling; with one, that seed's bootstrap interval."""
     grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in result["rows"]:
         grouped[(row["readout"], row["reading"])].append(row)
     summary = []
     for (readout, reading), rows in grouped.items():
         if len(rows) > 1:
-            interval = seed_interval([r["test"]["estimate"] for r in rows]).to_dict()
+            # The seeds' spread (t) and test sampling (the mean per-seed bootstrap half-width, as the seeds share the
+            # test set), added in quadrature.
+            values = np.array([r["test"]["estimate"] for r in rows])
+            mean = float(values.mean())
+            seed_half = seed_interval(values).high - mean
+            low_test = float(np.mean([r["test"]["estimate"] - r["test"]["low"] for r in rows]))
+            high_test = float(np.mean([r["test"]["high"] - r["test"]["estimate"] for r in rows]))
+            interval = Interval(
+                mean, mean - float(np.hypot(low_test, seed_half)), mean + float(np.hypot(high_test, seed_half))
+            ).to_dict()
         else:
             interval = rows[0]["test"]
         summary.append(
@@ -377,8 +445,9 @@ def results_markdown(results: dict) -> str:
             f"test: {test['examples']} sequences in {test['groups']} groups, classes {test['classes']}; "
             f"train {result['sizes']['train']['examples']}, dev {result['sizes']['dev']['examples']}",
             "",
-            "Summary: rows with several pre-training seeds give their mean and a t interval over seeds (the seed is",
-            "the unit of replication); single rows give the bootstrap interval over test groups.",
+            "Summary: rows with several pre-training seeds give their mean over seeds (the seed is the unit of",
+            "replication) with an interval combining the spread over seeds (t) and test sampling (bootstrap over test",
+            "groups); single rows give the bootstrap interval over test groups.",
             "",
             "| read-out | reading | seeds | test MCC [95% CI] |",
             "|---|---|---|---|",

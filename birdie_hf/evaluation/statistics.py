@@ -100,9 +100,9 @@ class GroupBootstrap:
         if self.num_groups < 2:
             raise ValueError(f"a bootstrap needs at least 2 groups of test examples, got {self.num_groups}.")
         rng = np.random.default_rng(seed)
-        draws = rng.integers(0, self.num_groups, size=(n_resamples, self.num_groups))
-        self.weights = np.zeros((n_resamples, self.num_groups))
-        np.add.at(self.weights, (np.repeat(np.arange(n_resamples), self.num_groups), draws.ravel()), 1)
+        # How often each group is drawn in each replicate (G draws with replacement): (n_resamples, G) counts.
+        uniform = np.full(self.num_groups, 1.0 / self.num_groups)
+        self.weights = rng.multinomial(self.num_groups, uniform, size=n_resamples).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.group_index)
