@@ -51,6 +51,23 @@ class RecipeError(ValueError):
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, HubAccessError)
 
 
+def parse_checkpoint_pairs(pairs: Sequence[str], flag: str = "--checkpoints") -> dict[str, str]:
+    """`["name=path", "arm@seed=path", ...]` -> `{name: path}`, in order.
+
+    Raises:
+        [`RecipeError`]: an entry is not `name=path`, or a name is given twice (the second would replace the first).
+    """
+    checkpoints: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise RecipeError(f"{flag} entry {pair!r} is not name=path (or arm@seed=path).")
+        if name in checkpoints:
+            raise RecipeError(f"{flag} names {name!r} twice; give each checkpoint its own name or @seed.")
+        checkpoints[name] = path
+    return checkpoints
+
+
 def wants_traceback(argv: Sequence[str]) -> bool:
     """Whether `argv` holds `--traceback` (alone, `--traceback true` or `--traceback=true`) or `BIRDIE_TRACEBACK` is
     set, i.e. whether errors should keep their full traceback."""

@@ -21,11 +21,13 @@ import shutil
 import socket
 from typing import Any, Callable, Optional
 
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".birdie_run.lock"
-_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+_CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 #: `TrainingArguments` fields whose change changes what a run computes.
 TRAINING_SPEC_FIELDS = (
     "seed",
@@ -110,12 +112,16 @@ class OutputDirLock:
         self.release()
 
 
-def existing_checkpoints(output_dir: str) -> list[str]:
-    """Names of the `checkpoint-<step>` folders of `output_dir`, by step."""
+def numbered_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """`(step, path)` of the `checkpoint-N` folders of `output_dir`, highest step first."""
     if not os.path.isdir(output_dir):
         return []
-    names = [n for n in os.listdir(output_dir) if _CHECKPOINT.match(n) and os.path.isdir(os.path.join(output_dir, n))]
-    return sorted(names, key=lambda n: int(n.split("-")[1]))
+    found = [
+        (int(m.group(1)), os.path.join(output_dir, name))
+        for name in os.listdir(output_dir)
+        if (m := _CHECKPOINT.match(name)) and os.path.isdir(os.path.join(output_dir, name))
+    ]
+    return sorted(found, reverse=True)
 
 
 def check_output_dir(
@@ -139,18 +145,19 @@ def check_output_dir(
         `FileExistsError`: naming the folder, its checkpoints, how the runs differ and the ways on.
     """
     saved = saved or (lambda path: os.path.exists(os.path.join(path, "trainer_state.json")))
-    checkpoints = [name for name in existing_checkpoints(output_dir) if saved(os.path.join(output_dir, name))]
-    if not checkpoints:
+    paths = [path for _, path in reversed(numbered_checkpoints(output_dir)) if saved(path)]  # lowest step first
+    if not paths:
         return
+    checkpoints = [os.path.basename(path) for path in paths]
     if overwrite:
-        for name in checkpoints:
-            shutil.rmtree(os.path.join(output_dir, name))
+        for path in paths:
+            shutil.rmtree(path)
         logger.warning(
             "overwrite_output_dir: removed %d checkpoints of an earlier run in %s.", len(checkpoints), output_dir
         )
         return
     shown = ", ".join(checkpoints[:3]) + (f" and {len(checkpoints) - 3} more" if len(checkpoints) > 3 else "")
-    found = differences(os.path.join(output_dir, checkpoints[-1])) if differences is not None else ["not compared"]
+    found = differences(paths[-1]) if differences is not None else ["not compared"]
     if found:
         what = (
             f"another run ({shown}; it differs from this one in: {'; '.join(found[:3])}"

@@ -57,6 +57,7 @@ from .run_folder import (
     OutputDirLock,
     check_output_dir,
     checkpoint_bytes,
+    numbered_checkpoints,
     planned_checkpoints,
     preflight_output_dir,
     training_spec,
@@ -545,7 +546,7 @@ class BirdieTrainer(Trainer):
         are unreliable (some network file systems): it would then keep such a folder, which cannot be resumed from,
         and delete the complete checkpoint being saved.
         """
-        for checkpoint_step, path in _numbered_checkpoints(run_dir):
+        for checkpoint_step, path in numbered_checkpoints(run_dir):
             if checkpoint_step <= step:
                 break
             problems = checkpoint_problems(
@@ -771,7 +772,7 @@ class BirdieTrainer(Trainer):
             fallback = next(
                 (
                     path
-                    for _, path in _numbered_checkpoints(parent)
+                    for _, path in numbered_checkpoints(parent)
                     if os.path.normpath(path) != os.path.normpath(checkpoint)
                     and not checkpoint_problems(path, require_training_state=require_training_state)
                 ),
@@ -991,25 +992,12 @@ def last_complete_checkpoint(output_dir: str, require_training_state: bool = Tru
     """The highest-step `checkpoint-N` folder of `output_dir` that is complete (see [`checkpoint_problems`]), or
     `None`. Incomplete or damaged ones (a run killed while saving, a truncated file) are skipped with a warning
     naming them and what is wrong."""
-    for _, path in _numbered_checkpoints(output_dir):
+    for _, path in numbered_checkpoints(output_dir):
         problems = checkpoint_problems(path, require_training_state=require_training_state)
         if not problems:
             return path
         logger.warning("Skipping incomplete checkpoint %s: %s.", path, "; ".join(problems))
     return None
-
-
-def _numbered_checkpoints(output_dir: str) -> list[tuple[int, str]]:
-    """`(step, path)` of the `checkpoint-N` folders of `output_dir`, highest step first."""
-    if not os.path.isdir(output_dir):
-        return []
-    pattern = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-    found = [
-        (int(m.group(1)), os.path.join(output_dir, name))
-        for name in os.listdir(output_dir)
-        if (m := pattern.match(name)) and os.path.isdir(os.path.join(output_dir, name))
-    ]
-    return sorted(found, reverse=True)
 
 
 def _deepspeed_tag(checkpoint: str, names: set[str]) -> Optional[str]:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
 from birdie_hf.evaluation import genome_tasks
 from birdie_hf.evaluation.finetune import NT_TASKS, load_classification_task
 from birdie_hf.evaluation.human_tasks import build_human_repeat_task, write_human_repeat_task
@@ -79,19 +79,6 @@ def parse_args(argv=None):
     parser.add_argument("--output_dir", default="outputs/evaluation")
     parser.add_argument(TRACEBACK_FLAG, nargs="?", const=True, default=False, help=TRACEBACK_HELP)
     return parser.parse_args(argv)
-
-
-def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
-    """`["a@0=path", ...]` -> `{"a@0": "path"}`; refuses malformed and repeated names."""
-    checkpoints = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise RecipeError(f"--checkpoints entry {pair!r} is not name=path (or arm@seed=path).")
-        if name in checkpoints:
-            raise RecipeError(f"--checkpoints names {name!r} twice; give each checkpoint its own name or @seed.")
-        checkpoints[name] = path
-    return checkpoints
 
 
 def build_default_tasks(folder: Path) -> None:
@@ -137,7 +124,7 @@ def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
 
 
 def main(args):
-    checkpoints = parse_checkpoints(args.checkpoints)
+    checkpoints = parse_checkpoint_pairs(args.checkpoints)
     config = ProbeSuiteConfig(
         readings=tuple(args.readings),
         random_init_seeds=tuple(args.random_init_seeds),

@@ -34,7 +34,7 @@ from typing import Optional
 
 from tqdm.auto import tqdm
 
-from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
 from birdie_hf.evaluation.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.hub import load_model_config
 
@@ -102,16 +102,6 @@ def resolve_tasks(args) -> list[str]:
     return tasks
 
 
-def parse_checkpoints(pairs: list[str]) -> dict[str, str]:
-    checkpoints = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise RecipeError(f"--checkpoints entry {pair!r} is not name=path")
-        checkpoints[name] = path
-    return checkpoints
-
-
 def summarise(runs: list[dict], by_mode: bool = False) -> dict:
     """`{checkpoint: {task: {metric: {"mean", "std", "n"}}, "mean_over_tasks": {...}}}`; with `by_mode` the keys
     are `"<checkpoint> (<mode>)"`."""
@@ -155,7 +145,7 @@ def markdown(summary: dict) -> str:
 
 
 def main(args):
-    checkpoints = parse_checkpoints(args.checkpoints)
+    checkpoints = parse_checkpoint_pairs(args.checkpoints)
     for path in checkpoints.values():
         load_model_config(path)  # a missing checkpoint fails here, not after hours of other runs
     tasks = resolve_tasks(args)

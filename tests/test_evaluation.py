@@ -147,11 +147,18 @@ def test_genome_tasks_are_reproducible_and_written_with_groups(tmp_path):
     assert loaded["test"].groups == [g for _, _, g in first.tasks["gene_strand"]["test"]]
 
 
-def test_genome_tasks_refuse_a_gff_naming_a_record_the_fasta_lacks(tmp_path):
+@pytest.mark.parametrize(
+    "extra_call, message",
+    [
+        (("plasmid9", 1, 30, "+"), "plasmid9"),  # a record the FASTA lacks
+        (("rec", 10, 10_000_000, "+"), "ends at 10000000, past the record's .* another assembly"),
+    ],
+)
+def test_gene_calls_that_do_not_fit_the_fasta_are_refused(tmp_path, extra_call, message):
     source = synthetic_genome(tmp_path)
     with open(source.gff, "a") as handle:
-        handle.write(gff_line("plasmid9", 1, 30, "+"))
-    with pytest.raises(ValueError, match="plasmid9"):
+        handle.write(gff_line(*extra_call))
+    with pytest.raises(ValueError, match=message):
         build_genome_tasks([source], GenomeTaskConfig(window_length=40, block_size=3000))
 
 
@@ -505,11 +512,3 @@ def test_checkpoint_names_must_pair_by_seed_and_not_repeat(tiny_model, tokenizer
         check_arm_names([arm("birdie", "0", "p"), arm("birdie", "0", "q")], (0,))
     with pytest.raises(ValueError, match="'random-init' is reserved"):
         check_arm_names([arm("random-init", "0")], (0,))
-
-
-def test_gene_calls_from_another_assembly_are_refused(tmp_path):
-    source = synthetic_genome(tmp_path)
-    with open(source.gff, "a") as handle:
-        handle.write(gff_line("rec", 10, 10_000_000, "+"))
-    with pytest.raises(ValueError, match="ends at 10000000, past the record's .* another assembly"):
-        build_genome_tasks([source], GenomeTaskConfig(window_length=40, block_size=3000))

@@ -16,6 +16,14 @@ from birdie_hf.run_folder import LOCK_NAME, OutputDirInUseError, OutputDirLock, 
 SAVING = dict(save_strategy="steps", save_steps=4, policy="static")
 
 
+def tiny_pretrain_argv(output_dir, max_steps: int) -> list[str]:
+    """recipes/pretrain.py on a 1-layer, 32-wide model with the static mixture, saving every 2 steps."""
+    return ["--output_dir", str(output_dir), "--policy", "static", "--max_steps", str(max_steps), "--save_steps", "2",
+            "--window_length", "128", "--max_length", "384", "--hidden_size", "32", "--num_hidden_layers", "1",
+            "--num_attention_heads", "2", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
+            "--report_to", "none", "--cpu_threads", "1"]  # fmt: skip
+
+
 def checkpoints(folder):
     return sorted(n for n in os.listdir(folder) if n.startswith("checkpoint-"))
 
@@ -96,10 +104,7 @@ def test_resuming_a_finished_run_trains_nothing(tokenizer, genome, tmp_path, cap
 def test_the_pretrain_recipe_leaves_a_finished_run_as_it_is(tmp_path, capsys):
     pretrain = load_recipe("pretrain")
     out = tmp_path / "out"
-    argv = ["--output_dir", str(out), "--policy", "static", "--max_steps", "2", "--save_steps", "2",
-            "--window_length", "128", "--max_length", "384", "--hidden_size", "32", "--num_hidden_layers", "1",
-            "--num_attention_heads", "2", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
-            "--report_to", "none", "--cpu_threads", "1"]  # fmt: skip
+    argv = tiny_pretrain_argv(out, max_steps=2)
     pretrain.main(*pretrain.parse_args(argv))
     results = (out / "train_results.json").read_text()
     card = (out / "README.md").read_text()
@@ -188,10 +193,7 @@ def test_ctrl_c_says_which_checkpoint_resumes_the_run(tokenizer, genome, tmp_pat
     monkeypatch.setattr(BirdieTrainer, "__init__", with_ctrl_c)
     pretrain = load_recipe("pretrain")
     out = tmp_path / "out"
-    argv = ["--output_dir", str(out), "--policy", "static", "--max_steps", "6", "--save_steps", "2",
-            "--window_length", "128", "--max_length", "384", "--hidden_size", "32", "--num_hidden_layers", "1",
-            "--num_attention_heads", "2", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
-            "--report_to", "none", "--cpu_threads", "1"]  # fmt: skip
+    argv = tiny_pretrain_argv(out, max_steps=6)
     with pytest.raises(SystemExit) as stopped:
         run_recipe(lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
     assert stopped.value.code == INTERRUPTED_EXIT_CODE

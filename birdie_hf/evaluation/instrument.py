@@ -32,7 +32,7 @@ import numpy as np
 from .baselines import kmer_logistic_regression, read_task_split
 from .controls import markov_classifier, random_init_like
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
-from .statistics import GroupBootstrap, Interval, decide, seed_interval
+from .statistics import GroupBootstrap, Interval, decide, percentile_interval, with_seed_spread
 from .tasks import SPLITS
 
 
@@ -239,15 +239,8 @@ def combined_interval(values: Sequence[float], replicates: np.ndarray, confidenc
     bootstrap replicates, shape `(seeds, n_resamples)`), their half-widths added in quadrature. With one seed it is
     the bootstrap interval alone."""
     values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    tail = 100 * (1 - confidence) / 2
-    low_test, high_test = np.percentile(np.asarray(replicates).mean(axis=0), [tail, 100 - tail])
-    if values.size < 2:
-        return Interval(mean, float(low_test), float(high_test), confidence)
-    seed_half = seed_interval(values, confidence).high - mean
-    low = mean - float(np.hypot(mean - low_test, seed_half))
-    high = mean + float(np.hypot(high_test - mean, seed_half))
-    return Interval(mean, low, high, confidence)
+    test = percentile_interval(float(values.mean()), np.asarray(replicates).mean(axis=0), confidence)
+    return test if values.size < 2 else with_seed_spread(test, values)
 
 
 def _row_key(row: ReadoutRow) -> tuple[str, str]:
@@ -268,16 +261,14 @@ def evaluate_task(
     """
     test = data["test"]
     bootstrap = GroupBootstrap(test.groups, n=len(test.labels), n_resamples=config.n_resamples, seed=config.seed)
-    predictions: dict[tuple[str, str, str], np.ndarray] = {}
+    replicates_of: dict[tuple[str, str, str], np.ndarray] = {}  # bootstrap MCCs per (read-out, reading, seed)
     rows: list[ReadoutRow] = []
 
     def add(readout, reading, seed, kind, preds, dev_mcc, selection):
         full, replicates = bootstrap.mcc(test.labels, preds)
-        low, high = np.percentile(replicates, [2.5, 97.5])
-        predictions[(readout, reading, seed)] = replicates
-        rows.append(
-            ReadoutRow(readout, reading, seed, kind, Interval(full, float(low), float(high)), dev_mcc, selection)
-        )
+        replicates_of[(readout, reading, seed)] = replicates
+        interval = percentile_interval(full, replicates)
+        rows.append(ReadoutRow(readout, reading, seed, kind, interval, dev_mcc, selection))
 
     labels = {split: data[split].labels for split in SPLITS}
     for arm in arms:
@@ -314,7 +305,7 @@ def evaluate_task(
     differences = []
     by_arm = defaultdict(dict)  # (arm, reading) -> {seed: (full, replicates)}
     for row in rows:
-        by_arm[_row_key(row)][row.seed] = (row.test.estimate, predictions[(row.readout, row.reading, row.seed)])
+        by_arm[_row_key(row)][row.seed] = (row.test.estimate, replicates_of[(row.readout, row.reading, row.seed)])
     references = [(RANDOM_INIT, "random-init control, same reading")]
     if baseline is not None:
         references.append((baseline, f"{baseline}, same reading"))
@@ -419,12 +410,9 @@ def summary_rows(result: dict) -> list[dict]:
             # test set), added in quadrature.
             values = np.array([r["test"]["estimate"] for r in rows])
             mean = float(values.mean())
-            seed_half = seed_interval(values).high - mean
             low_test = float(np.mean([r["test"]["estimate"] - r["test"]["low"] for r in rows]))
             high_test = float(np.mean([r["test"]["high"] - r["test"]["estimate"] for r in rows]))
-            interval = Interval(
-                mean, mean - float(np.hypot(low_test, seed_half)), mean + float(np.hypot(high_test, seed_half))
-            ).to_dict()
+            interval = with_seed_spread(Interval(mean, mean - low_test, mean + high_test), values).to_dict()
         else:
             interval = rows[0]["test"]
         summary.append(

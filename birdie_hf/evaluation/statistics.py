@@ -125,7 +125,8 @@ class GroupBootstrap:
         return float(full), replicates
 
 
-def _percentile_interval(estimate: float, replicates: np.ndarray, confidence: float) -> Interval:
+def percentile_interval(estimate: float, replicates: np.ndarray, confidence: float = 0.95) -> Interval:
+    """`estimate` with the percentile interval of its bootstrap `replicates`."""
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail])
     return Interval(float(estimate), float(low), float(high), confidence)
@@ -156,15 +157,27 @@ def bootstrap_mcc(
         raise ValueError(f"baseline arm {baseline!r} is not among the arms {sorted(predictions)}.")
     bootstrap = GroupBootstrap(groups, n=len(labels), n_resamples=n_resamples, seed=seed)
     scored = {arm: bootstrap.mcc(labels, p) for arm, p in predictions.items()}
-    arms = {arm: _percentile_interval(full, reps, confidence) for arm, (full, reps) in scored.items()}
+    arms = {arm: percentile_interval(full, reps, confidence) for arm, (full, reps) in scored.items()}
     differences, decisions = {}, {}
     if baseline is not None:
         base_full, base_reps = scored[baseline]
         for arm, (full, reps) in scored.items():
             if arm != baseline:
-                differences[arm] = _percentile_interval(full - base_full, reps - base_reps, confidence)
+                differences[arm] = percentile_interval(full - base_full, reps - base_reps, confidence)
                 decisions[arm] = decide(differences[arm])
     return {"arms": arms, "differences": differences, "decisions": decisions}
+
+
+def with_seed_spread(test: Interval, values: Sequence[float]) -> Interval:
+    """The interval of a mean over pre-training seeds counting both sources of noise: `test` (test sampling, around
+    the mean) and the spread of the per-seed `values` (Student t), their half-widths added in quadrature."""
+    seed_half = seed_interval(values, test.confidence).high - test.estimate
+    return Interval(
+        test.estimate,
+        test.estimate - float(np.hypot(test.estimate - test.low, seed_half)),
+        test.estimate + float(np.hypot(test.high - test.estimate, seed_half)),
+        test.confidence,
+    )
 
 
 def seed_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
