@@ -512,3 +512,87 @@ def test_checkpoint_names_must_pair_by_seed_and_not_repeat(tiny_model, tokenizer
         check_arm_names([arm("birdie", "0", "p"), arm("birdie", "0", "q")], (0,))
     with pytest.raises(ValueError, match="'random-init' is reserved"):
         check_arm_names([arm("random-init", "0")], (0,))
+
+
+# -- the fine-tuning read-out ---------------------------------------------------------------------------------------
+
+
+def test_finetuning_chooses_the_rate_on_dev_once_per_arm_and_averages_finetuning_seeds(
+    tmp_path, tiny_model, tokenizer, random_dna, monkeypatch
+):
+    from birdie_hf.evaluation import finetune_readout
+    from birdie_hf.evaluation.finetune_readout import FinetuneReadoutConfig, FinetuneRun
+
+    tasks = {"gc": load_task(write_task(tmp_path / "gc", gc_task(random_dna)))}
+    labels = tasks["gc"]["test"].labels
+    calls = []
+
+    def fake_finetune(checkpoint, dataset, reading, learning_rate, seed, config):
+        calls.append((checkpoint, reading, learning_rate, seed))
+        dev = {3e-4: 0.2, 1e-3: 0.6, 3e-3: 0.4}[learning_rate]  # dev prefers 1e-3
+        # Fine-tuning seed 0 gets every test label right, seed 1 gets every one wrong: their mean MCC is 0.
+        predictions = labels.copy() if seed == 0 else 1 - labels
+        return FinetuneRun(learning_rate, seed, dev, predictions, best_epoch=3.0)
+
+    monkeypatch.setattr(finetune_readout, "finetune_once", fake_finetune)
+    arms = [Arm("birdie", s, tiny_model, tokenizer, source=f"ckpt{s}") for s in ("1", "2")]
+    config = ProbeSuiteConfig(n_resamples=100, kmer_ks=(3,), markov_orders=(0,), readings=("causal",))
+    finetune = FinetuneReadoutConfig(finetune_seeds=(0, 1), readings=("causal",), tasks=("gc",))
+    results = run_probe_suite(arms, tasks, config, show_progress=False, finetune=finetune)
+    birdie_calls = [c for c in calls if c[0].startswith("ckpt")]
+    # The first seed sweeps three rates (seed 0) and adds fine-tuning seed 1 at the chosen rate; the second seed
+    # runs both fine-tuning seeds at that rate, without sweeping again.
+    assert birdie_calls == [
+        ("ckpt1", "causal", 3e-4, 0), ("ckpt1", "causal", 1e-3, 0), ("ckpt1", "causal", 3e-3, 0),
+        ("ckpt1", "causal", 1e-3, 1), ("ckpt2", "causal", 1e-3, 0), ("ckpt2", "causal", 1e-3, 1),
+    ]  # fmt: skip
+    assert finetune.runs_per_arm(2) == 6 and finetune.runs_per_arm(1) == 4
+    control_calls = [c for c in calls if not c[0].startswith("ckpt")]
+    assert len(control_calls) == 4 and all("random-init" in c[0] for c in control_calls)  # a saved copy
+    rows = [r for r in results["tasks"]["gc"]["rows"] if r["reading"] == "causal, fine-tuned"]
+    assert {(r["readout"], r["seed"]) for r in rows} == {("birdie", "1"), ("birdie", "2"), ("random-init", "0")}
+    for row in rows:
+        assert row["test"]["estimate"] == pytest.approx(0.0)  # mean of MCC +1 and -1
+        assert row["selection"]["learning rate"] == 1e-3 and row["dev_mcc"] == pytest.approx(0.6)
+        assert row["selection"]["sweep dev MCC"] == {"0.0003": 0.2, "0.001": 0.6, "0.003": 0.4}
+    decided = {(d["readout"], d["reading"]) for d in results["tasks"]["gc"]["differences"]}
+    assert ("birdie", "causal, fine-tuned") in decided
+    assert tuple(results["finetune"]["learning_rates"]) == (3e-4, 1e-3, 3e-3)
+
+
+def test_finetuning_config_refuses_what_cannot_run():
+    from birdie_hf.evaluation.finetune_readout import FinetuneReadoutConfig
+
+    with pytest.raises(ValueError, match="learning_rates"):
+        FinetuneReadoutConfig(learning_rates=(0.0,))
+    with pytest.raises(ValueError, match="readings"):
+        FinetuneReadoutConfig(readings=("sideways",))
+    with pytest.raises(ValueError, match="finetune_seeds"):
+        FinetuneReadoutConfig(finetune_seeds=())
+
+
+@pytest.mark.slow
+def test_evaluate_recipe_fine_tunes_to_convergence_on_the_named_tasks(
+    evaluate_recipe, tmp_path, saved_checkpoint, random_dna, capsys
+):
+    write_task(tmp_path / "tasks" / "gc", gc_task(random_dna, n=(200, 60, 60)))
+    write_task(tmp_path / "tasks" / "gc2", gc_task(random_dna))
+    main = recipe_main(evaluate_recipe)
+    base = ["--checkpoints", f"tiny={saved_checkpoint}", "--tasks_dir", str(tmp_path / "tasks"), "--n_resamples", "100",
+            "--output_dir", str(tmp_path / "out"), "--readings", "causal"]  # fmt: skip
+    line = one_line_error(capsys, main, [*base, "--finetune_tasks", "gc3"])
+    assert "gc3" in line and "gc2" in line
+    results = main(
+        [*base, "--finetune_tasks", "gc", "--finetune_learning_rates", "3e-3", "1e-2", "--finetune_readings",
+         "causal", "bidirectional", "--finetune_max_epochs", "4"]
+    )  # fmt: skip
+    readings = {(r["readout"], r["reading"]) for r in results["tasks"]["gc"]["rows"]}
+    assert {("tiny", "causal, fine-tuned"), ("tiny", "bidirectional, fine-tuned")} <= readings
+    assert {("random-init", "causal, fine-tuned"), ("random-init", "bidirectional, fine-tuned")} <= readings
+    assert not any("fine-tuned" in r["reading"] for r in results["tasks"]["gc2"]["rows"])  # not named
+    tuned = [r for r in results["tasks"]["gc"]["rows"] if r["reading"].endswith("fine-tuned")]
+    for row in tuned:
+        assert row["selection"]["learning rate"] in (3e-3, 1e-2) and 1 <= row["selection"]["best epoch"] <= 4
+    # The composition task is learnable: fine-tuning the tiny model (or its control) separates it well past chance.
+    assert min(r["test"]["estimate"] for r in tuned) > 0.8  # measured 0.97 for every row
+    assert "causal, fine-tuned" in (tmp_path / "out" / "probe_results.md").read_text()

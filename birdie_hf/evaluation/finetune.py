@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import torch
 from datasets import DatasetDict
 
 from ..data import GenomeDataError, load_sequence_dataset
@@ -258,6 +259,8 @@ def finetune_classifier(
     save_model: bool = True,
     attention: str = "auto",
     prefix_prompt: Optional[bool] = None,
+    return_predictions: bool = False,
+    show_progress: bool = True,
     **training_overrides,
 ) -> dict:
     """Fine-tune `checkpoint` on `data` (with `train`/`validation`/`test`), keep the best epoch by dev MCC (early
@@ -271,11 +274,16 @@ def finetune_classifier(
         prefix_prompt (`bool`, *optional*): open every bidirectional input with `<|prefix_lm|>`, as Birdie's prefix-LM
             examples start (see [`add_prefix_prompt`]). Defaults to [`DEFAULT_PREFIX_PROMPT`] in bidirectional mode;
             never used causally.
+        return_predictions (`bool`, *optional*, defaults to `False`): also return `"test_predictions"`, the best
+            epoch's predicted class per test example (`np.ndarray`, shape `(n_test,)`), and `"best_epoch"`.
+        show_progress (`bool`, *optional*, defaults to `True`): progress bars and per-epoch logs; `False` runs silently
+            (as the evaluation instrument runs its many fine-tunings).
     """
     from transformers import (
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
+        PrinterCallback,
         Trainer,
         TrainingArguments,
         set_seed,
@@ -297,7 +305,10 @@ def finetune_classifier(
     def tokenize(batch):
         return tokenizer(batch["sequence"], truncation=max_length is not None, max_length=max_length)
 
-    encoded = data.map(tokenize, batched=True, remove_columns=[c for c in data["train"].column_names if c != "label"])
+    with _datasets_progress(show_progress):
+        encoded = data.map(
+            tokenize, batched=True, remove_columns=[c for c in data["train"].column_names if c != "label"]
+        )
     encoded = encoded.rename_column("label", "labels")
     args = TrainingArguments(
         output_dir=output_dir,
@@ -314,6 +325,8 @@ def finetune_classifier(
         greater_is_better=True,
         logging_strategy="epoch",
         report_to="none",
+        dataloader_pin_memory=training_overrides.pop("dataloader_pin_memory", torch.cuda.is_available()),
+        **({"disable_tqdm": True, "log_level": "error"} if not show_progress else {}),
         **training_overrides,
     )
     trainer = Trainer(
@@ -326,20 +339,55 @@ def finetune_classifier(
         compute_metrics=classification_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
     )
+    if not show_progress:
+        trainer.remove_callback(PrinterCallback)
     trainer.train()
     trainer.remove_callback(EarlyStoppingCallback)  # the final evaluations below are not epochs
     results = {
         "validation": _strip(trainer.evaluate(encoded["validation"], metric_key_prefix="validation")),
-        "test": _strip(trainer.evaluate(encoded["test"], metric_key_prefix="test")),
         "attention": mode,
         "prefix_prompt": bool(use_prompt),
     }
+    if return_predictions:
+        prediction = trainer.predict(encoded["test"], metric_key_prefix="test")
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        results["test"] = _strip(prediction.metrics)
+        results["test_predictions"] = np.asarray(logits).argmax(axis=-1)
+        results["best_epoch"] = _best_epoch(trainer.state)
+    else:
+        results["test"] = _strip(trainer.evaluate(encoded["test"], metric_key_prefix="test"))
     if save_model:
         if lora is not None and lora.enabled:
             trainer.model = trainer.model.merge_and_unload()
         trainer.save_model(output_dir)
         tokenizer.save_pretrained(output_dir)
     return results
+
+
+def _best_epoch(state) -> Optional[float]:
+    """The epoch of the best dev evaluation (the one `load_best_model_at_end` restored)."""
+    scores = [(entry["eval_mcc"], entry["epoch"]) for entry in state.log_history if "eval_mcc" in entry]
+    return float(max(scores, key=lambda pair: pair[0])[1]) if scores else None
+
+
+class _datasets_progress:
+    """Hide `datasets`' map progress bars inside the block when `show` is False, restoring the previous setting."""
+
+    def __init__(self, show: bool):
+        self.show = show
+
+    def __enter__(self):
+        import datasets
+
+        self.was_enabled = datasets.is_progress_bar_enabled()
+        if not self.show:
+            datasets.disable_progress_bars()
+
+    def __exit__(self, *exc):
+        import datasets
+
+        if self.was_enabled:
+            datasets.enable_progress_bars()
 
 
 def _base_config(model):

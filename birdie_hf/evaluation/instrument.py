@@ -31,6 +31,7 @@ import numpy as np
 
 from .baselines import kmer_logistic_regression, read_task_split
 from .controls import markov_classifier, random_init_like
+from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
 from .statistics import GroupBootstrap, Interval, decide, percentile_interval, with_seed_spread
 from .tasks import SPLITS
@@ -254,8 +255,12 @@ def evaluate_task(
     config: ProbeSuiteConfig,
     baseline: Optional[str] = None,
     progress=None,
+    finetune: Optional[FinetuneReadoutConfig] = None,
+    checkpoint_folders: Optional[dict] = None,
 ) -> dict:
-    """Probe every arm (and its controls) on one task and difference them; see the module docstring.
+    """Probe every arm (and its controls) on one task and difference them; see the module docstring. With
+    `finetune` (and `checkpoint_folders`: `(arm name, seed)` -> a folder or Hub id to fine-tune from), the task also
+    gets the fine-tuned read-outs of [`~.finetune_readout`] as rows whose reading ends in `", fine-tuned"`.
 
     Returns `{"task", "sizes", "rows": [ReadoutRow dicts], "differences": [...]}`.
     """
@@ -265,7 +270,10 @@ def evaluate_task(
     rows: list[ReadoutRow] = []
 
     def add(readout, reading, seed, kind, preds, dev_mcc, selection):
-        full, replicates = bootstrap.mcc(test.labels, preds)
+        """`preds`: one prediction array, or a list of them (fine-tuning seeds) whose MCCs are averaged."""
+        scored = [bootstrap.mcc(test.labels, p) for p in (preds if isinstance(preds, list) else [preds])]
+        full = float(np.mean([f for f, _ in scored]))
+        replicates = np.mean([r for _, r in scored], axis=0)
         replicates_of[(readout, reading, seed)] = replicates
         interval = percentile_interval(full, replicates)
         rows.append(ReadoutRow(readout, reading, seed, kind, interval, dev_mcc, selection))
@@ -291,6 +299,25 @@ def evaluate_task(
             )
             if progress is not None:
                 progress.update(1)
+    if finetune is not None and finetune.applies_to(task):
+        sweep = FinetuneSweep(data, finetune, progress)
+        for arm in arms:
+            for reading in finetune.readings:
+                runs = sweep.runs(arm.name, checkpoint_folders[(arm.name, arm.seed)], reading)
+                selection = {
+                    "learning rate": runs[0].learning_rate,
+                    "best epoch": [r.best_epoch for r in runs] if len(runs) > 1 else runs[0].best_epoch,
+                    "sweep dev MCC": {f"{lr:g}": round(v, 3) for lr, v in sweep.sweeps[(arm.name, reading)].items()},
+                }
+                add(
+                    arm.name,
+                    reading + FINETUNED,
+                    arm.seed,
+                    arm.kind,
+                    [r.test_predictions for r in runs],
+                    float(np.mean([r.dev_mcc for r in runs])),
+                    selection,
+                )
     pairs = {split: (data[split].sequences, data[split].labels) for split in SPLITS}
     markov = markov_classifier(pairs["train"], pairs["dev"], pairs["test"], orders=config.markov_orders)
     add("markov", "-", "0", "baseline", markov["test_predictions"], markov["dev_mcc"], {"order": markov["order"]})
@@ -361,11 +388,19 @@ def run_probe_suite(
     config: Optional[ProbeSuiteConfig] = None,
     baseline: Optional[str] = None,
     show_progress: bool = True,
+    finetune: Optional[FinetuneReadoutConfig] = None,
 ) -> dict:
     """Evaluate `arms` (pre-trained checkpoints) plus random-init controls and classical baselines on `tasks`.
 
-    Returns `{"config", "decision_rule", "arms": [{name, seed, source}], "tasks": {task: evaluate_task(...)}}`.
+    With `finetune`, the tasks it names also get the secondary read-out, fine-tuning to convergence
+    ([`~.finetune_readout`]): each pre-trained arm is fine-tuned from `Arm.source` (its folder or Hub id), each
+    control from a temporary copy.
+
+    Returns `{"config", "decision_rule", "arms": [{name, seed, source}], "tasks": {task: evaluate_task(...)}}` (and
+    `"finetune"`: its config, when given).
     """
+    import tempfile
+
     from tqdm.auto import tqdm
 
     config = config or ProbeSuiteConfig()
@@ -379,12 +414,41 @@ def run_probe_suite(
     check_task_characters(tasks, arms[0].tokenizer)
     everything = list(arms) + control_arms(arms, config.random_init_seeds)
     total = len(tasks) * (len(everything) * len(config.readings) + 1)
+    if finetune is not None:
+        unknown = [t for t in finetune.tasks or () if t not in tasks]
+        if unknown:
+            raise ValueError(f"fine-tuning tasks {unknown} are not among the tasks {sorted(tasks)}.")
+        seeds_of = defaultdict(int)
+        for arm in everything:
+            seeds_of[arm.name] += 1
+        per_task = sum(finetune.runs_per_arm(n) for n in seeds_of.values()) * len(finetune.readings)
+        total += per_task * sum(finetune.applies_to(t) for t in tasks)
     results = {}
-    with tqdm(total=total, desc="probing", unit="read-out", disable=not show_progress) as progress:
-        for task, data in tasks.items():
-            progress.set_postfix_str(task)
-            results[task] = evaluate_task(task, data, everything, config, baseline=baseline, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="birdie-controls-") as scratch:
+        folders = {(arm.name, arm.seed): arm.source for arm in everything if arm.kind != "control"}
+        if finetune is not None:
+            for arm in everything:
+                if arm.kind == "control":  # an in-memory model: fine-tuning starts from a saved copy
+                    folder = os.path.join(scratch, f"{arm.name}-{arm.seed}")
+                    arm.model.save_pretrained(folder)
+                    arm.tokenizer.save_pretrained(folder)
+                    folders[(arm.name, arm.seed)] = folder
+        with tqdm(total=total, desc="evaluating", unit="read-out", disable=not show_progress) as progress:
+            for task, data in tasks.items():
+                progress.set_postfix_str(task)
+                results[task] = evaluate_task(
+                    task,
+                    data,
+                    everything,
+                    config,
+                    baseline=baseline,
+                    progress=progress,
+                    finetune=finetune,
+                    checkpoint_folders=folders,
+                )
+    extra = {"finetune": asdict(finetune)} if finetune is not None else {}
     return {
+        **extra,
         "config": asdict(config),
         "decision_rule": DECISION_RULE,
         "baseline": baseline,
