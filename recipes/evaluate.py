@@ -27,6 +27,13 @@ fine-tuned to convergence (early stopping on dev, the learning rate chosen on de
 arm and reading; `birdie_hf.evaluation.finetune_readout`), scored with the same intervals and decisions (rows whose
 reading ends in "fine-tuned"). It costs about 1-3 minutes per run on a 2-core CPU for the default tasks.
 
+`--readouts probes zero_shot` adds the zero-shot read-outs (`birdie_hf.evaluation.zero_shot`): substitutions in
+called genes of the held-out species (stop-gain and missense vs synonymous, AUROC stratified by substitution type) and
+masked-base NLL at random held-out sites, each checkpoint read with a single centred gap, inside a layout its own
+infilling objective draws, and causally, both strands averaged, beside the random-init control, composition readers
+(the window's own bases; the corpus's) and bidirectional Markov chains fit on `--pretraining_corpus` (default: the
+genome shipped with the package, which the README's run pre-trains on). It writes `zero_shot.{json,md,png}`.
+
 Writes `<output_dir>/probe_results.{json,md,png}` and prints the markdown. Bad input (a checkpoint that is not a
 causal LM, a task with one class or no label column, a character the tokenizer cannot read, a dev/test sequence found
 in `--pretraining_corpus`) ends in one `error:` line before any model runs; `--traceback` shows the full traceback.
@@ -42,9 +49,11 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
+from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation import genome_tasks
 from birdie_hf.evaluation.finetune import NT_TASKS, load_classification_task
 from birdie_hf.evaluation.finetune_readout import FinetuneReadoutConfig
+from birdie_hf.evaluation.genome_tasks import GenomeSource
 from birdie_hf.evaluation.human_tasks import build_human_repeat_task, write_human_repeat_task
 from birdie_hf.evaluation.instrument import (
     Arm,
@@ -57,11 +66,13 @@ from birdie_hf.evaluation.instrument import (
     write_results,
 )
 from birdie_hf.evaluation.leakage import leakage_report
+from birdie_hf.evaluation.zero_shot import ZeroShotConfig, run_zero_shot, write_zero_shot_results
 from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
 
 
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 DEFAULT_TASKS_DIR = "outputs/evaluation_tasks"
+READOUTS = ("probes", "zero_shot")
 
 
 def parse_args(argv=None):
@@ -99,8 +110,41 @@ def parse_args(argv=None):
     finetuning.add_argument("--finetune_readings", nargs="+", default=["causal", "bidirectional"])
     finetuning.add_argument("--finetune_max_epochs", type=int, default=12)
     finetuning.add_argument("--finetune_patience", type=int, default=2, help="epochs without a better dev MCC")
+    parser.add_argument(
+        "--readouts",
+        nargs="+",
+        choices=READOUTS,
+        default=["probes"],
+        help="probes (frozen-feature probes on the tasks) and/or zero_shot (likelihood read-outs, no training)",
+    )
+    zero_shot = parser.add_argument_group("zero-shot read-out (--readouts zero_shot)")
+    zero_shot.add_argument(
+        "--zero_shot_genomes",
+        nargs="+",
+        default=None,
+        metavar="NAME=FASTA,GFF",
+        help="held-out genomes with gene calls (default: the three held-out species of ../shared)",
+    )
+    zero_shot.add_argument("--zero_shot_variants_per_class", type=int, default=500)
+    zero_shot.add_argument("--zero_shot_sites", type=int, default=1500)
     parser.add_argument(TRACEBACK_FLAG, nargs="?", const=True, default=False, help=TRACEBACK_HELP)
     return parser.parse_args(argv)
+
+
+def zero_shot_sources(args) -> list[GenomeSource]:
+    if args.zero_shot_genomes is None:
+        return genome_tasks.shared_genome_sources(SHARED)
+    sources = []
+    for item in args.zero_shot_genomes:
+        name, _, files = item.partition("=")
+        fasta, _, gff = files.partition(",")
+        if not (name and fasta and gff):
+            raise RecipeError(f"--zero_shot_genomes takes NAME=FASTA,GFF, got {item!r}.")
+        for path in (fasta, gff):
+            if not Path(path).is_file():
+                raise RecipeError(f"--zero_shot_genomes {name}: {path!r} is not a file.")
+        sources.append(GenomeSource(name, fasta, gff))
+    return sources
 
 
 def build_default_tasks(folder: Path) -> None:
@@ -170,7 +214,22 @@ def main(args):
     unknown = [t for t in args.hub_tasks if t not in NT_TASKS]
     if unknown:
         raise RecipeError(f"--hub_tasks {unknown} are not Nucleotide Transformer tasks ({', '.join(NT_TASKS)}).")
-    task_folders = resolve_tasks(args) if args.tasks_dir or args.tasks or not args.hub_tasks else {}
+    probes = "probes" in args.readouts
+    sources = None
+    if "zero_shot" in args.readouts:
+        try:
+            sources = zero_shot_sources(args)
+            zero_shot_config = ZeroShotConfig(
+                variants_per_class=args.zero_shot_variants_per_class,
+                sites=args.zero_shot_sites,
+                random_init_seeds=tuple(args.random_init_seeds),
+                batch_size=args.batch_size,
+                n_resamples=args.n_resamples,
+            )
+        except (FileNotFoundError, ValueError) as error:
+            raise RecipeError(f"zero-shot read-out: {error}") from None
+    wants_suite = probes and (args.tasks_dir or args.tasks or not args.hub_tasks)
+    task_folders = resolve_tasks(args) if wants_suite else {}
     tasks = {name: load_task(folder) for name, folder in task_folders.items()}
     for name in args.hub_tasks:
         tasks[name] = task_from_dataset(load_classification_task(name, seed=0), name)
@@ -188,15 +247,28 @@ def main(args):
         arm, seed = parse_arm_name(name)
         model, tokenizer = load_causal_lm_checkpoint(path)
         arms.append(Arm(arm, seed, model.eval(), tokenizer, "pretrained", path))
-    start = time.perf_counter()
-    results = run_probe_suite(arms, tasks, config, baseline=args.baseline, finetune=finetune)
+    results = {}
+    if probes:
+        start = time.perf_counter()
+        results = run_probe_suite(arms, tasks, config, baseline=args.baseline, finetune=finetune)
+        report(results, write_results(results, args.output_dir), checkpoints, args.pretraining_corpus, start)
+    if sources is not None:
+        corpus = list(args.pretraining_corpus) or [default_genome_path()]
+        start = time.perf_counter()
+        zero_shot = run_zero_shot(arms, sources, corpus, zero_shot_config, baseline=args.baseline)
+        report(zero_shot, write_zero_shot_results(zero_shot, args.output_dir), checkpoints, corpus, start)
+        results = results or zero_shot
+        results["zero_shot"] = zero_shot
+    return results
+
+
+def report(results: dict, paths: dict, checkpoints: dict, corpus: list, start: float) -> None:
+    """Record the run's inputs and time in `results` and print the markdown with where it was written."""
     results["checkpoints"] = checkpoints
-    results["pretraining_corpus"] = [os.path.basename(p) for p in args.pretraining_corpus]
+    results["pretraining_corpus"] = [os.path.basename(p) for p in corpus]
     results["seconds"] = round(time.perf_counter() - start, 1)
-    paths = write_results(results, args.output_dir)
     print(open(paths["markdown"], encoding="utf-8").read())
     print(f"Wrote {paths['markdown']}, {paths['json']} and {paths['plot']} ({results['seconds']:.0f} s).")
-    return results
 
 
 if __name__ == "__main__":

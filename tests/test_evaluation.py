@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import matthews_corrcoef as sklearn_mcc
-from testing_utils import load_recipe, one_line_error
+from testing_utils import gff_line, load_recipe, one_line_error, synthetic_genome
 
 from birdie_hf import build_causal_lm, default_model_config
 from birdie_hf.evaluation import (
     GENOME_TASK_NAMES,
-    GenomeSource,
     GenomeTaskConfig,
     GFFFormatError,
     build_genome_tasks,
@@ -47,10 +46,6 @@ from birdie_hf.tasks import reverse_complement
 # -- gene calls -----------------------------------------------------------------------------------------------------
 
 
-def gff_line(seqid, start, end, strand, partial="00"):
-    return f"{seqid}\tProdigal_v2.6.3\tCDS\t{start}\t{end}\t1.0\t{strand}\t0\tID=1_1;partial={partial};\n"
-
-
 def test_gene_calls_are_zero_based_half_open_with_strand_and_partial_flags(tmp_path):
     path = tmp_path / "g.gff.gz"
     with gzip.open(path, "wt") as handle:
@@ -80,30 +75,7 @@ def test_bad_gff_lines_are_named_by_file_and_line(tmp_path, line, message):
         list(iter_gene_calls(path))
 
 
-STOPS = {"TAA", "TAG", "TGA"}
-
-
 # -- genome tasks ---------------------------------------------------------------------------------------------------
-
-
-def synthetic_genome(tmp_path, seed=0, genes=60, gene_length=600, gap=300):
-    """A record of alternating-strand genes (ATG ... TAA on their strand) separated by intergenic gaps."""
-    rng = np.random.default_rng(seed)
-    parts, calls, position = [], [], 0
-    for i in range(genes):
-        gap_seq = "".join(rng.choice(list("ACGT"), size=gap))
-        sense = [c for c in ("".join(t) for t in rng.choice(list("ACGT"), size=(gene_length, 3))) if c not in STOPS]
-        cds = "ATG" + "".join(sense[: gene_length // 3 - 2]) + "TAA"  # no stop in frame inside the gene
-        strand = "+" if i % 2 == 0 else "-"
-        parts += [gap_seq, cds if strand == "+" else reverse_complement(cds)]
-        position += gap
-        calls.append(gff_line("rec", position + 1, position + gene_length, strand))
-        position += gene_length
-    parts.append("".join(rng.choice(list("ACGT"), size=gap)))
-    fasta, gff = tmp_path / f"g{seed}.fa", tmp_path / f"g{seed}.gff"
-    fasta.write_text(">rec synthetic\n" + "".join(parts) + "\n")
-    gff.write_text("".join(calls))
-    return GenomeSource(f"g{seed}", str(fasta), str(gff))
 
 
 def test_genome_tasks_have_exact_labels_balanced_classes_and_disjoint_splits(tmp_path):

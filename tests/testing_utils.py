@@ -6,10 +6,13 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
 from birdie_hf.cli import run_recipe
+from birdie_hf.evaluation import GenomeSource
+from birdie_hf.tasks import reverse_complement
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,3 +83,30 @@ def make_trainer(tokenizer, genome, tmp_path, **overrides) -> BirdieTrainer:
         eval_dataset=genome["validation"],
         processing_class=tokenizer,
     )
+
+
+STOPS = {"TAA", "TAG", "TGA"}
+
+
+def gff_line(seqid, start, end, strand, partial="00"):
+    return f"{seqid}\tProdigal_v2.6.3\tCDS\t{start}\t{end}\t1.0\t{strand}\t0\tID=1_1;partial={partial};\n"
+
+
+def synthetic_genome(tmp_path, seed=0, genes=60, gene_length=600, gap=300):
+    """A record of alternating-strand genes (ATG ... TAA on their strand) separated by intergenic gaps."""
+    rng = np.random.default_rng(seed)
+    parts, calls, position = [], [], 0
+    for i in range(genes):
+        gap_seq = "".join(rng.choice(list("ACGT"), size=gap))
+        sense = [c for c in ("".join(t) for t in rng.choice(list("ACGT"), size=(gene_length, 3))) if c not in STOPS]
+        cds = "ATG" + "".join(sense[: gene_length // 3 - 2]) + "TAA"  # no stop in frame inside the gene
+        strand = "+" if i % 2 == 0 else "-"
+        parts += [gap_seq, cds if strand == "+" else reverse_complement(cds)]
+        position += gap
+        calls.append(gff_line("rec", position + 1, position + gene_length, strand))
+        position += gene_length
+    parts.append("".join(rng.choice(list("ACGT"), size=gap)))
+    fasta, gff = tmp_path / f"g{seed}.fa", tmp_path / f"g{seed}.gff"
+    fasta.write_text(">rec synthetic\n" + "".join(parts) + "\n")
+    gff.write_text("".join(calls))
+    return GenomeSource(f"g{seed}", str(fasta), str(gff))

@@ -25,7 +25,7 @@ import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -244,6 +244,61 @@ def combined_interval(values: Sequence[float], replicates: np.ndarray, confidenc
     return test if values.size < 2 else with_seed_spread(test, values)
 
 
+def paired_differences(
+    scores: dict[tuple[str, str], dict[str, tuple[float, np.ndarray]]],
+    kinds: dict[tuple[str, str], str],
+    references: Sequence[tuple],
+    higher_is_better: bool = True,
+) -> list[dict]:
+    """Differences of every pre-trained read-out against each reference, with decisions.
+
+    Args:
+        scores: `(read-out, reading)` -> `{seed label: (value on the full test set, bootstrap replicates)}`, every
+            entry on the same resamples (so differences are paired).
+        kinds: `(read-out, reading)` -> `pretrained` / `control` / `baseline`; only `pretrained` rows are differenced.
+        references: `(read-out name, description)` to difference against read the same way (e.g. the random-init
+            control), or `(read-out name, description, reading)` for a reference with a fixed reading (e.g. `"-"`
+            for a classical baseline).
+        higher_is_better: False for a metric such as NLL, where a negative difference decides "better".
+
+    Differences are paired by seed label; a reference with a single seed is the same for every seed. Over several
+    seeds the interval is [`combined_interval`] (seed spread and test sampling).
+    """
+    differences = []
+    for (readout, reading), seeds in scores.items():
+        if kinds[(readout, reading)] != "pretrained":
+            continue
+        for reference, description, *fixed in references:
+            ref_key = (reference, fixed[0] if fixed else reading)
+            if reference == readout or ref_key not in scores:
+                continue
+            ref_seeds = scores[ref_key]
+            per_seed = []
+            for seed, (full, replicates) in sorted(seeds.items()):
+                ref_full, ref_replicates = ref_seeds[seed] if seed in ref_seeds else next(iter(ref_seeds.values()))
+                per_seed.append((full - ref_full, replicates - ref_replicates))
+            interval = combined_interval([d for d, _ in per_seed], np.stack([r for _, r in per_seed]))
+            if len(per_seed) >= 2:
+                replication = (
+                    f"{len(per_seed)} pre-training seeds: t interval over seeds and paired bootstrap over test "
+                    "groups, combined"
+                )
+            else:
+                replication = "1 pre-training seed: paired bootstrap within the seed (replication not measured)"
+            differences.append(
+                {
+                    "readout": readout,
+                    "reading": reading,
+                    "reference": reference,
+                    "reference_description": description,
+                    "difference": interval.to_dict(),
+                    "decision": decide(interval, higher_is_better),
+                    "replication": replication,
+                }
+            )
+    return differences
+
+
 def _row_key(row: ReadoutRow) -> tuple[str, str]:
     return row.readout, row.reading
 
@@ -329,45 +384,15 @@ def evaluate_task(
     if progress is not None:
         progress.update(1)
 
-    differences = []
     by_arm = defaultdict(dict)  # (arm, reading) -> {seed: (full, replicates)}
+    kinds = {}
     for row in rows:
         by_arm[_row_key(row)][row.seed] = (row.test.estimate, replicates_of[(row.readout, row.reading, row.seed)])
+        kinds[_row_key(row)] = row.kind
     references = [(RANDOM_INIT, "random-init control, same reading")]
     if baseline is not None:
         references.append((baseline, f"{baseline}, same reading"))
-    for (readout, reading), seeds in by_arm.items():
-        kind = next(r.kind for r in rows if _row_key(r) == (readout, reading))
-        if kind != "pretrained":
-            continue
-        for reference, description in references:
-            if reference == readout or (reference, reading) not in by_arm:
-                continue
-            ref_seeds = by_arm[(reference, reading)]
-            per_seed = []
-            for seed, (full, replicates) in sorted(seeds.items()):
-                # Paired by seed label; a reference with a single seed (one control) is the same for every seed.
-                ref_full, ref_replicates = ref_seeds[seed] if seed in ref_seeds else next(iter(ref_seeds.values()))
-                per_seed.append((full - ref_full, replicates - ref_replicates))
-            interval = combined_interval([d for d, _ in per_seed], np.stack([r for _, r in per_seed]))
-            if len(per_seed) >= 2:
-                replication = (
-                    f"{len(per_seed)} pre-training seeds: t interval over seeds and paired bootstrap over test "
-                    "groups, combined"
-                )
-            else:
-                replication = "1 pre-training seed: paired bootstrap within the seed (replication not measured)"
-            differences.append(
-                {
-                    "readout": readout,
-                    "reading": reading,
-                    "reference": reference,
-                    "reference_description": description,
-                    "difference": interval.to_dict(),
-                    "decision": decide(interval),
-                    "replication": replication,
-                }
-            )
+    differences = paired_differences(by_arm, kinds, references)
     sizes = {
         split: {"examples": len(data[split].labels), "classes": {int(c): int((data[split].labels == c).sum())
                 for c in np.unique(data[split].labels)}}
@@ -485,9 +510,38 @@ def summary_rows(result: dict) -> list[dict]:
     return summary
 
 
+def summary_markdown(result: dict, metric: str = "test MCC") -> list[str]:
+    """Lines of a task's summary table ([`summary_rows`]: one row per read-out and reading, over seeds)."""
+    lines = [
+        "Summary: rows with several pre-training seeds give their mean over seeds (the seed is the unit of",
+        "replication) with an interval combining the spread over seeds (t) and test sampling (bootstrap over test",
+        "groups); single rows give the bootstrap interval over test groups.",
+        "",
+        f"| read-out | reading | seeds | {metric} [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    for row in summary_rows(result):
+        lines.append(f"| {row['readout']} | {row['reading']} | {row['seeds']} | {_fmt(row['test'])} |")
+    return lines
+
+
+def differences_markdown(result: dict, metric: str = "test MCC") -> list[str]:
+    """Lines of a task's table of differences and decisions (none without differences)."""
+    if not result["differences"]:
+        return []
+    lines = ["", f"| read-out | reading | vs | difference in {metric} [95% CI] | decision | replication |"]
+    lines.append("|---|---|---|---|---|---|")
+    for d in result["differences"]:
+        lines.append(
+            f"| {d['readout']} | {d['reading']} | {d['reference']} | {_fmt(d['difference'])} | "
+            f"**{d['decision']}** | {d['replication']} |"
+        )
+    return lines
+
+
 def results_markdown(results: dict) -> str:
-    """Markdown: per task, a summary (one row per read-out and reading, over seeds), the differences and decisions,
-    then every seed's row with what dev chose."""
+    """Markdown: per task, a summary (one row per read-out and reading, over seeds), every seed's row with what dev
+    chose, then the differences and decisions."""
     lines = []
     for task, result in results["tasks"].items():
         test = result["sizes"]["test"]
@@ -497,15 +551,8 @@ def results_markdown(results: dict) -> str:
             f"test: {test['examples']} sequences in {test['groups']} groups, classes {test['classes']}; "
             f"train {result['sizes']['train']['examples']}, dev {result['sizes']['dev']['examples']}",
             "",
-            "Summary: rows with several pre-training seeds give their mean over seeds (the seed is the unit of",
-            "replication) with an interval combining the spread over seeds (t) and test sampling (bootstrap over test",
-            "groups); single rows give the bootstrap interval over test groups.",
-            "",
-            "| read-out | reading | seeds | test MCC [95% CI] |",
-            "|---|---|---|---|",
         ]
-        for row in summary_rows(result):
-            lines.append(f"| {row['readout']} | {row['reading']} | {row['seeds']} | {_fmt(row['test'])} |")
+        lines += summary_markdown(result)
         lines += [
             "",
             "| read-out | reading | seed | test MCC [95% CI] | dev MCC | chosen on dev |",
@@ -517,22 +564,16 @@ def results_markdown(results: dict) -> str:
                 f"| {row['readout']} | {row['reading']} | {row['seed']} | {_fmt(row['test'])} | "
                 f"{row['dev_mcc']:.3f} | {chosen} |"
             )
-        if result["differences"]:
-            lines += ["", "| read-out | reading | vs | difference in test MCC [95% CI] | decision | replication |"]
-            lines.append("|---|---|---|---|---|---|")
-            for d in result["differences"]:
-                lines.append(
-                    f"| {d['readout']} | {d['reading']} | {d['reference']} | {_fmt(d['difference'])} | "
-                    f"**{d['decision']}** | {d['replication']} |"
-                )
+        lines += differences_markdown(result)
         lines.append("")
     lines += [f"Decision rule: {results['decision_rule']}", ""]
     return "\n".join(lines)
 
 
-def plot_results(results: dict, path: PathLike) -> str:
-    """One panel per task: test MCC with its 95% interval for every read-out (pre-trained checkpoints and the
-    random-init control over their seeds, classical baselines), coloured by kind. Returns the path written."""
+def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> str:
+    """One panel per task: its metric (a task result's `metric`, else test MCC) with its 95% interval for every
+    read-out (pre-trained checkpoints and the random-init control over their seeds, classical baselines), coloured by
+    kind. Returns the path written."""
     from ..plotting import _pyplot, _save
 
     plt = _pyplot()
@@ -540,16 +581,20 @@ def plot_results(results: dict, path: PathLike) -> str:
     colours = {"pretrained": "tab:blue", "control": "tab:red", "baseline": "tab:gray"}
     columns = min(3, len(tasks))
     grid_rows = -(-len(tasks) // columns)
-    height = max(2.5, 0.32 * max(len(summary_rows(results["tasks"][t])) for t in tasks) + 1.2)
+    panels = {}
+    for task in tasks:
+        rows = summary_rows(results["tasks"][task])
+        names = [r["readout"] + (f" ({r['reading']})" if r["reading"] != "-" else "") for r in rows]
+        panels[task] = rows, [n + (f", {r['seeds']} seeds" if r["seeds"] > 1 else "") for n, r in zip(names, rows)]
+    height = max(2.5, 0.32 * max(len(rows) for rows, _ in panels.values()) + 1.2)
+    same_rows = all(names == panels[tasks[0]][1] for _, names in panels.values())
     figure, axes = plt.subplots(
-        grid_rows, columns, figsize=(4.6 * columns, height * grid_rows), sharey=True, squeeze=False
+        grid_rows, columns, figsize=(4.6 * columns, height * grid_rows), sharey=same_rows, squeeze=False
     )
     for axis in axes.flat[len(tasks) :]:
         axis.set_visible(False)
     for axis, task in zip(axes.flat, tasks):
-        rows = summary_rows(results["tasks"][task])
-        names = [r["readout"] + (f" ({r['reading']})" if r["reading"] != "-" else "") for r in rows]
-        names = [n + (f", {r['seeds']} seeds" if r["seeds"] > 1 else "") for n, r in zip(names, rows)]
+        rows, names = panels[task]
         for y, row in enumerate(rows):
             t = row["test"]
             axis.errorbar(
@@ -557,24 +602,37 @@ def plot_results(results: dict, path: PathLike) -> str:
                 fmt="o", color=colours.get(row["kind"], "black"), capsize=3,
             )  # fmt: skip
         axis.set_yticks(range(len(rows)), names)
-        axis.axvline(0, color="black", linewidth=0.6)
+        if "metric" not in results["tasks"][task]:
+            axis.axvline(0, color="black", linewidth=0.6)
+        elif results["tasks"][task]["metric"] == "AUROC":
+            axis.axvline(0.5, color="black", linewidth=0.6)
         axis.set_title(f"{task} (n test = {results['tasks'][task]['sizes']['test']['examples']})", fontsize=9)
-        axis.set_xlabel("test MCC, 95% CI")
+        axis.set_xlabel(f"{results['tasks'][task].get('metric', 'test MCC')}, 95% CI")
         axis.grid(axis="x", alpha=0.3)
-    axes[0][0].invert_yaxis()
-    figure.suptitle("Frozen-feature probes: pre-trained (blue), random-init control (red), classical baselines (grey)")
+    for axis in axes.flat[: 1 if same_rows else len(tasks)]:
+        axis.invert_yaxis()
+    figure.suptitle(
+        title or "Frozen-feature probes: pre-trained (blue), random-init control (red), classical baselines (grey)"
+    )
     figure.tight_layout()
     return _save(figure, os.fspath(path))
 
 
-def write_results(results: dict, output_dir: PathLike) -> dict[str, str]:
-    """Write `probe_results.json`, `probe_results.md` and `probe_results.png` into `output_dir`; returns the paths."""
+def write_results(
+    results: dict,
+    output_dir: PathLike,
+    stem: str = "probe_results",
+    render: Callable[[dict], str] = results_markdown,
+    title: Optional[str] = None,
+) -> dict[str, str]:
+    """Write `<stem>.json`, `<stem>.md` (by `render`) and `<stem>.png` (titled `title`) into `output_dir`; returns
+    the paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": output_dir / "probe_results.json", "markdown": output_dir / "probe_results.md"}
+    paths = {"json": output_dir / f"{stem}.json", "markdown": output_dir / f"{stem}.md"}
     partial = paths["json"].with_suffix(".json.partial")
     partial.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(partial, paths["json"])
-    paths["markdown"].write_text(results_markdown(results))
-    paths["plot"] = Path(plot_results(results, output_dir / "probe_results.png"))
+    paths["markdown"].write_text(render(results))
+    paths["plot"] = Path(plot_results(results, output_dir / f"{stem}.png", title))
     return {k: str(v) for k, v in paths.items()}

@@ -37,12 +37,13 @@ class Interval:
         return asdict(self)
 
 
-def decide(interval: Interval) -> str:
-    """`"better"` if the interval of a difference lies above 0, `"worse"` if below, else `"inconclusive"`."""
+def decide(interval: Interval, higher_is_better: bool = True) -> str:
+    """`"better"` if the interval of a difference lies above 0, `"worse"` if below, else `"inconclusive"` (the other
+    way round with `higher_is_better=False`, for a loss)."""
     if interval.low > 0:
-        return "better"
+        return "better" if higher_is_better else "worse"
     if interval.high < 0:
-        return "worse"
+        return "worse" if higher_is_better else "better"
     return "inconclusive"
 
 
