@@ -342,9 +342,17 @@ def _short_usage_errors(parser) -> None:
     parser.error = error
 
 
-def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[str, Any]] = None) -> tuple:
+def parse_args_with_config(
+    parser,
+    argv: Sequence[str],
+    defaults: Optional[dict[str, Any]] = None,
+    alternatives: Optional[dict[str, str]] = None,
+) -> tuple:
     """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a `--config` YAML file
     (see [`load_config_file`]); flags given on the command line win over both.
+
+    `alternatives` maps an option to the one it replaces (`{"max_tokens": "max_steps"}`): when the first is given
+    (command line or YAML) and the second is not, the second's entry in `defaults` is dropped.
 
     Returns:
         `tuple`: one instance per dataclass of `parser`.
@@ -353,8 +361,14 @@ def parse_args_with_config(parser, argv: Sequence[str], defaults: Optional[dict[
     _escape_percent_signs_in_help(parser)
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
+    given = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
     if path is not None:
-        merged.update(load_config_file(path, parser.dataclass_types))
+        config = load_config_file(path, parser.dataclass_types)
+        merged.update(config)
+        given |= set(config)
+    for option, replaced in (alternatives or {}).items():
+        if option in given and replaced not in given:
+            merged.pop(replaced, None)
     parser.set_defaults(**merged)
     # A parser may declare `--config` for its --help; it is consumed above, so only the dataclasses are returned.
     return tuple(parser.parse_args_into_dataclasses(args=argv))[: len(parser.dataclass_types)]

@@ -13,7 +13,7 @@ from transformers.data.data_collator import DataCollatorMixin
 
 from .mixture import LiveMixture, per_objective_weights
 from .objectives import Objective, ObjectiveSpec, build_objectives, parse_mixture
-from .objectives.base import ObjectiveExample, check_example
+from .objectives.base import ObjectiveConfigError, ObjectiveExample, check_example
 from .packing import pack_examples, packed_attention_mask
 
 
@@ -32,6 +32,12 @@ class DataCollatorForBirdie(DataCollatorMixin):
             Mixture entries: objective names, dicts or [`ObjectiveSpec`]s. Defaults to [`DEFAULT_MIXTURE`].
         max_length (`int`, *optional*, defaults to `1024`):
             Row length in tokens. Every objective is checked at construction to fit in it.
+        example_length (`int`, *optional*):
+            Most tokens per example: each window is cropped (at a random offset) to the longest input whose example
+            fits it, so every objective's examples cost about the same compute (copying reads half the bases that
+            next-token prediction reads) and the rows of a batch do not depend on the mixture: with `max_length` at
+            least `k * example_length`, every row holds `k` examples. Defaults to `max_length` (crop only what does
+            not fit a row).
         mixture ([`LiveMixture`], *optional*):
             The shared mixture to sample from. Defaults to a new one where every objective type gets an equal share,
             split among its entries (see [`per_objective_weights`]). The reward policy updates it in place, also in
@@ -74,6 +80,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
     tokenizer: PreTrainedTokenizerBase
     objectives: Optional[list] = None
     max_length: int = 1024
+    example_length: Optional[int] = None
     mixture: Optional[LiveMixture] = None
     mask_format: Literal["dense", "segments"] = "segments"
     mask_dtype: torch.dtype = torch.float32
@@ -93,10 +100,22 @@ class DataCollatorForBirdie(DataCollatorMixin):
             raise ValueError(f"`mask_format` must be 'dense' or 'segments', got {self.mask_format!r}.")
         if self.max_length < 2:
             raise ValueError(f"`max_length` must be at least 2, got {self.max_length}.")
+        if self.example_length is not None and not 2 <= self.example_length <= self.max_length:
+            raise ValueError(
+                f"`example_length` must be between 2 and `max_length` ({self.max_length}), got {self.example_length}."
+            )
         self.specs = parse_mixture(self.objectives)
         self.transforms = build_objectives(self.specs, self.tokenizer)
         for objective in self.transforms:
-            objective.validate(self.max_length)
+            if self.example_length is not None:
+                needed = objective.min_source_length()
+                if objective.source_length(self.example_length) < needed:
+                    raise ObjectiveConfigError(
+                        f"`example_length`={self.example_length} is too small for objective {objective.name!r}: its "
+                        f"shortest input ({needed} tokens) makes an example of {objective.output_length(needed)} "
+                        "tokens. Raise example_length or change that objective's settings."
+                    )
+            objective.validate(self.example_budget)
         names = [spec.name for spec in self.specs]
         if self.mixture is None:
             self.mixture = LiveMixture(
@@ -115,11 +134,17 @@ class DataCollatorForBirdie(DataCollatorMixin):
             tokenizer,
             objectives=[spec.to_dict() for spec in specs],
             max_length=args.max_length,
+            example_length=args.example_length,
             mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()),
             seed=args.seed,
         )
 
     # -- properties ----------------------------------------------------------------------------------------------
+    @property
+    def example_budget(self) -> int:
+        """Most tokens of one example: `example_length`, or `max_length` when it is not set."""
+        return self.example_length or self.max_length
+
     @property
     def objective_names(self) -> list[str]:
         """Entry names, in mixture order (the values of `objective_ids`)."""
@@ -133,7 +158,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
     def validate_window_length(self, window_length: int) -> None:
         """Raise if windows of `window_length` tokens are too short for any objective of the mixture."""
         for objective in self.transforms:
-            objective.validate(self.max_length, window_length)
+            objective.validate(self.example_budget, window_length)
 
     # -- collation -----------------------------------------------------------------------------------------------
     def _windows(self, features: Sequence[dict[str, Any]]) -> list[np.ndarray]:
@@ -159,12 +184,12 @@ class DataCollatorForBirdie(DataCollatorMixin):
                 f"A window of {len(window)} tokens is too short for objective {self.specs[index].name!r}, which "
                 f"needs at least {needed}. Use longer windows or change that objective's settings."
             )
-        keep = objective.source_length(self.max_length)
+        keep = objective.source_length(self.example_budget)
         if len(window) > keep:
             offset = int(rng.integers(0, len(window) - keep + 1))
             window = window[offset : offset + keep]
         example = objective(window, rng)
-        check_example(example, self.specs[index].name, self.max_length)
+        check_example(example, self.specs[index].name, self.example_budget)
         return example
 
     def torch_call(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -48,6 +48,18 @@ class BirdieTrainingArguments(TrainingArguments):
             `"per_entry"` uses the weights as they are (uniform over entries).
         max_length (`int`, *optional*, defaults to `1024`):
             Packed row length in tokens.
+        example_length (`int`, *optional*):
+            Most tokens per example (see [`DataCollatorForBirdie`]): each window is cropped to the longest input
+            whose example fits, so every objective's example costs about the same compute and the packed rows of a
+            step do not depend on the mixture. Set it to `max_length // k` for `k` examples per row; then every arm
+            of a comparison (any mixture, any policy) trains the same number of rows per step. Defaults to
+            `max_length`.
+        max_tokens (`int`, *optional*):
+            Compute budget in example tokens, instead of `max_steps`: the run takes
+            `ceil(max_tokens / (example_length * per_device_train_batch_size * gradient_accumulation_steps *
+            world_size))` steps. Needs `example_length`, so that the budget is the same number of steps and rows for
+            every mixture; the tokens actually trained on are logged as `num_input_tokens_seen` (a little below the
+            budget: examples are at most `example_length` tokens).
         attention_mask_format (`str`, *optional*, defaults to `"auto"`):
             How packed masks reach the model: `"dense"` (4-D additive mask, memory quadratic in row length; works
             with `sdpa` and `eager` everywhere), `"flex"` (a `flex_attention` `BlockMask`, memory linear in row
@@ -136,6 +148,20 @@ class BirdieTrainingArguments(TrainingArguments):
         },
     )
     max_length: int = field(default=1024, metadata={"help": "Packed row length in tokens."})
+    example_length: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Most tokens per example (windows are cropped to fit), so every objective's example costs about "
+            "the same and a step's rows do not depend on the mixture (default: max_length)."
+        },
+    )
+    max_tokens: Optional[int] = field(
+        default=None,
+        metadata={
+            "help": "Compute budget in example tokens instead of --max_steps: ceil(max_tokens / (example_length x "
+            "windows per step)) steps. Needs --example_length."
+        },
+    )
     attention_mask_format: str = field(
         default="auto",
         metadata={
@@ -258,6 +284,7 @@ class BirdieTrainingArguments(TrainingArguments):
             )
         if self.max_length < 16:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
+        self._apply_token_budget()
         if self.initial_mixture not in ("per_objective", "per_entry"):
             raise ValueError(f"`initial_mixture` must be per_objective or per_entry, got {self.initial_mixture!r}.")
         self._check_policy_settings()
@@ -265,6 +292,36 @@ class BirdieTrainingArguments(TrainingArguments):
             self.policy_config()
         except ValueError as error:
             raise ValueError(f"Invalid policy settings: {error}") from error
+
+    def _apply_token_budget(self) -> None:
+        """Check `example_length` and turn `max_tokens` into `max_steps`."""
+        if self.example_length is not None:
+            if isinstance(self.example_length, bool) or not isinstance(self.example_length, int):
+                raise ValueError(f"`example_length` must be an integer, got {self.example_length!r}.")
+            if not 16 <= self.example_length <= self.max_length:
+                raise ValueError(
+                    f"`example_length` must be between 16 and `max_length` ({self.max_length}), got "
+                    f"{self.example_length}."
+                )
+        if self.max_tokens is None:
+            return
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"`max_tokens` must be a positive integer, got {self.max_tokens!r}.")
+        if self.example_length is None:
+            raise ValueError(
+                "`max_tokens` needs `example_length`: without it a step's tokens depend on the mixture (copying "
+                "writes twice the tokens of next-token prediction), so equal budgets would mean unequal steps."
+            )
+        per_step = (
+            self.example_length * self.per_device_train_batch_size * self.gradient_accumulation_steps * self.world_size
+        )
+        steps = -(-self.max_tokens // per_step)
+        if self.max_steps not in (-1, steps):
+            raise ValueError(
+                f"Give `max_steps` ({self.max_steps}) or `max_tokens` ({self.max_tokens}, i.e. {steps} steps of "
+                f"{per_step} example tokens), not both."
+            )
+        self.max_steps = steps
 
     #: Range of every numeric `policy_*` field: (integer?, minimum, maximum, minimum excluded?); `None` = unbounded.
     _POLICY_RANGES = {

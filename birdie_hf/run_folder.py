@@ -46,6 +46,7 @@ TRAINING_SPEC_FIELDS = (
     "max_steps",
     "num_train_epochs",
     "max_length",
+    "example_length",
 )
 _MODEL_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 

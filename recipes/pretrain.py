@@ -168,7 +168,7 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[ScriptArguments, Birdi
     )
     _list_birdie_options_first(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return parse_args_with_config(parser, argv, defaults=RECIPE_DEFAULTS)
+    return parse_args_with_config(parser, argv, defaults=RECIPE_DEFAULTS, alternatives={"max_tokens": "max_steps"})
 
 
 def _list_birdie_options_first(parser) -> None:
@@ -313,14 +313,21 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
 
 
 def summary_table(
-    trajectory: dict, objective_names: list[str], tokens_seen: int, final_step: int, live_mixture: dict[str, float]
+    trajectory: dict,
+    objective_names: list[str],
+    tokens_seen: int,
+    final_step: int,
+    live_mixture: dict[str, float],
+    cropped: bool = False,
 ) -> str:
     """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
     (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
-    the loss column is left out then (with a line saying why) rather than filled with NaN."""
+    the loss column is left out then (with a line saying why) rather than filled with NaN. `cropped`: windows were
+    cropped to `--example_length`, so `tokens_seen` (whole windows) is an upper bound."""
     evaluations = trajectory["evaluations"]
     final = final_mixture(trajectory, final_step) or live_mixture
-    lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", ""]
+    bound = "at most " if cropped else ""
+    lines = [f"tokens seen (source bases, all ranks): {bound}{tokens_seen:,}", ""]
     if not evaluations:
         lines += [
             "no held-out evaluation was run (no validation windows): validation losses were not measured; the "
@@ -426,6 +433,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             tokens,
             result.global_step,
             trainer.data_collator.mixture.as_dict(),
+            cropped=training_args.example_length is not None,
         )
         held_out = next_base_table(trainer.model, data, tokenizer)
         table += "\n\n" + held_out

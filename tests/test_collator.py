@@ -257,3 +257,37 @@ def test_class_docstring_example_runs():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     result = runner.run(test)
     assert result.attempted >= 5 and result.failed == 0
+
+
+# -- equal compute per example -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mixture", [["next_token_prediction"], ["copying"], SMALL_MIXTURE])
+def test_example_length_makes_the_rows_of_a_batch_independent_of_the_mixture(tokenizer, mixture):
+    """With `example_length = max_length / 2` every row holds two examples whatever the objectives: 16 windows of 256
+    bases make 8 rows for next-token prediction alone, copying alone (which writes 2 n + 3 tokens) and the default
+    mixture, and each example uses nearly its whole budget."""
+    collator = DataCollatorForBirdie(tokenizer, objectives=mixture, max_length=520, example_length=260, seed=3)
+    batch = collator(windows(16, length=256))
+    assert batch["input_ids"].shape[0] == 8
+    segments = batch["segment_ids"]
+    for row in range(8):
+        lengths = torch.bincount(segments[row][segments[row] >= 0])
+        lengths = lengths[lengths > 0]
+        assert len(lengths) == 2 and lengths.max() <= 260
+        assert lengths.min() >= 240  # the window is cropped to the longest input that fits, not shorter
+    tokens = int((batch["objective_ids"] >= 0).sum())
+    assert 16 * 240 <= tokens <= 16 * 260
+
+
+def test_example_length_crops_copying_to_half_the_bases_next_token_prediction_reads(tokenizer):
+    from birdie_hf.data import window_bases_used
+
+    collator = DataCollatorForBirdie(
+        tokenizer, objectives=["next_token_prediction", "copying"], max_length=520, example_length=260
+    )
+    used = window_bases_used(collator, 256)
+    assert used["next_token_prediction"] == 256 and used["copying"] == (260 - 2) // 2  # 2 n + 2 tokens
+    with pytest.raises(ValueError, match="example_length"):
+        DataCollatorForBirdie(tokenizer, max_length=520, example_length=600)
+    # The default mixture's selective copying needs 128 bases, an example of more than 260 tokens: named.
+    with pytest.raises(ValueError, match="`example_length`=260 is too small for objective 'selective_copying'"):
+        DataCollatorForBirdie(tokenizer, max_length=520, example_length=260)

@@ -121,6 +121,18 @@ def test_pretrain_yaml_takes_a_single_string_where_a_list_is_expected(pretrain, 
     assert [spec.name for spec in training_args.objective_specs()] == ["next_token_prediction"]
 
 
+def test_pretrain_token_budget_replaces_the_recipe_step_default(pretrain, tmp_path):
+    out = ["--output_dir", str(tmp_path / "o"), "--example_length", "260"]
+    _, training_args = pretrain.parse_args(out + ["--max_tokens", "208000"])
+    assert training_args.max_steps == 100  # 208,000 / (260 x 8 windows); the recipe's 300 steps give way
+    config = tmp_path / "run.yaml"
+    config.write_text("max_tokens: 416000\n")
+    _, training_args = pretrain.parse_args(["--config", str(config)] + out)
+    assert training_args.max_steps == 200
+    with pytest.raises(ValueError, match="Give `max_steps`"):  # both given by the user: refused
+        pretrain.parse_args(out + ["--max_tokens", "208000", "--max_steps", "5"])
+
+
 @pytest.mark.parametrize(
     "yaml_text, argv, expected",
     [

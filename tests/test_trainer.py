@@ -154,6 +154,34 @@ def test_validation_window_bounds_are_checked(tmp_path):
         BirdieTrainingArguments(output_dir=str(tmp_path), policy_validation_fraction=1.5)
 
 
+def test_a_token_budget_is_the_same_number_of_steps_for_every_mixture(tmp_path):
+    """`max_tokens` with `example_length`: ceil(budget / (example_length x windows per step)) steps."""
+    for policy in ("ntp", "static", "birdie"):
+        args = BirdieTrainingArguments(
+            output_dir=str(tmp_path), policy=policy, max_length=520, example_length=260, max_tokens=1_000_000,
+            per_device_train_batch_size=8, gradient_accumulation_steps=2,
+        )  # fmt: skip
+        assert args.max_steps == -(-1_000_000 // (260 * 8 * 2)) == 241
+    with pytest.raises(ValueError, match="`max_tokens` needs `example_length`"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), max_tokens=1000)
+    with pytest.raises(ValueError, match=r"Give `max_steps` \(10\) or `max_tokens`"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), example_length=64, max_tokens=100_000, max_steps=10)
+    with pytest.raises(ValueError, match="`example_length` must be between 16 and `max_length` \\(520\\)"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), max_length=520, example_length=521)
+
+
+def test_a_budgeted_run_trains_its_steps_with_rows_independent_of_the_mixture(tokenizer, genome, tmp_path):
+    for policy in ("ntp", "static"):  # next-token prediction alone, and a mixture with copying
+        trainer = make_trainer(
+            tokenizer, genome, tmp_path / policy, policy=policy, max_length=128, example_length=64,
+            max_tokens=64 * 4 * 3, per_device_train_batch_size=4, max_steps=-1,
+        )  # fmt: skip
+        rows = {batch["input_ids"].shape[0] for batch, _ in zip(trainer.get_train_dataloader(), range(6))}
+        assert rows == {2}  # 4 windows, two examples of at most 64 tokens per 128-token row
+        trainer.train()
+        assert trainer.state.global_step == 3
+
+
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
     static = make_trainer(
         tokenizer, genome, tmp_path / "s", policy="static", max_steps=4, objective_weights=[4, 1, 1, 1, 1]

@@ -73,15 +73,16 @@ def check_eval_dataset(eval_dataset, policy: str):
 def window_bases_used(collator: DataCollatorForBirdie, window_length: int) -> dict[str, int]:
     """Bases each mixture entry reads from a window of `window_length` bases.
 
-    The collator crops a window (at a random offset) to the longest input whose example fits `max_length`, so an
-    entry reads `min(window_length, objective.source_length(max_length))` bases: e.g. copying writes `2 n + 2` tokens
-    for `n` bases and reads 255 bases of a 256-base window when `max_length=512`.
+    The collator crops a window (at a random offset) to the longest input whose example fits its `example_length`
+    (default `max_length`), so an entry reads `min(window_length, objective.source_length(example_length))` bases:
+    e.g. copying writes `2 n + 2` tokens for `n` bases and reads 255 bases of a 256-base window when
+    `max_length=512`.
 
     Returns:
         `dict[str, int]`: bases read per entry name, in mixture order.
     """
     return {
-        name: min(window_length, objective.source_length(collator.max_length))
+        name: min(window_length, objective.source_length(collator.example_budget))
         for name, objective in zip(collator.objective_names, collator.transforms)
     }
 
@@ -89,7 +90,8 @@ def window_bases_used(collator: DataCollatorForBirdie, window_length: int) -> di
 def check_windows_fit(
     collator: DataCollatorForBirdie, window_length: int, *, allow_cropping: bool = False
 ) -> dict[str, int]:
-    """Check that every mixture entry reads whole windows of `window_length` bases within `max_length` tokens.
+    """Check that every mixture entry reads whole windows of `window_length` bases within `max_length` tokens (a
+    collator with `example_length` crops by design and passes).
 
     Otherwise the collator crops each window to what fits, silently: the model sees fewer bases than the windows
     hold, and counts of whole windows (`tokens_seen`) overstate what it saw.
@@ -110,10 +112,10 @@ def check_windows_fit(
     """
     used = window_bases_used(collator, window_length)
     cropped = {name: bases for name, bases in used.items() if bases < window_length}
-    if not cropped:
+    if not cropped or collator.example_length is not None:  # cropping to `example_length` is what was asked for
         return used
     needed = max(objective.output_length(window_length) for objective in collator.transforms)
-    fits = min(objective.source_length(collator.max_length) for objective in collator.transforms)
+    fits = min(objective.source_length(collator.example_budget) for objective in collator.transforms)
     shown = ", ".join(f"{name!r} {bases}" for name, bases in sorted(cropped.items(), key=lambda item: item[1])[:6])
     message = (
         f"max_length={collator.max_length} is too small for windows of window_length={window_length} bases: "
