@@ -7,7 +7,7 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .mixture import normalize_weights, per_objective_weights
+from .mixture import normalize_weights, per_objective_weights, resolve_fixed_shares, with_fixed_shares
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .policy import ExplorationSchedule, PolicyConfig
 
@@ -111,6 +111,11 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
             rate decays (cosine).
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
+        policy_fixed_shares (`list[str]`, *optional*):
+            Entries whose share of the mixture is fixed, as `name=share` (an entry, or an objective whose entries
+            split the share), e.g. `["next_token_prediction=0.5"]`: the initial mixture and every mixture the policy
+            chooses give them these shares, and the policy allocates the rest. With `example_length` set, a share of
+            the examples is a share of the compute.
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             A fresh run (not resumed) refuses an `output_dir` that already holds `checkpoint-*` folders, so two runs
             never mix their checkpoints; `True` removes them first. Resuming (`resume_from_checkpoint`) compares the
@@ -219,6 +224,13 @@ class BirdieTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
     )
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+    policy_fixed_shares: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Fixed mixture shares as name=share (an entry or an objective), e.g. next_token_prediction=0.5; "
+            "the policy allocates the rest."
+        },
+    )
 
     overwrite_output_dir: bool = field(
         default=False,
@@ -256,6 +268,8 @@ class BirdieTrainingArguments(TrainingArguments):
         # Python) means a one-entry list, not a list of characters.
         if isinstance(self.objectives, (str, dict)):
             self.objectives = [self.objectives]
+        if isinstance(self.policy_fixed_shares, str):
+            self.policy_fixed_shares = [self.policy_fixed_shares]
         if isinstance(self.objective_weights, (int, float)) and not isinstance(self.objective_weights, bool):
             self.objective_weights = [self.objective_weights]
         for weight in self.objective_weights or []:
@@ -424,6 +438,7 @@ class BirdieTrainingArguments(TrainingArguments):
                 decay_fraction=self.policy_exploration_decay_fraction,
             ),
             min_weight=self.policy_min_weight,
+            fixed_shares=self.fixed_shares(),
             min_predicted_gain=self.policy_min_predicted_gain,
             warmup_steps=self.policy_warmup_steps or 0,
             seed=self.seed,
@@ -438,7 +453,14 @@ class BirdieTrainingArguments(TrainingArguments):
             weights = per_objective_weights([s.weight for s in specs], [s.objective for s in specs])
         else:
             weights = [s.weight for s in specs]
-        return normalize_weights(weights, [s.name for s in specs]).tolist()
+        return with_fixed_shares(normalize_weights(weights, [s.name for s in specs]), self.fixed_shares()).tolist()
+
+    def fixed_shares(self) -> dict[int, float]:
+        """`policy_fixed_shares` as `{entry index: share}` (empty for `policy="ntp"`, which has one entry)."""
+        if not self.policy_fixed_shares or self.policy == "ntp":
+            return {}
+        specs = self.objective_specs()
+        return resolve_fixed_shares(self.policy_fixed_shares, [s.name for s in specs], [s.objective for s in specs])
 
     def policy_schedule(self, max_steps: int) -> tuple[int, int, list[int]]:
         """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps.

@@ -29,6 +29,72 @@ def normalize_weights(weights: Sequence[float], names: Sequence[str] | None = No
     return array / total
 
 
+def with_fixed_shares(weights, fixed: dict[int, float]) -> np.ndarray:
+    """`weights` (one mixture `(E,)` or candidates `(N, E)`, each normalised) with the entries of `fixed` (index ->
+    share) set to their shares and the others scaled to share the rest in their own proportions (evenly when they
+    are all zero).
+
+    >>> with_fixed_shares([0.1, 0.3, 0.6], {0: 0.5}).round(3).tolist()
+    [0.5, 0.167, 0.333]
+    """
+    array = np.asarray(weights, dtype=np.float64)
+    array = normalize_weights(array) if array.ndim == 1 else array / array.sum(axis=-1, keepdims=True)
+    if not fixed:
+        return array
+    free = np.ones(array.shape[-1], dtype=bool)
+    free[list(fixed)] = False
+    out = np.zeros_like(array)
+    out[..., list(fixed)] = list(fixed.values())
+    if free.any():
+        rest = array[..., free]
+        sums = rest.sum(axis=-1, keepdims=True)
+        even = np.full_like(rest, 1.0 / rest.shape[-1])
+        rest = np.where(sums > 0, rest / np.where(sums > 0, sums, 1.0), even)
+        out[..., free] = (1.0 - sum(fixed.values())) * rest
+    return out
+
+
+def resolve_fixed_shares(items: Sequence[str], entries: Sequence[str], objectives: Sequence[str]) -> dict[int, float]:
+    """`["next_token_prediction=0.5", ...]` -> `{entry index: share}`. A name is an entry, or an objective whose
+    entries split its share evenly.
+
+    Raises:
+        `ValueError`: naming an item that is not `name=share`, a name that is neither an entry nor an objective, an
+            entry fixed twice, a share outside [0, 1), or shares that leave nothing (or less than nothing) to the
+            entries that are not fixed.
+    """
+    fixed: dict[int, float] = {}
+    for item in items:
+        name, sep, value = str(item).partition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = float("nan")
+        if not sep or not name or not 0.0 <= share < 1.0:
+            raise ValueError(
+                f"fixed share {item!r}: write name=share with a share in [0, 1), e.g. next_token_prediction=0.5."
+            )
+        chosen = [i for i, entry in enumerate(entries) if entry == name] or [
+            i for i, objective in enumerate(objectives) if objective == name
+        ]
+        if not chosen:
+            raise ValueError(
+                f"fixed share {item!r}: {name!r} is neither an entry ({', '.join(entries)}) nor an objective of the "
+                "mixture."
+            )
+        for index in chosen:
+            if index in fixed:
+                raise ValueError(f"fixed share {item!r}: entry {entries[index]!r} already has a fixed share.")
+            fixed[index] = share / len(chosen)
+    total = sum(fixed.values())
+    if fixed and (total > 1.0 + 1e-9 or (total >= 1.0 - 1e-9 and len(fixed) < len(entries))):
+        raise ValueError(
+            f"fixed shares add up to {total:g}: they must leave a share above 0 to the {len(entries) - len(fixed)} "
+            "entries the policy allocates."
+        )
+    return fixed
+
+
 def per_objective_weights(weights: Sequence[float], objectives: Sequence[str]) -> list[float]:
     """Each entry's weight divided by the number of entries of its objective, so every objective type gets a share
     proportional to its entries' mean weight (equal shares for equal weights), split among its configurations.

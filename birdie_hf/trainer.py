@@ -46,6 +46,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
+from .accounting import compute_accounting
 from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback, run_spec_differences
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
@@ -76,6 +77,7 @@ TRAJECTORY_NAME = "mixture_trajectory.json"
 #: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
 #: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
 POLICY_SPEC_FIELDS = (
+    "policy_fixed_shares",
     "policy_validation_fraction",
     "policy_validation_min_windows",
     "policy_validation_max_windows",
@@ -235,6 +237,7 @@ class BirdieTrainer(Trainer):
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
+        self._entry_tokens = torch.zeros(num_entries, dtype=torch.float64)  # model tokens per entry since last log
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
@@ -343,7 +346,10 @@ class BirdieTrainer(Trainer):
             loss = total / valid.sum().clamp(min=1)
         if model.training:
             with torch.no_grad():
-                self._model_tokens = self._model_tokens + int((inputs["objective_ids"] >= 0).sum())
+                every = inputs["objective_ids"][inputs["objective_ids"] >= 0]
+                self._model_tokens = self._model_tokens + int(every.numel())
+                self._entry_tokens = self._entry_tokens.to(every.device)
+                self._entry_tokens.index_add_(0, every, torch.ones_like(every, dtype=torch.float64))
                 ids = objective_ids[valid]
                 self._objective_sums = self._objective_sums.to(losses.device)
                 self._objective_counts = self._objective_counts.to(losses.device)
@@ -364,11 +370,18 @@ class BirdieTrainer(Trainer):
         if training and "loss" in logs:
             sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
             counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
-            for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist()):
+            tokens = self.accelerator.reduce(self._entry_tokens.to(self.args.device), reduction="sum")
+            for name, total, count, used in zip(
+                self.data_collator.objective_names, sums.tolist(), counts.tolist(), tokens.tolist()
+            ):
                 if count > 0:
                     logs[f"loss/{name}"] = total / count
+                    # Compute accounting (birdie_hf.accounting): tokens through the model and loss-bearing targets.
+                    logs[f"tokens/{name}"] = int(used)
+                    logs[f"targets/{name}"] = int(count)
             self._objective_sums.zero_()
             self._objective_counts.zero_()
+            self._entry_tokens.zero_()
             mixture = self.data_collator.mixture.as_dict()
             if mixture != self._last_logged_mixture:  # log the active mixture when it changes, not every time
                 for name, weight in mixture.items():
@@ -614,12 +627,18 @@ class BirdieTrainer(Trainer):
             ) from error
 
     def mixture_trajectory(self) -> dict[str, Any]:
-        """The run's evaluations: step, per-entry losses, mixture in force, rewards and the next mixture."""
+        """The run's evaluations (step, per-entry losses, mixture in force, rewards and the next mixture) and its
+        compute accounting so far ([`compute_accounting`])."""
         return {
             "policy": self.args.policy,
             "entries": self.data_collator.objective_names,
             "reward_classes": self.data_collator.reward_classes,
             "evaluations": self.birdie_callback.trajectory,
+            "compute": compute_accounting(
+                self.state.log_history,
+                self.data_collator.objective_names,
+                [objective.unseen_target_fraction for objective in self.data_collator.transforms],
+            ),
         }
 
     def widget_sequences(self, count: int = 2, length: int = 64) -> list[str]:

@@ -61,6 +61,7 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
+from birdie_hf.accounting import accounting_markdown, plot_compute
 from birdie_hf.cli import TRACEBACK_HELP, RecipeError, RecipeInterrupted, parse_args_with_config, run_recipe
 from birdie_hf.data import (
     WindowCroppingError,
@@ -435,8 +436,9 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             trainer.data_collator.mixture.as_dict(),
             cropped=training_args.example_length is not None,
         )
+        compute = accounting_markdown(trainer.mixture_trajectory()["compute"], trainer.data_collator.reward_classes)
         held_out = next_base_table(trainer.model, data, tokenizer)
-        table += "\n\n" + held_out
+        table += "\n\n" + compute + "\n\n" + held_out
         with open(os.path.join(training_args.output_dir, HELD_OUT_NAME), "w", encoding="utf-8") as handle:
             handle.write(held_out + "\n")
         with open(os.path.join(training_args.output_dir, "summary.md"), "w", encoding="utf-8") as handle:
@@ -459,6 +461,12 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         trainer.create_model_card(training_data=describe_data(script_args), tokens_seen=tokens)
         print(f"Wrote the model card to {os.path.join(training_args.output_dir, 'README.md')}")
         save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
+        plot_compute(
+            trainer.state.log_history,
+            trainer.data_collator.objective_names,
+            trainer.data_collator.reward_classes,
+            os.path.join(training_args.output_dir, "plots", "compute.png"),
+        )
     if training_args.push_to_hub:
         try:
             trainer.push_to_hub(

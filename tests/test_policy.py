@@ -201,3 +201,60 @@ def test_policy_stays_at_the_initial_mixture_on_pure_noise(seed):
     for record in decisions:
         np.testing.assert_allclose(record["mixture"], np.full(6, 1 / 6))
         assert abs(record["predicted_gain"]) < 0.05
+
+
+# -- fixed shares ----------------------------------------------------------------------------------------------------
+def test_fixed_shares_by_hand():
+    from birdie_hf.mixture import with_fixed_shares
+
+    np.testing.assert_allclose(with_fixed_shares([0.1, 0.3, 0.6], {0: 0.5}), [0.5, 0.5 / 3, 1.0 / 3])
+    np.testing.assert_allclose(with_fixed_shares([1.0, 0.0, 0.0], {0: 0.4}), [0.4, 0.3, 0.3])  # the rest: evenly
+    candidates = with_fixed_shares(np.array([[1.0, 1.0, 2.0], [0.0, 3.0, 1.0]]), {2: 0.2})
+    np.testing.assert_allclose(candidates, [[0.4, 0.4, 0.2], [0.0, 0.8, 0.2]])
+
+
+def test_fixed_shares_resolve_entries_and_objectives_and_refuse_what_cannot_work():
+    from birdie_hf.mixture import resolve_fixed_shares
+
+    entries = ["ntp", "inf_a", "inf_b", "copy"]
+    objectives = ["next_token_prediction", "infilling", "infilling", "copying"]
+    assert resolve_fixed_shares(["ntp=0.5"], entries, objectives) == {0: 0.5}
+    assert resolve_fixed_shares(["infilling=0.4"], entries, objectives) == {1: 0.2, 2: 0.2}
+    for items, message in (
+        (["ntp"], "write name=share"),
+        (["ntp=1.5"], "write name=share"),
+        (["gpt=0.5"], "'gpt' is neither an entry"),
+        (["ntp=0.5", "next_token_prediction=0.1"], "already has a fixed share"),
+        (["ntp=0.6", "infilling=0.4"], "must leave a share above 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            resolve_fixed_shares(items, entries, objectives)
+
+
+def test_every_mixture_the_policy_chooses_keeps_the_fixed_shares():
+    config = PolicyConfig(hidden_size=8, num_layers=1, update_iterations=5, num_candidates=64, fixed_shares={0: 0.5})
+    policy = BirdiePolicy(["ntp", "a", "b"], ["ntp", "a", "b"], [1, 1, 1], config)
+    np.testing.assert_allclose(policy.mixture, [0.5, 0.25, 0.25])
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for step in range(20):
+        decision = policy.observe(step, 2.0 - 0.01 * step + rng.normal(0, 0.01, 3), progress=step / 20)
+        kinds.add(decision.kind)
+        assert decision.mixture[0] == pytest.approx(0.5)
+    assert {"explore"} < kinds  # exploration draws and reward-model choices alike
+
+
+def test_training_arguments_apply_fixed_shares_to_the_initial_mixture(tmp_path):
+    from birdie_hf import BirdieTrainingArguments
+
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path),
+        objectives=["next_token_prediction", "prefix_lm", "copying"],
+        policy_fixed_shares="next_token_prediction=0.5",  # one string, as YAML may give it
+    )
+    np.testing.assert_allclose(args.initial_weights(), [0.5, 0.25, 0.25])
+    assert args.policy_config().fixed_shares == {0: 0.5}
+    with pytest.raises(ValueError, match="'infilling' is neither an entry"):
+        BirdieTrainingArguments(
+            output_dir=str(tmp_path), objectives=["copying"], policy_fixed_shares=["infilling=0.5"]
+        )

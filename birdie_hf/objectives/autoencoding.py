@@ -33,6 +33,11 @@ class Autoencoding(Objective):
     prompt_tokens = ("<|autoencoding|>",)
     config_class = AutoencodingConfig
 
+    @property
+    def unseen_target_fraction(self) -> float:
+        """Only the masked spans are absent from the input; the rest is copied (perhaps unshuffled)."""
+        return float(self.config.corruption_rate)
+
     def output_length(self, num_source_tokens: int) -> int:
         num_noise, num_spans = num_noise_spans(
             num_source_tokens, self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)

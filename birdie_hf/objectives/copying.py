@@ -20,6 +20,7 @@ class Copying(Objective):
     name = "copying"
     prompt_tokens = ("<|copying|>",)
     config_class = CopyingConfig
+    unseen_target_fraction = 0.0
     min_source_tokens = 1
 
     def output_length(self, num_source_tokens: int) -> int:

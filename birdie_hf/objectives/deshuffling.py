@@ -37,6 +37,7 @@ class Deshuffling(Objective):
     name = "deshuffling"
     prompt_tokens = ("<|deshuffling|>",)
     config_class = DeshufflingConfig
+    unseen_target_fraction = 0.0
 
     def output_length(self, num_source_tokens: int) -> int:
         return 2 * num_source_tokens + 2

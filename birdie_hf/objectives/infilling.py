@@ -25,6 +25,7 @@ class Infilling(Objective):
     name = "infilling"
     prompt_tokens = ("<|infilling|>",)
     config_class = InfillingConfig
+    unseen_target_fraction = 1.0
 
     def _num_spans(self, n: int) -> int:
         return num_noise_spans(

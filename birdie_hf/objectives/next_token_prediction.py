@@ -26,6 +26,7 @@ class NextTokenPrediction(Objective):
     #: Reserved: next-token examples carry no prompt, but the token keeps its id (9) in every Birdie vocabulary.
     prompt_tokens = ("<|next_token_prediction|>",)
     config_class = NextTokenPredictionConfig
+    unseen_target_fraction = 1.0
 
     def output_length(self, num_source_tokens: int) -> int:
         return num_source_tokens

@@ -39,6 +39,7 @@ class PrefixLM(Objective):
     name = "prefix_lm"
     prompt_tokens = ("<|prefix_lm|>",)
     config_class = PrefixLMConfig
+    unseen_target_fraction = 1.0
 
     def output_length(self, num_source_tokens: int) -> int:
         return num_source_tokens + 1

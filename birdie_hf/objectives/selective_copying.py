@@ -51,6 +51,7 @@ class SelectiveCopying(Objective):
     name = "selective_copying"
     prompt_tokens = ("<|selective_copying|>",)
     config_class = SelectiveCopyingConfig
+    unseen_target_fraction = 0.0
 
     @property
     def _region(self) -> int:

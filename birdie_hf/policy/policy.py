@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..mixture import normalize_weights
+from ..mixture import normalize_weights, with_fixed_shares
 from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .reward import class_index, objective_rewards, total_reward
@@ -62,6 +62,9 @@ class PolicyConfig:
         exploration (`ExplorationSchedule`): when to explore instead of exploit.
         min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps in every chosen mixture, so no
             objective is forgotten entirely (capped at `0.5 / num_entries`).
+        fixed_shares (`dict[int, float]`, *optional*): entry index -> share that every mixture gives the entry
+            (e.g. next-token prediction at 0.5); candidates, exploration draws and the initial mixture are rescaled
+            so that the other entries share the rest ([`with_fixed_shares`]).
         min_predicted_gain (`float`, *optional*, defaults to `0.05`): the reward model's choice replaces the initial
             mixture only when its predicted total reward beats the initial mixture's by this much (the rewards' noise
             floor, see `benchmarks/reward_noise.py`); otherwise the initial mixture is kept. So a policy whose rewards
@@ -80,6 +83,7 @@ class PolicyConfig:
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
     min_weight: float = 0.01
+    fixed_shares: dict = field(default_factory=dict)
     min_predicted_gain: float = 0.05
     warmup_steps: int = 0
     seed: int = 0
@@ -94,6 +98,10 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.min_weight must be in [0, 1], got {self.min_weight}.")
         if self.min_predicted_gain < 0:
             raise ValueError(f"PolicyConfig.min_predicted_gain must be >= 0, got {self.min_predicted_gain}.")
+        self.fixed_shares = {int(k): float(v) for k, v in self.fixed_shares.items()}
+        if any(not 0.0 <= v < 1.0 for v in self.fixed_shares.values()) or sum(self.fixed_shares.values()) > 1.0:
+            raise ValueError(f"PolicyConfig.fixed_shares must be shares in [0, 1) adding up to at most 1, got "
+                             f"{self.fixed_shares}.")  # fmt: skip
         if self.top_n > self.num_candidates:
             raise ValueError(f"PolicyConfig.top_n ({self.top_n}) exceeds num_candidates ({self.num_candidates}).")
 
@@ -160,7 +168,9 @@ class BirdiePolicy:
         self.entry_names = list(entry_names)
         self.class_names, self.classes = class_index(reward_classes)
         self.config = config or PolicyConfig()
-        self.mixture = normalize_weights(initial_weights, self.entry_names)
+        self.mixture = with_fixed_shares(
+            normalize_weights(initial_weights, self.entry_names), self.config.fixed_shares
+        )
         self.prior = self.mixture.copy()
         self.rng = np.random.default_rng(self.config.seed)
         generator_state = torch.random.get_rng_state()
@@ -219,10 +229,14 @@ class BirdiePolicy:
             if self.rng.random() < self.config.exploration.rate(progress, self.decisions):
                 decision.kind = "explore"
                 mixture = exploratory_mixture(self.rng, self.classes)
-                decision.mixture = mixture * (1.0 - floor * self.num_entries) + floor
+                decision.mixture = with_fixed_shares(
+                    mixture * (1.0 - floor * self.num_entries) + floor, self.config.fixed_shares
+                )
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
-                candidates = candidates * (1.0 - floor * self.num_entries) + floor
+                candidates = with_fixed_shares(
+                    candidates * (1.0 - floor * self.num_entries) + floor, self.config.fixed_shares
+                )
                 choice = select_mixture(
                     self.reward_model,
                     states,

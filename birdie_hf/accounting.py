@@ -1,0 +1,128 @@
+"""Compute accounting: what each objective of the mixture costs and what it asks the model to predict.
+
+The mixture is a distribution over *examples*, but objectives make examples of different lengths (copying writes
+`2 n + 2` tokens for `n` bases, next-token prediction `n + 1`) and ask for different things (copying's targets are
+visible in its input, next-token prediction's never are). So the sampling weights say little about where compute
+goes. [`BirdieTrainer`] logs, per entry and logging interval, the tokens through the model (`tokens/<entry>`:
+context and targets, padding excluded) and the loss-bearing targets (`targets/<entry>`); the functions here add them
+up from `trainer.state.log_history` (which a resumed run keeps) and estimate the targets that predict a base absent
+from the input (*unseen-base targets*: targets times the objective's `unseen_target_fraction`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Optional, Sequence
+
+
+def compute_accounting(
+    log_history: Sequence[dict], entry_names: Sequence[str], unseen_fractions: Sequence[Optional[float]]
+) -> dict:
+    """Totals and shares per entry from the training logs.
+
+    Args:
+        log_history: `trainer.state.log_history` (logs with `tokens/<entry>` and `targets/<entry>` keys).
+        entry_names: the mixture's entries.
+        unseen_fractions: per entry, the objective's `unseen_target_fraction` (`None`: unknown, left out of the
+            unseen-base totals).
+
+    Returns:
+        `{"entries": {name: {"model_tokens", "targets", "unseen_base_targets", "model_token_share",
+        "unseen_base_target_share"}}, "model_tokens", "unseen_base_targets"}` (shares of the run's totals; the
+        unseen values are `None` for entries of unknown fraction).
+    """
+    if len(unseen_fractions) != len(entry_names):
+        raise ValueError(f"Got {len(unseen_fractions)} unseen-target fractions for {len(entry_names)} entries.")
+    tokens, targets = defaultdict(int), defaultdict(int)
+    for logs in log_history:
+        for name in entry_names:
+            tokens[name] += int(logs.get(f"tokens/{name}", 0))
+            targets[name] += int(logs.get(f"targets/{name}", 0))
+    unseen = {
+        name: None if fraction is None else targets[name] * float(fraction)
+        for name, fraction in zip(entry_names, unseen_fractions)
+    }
+    total_tokens = sum(tokens.values())
+    total_unseen = sum(value for value in unseen.values() if value is not None)
+    entries = {
+        name: {
+            "model_tokens": tokens[name],
+            "targets": targets[name],
+            "unseen_base_targets": unseen[name],
+            "model_token_share": tokens[name] / total_tokens if total_tokens else 0.0,
+            "unseen_base_target_share": None
+            if unseen[name] is None
+            else (unseen[name] / total_unseen if total_unseen else 0.0),
+        }
+        for name in entry_names
+    }
+    return {"entries": entries, "model_tokens": total_tokens, "unseen_base_targets": total_unseen}
+
+
+def accounting_by_objective(accounting: dict, reward_classes: Sequence[str]) -> dict[str, dict]:
+    """[`compute_accounting`]'s entries summed per objective (reward class), in first-seen order."""
+    names = list(accounting["entries"])
+    grouped: dict[str, dict] = {}
+    for name, objective in zip(names, reward_classes):
+        entry = accounting["entries"][name]
+        into = grouped.setdefault(objective, {"model_token_share": 0.0, "unseen_base_target_share": 0.0})
+        into["model_token_share"] += entry["model_token_share"]
+        if entry["unseen_base_target_share"] is None or into["unseen_base_target_share"] is None:
+            into["unseen_base_target_share"] = None
+        else:
+            into["unseen_base_target_share"] += entry["unseen_base_target_share"]
+    return grouped
+
+
+def accounting_markdown(accounting: dict, reward_classes: Sequence[str]) -> str:
+    """A table per objective: share of the tokens through the model and of the unseen-base targets."""
+    lines = [
+        f"compute by objective ({accounting['model_tokens']:,} tokens through the model, "
+        f"about {accounting['unseen_base_targets']:,.0f} targets predicting a base absent from the input):",
+        "",
+        "| objective | share of model tokens | share of unseen-base targets |",
+        "|---|---|---|",
+    ]
+    for objective, shares in accounting_by_objective(accounting, reward_classes).items():
+        unseen = shares["unseen_base_target_share"]
+        lines.append(
+            f"| {objective} | {shares['model_token_share']:.1%} | {'n/a' if unseen is None else f'{unseen:.1%}'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_compute(
+    log_history: Sequence[dict], entry_names: Sequence[str], reward_classes: Sequence[str], path: str
+) -> Optional[str]:
+    """Stacked areas of each objective's share of the tokens through the model per logging interval, over training
+    steps (the mixture's weights are over examples; this is over compute). Returns the path, or `None` when the logs
+    hold no token counts."""
+    from .plotting import _pyplot, _save
+
+    objectives = list(dict.fromkeys(reward_classes))
+    steps, series = [], {objective: [] for objective in objectives}
+    for logs in log_history:
+        counts = {name: logs.get(f"tokens/{name}") for name in entry_names}
+        if not any(counts.values()):
+            continue
+        total = sum(v or 0 for v in counts.values())
+        steps.append(logs.get("step", len(steps)))
+        for objective in objectives:
+            used = sum(counts[n] or 0 for n, o in zip(entry_names, reward_classes) if o == objective)
+            series[objective].append(used / total)
+    if not steps:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(10, 5))
+    axis.stackplot(steps, [series[o] for o in objectives], labels=objectives, step="post", edgecolor="white")
+    axis.set(
+        xlabel="training step",
+        ylabel="share of tokens through the model",
+        ylim=(0, 1),
+        xlim=(steps[0], steps[-1]) if len(steps) > 1 else None,
+        title="Compute by objective (per logging interval)",
+    )
+    axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return _save(figure, path)
