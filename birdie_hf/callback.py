@@ -98,9 +98,10 @@ class BirdieRewardCallback(TrainerCallback):
         return step in self.evaluation_steps and not (self.trajectory and self.trajectory[-1]["step"] == step)
 
     # -- decisions -------------------------------------------------------------------------------------------------
-    def observe(self, args, state: TrainerState, losses: np.ndarray) -> dict[str, float]:
-        """Record a scheduled evaluation (`losses`: shape `(num_entries,)`, the fixed held-out set) and let the
-        policy decide the next mixture. Returns the decision as log entries for the trainer to log."""
+    def observe(self, args, state: TrainerState, losses: np.ndarray, example_losses=None) -> dict[str, float]:
+        """Record a scheduled evaluation (`losses`: shape `(num_entries,)`, the fixed held-out set; `example_losses`:
+        per entry, its held-out examples' losses, for the standardised reward) and let the policy decide the next
+        mixture. Returns the decision as log entries for the trainer to log."""
         losses = np.asarray(losses, dtype=np.float64)
         record = {
             "step": int(state.global_step),
@@ -112,7 +113,7 @@ class BirdieRewardCallback(TrainerCallback):
             decision = None
             if state.is_world_process_zero:
                 progress = state.global_step / max(1, state.max_steps)
-                decision = self.policy.observe(state.global_step, losses, progress)
+                decision = self.policy.observe(state.global_step, losses, progress, example_losses)
                 top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
                 logger.info(
                     "Birdie step %d: %s mixture for the next interval, led by %s.",
@@ -130,6 +131,7 @@ class BirdieRewardCallback(TrainerCallback):
                     "reward_model_loss": decision.reward_model_loss,
                     "predicted_reward": decision.predicted_reward,
                     "predicted_gain": decision.predicted_gain,
+                    "reward_z": None if decision.reward_z is None else decision.reward_z.tolist(),
                 }
             )
             self.pending, self.pending_step = payload["mixture"], state.global_step
@@ -144,6 +146,8 @@ class BirdieRewardCallback(TrainerCallback):
                 logs["reward/total"] = record["total_reward"] = float(
                     total_reward(np.asarray(payload["rewards"]), self.policy.classes)
                 )
+            if payload["reward_z"] is not None:  # standardised reward: progress in units of its noise
+                record["reward_z"] = dict(zip(self.mixture.names, payload["reward_z"]))
             logs["policy/explored"] = float(payload["kind"] == "explore")
             for key in ("reward_model_loss", "predicted_reward", "predicted_gain"):
                 if payload[key] is not None:

@@ -111,6 +111,16 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
             rate decays (cosine).
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
+        policy_reward (`str`, *optional*, defaults to `"paper"`):
+            `"paper"`: the Birdie paper's reward, `clip(-100 e tanh(e S ratio^3))` of each entry's mean held-out
+            loss; designed for text losses of 2-4.5 nats, it reads the small relative changes of DNA losses (which
+            stay within a few percent of ln 4) as about 0. `"standardised"`: each entry's paired change over the same
+            held-out examples in units of its standard error, `tanh(mean / max(scale * se, min_change))` (see
+            [`standardised_rewards`]); the trajectory records each entry's t statistic (`reward_z`).
+        policy_reward_scale (`float`, *optional*, defaults to `2.0`): standardised reward: standard errors of
+            improvement that earn `tanh(1) = 0.76`.
+        policy_reward_min_change (`float`, *optional*, defaults to `1e-3`): standardised reward: nats of change below
+            which an entry earns little, however consistent (a solved copying task).
         policy_fixed_shares (`list[str]`, *optional*):
             Entries whose share of the mixture is fixed, as `name=share` (an entry, or an objective whose entries
             split the share), e.g. `["next_token_prediction=0.5"]`: the initial mixture and every mixture the policy
@@ -224,6 +234,17 @@ class BirdieTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
     )
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+    policy_reward: str = field(
+        default="paper",
+        metadata={"help": "paper (the Birdie paper's reward) or standardised (paired change in units of its noise).",
+                  "choices": ["paper", "standardised"]},
+    )  # fmt: skip
+    policy_reward_scale: float = field(
+        default=2.0, metadata={"help": "Standardised reward: standard errors of improvement that earn tanh(1)."}
+    )
+    policy_reward_min_change: float = field(
+        default=1e-3, metadata={"help": "Standardised reward: nats of change below which an entry earns little."}
+    )
     policy_fixed_shares: Optional[list[str]] = field(
         default=None,
         metadata={
@@ -357,6 +378,8 @@ class BirdieTrainingArguments(TrainingArguments):
         "policy_exploration_final": (False, 0.0, 1.0, False),
         "policy_exploration_decay_fraction": (False, 0.0, 1.0, False),
         "policy_min_weight": (False, 0.0, 1.0, False),
+        "policy_reward_scale": (False, 0.0, None, True),
+        "policy_reward_min_change": (False, 0.0, None, True),
     }
 
     def _check_policy_settings(self) -> None:
@@ -438,6 +461,9 @@ class BirdieTrainingArguments(TrainingArguments):
                 decay_fraction=self.policy_exploration_decay_fraction,
             ),
             min_weight=self.policy_min_weight,
+            reward=self.policy_reward,
+            reward_scale=self.policy_reward_scale,
+            reward_min_change=self.policy_reward_min_change,
             fixed_shares=self.fixed_shares(),
             min_predicted_gain=self.policy_min_predicted_gain,
             warmup_steps=self.policy_warmup_steps or 0,

@@ -78,6 +78,9 @@ TRAJECTORY_NAME = "mixture_trajectory.json"
 #: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
 POLICY_SPEC_FIELDS = (
     "policy_fixed_shares",
+    "policy_reward",
+    "policy_reward_scale",
+    "policy_reward_min_change",
     "policy_validation_fraction",
     "policy_validation_min_windows",
     "policy_validation_max_windows",
@@ -459,10 +462,12 @@ class BirdieTrainer(Trainer):
         return batches
 
     @torch.no_grad()
-    def objective_losses(self, eval_dataset=None) -> np.ndarray:
+    def objective_losses(self, eval_dataset=None, per_example: bool = False):
         """Mean validation loss per mixture entry on the fixed held-out batches, shape `(num_entries,)`.
 
-        Batches are split over ranks and the sums reduced, so every rank gets the same values.
+        Batches are split over ranks and the sums reduced, so every rank gets the same values. With `per_example`,
+        returns `(means, examples)`: `examples[i]` holds the mean loss of each held-out example of entry `i`, in a
+        fixed order (the same examples at every evaluation), as the standardised reward pairs them.
         """
         if eval_dataset is not None:
             batches = self._build_validation_batches(eval_dataset)
@@ -475,6 +480,10 @@ class BirdieTrainer(Trainer):
         num_entries = len(self.data_collator.objective_names)
         sums = torch.zeros(num_entries, dtype=torch.float64, device=self.args.device)
         counts = torch.zeros_like(sums)
+        layouts = [example_index(batch) for batch in batches]  # (index (rows, length), entry of each example)
+        offsets = np.concatenate([[0], np.cumsum([len(entries) for _, entries in layouts])])
+        example_sums = torch.zeros(int(offsets[-1]), dtype=torch.float64, device=self.args.device)
+        example_counts = torch.zeros_like(example_sums)
         # FSDP and DeepSpeed shard the parameters: run the wrapped engine, and give every rank the same number of
         # forward passes (padding with a repeated batch whose losses are not counted), or collectives would hang.
         model = self.model_wrapped if (self.is_fsdp_enabled or self.is_deepspeed_enabled) else self.model
@@ -492,10 +501,21 @@ class BirdieTrainer(Trainer):
             ids = objective_ids[valid]
             sums.index_add_(0, ids, losses[valid].double())
             counts.index_add_(0, ids, torch.ones_like(ids, dtype=torch.float64))
+            if per_example:  # the target at position t + 1 belongs to the example of token t + 1
+                slots = layouts[index][0][:, 1:].to(valid.device)[valid] + int(offsets[index])
+                example_sums.index_add_(0, slots, losses[valid].double())
+                example_counts.index_add_(0, slots, torch.ones_like(slots, dtype=torch.float64))
         model.train(was_training)
         sums = self.accelerator.reduce(sums, reduction="sum")
         counts = self.accelerator.reduce(counts, reduction="sum")
-        return (sums / counts.clamp(min=1)).cpu().numpy()
+        means = (sums / counts.clamp(min=1)).cpu().numpy()
+        if not per_example:
+            return means
+        example_sums = self.accelerator.reduce(example_sums, reduction="sum")
+        example_counts = self.accelerator.reduce(example_counts, reduction="sum")
+        per_slot = (example_sums / example_counts.clamp(min=1)).cpu().numpy()
+        entry_of = np.concatenate([entries for _, entries in layouts])
+        return means, [per_slot[entry_of == entry] for entry in range(num_entries)]
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Per-objective validation losses: metrics `{prefix}_loss` (mean over entries) and `{prefix}_loss/<entry>`.
@@ -508,15 +528,24 @@ class BirdieTrainer(Trainer):
         import time
 
         start = time.time()
-        losses = self.objective_losses(eval_dataset)
+        feeds_policy = (
+            eval_dataset is None and self._in_training_loop and self.birdie_callback.is_due(self.state.global_step)
+        )
+        examples = None
+        if feeds_policy and self.args.policy_reward == "standardised":
+            losses, examples = self.objective_losses(per_example=True)
+        else:
+            losses = self.objective_losses(eval_dataset)
         metrics = {f"{metric_key_prefix}_loss": float(losses.mean())}
         for name, value in zip(self.data_collator.objective_names, losses.tolist()):
             metrics[f"{metric_key_prefix}_loss/{name}"] = value
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         logs = dict(metrics)
-        if eval_dataset is None and self._in_training_loop and self.birdie_callback.is_due(self.state.global_step):
-            logs.update(self.birdie_callback.observe(self.args, self.state, losses))  # one log entry per evaluation
+        if feeds_policy:
+            logs.update(
+                self.birdie_callback.observe(self.args, self.state, losses, examples)
+            )  # one log per evaluation
         self.log(logs)
         return metrics
 
@@ -807,6 +836,21 @@ class BirdieTrainer(Trainer):
                 f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
             )
         return checkpoint
+
+
+def example_index(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
+    """Which packed example each token of a collated batch belongs to.
+
+    Returns:
+        `(index, entries)`: `index` of shape `(rows, length)` numbers the examples across the batch in row order
+        (`-1` on padding; an example starts where `position_ids` restart at 0); `entries` of shape `(examples,)` is
+        the mixture entry of each.
+    """
+    real = batch["objective_ids"] >= 0
+    starts = (batch["position_ids"] == 0) & real
+    per_row = starts.sum(dim=1)
+    index = torch.cumsum(starts.long(), dim=1) - 1 + (torch.cumsum(per_row, 0) - per_row)[:, None]
+    return torch.where(real, index, -1), batch["objective_ids"][starts].cpu().numpy()
 
 
 def first_examples(dataset, count: int) -> list[dict[str, Any]]:

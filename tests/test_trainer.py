@@ -182,6 +182,38 @@ def test_a_budgeted_run_trains_its_steps_with_rows_independent_of_the_mixture(to
         assert trainer.state.global_step == 3
 
 
+def test_example_index_numbers_packed_examples_across_the_batch():
+    from birdie_hf.trainer import example_index
+
+    batch = {
+        "position_ids": torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 0]]),
+        "objective_ids": torch.tensor([[2, 2, 2, 0, 0, -1], [1, 1, 1, 1, -1, -1]]),
+    }
+    index, entries = example_index(batch)
+    assert index.tolist() == [[0, 0, 0, 1, 1, -1], [2, 2, 2, 2, -1, -1]]
+    assert entries.tolist() == [2, 0, 1]
+
+
+def test_per_example_held_out_losses_average_to_the_entry_losses(tokenizer, genome, tmp_path):
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy_validation_windows=6)
+    means, examples = trainer.objective_losses(per_example=True)
+    np.testing.assert_allclose(trainer.objective_losses(), means)
+    assert [len(e) for e in examples] == [6] * len(means)
+    # Examples of one entry have nearly equal numbers of targets, so their mean is close to the token mean.
+    np.testing.assert_allclose([e.mean() for e in examples], means, rtol=0.05)
+
+
+def test_a_run_with_the_standardised_reward_records_each_entrys_t_statistic(tokenizer, genome, tmp_path):
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy_reward="standardised", policy_validation_windows=4)
+    trainer.train()
+    evaluations = trainer.mixture_trajectory()["evaluations"]
+    assert evaluations[0].get("reward_z") is None
+    later = [e for e in evaluations[1:]]
+    assert later and all(set(e["reward_z"]) == set(trainer.data_collator.objective_names) for e in later)
+    assert all(-1 <= r <= 1 for e in later for r in e["rewards"].values())
+    assert all(z > 2 for z in later[0]["reward_z"].values())  # the first steps lower every loss well past noise
+
+
 def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
     static = make_trainer(
         tokenizer, genome, tmp_path / "s", policy="static", max_steps=4, objective_weights=[4, 1, 1, 1, 1]

@@ -3,7 +3,7 @@
 from .action_search import CandidateChoice, sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .policy import BirdiePolicy, PolicyConfig, PolicyDecision
-from .reward import class_index, objective_rewards, total_reward
+from .reward import class_index, objective_rewards, standardised_rewards, total_reward
 from .reward_model import RewardModel, fit_reward_model
 
 
@@ -18,6 +18,7 @@ __all__ = [
     "exploratory_mixture",
     "fit_reward_model",
     "objective_rewards",
+    "standardised_rewards",
     "sample_candidate_mixtures",
     "select_mixture",
     "total_reward",

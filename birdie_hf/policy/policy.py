@@ -15,7 +15,7 @@ import torch
 from ..mixture import normalize_weights, with_fixed_shares
 from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
-from .reward import class_index, objective_rewards, total_reward
+from .reward import class_index, objective_rewards, standardised_rewards, total_reward
 from .reward_model import RewardModel, fit_reward_model, normalise_losses, normalise_mixtures
 
 
@@ -46,6 +46,10 @@ def _adamw(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=ADAM_EPS)
 
 
+#: The rewards a policy can use (see [`PolicyConfig.reward`]).
+REWARDS = ("paper", "standardised")
+
+
 @dataclass
 class PolicyConfig:
     """Settings of [`BirdiePolicy`] (mirrored by the `policy_*` fields of [`BirdieTrainingArguments`]).
@@ -62,6 +66,14 @@ class PolicyConfig:
         exploration (`ExplorationSchedule`): when to explore instead of exploit.
         min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps in every chosen mixture, so no
             objective is forgotten entirely (capped at `0.5 / num_entries`).
+        reward (`str`, *optional*, defaults to `"paper"`): `"paper"`, the Birdie paper's
+            `clip(-100 e tanh(e S ratio^3))` of each entry's mean loss ([`objective_rewards`]); or `"standardised"`,
+            the paired change of each entry's held-out examples in units of its own standard error
+            ([`standardised_rewards`]), which needs `example_losses` at every observation.
+        reward_scale (`float`, *optional*, defaults to `2.0`): standardised reward: standard errors that earn
+            `tanh(1)`.
+        reward_min_change (`float`, *optional*, defaults to `1e-3`): standardised reward: nats below which a change
+            earns little.
         fixed_shares (`dict[int, float]`, *optional*): entry index -> share that every mixture gives the entry
             (e.g. next-token prediction at 0.5); candidates, exploration draws and the initial mixture are rescaled
             so that the other entries share the rest ([`with_fixed_shares`]).
@@ -83,6 +95,9 @@ class PolicyConfig:
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
     min_weight: float = 0.01
+    reward: str = "paper"
+    reward_scale: float = 2.0
+    reward_min_change: float = 1e-3
     fixed_shares: dict = field(default_factory=dict)
     min_predicted_gain: float = 0.05
     warmup_steps: int = 0
@@ -98,6 +113,10 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.min_weight must be in [0, 1], got {self.min_weight}.")
         if self.min_predicted_gain < 0:
             raise ValueError(f"PolicyConfig.min_predicted_gain must be >= 0, got {self.min_predicted_gain}.")
+        if self.reward not in REWARDS:
+            raise ValueError(f"PolicyConfig.reward must be one of {REWARDS}, got {self.reward!r}.")
+        if not self.reward_scale > 0 or not self.reward_min_change > 0:
+            raise ValueError("PolicyConfig.reward_scale and reward_min_change must be positive.")
         self.fixed_shares = {int(k): float(v) for k, v in self.fixed_shares.items()}
         if any(not 0.0 <= v < 1.0 for v in self.fixed_shares.values()) or sum(self.fixed_shares.values()) > 1.0:
             raise ValueError(f"PolicyConfig.fixed_shares must be shares in [0, 1) adding up to at most 1, got "
@@ -121,6 +140,8 @@ class PolicyDecision:
         predicted_reward (`float` or `None`): predicted total reward of the reward model's choice.
         predicted_gain (`float` or `None`): how much more total reward than the initial mixture it is predicted to
             earn.
+        reward_z (`np.ndarray` or `None`): with the standardised reward, each entry's paired t statistic of the
+            interval's loss change (above about 2: progress beyond the measurement's noise).
     """
 
     mixture: np.ndarray
@@ -129,6 +150,7 @@ class PolicyDecision:
     reward_model_loss: Optional[float] = None
     predicted_reward: Optional[float] = None
     predicted_gain: Optional[float] = None
+    reward_z: Optional[np.ndarray] = None
 
     @property
     def explored(self) -> bool:
@@ -182,6 +204,7 @@ class BirdiePolicy:
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
         self.last_losses: Optional[np.ndarray] = None
+        self.last_example_losses: Optional[list[np.ndarray]] = None
         self.decisions = 0
         self.trajectory: list[dict] = []
 
@@ -189,27 +212,49 @@ class BirdiePolicy:
     def num_entries(self) -> int:
         return len(self.entry_names)
 
-    def observe(self, step: int, losses: Sequence[float], progress: float) -> PolicyDecision:
+    def observe(
+        self,
+        step: int,
+        losses: Sequence[float],
+        progress: float,
+        example_losses: Optional[Sequence[Sequence[float]]] = None,
+    ) -> PolicyDecision:
         """Record the validation `losses` (shape `(num_entries,)`) measured at `step` and choose the next mixture.
 
         The reward of the interval since the previous observation is computed for the mixture that was in force,
         added to the history, and the reward model is refit. Before `warmup_steps` the mixture is kept. `progress`
-        (0 to 1) drives the exploration schedule.
+        (0 to 1) drives the exploration schedule. `example_losses` (per entry, the losses of its held-out examples,
+        the same examples at every observation) is required by the standardised reward.
         """
         with _single_thread():
-            return self._observe(step, losses, progress)
+            return self._observe(step, losses, progress, example_losses)
+
+    def _rewards(self, losses: np.ndarray, examples: Optional[list[np.ndarray]]) -> tuple:
+        if self.config.reward == "paper":
+            return objective_rewards(self.last_losses, losses), None
+        return standardised_rewards(
+            self.last_example_losses, examples, self.config.reward_scale, self.config.reward_min_change
+        )
 
     def _normalised_history(self) -> tuple[np.ndarray, np.ndarray]:
         reference = self.states[0]
         return (normalise_losses(np.stack(self.states), reference), normalise_mixtures(np.stack(self.actions)))
 
-    def _observe(self, step: int, losses: Sequence[float], progress: float) -> PolicyDecision:
+    def _observe(self, step: int, losses: Sequence[float], progress: float, example_losses=None) -> PolicyDecision:
         losses = np.asarray(losses, dtype=np.float64)
         if losses.shape != (self.num_entries,) or not np.isfinite(losses).all():
             raise ValueError(f"Expected {self.num_entries} finite losses, got {losses}.")
+        examples = None
+        if self.config.reward == "standardised":
+            if example_losses is None or len(example_losses) != self.num_entries:
+                raise ValueError(
+                    f"The standardised reward needs `example_losses`: the held-out examples' losses of each of the "
+                    f"{self.num_entries} entries."
+                )
+            examples = [np.asarray(e, dtype=np.float64) for e in example_losses]
         decision = PolicyDecision(mixture=self.mixture.copy())
         if self.last_losses is not None:
-            rewards = objective_rewards(self.last_losses, losses)
+            rewards, decision.reward_z = self._rewards(losses, examples)
             self.states.append(self.last_losses)
             self.actions.append(self.mixture.copy())
             self.rewards.append(rewards)
@@ -223,7 +268,7 @@ class BirdiePolicy:
                 self.rewards,
                 self.config.update_iterations,
             )
-        self.last_losses = losses
+        self.last_losses, self.last_example_losses = losses, examples
         if step >= self.config.warmup_steps and decision.rewards is not None:
             floor = min(self.config.min_weight, 0.5 / self.num_entries)
             if self.rng.random() < self.config.exploration.rate(progress, self.decisions):
@@ -268,6 +313,7 @@ class BirdiePolicy:
                 "reward_model_loss": decision.reward_model_loss,
                 "predicted_reward": decision.predicted_reward,
                 "predicted_gain": decision.predicted_gain,
+                "reward_z": None if decision.reward_z is None else decision.reward_z.tolist(),
             }
         )
         return decision
@@ -287,6 +333,9 @@ class BirdiePolicy:
             "actions": [a.tolist() for a in self.actions],
             "rewards": [r.tolist() for r in self.rewards],
             "last_losses": None if self.last_losses is None else self.last_losses.tolist(),
+            "last_example_losses": None
+            if self.last_example_losses is None
+            else [e.tolist() for e in self.last_example_losses],
             "decisions": self.decisions,
             "trajectory": self.trajectory,
         }
@@ -306,5 +355,7 @@ class BirdiePolicy:
         self.actions = [np.asarray(a) for a in state["actions"]]
         self.rewards = [np.asarray(r) for r in state["rewards"]]
         self.last_losses = None if state["last_losses"] is None else np.asarray(state["last_losses"])
+        saved_examples = state.get("last_example_losses")
+        self.last_example_losses = None if saved_examples is None else [np.asarray(e) for e in saved_examples]
         self.decisions = int(state["decisions"])
         self.trajectory = list(state["trajectory"])
