@@ -116,10 +116,11 @@ class BirdieRewardCallback(TrainerCallback):
                 decision = self.policy.observe(state.global_step, losses, progress, example_losses)
                 top = sorted(zip(self.mixture.names, decision.mixture.tolist()), key=lambda x: -x[1])[:3]
                 logger.info(
-                    "Birdie step %d: %s mixture for the next interval, led by %s.",
+                    "Birdie step %d: %s mixture for the next interval, led by %s (%s).",
                     state.global_step,
                     decision.kind,
                     ", ".join(f"{name} {weight:.2f}" for name, weight in top),
+                    decision.reason,
                 )
             payload = _broadcast_from_main(
                 None
@@ -128,6 +129,7 @@ class BirdieRewardCallback(TrainerCallback):
                     "mixture": decision.mixture.tolist(),
                     "rewards": None if decision.rewards is None else decision.rewards.tolist(),
                     "kind": decision.kind,
+                    "reason": decision.reason,
                     "reward_model_loss": decision.reward_model_loss,
                     "predicted_reward": decision.predicted_reward,
                     "predicted_gain": decision.predicted_gain,
@@ -137,6 +139,7 @@ class BirdieRewardCallback(TrainerCallback):
             self.pending, self.pending_step = payload["mixture"], state.global_step
             record["next_mixture"] = dict(zip(self.mixture.names, payload["mixture"]))
             record["decision"] = payload["kind"]
+            record["reason"] = payload["reason"]
             for name, weight in zip(self.mixture.names, payload["mixture"]):
                 logs[f"next_mixture/{name}"] = weight
             if payload["rewards"] is not None:

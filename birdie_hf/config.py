@@ -111,6 +111,9 @@ class BirdieTrainingArguments(TrainingArguments):
         policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
             rate decays (cosine).
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
+        policy_exploration_blend (`float`, *optional*, defaults to `1.0`): share of an exploration draw in the
+            mixture it explores with, in (0, 1]: `1.0` (Birdie) replaces the mixture by the draw; `0.5` averages it
+            with the initial mixture, so no entry falls below half its initial share while exploring.
         policy_reward (`str`, *optional*, defaults to `"paper"`):
             `"paper"`: the Birdie paper's reward, `clip(-100 e tanh(e S ratio^3))` of each entry's mean held-out
             loss; designed for text losses of 2-4.5 nats, it reads the small relative changes of DNA losses (which
@@ -234,6 +237,9 @@ class BirdieTrainingArguments(TrainingArguments):
         default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
     )
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+    policy_exploration_blend: float = field(
+        default=1.0, metadata={"help": "Share of an exploration draw in the mixture (1: replace; 0.5: average)."}
+    )
     policy_reward: str = field(
         default="paper",
         metadata={"help": "paper (the Birdie paper's reward) or standardised (paired change in units of its noise).",
@@ -378,6 +384,7 @@ class BirdieTrainingArguments(TrainingArguments):
         "policy_exploration_final": (False, 0.0, 1.0, False),
         "policy_exploration_decay_fraction": (False, 0.0, 1.0, False),
         "policy_min_weight": (False, 0.0, 1.0, False),
+        "policy_exploration_blend": (False, 0.0, 1.0, False),
         "policy_reward_scale": (False, 0.0, None, True),
         "policy_reward_min_change": (False, 0.0, None, True),
     }
@@ -461,6 +468,7 @@ class BirdieTrainingArguments(TrainingArguments):
                 decay_fraction=self.policy_exploration_decay_fraction,
             ),
             min_weight=self.policy_min_weight,
+            exploration_blend=self.policy_exploration_blend,
             reward=self.policy_reward,
             reward_scale=self.policy_reward_scale,
             reward_min_change=self.policy_reward_min_change,

@@ -79,6 +79,7 @@ TRAJECTORY_NAME = "mixture_trajectory.json"
 POLICY_SPEC_FIELDS = (
     "policy_fixed_shares",
     "policy_reward",
+    "policy_exploration_blend",
     "policy_reward_scale",
     "policy_reward_min_change",
     "policy_validation_fraction",

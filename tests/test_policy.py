@@ -310,3 +310,24 @@ def test_policy_with_the_standardised_reward_needs_example_losses_and_resumes_wi
     np.testing.assert_array_equal(resumed.last_example_losses[0], examples[0])
     with pytest.raises(ValueError, match="reward must be one of"):
         PolicyConfig(reward="relative")
+
+
+def test_every_decision_says_why_and_blended_exploration_keeps_half_of_each_share():
+    config = PolicyConfig(
+        hidden_size=8, num_layers=1, update_iterations=5, num_candidates=64, exploration_blend=0.5, min_weight=0.0,
+        exploration=ExplorationSchedule(initial_rate=1.0, final_rate=1.0), warmup_steps=3,
+    )  # fmt: skip
+    policy = BirdiePolicy(["ntp", "a", "b", "c"], ["ntp", "a", "b", "c"], [1, 1, 1, 1], config)
+    reasons = [policy.observe(step, [2.0 - 0.01 * step] * 4, progress=step / 10).reason for step in range(1, 8)]
+    assert reasons[0].startswith("first evaluation") and reasons[1].startswith("warm-up until step 3")
+    for reason, record in zip(reasons[2:], policy.trajectory[2:]):
+        assert reason.startswith("explore: draw") and "blended 50%" in reason and record["reason"] == reason
+        assert min(record["mixture"]) >= 0.125 - 1e-12  # half of each initial quarter share, whatever the draws
+    config = PolicyConfig(hidden_size=8, num_layers=1, update_iterations=5, num_candidates=64, min_predicted_gain=9.0,
+                          exploration=ExplorationSchedule(initial_rate=0.0, final_rate=0.0, warmup_decisions=0))  # fmt: skip
+    policy = BirdiePolicy(["a", "b"], ["a", "b"], [1, 1], config)
+    policy.observe(1, [2.0, 2.0], 0.1)
+    decision = policy.observe(2, [1.9, 2.0], 0.2)
+    assert decision.kind == "prior" and "below the gate 9" in decision.reason
+    with pytest.raises(ValueError, match="exploration_blend"):
+        PolicyConfig(exploration_blend=0.0)

@@ -133,45 +133,53 @@ def _context(sequence: str, position: int, flank: int) -> Optional[str]:
 def coding_variants(
     sources: Sequence[GenomeSource], per_class: int = 500, flank: int = 256, seed: int = 0
 ) -> list[Site]:
-    """Up to `per_class` substitutions of each consequence, drawn uniformly from every possible substitution inside
-    the complete gene calls of `sources` (codons between the start and the stop codon, sense codons only), each with
-    `flank` bases of clean (A/C/G/T) context on both sides. The group of a variant is its gene."""
+    """`per_class` substitutions of each consequence, drawn uniformly from every possible substitution inside the
+    complete gene calls of `sources` (codons between the start and the stop codon, sense codons only, three
+    alternatives per base), each with `flank` bases of clean (A/C/G/T) context on both sides. The group of a variant
+    is its gene. Draws are made until every class is full (stop-gains, the rarest, are about 4% of substitutions).
+
+    Raises:
+        `ValueError`: the genes hold too few substitutions of some class (e.g. a tiny genome).
+    """
     rng = np.random.default_rng(seed)
-    candidates = {kind: [] for kind in CONSEQUENCES}
-    records = {}
+    genes = []  # (genome, record sequence, gene call, coding sequence)
     for source in sources:
-        records[source.name] = _records(source)
+        records = _records(source)
         for gene in iter_gene_calls(source.gff):
-            sequence = records[source.name].get(gene.seqid)
-            if gene.partial or sequence is None or gene.length % 3 or gene.end > len(sequence):
+            sequence = records.get(gene.seqid)
+            if gene.partial or sequence is None or gene.length % 3 or gene.length < 9 or gene.end > len(sequence):
                 continue
             coding = sequence[gene.start : gene.end]
-            if gene.strand < 0:
-                coding = reverse_complement(coding)
-            for codon_index in range(1, gene.length // 3 - 1):
-                codon = coding[3 * codon_index : 3 * codon_index + 3]
-                if codon not in GENETIC_CODE or GENETIC_CODE[codon] == "*":
-                    continue
-                for offset in range(3):
-                    index = 3 * codon_index + offset
-                    position = gene.start + index if gene.strand > 0 else gene.end - 1 - index
-                    for alt in BASES:
-                        if alt != codon[offset]:
-                            kind = substitution_consequence(codon, offset, alt)
-                            genome_alt = alt if gene.strand > 0 else reverse_complement(alt)
-                            gene_id = f"{source.name}:{gene.seqid}:{gene.start}-{gene.end}"
-                            candidates[kind].append((source.name, gene.seqid, position, genome_alt, gene_id))
-    variants = []
-    for kind in CONSEQUENCES:
-        items, drawn = candidates[kind], 0
-        for i in rng.permutation(len(items)):
-            if drawn == per_class:
-                break
-            genome, record, position, alt, gene_id = items[int(i)]
-            context = _context(records[genome][record], position, flank)
-            if context is not None:
-                variants.append(Site(genome, record, position, context, gene_id, alt, kind))
-                drawn += 1
+            genes.append((source.name, sequence, gene, coding if gene.strand > 0 else reverse_complement(coding)))
+    if not genes:
+        raise ValueError("no complete gene call in the zero-shot genomes.")
+    codons = np.array([gene.length // 3 - 2 for _, _, gene, _ in genes], dtype=np.float64)  # inner codons
+    counts, variants, seen = dict.fromkeys(CONSEQUENCES, 0), [], set()
+    for _ in range(200 * per_class * len(CONSEQUENCES)):
+        if min(counts.values()) >= per_class:
+            break
+        genome, sequence, gene, coding = genes[int(rng.choice(len(genes), p=codons / codons.sum()))]
+        codon_index = 1 + int(rng.integers(gene.length // 3 - 2))
+        offset, codon = int(rng.integers(3)), coding[3 * codon_index : 3 * codon_index + 3]
+        alt = BASES[(BASES.index(codon[offset]) + 1 + int(rng.integers(3))) % 4] if codon[offset] in BASES else None
+        if alt is None or codon not in GENETIC_CODE or GENETIC_CODE[codon] == "*":
+            continue
+        kind = substitution_consequence(codon, offset, alt)
+        index = 3 * codon_index + offset
+        position = gene.start + index if gene.strand > 0 else gene.end - 1 - index
+        key = (genome, gene.seqid, position, alt)
+        if counts[kind] >= per_class or key in seen:
+            continue
+        context = _context(sequence, position, flank)
+        if context is None:
+            continue
+        seen.add(key)
+        genome_alt = alt if gene.strand > 0 else reverse_complement(alt)
+        gene_id = f"{genome}:{gene.seqid}:{gene.start}-{gene.end}"
+        variants.append(Site(genome, gene.seqid, position, context, gene_id, genome_alt, kind))
+        counts[kind] += 1
+    if min(counts.values()) < per_class:
+        raise ValueError(f"found only {counts} of {per_class} substitutions per consequence in the zero-shot genes.")
     return variants
 
 

@@ -66,6 +66,10 @@ class PolicyConfig:
         exploration (`ExplorationSchedule`): when to explore instead of exploit.
         min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps in every chosen mixture, so no
             objective is forgotten entirely (capped at `0.5 / num_entries`).
+        exploration_blend (`float`, *optional*, defaults to `1.0`): how much of an exploration draw enters the
+            mixture: `1.0` replaces the mixture with the draw (Birdie: all weight on one or two objectives, which can
+            starve next-token prediction for a whole interval); `0.5` averages it with the initial mixture, so no
+            entry falls below half its initial share while exploring.
         reward (`str`, *optional*, defaults to `"paper"`): `"paper"`, the Birdie paper's
             `clip(-100 e tanh(e S ratio^3))` of each entry's mean loss ([`objective_rewards`]); or `"standardised"`,
             the paired change of each entry's held-out examples in units of its own standard error
@@ -95,6 +99,7 @@ class PolicyConfig:
     top_n: int = 8
     exploration: ExplorationSchedule = field(default_factory=ExplorationSchedule)
     min_weight: float = 0.01
+    exploration_blend: float = 1.0
     reward: str = "paper"
     reward_scale: float = 2.0
     reward_min_change: float = 1e-3
@@ -115,6 +120,8 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.min_predicted_gain must be >= 0, got {self.min_predicted_gain}.")
         if self.reward not in REWARDS:
             raise ValueError(f"PolicyConfig.reward must be one of {REWARDS}, got {self.reward!r}.")
+        if not 0.0 < self.exploration_blend <= 1.0:
+            raise ValueError(f"PolicyConfig.exploration_blend must be in (0, 1], got {self.exploration_blend}.")
         if not self.reward_scale > 0 or not self.reward_min_change > 0:
             raise ValueError("PolicyConfig.reward_scale and reward_min_change must be positive.")
         self.fixed_shares = {int(k): float(v) for k, v in self.fixed_shares.items()}
@@ -140,6 +147,7 @@ class PolicyDecision:
         predicted_reward (`float` or `None`): predicted total reward of the reward model's choice.
         predicted_gain (`float` or `None`): how much more total reward than the initial mixture it is predicted to
             earn.
+        reason (`str`): why this mixture, in words (exploration draw and rate, predicted gain and gate, warm-up).
         reward_z (`np.ndarray` or `None`): with the standardised reward, each entry's paired t statistic of the
             interval's loss change (above about 2: progress beyond the measurement's noise).
     """
@@ -151,6 +159,7 @@ class PolicyDecision:
     predicted_reward: Optional[float] = None
     predicted_gain: Optional[float] = None
     reward_z: Optional[np.ndarray] = None
+    reason: str = ""
 
     @property
     def explored(self) -> bool:
@@ -269,13 +278,22 @@ class BirdiePolicy:
                 self.config.update_iterations,
             )
         self.last_losses, self.last_example_losses = losses, examples
-        if step >= self.config.warmup_steps and decision.rewards is not None:
+        if decision.rewards is None:
+            decision.reason = "first evaluation: no interval to reward yet, the mixture is kept"
+        elif step < self.config.warmup_steps:
+            decision.reason = f"warm-up until step {self.config.warmup_steps}: the initial mixture is kept"
+        else:
             floor = min(self.config.min_weight, 0.5 / self.num_entries)
-            if self.rng.random() < self.config.exploration.rate(progress, self.decisions):
+            rate = self.config.exploration.rate(progress, self.decisions)
+            draw = self.rng.random()
+            if draw < rate:
                 decision.kind = "explore"
                 mixture = exploratory_mixture(self.rng, self.classes)
-                decision.mixture = with_fixed_shares(
-                    mixture * (1.0 - floor * self.num_entries) + floor, self.config.fixed_shares
+                blend = self.config.exploration_blend
+                mixture = blend * (mixture * (1.0 - floor * self.num_entries) + floor) + (1.0 - blend) * self.prior
+                decision.mixture = with_fixed_shares(mixture, self.config.fixed_shares)
+                decision.reason = f"explore: draw {draw:.2f} < exploration rate {rate:.2f}" + (
+                    f", a random mixture blended {blend:.0%} into the initial one" if blend < 1 else ""
                 )
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
@@ -293,10 +311,19 @@ class BirdiePolicy:
                     self.config.top_n,
                 )
                 decision.predicted_reward, decision.predicted_gain = choice.predicted_reward, choice.predicted_gain
-                if choice.predicted_gain >= self.config.min_predicted_gain:
+                gain, gate = choice.predicted_gain, self.config.min_predicted_gain
+                if gain >= gate:
                     decision.kind, decision.mixture = "reward_model", choice.mixture
+                    decision.reason = (
+                        f"reward model: the top {self.config.top_n} of {len(candidates)} candidates are predicted "
+                        f"{gain:+.3f} total reward over the initial mixture (gate {gate:g})"
+                    )
                 else:
                     decision.kind, decision.mixture = "prior", self.prior.copy()
+                    decision.reason = (
+                        f"initial mixture: the reward model's choice is predicted only {gain:+.3f} total reward over "
+                        f"it, below the gate {gate:g}"
+                    )
             self.decisions += 1
         self.mixture = normalize_weights(decision.mixture, self.entry_names)
         decision.mixture = self.mixture.copy()
@@ -310,6 +337,7 @@ class BirdiePolicy:
                 else float(total_reward(decision.rewards, self.classes)),
                 "mixture": self.mixture.tolist(),
                 "decision": decision.kind,
+                "reason": decision.reason,
                 "reward_model_loss": decision.reward_model_loss,
                 "predicted_reward": decision.predicted_reward,
                 "predicted_gain": decision.predicted_gain,
