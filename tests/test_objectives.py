@@ -198,3 +198,66 @@ def test_random_segmentation():
     assert lengths.sum() == 10 and (lengths >= 1).all() and len(lengths) == 4
     with pytest.raises(ValueError):
         random_segmentation(rng(), 3, 4)
+
+
+# -- span layouts ------------------------------------------------------------------------------------------------------
+def test_alternating_layouts_always_mask_one_end_and_interior_layouts_never_do():
+    from birdie_hf.objectives.spans import sample_noise_layout
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        alternating = sample_noise_layout(rng, 64, 0.15, 3.0, 128)
+        assert alternating.is_noise[0] != alternating.is_noise[-1]  # exactly one end masked
+        interior = sample_noise_layout(rng, 64, 0.15, 3.0, 128, "interior")
+        assert not interior.is_noise[0] and not interior.is_noise[-1]
+        assert (
+            interior.lengths[interior.is_noise].sum()
+            == round(0.15 * 64)
+            == alternating.lengths[alternating.is_noise].sum()
+        )
+        assert (interior.lengths > 0).all() and interior.lengths.sum() == 64
+
+
+def test_interior_span_count_is_one_plus_a_binomial_with_the_requested_mean():
+    """15% of 256 bases in spans of mean 3: 38 masked bases, m = 13 spans on average, counts 1 + Binomial(24, 1/2)."""
+    from math import comb
+
+    from birdie_hf.objectives.spans import sample_noise_layout, span_count_range
+
+    assert span_count_range(256, 0.15, 3.0, 128, "interior") == (38, 1, 25)
+    assert span_count_range(256, 0.15, 3.0, 128) == (38, 13, 13)
+    rng = np.random.default_rng(1)
+    counts = np.array([sample_noise_layout(rng, 256, 0.15, 3.0, 128, "interior").is_noise.sum() for _ in range(4000)])
+    assert counts.mean() == pytest.approx(13, abs=0.15) and counts.var() == pytest.approx(6.0, rel=0.15)
+    observed = np.bincount(counts, minlength=26)[13]
+    assert observed / 4000 == pytest.approx(comb(24, 12) / 2**24, abs=0.02)
+
+
+def test_a_single_span_lies_inside_the_window_with_both_flanks_known():
+    """5% of 256 bases in spans of mean 32: one span of 13 bases, at an end for the alternating layout, anywhere
+    inside for the interior one (as the single gaps of inference and variant scoring)."""
+    from birdie_hf.objectives.spans import sample_noise_layout
+
+    rng = np.random.default_rng(2)
+    starts = []
+    for _ in range(2000):
+        alternating = sample_noise_layout(rng, 256, 0.05, 32.0, 128)
+        noise = alternating.starts[alternating.is_noise]
+        assert len(noise) == 1 and noise[0] in (0, 256 - 13)
+        interior = sample_noise_layout(rng, 256, 0.05, 32.0, 128, "interior")
+        (start,) = interior.starts[interior.is_noise]
+        assert 1 <= start <= 256 - 13 - 1
+        starts.append(start)
+    # Uniform over the 242 interior positions: both halves about equally often.
+    assert np.mean(np.array(starts) < 128) == pytest.approx(0.5, abs=0.05)
+
+
+def test_infilling_with_interior_layouts_fits_its_declared_length(special):
+    objective = make(special, "infilling", corruption_rate=0.15, mean_span_length=3, span_layout="interior")
+    rng = np.random.default_rng(3)
+    tokens = rng.integers(4, 8, size=200)
+    lengths = [len(objective(tokens, rng).input_ids) for _ in range(300)]
+    assert max(lengths) <= objective.output_length(200)
+    assert len(set(lengths)) > 5  # the number of spans varies
+    with pytest.raises(ObjectiveConfigError, match="span_layout"):
+        make(special, "infilling", span_layout="middle")

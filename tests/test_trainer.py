@@ -662,4 +662,7 @@ def test_checkpoint_config_records_mixture_settings_and_window_length(tokenizer,
     assert (long["settings"]["mean_span_length"], long["settings"]["corruption_rate"]) == (16, 0.3)
     # Inference reads the gaps the checkpoint was trained on from the record, not from the default mixture.
     limits = infilling_limits(config, tokenizer)
-    assert sorted(limits.entries) == [(0.15, 3.0), (0.3, 16.0)]  # infilling_short's corruption rate is the default
+    assert sorted(limits.entries) == [
+        (0.15, 3.0, "alternating"),
+        (0.3, 16.0, "alternating"),
+    ]  # infilling_short's corruption rate is the default

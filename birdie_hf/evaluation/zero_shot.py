@@ -314,8 +314,8 @@ def _layout_view(
 ) -> tuple[str, list[tuple[int, int]], int]:
     """A window of `context` and the gaps of one layout drawn by the infilling entries, placed so that the centre of
     `context` is a masked base (drawn uniformly among the layout's masked bases); returns `(window, gaps, site)`."""
-    rate, span = entries[int(rng.integers(len(entries)))]
-    layout = sample_noise_layout(rng, window_length, rate, span, num_sentinels)
+    rate, span, *kind = entries[int(rng.integers(len(entries)))]
+    layout = sample_noise_layout(rng, window_length, rate, span, num_sentinels, *kind)
     gaps = [(int(s), int(s + n)) for s, n, noisy in zip(layout.starts, layout.lengths, layout.is_noise) if noisy]
     masked = np.concatenate([np.arange(start, end) for start, end in gaps])
     site = int(masked[rng.integers(masked.size)])

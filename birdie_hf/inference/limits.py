@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..objectives import DEFAULT_MIXTURE, InfillingConfig, ObjectiveSpec
-from ..objectives.spans import num_noise_spans, sample_noise_layout
+from ..objectives.spans import num_noise_spans, sample_noise_layout, span_count_range
 from ..tokenizer import sentinel_ids
 from .inputs import Gap, InfillingNotTrainedError, UntrainedGapsError
 
@@ -76,7 +76,7 @@ def require_infilling(model_or_config, what: str, strict: bool = True) -> None:
         )
 
 
-def _infilling_entries(mixture: Optional[Sequence]) -> list[tuple[float, float]]:
+def _infilling_entries(mixture: Optional[Sequence]) -> list[tuple[float, float, str]]:
     settings = []
     for entry in mixture:
         if isinstance(entry, dict) and "settings" in entry and isinstance(entry["settings"], dict):
@@ -85,7 +85,7 @@ def _infilling_entries(mixture: Optional[Sequence]) -> list[tuple[float, float]]
         if spec.objective != "infilling":
             continue
         config = InfillingConfig(**spec.settings)
-        settings.append((float(config.corruption_rate), float(config.mean_span_length)))
+        settings.append((float(config.corruption_rate), float(config.mean_span_length), config.span_layout))
     return settings
 
 
@@ -95,9 +95,9 @@ def _longest_gaps(entries: tuple, num_sentinels: int, length: int, quantile: flo
     tokens, among spans touching an end of the window and among spans inside it (0 when none is ever inside)."""
     rng = np.random.default_rng(0)
     edge, interior = [], []
-    for rate, mean_span in entries:
+    for rate, mean_span, span_layout in entries:
         for _ in range(_LAYOUT_DRAWS):
-            layout = sample_noise_layout(rng, length, rate, mean_span, num_sentinels)
+            layout = sample_noise_layout(rng, length, rate, mean_span, num_sentinels, span_layout)
             spans = layout.lengths[layout.is_noise]
             starts = layout.starts[layout.is_noise]
             inside = (starts > 0) & (starts + spans < length)
@@ -121,7 +121,8 @@ class InfillingLimits:
     `1 - quantile` of their examples), and, when the checkpoint records its window length, `n` at most that.
 
     Parameters:
-        entries (`tuple[tuple[float, float], ...]`): `(corruption_rate, mean_span_length)` of each infilling entry.
+        entries (`tuple[tuple[float, float, str], ...]`): `(corruption_rate, mean_span_length, span_layout)` of each
+            infilling entry.
         num_sentinels (`int`): sentinel tokens of the tokenizer (a hard cap on gaps).
         max_positions (`int`): the model's `max_position_embeddings` (a hard cap on example length).
         window_length (`int`, *optional*): the longest training window, from `config.birdie_window_length`.
@@ -142,22 +143,24 @@ class InfillingLimits:
     def max_gaps(self, length: int) -> int:
         """Most gaps an infilling entry makes in `length` bases."""
         return max(
-            num_noise_spans(self._length(length), rate, span, self.num_sentinels)[1] for rate, span in self.entries
+            span_count_range(self._length(length), rate, span, self.num_sentinels, layout)[2]
+            for rate, span, layout in self.entries
         )
 
     def max_masked(self, length: int) -> int:
         """Most masked bases an infilling entry makes in `length` bases."""
         return max(
-            num_noise_spans(self._length(length), rate, span, self.num_sentinels)[0] for rate, span in self.entries
+            num_noise_spans(self._length(length), rate, span, self.num_sentinels)[0] for rate, span, _ in self.entries
         )
 
     def max_gap_length(self, length: int, interior: bool = True) -> int:
         """Longest gap the infilling entries make in `length` bases in at least `1 - quantile` of their examples,
         among gaps inside the sequence (`interior=True`) or touching one of its ends (`False`).
 
-        The two differ: the objective alternates known and masked segments and starts with either, so one of the
-        window's ends is always masked, and a window with a single span (e.g. 15 % in spans of mean 32 on 256
-        bases) always has it at an end: such an entry never trains a gap inside the window."""
+        The two differ for the `"alternating"` layout: it alternates known and masked segments and starts with
+        either, so one of the window's ends is always masked, and a window with a single span (e.g. 15 % in spans of
+        mean 32 on 256 bases) always has it at an end: such an entry never trains a gap inside the window. The
+        `"interior"` layout keeps both ends known."""
         length = self._length(length)
         if length < 2:
             return 0
@@ -166,7 +169,7 @@ class InfillingLimits:
 
     @property
     def min_corruption_rate(self) -> float:
-        return min(rate for rate, _ in self.entries)
+        return min(rate for rate, _, _ in self.entries)
 
     def check(self, length: int, gaps: Sequence[Gap], name: str = "sequence", strict: bool = True) -> None:
         """Raise [`UntrainedGapsError`] if `gaps` in a sequence of `length` bases are not a layout the objective
@@ -223,7 +226,10 @@ class InfillingLimits:
                 )
 
     def _describe(self) -> str:
-        return ", ".join(f"{rate:g} of bases in spans of mean {span:g}" for rate, span in self.entries)
+        return ", ".join(
+            f"{rate:g} of bases in spans of mean {span:g}" + (", both ends known" if layout == "interior" else "")
+            for rate, span, layout in self.entries
+        )
 
 
 def infilling_limits(

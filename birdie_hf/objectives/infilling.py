@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Objective, ObjectiveExample
-from .spans import SpanCorruptionConfig, SpanLayout, num_noise_spans, sample_noise_layout
+from .spans import SpanCorruptionConfig, SpanLayout, sample_noise_layout, span_count_range
 
 
 @dataclass
@@ -28,16 +28,26 @@ class Infilling(Objective):
     unseen_target_fraction = 1.0
 
     def _num_spans(self, n: int) -> int:
-        return num_noise_spans(
-            n, self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
-        )[1]
+        """Most spans a layout makes on `n` tokens (an upper bound of the example length)."""
+        return span_count_range(
+            n,
+            self.config.corruption_rate,
+            self.config.mean_span_length,
+            len(self.special.sentinels),
+            self.config.span_layout,
+        )[2]
 
     def output_length(self, num_source_tokens: int) -> int:
         return num_source_tokens + 2 * self._num_spans(num_source_tokens) + 2
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
         layout = sample_noise_layout(
-            rng, len(tokens), self.config.corruption_rate, self.config.mean_span_length, len(self.special.sentinels)
+            rng,
+            len(tokens),
+            self.config.corruption_rate,
+            self.config.mean_span_length,
+            len(self.special.sentinels),
+            self.config.span_layout,
         )
         return self.example_from_layout(tokens, layout)
 
