@@ -7,7 +7,7 @@ import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 
-import birdie_hf.objectives.infilling as infilling_module
+import birdie_hf.objectives.spans as spans_module
 from birdie_hf import (
     BirdieTrainer,
     BirdieTrainingArguments,
@@ -65,8 +65,8 @@ def objective_gaps(rng, length, rate, span, num_sentinels=128):
 def test_infilling_input_matches_the_objective_token_by_token(tokenizer, monkeypatch, random_dna, gaps):
     tokens = ids_of(tokenizer, random_dna(20, seed=3))
     objective = infilling_objective(tokenizer)
-    # The objective draws its spans from `sample_noise_layout`; make it draw `gaps` and run its own transform.
-    monkeypatch.setattr(infilling_module, "sample_noise_layout", lambda rng, length, *args: gap_layout(gaps, length))
+    # The objective draws its spans with `spans.sample_noise_layout`; make it draw `gaps` and run its own transform.
+    monkeypatch.setattr(spans_module, "sample_noise_layout", lambda rng, length, *args: gap_layout(gaps, length))
     trained = objective(tokens, np.random.default_rng(0))
     built = infilling_example(tokens, gaps, objective)
     np.testing.assert_array_equal(built.input_ids, trained.input_ids)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Objective, ObjectiveExample
-from .spans import SpanCorruptionConfig, sample_noise_layout, span_count_range
+from .spans import SpanCorruptionConfig
 
 
 @dataclass
@@ -39,24 +39,11 @@ class Autoencoding(Objective):
         return float(self.config.corruption_rate)
 
     def output_length(self, num_source_tokens: int) -> int:
-        num_noise, _, num_spans = span_count_range(
-            num_source_tokens,
-            self.config.corruption_rate,
-            self.config.mean_span_length,
-            len(self.special.sentinels),
-            self.config.span_layout,
-        )
+        num_noise, _, num_spans = self.config.span_counts(num_source_tokens, len(self.special.sentinels))
         return 1 + (num_source_tokens - num_noise + num_spans) + num_source_tokens + 1
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
-        layout = sample_noise_layout(
-            rng,
-            len(tokens),
-            self.config.corruption_rate,
-            self.config.mean_span_length,
-            len(self.special.sentinels),
-            self.config.span_layout,
-        )
+        layout = self.config.draw_layout(rng, len(tokens), len(self.special.sentinels))
         segments = layout.segments(tokens)
         noisy = layout.is_noise.tolist()
         clean_slots = [i for i, is_noise in enumerate(noisy) if not is_noise]

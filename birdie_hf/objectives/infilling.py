@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Objective, ObjectiveExample
-from .spans import SpanCorruptionConfig, SpanLayout, sample_noise_layout, span_count_range
+from .spans import SpanCorruptionConfig, SpanLayout
 
 
 @dataclass
@@ -29,27 +29,13 @@ class Infilling(Objective):
 
     def _num_spans(self, n: int) -> int:
         """Most spans a layout makes on `n` tokens (an upper bound of the example length)."""
-        return span_count_range(
-            n,
-            self.config.corruption_rate,
-            self.config.mean_span_length,
-            len(self.special.sentinels),
-            self.config.span_layout,
-        )[2]
+        return self.config.span_counts(n, len(self.special.sentinels))[2]
 
     def output_length(self, num_source_tokens: int) -> int:
         return num_source_tokens + 2 * self._num_spans(num_source_tokens) + 2
 
     def __call__(self, tokens: np.ndarray, rng: np.random.Generator) -> ObjectiveExample:
-        layout = sample_noise_layout(
-            rng,
-            len(tokens),
-            self.config.corruption_rate,
-            self.config.mean_span_length,
-            len(self.special.sentinels),
-            self.config.span_layout,
-        )
-        return self.example_from_layout(tokens, layout)
+        return self.example_from_layout(tokens, self.config.draw_layout(rng, len(tokens), len(self.special.sentinels)))
 
     def example_from_layout(self, tokens: np.ndarray, layout: SpanLayout) -> ObjectiveExample:
         """The example of `tokens` with `layout`'s noise segments as the spans (deterministic; `__call__` draws the

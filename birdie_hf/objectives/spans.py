@@ -148,3 +148,13 @@ class SpanCorruptionConfig(ObjectiveConfig):
         self._check_positive("mean_span_length", self.mean_span_length)
         if self.span_layout not in SPAN_LAYOUTS:
             raise ObjectiveConfigError(f"`span_layout` must be one of {SPAN_LAYOUTS}, got {self.span_layout!r}.")
+
+    def span_counts(self, length: int, max_spans: int) -> tuple[int, int, int]:
+        """[`span_count_range`] of these settings on `length` tokens with `max_spans` sentinels."""
+        return span_count_range(length, self.corruption_rate, self.mean_span_length, max_spans, self.span_layout)
+
+    def draw_layout(self, rng: np.random.Generator, length: int, max_spans: int) -> SpanLayout:
+        """[`sample_noise_layout`] with these settings on `length` tokens with `max_spans` sentinels."""
+        return sample_noise_layout(
+            rng, length, self.corruption_rate, self.mean_span_length, max_spans, self.span_layout
+        )
