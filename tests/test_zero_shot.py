@@ -73,6 +73,8 @@ def test_substitution_types_are_collapsed_over_strands():
     assert site.ref == "G" and site.substitution == "C>T"
     assert Site("g", "r", 0, "AACAA", "x", alt="T").substitution == "C>T"
     assert Site("g", "r", 0, "AAAAA", "x", alt="C").substitution == "T>G"
+    assert Site("g", "r", 0, "ACGTA", "x", alt="A").trinucleotide == "A[C>T]G"  # G>A in CGT read on the - strand
+    assert Site("g", "r", 0, "AACTA", "x", alt="G").trinucleotide == "A[C>G]T"
 
 
 def test_stratified_auroc_by_hand():
@@ -213,8 +215,9 @@ def test_zero_shot_run_has_controls_composition_intervals_and_decisions(tmp_path
     arms = [Arm("birdie", "0", infilling_model, tokenizer, source="tiny")]
     results = run_zero_shot(arms, [source], [source.fasta], config, show_progress=False)
     assert set(results["tasks"]) == {
-        "stop_gain_vs_synonymous", "stop_gain_vs_synonymous (unstratified)",
-        "missense_vs_synonymous", "missense_vs_synonymous (unstratified)", "masked_base_nll",
+        "stop_gain_vs_synonymous", "stop_gain_vs_synonymous (trinucleotide)", "stop_gain_vs_synonymous (unstratified)",
+        "missense_vs_synonymous", "missense_vs_synonymous (trinucleotide)", "missense_vs_synonymous (unstratified)",
+        "masked_base_nll",
     }  # fmt: skip
     variants = results["tasks"]["stop_gain_vs_synonymous"]
     rows = {(r["readout"], r["reading"]) for r in variants["rows"]}

@@ -9,8 +9,9 @@ calls):
   log-likelihood ratio `LLR = log p(alt) - log p(ref)`; `-LLR` should rank damaging changes above synonymous ones.
   Reported as AUROC of stop-gain vs synonymous and missense vs synonymous, **stratified by substitution type** (the
   six strand-collapsed types `C>A, C>G, C>T, T>A, T>C, T>G`: only pairs of one type are compared), so a reader that
-  only knows which bases are rare scores 0.5; the unstratified AUROC is reported beside it (86% of stop-gain alternate
-  alleles are A/T, so composition alone separates the classes).
+  only knows which bases are rare scores 0.5; beside it, stratified by trinucleotide context (the type with its two
+  neighbours, 96 classes: a reader of local context alone scores 0.5, as stop-gains need particular neighbours) and
+  unstratified (86% of stop-gain alternate alleles are A/T, so composition alone separates the classes).
 - **Masked-base NLL**: random held-out sites, `-log p(ref)` in nats.
 
 Every site is read on **both strands** (the reverse complement of its context with complemented alleles) and the two
@@ -110,6 +111,15 @@ class Site:
         if ref in "AG":
             ref, alt = reverse_complement(ref), reverse_complement(alt)
         return f"{ref}>{alt}"
+
+    @property
+    def trinucleotide(self) -> str:
+        """The strand-collapsed substitution with its neighbouring bases, e.g. `A[C>T]G` (96 classes)."""
+        left, ref, right = self.context[self.flank - 1 : self.flank + 2]
+        alt = self.alt
+        if ref in "AG":
+            left, ref, right, alt = (reverse_complement(b) for b in (right, ref, left, alt))
+        return f"{left}[{ref}>{alt}]{right}"
 
 
 def substitution_consequence(codon: str, offset: int, alt: str) -> str:
@@ -451,7 +461,7 @@ def _readout_metrics(variants: bool) -> dict[str, dict]:
     return {
         f"{kind}_vs_synonymous{suffix}": {"label": "AUROC", "higher_is_better": True, "kind": kind, "strata": strata}
         for kind in ("stop_gain", "missense")
-        for suffix, strata in (("", True), (" (unstratified)", False))
+        for suffix, strata in (("", "substitution"), (" (trinucleotide)", "trinucleotide"), (" (unstratified)", None))
     }
 
 
@@ -461,7 +471,7 @@ def _score_metric(spec: dict, scores: np.ndarray, sites: Sequence[Site], weights
         full = float(np.mean(scores))
         return full, (weights @ scores) / weights.sum(1)
     kinds = np.array([s.consequence for s in sites])
-    strata = np.array([s.substitution for s in sites]) if spec["strata"] else np.zeros(len(sites), dtype=int)
+    strata = np.array([getattr(s, spec["strata"]) for s in sites]) if spec["strata"] else np.zeros(len(sites), int)
     pos, neg = kinds == spec["kind"], kinds == "synonymous"
     damage = -scores  # a lower likelihood ratio should mean a more damaging change
     full = stratified_auroc(damage[pos], damage[neg], strata[pos], strata[neg])[0]
