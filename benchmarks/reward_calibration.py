@@ -75,8 +75,8 @@ def interval_rows(label: str, trajectory: dict) -> list[dict]:
 
 def summarise(rows: list[dict]) -> list[str]:
     lines = [
-        "| run | objective | intervals | mean change (nats) | paper reward: median, share > 0.05 | "
-        "standardised reward: median | share with z > 2 |",
+        "| run | objective | intervals | mean change (nats) | paper reward: median, share with abs > 0.05 | "
+        "standardised reward: median abs | share with abs(z) > 2 (z > 2) |",
         "|---|---|---|---|---|---|---|",
     ]
     groups = {}
@@ -88,8 +88,12 @@ def summarise(rows: list[dict]) -> list[str]:
         zs = np.array([r["z"] for r in group if r["z"] is not None], dtype=float)
         lines.append(
             f"| {run} | {objective} | {len(group)} | {np.mean([r['change'] for r in group]):+.4f} | "
-            f"{np.median(paper):+.4f}, {np.mean(paper > 0.05):.0%} | "
-            + (f"{np.median(received):+.3f} | {np.mean(zs > 2):.0%} |" if received else "n/a | n/a |")
+            f"{np.median(paper):+.4f}, {np.mean(np.abs(paper) > 0.05):.0%} | "
+            + (
+                f"{np.median(np.abs(received)):.3f} | {np.mean(np.abs(zs) > 2):.0%} ({np.mean(zs > 2):.0%}) |"
+                if received
+                else "n/a | n/a |"
+            )
         )
     return lines
 
