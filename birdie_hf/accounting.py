@@ -4,9 +4,10 @@ The mixture is a distribution over *examples*, but objectives make examples of d
 `2 n + 2` tokens for `n` bases, next-token prediction `n + 1`) and ask for different things (copying's targets are
 visible in its input, next-token prediction's never are). So the sampling weights say little about where compute
 goes. [`BirdieTrainer`] logs, per entry and logging interval, the tokens through the model (`tokens/<entry>`:
-context and targets, padding excluded) and the loss-bearing targets (`targets/<entry>`); the functions here add them
-up from `trainer.state.log_history` (which a resumed run keeps) and estimate the targets that predict a base absent
-from the input (*unseen-base targets*: targets times the objective's `unseen_target_fraction`).
+context and targets, padding excluded) and the loss-bearing targets that are bases (`targets/<entry>`: A, C, G or T;
+not sentinels, prompts or end tokens); the functions here add them up from `trainer.state.log_history` (which a
+resumed run keeps) and estimate the targets that predict a base absent from the input (*unseen-base targets*: base
+targets times the objective's `unseen_target_fraction`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def compute_accounting(
     """Totals and shares per entry from the training logs.
 
     Args:
-        log_history: `trainer.state.log_history` (logs with `tokens/<entry>` and `targets/<entry>` keys).
+        log_history: `trainer.state.log_history` (logs with `tokens/<entry>` and `targets/<entry>` keys; the base
+            targets).
         entry_names: the mixture's entries.
         unseen_fractions: per entry, the objective's `unseen_target_fraction` (`None`: unknown, left out of the
             unseen-base totals).

@@ -474,10 +474,31 @@ def run_spec_differences(saved: dict[str, Any], current: dict[str, Any]) -> list
     return differences
 
 
+#: Settings recorded in run specs since 2026-12-04 (second change), with the value that reproduces what older
+#: checkpoints did: a checkpoint without the key compares as that value.
+SETTINGS_ADDED_LATER = {
+    "span_layout": "alternating",
+    "example_length": None,
+    "policy_fixed_shares": None,
+    "policy_reward": "paper",
+    "policy_reward_scale": 2.0,
+    "policy_reward_min_change": 1e-3,
+    "policy_exploration_blend": 1.0,
+}
+#: Settings recorded since then whose older value is unknown: not compared when a checkpoint lacks them.
+UNRECORDED_BEFORE = ("per_device_eval_batch_size",)
+
+
 def _changed(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`{key: (saved value, current value)}` for the keys whose values differ (a missing key reads as `None`)."""
-    keys = list(saved) + [key for key in current if key not in saved]
-    return {key: (saved.get(key), current.get(key)) for key in keys if saved.get(key) != current.get(key)}
+    """`{key: (saved value, current value)}` for the keys whose values differ. A key the saved spec lacks reads as
+    its [`SETTINGS_ADDED_LATER`] value (else `None`), or is skipped when it is in [`UNRECORDED_BEFORE`]."""
+    keys = list(saved) + [key for key in current if key not in saved and key not in UNRECORDED_BEFORE]
+    changed = {}
+    for key in keys:
+        was = saved[key] if key in saved else SETTINGS_ADDED_LATER.get(key)
+        if was != current.get(key):
+            changed[key] = (was, current.get(key))
+    return changed
 
 
 def _plain(value: Any, where: str) -> Any:

@@ -361,7 +361,7 @@ def parse_args_with_config(
     _escape_percent_signs_in_help(parser)
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
-    given = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}  # --max-tokens too
     if path is not None:
         config = load_config_file(path, parser.dataclass_types)
         merged.update(config)

@@ -87,6 +87,8 @@ def resolve_fixed_shares(items: Sequence[str], entries: Sequence[str], objective
                 raise ValueError(f"fixed share {item!r}: entry {entries[index]!r} already has a fixed share.")
             fixed[index] = share / len(chosen)
     total = sum(fixed.values())
+    if len(fixed) == len(entries) and fixed and abs(total - 1.0) > 1e-9:
+        raise ValueError(f"every entry has a fixed share, so the shares must add up to 1, not {total:g}.")
     if fixed and (total > 1.0 + 1e-9 or (total >= 1.0 - 1e-9 and len(fixed) < len(entries))):
         raise ValueError(
             f"fixed shares add up to {total:g}: they must leave a share above 0 to the {len(entries) - len(fixed)} "

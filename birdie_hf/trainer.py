@@ -80,6 +80,7 @@ POLICY_SPEC_FIELDS = (
     "policy_fixed_shares",
     "policy_reward",
     "policy_exploration_blend",
+    "per_device_eval_batch_size",  # batches the held-out examples the standardised reward pairs
     "policy_reward_scale",
     "policy_reward_min_change",
     "policy_validation_fraction",
@@ -241,7 +242,9 @@ class BirdieTrainer(Trainer):
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
-        self._entry_tokens = torch.zeros(num_entries, dtype=torch.float64)  # model tokens per entry since last log
+        # Per entry since the last log: tokens through the model, and targets that are bases (compute accounting).
+        self._entry_counts = torch.zeros(2, num_entries, dtype=torch.float64)
+        self._base_ids = torch.tensor(data_collator.tokenizer.convert_tokens_to_ids(list("ACGT")))
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
@@ -352,8 +355,11 @@ class BirdieTrainer(Trainer):
             with torch.no_grad():
                 every = inputs["objective_ids"][inputs["objective_ids"] >= 0]
                 self._model_tokens = self._model_tokens + int(every.numel())
-                self._entry_tokens = self._entry_tokens.to(every.device)
-                self._entry_tokens.index_add_(0, every, torch.ones_like(every, dtype=torch.float64))
+                self._entry_counts = self._entry_counts.to(every.device)
+                self._entry_counts[0].index_add_(0, every, torch.ones_like(every, dtype=torch.float64))
+                bases = valid & torch.isin(inputs["labels"][:, 1:], self._base_ids.to(every.device))
+                entries = objective_ids[bases]
+                self._entry_counts[1].index_add_(0, entries, torch.ones_like(entries, dtype=torch.float64))
                 ids = objective_ids[valid]
                 self._objective_sums = self._objective_sums.to(losses.device)
                 self._objective_counts = self._objective_counts.to(losses.device)
@@ -371,21 +377,21 @@ class BirdieTrainer(Trainer):
             self.state.num_input_tokens_seen += int(tokens)
             self._model_tokens = 0
             logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
+            # Compute accounting (birdie_hf.accounting), with every training log and the final one, so nothing is
+            # left uncounted: tokens through the model and targets that are bases, per entry.
+            counts = self.accelerator.reduce(self._entry_counts.to(self.args.device), reduction="sum")
+            for name, (used, bases) in zip(self.data_collator.objective_names, counts.T.tolist()):
+                if used > 0:
+                    logs[f"tokens/{name}"], logs[f"targets/{name}"] = int(used), int(bases)
+            self._entry_counts.zero_()
         if training and "loss" in logs:
             sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
             counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
-            tokens = self.accelerator.reduce(self._entry_tokens.to(self.args.device), reduction="sum")
-            for name, total, count, used in zip(
-                self.data_collator.objective_names, sums.tolist(), counts.tolist(), tokens.tolist()
-            ):
+            for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist()):
                 if count > 0:
                     logs[f"loss/{name}"] = total / count
-                    # Compute accounting (birdie_hf.accounting): tokens through the model and loss-bearing targets.
-                    logs[f"tokens/{name}"] = int(used)
-                    logs[f"targets/{name}"] = int(count)
             self._objective_sums.zero_()
             self._objective_counts.zero_()
-            self._entry_tokens.zero_()
             mixture = self.data_collator.mixture.as_dict()
             if mixture != self._last_logged_mixture:  # log the active mixture when it changes, not every time
                 for name, weight in mixture.items():

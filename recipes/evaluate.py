@@ -251,22 +251,30 @@ def main(args):
     if probes:
         start = time.perf_counter()
         results = run_probe_suite(arms, tasks, config, baseline=args.baseline, finetune=finetune)
-        report(results, write_results(results, args.output_dir), checkpoints, args.pretraining_corpus, start)
+        record_inputs(results, checkpoints, args.pretraining_corpus, start)
+        report(results, write_results(results, args.output_dir))
     if sources is not None:
         corpus = list(args.pretraining_corpus) or [default_genome_path()]
         start = time.perf_counter()
-        zero_shot = run_zero_shot(arms, sources, corpus, zero_shot_config, baseline=args.baseline)
-        report(zero_shot, write_zero_shot_results(zero_shot, args.output_dir), checkpoints, corpus, start)
-        results = results or zero_shot
-        results["zero_shot"] = zero_shot
+        try:
+            zero_shot = run_zero_shot(arms, sources, corpus, zero_shot_config, baseline=args.baseline)
+        except ValueError as error:  # too few variants or sites in the genomes given
+            raise RecipeError(f"zero-shot read-out: {error}") from None
+        record_inputs(zero_shot, checkpoints, corpus, start)
+        report(zero_shot, write_zero_shot_results(zero_shot, args.output_dir))
+        results = {**results, "zero_shot": zero_shot} if results else zero_shot
     return results
 
 
-def report(results: dict, paths: dict, checkpoints: dict, corpus: list, start: float) -> None:
-    """Record the run's inputs and time in `results` and print the markdown with where it was written."""
+def record_inputs(results: dict, checkpoints: dict, corpus: list, start: float) -> None:
+    """Record in `results`, before it is written, what it was run on and how long it took."""
     results["checkpoints"] = checkpoints
     results["pretraining_corpus"] = [os.path.basename(p) for p in corpus]
     results["seconds"] = round(time.perf_counter() - start, 1)
+
+
+def report(results: dict, paths: dict) -> None:
+    """Print the markdown written to `paths` and where it went."""
     print(open(paths["markdown"], encoding="utf-8").read())
     print(f"Wrote {paths['markdown']}, {paths['json']} and {paths['plot']} ({results['seconds']:.0f} s).")
 

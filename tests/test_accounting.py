@@ -1,6 +1,7 @@
 """Compute accounting: tokens through the model and unseen-base targets per objective."""
 
 import pytest
+import torch
 from testing_utils import make_trainer
 
 from birdie_hf.accounting import accounting_by_objective, accounting_markdown, compute_accounting, plot_compute
@@ -29,7 +30,8 @@ def test_accounting_adds_the_logged_counts_by_hand():
 
 
 def test_a_run_logs_its_compute_per_entry_and_records_it(tokenizer, genome, tmp_path):
-    trainer = make_trainer(tokenizer, genome, tmp_path, policy="static", max_steps=6)
+    # 7 steps, logs every 2: the last step is counted by the final log.
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy="static", max_steps=7)
     trainer.train()
     names = trainer.data_collator.objective_names
     logged = [logs for logs in trainer.state.log_history if any(k.startswith("tokens/") for k in logs)]
@@ -44,7 +46,23 @@ def test_a_run_logs_its_compute_per_entry_and_records_it(tokenizer, genome, tmp_
     assert compute["entries"]["copying"]["unseen_base_targets"] == 0.0
     ntp = compute["entries"]["next_token_prediction"]
     assert ntp["unseen_base_targets"] == ntp["targets"] > 0
+    assert compute["entries"]["copying"]["targets"] > 0
     path = plot_compute(
         trainer.state.log_history, names, trainer.data_collator.reward_classes, str(tmp_path / "c.png")
     )
     assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_only_targets_that_are_bases_are_counted(tokenizer, genome, tmp_path):
+    """Infilling's targets hold a sentinel per span and an end token besides the masked bases: those are counted as
+    tokens through the model but not as base targets."""
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy="static")
+    entry = trainer.data_collator.objective_names.index("infilling_short")
+    batch = trainer.data_collator.collate_with_objectives([genome["train"][i] for i in range(4)], [entry] * 4)
+    labels = batch["labels"][:, 1:]
+    bases = torch.isin(labels, torch.tensor(tokenizer.convert_tokens_to_ids(list("ACGT"))))
+    assert 0 < int(bases.sum()) < int((labels != -100).sum())
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, batch)
+    counts = trainer._entry_counts
+    assert counts[1, entry] == int(bases.sum()) and counts[0, entry] == int((batch["objective_ids"] >= 0).sum())

@@ -131,6 +131,8 @@ def test_pretrain_token_budget_replaces_the_recipe_step_default(pretrain, tmp_pa
     assert training_args.max_steps == 200
     with pytest.raises(ValueError, match="Give `max_steps`"):  # both given by the user: refused
         pretrain.parse_args(out + ["--max_tokens", "208000", "--max_steps", "5"])
+    _, training_args = pretrain.parse_args(out + ["--max-tokens", "208000"])  # the dashed spelling too
+    assert training_args.max_steps == 100
 
 
 @pytest.mark.parametrize(

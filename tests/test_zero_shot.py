@@ -261,7 +261,7 @@ def test_evaluate_recipe_runs_the_zero_shot_readout(tmp_path, tokenizer, infilli
     source = synthetic_genome(tmp_path, genes=30, gene_length=300, gap=200)
     recipe = load_recipe("evaluate")
     out = tmp_path / "out"
-    recipe.main(
+    results = recipe.main(
         recipe.parse_args(
             ["--checkpoints", f"tiny={tmp_path / 'ckpt'}", "--readouts", "zero_shot", "--zero_shot_genomes",
              f"syn={source.fasta},{source.gff}", "--zero_shot_variants_per_class", "20", "--zero_shot_sites", "30",
@@ -270,4 +270,8 @@ def test_evaluate_recipe_runs_the_zero_shot_readout(tmp_path, tokenizer, infilli
     )  # fmt: skip
     assert (out / "zero_shot.md").read_text().startswith("### stop_gain_vs_synonymous")
     assert not (out / "probe_results.md").exists()
+    written = json.loads((out / "zero_shot.json").read_text())  # what it ran on is in the file, not only returned
+    assert written["checkpoints"] == {"tiny": str(tmp_path / "ckpt")} and written["pretraining_corpus"] == ["g0.fa"]
+    assert written["tasks"]["masked_base_nll"]["window_length"] == 65  # odd: centred on both strands
     assert "AUROC [95% CI]" in capsys.readouterr().out
+    json.dumps(results)  # the returned results are plain data, not a dict that holds itself

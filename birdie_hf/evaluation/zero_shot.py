@@ -177,14 +177,14 @@ def coding_variants(
         kind = substitution_consequence(codon, offset, alt)
         index = 3 * codon_index + offset
         position = gene.start + index if gene.strand > 0 else gene.end - 1 - index
-        key = (genome, gene.seqid, position, alt)
+        genome_alt = alt if gene.strand > 0 else reverse_complement(alt)
+        key = (genome, gene.seqid, position, genome_alt)  # one genomic change, even where genes overlap
         if counts[kind] >= per_class or key in seen:
             continue
         context = _context(sequence, position, flank)
         if context is None:
             continue
         seen.add(key)
-        genome_alt = alt if gene.strand > 0 else reverse_complement(alt)
         gene_id = f"{genome}:{gene.seqid}:{gene.start}-{gene.end}"
         variants.append(Site(genome, gene.seqid, position, context, gene_id, genome_alt, kind))
         counts[kind] += 1
@@ -358,6 +358,7 @@ def checkpoint_scores(
             reverse_complement_average=True,
             window_length=window_length,
             batch_size=batch_size,
+            strict=False,  # a centred gap may be off the training layouts: that is what this reading measures
             disable_tqdm=True,
         )
         for reading, key in ((SINGLE_GAP, "bidirectional_llr"), (CAUSAL_SITE, "causal_site_llr")):
@@ -370,7 +371,7 @@ def checkpoint_scores(
         windows = [_window(c, len(c) // 2, window_length, centre) for c, _, _ in views]
         log_probs = gap_log_probs(
             model, tokenizer, windows, [[(centre, centre + 1)]] * len(windows), batch_size=batch_size,
-            disable_tqdm=True,
+            strict=False, disable_tqdm=True,
         )  # fmt: skip
         out[SINGLE_GAP] = _strand_mean([-lp[0, _INDEX[ref]] for lp, (_, ref, _) in zip(log_probs, views)])
     if not variants and CAUSAL_SITE in readings:
@@ -426,7 +427,8 @@ class ZeroShotConfig:
     """Parameters:
     variants_per_class (`int`, defaults to `500`): substitutions of each consequence.
     sites (`int`, defaults to `1500`): masked-base NLL sites.
-    window_length (`int`, *optional*): bases read around a site; defaults to the checkpoints' training window.
+    window_length (`int`, *optional*): bases read around a site; defaults to the checkpoints' training window; an
+        even length is read one base shorter, so that the site is centred on both strands.
     readings (`tuple`): model readings (see the module docstring).
     markov_orders (`tuple`, defaults to `(2, 5)`): orders of the bidirectional Markov readers.
     batch_size (`int`, defaults to `32`).
@@ -492,7 +494,7 @@ def evaluate_zero_shot(
     """Score `sites` with every arm (pre-trained and controls) and the classical readers; returns one result per
     metric, shaped as the probe instrument's task results (`sizes`, `rows`, `differences`) plus `metric`."""
     variants = sites[0].alt is not None
-    window_length = config.window_length or _window_length(arms)
+    window_length = _window_length(arms, config.window_length)
     bootstrap = GroupBootstrap([s.group for s in sites], n_resamples=config.n_resamples, seed=config.seed)
     weights = bootstrap.weights[:, bootstrap.group_index].astype(np.float64)
     scored = []  # (readout, reading, seed, kind, scores)
@@ -535,9 +537,12 @@ def evaluate_zero_shot(
     return results
 
 
-def _window_length(arms: Sequence[Arm]) -> int:
+def _window_length(arms: Sequence[Arm], requested: Optional[int] = None) -> int:
+    """The bases read around a site: `requested`, else the checkpoints' training window (256 if unrecorded), made
+    odd (one base less) so that the site is centred on both strands."""
     recorded = getattr(arms[0].model.config, "birdie_window_length", None)
-    return int(recorded) if recorded else 256
+    length = int(requested or recorded or 256)
+    return length if length % 2 else length - 1
 
 
 def run_zero_shot(
@@ -565,7 +570,7 @@ def run_zero_shot(
         raise ValueError("no checkpoints to evaluate.")
     check_arm_names(arms, config.random_init_seeds, baseline)
     everything = list(arms) + control_arms(arms, config.random_init_seeds)
-    window_length = config.window_length or _window_length(arms)
+    window_length = _window_length(arms, config.window_length)
     flank = window_length
     corpus_log_probs = corpus_composition(corpus)
 

@@ -161,9 +161,10 @@ class Objective:
     #: next-token prediction). Fine-tuning with `attention="auto"` reads a checkpoint bidirectionally when any
     #: objective it was trained with sets this.
     reads_prefix: ClassVar[bool] = True
-    #: Share of the example's targets that predict bases the model cannot read in its input: `1.0` for next-token
-    #: prediction, prefix LM and infilling, `0.0` for objectives that copy their input (copying, deshuffling,
-    #: selective copying); `None` when unknown. Read by the compute accounting ([`birdie_hf.accounting`]).
+    #: Share of the example's base targets (A, C, G, T labels; not sentinels or end tokens) that the model cannot read
+    #: in its input: `1.0` for next-token prediction, prefix LM and infilling, `0.0` for objectives that copy their
+    #: input (copying, deshuffling, selective copying); `None` when unknown. Read by the compute accounting
+    #: ([`birdie_hf.accounting`]).
     unseen_target_fraction: ClassVar[Optional[float]] = None
 
     def __init__(self, config: ObjectiveConfig, special: SpecialTokenIds):

@@ -289,9 +289,11 @@ class BirdiePolicy:
             if draw < rate:
                 decision.kind = "explore"
                 mixture = exploratory_mixture(self.rng, self.classes)
-                blend = self.config.exploration_blend
-                mixture = blend * (mixture * (1.0 - floor * self.num_entries) + floor) + (1.0 - blend) * self.prior
-                decision.mixture = with_fixed_shares(mixture, self.config.fixed_shares)
+                mixture = with_fixed_shares(
+                    mixture * (1.0 - floor * self.num_entries) + floor, self.config.fixed_shares
+                )
+                blend = self.config.exploration_blend  # the prior keeps the fixed shares: so does the blend
+                decision.mixture = blend * mixture + (1.0 - blend) * self.prior
                 decision.reason = f"explore: draw {draw:.2f} < exploration rate {rate:.2f}" + (
                     f", a random mixture blended {blend:.0%} into the initial one" if blend < 1 else ""
                 )

@@ -68,8 +68,9 @@ def standardised_rewards(
     (positive when the loss fell), `se = std(d) / sqrt(n)` its paired standard error and `z = mean(d) / se`. The
     reward is `tanh(mean(d) / max(scale * se, min_change))`: an improvement of `scale` standard errors earns
     `tanh(1) = 0.76` whatever the loss's scale, so next-token prediction's steady hundredths of a nat on DNA (whose
-    relative changes the paper's cubed ratio reads as ~0) register, noise reads as about 0, and a change smaller than
-    `min_change` nats (e.g. a copying task already solved) earns little however consistent it is.
+    relative changes the paper's cubed ratio reads as ~0) register, and noise reads as about 0. However consistent a
+    change is, it earns at most `tanh(change / min_change)`: `tanh(1) = 0.76` for a change of `min_change` nats and
+    proportionally less below it (e.g. a copying task already solved).
 
     Args:
         old_examples, new_examples: per entry, the losses (nats per target) of its held-out examples at the start
@@ -78,7 +79,8 @@ def standardised_rewards(
         min_change (`float`, *optional*, defaults to `1e-3`): nats below which a change earns little.
 
     Returns:
-        `(rewards, z)`: two arrays of shape `(num_entries,)`, rewards in `(-1, 1)` and the paired t statistics.
+        `(rewards, z)`: two arrays of shape `(num_entries,)`, rewards in `(-1, 1)` and the paired t statistics (capped
+        at +-1e6, the value of a change without spread, so that they stay valid JSON).
     """
     if len(old_examples) != len(new_examples):
         raise ValueError(f"Got {len(old_examples)} entries before and {len(new_examples)} after the interval.")
@@ -93,5 +95,9 @@ def standardised_rewards(
         change = old - new
         mean, se = float(change.mean()), float(change.std(ddof=1) / np.sqrt(change.size))
         rewards.append(np.tanh(mean / max(scale * se, min_change)))
-        zs.append(mean / se if se > 0 else (0.0 if mean == 0 else np.sign(mean) * np.inf))
+        zs.append(float(np.clip(mean / se, -Z_CAP, Z_CAP)) if se > 0 else float(np.sign(mean) * Z_CAP))
     return np.array(rewards), np.array(zs)
+
+
+#: Largest |z| reported by [`standardised_rewards`].
+Z_CAP = 1e6
