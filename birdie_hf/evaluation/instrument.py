@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -589,7 +590,11 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
     height = max(2.5, 0.32 * max(len(rows) for rows, _ in panels.values()) + 1.2)
     same_rows = all(names == panels[tasks[0]][1] for _, names in panels.values())
     figure, axes = plt.subplots(
-        grid_rows, columns, figsize=(4.6 * columns, height * grid_rows), sharey=same_rows, squeeze=False
+        grid_rows,
+        columns,
+        figsize=((4.6 if same_rows else 6.2) * columns, height * grid_rows),
+        sharey=same_rows,
+        squeeze=False,
     )
     for axis in axes.flat[len(tasks) :]:
         axis.set_visible(False)
@@ -606,7 +611,8 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
             axis.axvline(0, color="black", linewidth=0.6)
         elif results["tasks"][task]["metric"] == "AUROC":
             axis.axvline(0.5, color="black", linewidth=0.6)
-        axis.set_title(f"{task} (n test = {results['tasks'][task]['sizes']['test']['examples']})", fontsize=9)
+        heading = f"{task} (n test = {results['tasks'][task]['sizes']['test']['examples']})"
+        axis.set_title(textwrap.fill(heading, 36), fontsize=9)
         axis.set_xlabel(f"{results['tasks'][task].get('metric', 'test MCC')}, 95% CI")
         axis.grid(axis="x", alpha=0.3)
     for axis in axes.flat[: 1 if same_rows else len(tasks)]:
@@ -614,7 +620,7 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
     figure.suptitle(
         title or "Frozen-feature probes: pre-trained (blue), random-init control (red), classical baselines (grey)"
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))  # room for the suptitle
     return _save(figure, os.fspath(path))
 
 
