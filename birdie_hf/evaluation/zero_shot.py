@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -434,6 +434,7 @@ class ZeroShotConfig:
     batch_size (`int`, defaults to `32`).
     n_resamples (`int`, defaults to `2000`): bootstrap replicates.
     seed (`int`, defaults to `0`): draws of sites, variants, layouts and resamples.
+    random_init_seeds (`tuple`, defaults to `(0,)`): seeds of the random-init controls.
     """
 
     variants_per_class: int = 500
@@ -444,7 +445,7 @@ class ZeroShotConfig:
     batch_size: int = 32
     n_resamples: int = 2000
     seed: int = 0
-    random_init_seeds: tuple = field(default=(0,))
+    random_init_seeds: tuple = (0,)
 
     def __post_init__(self):
         known = (SINGLE_GAP, LAYOUT, CAUSAL_SITE, CAUSAL_WINDOW)
@@ -482,7 +483,6 @@ def _score_metric(spec: dict, scores: np.ndarray, sites: Sequence[Site], weights
 
 
 def evaluate_zero_shot(
-    name: str,
     sites: Sequence[Site],
     arms: Sequence[Arm],
     config: ZeroShotConfig,
@@ -587,8 +587,7 @@ def run_zero_shot(
     with tqdm(total=2 * len(everything), desc="zero-shot", unit="read-out", disable=not show_progress) as progress:
         for name, chosen in (("variants", variants), ("sites", sites)):
             progress.set_postfix_str(name)
-            tasks.update(evaluate_zero_shot(name, chosen, everything, config, corpus_log_probs, markovs, baseline,
-                                            progress))  # fmt: skip
+            tasks.update(evaluate_zero_shot(chosen, everything, config, corpus_log_probs, markovs, baseline, progress))
     return {
         "config": asdict(config),
         "decision_rule": DECISION_RULE,
