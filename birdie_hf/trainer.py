@@ -487,8 +487,9 @@ class BirdieTrainer(Trainer):
         num_entries = len(self.data_collator.objective_names)
         sums = torch.zeros(num_entries, dtype=torch.float64, device=self.args.device)
         counts = torch.zeros_like(sums)
-        layouts = [example_index(batch) for batch in batches]  # (index (rows, length), entry of each example)
-        offsets = np.concatenate([[0], np.cumsum([len(entries) for _, entries in layouts])])
+        # Per example (only when asked): (index (rows, length), entry of each example) of every batch.
+        layouts = [example_index(batch) for batch in batches] if per_example else []
+        offsets = np.concatenate([[0], np.cumsum([len(entries) for _, entries in layouts], dtype=np.int64)])
         example_sums = torch.zeros(int(offsets[-1]), dtype=torch.float64, device=self.args.device)
         example_counts = torch.zeros_like(example_sums)
         # FSDP and DeepSpeed shard the parameters: run the wrapped engine, and give every rank the same number of
@@ -549,10 +550,8 @@ class BirdieTrainer(Trainer):
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         logs = dict(metrics)
-        if feeds_policy:
-            logs.update(
-                self.birdie_callback.observe(self.args, self.state, losses, examples)
-            )  # one log per evaluation
+        if feeds_policy:  # one log entry per evaluation
+            logs.update(self.birdie_callback.observe(self.args, self.state, losses, examples))
         self.log(logs)
         return metrics
 
