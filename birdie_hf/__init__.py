@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
+from .checkpoints import checkpoint_problems, last_complete_checkpoint
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .data import (
@@ -22,7 +23,7 @@ from .packing import pack_examples, packed_attention_mask
 from .pipelines import register_pipelines
 from .policy import BirdiePolicy, PolicyConfig
 from .tokenizer import MissingObjectiveTokenError, add_birdie_tokens, build_dna_tokenizer
-from .trainer import BirdieTrainer, as_birdie_training_args, checkpoint_problems, last_complete_checkpoint
+from .trainer import BirdieTrainer, as_birdie_training_args
 
 
 register_pipelines()  # `pipeline("dna-infilling")` and `pipeline("dna-variant-effect")`

@@ -21,7 +21,7 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
-from birdie_hf.trainer import BIRDIE_STATE_NAME, checkpoint_problems
+from birdie_hf.checkpoints import BIRDIE_STATE_NAME, checkpoint_problems
 
 
 SAVING = dict(max_steps=4, save_strategy="steps", save_steps=2)
