@@ -16,6 +16,8 @@ import os
 from collections import defaultdict
 from typing import Optional, Sequence
 
+from .plotting import _pyplot, _save
+
 
 def compute_accounting(
     log_history: Sequence[dict], entry_names: Sequence[str], unseen_fractions: Sequence[Optional[float]]
@@ -100,8 +102,6 @@ def plot_compute(
     """Stacked areas of each objective's share of the tokens through the model per logging interval, over training
     steps (the mixture's weights are over examples; this is over compute). Returns the path, or `None` when the logs
     hold no token counts."""
-    from .plotting import _pyplot, _save
-
     objectives = list(dict.fromkeys(reward_classes))
     steps, series = [], {objective: [] for objective in objectives}
     for logs in log_history:

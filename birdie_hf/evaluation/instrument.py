@@ -30,6 +30,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..plotting import _pyplot, _save
 from .baselines import kmer_logistic_regression, read_task_split
 from .controls import markov_classifier, random_init_like
 from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
@@ -575,8 +576,6 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
     """One panel per task: its metric (a task result's `metric`, else test MCC) with its 95% interval for every
     read-out (pre-trained checkpoints and the random-init control over their seeds, classical baselines), coloured by
     kind. Returns the path written."""
-    from ..plotting import _pyplot, _save
-
     plt = _pyplot()
     tasks = list(results["tasks"])
     colours = {"pretrained": "tab:blue", "control": "tab:red", "baseline": "tab:gray"}

@@ -45,6 +45,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..data.fasta import iter_fasta
+from ..inference import gap_log_probs, infilling_limits, score, trained_with_infilling, variant_effect
 from ..objectives.spans import sample_noise_layout
 from .baselines import MarkovModel
 from .genome_tasks import GenomeSource
@@ -343,8 +344,6 @@ def checkpoint_scores(
 ) -> dict[str, np.ndarray]:
     """Per reading (of `SINGLE_GAP`, `LAYOUT`, `CAUSAL_SITE`, `CAUSAL_WINDOW`), each site's score averaged over both
     strands: the LLR `log p(alt) - log p(ref)` for variants, `-log p(ref)` for masked-base sites."""
-    from ..inference import gap_log_probs, infilling_limits, score, variant_effect
-
     variants = sites[0].alt is not None
     centre = window_length // 2
     out = {}
@@ -413,8 +412,6 @@ def _strand_mean(values: Sequence[float]) -> np.ndarray:
 def model_readings(model, readings: Sequence[str], variants: bool) -> list[str]:
     """The readings of `readings` a checkpoint supports: bidirectional ones need infilling in its training mixture;
     `causal, window` is a variant reading."""
-    from ..inference import trained_with_infilling
-
     bidirectional = bool(trained_with_infilling(model))
     return [
         r for r in readings if (bidirectional or r not in (SINGLE_GAP, LAYOUT)) and (variants or r != CAUSAL_WINDOW)
