@@ -13,7 +13,7 @@ from transformers.data.data_collator import DataCollatorMixin
 
 from .mixture import LiveMixture, per_objective_weights
 from .objectives import Objective, ObjectiveSpec, build_objectives, parse_mixture
-from .objectives.base import ObjectiveConfigError, ObjectiveExample, check_example
+from .objectives.base import ObjectiveExample, check_example
 from .packing import pack_examples, packed_attention_mask
 
 
@@ -106,16 +106,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
             )
         self.specs = parse_mixture(self.objectives)
         self.transforms = build_objectives(self.specs, self.tokenizer)
-        for objective in self.transforms:
-            if self.example_length is not None:
-                needed = objective.min_source_length()
-                if objective.source_length(self.example_length) < needed:
-                    raise ObjectiveConfigError(
-                        f"`example_length`={self.example_length} is too small for objective {objective.name!r}: its "
-                        f"shortest input ({needed} tokens) makes an example of {objective.output_length(needed)} "
-                        "tokens. Raise example_length or change that objective's settings."
-                    )
-            objective.validate(self.example_budget)
+        self.validate_window_length(None)
         names = [spec.name for spec in self.specs]
         if self.mixture is None:
             self.mixture = LiveMixture(
@@ -155,10 +146,12 @@ class DataCollatorForBirdie(DataCollatorMixin):
         """The objective (reward class) of each entry, e.g. `"infilling"` for every infilling configuration."""
         return [spec.objective for spec in self.specs]
 
-    def validate_window_length(self, window_length: int) -> None:
-        """Raise if windows of `window_length` tokens are too short for any objective of the mixture."""
+    def validate_window_length(self, window_length: Optional[int]) -> None:
+        """Raise if an objective's example cannot fit the example budget, or windows of `window_length` tokens
+        (`None`: not checked) are too short for any objective of the mixture."""
+        budget = "max_length" if self.example_length is None else "example_length"
         for objective in self.transforms:
-            objective.validate(self.example_budget, window_length)
+            objective.validate(self.example_budget, window_length, budget=budget)
 
     # -- collation -----------------------------------------------------------------------------------------------
     def _windows(self, features: Sequence[dict[str, Any]]) -> list[np.ndarray]:

@@ -309,13 +309,10 @@ def _site_score(log_probs: np.ndarray, ref: str, alt: Optional[str]) -> float:
     return float(log_probs[_INDEX[alt]] - log_probs[_INDEX[ref]]) if alt else float(-log_probs[_INDEX[ref]])
 
 
-def corpus_composition(fasta_paths: Sequence[str]) -> np.ndarray:
-    """log base frequencies of the A/C/G/T of `fasta_paths` (case-insensitive), shape `(4,)`."""
-    counts = np.ones(4)
-    for path in fasta_paths:
-        for record in iter_fasta(path):
-            text = record.sequence.upper()
-            counts += [text.count(b.encode()) for b in BASES]
+def corpus_composition(markov: MarkovModel) -> np.ndarray:
+    """log base frequencies (add-one) of the corpus `markov` was fit on, from its order-0 counts, shape `(4,)`: the
+    corpus is read once, for the Markov readers and the composition reader alike."""
+    counts = markov.counts(0).reshape(-1).astype(np.float64) + 1.0
     return np.log(counts / counts.sum())
 
 
@@ -569,7 +566,6 @@ def run_zero_shot(
     everything = list(arms) + control_arms(arms, config.random_init_seeds)
     window_length = _window_length(arms, config.window_length)
     flank = window_length
-    corpus_log_probs = corpus_composition(corpus)
 
     def sequences():
         for path in corpus:
@@ -578,6 +574,7 @@ def run_zero_shot(
 
     top = MarkovModel(max(config.markov_orders)).fit(sequences())
     markovs = [top.with_order(order) for order in sorted(config.markov_orders)]
+    corpus_log_probs = corpus_composition(top)
     variants = coding_variants(sources, config.variants_per_class, flank, config.seed)
     sites = random_sites(sources, config.sites, flank, seed=config.seed)
     tasks = {}

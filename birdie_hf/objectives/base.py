@@ -204,16 +204,17 @@ class Objective:
             self._source_length_cache[max_length] = n
         return self._source_length_cache[max_length]
 
-    def validate(self, max_length: int, window_length: int | None = None) -> None:
+    def validate(self, max_length: int, window_length: int | None = None, budget: str = "max_length") -> None:
         """Raise [`ObjectiveConfigError`] if an example of this objective cannot fit `max_length` tokens, or the data
-        windows (`window_length` tokens) are too short for its settings."""
+        windows (`window_length` tokens) are too short for its settings. `budget` names the setting that gave
+        `max_length` in the message (e.g. `"example_length"`)."""
         needed = self.min_source_length()
         fits = self.source_length(max_length)
         if fits < needed:
             raise ObjectiveConfigError(
                 f"Objective {self.name!r} with {self.config} needs at least {needed} source tokens, but an example "
-                f"built from them does not fit in max_length={max_length} (only {fits} source tokens fit). "
-                "Raise max_length or change the objective's settings."
+                f"built from them does not fit in {budget}={max_length} (only {fits} source tokens fit). "
+                f"Raise {budget} or change the objective's settings."
             )
         if window_length is not None and window_length < needed:
             raise ObjectiveConfigError(
