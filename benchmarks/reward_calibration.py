@@ -2,17 +2,21 @@
 
     # the committed trajectories (mean losses only: the paper's reward) and a fresh run with the standardised reward
     accelerate launch recipes/pretrain.py --policy_reward standardised --output_dir outputs/reward-standardised
+    for s in 43 44; do accelerate launch recipes/pretrain.py --policy_reward standardised --seed $s \\
+        --output_dir outputs/reward-standardised-seed$s; done
     python benchmarks/reward_calibration.py \\
         --trajectories benchmarks/results/birdie_vs_ntp_birdie_trajectory.json \\
         benchmarks/results/policy_comparison_birdie_trajectory.json \\
-        --runs outputs/reward-standardised --output benchmarks/results/reward_calibration
+        --runs outputs/reward-standardised outputs/reward-standardised-seed43 outputs/reward-standardised-seed44 \\
+        --output benchmarks/results/reward_calibration
 
 For every evaluation interval and the entries that predict unseen bases (next-token prediction, prefix LM, infilling)
 it prints the change of the held-out loss, the paper's reward `clip(-100 e tanh(e S ratio^3))` computed from the mean
 losses, and, for runs trained with `--policy_reward standardised`, the reward the policy received and the paired t
 statistic `z` of the change over the same held-out examples (the measurement's own noise: `|z| > 2` is progress
 beyond it). Baseline: the paper's reward on the same intervals. A reward that registers progress is clearly above 0
-where `z > 2`; one that does not stays near 0.
+where `z > 2`; one that does not stays near 0. The "min_change sweep" re-reads the standardised runs' changes with
+other `--policy_reward_min_change` values (the `dna` preset's 0.03 comes from it).
 """
 
 from __future__ import annotations
@@ -98,12 +102,55 @@ def summarise(rows: list[dict]) -> list[str]:
     return lines
 
 
+def min_change_sweep(rows: list[dict], grid: list[float], scale: float = 2.0) -> list[str]:
+    """How the standardised reward reads the measured changes for each `min_change` in `grid` (`scale` fixed).
+
+    Each row's standard error is recovered from its change and `z` (`se = |change| / |z|`), and the reward
+    `tanh(change / max(scale * se, min_change))` is recomputed: a calibrated `min_change` leaves a typical change
+    near `tanh(1)` instead of saturating every entry at +-1.
+    """
+    measured = [r for r in rows if r["z"] is not None and r["z"] != 0]
+    if not measured:
+        return []
+    change = np.array([r["change"] for r in measured])
+    se = np.abs(change) / np.abs(np.array([r["z"] for r in measured], dtype=float))
+    objectives = np.array([r["objective"] for r in measured])
+    names = [o for o in WATCHED if o in set(objectives)]
+    lines = [
+        f"## min_change sweep (standardised reward, scale {scale}; {len(measured)} late intervals x entries)",
+        "",
+        "Median absolute change per objective: "
+        + ", ".join(f"{o} {np.median(np.abs(change[objectives == o])):.4f} nats" for o in names)
+        + f"; all base-predicting entries {np.median(np.abs(change)):.4f}.",
+        "",
+        "| min_change (nats) | "
+        + " | ".join(f"{o}: median abs reward, share saturated (> 0.95)" for o in names)
+        + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for min_change in grid:
+        reward = np.tanh(change / np.maximum(scale * se, min_change))
+        cells = [
+            f"{np.median(np.abs(reward[objectives == o])):.3f}, {np.mean(np.abs(reward[objectives == o]) > 0.95):.0%}"
+            for o in names
+        ]
+        lines.append(f"| {min_change:g} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", nargs="*", default=[], help="mixture_trajectory JSON files")
     parser.add_argument("--runs", nargs="*", default=[], help="run folders (with mixture_trajectory.json)")
     parser.add_argument("--after_step", type=int, default=50, help="intervals ending after this step (late training)")
     parser.add_argument("--output", default=None, help="write <output>.md")
+    parser.add_argument(
+        "--min_change_grid",
+        nargs="*",
+        type=float,
+        default=[1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2],
+        help="min_change values to re-read the standardised runs' changes with",
+    )
     args = parser.parse_args(argv)
     rows = []
     for source in list(args.trajectories) + list(args.runs):
@@ -129,6 +176,9 @@ def main(argv=None) -> str:
             f"| {r['run']} | {r['interval']} | {r['entry']} | {r['change']:+.4f} | {r['paper']:+.5f} | {received} | "
             f"{z} |"
         )
+    sweep = min_change_sweep(late, args.min_change_grid)
+    if sweep:
+        lines += ["", *sweep]
     report = "\n".join(lines)
     print(report)
     if args.output:

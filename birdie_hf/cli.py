@@ -8,6 +8,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import re
@@ -342,14 +343,26 @@ def _short_usage_errors(parser) -> None:
     parser.error = error
 
 
+def _preset_name(argv: Sequence[str], config: dict[str, Any]) -> Optional[str]:
+    """The preset named by `--preset NAME` / `--preset=NAME` on the command line, else by the config's `preset`."""
+    for i, arg in enumerate(argv):
+        if arg == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--preset="):
+            return arg.split("=", 1)[1]
+    return config.get("preset")
+
+
 def parse_args_with_config(
     parser,
     argv: Sequence[str],
     defaults: Optional[dict[str, Any]] = None,
     alternatives: Optional[dict[str, str]] = None,
+    presets: Optional[dict[str, dict[str, Any]]] = None,
 ) -> tuple:
-    """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a `--config` YAML file
-    (see [`load_config_file`]); flags given on the command line win over both.
+    """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a named preset
+    (`--preset NAME` or a `preset:` key, one of `presets`), then from a `--config` YAML file (see
+    [`load_config_file`]); flags given on the command line win over all of them.
 
     `alternatives` maps an option to the one it replaces (`{"max_tokens": "max_steps"}`): when the first is given
     (command line or YAML) and the second is not, the second's entry in `defaults` is dropped.
@@ -362,10 +375,14 @@ def parse_args_with_config(
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
     given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}  # --max-tokens too
-    if path is not None:
-        config = load_config_file(path, parser.dataclass_types)
-        merged.update(config)
-        given |= set(config)
+    config = load_config_file(path, parser.dataclass_types) if path is not None else {}
+    preset = _preset_name(argv, config) if presets else None
+    if preset is not None:
+        if preset not in presets:
+            raise RecipeError(f"--preset: unknown preset {preset!r}; choose one of {sorted(presets)}.")
+        merged.update(copy.deepcopy(presets[preset]))
+    merged.update(config)
+    given |= set(config)
     for option, replaced in (alternatives or {}).items():
         if option in given and replaced not in given:
             merged.pop(replaced, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -10,9 +12,12 @@ from transformers import TrainingArguments
 from .mixture import normalize_weights, per_objective_weights, resolve_fixed_shares, with_fixed_shares
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .policy import ExplorationSchedule, PolicyConfig
+from .presets import PRESETS, preset_arguments
 
 
 POLICY_MODES = ("birdie", "static", "ntp")
+
+logger = logging.getLogger(__name__)
 
 
 def _accelerator_available() -> bool:
@@ -33,6 +38,12 @@ class BirdieTrainingArguments(TrainingArguments):
     Only the parameters specific to Birdie are listed here; see [`~transformers.TrainingArguments`] for the rest.
 
     Parameters:
+        preset (`str`, *optional*):
+            Name of the preset these arguments were built from (`"paper"` or `"dna"`, see [`PRESETS`]), recorded in
+            the run spec and the model card. A preset is applied by [`~BirdieTrainingArguments.from_preset`] or a
+            recipe's `--preset`, where explicit values win; setting this field alone applies nothing (a warning
+            says so when none of the preset's values is in effect).
+
         > Parameters that control the objectives
 
         objectives (`list`, *optional*):
@@ -146,6 +157,14 @@ class BirdieTrainingArguments(TrainingArguments):
     > values are refused rather than read as "use epochs".
     """
 
+    preset: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Start from a named preset: paper (the Birdie paper) or dna (calibrated on DNA, each deviation "
+            "measured in benchmarks/); flags and YAML keys given win over it.",
+            "choices": sorted(PRESETS),
+        },
+    )
     objectives: Optional[list[str]] = field(
         default=None,
         metadata={
@@ -304,6 +323,7 @@ class BirdieTrainingArguments(TrainingArguments):
                 raise ValueError(f"`objective_weights` must be numbers, got {weight!r} in {self.objective_weights!r}.")
         if self.policy not in POLICY_MODES:
             raise ValueError(f"`policy` must be one of {POLICY_MODES}, got {self.policy!r}.")
+        self._check_preset()
         try:
             specs = self.objective_specs()
         except ObjectiveConfigError as error:
@@ -333,6 +353,41 @@ class BirdieTrainingArguments(TrainingArguments):
             self.policy_config()
         except ValueError as error:
             raise ValueError(f"Invalid policy settings: {error}") from error
+
+    @classmethod
+    def from_preset(cls, name: str, **kwargs) -> "BirdieTrainingArguments":
+        """Arguments from the preset `name` ([`PRESETS`]), with `kwargs` winning over its values.
+
+        Example:
+
+        ```python
+        >>> args = BirdieTrainingArguments.from_preset("dna", output_dir="out", policy="static")  # its static mixture
+        ```
+
+        Raises:
+            `ValueError`: `name` is not a preset.
+        """
+        values = preset_arguments(name)
+        values.update(kwargs)
+        values["preset"] = name
+        return cls(**values)
+
+    def _check_preset(self) -> None:
+        """Refuse an unknown preset name; warn when a preset is named but none of its values is in effect."""
+        if self.preset is None:
+            return
+        values = preset_arguments(self.preset)  # raises on an unknown name
+        defaults = {f.name: f.default for f in dataclasses.fields(type(self)) if f.name in values}
+        differing = [k for k, v in values.items() if v != defaults.get(k, v)]
+        if differing and all(getattr(self, k) == defaults[k] for k in differing):
+            logger.warning(
+                "preset=%r names a preset, but none of its settings (%s) is in effect: build the arguments with "
+                "BirdieTrainingArguments.from_preset(%r, ...) or pass --preset %s to a recipe.",
+                self.preset,
+                ", ".join(differing),
+                self.preset,
+                self.preset,
+            )
 
     def _apply_token_budget(self) -> None:
         """Check `example_length` and turn `max_tokens` into `max_steps`."""

@@ -87,7 +87,12 @@ def parse_args(argv=None):
         help="Nucleotide Transformer task names loaded from the Hub (a download), e.g. promoter_all; alone they replace "
         "the default suite, with --tasks_dir they are added to it",
     )
-    parser.add_argument("--baseline", default=None, help="arm every other arm is also differenced against")
+    parser.add_argument(
+        "--baseline",
+        nargs="+",
+        default=None,
+        help="arm(s) every other arm is also differenced against (several: each gets its own differences)",
+    )
     parser.add_argument("--pretraining_corpus", nargs="*", default=[], help="FASTA files the checkpoints saw")
     parser.add_argument("--readings", nargs="+", default=["causal", "bidirectional"])
     parser.add_argument("--random_init_seeds", nargs="+", type=int, default=[0])

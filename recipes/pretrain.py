@@ -9,6 +9,9 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
     accelerate launch recipes/pretrain.py --policy static --output_dir outputs/static
     accelerate launch recipes/pretrain.py --policy ntp --output_dir outputs/ntp
 
+    # a named preset (birdie_hf.presets): the paper's Birdie, or Birdie calibrated on DNA; flags win over it
+    accelerate launch recipes/pretrain.py --preset dna --output_dir outputs/birdie-dna
+
     # your own genomes, a bigger model, a YAML config (any flag below can go in it)
     accelerate launch recipes/pretrain.py --genomes a.fna.gz b.fa --hidden_size 512 --num_hidden_layers 8 \
         --window_length 1024 --max_length 2056 --max_steps 32768 --bf16
@@ -73,6 +76,7 @@ from birdie_hf.data import (
 )
 from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
 from birdie_hf.modeling import load_causal_lm_checkpoint
+from birdie_hf.presets import PRESETS
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -169,7 +173,9 @@ def parse_args(argv: Optional[list[str]] = None) -> tuple[ScriptArguments, Birdi
     )
     _list_birdie_options_first(parser)
     argv = list(sys.argv[1:] if argv is None else argv)
-    return parse_args_with_config(parser, argv, defaults=RECIPE_DEFAULTS, alternatives={"max_tokens": "max_steps"})
+    return parse_args_with_config(
+        parser, argv, defaults=RECIPE_DEFAULTS, alternatives={"max_tokens": "max_steps"}, presets=PRESETS
+    )
 
 
 def _list_birdie_options_first(parser) -> None:

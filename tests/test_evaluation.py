@@ -486,6 +486,29 @@ def test_checkpoint_names_must_pair_by_seed_and_not_repeat(tiny_model, tokenizer
         check_arm_names([arm("random-init", "0")], (0,))
 
 
+def test_several_baselines_each_get_their_own_paired_differences(tiny_model, tokenizer):
+    from birdie_hf.evaluation.instrument import check_arm_names, check_baselines, paired_differences, reference_rows
+
+    arm = lambda name, seed: Arm(name, seed, tiny_model, tokenizer, source=f"{name}{seed}")  # noqa: E731
+    arms = [arm(name, seed) for name in ("b", "n", "s") for seed in ("1", "2")]
+    check_baselines(arms, ["n", "s"])
+    check_arm_names(arms, (1, 2), baseline=["n", "s"])
+    with pytest.raises(ValueError, match=r"baseline 'x' is not one of the checkpoints' arms \['b', 'n', 's'\]"):
+        check_baselines(arms, ["n", "x"])
+    assert [name for name, _ in reference_rows("n")] == ["random-init", "n"]
+    assert [name for name, _ in reference_rows(None)] == ["random-init"]
+    reps = np.zeros(4)
+    scores = {(name, "causal"): {"1": (value, reps), "2": (value + 0.1, reps)}
+              for name, value in {"b": 0.5, "n": 0.3, "s": 0.4, "random-init": 0.0}.items()}  # fmt: skip
+    kinds = {key: "control" if key[0] == "random-init" else "pretrained" for key in scores}
+    rows = paired_differences(scores, kinds, reference_rows(["n", "s"]))
+    got = {(r["readout"], r["reference"]): r["difference"]["estimate"] for r in rows}
+    # every pre-trained arm against the control and against each baseline other than itself
+    assert got == pytest.approx({("b", "random-init"): 0.5, ("b", "n"): 0.2, ("b", "s"): 0.1,
+                                 ("n", "random-init"): 0.3, ("n", "s"): -0.1,
+                                 ("s", "random-init"): 0.4, ("s", "n"): 0.1})  # fmt: skip
+
+
 # -- the fine-tuning read-out ---------------------------------------------------------------------------------------
 
 

@@ -171,7 +171,32 @@ def parse_arm_name(name: str) -> tuple[str, str]:
 RESERVED_NAMES = (RANDOM_INIT, "markov", "composition", "3-mer LR", "6-mer LR")
 
 
-def check_arm_names(arms: Sequence[Arm], random_init_seeds: Sequence, baseline: Optional[str] = None) -> None:
+def baseline_names(baseline: Union[None, str, Sequence[str]]) -> list[str]:
+    """`baseline` as a list of arm names: `None` -> `[]`, `"ntp"` -> `["ntp"]`, a sequence as it is."""
+    if baseline is None:
+        return []
+    return [baseline] if isinstance(baseline, str) else list(baseline)
+
+
+def check_baselines(arms: Sequence[Arm], baseline: Union[None, str, Sequence[str]]) -> None:
+    """Refuse a baseline that is not one of the checkpoints' arms (named in the message)."""
+    names = {arm.name for arm in arms}
+    for name in baseline_names(baseline):
+        if name not in names:
+            raise ValueError(f"baseline {name!r} is not one of the checkpoints' arms {sorted(names)}.")
+
+
+def reference_rows(baseline: Union[None, str, Sequence[str]]) -> list[tuple[str, str]]:
+    """The `(read-out, description)` references of every pre-trained row: the random-init control, then each baseline
+    arm read the same way."""
+    return [(RANDOM_INIT, "random-init control, same reading")] + [
+        (name, f"{name}, same reading") for name in baseline_names(baseline)
+    ]
+
+
+def check_arm_names(
+    arms: Sequence[Arm], random_init_seeds: Sequence, baseline: Union[None, str, Sequence[str]] = None
+) -> None:
     """Refuse repeated (arm, seed) pairs, reserved names, and seed labels that cannot be paired: every arm compared
     with another must carry the same `@seed` labels, unless that reference has a single seed."""
     seen = {}
@@ -189,8 +214,8 @@ def check_arm_names(arms: Sequence[Arm], random_init_seeds: Sequence, baseline: 
     for arm in arms:
         seeds_of[arm.name].add(arm.seed)
     references = {RANDOM_INIT: {str(s) for s in random_init_seeds}}
-    if baseline is not None:
-        references[baseline] = seeds_of[baseline]
+    for name in baseline_names(baseline):
+        references[name] = seeds_of[name]
     for name, seeds in seeds_of.items():
         for reference, ref_seeds in references.items():
             if reference == name or len(ref_seeds) == 1 or seeds <= ref_seeds:
@@ -310,7 +335,7 @@ def evaluate_task(
     data: dict[str, TaskSplit],
     arms: Sequence[Arm],
     config: ProbeSuiteConfig,
-    baseline: Optional[str] = None,
+    baseline: Union[None, str, Sequence[str]] = None,
     progress=None,
     finetune: Optional[FinetuneReadoutConfig] = None,
     checkpoint_folders: Optional[dict] = None,
@@ -391,10 +416,7 @@ def evaluate_task(
     for row in rows:
         by_arm[_row_key(row)][row.seed] = (row.test.estimate, replicates_of[(row.readout, row.reading, row.seed)])
         kinds[_row_key(row)] = row.kind
-    references = [(RANDOM_INIT, "random-init control, same reading")]
-    if baseline is not None:
-        references.append((baseline, f"{baseline}, same reading"))
-    differences = paired_differences(by_arm, kinds, references)
+    differences = paired_differences(by_arm, kinds, reference_rows(baseline))
     sizes = {
         split: {"examples": len(data[split].labels), "classes": {int(c): int((data[split].labels == c).sum())
                 for c in np.unique(data[split].labels)}}
@@ -413,7 +435,7 @@ def run_probe_suite(
     arms: Sequence[Arm],
     tasks: dict[str, dict[str, TaskSplit]],
     config: Optional[ProbeSuiteConfig] = None,
-    baseline: Optional[str] = None,
+    baseline: Union[None, str, Sequence[str]] = None,
     show_progress: bool = True,
     finetune: Optional[FinetuneReadoutConfig] = None,
 ) -> dict:
@@ -433,10 +455,7 @@ def run_probe_suite(
     config = config or ProbeSuiteConfig()
     if not arms:
         raise ValueError("no checkpoints to evaluate.")
-    if baseline is not None and baseline not in {arm.name for arm in arms}:
-        raise ValueError(
-            f"baseline {baseline!r} is not one of the checkpoints' arms {sorted({a.name for a in arms})}."
-        )
+    check_baselines(arms, baseline)
     check_arm_names(arms, config.random_init_seeds, baseline)
     check_task_characters(tasks, arms[0].tokenizer)
     everything = list(arms) + control_arms(arms, config.random_init_seeds)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -52,12 +52,13 @@ from .genome_tasks import GenomeSource
 from .gff import iter_gene_calls
 from .instrument import (
     DECISION_RULE,
-    RANDOM_INIT,
     Arm,
     check_arm_names,
+    check_baselines,
     control_arms,
     differences_markdown,
     paired_differences,
+    reference_rows,
     summary_markdown,
     write_results,
 )
@@ -482,7 +483,7 @@ def evaluate_zero_shot(
     config: ZeroShotConfig,
     corpus_log_probs: np.ndarray,
     markovs: Sequence[MarkovModel],
-    baseline: Optional[str] = None,
+    baseline: Union[None, str, Sequence[str]] = None,
     progress=None,
 ) -> dict[str, dict]:
     """Score `sites` with every arm (pre-trained and controls) and the classical readers; returns one result per
@@ -514,9 +515,8 @@ def evaluate_zero_shot(
             )  # fmt: skip
             by_key[(readout, reading)][seed] = (full, replicates)
             kinds[(readout, reading)] = kind
-        references = [(RANDOM_INIT, "random-init control, same reading"), (COMPOSITION_WINDOW, "composition", "-")]
-        if baseline is not None:
-            references.append((baseline, f"{baseline}, same reading"))
+        references = reference_rows(baseline)
+        references.insert(1, (COMPOSITION_WINDOW, "composition", "-"))
         differences = paired_differences(by_key, kinds, references, higher_is_better=spec["higher_is_better"])
         counts = {k: sum(s.consequence == k for s in sites) for k in CONSEQUENCES} if variants else len(sites)
         results[metric] = {
@@ -544,7 +544,7 @@ def run_zero_shot(
     sources: Sequence[GenomeSource],
     corpus: Sequence[str],
     config: Optional[ZeroShotConfig] = None,
-    baseline: Optional[str] = None,
+    baseline: Union[None, str, Sequence[str]] = None,
     show_progress: bool = True,
 ) -> dict:
     """Both zero-shot read-outs for `arms` plus random-init controls and the classical readers.
@@ -562,6 +562,7 @@ def run_zero_shot(
     config = config or ZeroShotConfig()
     if not arms:
         raise ValueError("no checkpoints to evaluate.")
+    check_baselines(arms, baseline)
     check_arm_names(arms, config.random_init_seeds, baseline)
     everything = list(arms) + control_arms(arms, config.random_init_seeds)
     window_length = _window_length(arms, config.window_length)

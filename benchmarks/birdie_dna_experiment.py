@@ -1,0 +1,204 @@
+"""The pre-registered experiment: does Birdie help a DNA language model? (protocol: benchmarks/README.md)
+
+    # 1. pre-train every arm at every seed (4 arms x 3 seeds; --jobs runs several at once, e.g. on one GPU)
+    python benchmarks/birdie_dna_experiment.py train --jobs 12
+    # 2. read every checkpoint with the evaluation instrument (probes, zero-shot NLL, fine-tuning) and controls
+    python benchmarks/birdie_dna_experiment.py evaluate
+    # BirdieDNA's scale on a GPU (about 34M parameters, windows of 1024): a short measured run, and what 1B tokens need
+    python benchmarks/birdie_dna_experiment.py scale --max_steps 60
+    # anything after -- goes to every recipe call
+    python benchmarks/birdie_dna_experiment.py evaluate -- --n_resamples 1000
+
+Arms (`ARMS`): next-token prediction, Birdie `paper`, Birdie `dna` and the `dna` preset's static mixture, plus the
+instrument's random-init control. Every arm gets the same model, data, geometry (`COMMON`: windows of 272 bases,
+examples of at most 272 tokens, two per packed row, 8 windows per step), learning rate and token budget, so the same
+number of optimizer steps. The seeds are the unit of replication. A run that already finished is skipped, so the
+command can be rerun after an interruption.
+
+Baseline: the `ntp` arm (and the random-init control), differenced by the instrument with paired intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = (42, 43, 44)
+#: Geometry and optimisation shared by every arm (the recipe's defaults for everything else).
+COMMON = [
+    "--window_length", "272",
+    "--max_length", "544",
+    "--example_length", "272",
+    "--per_device_train_batch_size", "8",
+    "--save_steps", "500",
+    "--logging_steps", "50",
+]  # fmt: skip
+ARMS = {
+    "ntp": ["--policy", "ntp"],
+    "birdie_paper": ["--preset", "paper"],
+    "birdie_dna": ["--preset", "dna"],
+    "dna_static": ["--preset", "dna", "--policy", "static"],
+}
+#: Contrasts the instrument reports, first the primary one (Birdie `dna` against next-token prediction).
+BASELINES = ["ntp", "dna_static", "birdie_paper"]
+SHARED_GENOMES = REPO.parent / "shared" / "data" / "genomes"
+#: Pre-training corpus: two species (E. coli, K. pneumoniae; two strains each, about 20 Mbp), none of the
+#: instrument's held-out species (S. aureus, H. pylori, V. cholerae) nor human.
+CORPUS = [
+    SHARED_GENOMES / "bacteria" / "e_coli_mg1655-k12.fa.gz",
+    SHARED_GENOMES / "bacteria" / "e_coli_dh1.fa.gz",
+    SHARED_GENOMES / "klebsiella_pneumoniae_MGH78578.fna.gz",
+    SHARED_GENOMES / "klebsiella_pneumoniae_NTUH-K2044.fna.gz",
+]
+
+
+def run_dir(root: Path, arm: str, seed: int) -> Path:
+    return root / f"{arm}-seed{seed}"
+
+
+def finished(folder: Path) -> bool:
+    return (folder / "train_results.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def train(args) -> int:
+    root = Path(args.output_root)
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    queue = []
+    for seed in args.seeds:
+        for arm in args.arms:
+            folder = run_dir(root, arm, seed)
+            if finished(folder):
+                print(f"{folder.name}: already finished, skipped")
+                continue
+            command = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *COMMON, *ARMS[arm]]
+            command += ["--max_tokens", str(args.max_tokens), "--seed", str(seed), "--output_dir", str(folder)]
+            command += [
+                "--genomes",
+                *args.genomes,
+                "--overwrite_output_dir",
+                "true",
+                "--report_to",
+                "none",
+                *args.extra,
+            ]
+            queue.append((folder, command))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONUNBUFFERED": "1"}
+    running, failed, start = [], [], time.time()
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            folder, command = queue.pop(0)
+            log = open(root / "logs" / f"{folder.name}.log", "w")
+            log.write(" ".join(command) + "\n")
+            log.flush()
+            running.append((folder, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+            print(f"[{time.time() - start:6.0f} s] started {folder.name}", flush=True)
+        time.sleep(2)
+        for item in list(running):
+            folder, process, log = item
+            if process.poll() is None:
+                continue
+            running.remove(item)
+            log.close()
+            status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+            if process.returncode != 0:
+                failed.append(folder.name)
+            print(f"[{time.time() - start:6.0f} s] {folder.name}: {status}", flush=True)
+    print(f"all runs ended in {time.time() - start:.0f} s; failed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+def evaluate(args) -> int:
+    root = Path(args.output_root)
+    checkpoints = []
+    for arm in args.arms:
+        for seed in args.seeds:
+            folder = run_dir(root, arm, seed)
+            if not finished(folder):
+                raise SystemExit(f"error: {folder} has no finished run; train it first (the `train` command).")
+            checkpoints.append(f"{arm}@{seed}={folder}")
+    command = [sys.executable, str(REPO / "recipes" / "evaluate.py"), "--checkpoints", *checkpoints]
+    command += ["--baseline", *[b for b in BASELINES if b in args.arms]]
+    command += ["--random_init_seeds", *map(str, args.seeds), "--pretraining_corpus", *args.genomes]
+    command += ["--readouts", *args.readouts, "--output_dir", str(root / "evaluation"), *args.extra]
+    if args.finetune_tasks:
+        command += ["--finetune_tasks", *args.finetune_tasks]
+    print(" ".join(command), flush=True)
+    return subprocess.call(command)
+
+
+def scale(args) -> int:
+    """A short run at BirdieDNA's scale, in this process; prints step time, tokens/s, peak GPU memory and the time that
+    1B tokens would take on this GPU."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("error: the scale measurement needs a CUDA GPU (none is visible).")
+    spec = importlib.util.spec_from_file_location("pretrain_recipe", REPO / "recipes" / "pretrain.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    batch, example_length = 32, 1032
+    argv = ["--preset", "dna", "--hidden_size", "512", "--num_hidden_layers", "8", "--num_attention_heads", "8"]
+    argv += [
+        "--window_length",
+        "1024",
+        "--max_length",
+        str(2 * example_length),
+        "--example_length",
+        str(example_length),
+    ]
+    argv += ["--per_device_train_batch_size", str(batch), "--max_steps", str(args.max_steps), "--bf16", "true"]
+    argv += ["--learning_rate", "3e-4", "--logging_steps", "10", "--save_strategy", "no", "--report_to", "none"]
+    argv += ["--output_dir", str(Path(args.output_root) / "scale"), "--overwrite_output_dir", "true", *args.extra]
+    torch.cuda.reset_peak_memory_stats()
+    start = time.time()
+    recipe.main(*recipe.parse_args(argv))
+    wall = time.time() - start
+    results = json.loads((Path(args.output_root) / "scale" / "train_results.json").read_text())
+    tokens = args.max_steps * batch * example_length
+    per_token = results["train_runtime"] / tokens
+    report = {
+        "gpu": torch.cuda.get_device_name(),
+        "steps": args.max_steps,
+        "example_tokens_per_step": batch * example_length,
+        "train_runtime_s": results["train_runtime"],
+        "wall_s_including_data_and_model_setup": wall,
+        "example_tokens_per_s": tokens / results["train_runtime"],
+        "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "projected_hours_for_1B_tokens": 1e9 * per_token / 3600,
+        "projected_steps_for_1B_tokens": int(1e9 // (batch * example_length)),
+    }
+    print(json.dumps(report, indent=1))
+    (Path(args.output_root) / "scale.json").write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["train", "evaluate", "scale"])
+    parser.add_argument("--output_root", default="outputs/experiment")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    parser.add_argument("--max_tokens", type=int, default=5_000_000, help="example tokens per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (train)")
+    parser.add_argument("--genomes", nargs="+", default=[str(p) for p in CORPUS], help="pre-training FASTA files")
+    parser.add_argument("--readouts", nargs="+", default=["probes", "zero_shot"])
+    parser.add_argument("--finetune_tasks", nargs="*", default=["gene_strand"])
+    parser.add_argument("--max_steps", type=int, default=60, help="steps of the scale measurement")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
+    args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
+    args.extra = extra
+    return {"train": train, "evaluate": evaluate, "scale": scale}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
