@@ -126,6 +126,7 @@ def evaluate(args) -> int:
     command = [sys.executable, str(REPO / "recipes" / "evaluate.py"), "--checkpoints", *checkpoints]
     command += ["--baseline", *[b for b in BASELINES if b in args.arms]]
     command += ["--random_init_seeds", *map(str, args.seeds), "--pretraining_corpus", *args.genomes]
+    command += ["--drop_leaked_sequences"]
     command += ["--readouts", *args.readouts, "--output_dir", str(root / "evaluation"), *args.extra]
     if args.finetune_tasks:
         command += ["--finetune_tasks", *args.finetune_tasks]
@@ -144,6 +145,7 @@ def scale(args) -> int:
         raise SystemExit("error: the scale measurement needs a CUDA GPU (none is visible).")
     spec = importlib.util.spec_from_file_location("pretrain_recipe", REPO / "recipes" / "pretrain.py")
     recipe = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recipe  # its dataclasses look their module up
     spec.loader.exec_module(recipe)
     batch, example_length = 32, 1032
     argv = ["--preset", "dna", "--hidden_size", "512", "--num_hidden_layers", "8", "--num_attention_heads", "8"]

@@ -65,7 +65,7 @@ from birdie_hf.evaluation.instrument import (
     task_from_dataset,
     write_results,
 )
-from birdie_hf.evaluation.leakage import leakage_report
+from birdie_hf.evaluation.leakage import drop_leaked_sequences, leakage_report
 from birdie_hf.evaluation.zero_shot import ZeroShotConfig, run_zero_shot, write_zero_shot_results
 from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
 
@@ -94,6 +94,12 @@ def parse_args(argv=None):
         help="arm(s) every other arm is also differenced against (several: each gets its own differences)",
     )
     parser.add_argument("--pretraining_corpus", nargs="*", default=[], help="FASTA files the checkpoints saw")
+    parser.add_argument(
+        "--drop_leaked_sequences",
+        action="store_true",
+        help="instead of refusing tasks whose dev/test rows occur in --pretraining_corpus, evaluate copies without "
+        "those rows (written to <output_dir>/tasks_without_corpus_sequences; the counts are printed)",
+    )
     parser.add_argument("--readings", nargs="+", default=["causal", "bidirectional"])
     parser.add_argument("--random_init_seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--n_resamples", type=int, default=2000)
@@ -178,6 +184,19 @@ def resolve_tasks(args) -> dict[str, Path]:
     return {name: available[name] for name in names}
 
 
+def without_leaked_sequences(task_folders: dict[str, Path], corpus: list[str], output_dir: str) -> dict[str, Path]:
+    """Copies of the task folders under `<output_dir>/tasks_without_corpus_sequences` without the dev/test rows that
+    occur verbatim (either strand) in the corpus; prints what was dropped."""
+    root = Path(output_dir) / "tasks_without_corpus_sequences"
+    filtered = {}
+    for name, folder in task_folders.items():
+        dropped = drop_leaked_sequences(str(folder), corpus, str(root))
+        filtered[name] = root / Path(folder).name
+        counts = ", ".join(f"{split} {n}" for task in dropped.values() for split, n in task.items())
+        print(f"{name}: dropped the rows found in --pretraining_corpus ({counts}) -> {filtered[name]}", flush=True)
+    return filtered
+
+
 def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
     """Refuse tasks whose dev/test sequences occur verbatim (either strand) in the pre-training corpus."""
     leaked = []
@@ -245,7 +264,10 @@ def main(args):
         causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     # Characters first (the tokenizer alone is quick to load), then leakage, then the models.
     check_task_characters(tasks, AutoTokenizer.from_pretrained(next(iter(checkpoints.values()))))
-    if args.pretraining_corpus:
+    if args.pretraining_corpus and args.drop_leaked_sequences and task_folders:
+        task_folders = without_leaked_sequences(task_folders, list(args.pretraining_corpus), args.output_dir)
+        tasks.update({name: load_task(folder) for name, folder in task_folders.items()})
+    elif args.pretraining_corpus:
         check_leakage(task_folders, list(args.pretraining_corpus))
     arms = []
     for name, path in checkpoints.items():

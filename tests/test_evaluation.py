@@ -144,6 +144,37 @@ def test_default_suite_on_shared_genomes_is_large_and_unseen_by_the_default_corp
     assert leakage_report(str(tmp_path), [str(corpus)])["total_occurring"] == 0
 
 
+def test_drop_leaked_sequences_removes_exactly_the_rows_found_in_the_corpus_on_either_strand(tmp_path):
+    from birdie_hf.evaluation.leakage import drop_leaked_sequences
+
+    rng = np.random.default_rng(5)
+    random_bases = lambda n: "".join(rng.choice(list("ACGT"), n))  # noqa: E731
+    genome = random_bases(2000)
+    seen, seen_rc = genome[100:160], reverse_complement(genome[900:960])
+    unseen = [random_bases(60) for _ in range(4)]
+    (tmp_path / "corpus.fa").write_text(f">rec\n{genome}\n")
+    task = tmp_path / "suite" / "toy"
+    task.mkdir(parents=True)
+    rows = {"train": [seen, unseen[0]], "dev": [unseen[1], seen_rc], "test": [seen, unseen[2], unseen[3]]}
+    for split, sequences in rows.items():
+        lines = ["sequence,label"] + [f"{seq},{i % 2}" for i, seq in enumerate(sequences)]
+        (task / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "suite" / "suite.json").write_text("{}")
+    dropped = drop_leaked_sequences(str(tmp_path / "suite"), [str(tmp_path / "corpus.fa")], str(tmp_path / "out"))
+    assert dropped == {"toy": {"dev": 1, "test": 1}}
+    from birdie_hf.evaluation.baselines import read_task_split
+
+    out = tmp_path / "out" / "toy"
+    assert read_task_split(out / "dev.csv")[0] == [unseen[1]]
+    test_sequences, test_labels, _ = read_task_split(out / "test.csv")
+    assert test_sequences == [unseen[2], unseen[3]] and list(test_labels) == [1, 0]  # labels stay with their rows
+    assert read_task_split(out / "train.csv")[0] == [seen, unseen[0]]  # train is copied unchanged
+    assert (tmp_path / "out" / "suite.json").is_file()
+    assert leakage_report(str(tmp_path / "out"), [str(tmp_path / "corpus.fa")])["total_occurring"] == 0
+    with pytest.raises(ValueError, match="must differ"):
+        drop_leaked_sequences(str(tmp_path / "suite"), [str(tmp_path / "corpus.fa")], str(tmp_path / "suite"))
+
+
 # -- statistics -----------------------------------------------------------------------------------------------------
 
 

@@ -226,26 +226,11 @@ def _read_sequences(path: str) -> list[str]:
         return [row[column] for row in reader if row]
 
 
-def leakage_report(
-    task_dir: str,
-    corpus_paths: Sequence[str],
-    splits: Sequence[str] = ("dev", "test"),
-    both_strands: bool = True,
-) -> dict:
-    """How many dev/test sequences of each task of a suite folder occur verbatim in a FASTA corpus.
-
-    Args:
-        task_dir (`str`): a folder holding `<task>/{train,dev,test}.csv` (`sequence,label`), as written by
-            [`~tasks.write_task_suite`], or a single task folder holding the CSVs directly.
-        corpus_paths (`Sequence[str]`): FASTA / FASTA.gz files, e.g. the pre-training genomes.
-        splits (`Sequence[str]`, defaults to `("dev", "test")`): the CSVs to check.
-        both_strands (`bool`, defaults to `True`): also count reverse-complement occurrences.
-
-    Returns:
-        `{"corpus": [basenames], "both_strands": bool, "tasks": {task: {split: {"sequences": n, "checked": n,
-        "occurring": k, "fraction": k / checked}}}, "total_occurring": k}`. Sequences shorter than 32 bases are not
-        checked.
-    """
+def _scan(
+    task_dir: str, corpus_paths: Sequence[str], splits: Sequence[str], both_strands: bool
+) -> tuple[dict[str, str], list[tuple[str, str, int, int]], np.ndarray, np.ndarray]:
+    """Every `splits` sequence of every task of `task_dir`, looked up in the corpus: `(folders, slots, found,
+    checked)`, where `slots` holds `(task, split, start, stop)` ranges into the flat `found` / `checked` arrays."""
     if not os.path.isdir(task_dir):
         raise FileNotFoundError(f"Task folder not found: {task_dir!r}.")
     corpus_paths = [os.fspath(path) for path in corpus_paths]
@@ -277,6 +262,76 @@ def leakage_report(
                 yield record.sequence
 
     found, checked = find_occurrences_any_length(queries, corpus, both_strands)
+    return folders, slots, found, checked
+
+
+def drop_leaked_sequences(
+    task_dir: str,
+    corpus_paths: Sequence[str],
+    output_dir: str,
+    splits: Sequence[str] = ("dev", "test"),
+    both_strands: bool = True,
+) -> dict:
+    """Copy a task suite to `output_dir` without the `splits` rows whose sequence occurs verbatim in the corpus.
+
+    The rule is fixed in advance (every occurring row goes, whatever its label), so the filtered suite does not
+    depend on any model's results. Train rows are copied unchanged.
+
+    Args:
+        task_dir, corpus_paths, splits, both_strands: as in [`leakage_report`].
+        output_dir (`str`): the new suite folder (`<task>/{train,dev,test}.csv` and any other files of each task);
+            must not be `task_dir`.
+
+    Returns:
+        `{task: {split: rows dropped}}` for every task and checked split.
+    """
+    import shutil
+
+    if os.path.abspath(output_dir) == os.path.abspath(task_dir):
+        raise ValueError(f"`output_dir` must differ from `task_dir` ({task_dir!r}): the suite is copied, not edited.")
+    folders, slots, found, _ = _scan(task_dir, corpus_paths, splits, both_strands)
+    dropped: dict = {}
+    for task, folder in folders.items():
+        target = os.path.join(output_dir, task)
+        shutil.copytree(folder, target, dirs_exist_ok=True)
+    for task, split, start, stop in slots:
+        leaked = found[start:stop]
+        path = os.path.join(folders[task], f"{split}.csv")
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+        header, body = rows[0], rows[1:]
+        kept = [row for row, drop in zip(body, leaked) if not drop]
+        with open(os.path.join(output_dir, task, f"{split}.csv"), "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *kept])
+        dropped.setdefault(task, {})[split] = int(leaked.sum())
+    if os.path.normpath(task_dir) not in {os.path.normpath(f) for f in folders.values()}:
+        for name in os.listdir(task_dir):  # a suite's own files (e.g. suite.json)
+            if os.path.isfile(os.path.join(task_dir, name)):
+                shutil.copy2(os.path.join(task_dir, name), os.path.join(output_dir, name))
+    return dropped
+
+
+def leakage_report(
+    task_dir: str,
+    corpus_paths: Sequence[str],
+    splits: Sequence[str] = ("dev", "test"),
+    both_strands: bool = True,
+) -> dict:
+    """How many dev/test sequences of each task of a suite folder occur verbatim in a FASTA corpus.
+
+    Args:
+        task_dir (`str`): a folder holding `<task>/{train,dev,test}.csv` (`sequence,label`), as written by
+            [`~tasks.write_task_suite`], or a single task folder holding the CSVs directly.
+        corpus_paths (`Sequence[str]`): FASTA / FASTA.gz files, e.g. the pre-training genomes.
+        splits (`Sequence[str]`, defaults to `("dev", "test")`): the CSVs to check.
+        both_strands (`bool`, defaults to `True`): also count reverse-complement occurrences.
+
+    Returns:
+        `{"corpus": [basenames], "both_strands": bool, "tasks": {task: {split: {"sequences": n, "checked": n,
+        "occurring": k, "fraction": k / checked}}}, "total_occurring": k}`. Sequences shorter than 32 bases are not
+        checked.
+    """
+    folders, slots, found, checked = _scan(task_dir, corpus_paths, splits, both_strands)
     tasks: dict = {}
     for task, split, start, stop in slots:
         n_checked = int(checked[start:stop].sum())
