@@ -4,8 +4,14 @@
     python benchmarks/birdie_dna_experiment.py train --jobs 12
     # 2. read every checkpoint with the evaluation instrument (probes, zero-shot NLL, fine-tuning) and controls
     python benchmarks/birdie_dna_experiment.py evaluate
+    # the training table (held-out next-base NLL, compute shares, policy decisions per run)
+    python benchmarks/birdie_dna_experiment.py summarise
     # BirdieDNA's scale on a GPU (about 34M parameters, windows of 1024): a short measured run, and what 1B tokens need
-    python benchmarks/birdie_dna_experiment.py scale --max_steps 60
+    python benchmarks/birdie_dna_experiment.py scale --max_steps 40
+    # the same protocol at that scale, on your human genome (12 runs of 1B tokens; see benchmarks/README.md)
+    python benchmarks/birdie_dna_experiment.py train --scale birdiedna --genomes chm13v2.0.fa.gz --jobs 4 \\
+        --output_root outputs/experiment-birdiedna
+    python benchmarks/birdie_dna_experiment.py evaluate --genomes chm13v2.0.fa.gz --output_root outputs/experiment-birdiedna
     # anything after -- goes to every recipe call
     python benchmarks/birdie_dna_experiment.py evaluate -- --n_resamples 1000
 
@@ -40,6 +46,24 @@ COMMON = [
     "--save_steps", "500",
     "--logging_steps", "50",
 ]  # fmt: skip
+#: BirdieDNA's scale (the authors' DNA defaults: hidden 512, sequence 1024, batch 32, lr 3e-4; 8 layers of a 4x MLP
+#: make about 34M parameters), for a GPU: `--scale birdiedna` uses it in place of `COMMON`, on `--genomes` you give
+#: (e.g. the human T2T-CHM13 assembly), with a budget of 1B example tokens unless `--max_tokens` says otherwise.
+BIRDIEDNA_SCALE = [
+    "--hidden_size", "512",
+    "--num_hidden_layers", "8",
+    "--num_attention_heads", "8",
+    "--window_length", "1024",
+    "--max_length", "2064",
+    "--example_length", "1032",
+    "--per_device_train_batch_size", "32",
+    "--learning_rate", "3e-4",
+    "--warmup_steps", "500",
+    "--bf16", "true",
+    "--save_steps", "2000",
+    "--logging_steps", "100",
+]  # fmt: skip
+SCALES = {"tiny": (COMMON, 5_000_000), "birdiedna": (BIRDIEDNA_SCALE, 1_000_000_000)}
 ARMS = {
     "ntp": ["--policy", "ntp"],
     "birdie_paper": ["--preset", "paper"],
@@ -77,8 +101,16 @@ def train(args) -> int:
             if finished(folder):
                 print(f"{folder.name}: already finished, skipped")
                 continue
-            command = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *COMMON, *ARMS[arm]]
-            command += ["--max_tokens", str(args.max_tokens), "--seed", str(seed), "--output_dir", str(folder)]
+            geometry, budget = SCALES[args.scale]
+            command = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *geometry, *ARMS[arm]]
+            command += [
+                "--max_tokens",
+                str(args.max_tokens or budget),
+                "--seed",
+                str(seed),
+                "--output_dir",
+                str(folder),
+            ]
             command += [
                 "--genomes",
                 *args.genomes,
@@ -134,6 +166,72 @@ def evaluate(args) -> int:
     return subprocess.call(command)
 
 
+def _held_out_next_base(folder: Path) -> tuple[float, float]:
+    """(model, base composition) held-out next-base NLL from a run's `held_out_next_base.md`."""
+    values = {}
+    for line in (folder / "held_out_next_base.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2:
+            values[cells[0]] = cells[1]
+    return float(values["this model (read left to right)"]), float(values["base composition (order 0)"])
+
+
+def training_rows(root: Path, arms, seeds) -> list[dict]:
+    """Per run: steps, tokens, runtime, held-out next-base NLL on the corpus's held-out part, final copying loss,
+    compute shares, and how the policy decided (reward model / initial mixture / exploration)."""
+    rows = []
+    for arm in arms:
+        for seed in seeds:
+            folder = run_dir(root, arm, seed)
+            if not finished(folder):
+                continue
+            results = json.loads((folder / "train_results.json").read_text())
+            trajectory = json.loads((folder / "mixture_trajectory.json").read_text())
+            evaluations = trajectory["evaluations"]
+            decisions = [e.get("decision") for e in evaluations]
+            shares = trajectory.get("compute", {}).get("entries", {})
+            model, composition = _held_out_next_base(folder)
+            rows.append(
+                {
+                    "arm": arm,
+                    "seed": seed,
+                    "steps": evaluations[-1]["step"] if evaluations else None,
+                    "train_runtime_s": results.get("train_runtime"),
+                    "held_out_next_base_nats": model,
+                    "composition_nats": composition,
+                    "copying_loss": evaluations[-1]["losses"].get("copying") if evaluations else None,
+                    "ntp_token_share": shares.get("next_token_prediction", {}).get("model_token_share"),
+                    "reward_model_decisions": decisions.count("reward_model"),
+                    "prior_decisions": decisions.count("prior"),
+                    "explore_decisions": decisions.count("explore"),
+                }
+            )
+    return rows
+
+
+def summarise(args) -> int:
+    """Print (and with --output write) the training table of every finished run."""
+    rows = training_rows(Path(args.output_root), args.arms, args.seeds)
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    lines = [
+        "| arm | seed | held-out next-base NLL (nats) | composition (nats) | final copying loss | NTP share of tokens "
+        "| policy decisions: reward model / initial mixture / explore | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['seed']} | {r['held_out_next_base_nats']:.4f} | {r['composition_nats']:.4f} | "
+            f"{fmt(r['copying_loss'], '.3f')} | {fmt(r['ntp_token_share'], '.1%')} | "
+            f"{r['reward_model_decisions']} / {r['prior_decisions']} / {r['explore_decisions']} | "
+            f"{fmt(r['train_runtime_s'], '.0f')} |"
+        )
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        Path(args.output).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
 def scale(args) -> int:
     """A short run at BirdieDNA's scale, in this process; prints step time, tokens/s, peak GPU memory and the time that
     1B tokens would take on this GPU."""
@@ -147,19 +245,10 @@ def scale(args) -> int:
     recipe = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = recipe  # its dataclasses look their module up
     spec.loader.exec_module(recipe)
-    batch, example_length = 32, 1032
-    argv = ["--preset", "dna", "--hidden_size", "512", "--num_hidden_layers", "8", "--num_attention_heads", "8"]
-    argv += [
-        "--window_length",
-        "1024",
-        "--max_length",
-        str(2 * example_length),
-        "--example_length",
-        str(example_length),
-    ]
-    argv += ["--per_device_train_batch_size", str(batch), "--max_steps", str(args.max_steps), "--bf16", "true"]
-    argv += ["--learning_rate", "3e-4", "--logging_steps", "10", "--save_strategy", "no", "--report_to", "none"]
-    argv += ["--output_dir", str(Path(args.output_root) / "scale"), "--overwrite_output_dir", "true", *args.extra]
+    batch, example_length = 32, 1032  # as in BIRDIEDNA_SCALE
+    argv = ["--preset", "dna", *BIRDIEDNA_SCALE, "--max_steps", str(args.max_steps), "--save_strategy", "no"]
+    argv += ["--report_to", "none", "--output_dir", str(Path(args.output_root) / "scale"), "--overwrite_output_dir"]
+    argv += ["true", *args.extra]
     torch.cuda.reset_peak_memory_stats()
     start = time.time()
     recipe.main(*recipe.parse_args(argv))
@@ -185,21 +274,26 @@ def scale(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate", "scale"])
+    parser.add_argument("command", choices=["train", "evaluate", "summarise", "scale"])
     parser.add_argument("--output_root", default="outputs/experiment")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
-    parser.add_argument("--max_tokens", type=int, default=5_000_000, help="example tokens per run")
+    parser.add_argument("--scale", choices=list(SCALES), default="tiny", help="tiny (the protocol's) or birdiedna")
+    parser.add_argument(
+        "--max_tokens", type=int, default=None, help="example tokens per run (default: 5M tiny, 1B birdiedna)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (train)")
     parser.add_argument("--genomes", nargs="+", default=[str(p) for p in CORPUS], help="pre-training FASTA files")
     parser.add_argument("--readouts", nargs="+", default=["probes", "zero_shot"])
     parser.add_argument("--finetune_tasks", nargs="*", default=["gene_strand"])
     parser.add_argument("--max_steps", type=int, default=60, help="steps of the scale measurement")
+    parser.add_argument("--output", default=None, help="summarise: also write the rows as JSON here")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
-    return {"train": train, "evaluate": evaluate, "scale": scale}[args.command](args)
+    commands = {"train": train, "evaluate": evaluate, "summarise": summarise, "scale": scale}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

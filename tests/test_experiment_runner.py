@@ -1,0 +1,72 @@
+"""The pre-registered experiment's runner (benchmarks/birdie_dna_experiment.py) gives every arm the same compute."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from testing_utils import REPO, load_recipe
+
+
+@pytest.fixture(scope="module")
+def runner():
+    spec = importlib.util.spec_from_file_location(
+        "birdie_dna_experiment", REPO / "benchmarks" / "birdie_dna_experiment.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Done:
+    returncode = 0
+
+    def __init__(self, command, **kwargs):
+        self.command = command
+
+    def poll(self):
+        return 0
+
+
+@pytest.mark.parametrize("scale", ["tiny", "birdiedna"])
+def test_every_arm_gets_the_same_geometry_budget_and_steps(runner, tmp_path, monkeypatch, scale):
+    launched = []
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda command, **kw: launched.append(command) or _Done(command))
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    genome = tmp_path / "g.fa"
+    genome.write_text(">r\nACGT\n")
+    argv = ["train", "--jobs", "3", "--scale", scale, "--output_root", str(tmp_path / "exp"), "--genomes", str(genome)]
+    assert runner.main(argv) == 0
+    assert len(launched) == len(runner.ARMS) * len(runner.SEEDS)
+    pretrain = load_recipe("pretrain")
+    steps = set()
+    for command in launched:
+        _, args = pretrain.parse_args(command[2:])
+        steps.add((args.max_steps, args.example_length, args.max_length, args.per_device_train_batch_size))
+        assert args.seed in runner.SEEDS and str(genome) in command
+    budget = runner.SCALES[scale][1]
+    ((max_steps, example_length, _, batch),) = steps  # one geometry and one step count for all 12 runs
+    assert max_steps == -(-budget // (example_length * batch))
+    presets = {tuple(c[c.index("--preset") + 1 : c.index("--preset") + 2]) for c in launched if "--preset" in c}
+    assert presets == {("paper",), ("dna",)}
+
+
+def test_finished_runs_are_skipped_and_summarised(runner, tmp_path, monkeypatch, capsys):
+    folder = runner.run_dir(tmp_path, "ntp", 42)
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "train_results.json").write_text('{"train_runtime": 12.5}')
+    (folder / "mixture_trajectory.json").write_text(
+        '{"evaluations": [{"step": 9, "losses": {"next_token_prediction": 1.3}, "decision": "keep"}],'
+        ' "compute": {"entries": {"next_token_prediction": {"model_token_share": 1.0}}}}'
+    )
+    (folder / "held_out_next_base.md").write_text(
+        "| model | nats |\n|---|---|\n| this model (read left to right) | 1.3100 |\n| base composition (order 0) | 1.3829 |\n"
+    )
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda *a, **k: pytest.fail("a finished run was started again"))
+    argv = ["--output_root", str(tmp_path), "--arms", "ntp", "--seeds", "42"]
+    assert runner.main(["train", *argv]) == 0
+    assert runner.main(["summarise", *argv]) == 0
+    assert "| ntp | 42 | 1.3100 | 1.3829 | - | 100.0% | 0 / 0 / 0 | 12 |" in capsys.readouterr().out
