@@ -16,11 +16,11 @@ from .data import (
     windows_from_sequences,
 )
 from .inference import InfillingNotTrainedError, UntrainedGapsError, infill, score, variant_effect
+from .inference.pipelines import register_pipelines
 from .mixture import LiveMixture
 from .modeling import build_causal_lm, default_model_config
 from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, parse_mixture, register_objective
 from .packing import pack_examples, packed_attention_mask
-from .pipelines import register_pipelines
 from .policy import BirdiePolicy, PolicyConfig
 from .tokenizer import MissingObjectiveTokenError, add_birdie_tokens, build_dna_tokenizer
 from .trainer import BirdieTrainer, as_birdie_training_args

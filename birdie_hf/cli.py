@@ -11,14 +11,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import re
 import sys
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
 
-from .hub import HubAccessError
+from ._compat import escape_percent_signs_in_help
+from .hub_io import HubAccessError
 
 
 T = TypeVar("T")
@@ -322,17 +322,6 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
     return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
 
 
-def _escape_percent_signs_in_help(parser) -> None:
-    """argparse %-formats every help string for `--help`; a bare `%` in a field's help (some transformers releases
-    have them, e.g. transformers 5.2's TrainingArguments) makes `--help` crash with "incomplete format". Escape those."""
-    for action in parser._actions:
-        if isinstance(action.help, str) and "%" in action.help:
-            try:
-                action.help % {**vars(action), "prog": parser.prog}
-            except (ValueError, TypeError, KeyError):
-                action.help = re.sub(r"%(?![(%])", "%%", action.help)  # keep %(default)s and %%
-
-
 def _short_usage_errors(parser) -> None:
     """Make `parser` report a bad flag in one line (`prog: error: ...`, exit 2) instead of after its whole usage
     string, which for a recipe with every `TrainingArguments` flag is 150 lines."""
@@ -371,7 +360,7 @@ def parse_args_with_config(
         `tuple`: one instance per dataclass of `parser`.
     """
     _short_usage_errors(parser)
-    _escape_percent_signs_in_help(parser)
+    escape_percent_signs_in_help(parser)
     path, argv = pop_config_flag(argv)
     merged = dict(defaults or {})
     given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}  # --max-tokens too

@@ -1,4 +1,4 @@
-"""Hugging Face Hub helpers: fail early, before hours of training, when a push cannot work."""
+"""Model cards for the Hub (pre-trained and fine-tuned checkpoints) and the Hub access helpers they need."""
 
 from __future__ import annotations
 
@@ -6,95 +6,12 @@ import os
 from collections.abc import Sequence
 from typing import Optional
 
+from .evaluation.finetune import NT_REVISED_REPO, NT_TASKS
 
-class HubAccessError(RuntimeError):
-    """Raised when `--push_to_hub` is asked for but no token or no network is available."""
-
-
-def check_hub_access(repo_id: str, token: Optional[str] = None) -> str:
-    """Check that a Hub token is available and valid before training starts.
-
-    Args:
-        repo_id (`str`): the repository that will be pushed to (only used in messages).
-        token (`str`, *optional*): a token; otherwise `HF_TOKEN` or the token saved by `hf auth login`.
-
-    Returns:
-        `str`: the user name the token belongs to.
-
-    Raises:
-        [`HubAccessError`]: no token, an invalid token, or the Hub cannot be reached. The message never contains
-        the token itself.
-    """
-    from huggingface_hub import get_token, whoami
-
-    token = token or os.environ.get("HF_TOKEN") or get_token()
-    if not token:
-        raise HubAccessError(
-            f"--push_to_hub was set for {repo_id!r} but no Hugging Face token was found: run `hf auth login` or set "
-            "HF_TOKEN. Nothing was trained yet; drop --push_to_hub to train locally."
-        )
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        raise HubAccessError(f"--push_to_hub was set for {repo_id!r} but HF_HUB_OFFLINE is on.")
-    try:
-        return whoami(token=token)["name"]
-    except Exception as error:  # network errors and HTTP errors alike
-        kind = type(error).__name__
-        raise HubAccessError(
-            f"--push_to_hub was set for {repo_id!r} but the Hub could not be reached or refused the token ({kind}). "
-            "Nothing was trained yet; check your network and token, or drop --push_to_hub."
-        ) from None
-
-
-def check_model_path(path: str) -> None:
-    """Refuse a model that is neither a local folder nor a valid Hub model id, before anything is downloaded.
-
-    transformers reads any string it cannot find locally as a Hub id, so a mistyped local path such as
-    `../outputs/run` would otherwise fail with "Repo id must be in the form 'repo_name' or 'namespace/repo_name'".
-
-    Args:
-        path (`str`): a local checkpoint folder or a Hub model id (`name` or `namespace/name`).
-
-    Raises:
-        `FileNotFoundError`: `path` does not exist locally and cannot be a Hub id.
-        `NotADirectoryError`: `path` is a file, not a checkpoint folder.
-    """
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    if os.path.isdir(path):
-        return
-    if os.path.exists(path):
-        raise NotADirectoryError(
-            f"Model {path!r} is a file, not a checkpoint folder (one with config.json and the "
-            "weights, as written by save_pretrained)."
-        )
-    try:
-        validate_repo_id(path)
-    except HFValidationError:
-        raise FileNotFoundError(
-            f"Model {path!r} does not exist: it is neither a local folder nor a valid Hub model "
-            "id (`name` or `namespace/name`). Check the path."
-        ) from None
-
-
-def load_model_config(path: str, **kwargs):
-    """`AutoConfig.from_pretrained(path, **kwargs)`, with a clear message when `path` is missing.
-
-    Raises:
-        `FileNotFoundError`, `NotADirectoryError`: see [`check_model_path`].
-        `OSError`: `path` is not a local folder and could not be loaded from the Hub as a model id.
-    """
-    from transformers import AutoConfig
-
-    check_model_path(path)
-    try:
-        return AutoConfig.from_pretrained(path, **kwargs)
-    except OSError as error:
-        if os.path.isdir(path):
-            raise
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise OSError(
-            f"Model {path!r} is not a local folder, and loading it from the Hub as a model id failed: {reason}"
-        ) from error
+# Hub access lives in `birdie_hf.hub_io` (no package imports, so loaders can use it); re-exported here.
+from .hub_io import HubAccessError, check_hub_access, check_model_path, load_model_config  # noqa: F401
+from .inference import infilling_prompt
+from .tokenizer import build_dna_tokenizer
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------
@@ -213,8 +130,6 @@ def task_dataset(task: str) -> dict[str, Optional[str]]:
     of CSVs such as `gene_strand`) is a dataset of its own, typed and named after the task, so that every task gets
     its own entry and leaderboard.
     """
-    from .evaluation.finetune import NT_REVISED_REPO, NT_TASKS
-
     if task in NT_TASKS:
         return {
             "dataset_type": NT_REVISED_REPO,
@@ -254,9 +169,6 @@ def _infilling_widget(trajectory: dict, widget_sequences: Sequence[str]) -> list
     sequence = widget_sequences[0] if widget_sequences else ""
     if "infilling" not in classes or len(sequence) < 16:
         return []
-    from .inference import infilling_prompt
-    from .tokenizer import build_dna_tokenizer
-
     span = min(8, len(sequence) // 4)
     start = (len(sequence) - span) // 2
     gapped = sequence[:start] + "_" * span + sequence[start + span :]

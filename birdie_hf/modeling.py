@@ -13,6 +13,9 @@ from typing import Optional
 
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
+from .hub_io import load_model_config
+from .tokenizer import add_birdie_tokens
+
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +77,6 @@ def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[in
 def causal_lm_config(path: str):
     """The config of the checkpoint at `path` (local folder or Hub id), refusing one saved as anything but a causal LM
     (its `config.architectures` name no `*ForCausalLM` or `*LMHeadModel` class) with a `ValueError` naming it."""
-    from .hub import load_model_config
-
     config = load_model_config(path)
     architectures = list(getattr(config, "architectures", None) or [])
     if architectures and not any(name.endswith(_CAUSAL_LM_SUFFIXES) for name in architectures):
@@ -111,8 +112,6 @@ def load_causal_lm_checkpoint(
             character level (A, C, G and T must be single tokens).
     """
     from transformers import AutoTokenizer
-
-    from .tokenizer import add_birdie_tokens
 
     config = causal_lm_config(path)
     architectures = list(getattr(config, "architectures", None) or [])

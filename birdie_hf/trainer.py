@@ -13,8 +13,6 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
-import transformers
-from packaging import version
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -32,6 +30,7 @@ from transformers.trainer import (
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
+from ._compat import load_optimizer_on_cpu, reset_accelerate_loss_scaling
 from .accounting import compute_accounting
 from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback, run_spec_differences
 from .checkpoints import (  # re-exported: `from birdie_hf.trainer import checkpoint_problems` keeps working
@@ -43,6 +42,7 @@ from .checkpoints import (  # re-exported: `from birdie_hf.trainer import checkp
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .data.usage import check_training_data
+from .hub import HELD_OUT_NAME, pretrained_model_card
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
@@ -58,7 +58,6 @@ from .run_folder import (
 
 
 logger = logging.getLogger(__name__)
-_TRANSFORMERS_VERSION = version.parse(transformers.__version__)
 
 TRAJECTORY_NAME = "mixture_trajectory.json"
 #: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
@@ -239,26 +238,15 @@ class BirdieTrainer(Trainer):
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
-        # `Trainer` accumulates gradients itself and `compute_loss` already divides by the loss-bearing tokens of the
-        # whole accumulated batch. Some transformers releases (5.2 among them) also hand `num_steps` to accelerate,
-        # whose `backward` then divides every micro-batch's loss a second time; keep accelerate's scaling at 1.
-        if self.accelerator.gradient_accumulation_steps != 1:
-            self.accelerator.gradient_accumulation_steps = 1
+        reset_accelerate_loss_scaling(self.accelerator)
 
     def _load_optimizer_and_scheduler(self, checkpoint: Optional[str]) -> None:
-        # transformers < 5.18 loads the optimizer state with `map_location=args.device`, which in a multi-process CPU
-        # run is an indexed device ("cpu:0") that torch cannot restore: every two-process CPU resume crashed. Load
-        # the plain checkpoint files onto the CPU there, as transformers >= 5.18 does; any other case is unchanged.
+        # birdie_hf._compat.load_optimizer_on_cpu: a multi-process CPU resume under transformers < 5.18.
         plain_files = checkpoint is not None and all(
             os.path.isfile(os.path.join(checkpoint, name)) for name in (OPTIMIZER_NAME, SCHEDULER_NAME)
         )
-        if not (
-            plain_files
-            and _TRANSFORMERS_VERSION < version.parse("5.18")
-            and self.args.world_size > 1
-            and self.args.device.type == "cpu"
-            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
-        ):
+        sharded = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        if not (plain_files and load_optimizer_on_cpu(self.args.world_size, self.args.device.type, sharded)):
             return super()._load_optimizer_and_scheduler(checkpoint)
         self.optimizer.load_state_dict(
             torch.load(os.path.join(checkpoint, OPTIMIZER_NAME), map_location="cpu", weights_only=True)
@@ -690,8 +678,6 @@ class BirdieTrainer(Trainer):
         The window length and widget examples are read from the first windows of the datasets, streaming ones
         included (an `IterableDataset` is read from a copy, so a training stream keeps its position).
         """
-        from .hub import HELD_OUT_NAME, pretrained_model_card
-
         if not self.is_world_process_zero():
             return
         held_out_path = os.path.join(self.args.output_dir, HELD_OUT_NAME)

@@ -12,6 +12,9 @@ import torch
 from datasets import DatasetDict
 
 from ..data import GenomeDataError, load_sequence_dataset
+from ..hub_io import load_model_config
+from ..objectives import OBJECTIVE_REGISTRY
+from ..tokenizer import prompt_id, prompt_token
 
 
 logger = logging.getLogger(__name__)
@@ -162,8 +165,6 @@ def resolve_attention(config, attention: str = "auto") -> str:
     no record, e.g. any other causal LM) causally. A recorded objective that is not registered in this process counts
     as reading a prefix.
     """
-    from ..objectives import OBJECTIVE_REGISTRY
-
     if attention not in ATTENTION_MODES:
         raise ValueError(f"`attention` must be one of {ATTENTION_MODES}, got {attention!r}.")
     if attention != "auto":
@@ -179,30 +180,11 @@ def add_prefix_prompt(tokenizer, objective: str = "prefix_lm"):
     `AutoTokenizer` and `pipeline("text-classification")` apply it with no custom code. Returns the tokenizer."""
     from tokenizers import processors
 
-    from ..tokenizer import prompt_id, prompt_token
-
     token, token_id = prompt_token(objective), prompt_id(tokenizer, objective)
     tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{token} $A", pair=f"{token} $A $B", special_tokens=[(token, token_id)]
     )
     return tokenizer
-
-
-#: First transformers release whose Llama honours `config.is_causal = False` (5.0 and 5.1 silently stay causal; checked
-#: with a model whose first position must change when the last token does).
-MIN_TRANSFORMERS_FOR_BIDIRECTIONAL = "5.2.0"
-
-
-def _check_bidirectional_support() -> None:
-    import transformers
-    from packaging.version import Version
-
-    if Version(transformers.__version__) < Version(MIN_TRANSFORMERS_FOR_BIDIRECTIONAL):
-        raise RuntimeError(
-            f"Bidirectional classifiers need transformers>={MIN_TRANSFORMERS_FOR_BIDIRECTIONAL} (installed: "
-            f"{transformers.__version__}, whose Llama ignores config.is_causal=False and would silently read "
-            "causally). Upgrade transformers, or pass attention='causal'."
-        )
 
 
 def build_sequence_classifier(
@@ -217,12 +199,8 @@ def build_sequence_classifier(
     """
     from transformers import AutoModelForSequenceClassification
 
-    from ..hub import load_model_config
-
     config = load_model_config(checkpoint, num_labels=num_labels)
     mode = resolve_attention(config, attention)
-    if mode == "bidirectional":
-        _check_bidirectional_support()
     config.is_causal = mode == "causal"
     config.birdie_attention = mode
     model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
@@ -288,8 +266,6 @@ def finetune_classifier(
         TrainingArguments,
         set_seed,
     )
-
-    from ..hub import load_model_config
 
     load_model_config(checkpoint)  # a clear error for a missing checkpoint, before the tokenizer is looked for
     set_seed(seed)

@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from .finetune import finetune_classifier
 from .probes import READING_MODES
 
 
@@ -100,8 +101,6 @@ def _as_dataset(data) -> "DatasetDict":  # noqa: F821 - datasets is imported laz
 
 def finetune_once(checkpoint: str, dataset, reading: str, learning_rate: float, seed: int, config) -> FinetuneRun:
     """Fine-tune `checkpoint` (a folder) on `dataset` in `reading` mode until dev stops improving."""
-    from .finetune import finetune_classifier
-
     with tempfile.TemporaryDirectory(prefix="birdie-finetune-") as work:
         result = finetune_classifier(
             checkpoint,

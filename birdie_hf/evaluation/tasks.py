@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_hf.tasks.reverse_complement)
 from .genbank import GenBankRecord, iter_genbank
 
 
@@ -29,11 +30,6 @@ TASK_NAMES = ("gene_strand", "coding_vs_intergenic", "start_codon")
 SPLITS = ("train", "dev", "test")
 #: Shortest window: a start-codon window holds the triplet at `window_length // 2 - 1`.
 MIN_WINDOW_LENGTH = 4
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
-
-
-def reverse_complement(sequence: str) -> str:
-    return sequence.translate(_COMPLEMENT)[::-1]
 
 
 @dataclass

@@ -19,13 +19,13 @@ from ..objectives import Infilling, InfillingConfig, NextTokenPrediction, NextTo
 from ..objectives.base import ObjectiveExample
 from ..objectives.spans import SpanLayout
 from ..tokenizer import IUPAC_AMBIGUITY_CODES, dna_lookup_table
+from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_hf.inference.reverse_complement)
 
 
 #: Marks a base to fill in [`infill`]: each run of it is one gap. Not a base, an IUPAC code or whitespace.
 MASK_CHAR = "_"
 #: The bases whose probabilities inference reports, in this order (the columns of every `(..., 4)` array).
 BASES = "ACGT"
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 Gap = tuple[int, int]
 
@@ -41,11 +41,6 @@ class InfillingNotTrainedError(ValueError):
 class UntrainedGapsError(ValueError):
     """The gaps are of a kind the checkpoint's infilling objective never produced (too many, too long, too much
     masked, or a sequence longer than its windows); see [`InfillingLimits`]."""
-
-
-def reverse_complement(sequence: str) -> str:
-    """Reverse complement of an upper-case `ACGTN` sequence."""
-    return sequence.translate(_COMPLEMENT)[::-1]
 
 
 @dataclass

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from .._compat import cache_argument  # noqa: F401  (re-exported: inference.decoding imports it from here)
 from ..objectives.base import ObjectiveExample
 from ..packing import packed_attention_mask
 
@@ -36,13 +36,6 @@ def inference_mode(model) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
-
-
-def cache_argument(model) -> str:
-    """Name of the key/value cache argument of `model.forward` (`cache` since transformers 5.x renamed it, else the
-    older `past_key_values`)."""
-    parameters = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def progress_bar(iterable, total: int, desc: str, disable: bool):

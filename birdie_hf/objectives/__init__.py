@@ -20,10 +20,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from ..tokenizer import CORE_TOKENS, SENTINEL_PATTERN, MissingObjectiveTokenError
+from ..vocabulary import CORE_TOKENS, SENTINEL_PATTERN, MissingObjectiveTokenError
 from .autoencoding import Autoencoding, AutoencodingConfig
 from .base import (
     IGNORE_INDEX,
+    OBJECTIVE_REGISTRY,
     Objective,
     ObjectiveConfig,
     ObjectiveConfigError,
@@ -40,7 +41,6 @@ from .selective_copying import SelectiveCopying, SelectiveCopyingConfig
 
 
 #: Registered objectives by name, in registration order (the built-in ones first).
-OBJECTIVE_REGISTRY: dict[str, type[Objective]] = {}
 #: Birdie's own objectives, in the order of their prompt tokens in the vocabulary (ids 9-15).
 BUILTIN_OBJECTIVES: tuple[type[Objective], ...] = (
     NextTokenPrediction,

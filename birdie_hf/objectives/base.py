@@ -18,10 +18,14 @@ from typing import ClassVar, Iterable, Optional
 
 import numpy as np
 
-from ..tokenizer import objective_token_id, sentinel_ids
+from ..vocabulary import objective_token_id, sentinel_ids
 
 
 IGNORE_INDEX = -100
+
+
+#: Registered objective classes by name ([`register_objective`] adds to it; `birdie_hf.objectives` re-exports it).
+OBJECTIVE_REGISTRY: dict[str, type["Objective"]] = {}
 
 
 class ObjectiveConfigError(ValueError):
@@ -77,8 +81,6 @@ class SpecialTokenIds:
             [`MissingObjectiveTokenError`]: the tokenizer lacks a token one of `objectives` declares (the message
             names both). [`ObjectiveConfigError`]: an objective is not registered.
         """
-        from . import OBJECTIVE_REGISTRY
-
         names = list(OBJECTIVE_REGISTRY) if objectives is None else list(dict.fromkeys(objectives))
         unknown = [name for name in names if name not in OBJECTIVE_REGISTRY]
         if unknown:
