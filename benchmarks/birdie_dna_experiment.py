@@ -6,6 +6,8 @@
     python benchmarks/birdie_dna_experiment.py evaluate
     # the training table (held-out next-base NLL, compute shares, policy decisions per run)
     python benchmarks/birdie_dna_experiment.py summarise
+    # 3. the pre-registered decision rule applied to the probe results, with the secondary contrasts
+    python benchmarks/birdie_dna_experiment.py decide
     # BirdieDNA's scale on a GPU (about 34M parameters, windows of 1024): a short measured run, and what 1B tokens need
     python benchmarks/birdie_dna_experiment.py scale --max_steps 40
     # the same protocol at that scale, on your human genome (12 runs of 1B tokens; see benchmarks/README.md)
@@ -232,6 +234,85 @@ def summarise(args) -> int:
     return 0
 
 
+PRIMARY = ("birdie_dna", "ntp", "causal")
+
+
+def primary_decision(results: dict, arm: str = PRIMARY[0], reference: str = PRIMARY[1], reading: str = PRIMARY[2]):
+    """The protocol's decision rule on the instrument's probe results: `(verdict, rows)`.
+
+    Birdie helps if `arm - reference` is better on at least 3 tasks and worse on none; hurts if worse on at least 3
+    and better on none; otherwise no detectable difference. Each row says whether either arm beats the random-init
+    control on that task (a task where neither does is one the instrument cannot see at this scale; it still counts).
+    """
+    rows = []
+    for task, result in results["tasks"].items():
+        found = {(d["readout"], d["reference"], d["reading"]): d for d in result["differences"]}
+        primary = found.get((arm, reference, reading))
+        if primary is None:
+            raise SystemExit(f"error: no {arm} - {reference} ({reading}) difference for task {task}.")
+        seen = [
+            name
+            for name in (arm, reference)
+            if found.get((name, "random-init", reading), {}).get("decision") == "better"
+        ]
+        rows.append({"task": task, **primary["difference"], "decision": primary["decision"], "beat_random_init": seen})
+    better = sum(r["decision"] == "better" for r in rows)
+    worse = sum(r["decision"] == "worse" for r in rows)
+    if better >= 3 and worse == 0:
+        verdict = "Birdie helps at this scale"
+    elif worse >= 3 and better == 0:
+        verdict = "Birdie hurts at this scale"
+    else:
+        verdict = "no detectable difference at this scale"
+    return verdict, rows
+
+
+def contrasts(results: dict, pairs: list[tuple[str, str]], readings=("causal", "bidirectional")) -> list[str]:
+    """Markdown rows `task | contrast | reading | difference [95% interval] | decision` for `pairs`."""
+    lines = ["| task | contrast | reading | test MCC difference [95% interval] | decision |", "|---|---|---|---|---|"]
+    for task, result in results["tasks"].items():
+        found = {(d["readout"], d["reference"], d["reading"]): d for d in result["differences"]}
+        for arm, reference in pairs:
+            for reading in readings:
+                d = found.get((arm, reference, reading))
+                if d is not None:
+                    i = d["difference"]
+                    lines.append(
+                        f"| {task} | {arm} - {reference} | {reading} | {i['estimate']:+.3f} [{i['low']:+.3f}, "
+                        f"{i['high']:+.3f}] | {d['decision']} |"
+                    )
+    return lines
+
+
+def decide(args) -> int:
+    """Apply the protocol's decision rule to `<output_root>/evaluation/probe_results.json` and print the tables."""
+    path = Path(args.output_root) / "evaluation" / "probe_results.json"
+    results = json.loads(path.read_text())
+    verdict, rows = primary_decision(results)
+    lines = [
+        f"## Primary: {PRIMARY[0]} - {PRIMARY[1]}, frozen-probe test MCC, {PRIMARY[2]} reading",
+        "",
+        "| task | difference [95% interval] | decision | beats the random-init control (same reading) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['estimate']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] | {r['decision']} | "
+            f"{', '.join(r['beat_random_init']) or 'neither (the instrument cannot see this task at this scale)'} |"
+        )
+    lines += ["", f"**Verdict (pre-registered rule): {verdict}.**", "", "## Secondary contrasts", ""]
+    arms = [a for a in ARMS if a != "ntp"]
+    pairs = [("birdie_dna", "dna_static"), ("birdie_dna", "birdie_paper")] + [(a, "random-init") for a in ARMS]
+    lines += contrasts(results, pairs)
+    lines += ["", "Bidirectional reading of the primary contrast and of every arm against `ntp`:", ""]
+    lines += contrasts(results, [(a, "ntp") for a in arms], readings=("bidirectional",))
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        Path(args.output).write_text(report + "\n")
+    return 0
+
+
 def scale(args) -> int:
     """A short run at BirdieDNA's scale, in this process; prints step time, tokens/s, peak GPU memory and the time that
     1B tokens would take on this GPU."""
@@ -274,7 +355,7 @@ def scale(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate", "summarise", "scale"])
+    parser.add_argument("command", choices=["train", "evaluate", "summarise", "decide", "scale"])
     parser.add_argument("--output_root", default="outputs/experiment")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
@@ -287,12 +368,12 @@ def main(argv=None) -> int:
     parser.add_argument("--readouts", nargs="+", default=["probes", "zero_shot"])
     parser.add_argument("--finetune_tasks", nargs="*", default=["gene_strand"])
     parser.add_argument("--max_steps", type=int, default=60, help="steps of the scale measurement")
-    parser.add_argument("--output", default=None, help="summarise: also write the rows as JSON here")
+    parser.add_argument("--output", default=None, help="summarise / decide: also write the result here")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
-    commands = {"train": train, "evaluate": evaluate, "summarise": summarise, "scale": scale}
+    commands = {"train": train, "evaluate": evaluate, "summarise": summarise, "decide": decide, "scale": scale}
     return commands[args.command](args)
 
 

@@ -70,3 +70,41 @@ def test_finished_runs_are_skipped_and_summarised(runner, tmp_path, monkeypatch,
     assert runner.main(["train", *argv]) == 0
     assert runner.main(["summarise", *argv]) == 0
     assert "| ntp | 42 | 1.3100 | 1.3829 | - | 100.0% | 0 / 0 / 0 | 12 |" in capsys.readouterr().out
+
+
+def _difference(readout, reference, reading, estimate, decision):
+    interval = {"estimate": estimate, "low": estimate - 0.01, "high": estimate + 0.01, "confidence": 0.95}
+    return {
+        "readout": readout,
+        "reference": reference,
+        "reading": reading,
+        "difference": interval,
+        "decision": decision,
+    }
+
+
+@pytest.mark.parametrize(
+    "decisions, verdict",
+    [
+        (["better", "better", "better", "inconclusive", "inconclusive"], "Birdie helps at this scale"),
+        (["better", "better", "better", "worse", "inconclusive"], "no detectable difference at this scale"),
+        (["worse", "worse", "worse", "inconclusive", "inconclusive"], "Birdie hurts at this scale"),
+        (
+            ["better", "better", "inconclusive", "inconclusive", "inconclusive"],
+            "no detectable difference at this scale",
+        ),
+    ],
+)
+def test_the_pre_registered_rule_counts_tasks_as_written(runner, decisions, verdict):
+    tasks = {}
+    for i, decision in enumerate(decisions):
+        differences = [
+            _difference("birdie_dna", "ntp", "causal", 0.05, decision),
+            _difference("birdie_dna", "ntp", "bidirectional", 0.5, "better"),  # another reading never counts
+            _difference("ntp", "random-init", "causal", 0.1, "better" if i else "inconclusive"),
+            _difference("birdie_dna", "random-init", "causal", 0.1, "inconclusive"),
+        ]
+        tasks[f"t{i}"] = {"differences": differences}
+    got, rows = runner.primary_decision({"tasks": tasks})
+    assert got == verdict
+    assert rows[0]["beat_random_init"] == [] and rows[1]["beat_random_init"] == ["ntp"]
