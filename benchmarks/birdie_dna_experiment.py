@@ -197,10 +197,12 @@ def training_rows(root: Path, arms, seeds) -> list[dict]:
                 {
                     "arm": arm,
                     "seed": seed,
-                    "steps": evaluations[-1]["step"] if evaluations else None,
+                    "steps": results.get("global_step"),
                     "train_runtime_s": results.get("train_runtime"),
                     "held_out_next_base_nats": model,
                     "composition_nats": composition,
+                    # no better than the corpus's base composition: the run never left the composition plateau
+                    "at_composition_plateau": model >= composition - PLATEAU_NATS,
                     "copying_loss": evaluations[-1]["losses"].get("copying") if evaluations else None,
                     "ntp_token_share": shares.get("next_token_prediction", {}).get("model_token_share"),
                     "reward_model_decisions": decisions.count("reward_model"),
@@ -217,15 +219,17 @@ def summarise(args) -> int:
     fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
     lines = [
         "| arm | seed | held-out next-base NLL (nats) | composition (nats) | final copying loss | NTP share of tokens "
-        "| policy decisions: reward model / initial mixture / explore | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| policy decisions: reward model / initial mixture / explore | steps | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['arm']} | {r['seed']} | {r['held_out_next_base_nats']:.4f} | {r['composition_nats']:.4f} | "
+            f"| {r['arm']} | {r['seed']} | {r['held_out_next_base_nats']:.4f}"
+            + (" (composition plateau)" if r["at_composition_plateau"] else "")
+            + f" | {r['composition_nats']:.4f} | "
             f"{fmt(r['copying_loss'], '.3f')} | {fmt(r['ntp_token_share'], '.1%')} | "
             f"{r['reward_model_decisions']} / {r['prior_decisions']} / {r['explore_decisions']} | "
-            f"{fmt(r['train_runtime_s'], '.0f')} |"
+            f"{fmt(r['steps'], 'd')} | {fmt(r['train_runtime_s'], '.0f')} |"
         )
     report = "\n".join(lines)
     print(report)
@@ -235,15 +239,24 @@ def summarise(args) -> int:
 
 
 PRIMARY = ("birdie_dna", "ntp", "causal")
+#: The five tasks of the instrument's default suite the decision rule counts.
+PRIMARY_TASKS = ("coding_vs_intergenic", "gene_strand", "human_repeat", "start_codon", "stop_codon")
+#: A run whose held-out next-base NLL is within this of the base composition's learned nothing beyond composition.
+PLATEAU_NATS = 0.001
 
 
 def primary_decision(results: dict, arm: str = PRIMARY[0], reference: str = PRIMARY[1], reading: str = PRIMARY[2]):
     """The protocol's decision rule on the instrument's probe results: `(verdict, rows)`.
 
     Birdie helps if `arm - reference` is better on at least 3 tasks and worse on none; hurts if worse on at least 3
-    and better on none; otherwise no detectable difference. Each row says whether either arm beats the random-init
+    and better on none; otherwise no detectable difference; uninterpretable if `reference` beats the random-init
+    control on no task (the protocol's other uninterpretable case, a failed run, stops `evaluate` before this). Each row says whether either arm beats the random-init
     control on that task (a task where neither does is one the instrument cannot see at this scale; it still counts).
     """
+    if sorted(results["tasks"]) != sorted(PRIMARY_TASKS):
+        raise SystemExit(
+            f"error: the rule counts the tasks {sorted(PRIMARY_TASKS)}; these results hold {sorted(results['tasks'])}."
+        )
     rows = []
     for task, result in results["tasks"].items():
         found = {(d["readout"], d["reference"], d["reading"]): d for d in result["differences"]}
@@ -258,7 +271,11 @@ def primary_decision(results: dict, arm: str = PRIMARY[0], reference: str = PRIM
         rows.append({"task": task, **primary["difference"], "decision": primary["decision"], "beat_random_init": seen})
     better = sum(r["decision"] == "better" for r in rows)
     worse = sum(r["decision"] == "worse" for r in rows)
-    if better >= 3 and worse == 0:
+    if not any(reference in r["beat_random_init"] for r in rows):
+        verdict = (
+            f"uninterpretable: {reference} beats the random-init control on no task (the instrument is blind here)"
+        )
+    elif better >= 3 and worse == 0:
         verdict = "Birdie helps at this scale"
     elif worse >= 3 and better == 0:
         verdict = "Birdie hurts at this scale"
@@ -326,13 +343,14 @@ def scale(args) -> int:
     recipe = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = recipe  # its dataclasses look their module up
     spec.loader.exec_module(recipe)
-    batch, example_length = 32, 1032  # as in BIRDIEDNA_SCALE
     argv = ["--preset", "dna", *BIRDIEDNA_SCALE, "--max_steps", str(args.max_steps), "--save_strategy", "no"]
     argv += ["--report_to", "none", "--output_dir", str(Path(args.output_root) / "scale"), "--overwrite_output_dir"]
     argv += ["true", *args.extra]
+    script_args, training_args = recipe.parse_args(argv)
+    batch, example_length = training_args.per_device_train_batch_size, training_args.example_length
     torch.cuda.reset_peak_memory_stats()
     start = time.time()
-    recipe.main(*recipe.parse_args(argv))
+    recipe.main(script_args, training_args)
     wall = time.time() - start
     results = json.loads((Path(args.output_root) / "scale" / "train_results.json").read_text())
     tokens = args.max_steps * batch * example_length

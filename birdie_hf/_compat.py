@@ -30,6 +30,10 @@ import transformers
 from packaging import version
 
 
+#: First transformers release whose Llama honours `config.is_causal = False` (5.0 and 5.1 silently stay causal); it is
+#: `setup.py`'s floor, so bidirectional classifiers need no run-time check.
+MIN_TRANSFORMERS_FOR_BIDIRECTIONAL = "5.2.0"
+
 #: The installed transformers release.
 TRANSFORMERS_VERSION = version.parse(transformers.__version__)
 

@@ -39,8 +39,8 @@ class BirdieTrainingArguments(TrainingArguments):
 
     Parameters:
         preset (`str`, *optional*):
-            Name of the preset these arguments were built from (`"paper"` or `"dna"`, see [`PRESETS`]), recorded in
-            the run spec and the model card. A preset is applied by [`~BirdieTrainingArguments.from_preset`] or a
+            Name of the preset these arguments were built from (`"paper"` or `"dna"`, see [`PRESETS`]), kept with the
+            arguments (`training_args.bin`); the run spec and the model card record its values. A preset is applied by [`~BirdieTrainingArguments.from_preset`] or a
             recipe's `--preset`, where explicit values win; setting this field alone applies nothing (a warning
             says so when none of the preset's values is in effect).
 

@@ -6,10 +6,15 @@ import os
 from collections.abc import Sequence
 from typing import Optional
 
-from .evaluation.finetune import NT_REVISED_REPO, NT_TASKS
-
 # Hub access lives in `birdie_hf.hub_io` (no package imports, so loaders can use it); re-exported here.
-from .hub_io import HubAccessError, check_hub_access, check_model_path, load_model_config  # noqa: F401
+from .hub_io import (  # noqa: F401
+    NT_REVISED_REPO,
+    NT_TASKS,
+    HubAccessError,
+    check_hub_access,
+    check_model_path,
+    load_model_config,
+)
 from .inference import infilling_prompt
 from .tokenizer import build_dna_tokenizer
 

@@ -1,4 +1,5 @@
-"""Hub access: fail early, before hours of training, when a push cannot work or a model path is wrong.
+"""Hub access: fail early, before hours of training, when a push cannot work or a model path is wrong; the Hub ids of
+the Nucleotide Transformer benchmark.
 
 Depends on nothing else in the package, so every module that loads a checkpoint (`modeling`, the evaluation's
 fine-tuning) imports it, while `birdie_hf.hub` (model cards) imports the evaluation.
@@ -12,6 +13,30 @@ from typing import Optional
 from huggingface_hub import get_token, whoami
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig
+
+
+#: The revised Nucleotide Transformer benchmark (18 tasks) on the Hub, recommended over the original.
+NT_REVISED_REPO = "InstaDeepAI/nucleotide_transformer_downstream_tasks_revised"
+NT_TASKS = (
+    "H2AFZ",
+    "H3K27ac",
+    "H3K27me3",
+    "H3K36me3",
+    "H3K4me1",
+    "H3K4me2",
+    "H3K4me3",
+    "H3K9ac",
+    "H3K9me3",
+    "H4K20me1",
+    "enhancers",
+    "enhancers_types",
+    "promoter_all",
+    "promoter_no_tata",
+    "promoter_tata",
+    "splice_sites_acceptors",
+    "splice_sites_all",
+    "splice_sites_donors",
+)
 
 
 class HubAccessError(RuntimeError):

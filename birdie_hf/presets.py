@@ -2,8 +2,8 @@
 
 A preset is a dictionary of argument values. Build arguments from one with
 `BirdieTrainingArguments.from_preset("dna", output_dir=...)` (keyword arguments win) or `--preset dna` in the recipes
-(command-line flags and YAML keys win). The preset's name is recorded in the arguments (`preset`), so it reaches the
-run spec and the model card.
+(command-line flags and YAML keys win). The preset's name is recorded in the arguments (`preset`, saved with them in
+`training_args.bin`); its values are what the run spec and the model card record.
 
 Each value of `dna` that differs from `paper` is justified by a measurement in `benchmarks/` (see [`PRESET_NOTES`]
 and `benchmarks/README.md`, "Presets"). Geometry (`max_length`, `example_length`, `max_tokens`) is not part of a

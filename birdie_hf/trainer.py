@@ -43,6 +43,7 @@ from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments
 from .data.usage import check_training_data
 from .hub import HELD_OUT_NAME, pretrained_model_card
+from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .policy import BirdiePolicy
@@ -166,8 +167,6 @@ class BirdieTrainer(Trainer):
         # An empty held-out set: refused for policy="birdie", dropped (no evaluations) for "static" and "ntp".
         eval_dataset = check_training_data(data_collator, args.policy, eval_dataset, first_window)
         if model is None:
-            from .modeling import build_causal_lm, default_model_config
-
             model = build_causal_lm(
                 default_model_config(data_collator.tokenizer, max_position_embeddings=max(2048, args.max_length)),
                 seed=args.seed,

@@ -36,7 +36,8 @@ genome shipped with the package, which the README's run pre-trains on). It write
 
 Writes `<output_dir>/probe_results.{json,md,png}` and prints the markdown. Bad input (a checkpoint that is not a
 causal LM, a task with one class or no label column, a character the tokenizer cannot read, a dev/test sequence found
-in `--pretraining_corpus`) ends in one `error:` line before any model runs; `--traceback` shows the full traceback.
+in `--pretraining_corpus`, unless `--drop_leaked_sequences` drops those rows and records how many in the results)
+ends in one `error:` line before any model runs; `--traceback` shows the full traceback.
 """
 
 from __future__ import annotations
@@ -184,17 +185,20 @@ def resolve_tasks(args) -> dict[str, Path]:
     return {name: available[name] for name in names}
 
 
-def without_leaked_sequences(task_folders: dict[str, Path], corpus: list[str], output_dir: str) -> dict[str, Path]:
+def without_leaked_sequences(
+    task_folders: dict[str, Path], corpus: list[str], output_dir: str
+) -> tuple[dict[str, Path], dict[str, dict[str, int]]]:
     """Copies of the task folders under `<output_dir>/tasks_without_corpus_sequences` without the dev/test rows that
-    occur verbatim (either strand) in the corpus; prints what was dropped."""
+    occur verbatim (either strand) in the corpus, and `{task: {split: rows dropped}}`; prints what was dropped."""
     root = Path(output_dir) / "tasks_without_corpus_sequences"
-    filtered = {}
+    filtered, counts_by_task = {}, {}
     for name, folder in task_folders.items():
         dropped = drop_leaked_sequences(str(folder), corpus, str(root))
         filtered[name] = root / Path(folder).name
-        counts = ", ".join(f"{split} {n}" for task in dropped.values() for split, n in task.items())
+        counts_by_task[name] = {split: n for task in dropped.values() for split, n in task.items()}
+        counts = ", ".join(f"{split} {n}" for split, n in counts_by_task[name].items())
         print(f"{name}: dropped the rows found in --pretraining_corpus ({counts}) -> {filtered[name]}", flush=True)
-    return filtered
+    return filtered, counts_by_task
 
 
 def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
@@ -264,8 +268,9 @@ def main(args):
         causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     # Characters first (the tokenizer alone is quick to load), then leakage, then the models.
     check_task_characters(tasks, AutoTokenizer.from_pretrained(next(iter(checkpoints.values()))))
+    dropped = None
     if args.pretraining_corpus and args.drop_leaked_sequences and task_folders:
-        task_folders = without_leaked_sequences(task_folders, list(args.pretraining_corpus), args.output_dir)
+        task_folders, dropped = without_leaked_sequences(task_folders, list(args.pretraining_corpus), args.output_dir)
         tasks.update({name: load_task(folder) for name, folder in task_folders.items()})
     elif args.pretraining_corpus:
         check_leakage(task_folders, list(args.pretraining_corpus))
@@ -279,6 +284,8 @@ def main(args):
         start = time.perf_counter()
         results = run_probe_suite(arms, tasks, config, baseline=args.baseline, finetune=finetune)
         record_inputs(results, checkpoints, args.pretraining_corpus, start)
+        if dropped is not None:
+            results["dropped_rows_found_in_pretraining_corpus"] = dropped
         report(results, write_results(results, args.output_dir))
     if sources is not None:
         corpus = list(args.pretraining_corpus) or [default_genome_path()]

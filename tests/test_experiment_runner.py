@@ -57,7 +57,7 @@ def test_finished_runs_are_skipped_and_summarised(runner, tmp_path, monkeypatch,
     folder = runner.run_dir(tmp_path, "ntp", 42)
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"")
-    (folder / "train_results.json").write_text('{"train_runtime": 12.5}')
+    (folder / "train_results.json").write_text('{"train_runtime": 12.5, "global_step": 9}')
     (folder / "mixture_trajectory.json").write_text(
         '{"evaluations": [{"step": 9, "losses": {"next_token_prediction": 1.3}, "decision": "keep"}],'
         ' "compute": {"entries": {"next_token_prediction": {"model_token_share": 1.0}}}}'
@@ -69,7 +69,12 @@ def test_finished_runs_are_skipped_and_summarised(runner, tmp_path, monkeypatch,
     argv = ["--output_root", str(tmp_path), "--arms", "ntp", "--seeds", "42"]
     assert runner.main(["train", *argv]) == 0
     assert runner.main(["summarise", *argv]) == 0
-    assert "| ntp | 42 | 1.3100 | 1.3829 | - | 100.0% | 0 / 0 / 0 | 12 |" in capsys.readouterr().out
+    assert "| ntp | 42 | 1.3100 | 1.3829 | - | 100.0% | 0 / 0 / 0 | 9 | 12 |" in capsys.readouterr().out
+    (folder / "held_out_next_base.md").write_text(
+        "| model | nats |\n|---|---|\n| this model (read left to right) | 1.3830 |\n| base composition (order 0) | 1.3829 |\n"
+    )
+    assert runner.main(["summarise", *argv]) == 0
+    assert "| ntp | 42 | 1.3830 (composition plateau) |" in capsys.readouterr().out
 
 
 def _difference(readout, reference, reading, estimate, decision):
@@ -84,27 +89,27 @@ def _difference(readout, reference, reading, estimate, decision):
 
 
 @pytest.mark.parametrize(
-    "decisions, verdict",
+    "decisions, ntp_sees, verdict",
     [
-        (["better", "better", "better", "inconclusive", "inconclusive"], "Birdie helps at this scale"),
-        (["better", "better", "better", "worse", "inconclusive"], "no detectable difference at this scale"),
-        (["worse", "worse", "worse", "inconclusive", "inconclusive"], "Birdie hurts at this scale"),
-        (
-            ["better", "better", "inconclusive", "inconclusive", "inconclusive"],
-            "no detectable difference at this scale",
-        ),
+        (["better", "better", "better", "inconclusive", "inconclusive"], True, "Birdie helps at this scale"),
+        (["better", "better", "better", "worse", "inconclusive"], True, "no detectable difference at this scale"),
+        (["worse", "worse", "worse", "inconclusive", "inconclusive"], True, "Birdie hurts at this scale"),
+        (["better", "better", "inconclusive", "inconclusive", "inconclusive"], True, "no detectable difference"),
+        (["better", "better", "better", "inconclusive", "inconclusive"], False, "uninterpretable: ntp beats"),
     ],
 )
-def test_the_pre_registered_rule_counts_tasks_as_written(runner, decisions, verdict):
+def test_the_pre_registered_rule_counts_tasks_as_written(runner, decisions, ntp_sees, verdict):
     tasks = {}
-    for i, decision in enumerate(decisions):
+    for i, (task, decision) in enumerate(zip(runner.PRIMARY_TASKS, decisions)):
         differences = [
             _difference("birdie_dna", "ntp", "causal", 0.05, decision),
             _difference("birdie_dna", "ntp", "bidirectional", 0.5, "better"),  # another reading never counts
-            _difference("ntp", "random-init", "causal", 0.1, "better" if i else "inconclusive"),
+            _difference("ntp", "random-init", "causal", 0.1, "better" if i and ntp_sees else "inconclusive"),
             _difference("birdie_dna", "random-init", "causal", 0.1, "inconclusive"),
         ]
-        tasks[f"t{i}"] = {"differences": differences}
+        tasks[task] = {"differences": differences}
     got, rows = runner.primary_decision({"tasks": tasks})
-    assert got == verdict
-    assert rows[0]["beat_random_init"] == [] and rows[1]["beat_random_init"] == ["ntp"]
+    assert got.startswith(verdict)
+    assert rows[0]["beat_random_init"] == []
+    with pytest.raises(SystemExit, match="the rule counts the tasks"):
+        runner.primary_decision({"tasks": {**tasks, "promoter_all": tasks["gene_strand"]}})

@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 from datasets import Dataset, DatasetDict, Value
 
-from ..tokenizer import dna_lookup_table
+from ..tokenizer import build_dna_tokenizer, dna_lookup_table
 from .fasta import GenomeDataError, PathLike, _Lookup, tokenize_record
 from .windows import WindowCutter, _bases_share, _check_fraction, _window_features, _WindowPart, _windows_dataset
 
@@ -78,8 +78,6 @@ def load_sequence_dataset(
     for split_name, part in dataset.items():
         _check_columns(part, source, split_name, sequence_column, label_column)
         if table is None:
-            from ..tokenizer import build_dna_tokenizer
-
             table = dna_lookup_table(build_dna_tokenizer(num_sentinels=1))
         for row, sequence in enumerate(part[sequence_column]):
             if not sequence:

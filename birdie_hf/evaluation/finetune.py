@@ -11,36 +11,14 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 
+from .._compat import MIN_TRANSFORMERS_FOR_BIDIRECTIONAL  # noqa: F401  (public name, kept importable here)
 from ..data import GenomeDataError, load_sequence_dataset
-from ..hub_io import load_model_config
+from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config
 from ..objectives import OBJECTIVE_REGISTRY
 from ..tokenizer import prompt_id, prompt_token
 
 
 logger = logging.getLogger(__name__)
-
-#: The revised Nucleotide Transformer benchmark (18 tasks) on the Hub, recommended over the original.
-NT_REVISED_REPO = "InstaDeepAI/nucleotide_transformer_downstream_tasks_revised"
-NT_TASKS = (
-    "H2AFZ",
-    "H3K27ac",
-    "H3K27me3",
-    "H3K36me3",
-    "H3K4me1",
-    "H3K4me2",
-    "H3K4me3",
-    "H3K9ac",
-    "H3K9me3",
-    "H4K20me1",
-    "enhancers",
-    "enhancers_types",
-    "promoter_all",
-    "promoter_no_tata",
-    "promoter_tata",
-    "splice_sites_acceptors",
-    "splice_sites_all",
-    "splice_sites_donors",
-)
 
 
 def load_classification_task(
