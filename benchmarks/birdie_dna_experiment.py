@@ -321,7 +321,11 @@ def decide(args) -> int:
     arms = [a for a in ARMS if a != "ntp"]
     pairs = [("birdie_dna", "dna_static"), ("birdie_dna", "birdie_paper")] + [(a, "random-init") for a in ARMS]
     lines += contrasts(results, pairs)
-    lines += ["", "Every arm against `ntp`, both readings (the primary contrast's bidirectional reading among them):", ""]
+    lines += [
+        "",
+        "Every arm against `ntp`, both readings (the primary contrast's bidirectional reading among them):",
+        "",
+    ]
     lines += contrasts(results, [(a, "ntp") for a in arms])
     report = "\n".join(lines)
     print(report)
