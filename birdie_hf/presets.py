@@ -31,57 +31,47 @@ def _dna_mixture() -> list[dict[str, Any]]:
     return mixture
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Blouir et al., EMNLP 2024 (arXiv 2411.01030), as published (../shared/BIRDIE_NOTES.md summarises it):
-    "paper": {
-        # Objectives (appendix A.2): the full set; the mixture starts uniform over objective types.
-        "objectives": copy.deepcopy(DEFAULT_MIXTURE),
-        "initial_mixture": "per_objective",
-        "policy": "birdie",
-        # Reward: clip(-100 e tanh(e S ratio^3)) of each entry's mean held-out loss.
-        "policy_reward": "paper",
-        # Action search: the reward model's top candidates become the mixture; the paper has no prior gate.
-        "policy_min_predicted_gain": 0.0,
-        # Exploration: an exploring action replaces the mixture; the rate decays from 0.5 to 0.2 (cosine, first
-        # half of training).
-        "policy_exploration_blend": 1.0,
-        "policy_exploration_initial": 0.5,
-        "policy_exploration_final": 0.2,
-        "policy_exploration_decay_fraction": 0.5,
-        # Reward model: 256 x 4 over the history, AdamW 5e-4 / 0.1, 200 MSE iterations after each evaluation;
-        # 2,048 candidate mixtures scored, the top 8 averaged.
-        "policy_hidden_size": 256,
-        "policy_num_layers": 4,
-        "policy_learning_rate": 5e-4,
-        "policy_weight_decay": 0.1,
-        "policy_update_iterations": 200,
-        "policy_num_candidates": 2048,
-        "policy_top_n": 8,
-        "policy_fixed_shares": None,
-    },
-    # `paper` with the deviations measured on DNA (PRESET_NOTES says why each one):
-    "dna": {
-        "objectives": _dna_mixture(),
-        "initial_mixture": "per_objective",
-        "policy": "birdie",
-        "policy_reward": "standardised",
-        "policy_reward_scale": 2.0,
-        "policy_reward_min_change": 0.03,
-        "policy_min_predicted_gain": 0.05,
-        "policy_exploration_blend": 0.5,
-        "policy_exploration_initial": 0.5,
-        "policy_exploration_final": 0.2,
-        "policy_exploration_decay_fraction": 0.5,
-        "policy_hidden_size": 256,
-        "policy_num_layers": 4,
-        "policy_learning_rate": 5e-4,
-        "policy_weight_decay": 0.1,
-        "policy_update_iterations": 50,
-        "policy_num_candidates": 2048,
-        "policy_top_n": 8,
-        "policy_fixed_shares": ["next_token_prediction=0.5"],
-    },
+#: Blouir et al., EMNLP 2024 (arXiv 2411.01030), as published (../shared/BIRDIE_NOTES.md summarises it).
+_PAPER: dict[str, Any] = {
+    # Objectives (appendix A.2): the full set; the mixture starts uniform over objective types.
+    "objectives": copy.deepcopy(DEFAULT_MIXTURE),
+    "initial_mixture": "per_objective",
+    "policy": "birdie",
+    # Reward: clip(-100 e tanh(e S ratio^3)) of each entry's mean held-out loss.
+    "policy_reward": "paper",
+    # Action search: the reward model's top candidates become the mixture; the paper has no prior gate.
+    "policy_min_predicted_gain": 0.0,
+    # Exploration: an exploring action replaces the mixture; the rate decays from 0.5 to 0.2 (cosine, first half of
+    # training).
+    "policy_exploration_blend": 1.0,
+    "policy_exploration_initial": 0.5,
+    "policy_exploration_final": 0.2,
+    "policy_exploration_decay_fraction": 0.5,
+    # Reward model: 256 x 4 over the history, AdamW 5e-4 / 0.1, 200 MSE iterations after each evaluation; 2,048
+    # candidate mixtures scored, the top 8 averaged.
+    "policy_hidden_size": 256,
+    "policy_num_layers": 4,
+    "policy_learning_rate": 5e-4,
+    "policy_weight_decay": 0.1,
+    "policy_update_iterations": 200,
+    "policy_num_candidates": 2048,
+    "policy_top_n": 8,
+    "policy_fixed_shares": None,
 }
+
+#: What `dna` changes in `paper` (PRESET_NOTES says why each one).
+_DNA_CHANGES: dict[str, Any] = {
+    "objectives": _dna_mixture(),
+    "policy_reward": "standardised",
+    "policy_reward_scale": 2.0,
+    "policy_reward_min_change": 0.03,
+    "policy_min_predicted_gain": 0.05,
+    "policy_exploration_blend": 0.5,
+    "policy_update_iterations": 50,
+    "policy_fixed_shares": ["next_token_prediction=0.5"],
+}
+
+PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "dna": {**copy.deepcopy(_PAPER), **_DNA_CHANGES}}
 
 #: Why each value of the `dna` preset differs from `paper`, with the measurement behind it.
 PRESET_NOTES: dict[str, str] = {
