@@ -9,8 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from test_distributed import LAUNCH, SCRIPT, launch
-from testing_utils import make_trainer
+from testing_utils import LAUNCH, SCRIPT, launch, make_trainer
 
 from birdie_hf import checkpoint_problems, last_complete_checkpoint
 

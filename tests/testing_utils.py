@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,3 +112,33 @@ def synthetic_genome(tmp_path, seed=0, genes=60, gene_length=600, gap=300):
     fasta.write_text(">rec synthetic\n" + "".join(parts) + "\n")
     gff.write_text("".join(calls))
     return GenomeSource(f"g{seed}", str(fasta), str(gff))
+
+
+# -- two-process `accelerate launch` runs (test_distributed, test_reliability) ---------------------------------------
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_probe.py"
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "--main_process_port",
+    "0",
+]
+
+
+def launch(*args, cwd, extra_env=None):
+    """Run `tests/scripts/ddp_probe.py` under a two-process CPU `accelerate launch` and return the completed process."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", **(extra_env or {})}
+    result = subprocess.run(
+        LAUNCH + [str(SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

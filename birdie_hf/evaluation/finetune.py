@@ -16,6 +16,7 @@ from ..data import GenomeDataError, load_sequence_dataset
 from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config
 from ..objectives import OBJECTIVE_REGISTRY
 from ..tokenizer import prompt_id, prompt_token
+from .statistics import matthews_corrcoef
 
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def _load_nt_task(task: str, repo: str) -> DatasetDict:
 
 def classification_metrics(eval_pred) -> dict[str, float]:
     """MCC (the NT benchmark's primary metric), macro F1 and accuracy from `(logits, labels)`."""
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+    from sklearn.metrics import accuracy_score, f1_score
 
     logits, labels = eval_pred
     if isinstance(logits, tuple):
