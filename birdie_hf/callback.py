@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,12 @@ from transformers import (
 )
 
 from .mixture import LiveMixture
-from .policy import BirdiePolicy, total_reward
+from .policy import BirdiePolicy, evaluation_schedule, total_reward
+
+
+if TYPE_CHECKING:
+    from .collator import DataCollatorForBirdie
+    from .config import BirdieTrainingArguments
 
 
 logger = logging.getLogger(__name__)
@@ -52,6 +57,10 @@ class BirdieRewardCallback(TrainerCallback):
             records the policy mode, each entry's objective and settings, the initial mixture and the reward-policy
             settings, see [`birdie_run_spec`]). Saved in [`state_dict`]; [`load_state_dict`] refuses a state saved
             with another spec, so a resumed run cannot silently continue under other settings.
+
+    The callback owns its policy: [`from_training_args`] builds it (what [`BirdieTrainer`] does), and
+    `on_train_begin` sets the evaluation schedule ([`~birdie_hf.policy.evaluation_schedule`]) from the arguments'
+    `policy_warmup_steps` and `policy_eval_interval` and the run's `max_steps`.
     """
 
     def __init__(
@@ -70,17 +79,38 @@ class BirdieRewardCallback(TrainerCallback):
         self.pending_step: Optional[int] = None
         self.trajectory: list[dict] = []
 
+    @classmethod
+    def from_training_args(
+        cls,
+        args: BirdieTrainingArguments,
+        collator: DataCollatorForBirdie,
+        schedule_evaluations: bool = True,
+        run_spec: Optional[dict[str, Any]] = None,
+    ) -> BirdieRewardCallback:
+        """The callback of a run of `args` on `collator`'s mixture: with `args.policy == "birdie"` it owns a
+        [`BirdiePolicy`] over the collator's entries (reward classes, initial weights) configured by
+        `args.policy_config()`; otherwise it keeps the mixture fixed and records the scheduled evaluations."""
+        policy = None
+        if args.policy == "birdie":
+            policy = BirdiePolicy(
+                collator.objective_names, collator.reward_classes, collator.mixture.weights, args.policy_config()
+            )
+        return cls(collator.mixture, policy, schedule_evaluations=schedule_evaluations, run_spec=run_spec)
+
     # -- schedule --------------------------------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        if hasattr(args, "policy_schedule"):
-            warmup, interval, steps = args.policy_schedule(state.max_steps)
-        else:
-            warmup, interval = 0, max(1, state.max_steps // 10)
-            steps = list(range(interval, state.max_steps + 1, interval))
-        self.evaluation_steps = set(steps) if self.schedule_evaluations else set()
+        schedule = evaluation_schedule(
+            state.max_steps, getattr(args, "policy_warmup_steps", None), getattr(args, "policy_eval_interval", None)
+        )
+        self.evaluation_steps = set(schedule.steps) if self.schedule_evaluations else set()
         if self.policy is not None:
-            self.policy.config.warmup_steps = warmup
-        logger.info("Birdie policy evaluations at steps %s (warm-up %d, then every %d).", steps, warmup, interval)
+            self.policy.config.warmup_steps = schedule.warmup_steps
+        logger.info(
+            "Birdie policy evaluations at steps %s (warm-up %d, then every %d).",
+            list(schedule.steps),
+            schedule.warmup_steps,
+            schedule.interval,
+        )
 
     def on_epoch_begin(self, args, state: TrainerState, control: TrainerControl, **kwargs):
         self.mixture.set_epoch(int(state.epoch + 1e-6) if state.epoch else 0)

@@ -11,7 +11,7 @@ from transformers import TrainingArguments
 
 from .mixture import normalize_weights, per_objective_weights, resolve_fixed_shares, with_fixed_shares
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
-from .policy import ExplorationSchedule, PolicyConfig
+from .policy import ExplorationSchedule, PolicyConfig, evaluation_schedule
 from .presets import PRESETS, preset_arguments
 
 
@@ -552,21 +552,6 @@ class BirdieTrainingArguments(TrainingArguments):
         return resolve_fixed_shares(self.policy_fixed_shares, [s.name for s in specs], [s.objective for s in specs])
 
     def policy_schedule(self, max_steps: int) -> tuple[int, int, list[int]]:
-        """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps.
-
-        Birdie's schedule, in units of the warm-up `w`: evaluations at `w/25`, `w/5` and `w` on the initial mixture
-        (Birdie: 10, 50, 250), then at `2w, 4w, 6w, 8w` and every `4w` after that (500, 1000, 1500, 2000, then every
-        1000). `w` is 250 for runs of at least 8,000 steps and `max_steps // 32` (at least 10) for shorter ones, so a
-        short run still gets about a dozen decisions. An explicit `policy_eval_interval` replaces the steps after
-        the warm-up by a fixed interval.
-        """
-        warmup = self.policy_warmup_steps or (250 if max_steps >= 8000 else max(10, max_steps // 32))
-        steps = {max(1, warmup // 25), max(1, warmup // 5), warmup}
-        if self.policy_eval_interval:
-            interval = self.policy_eval_interval
-            steps.update(range(warmup, max_steps + 1, interval))
-        else:
-            interval = 4 * warmup
-            steps.update(k * warmup for k in (2, 4, 6, 8))
-            steps.update(range(8 * warmup, max_steps + 1, interval))
-        return warmup, interval, sorted(s for s in steps if s <= max_steps)
+        """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps: Birdie's schedule
+        ([`~birdie_hf.policy.evaluation_schedule`]) with `policy_warmup_steps` and `policy_eval_interval`."""
+        return evaluation_schedule(max_steps, self.policy_warmup_steps, self.policy_eval_interval).as_tuple()

@@ -46,7 +46,6 @@ from .hub import HELD_OUT_NAME, pretrained_model_card
 from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
-from .policy import BirdiePolicy
 from .run_folder import (
     OutputDirLock,
     check_output_dir,
@@ -181,17 +180,9 @@ class BirdieTrainer(Trainer):
                 f"{len(data_collator.tokenizer)} tokens (Birdie prompts and sentinels included): call "
                 "`model.resize_token_embeddings(len(tokenizer))` first."
             )
-        policy = None
-        if args.policy == "birdie":
-            policy = BirdiePolicy(
-                data_collator.objective_names,
-                data_collator.reward_classes,
-                data_collator.mixture.weights,
-                args.policy_config(),
-            )
-        self.birdie_callback = BirdieRewardCallback(
-            data_collator.mixture,
-            policy,
+        self.birdie_callback = BirdieRewardCallback.from_training_args(
+            args,
+            data_collator,
             schedule_evaluations=eval_dataset is not None,
             run_spec=birdie_run_spec(args, data_collator, model=model, train_dataset=train_dataset),
         )

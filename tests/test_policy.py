@@ -10,6 +10,7 @@ from birdie_hf.policy import (
     PolicyConfig,
     RewardModel,
     class_index,
+    evaluation_schedule,
     exploratory_mixture,
     objective_rewards,
     sample_candidate_mixtures,
@@ -86,6 +87,18 @@ def test_exploration_schedule():
     assert schedule.rate(0.9, 1) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="final_rate"):
         ExplorationSchedule(final_rate=2.0)
+
+
+def test_evaluation_schedule_is_birdies_in_units_of_the_warmup():
+    birdie = evaluation_schedule(32768)  # the paper's run length: w = 250
+    assert (birdie.warmup_steps, birdie.interval) == (250, 1000)
+    assert birdie.steps[:9] == (10, 50, 250, 500, 1000, 1500, 2000, 3000, 4000) and birdie.steps[-1] == 32000
+    short = evaluation_schedule(300)  # w = max(10, 300 // 32)
+    assert short.as_tuple() == (10, 40, [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280])
+    assert evaluation_schedule(12, warmup_steps=4, eval_interval=3).steps == (1, 4, 7, 10)
+    assert evaluation_schedule(5).steps == (1, 2)  # nothing past the run's last step
+    with pytest.raises(ValueError, match="`eval_interval` must be a positive integer"):
+        evaluation_schedule(100, eval_interval=0)
 
 
 def test_exploratory_mixture_focuses_on_one_or_two_classes():

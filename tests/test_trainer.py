@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from testing_utils import MIXTURE, make_trainer
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerControl, TrainerState
 
 from birdie_hf import (
+    BirdieRewardCallback,
     BirdieTrainer,
     BirdieTrainingArguments,
     DataCollatorForBirdie,
@@ -313,6 +314,23 @@ def test_policy_schedule_follows_birdie_and_scales_with_run_length():
     assert steps == [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
     fixed = BirdieTrainingArguments(output_dir="unused", use_cpu=True, policy_warmup_steps=4, policy_eval_interval=3)
     assert fixed.policy_schedule(12)[2] == [1, 4, 7, 10]
+
+
+def test_the_reward_callback_owns_its_policy_and_schedule(tokenizer):
+    args = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy_hidden_size=8)
+    collator = DataCollatorForBirdie.from_training_args(tokenizer, args)
+    callback = BirdieRewardCallback.from_training_args(args, collator)
+    assert callback.mixture is collator.mixture and callback.policy.entry_names == collator.objective_names
+    np.testing.assert_allclose(callback.policy.mixture, collator.mixture.weights)
+    assert callback.policy.config.hidden_size == 8
+    callback.on_train_begin(args, TrainerState(max_steps=300), TrainerControl())
+    assert (
+        sorted(callback.evaluation_steps) == args.policy_schedule(300)[2] and callback.policy.config.warmup_steps == 10
+    )
+    static = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy="static")
+    fixed = BirdieRewardCallback.from_training_args(static, collator, schedule_evaluations=False)
+    fixed.on_train_begin(static, TrainerState(max_steps=300), TrainerControl())
+    assert fixed.policy is None and fixed.evaluation_steps == set()
 
 
 @pytest.mark.slow

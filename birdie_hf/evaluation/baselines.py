@@ -4,7 +4,8 @@
   [`markov_baseline_table`] reports its held-out negative log-likelihood per base for several orders, the number
   to compare with a language model's evaluation loss (in nats, or bits per base).
 * [`kmer_features`] + [`kmer_logistic_regression`] are the bag-of-k-mers classifier baseline for sequence
-  classification tasks stored as `{train,dev,test}.csv` files (see [`read_task_csvs`]).
+  classification tasks stored as `{train,dev,test}.csv` files (read by [`~birdie_hf.evaluation.task_files.
+  read_task_csvs`], re-exported here).
 
 Sequences are passed as text: `str`, `bytes`, or a 1-D numpy array of ASCII codes (`uint8`) or single letters.
 Token ids are not accepted; decode them with the tokenizer first. Letters are case-insensitive; anything outside
@@ -13,23 +14,21 @@ the alphabet (e.g. `N`) makes every window that touches it unusable, both for co
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 from scipy import sparse
 
+from .task_files import read_task_csvs, read_task_split  # noqa: F401 - re-exported: the readers lived here
+
 
 SequenceLike = Union[str, bytes, bytearray, np.ndarray]
-PathLike = Union[str, os.PathLike]
 
 #: Window starts processed at once, bounding memory to a few hundred MB whatever the sequence length.
 _CHUNK = 1 << 22
 #: Largest number of (k+1)-mers a count table may have (alphabet_size ** (order + 1)).
 _MAX_TABLE = 1 << 26
-_SPLITS = ("train", "dev", "test")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -514,61 +513,6 @@ def kmer_logistic_regression(
     if return_predictions:
         result["test_predictions"] = test_predictions
     return result
-
-
-def read_task_csvs(task_dir: PathLike) -> dict[str, tuple[list[str], list[int]]]:
-    """Read a classification task stored as `task_dir/{train,dev,test}.csv` with header `sequence,label`.
-
-    Args:
-        task_dir (`str` or `os.PathLike`): the task folder.
-
-    Returns:
-        `dict[str, tuple[list[str], list[int]]]`: `{"train": (sequences, labels), "dev": ..., "test": ...}`.
-
-    Raises:
-        `FileNotFoundError`: `task_dir` or one of the three files is missing (the message names it).
-        `ValueError`: a file lacks the `sequence`/`label` columns, has no rows, or a label is not an integer.
-    """
-    task_dir = os.fspath(task_dir)
-    if not os.path.isdir(task_dir):
-        raise FileNotFoundError(f"`task_dir` {task_dir!r} is not a directory.")
-    return {split: _read_split_csv(os.path.join(task_dir, f"{split}.csv")) for split in _SPLITS}
-
-
-def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
-    sequences, labels, _ = read_task_split(path)
-    return sequences, labels
-
-
-def read_task_split(path: PathLike) -> tuple[list[str], list[int], Optional[list[str]]]:
-    """Read one split CSV (header `sequence,label`, optionally `group`): `(sequences, labels, groups)`, groups
-    `None` when the file has no `group` column. Raises as [`read_task_csvs`] does."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Task split file not found: {path!r} (expected train.csv, dev.csv and test.csv).")
-    sequences, labels, groups = [], [], []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"sequence", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(
-                f"{path!r} must have a header with columns `sequence,label`; missing {sorted(missing)} "
-                f"(header: {reader.fieldnames})."
-            )
-        grouped = "group" in reader.fieldnames
-        for row in reader:
-            try:
-                labels.append(int(row["label"]))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{path!r} line {reader.line_num}: label {row['label']!r} is not an integer."
-                ) from None
-            sequences.append(row["sequence"].strip())
-            if grouped:
-                groups.append(row["group"])
-    if not sequences:
-        raise ValueError(f"{path!r} has a header but no rows.")
-    return sequences, labels, groups if grouped else None
 
 
 def windows_to_text(windows: Iterable[Sequence[int]], tokenizer) -> Iterator[str]:

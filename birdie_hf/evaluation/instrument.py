@@ -31,12 +31,12 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from ..plotting import _pyplot, _save
-from .baselines import kmer_logistic_regression, read_task_split
+from .baselines import kmer_logistic_regression
 from .controls import markov_classifier, random_init_like
 from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
 from .statistics import GroupBootstrap, Interval, decide, percentile_interval, with_seed_spread
-from .tasks import SPLITS
+from .task_files import SPLITS, read_task_split
 
 
 PathLike = Union[str, os.PathLike]

@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from ..data import iter_fasta
+from .task_files import read_task_split
 
 
 KMER = 32
@@ -216,16 +217,6 @@ def find_occurrences_any_length(
     return found, checked
 
 
-def _read_sequences(path: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            return []
-        column = header.index("sequence") if "sequence" in header else 0
-        return [row[column] for row in reader if row]
-
-
 def _scan(
     task_dir: str, corpus_paths: Sequence[str], splits: Sequence[str], both_strands: bool
 ) -> tuple[dict[str, str], list[tuple[str, str, int, int]], np.ndarray, np.ndarray]:
@@ -252,7 +243,7 @@ def _scan(
         for split in splits:
             path = os.path.join(folder, f"{split}.csv")
             if os.path.exists(path):
-                sequences = _read_sequences(path)
+                sequences = read_task_split(path)[0]
                 slots.append((task, split, len(queries), len(queries) + len(sequences)))
                 queries.extend(sequences)
 

@@ -24,10 +24,10 @@ import numpy as np
 
 from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_hf.tasks.reverse_complement)
 from .genbank import GenBankRecord, iter_genbank
+from .task_files import SPLITS
 
 
 TASK_NAMES = ("gene_strand", "coding_vs_intergenic", "start_codon")
-SPLITS = ("train", "dev", "test")
 #: Shortest window: a start-codon window holds the triplet at `window_length // 2 - 1`.
 MIN_WINDOW_LENGTH = 4
 
