@@ -4,8 +4,9 @@ The mixture is a distribution over *examples*, but objectives make examples of d
 `2 n + 2` tokens for `n` bases, next-token prediction `n + 1`) and ask for different things (copying's targets are
 visible in its input, next-token prediction's never are). So the sampling weights say little about where compute
 goes. [`BirdieTrainer`] logs, per entry and logging interval, the tokens through the model (`tokens/<entry>`:
-context and targets, padding excluded) and the loss-bearing targets that are bases (`targets/<entry>`: A, C, G or T;
-not sentinels, prompts or end tokens); the functions here add them up from `trainer.state.log_history` (which a
+context and targets, padding excluded), the loss-bearing targets that are bases (`targets/<entry>`: A, C, G or T;
+not sentinels, prompts or end tokens) and the windows trained on (`windows/<entry>`: one packed example each); the
+functions here add them up from `trainer.state.log_history` (which a
 resumed run keeps) and estimate the targets that predict a base absent from the input (*unseen-base targets*: base
 targets times the objective's `unseen_target_fraction`).
 """
@@ -25,24 +26,25 @@ def compute_accounting(
     """Totals and shares per entry from the training logs.
 
     Args:
-        log_history: `trainer.state.log_history` (logs with `tokens/<entry>` and `targets/<entry>` keys; the base
-            targets).
+        log_history: `trainer.state.log_history` (logs with `tokens/<entry>`, `targets/<entry>` (the base targets)
+            and `windows/<entry>` keys).
         entry_names: the mixture's entries.
         unseen_fractions: per entry, the objective's `unseen_target_fraction` (`None`: unknown, left out of the
             unseen-base totals).
 
     Returns:
-        `{"entries": {name: {"model_tokens", "targets", "unseen_base_targets", "model_token_share",
-        "unseen_base_target_share"}}, "model_tokens", "unseen_base_targets"}` (shares of the run's totals; the
-        unseen values are `None` for entries of unknown fraction).
+        `{"entries": {name: {"model_tokens", "targets", "windows", "unseen_base_targets", "model_token_share",
+        "unseen_base_target_share"}}, "model_tokens", "windows", "unseen_base_targets"}` (shares of the run's totals;
+        the unseen values are `None` for entries of unknown fraction).
     """
     if len(unseen_fractions) != len(entry_names):
         raise ValueError(f"Got {len(unseen_fractions)} unseen-target fractions for {len(entry_names)} entries.")
-    tokens, targets = defaultdict(int), defaultdict(int)
+    tokens, targets, windows = defaultdict(int), defaultdict(int), defaultdict(int)
     for logs in log_history:
         for name in entry_names:
             tokens[name] += int(logs.get(f"tokens/{name}", 0))
             targets[name] += int(logs.get(f"targets/{name}", 0))
+            windows[name] += int(logs.get(f"windows/{name}", 0))
     unseen = {
         name: None if fraction is None else targets[name] * float(fraction)
         for name, fraction in zip(entry_names, unseen_fractions)
@@ -53,6 +55,7 @@ def compute_accounting(
         name: {
             "model_tokens": tokens[name],
             "targets": targets[name],
+            "windows": windows[name],
             "unseen_base_targets": unseen[name],
             "model_token_share": tokens[name] / total_tokens if total_tokens else 0.0,
             "unseen_base_target_share": None
@@ -61,7 +64,12 @@ def compute_accounting(
         }
         for name in entry_names
     }
-    return {"entries": entries, "model_tokens": total_tokens, "unseen_base_targets": total_unseen}
+    return {
+        "entries": entries,
+        "model_tokens": total_tokens,
+        "windows": sum(windows.values()),
+        "unseen_base_targets": total_unseen,
+    }
 
 
 def accounting_by_objective(accounting: dict, reward_classes: Sequence[str]) -> dict[str, dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from transformers import TrainingArguments
 
@@ -148,8 +148,9 @@ class BirdieTrainingArguments(TrainingArguments):
             (`.birdie_run.lock`) refuses a second live run in the same folder.
 
     > [!NOTE]
-    > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10` and
-    > `ddp_find_unused_parameters=False`. `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the
+    > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10`,
+    > `ddp_find_unused_parameters=False` and `include_num_input_tokens_seen="non_padding"` (transformers counts the
+    > tokens through the model, padding excluded: the compute budget the runs are compared at). `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the
     > columns its collator reads (`DataCollatorForBirdie.dataset_columns`), so they are never removed.
     > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
     > started by `accelerate launch` really train together (gloo) instead of as independent copies.
@@ -288,6 +289,14 @@ class BirdieTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
     ddp_find_unused_parameters: Optional[bool] = field(
         default=False, metadata={"help": "Kept False: every parameter is used in every step."}
+    )
+    include_num_input_tokens_seen: str = field(  # `str | bool` in TrainingArguments, whose parser reads it as a bool
+        default="non_padding",
+        metadata={
+            "help": "Count the tokens through the model (`num_input_tokens_seen`): non_padding (packed rows' "
+            "padding excluded), all or no. A bool is read as all / no.",
+            "choices": ["non_padding", "all", "no"],
+        },
     )
 
     def __post_init__(self):
@@ -555,3 +564,47 @@ class BirdieTrainingArguments(TrainingArguments):
         """`(warmup_steps, interval, evaluation_steps)` for a run of `max_steps` optimizer steps: Birdie's schedule
         ([`~birdie_hf.policy.evaluation_schedule`]) with `policy_warmup_steps` and `policy_eval_interval`."""
         return evaluation_schedule(max_steps, self.policy_warmup_steps, self.policy_eval_interval).as_tuple()
+
+
+def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
+    """[`BirdieTrainingArguments`] holding every setting of plain `args`, with the Birdie fields at their defaults.
+
+    Where `args` holds the `TrainingArguments` default of a field whose default `BirdieTrainingArguments` changes
+    (listed in its note, e.g. `label_names` and `logging_steps`), the Birdie default is used, so the result equals
+    `BirdieTrainingArguments` built from the same explicit settings. Fields of a `TrainingArguments` subclass that
+    `BirdieTrainingArguments` lacks are dropped with a warning.
+
+    Raises:
+        `TypeError`: `args` is not a `TrainingArguments`.
+    """
+    if not isinstance(args, TrainingArguments):
+        raise TypeError(
+            f"`args` must be BirdieTrainingArguments (or transformers.TrainingArguments), got {type(args).__name__}."
+        )
+    birdie_fields = {f.name: f for f in dataclasses.fields(BirdieTrainingArguments) if f.init}
+    plain_defaults = {f.name: _field_default(f) for f in dataclasses.fields(TrainingArguments) if f.init}
+    values, dropped = {}, []
+    for f in dataclasses.fields(args):
+        if not f.init:
+            continue
+        if f.name not in birdie_fields:
+            dropped.append(f.name)
+            continue
+        value = getattr(args, f.name)
+        birdie_default = _field_default(birdie_fields[f.name])
+        if f.name in plain_defaults and birdie_default != plain_defaults[f.name] and value == plain_defaults[f.name]:
+            value = birdie_default
+        values[f.name] = value
+    if dropped:
+        logger.warning(
+            "BirdieTrainer ignores the %s fields %s (not BirdieTrainingArguments fields).",
+            type(args).__name__,
+            dropped,
+        )
+    return BirdieTrainingArguments(**values)
+
+
+def _field_default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default

@@ -6,12 +6,14 @@
 - [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds a run's checkpoints (naming
   how that run differs, or suggesting to resume it when it does not) unless `overwrite_output_dir=True`, which removes
   them first, so `--resume_from_checkpoint last` can never pick up a stale one.
-- [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data),
-  recorded with every checkpoint beside the objective and policy settings; resuming compares them.
+- [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data);
+  [`birdie_run_spec`] adds the objective entries, the initial mixture and the reward-policy settings
+  ([`POLICY_SPEC_FIELDS`]). Recorded with every checkpoint; resuming compares them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,9 +21,14 @@ import os
 import re
 import shutil
 import socket
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+
+if TYPE_CHECKING:
+    from .collator import DataCollatorForBirdie
+    from .config import BirdieTrainingArguments
 
 
 logger = logging.getLogger(__name__)
@@ -250,3 +257,59 @@ def preflight_output_dir(output_dir: str, bytes_needed: int) -> None:
             f"{bytes_needed / 2**20:,.0f} MiB. Free space, lower --save_total_limit, save less often, or choose "
             "another --output_dir."
         )
+
+
+#: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
+#: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
+#: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
+POLICY_SPEC_FIELDS = (
+    "policy_fixed_shares",
+    "policy_reward",
+    "policy_exploration_blend",
+    "per_device_eval_batch_size",  # batches the held-out examples the standardised reward pairs
+    "policy_reward_scale",
+    "policy_reward_min_change",
+    "policy_validation_fraction",
+    "policy_validation_min_windows",
+    "policy_validation_max_windows",
+    "policy_validation_windows",
+    "policy_min_predicted_gain",
+    "policy_hidden_size",
+    "policy_num_layers",
+    "policy_learning_rate",
+    "policy_weight_decay",
+    "policy_update_iterations",
+    "policy_num_candidates",
+    "policy_top_n",
+    "policy_exploration_initial",
+    "policy_exploration_final",
+    "policy_exploration_decay_fraction",
+    "policy_min_weight",
+)
+
+
+def birdie_run_spec(
+    args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie, model=None, train_dataset=None
+) -> dict[str, Any]:
+    """What defines a Birdie run, recorded in every checkpoint and compared when resuming.
+
+    Returns a dict of plain values: `policy` (the mode), `entries` (each entry's `name`, `objective` and every setting
+    of its objective, defaults included), `initial_mixture` (one weight per entry), with `policy="birdie"`
+    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`), and `training`: the settings that change the result
+    (seed, optimisation, batch geometry, `max_steps`, world size, the model's shape and a fingerprint of the training
+    windows; see [`~birdie_hf.run_folder.training_spec`]).
+    """
+    entries = []
+    for spec, objective in zip(data_collator.specs, data_collator.transforms):
+        config = objective.config
+        settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(spec.settings)
+        entries.append({"name": spec.name, "objective": spec.objective, "settings": settings})
+    return {
+        "policy": args.policy,
+        "entries": entries,
+        "initial_mixture": data_collator.mixture.weights.tolist(),
+        "policy_settings": (
+            {name: getattr(args, name) for name in POLICY_SPEC_FIELDS} if args.policy == "birdie" else None
+        ),
+        "training": training_spec(args, model, train_dataset),
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import json
 import logging
@@ -40,53 +39,27 @@ from .checkpoints import (  # re-exported: `from birdie_hf.trainer import checkp
     write_checkpoint_checksums,
 )
 from .collator import DataCollatorForBirdie
-from .config import BirdieTrainingArguments
+from .config import BirdieTrainingArguments, as_birdie_training_args  # re-exported from here too
 from .data.usage import check_training_data
 from .hub import HELD_OUT_NAME, pretrained_model_card
 from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
-from .run_folder import (
+from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-exported from here too
+    POLICY_SPEC_FIELDS,  # noqa: F401
     OutputDirLock,
+    birdie_run_spec,
     check_output_dir,
     checkpoint_bytes,
     numbered_checkpoints,
     planned_checkpoints,
     preflight_output_dir,
-    training_spec,
 )
 
 
 logger = logging.getLogger(__name__)
 
 TRAJECTORY_NAME = "mixture_trajectory.json"
-#: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
-#: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
-#: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
-POLICY_SPEC_FIELDS = (
-    "policy_fixed_shares",
-    "policy_reward",
-    "policy_exploration_blend",
-    "per_device_eval_batch_size",  # batches the held-out examples the standardised reward pairs
-    "policy_reward_scale",
-    "policy_reward_min_change",
-    "policy_validation_fraction",
-    "policy_validation_min_windows",
-    "policy_validation_max_windows",
-    "policy_validation_windows",
-    "policy_min_predicted_gain",
-    "policy_hidden_size",
-    "policy_num_layers",
-    "policy_learning_rate",
-    "policy_weight_decay",
-    "policy_update_iterations",
-    "policy_num_candidates",
-    "policy_top_n",
-    "policy_exploration_initial",
-    "policy_exploration_final",
-    "policy_exploration_decay_fraction",
-    "policy_min_weight",
-)
 
 
 class BirdieTrainer(Trainer):
@@ -192,7 +165,9 @@ class BirdieTrainer(Trainer):
             data_collator=data_collator,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
-            processing_class=processing_class,
+            # The tokenizer is the processing class even when only a collator was given: it is saved with the model,
+            # and transformers counts `num_input_tokens_seen` ("non_padding") with its pad token.
+            processing_class=processing_class if processing_class is not None else data_collator.tokenizer,
             callbacks=[self.birdie_callback] + list(callbacks or []),
             **kwargs,
         )
@@ -218,13 +193,13 @@ class BirdieTrainer(Trainer):
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
-        # Per entry since the last log: tokens through the model, and targets that are bases (compute accounting).
-        self._entry_counts = torch.zeros(2, num_entries, dtype=torch.float64)
+        # Per entry since the last log: tokens through the model, targets that are bases, and windows (examples), for
+        # the compute accounting and the source bases trained on (`birdie_hf.accounting`, `data.source_tokens_seen`).
+        self._entry_counts = torch.zeros(3, num_entries, dtype=torch.float64)
         self._base_ids = torch.tensor(data_collator.tokenizer.convert_tokens_to_ids(list("ACGT")))
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
-        self._model_tokens = 0
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
@@ -318,13 +293,14 @@ class BirdieTrainer(Trainer):
             loss = total / valid.sum().clamp(min=1)
         if model.training:
             with torch.no_grad():
-                every = inputs["objective_ids"][inputs["objective_ids"] >= 0]
-                self._model_tokens = self._model_tokens + int(every.numel())
-                self._entry_counts = self._entry_counts.to(every.device)
-                self._entry_counts[0].index_add_(0, every, torch.ones_like(every, dtype=torch.float64))
-                bases = valid & torch.isin(inputs["labels"][:, 1:], self._base_ids.to(every.device))
-                entries = objective_ids[bases]
-                self._entry_counts[1].index_add_(0, entries, torch.ones_like(entries, dtype=torch.float64))
+                real = inputs["objective_ids"] >= 0
+                bases = valid & torch.isin(inputs["labels"][:, 1:], self._base_ids.to(valid.device))
+                starts = real & (inputs["position_ids"] == 0)  # one packed example per window
+                self._entry_counts = self._entry_counts.to(valid.device)
+                for row, entries in enumerate(
+                    (inputs["objective_ids"][real], objective_ids[bases], inputs["objective_ids"][starts])
+                ):
+                    self._entry_counts[row].index_add_(0, entries, torch.ones_like(entries, dtype=torch.float64))
                 ids = objective_ids[valid]
                 self._objective_sums = self._objective_sums.to(losses.device)
                 self._objective_counts = self._objective_counts.to(losses.device)
@@ -335,20 +311,10 @@ class BirdieTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         training = not any(key.startswith("eval_") for key in logs)
         if training and ("loss" in logs or "train_runtime" in logs):
-            # Tokens through the model (context + targets, padding excluded), all ranks: the compute budget.
-            tokens = self.accelerator.reduce(
-                torch.tensor(self._model_tokens, device=self.args.device), reduction="sum"
-            )
-            self.state.num_input_tokens_seen += int(tokens)
-            self._model_tokens = 0
-            logs["num_input_tokens_seen"] = self.state.num_input_tokens_seen
             # Compute accounting (birdie_hf.accounting), with every training log and the final one, so nothing is
-            # left uncounted: tokens through the model and targets that are bases, per entry.
-            counts = self.accelerator.reduce(self._entry_counts.to(self.args.device), reduction="sum")
-            for name, (used, bases) in zip(self.data_collator.objective_names, counts.T.tolist()):
-                if used > 0:
-                    logs[f"tokens/{name}"], logs[f"targets/{name}"] = int(used), int(bases)
-            self._entry_counts.zero_()
+            # left uncounted. The total of tokens through the model is transformers' own `num_input_tokens_seen`
+            # (`include_num_input_tokens_seen="non_padding"`, the default of BirdieTrainingArguments).
+            logs.update(self._entry_count_logs())
         if training and "loss" in logs:
             sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
             counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
@@ -363,6 +329,21 @@ class BirdieTrainer(Trainer):
                     logs[f"mixture/{name}"] = round(weight, 4)
                 self._last_logged_mixture = mixture
         super().log(logs, start_time)
+
+    def _entry_count_logs(self) -> dict[str, int]:
+        """The per-entry counts since the last call, all ranks together, as log values (`tokens/<entry>`,
+        `targets/<entry>`, `windows/<entry>`), and reset them. A collective: every rank calls it."""
+        counts = self.accelerator.reduce(self._entry_counts.to(self.args.device), reduction="sum")
+        self._entry_counts.zero_()
+        logs = {}
+        for name, (used, bases, windows) in zip(self.data_collator.objective_names, counts.T.tolist()):
+            if used > 0:
+                logs[f"tokens/{name}"], logs[f"targets/{name}"], logs[f"windows/{name}"] = (
+                    int(used),
+                    int(bases),
+                    int(windows),
+                )
+        return logs
 
     # -- per-objective validation ------------------------------------------------------------------------------------
     def validation_windows_per_entry(self, eval_dataset, max_steps: Optional[int] = None) -> int:
@@ -533,6 +514,11 @@ class BirdieTrainer(Trainer):
         # The folder the parent saves into (`_get_output_dir` differs from `output_dir` only in hyper-parameter
         # search).
         run_dir = self.args.output_dir if trial is None else self._get_output_dir(trial=trial)
+        # Counts since the last log go into `log_history` now, so the checkpoint's accounting is exact and a run
+        # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`).
+        pending = self._entry_count_logs()
+        if pending:
+            self.state.log_history.append({**pending, "step": self.state.global_step})
         checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.args.should_save:
             stale_state = os.path.join(checkpoint, TRAINER_STATE_NAME)
@@ -837,77 +823,6 @@ def first_examples(dataset, count: int) -> list[dict[str, Any]]:
     except Exception:  # noqa: BLE001 - an object that cannot be copied (open handles): read it directly
         source = dataset
     return list(itertools.islice(iter(source), count))
-
-
-def as_birdie_training_args(args: TrainingArguments) -> BirdieTrainingArguments:
-    """[`BirdieTrainingArguments`] holding every setting of plain `args`, with the Birdie fields at their defaults.
-
-    Where `args` holds the `TrainingArguments` default of a field whose default `BirdieTrainingArguments` changes
-    (listed in its note, e.g. `label_names` and `logging_steps`), the Birdie default is used, so the result equals
-    `BirdieTrainingArguments` built from the same explicit settings. Fields of a `TrainingArguments` subclass that
-    `BirdieTrainingArguments` lacks are dropped with a warning.
-
-    Raises:
-        `TypeError`: `args` is not a `TrainingArguments`.
-    """
-    if not isinstance(args, TrainingArguments):
-        raise TypeError(
-            f"`args` must be BirdieTrainingArguments (or transformers.TrainingArguments), got {type(args).__name__}."
-        )
-    birdie_fields = {f.name: f for f in dataclasses.fields(BirdieTrainingArguments) if f.init}
-    plain_defaults = {f.name: _field_default(f) for f in dataclasses.fields(TrainingArguments) if f.init}
-    values, dropped = {}, []
-    for f in dataclasses.fields(args):
-        if not f.init:
-            continue
-        if f.name not in birdie_fields:
-            dropped.append(f.name)
-            continue
-        value = getattr(args, f.name)
-        birdie_default = _field_default(birdie_fields[f.name])
-        if f.name in plain_defaults and birdie_default != plain_defaults[f.name] and value == plain_defaults[f.name]:
-            value = birdie_default
-        values[f.name] = value
-    if dropped:
-        logger.warning(
-            "BirdieTrainer ignores the %s fields %s (not BirdieTrainingArguments fields).",
-            type(args).__name__,
-            dropped,
-        )
-    return BirdieTrainingArguments(**values)
-
-
-def _field_default(field: dataclasses.Field) -> Any:
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return None if field.default is dataclasses.MISSING else field.default
-
-
-def birdie_run_spec(
-    args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie, model=None, train_dataset=None
-) -> dict[str, Any]:
-    """What defines a Birdie run, recorded in every checkpoint and compared when resuming.
-
-    Returns a dict of plain values: `policy` (the mode), `entries` (each entry's `name`, `objective` and every setting
-    of its objective, defaults included), `initial_mixture` (one weight per entry), with `policy="birdie"`
-    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`), and `training`: the settings that change the result
-    (seed, optimisation, batch geometry, `max_steps`, world size, the model's shape and a fingerprint of the training
-    windows; see [`~birdie_hf.run_folder.training_spec`]).
-    """
-    entries = []
-    for spec, objective in zip(data_collator.specs, data_collator.transforms):
-        config = objective.config
-        settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(spec.settings)
-        entries.append({"name": spec.name, "objective": spec.objective, "settings": settings})
-    return {
-        "policy": args.policy,
-        "entries": entries,
-        "initial_mixture": data_collator.mixture.weights.tolist(),
-        "policy_settings": (
-            {name: getattr(args, name) for name in POLICY_SPEC_FIELDS} if args.policy == "birdie" else None
-        ),
-        "training": training_spec(args, model, train_dataset),
-    }
 
 
 def _write_json(path: str, payload: Any) -> None:

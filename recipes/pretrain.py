@@ -267,8 +267,8 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
 
 def check_windows(script_args: ScriptArguments, collator: DataCollatorForBirdie) -> None:
     """Refuse a `--max_length` too small for every objective to read whole `--window_length` windows (the collator
-    would crop them, and `tokens_seen` would count bases the model never saw). With `--allow_cropping` the trainer's
-    own check warns instead."""
+    would crop them at random offsets and the model would see fewer bases than the windows hold). With
+    `--allow_cropping` the trainer's own check warns instead."""
     if script_args.allow_cropping:
         return
     try:
@@ -325,16 +325,14 @@ def summary_table(
     tokens_seen: int,
     final_step: int,
     live_mixture: dict[str, float],
-    cropped: bool = False,
 ) -> str:
     """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
     (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
-    the loss column is left out then (with a line saying why) rather than filled with NaN. `cropped`: windows were
-    cropped to `--example_length`, so `tokens_seen` (whole windows) is an upper bound."""
+    the loss column is left out then (with a line saying why) rather than filled with NaN. `tokens_seen`: the source
+    bases of the windows trained on, as the trainer counted them (`birdie_hf.data.source_tokens_seen`)."""
     evaluations = trajectory["evaluations"]
     final = final_mixture(trajectory, final_step) or live_mixture
-    bound = "at most " if cropped else ""
-    lines = [f"tokens seen (source bases, all ranks): {bound}{tokens_seen:,}", ""]
+    lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", ""]
     if not evaluations:
         lines += [
             "no held-out evaluation was run (no validation windows): validation losses were not measured; the "
@@ -429,7 +427,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         return
     trainer.save_model(training_args.output_dir)
     tokens = source_tokens_seen(
-        result.global_step, training_args, script_args.window_length, num_windows=len(data["train"])
+        trainer.mixture_trajectory()["compute"], trainer.data_collator, script_args.window_length
     )
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
@@ -440,7 +438,6 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             tokens,
             result.global_step,
             trainer.data_collator.mixture.as_dict(),
-            cropped=training_args.example_length is not None,
         )
         compute = accounting_markdown(trainer.mixture_trajectory()["compute"], trainer.data_collator.reward_classes)
         held_out = next_base_table(trainer.model, data, tokenizer)

@@ -1,10 +1,9 @@
 """What training does with the windows, checked before the first step: held-out windows (empty validation splits from
-short records or `validation_fraction=0`), windows that fit `max_length`, and the bases counted as seen."""
+short records or `validation_fraction=0`), windows that fit `max_length`; and the windows and bases counted as seen."""
 
 import logging
 
 import pytest
-from transformers import TrainingArguments
 
 from birdie_hf import (
     BirdieTrainer,
@@ -22,7 +21,6 @@ from birdie_hf.data import (
     load_sequence_windows,
     source_tokens_seen,
     window_bases_used,
-    windows_trained,
 )
 
 
@@ -164,68 +162,8 @@ def test_trainer_warns_when_max_length_crops_the_windows(tokenizer, write_fasta,
 
 
 # -- bases counted as seen --------------------------------------------------------------------------------------------
-def test_windows_trained_counts_the_short_last_batch_of_each_pass(tmp_path):
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, use_cpu=True, report_to="none")
-    # 10 windows in batches of 4: each pass is 4 + 4 + 2 windows.
-    assert [windows_trained(step, args, 10) for step in (1, 2, 3, 4, 6, 7)] == [4, 8, 10, 14, 20, 24]
-    assert windows_trained(6, args) == 24  # streaming: every step is full
-    assert source_tokens_seen(6, args, window_length=128, num_windows=10) == 20 * 128
-    accumulate = TrainingArguments(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=2,
-        use_cpu=True,
-        report_to="none",
-    )
-    assert [windows_trained(step, accumulate, 10) for step in (1, 2, 3)] == [8, 10, 18]
-
-
-@pytest.mark.parametrize("drop_last", [False, True])
-def test_windows_trained_matches_the_batches_accelerate_deals_to_several_ranks(drop_last):
-    """With several processes accelerate gives every rank full batches (completing the last round with windows from
-    the start of the pass), so a pass is not `num_windows` rounded up to a multiple of `world_size`."""
-    from types import SimpleNamespace
-
-    from accelerate.data_loader import BatchSamplerShard
-    from torch.utils.data import BatchSampler, SequentialSampler
-
-    for num_windows, world, batch, accumulation in [
-        (10, 2, 4, 1),
-        (7, 3, 2, 1),
-        (16, 3, 2, 1),
-        (17, 2, 3, 2),
-        (5, 4, 1, 1),
-        (40, 2, 3, 3),
-        (3, 2, 4, 1),
-    ]:
-        per_rank = []
-        for rank in range(world):
-            sampler = BatchSampler(SequentialSampler(range(num_windows)), batch, drop_last)
-            per_rank.append([len(b) for b in BatchSamplerShard(sampler, num_processes=world, process_index=rank)])
-        if not per_rank[0]:
-            continue
-        # Windows drawn by each optimizer step over two passes, all ranks together.
-        step_sizes = []
-        for _ in range(2):
-            for first in range(0, len(per_rank[0]), accumulation):
-                step_sizes.append(sum(sum(sizes[first : first + accumulation]) for sizes in per_rank))
-        args = SimpleNamespace(
-            world_size=world,
-            per_device_train_batch_size=batch,
-            gradient_accumulation_steps=accumulation,
-            dataloader_drop_last=drop_last,
-        )
-        expected = [sum(step_sizes[:step]) for step in range(1, len(step_sizes) + 1)]
-        got = [windows_trained(step, args, num_windows) for step in range(1, len(step_sizes) + 1)]
-        assert got == expected, (num_windows, world, batch, accumulation)
-
-
-def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, write_fasta, random_dna, tmp_path):
-    data = load_genome_windows(
-        write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30, validation_fraction=0
-    )
-    assert len(data["train"]) == 10
-    trainer = tiny_trainer(tokenizer, data, tmp_path, policy="static", max_steps=4, per_device_train_batch_size=4)
+def _counting_collator(trainer) -> list[int]:
+    """Record the number of windows every batch the collator builds receives."""
     received = []
     collate = trainer.data_collator.torch_call
 
@@ -234,10 +172,75 @@ def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, 
         return collate(features)
 
     trainer.data_collator.torch_call = counting
+    return received
+
+
+def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, write_fasta, random_dna, tmp_path):
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30, validation_fraction=0
+    )
+    assert len(data["train"]) == 10
+    trainer = tiny_trainer(
+        tokenizer, data, tmp_path, policy="static", max_steps=4, per_device_train_batch_size=4, logging_steps=3
+    )
+    received = _counting_collator(trainer)
     result = trainer.train()
-    seen = source_tokens_seen(result.global_step, trainer.args, 30, num_windows=len(data["train"]))
-    # The loader prefetches one batch beyond the last step; the windows trained on are those of the first 4 batches.
-    assert received[: result.global_step] == [4, 4, 2, 4] and seen == 14 * 30
+    compute = trainer.mixture_trajectory()["compute"]
+    # The loader prefetches one batch beyond the last step; the windows trained on are those of the first 4 batches
+    # (10 windows in batches of 4: 4 + 4 + 2, then a new pass).
+    assert received[: result.global_step] == [4, 4, 2, 4] and compute["windows"] == 14
+    assert source_tokens_seen(compute, trainer.data_collator, 30) == 14 * 30
+    assert compute["model_tokens"] == trainer.state.num_input_tokens_seen  # transformers' "non_padding" count
+    with pytest.raises(ValueError, match=r"entries \['infilling'\] that the collator lacks"):
+        source_tokens_seen({"entries": {"infilling": {"windows": 1}}}, trainer.data_collator, 30)
+
+
+def test_source_tokens_seen_is_exact_when_windows_are_cropped_to_the_example_length(
+    tokenizer, write_fasta, random_dna, tmp_path
+):
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(600)}\n"), tokenizer, window_length=40, validation_fraction=0
+    )
+    trainer = tiny_trainer(
+        tokenizer,
+        data,
+        tmp_path,
+        policy="static",
+        max_steps=3,
+        max_length=96,
+        example_length=48,
+        gradient_accumulation_steps=2,
+        per_device_train_batch_size=2,
+    )
+    received = _counting_collator(trainer)
+    trainer.train()
+    compute = trainer.mixture_trajectory()["compute"]
+    used = window_bases_used(trainer.data_collator, 40)
+    assert used["copying"] < 40 == used["next_token_prediction"]  # copying reads what fits in 48 tokens
+    assert compute["windows"] == sum(received[:6]) == 12  # 3 steps of 2 micro-batches of 2 windows
+    expected = sum(compute["entries"][name]["windows"] * used[name] for name in used)
+    assert source_tokens_seen(compute, trainer.data_collator, 40) == expected < 12 * 40
+
+
+def test_counts_between_logs_reach_the_checkpoint_and_a_resume_counts_every_window_once(
+    tokenizer, write_fasta, random_dna, tmp_path
+):
+    data = load_genome_windows(
+        write_fasta(f">r\n{random_dna(300)}\n"), tokenizer, window_length=30, validation_fraction=0
+    )
+    settings = dict(policy="static", max_steps=5, per_device_train_batch_size=2, logging_steps=10)
+    whole = tiny_trainer(tokenizer, data, tmp_path / "whole", **settings)
+    whole.train()
+    assert whole.mixture_trajectory()["compute"]["windows"] == 10
+    saving = dict(settings, save_strategy="steps", save_steps=3)
+    first = tiny_trainer(tokenizer, data, tmp_path / "resumed", **saving)
+    first.train()
+    checkpoint = tmp_path / "resumed" / "run" / "checkpoint-3"
+    at_save = [logs for logs in first.state.log_history if logs["step"] == 3]
+    assert sum(v for logs in at_save for k, v in logs.items() if k.startswith("windows/")) == 6
+    resumed = tiny_trainer(tokenizer, data, tmp_path / "resumed", **saving, overwrite_output_dir=False)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.mixture_trajectory()["compute"] == whole.mixture_trajectory()["compute"]
 
 
 # -- CSV / Hub sequences ----------------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from .usage import (
     check_windows_fit,
     source_tokens_seen,
     window_bases_used,
-    windows_trained,
 )
 from .windows import NRichWindowCounter, WindowCutter, reverse_complement_table
 
@@ -69,5 +68,4 @@ __all__ = [
     "tokenize_record",
     "window_bases_used",
     "windows_from_sequences",
-    "windows_trained",
 ]

@@ -2,16 +2,14 @@
 each objective reads from a window under `max_length`, and the number of bases trained on.
 
 [`BirdieTrainer`] calls [`check_training_data`] when it is built; the pre-training recipe calls the stricter
-[`check_windows_fit`] too, so that the `tokens_seen` it reports ([`source_tokens_seen`]) are bases the model saw.
+[`check_windows_fit`] too, so that the windows the model trained on are whole; [`source_tokens_seen`] turns the windows
+the trainer counted into bases.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from typing import TYPE_CHECKING, Any, Optional, Sequence
-
-from transformers import TrainingArguments
+from typing import TYPE_CHECKING, Any, Sequence
 
 
 if TYPE_CHECKING:
@@ -155,56 +153,26 @@ def check_training_data(
     return eval_dataset
 
 
-def windows_trained(global_step: int, args: TrainingArguments, num_windows: Optional[int] = None) -> int:
-    """Windows drawn by `global_step` optimizer steps, all ranks together.
+def source_tokens_seen(accounting: dict, collator: DataCollatorForBirdie, window_length: int) -> int:
+    """Bases of the training windows the model was trained on, all ranks together, from what the trainer measured.
 
-    A step takes `per_device_train_batch_size * gradient_accumulation_steps * world_size` windows, except the last
-    step of each pass over a map-style dataset of `num_windows` windows, which takes what is left. On one process a
-    pass takes `num_windows` (`dataloader_drop_last` drops the last incomplete batch). On several, accelerate deals
-    the batches round-robin to the ranks and completes the last round with windows from the start of the pass, so
-    every rank gets the same number of full batches (`dataloader_drop_last` drops the incomplete round instead).
+    [`BirdieTrainer`] counts the windows each mixture entry trained on (`windows/<entry>` in its logs, summed by
+    [`~birdie_hf.accounting.compute_accounting`]: whatever batches the data loader dealt to each rank, every pass and
+    every resume included); each window of an entry gave it [`window_bases_used`] bases. Exact for windows of
+    `window_length` bases (as [`load_genome_windows`] makes them), cropping to `example_length` included. Compare
+    with `trainer.state.num_input_tokens_seen`, the tokens through the model (prompts, sentinels and targets
+    included).
 
     Args:
-        global_step (`int`): optimizer steps taken (`TrainOutput.global_step`).
-        args ([`~transformers.TrainingArguments`]): batch size, accumulation, world size and `dataloader_drop_last`.
-        num_windows (`int`, *optional*): training windows per pass; `None` for a streaming dataset (every step full).
+        accounting (`dict`): `trainer.mixture_trajectory()["compute"]` (or [`compute_accounting`] of the logs).
+        collator ([`DataCollatorForBirdie`]): the trainer's collator (its entries and example budget).
+        window_length (`int`): bases per training window.
+
+    Raises:
+        `ValueError`: the accounting names an entry the collator does not have.
     """
-    world, batch, accumulation = args.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps
-    per_step = batch * accumulation * world
-    if not num_windows:
-        return global_step * per_step
-    full_batches, last_batch = divmod(num_windows, batch)
-    if world == 1:
-        batches = full_batches + (0 if args.dataloader_drop_last or not last_batch else 1)
-        per_pass = full_batches * batch if args.dataloader_drop_last else num_windows
-    else:  # accelerate's `BatchSamplerShard` with `even_batches=True` (the default)
-        sampled = full_batches if args.dataloader_drop_last else math.ceil(num_windows / batch)
-        batches = sampled // world if args.dataloader_drop_last else math.ceil(sampled / world)
-        per_pass = batches * batch * world
-    steps_per_pass = max(1, math.ceil(batches / accumulation))
-    passes, steps = divmod(global_step, steps_per_pass)
-    return passes * per_pass + min(steps * per_step, per_pass)
-
-
-def source_tokens_seen(
-    global_step: int, args: TrainingArguments, window_length: int, num_windows: Optional[int] = None
-) -> int:
-    """Bases of the training windows the model was trained on, all ranks together: [`windows_trained`] times
-    `window_length`.
-
-    Exact when no objective crops the windows, which [`check_windows_fit`] guarantees; with cropping allowed it is an
-    upper bound (see [`window_bases_used`] for what each entry reads). Compare with `trainer.state.
-    num_input_tokens_seen`, the tokens through the model (prompts, sentinels and targets included).
-
-    Example:
-
-    ```python
-    >>> from transformers import TrainingArguments
-    >>> from birdie_hf.data import source_tokens_seen
-    >>> args = TrainingArguments(output_dir="out", per_device_train_batch_size=4, use_cpu=True)
-    >>> source_tokens_seen(6, args, window_length=128, num_windows=10)  # 2 passes of 3 steps: 4 + 4 + 2 windows
-    2560
-
-    ```
-    """
-    return windows_trained(global_step, args, num_windows) * window_length
+    used = window_bases_used(collator, window_length)
+    unknown = sorted(set(accounting["entries"]) - set(used))
+    if unknown:
+        raise ValueError(f"The accounting has entries {unknown} that the collator lacks (entries: {list(used)}).")
+    return sum(int(entry.get("windows", 0)) * used[name] for name, entry in accounting["entries"].items())
