@@ -1,4 +1,5 @@
-"""Classical baselines a DNA language model has to beat: order-k Markov chains and k-mer logistic regression.
+"""Classical baselines a DNA language model has to beat: order-k Markov chains (here) and k-mer logistic regression
+(in [`~birdie_hf.evaluation.kmer`], re-exported here).
 
 * [`MarkovModel`] predicts the next base from the previous `order` bases with add-`pseudocount` smoothed counts;
   [`markov_baseline_table`] reports its held-out negative log-likelihood per base for several orders, the number
@@ -18,124 +19,24 @@ import math
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
-from scipy import sparse
 
+from .encoding import (
+    SequenceLike,
+    as_bytes,
+    code_of,
+    is_single_sequence,
+    iter_chunks,
+    iter_kmer_codes,
+    iter_sequences,
+    lookup_table,
+    window_codes,
+)
+from .kmer import kmer_features, kmer_logistic_regression  # noqa: F401 - re-exported: the k-mer baseline lived here
 from .task_files import read_task_csvs, read_task_split  # noqa: F401 - re-exported: the readers lived here
 
 
-SequenceLike = Union[str, bytes, bytearray, np.ndarray]
-
-#: Window starts processed at once, bounding memory to a few hundred MB whatever the sequence length.
-_CHUNK = 1 << 22
 #: Largest number of (k+1)-mers a count table may have (alphabet_size ** (order + 1)).
 _MAX_TABLE = 1 << 26
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Encoding helpers
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _lookup_table(alphabet: str) -> np.ndarray:
-    """ASCII byte -> letter index (0..len(alphabet)-1), -1 for anything else; upper and lower case both map."""
-    table = np.full(256, -1, dtype=np.int8)
-    for index, letter in enumerate(alphabet):
-        table[ord(letter.upper())] = index
-        table[ord(letter.lower())] = index
-    return table
-
-
-def _as_bytes(sequence: SequenceLike, name: str) -> np.ndarray:
-    """View one sequence as a `(length,)` uint8 array of ASCII codes."""
-    if isinstance(sequence, str):
-        return np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
-    if isinstance(sequence, (bytes, bytearray, memoryview)):
-        return np.frombuffer(bytes(sequence), dtype=np.uint8)
-    if isinstance(sequence, np.ndarray) and sequence.ndim == 1:
-        if sequence.dtype == np.uint8:
-            return sequence
-        if sequence.dtype.kind == "S" and sequence.dtype.itemsize == 1:
-            return sequence.view(np.uint8)
-        if sequence.dtype.kind == "U" and sequence.dtype.itemsize == 4:
-            code_points = sequence.view(np.uint32)
-            return np.where(code_points < 256, code_points, 0).astype(np.uint8)
-    raise TypeError(
-        f"`{name}` must hold DNA text (str, bytes, or a 1-D numpy array of uint8 ASCII codes or single letters), "
-        f"got {type(sequence).__name__}"
-        + (f" with dtype {sequence.dtype} and shape {sequence.shape}" if isinstance(sequence, np.ndarray) else "")
-        + ". Token ids must be decoded to text first."
-    )
-
-
-def _is_single_sequence(value: object) -> bool:
-    if isinstance(value, (str, bytes, bytearray, memoryview)):
-        return True
-    return isinstance(value, np.ndarray) and value.ndim == 1 and (value.dtype == np.uint8 or value.dtype.kind in "SU")
-
-
-def _iter_sequences(sequences: Union[SequenceLike, Iterable[SequenceLike]], name: str) -> Iterator[SequenceLike]:
-    """Iterate sequences; a lone string/bytes/array is treated as one sequence rather than as its letters."""
-    if _is_single_sequence(sequences):
-        yield sequences
-        return
-    if not isinstance(sequences, Iterable):
-        raise TypeError(f"`{name}` must be a sequence or an iterable of sequences, got {type(sequences).__name__}.")
-    yield from sequences
-
-
-def _iter_kmer_codes(codes: np.ndarray, max_width: int, base: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Rolling base-`base` integer codes of all windows of width 1..`max_width`.
-
-    Args:
-        codes (`np.ndarray` of shape `(length,)`): letter indices, -1 for letters outside the alphabet.
-        max_width (`int`): the widest window to code.
-        base (`int`): the alphabet size.
-
-    Yields:
-        `(width, kmer_codes, valid)` with `kmer_codes` (int64) and `valid` (bool) of shape `(length - width + 1,)`;
-        entry `s` codes the window `codes[s : s + width]` (first letter most significant) and is valid when no
-        letter in it is -1. Stops early when the sequence is shorter than the window.
-    """
-    if codes.shape[0] == 0:
-        return
-    valid = codes >= 0
-    clean = np.where(valid, codes, 0).astype(np.int64)
-    kmer_codes, kmer_valid = clean, valid
-    yield 1, kmer_codes, kmer_valid
-    for width in range(2, max_width + 1):
-        count = codes.shape[0] - width + 1
-        if count <= 0:
-            return
-        kmer_codes = kmer_codes[:count] * base + clean[width - 1 :]
-        kmer_valid = kmer_valid[:count] & valid[width - 1 :]
-        yield width, kmer_codes, kmer_valid
-
-
-def _code_of(codes: np.ndarray, base: int) -> int:
-    """Integer code of one short window of valid letter indices (first letter most significant); 0 when empty."""
-    code = 0
-    for letter in codes.tolist():
-        code = code * base + letter
-    return code
-
-
-def _window_codes(codes: np.ndarray, width: int, base: int) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and validity of the windows of exactly `width` letters, shapes `(max(length - width + 1, 0),)`."""
-    for current, kmer_codes, valid in _iter_kmer_codes(codes, width, base):
-        if current == width:
-            return kmer_codes, valid
-    return np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
-
-
-def _iter_chunks(codes: np.ndarray, overlap: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Split `codes` into pieces of `_CHUNK` window starts plus `overlap` trailing letters.
-
-    Yields:
-        `(piece, starts)`: windows starting at `piece[0 : starts]` belong to this piece (each start is in exactly
-        one piece), and every window of up to `overlap + 1` letters starting there fits in `piece`.
-    """
-    for start in range(0, codes.shape[0], _CHUNK):
-        yield codes[start : start + _CHUNK + overlap], min(_CHUNK, codes.shape[0] - start)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -184,7 +85,7 @@ class MarkovModel:
         self.order = int(order)
         self.alphabet = alphabet.upper()
         self.pseudocount = float(pseudocount)
-        self._table = _lookup_table(self.alphabet)
+        self._table = lookup_table(self.alphabet)
         self._counts: Optional[list[np.ndarray]] = None
         self._log_probs: Optional[list[np.ndarray]] = None
 
@@ -203,7 +104,7 @@ class MarkovModel:
 
     def encode(self, sequence: SequenceLike) -> np.ndarray:
         """Letter indices of `sequence`, shape `(length,)`, int8, -1 for letters outside the alphabet."""
-        return self._table[_as_bytes(sequence, "sequence")]
+        return self._table[as_bytes(sequence, "sequence")]
 
     def fit(self, sequences: Union[SequenceLike, Iterable[SequenceLike]]) -> "MarkovModel":
         """Count the (j+1)-mers of every order j = 0..`order` in `sequences` (replacing earlier counts).
@@ -217,10 +118,10 @@ class MarkovModel:
         """
         size = len(self.alphabet)
         counts = [np.zeros(size ** (j + 1), dtype=np.int64) for j in range(self.order + 1)]
-        for sequence in _iter_sequences(sequences, "sequences"):
+        for sequence in iter_sequences(sequences, "sequences"):
             codes = self.encode(sequence)
-            for piece, starts in _iter_chunks(codes, overlap=self.order):
-                for width, kmer_codes, valid in _iter_kmer_codes(piece, self.order + 1, size):
+            for piece, starts in iter_chunks(codes, overlap=self.order):
+                for width, kmer_codes, valid in iter_kmer_codes(piece, self.order + 1, size):
                     kept = kmer_codes[:starts][valid[:starts]]
                     counts[width - 1] += np.bincount(kept, minlength=counts[width - 1].shape[0])
         self._counts = counts
@@ -279,7 +180,7 @@ class MarkovModel:
                 f"`context` must only hold letters of {self.alphabet!r} in its last {self.order} positions."
             )
         size = len(self.alphabet)
-        context_code = _code_of(codes, size)
+        context_code = code_of(codes, size)
         row = self._log_probs[codes.shape[0]].reshape(-1, size)[context_code]
         return np.exp(row)
 
@@ -297,10 +198,10 @@ class MarkovModel:
         for position in range(prefix.shape[0]):
             window = codes[: position + 1]
             if (window >= 0).all():
-                prefix[position] = self._log_probs[position][_code_of(window, size)]
+                prefix[position] = self._log_probs[position][code_of(window, size)]
         pieces = []
-        for piece, starts in _iter_chunks(codes, overlap=self.order):
-            kmer_codes, valid = _window_codes(piece, self.order + 1, size)
+        for piece, starts in iter_chunks(codes, overlap=self.order):
+            kmer_codes, valid = window_codes(piece, self.order + 1, size)
             kmer_codes, valid = kmer_codes[:starts], valid[:starts]
             pieces.append(np.where(valid, self._log_probs[self.order][kmer_codes], np.nan))
         full = np.concatenate(pieces) if pieces else np.empty(0)
@@ -316,7 +217,7 @@ class MarkovModel:
             `np.ndarray` of shape `(max(len(sequence) - order, 0),)`, float64: entry `j` scores position
             `order + j`; NaN where the base or its context holds a letter outside the alphabet.
         """
-        if not _is_single_sequence(sequence):
+        if not is_single_sequence(sequence):
             raise TypeError(f"`sequence` must be one sequence, got {type(sequence).__name__}; see `nll_per_base`.")
         return self._score(self.encode(sequence))[1]
 
@@ -338,7 +239,7 @@ class MarkovModel:
         Raises:
             `ValueError`: no position could be scored (no sequences, or only letters outside the alphabet).
         """
-        total, scored = self._nll_sum(self.encode(s) for s in _iter_sequences(sequences, "sequences"))
+        total, scored = self._nll_sum(self.encode(s) for s in iter_sequences(sequences, "sequences"))
         if scored == 0:
             raise ValueError("`sequences` has no scorable position (empty, or no letters of the alphabet).")
         return total / scored
@@ -376,7 +277,7 @@ def markov_baseline_table(
         if int(order) not in report:
             report.append(int(order))
     model = MarkovModel(max(report), alphabet=alphabet, pseudocount=pseudocount).fit(train_sequences)
-    heldout = [model.encode(s) for s in _iter_sequences(heldout_sequences, "heldout_sequences")]
+    heldout = [model.encode(s) for s in iter_sequences(heldout_sequences, "heldout_sequences")]
     rows = []
     for order in report:
         total, scored = model.with_order(order)._nll_sum(heldout)
@@ -385,134 +286,6 @@ def markov_baseline_table(
         nll = total / scored
         rows.append({"order": order, "nll": nll, "bits_per_base": nll / math.log(2)})
     return rows
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# k-mer logistic regression
-# ----------------------------------------------------------------------------------------------------------------
-
-
-_DNA_TABLE = _lookup_table("ACGT")
-
-
-def kmer_features(sequences: Sequence[SequenceLike], k: int = 6) -> sparse.csr_matrix:
-    """Normalised k-mer count vectors (bag of overlapping k-mers).
-
-    Args:
-        sequences (`Sequence[str]`): DNA sequences (`str`, `bytes` or 1-D letter arrays), case-insensitive.
-        k (`int`, *optional*, defaults to 6): k-mer length.
-
-    Returns:
-        `scipy.sparse.csr_matrix` of shape `(len(sequences), 4**k)`, float64: column = base-4 code of the k-mer
-        (`A=0, C=1, G=2, T=3`, first base most significant); each row sums to 1, or is all zeros when the sequence
-        has no k-mer free of non-ACGT letters (such k-mers are skipped).
-    """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 15:
-        raise ValueError(f"`k` must be an integer in [1, 15], got {k!r}.")
-    if _is_single_sequence(sequences):
-        raise TypeError("`sequences` must be a list of sequences, not a single sequence; wrap it in a list.")
-    encoded = [_DNA_TABLE[_as_bytes(s, "sequences")] for s in sequences]
-    n_columns = 4**k
-    if not encoded:
-        return sparse.csr_matrix((0, n_columns), dtype=np.float64)
-    # One pass over all sequences joined by an invalid letter, so no k-mer spans two sequences.
-    lengths = np.array([codes.shape[0] for codes in encoded], dtype=np.int64)
-    joined = np.concatenate([part for codes in encoded for part in (codes, np.full(1, -1, dtype=np.int8))])
-    row_of_start = np.repeat(np.arange(len(encoded)), lengths + 1)
-    kmer_codes, valid = _window_codes(joined, k, 4)
-    rows = row_of_start[: kmer_codes.shape[0]][valid]
-    counts = sparse.coo_matrix(
-        (np.ones(rows.shape[0]), (rows, kmer_codes[valid])), shape=(len(encoded), n_columns)
-    ).tocsr()
-    counts.sum_duplicates()
-    row_sums = np.asarray(counts.sum(axis=1)).reshape(-1)
-    counts.data /= np.repeat(row_sums, np.diff(counts.indptr))
-    return counts
-
-
-def _check_split(split: object, name: str) -> tuple[list, np.ndarray]:
-    if not isinstance(split, (tuple, list)) or len(split) != 2:
-        raise ValueError(f"`{name}` must be a (sequences, labels) pair, got {type(split).__name__}.")
-    sequences, labels = split
-    if _is_single_sequence(sequences):
-        raise ValueError(f"`{name}` sequences must be a list of sequences, not a single sequence.")
-    sequences, labels = list(sequences), np.asarray(labels)
-    if len(sequences) == 0:
-        raise ValueError(f"`{name}` split is empty: it needs at least one (sequence, label) pair.")
-    if labels.ndim != 1 or labels.shape[0] != len(sequences):
-        raise ValueError(
-            f"`{name}` has {len(sequences)} sequences but labels of shape {labels.shape}; "
-            f"expected ({len(sequences)},)."
-        )
-    return sequences, labels
-
-
-def _classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
-
-    return {
-        "mcc": float(matthews_corrcoef(labels, predictions)),
-        "f1": float(f1_score(labels, predictions, average="macro")),
-        "accuracy": float(accuracy_score(labels, predictions)),
-    }
-
-
-def kmer_logistic_regression(
-    train: tuple[Sequence[str], Sequence[int]],
-    dev: tuple[Sequence[str], Sequence[int]],
-    test: tuple[Sequence[str], Sequence[int]],
-    k: int = 6,
-    Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
-    seed: int = 0,
-    return_predictions: bool = False,
-) -> dict:
-    """Logistic regression on [`kmer_features`]; the inverse regularisation `C` is chosen by dev MCC.
-
-    One model per `C` is fitted on `train` (scikit-learn `LogisticRegression`, `max_iter=2000`; binary or
-    multinomial); the one with the best dev Matthews correlation (first on ties) is evaluated on `test`.
-
-    Args:
-        train, dev, test (`tuple[Sequence[str], Sequence[int]]`): `(sequences, labels)` per split.
-        k (`int`, *optional*, defaults to 6): k-mer length.
-        Cs (`Sequence[float]`, *optional*, defaults to `(0.01, 0.1, 1.0, 10.0)`): candidate values of `C`.
-        seed (`int`, *optional*, defaults to 0): `random_state` of the classifier.
-        return_predictions (`bool`, *optional*, defaults to `False`): also return the test predictions (for
-            intervals), under `"test_predictions"` (`np.ndarray` of shape `(n_test,)`).
-
-    Returns:
-        `dict`: `{"k": k, "C": best_C, "dev": metrics, "test": metrics}` with metrics
-        `{"mcc": float, "f1": float (macro), "accuracy": float}`.
-
-    Raises:
-        `ValueError`: a split is empty or malformed, `train` has a single class, or `Cs` is empty or not positive.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    splits = {name: _check_split(split, name) for name, split in (("train", train), ("dev", dev), ("test", test))}
-    if len(np.unique(splits["train"][1])) < 2:
-        raise ValueError("`train` labels must hold at least 2 classes.")
-    Cs = list(Cs)
-    if not Cs or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in Cs):
-        raise ValueError(f"`Cs` must be a non-empty sequence of finite numbers > 0, got {Cs!r}.")
-    features = {name: kmer_features(sequences, k=k) for name, (sequences, _) in splits.items()}
-    best = None
-    for C in Cs:
-        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
-        classifier.fit(features["train"], splits["train"][1])
-        dev_metrics = _classification_metrics(splits["dev"][1], classifier.predict(features["dev"]))
-        if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
-            best = (C, dev_metrics, classifier)
-    C, dev_metrics, classifier = best
-    test_predictions = classifier.predict(features["test"])
-    result = {
-        "k": int(k),
-        "C": C,
-        "dev": dev_metrics,
-        "test": _classification_metrics(splits["test"][1], test_predictions),
-    }
-    if return_predictions:
-        result["test_predictions"] = test_predictions
-    return result
 
 
 def windows_to_text(windows: Iterable[Sequence[int]], tokenizer) -> Iterator[str]:

@@ -16,7 +16,7 @@ from ..data import GenomeDataError, load_sequence_dataset
 from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config
 from ..objectives import OBJECTIVE_REGISTRY
 from ..tokenizer import prompt_id, prompt_token
-from .statistics import matthews_corrcoef
+from .statistics import prediction_metrics
 
 
 logger = logging.getLogger(__name__)
@@ -72,18 +72,12 @@ def _load_nt_task(task: str, repo: str) -> DatasetDict:
 
 
 def classification_metrics(eval_pred) -> dict[str, float]:
-    """MCC (the NT benchmark's primary metric), macro F1 and accuracy from `(logits, labels)`."""
-    from sklearn.metrics import accuracy_score, f1_score
-
+    """MCC (the NT benchmark's primary metric), macro F1 and accuracy from `(logits, labels)`
+    ([`~birdie_hf.evaluation.statistics.prediction_metrics`] of the argmax)."""
     logits, labels = eval_pred
     if isinstance(logits, tuple):
         logits = logits[0]
-    predictions = np.asarray(logits).argmax(axis=-1)
-    return {
-        "mcc": float(matthews_corrcoef(labels, predictions)),
-        "f1": float(f1_score(labels, predictions, average="macro")),
-        "accuracy": float(accuracy_score(labels, predictions)),
-    }
+    return prediction_metrics(labels, np.asarray(logits).argmax(axis=-1))
 
 
 #: Whether bidirectional classifiers open their input with `<|prefix_lm|>` by default. Measured in

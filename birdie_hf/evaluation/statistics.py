@@ -73,6 +73,19 @@ def matthews_corrcoef(labels: Sequence[int], predictions: Sequence[int]) -> floa
     return float(mcc_from_confusion(confusion))
 
 
+def prediction_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
+    """MCC (the NT benchmark's primary metric, [`matthews_corrcoef`]), macro F1 and accuracy of predicted labels,
+    shape `(n,)` each: `{"mcc", "f1", "accuracy"}`. The one metric set of the k-mer baseline and fine-tuning."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    return {
+        "mcc": matthews_corrcoef(labels, predictions),
+        "f1": float(f1_score(labels, predictions, average="macro")),
+        "accuracy": float(accuracy_score(labels, predictions)),
+    }
+
+
 class GroupBootstrap:
     """Resampling weights over groups, shared by every arm it scores (so differences are paired).
 

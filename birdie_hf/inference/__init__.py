@@ -35,7 +35,8 @@ from .inputs import (
     reverse_complement,
 )
 from .limits import InfillingLimits, infilling_limits, trained_objectives, trained_with_infilling
-from .scoring import SequenceScore, VariantScore, gap_log_probs, score, variant_effect
+from .scoring import SequenceScore, gap_log_probs, score
+from .variants import VariantScore, variant_effect
 
 
 __all__ = [

@@ -25,7 +25,7 @@ from transformers.pipelines import Pipeline
 
 from .decoding import infill
 from .inputs import DNAInputError
-from .scoring import variant_effect
+from .variants import variant_effect
 
 
 INFILLING_TASK = "dna-infilling"

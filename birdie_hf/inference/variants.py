@@ -1,0 +1,276 @@
+"""Variant effects from one Birdie checkpoint: log-likelihood ratios of a substitution, read from both flanks (one
+single-base gap of the infilling objective) and left to right (next-token prediction), optionally averaged over both
+strands. The per-base readings themselves are in [`~birdie_hf.inference.scoring`]; this module shares their window
+checks and restricts the model's softmax to `A, C, G, T` the same way, so ratios are in nats.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..tokenizer import dna_lookup_table
+from .inputs import (
+    DNAInputError,
+    base_ids,
+    causal_objective,
+    infilling_example,
+    infilling_objective,
+    parse_sequence,
+    reverse_complement,
+)
+from .limits import infilling_limits
+from .modeling import teacher_forced_base_log_probs
+from .scoring import (
+    _BASE_INDEX,
+    _check_window_length,
+    _default_window,
+    _masked_rows,
+    _max_positions,
+    _resolve_bidirectional,
+)
+
+
+@dataclass
+class VariantScore:
+    """The effect of one substitution: log-likelihood ratios `alt` vs `ref` (nats; negative = `alt` less likely).
+
+    Attributes:
+        position (`int`), ref (`str`), alt (`str`): the substitution (0-based position in its sequence).
+        bidirectional_llr (`float`, *optional*): `log p(alt | both flanks) - log p(ref | both flanks)` at the masked
+            position (the infilling reading).
+        causal_llr (`float`, *optional*): `log p(alt sequence) - log p(ref sequence)` read left to right over the
+            scored window (the change at the site and its effect on every base after it).
+        causal_site_llr (`float`, *optional*): `log p(alt | left flank) - log p(ref | left flank)` at the site only
+            (NaN for a variant on the window's first base).
+    """
+
+    position: int
+    ref: str
+    alt: str
+    bidirectional_llr: Optional[float] = None
+    causal_llr: Optional[float] = None
+    causal_site_llr: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _parse_variant(item, index: int, tokenizer, one_based: bool = False) -> tuple[str, int, str, str]:
+    """`(window text, 0-based position, ref, alt)` of one variant: a `(sequence, position, alt)` or
+    `(sequence, position, ref, alt)` tuple, or a dict with `sequence`, `position`, `alt` and optionally `ref`."""
+    ref_given = None
+    if isinstance(item, dict):
+        missing = sorted({"sequence", "position", "alt"} - set(item))
+        if missing:
+            raise DNAInputError(f"variants[{index}] needs the keys sequence, position and alt; missing {missing}.")
+        sequence, position, alt, ref_given = item["sequence"], item["position"], item["alt"], item.get("ref")
+    elif isinstance(item, (tuple, list)) and len(item) == 3:
+        sequence, position, alt = item
+    elif isinstance(item, (tuple, list)) and len(item) == 4:
+        sequence, position, ref_given, alt = item
+    else:
+        raise DNAInputError(
+            f"variants[{index}] must be (sequence, position, alt), (sequence, position, ref, alt) or a dict with "
+            f"those keys, got {item!r}."
+        )
+    text = parse_sequence(sequence, tokenizer, mask_char=None, name=f"variants[{index}] sequence").text
+    convention = "1-based" if one_based else "0-based"
+    low, high = (1, len(text)) if one_based else (0, len(text) - 1)
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)) or not low <= position <= high:
+        raise DNAInputError(
+            f"variants[{index}]: position must be an integer in [{low}, {high}] ({convention}), got {position!r}."
+        )
+    site = int(position) - (1 if one_based else 0)
+    if not isinstance(alt, str) or alt.upper() not in _BASE_INDEX:
+        raise DNAInputError(f"variants[{index}]: alt must be one of A, C, G, T, got {alt!r}.")
+    ref = text[site]
+    if ref not in _BASE_INDEX:
+        raise DNAInputError(
+            f"variants[{index}]: the reference base at position {position} is {ref!r}; only A, C, G "
+            "and T can be substituted."
+        )
+    if ref_given is not None:
+        if not isinstance(ref_given, str) or ref_given.upper() != ref:
+            hint = ""
+            for neighbour, label in ((site - 1, "one before"), (site + 1, "one after")):
+                if isinstance(ref_given, str) and 0 <= neighbour < len(text) and text[neighbour] == ref_given.upper():
+                    other = "one_based=False" if one_based else "one_based=True (VCF positions)"
+                    hint = f" The base {label} is {ref_given.upper()!r}: is the position off by one? Try {other}."
+                    break
+            raise DNAInputError(
+                f"variants[{index}]: ref {ref_given!r} does not match the sequence's base {ref!r} at position "
+                f"{position} ({convention}).{hint}"
+            )
+    if alt.upper() == ref:
+        raise DNAInputError(
+            f"variants[{index}]: alt {alt!r} is the reference base at position {position}; nothing changes."
+        )
+    return text, site, ref, alt.upper()
+
+
+def variant_effect(
+    model,
+    tokenizer,
+    variants: Sequence,
+    *,
+    bidirectional: Optional[bool] = None,
+    causal: bool = True,
+    reverse_complement_average: bool = False,
+    window_length: Optional[int] = None,
+    batch_size: int = 16,
+    strict: bool = True,
+    mixture: Optional[Sequence] = None,
+    disable_tqdm: bool = False,
+    one_based: bool = False,
+) -> list[VariantScore]:
+    """Log-likelihood ratios of substitutions, with context from both sides and left to right.
+
+    Args:
+        model: a Birdie checkpoint (`AutoModelForCausalLM`); it runs on its own device.
+        tokenizer: its tokenizer.
+        variants (`Sequence`): `(sequence, position, alt)` triples, `(sequence, position, ref, alt)` quadruples, or
+            dicts with those keys (`ref` optional): `position` is 0-based in `sequence` (1-based with `one_based`),
+            whose base there is the reference; a given `ref` must match it (a mismatch, e.g. a position off by one,
+            is an error naming the variant); `alt` is `A`, `C`, `G` or `T` and differs from the reference.
+        bidirectional (`bool`, *optional*): compute `bidirectional_llr` (one pass per distinct site: the site is a
+            one-base gap of the infilling prompt). Defaults to doing so when the checkpoint was trained with infilling.
+        causal (`bool`, *optional*, defaults to `True`): compute `causal_llr` and `causal_site_llr` (one left-to-right
+            pass per distinct reference window and per variant).
+        reverse_complement_average (`bool`, *optional*, defaults to `False`): average every ratio over both strands
+            (the reverse complement of the window, with the complemented alleles).
+        window_length (`int`, *optional*): bases read around the site (the site is centred when the sequence is
+            longer); defaults to the checkpoint's training window (`config.birdie_window_length`), capped so the
+            one-gap infilling example (window + 4 tokens) fits the model's positions.
+        batch_size, strict, mixture, disable_tqdm: see [`score`].
+        one_based (`bool`, *optional*, defaults to `False`): read `position` as 1-based, as VCF `POS` is (the returned
+            `VariantScore.position` stays 0-based).
+
+    Returns:
+        `list[VariantScore]`, one per variant, in order.
+
+    Example:
+
+    ```python
+    >>> from birdie_hf import variant_effect
+    >>> [v.bidirectional_llr for v in variant_effect(model, tokenizer, [("ACGTAGCTAG", 4, "C")])]  # doctest: +SKIP
+    [-1.37]
+    ```
+    """
+    use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
+    if not (use_bidirectional or causal):
+        raise ValueError("Nothing to compute: bidirectional and causal are both off.")
+    if isinstance(variants, (str, dict)) or (
+        isinstance(variants, tuple) and len(variants) in (3, 4) and isinstance(variants[0], str)
+    ):
+        raise DNAInputError(
+            "variants must be a list of (sequence, position, alt) triples; wrap a single one in a list."
+        )
+    _check_window_length(window_length, model, lambda w: 4 if use_bidirectional else 0, "one-gap infilling")
+    parsed = [_parse_variant(item, i, tokenizer, one_based) for i, item in enumerate(variants)]
+    limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
+    # One one-base gap adds 4 tokens (prompt, sentinel in the prefix and in the target, end token) to the window.
+    window = window_length or min(_default_window(model), _max_positions(model) - 4)
+    strands = (False, True) if reverse_complement_average else (False,)
+
+    # Every variant, on each strand, becomes (window text, site in the window, ref, alt).
+    views = []
+    for text, position, ref, alt in parsed:
+        start = min(max(0, position - window // 2), max(0, len(text) - window))
+        piece, site = text[start : start + window], position - start
+        for flip in strands:
+            if flip:
+                views.append(
+                    (
+                        reverse_complement(piece),
+                        len(piece) - 1 - site,
+                        reverse_complement(ref),
+                        reverse_complement(alt),
+                    )
+                )
+            else:
+                views.append((piece, site, ref, alt))
+    bases = base_ids(tokenizer)
+    table = dna_lookup_table(tokenizer)
+
+    def ids_of(piece: str) -> np.ndarray:
+        return table[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)].astype(np.int64)
+
+    bidirectional_llr = [None] * len(views)
+    if use_bidirectional:
+        objective = infilling_objective(tokenizer)
+        sentinels = np.asarray(objective.special.sentinels)
+        sites = {}
+        for view, (piece, site, _, _) in enumerate(views):
+            if (piece, site) not in sites:
+                gaps = [(site, site + 1)]
+                name = f"the window of variants[{view // len(strands)}]"
+                limits.check(len(piece), gaps, name=name, strict=strict)
+                sites[(piece, site)] = infilling_example(ids_of(piece), gaps, objective)
+        keys = list(sites)
+        log_probs = teacher_forced_base_log_probs(
+            model,
+            [sites[k] for k in keys],
+            bases,
+            batch_size=batch_size,
+            disable_tqdm=disable_tqdm,
+            desc="Bidirectional variant scoring",
+        )
+        by_site = {k: lp[_masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
+        bidirectional_llr = [
+            float(by_site[(p, s)][_BASE_INDEX[a]] - by_site[(p, s)][_BASE_INDEX[r]]) for p, s, r, a in views
+        ]
+
+    causal_llr, site_llr = [None] * len(views), [None] * len(views)
+    if causal:
+        objective = causal_objective(tokenizer)
+        pieces = {}
+        for piece, site, _, alt in views:
+            pieces.setdefault(piece, None)
+            pieces.setdefault(piece[:site] + alt + piece[site + 1 :], None)
+        keys = list(pieces)
+        rng = np.random.default_rng(0)
+        log_probs = teacher_forced_base_log_probs(
+            model,
+            [objective(ids_of(k), rng) for k in keys],
+            bases,
+            batch_size=batch_size,
+            disable_tqdm=disable_tqdm,
+            desc="Causal variant scoring",
+        )
+        totals = {}
+        for key, lp in zip(keys, log_probs):
+            truth = np.array([_BASE_INDEX.get(c, -1) for c in key])
+            known = truth >= 0
+            known[0] = False  # nothing predicts the first base
+            totals[key] = (float(lp[np.flatnonzero(known), truth[known]].sum()), lp)
+        for i, (piece, site, ref, alt) in enumerate(views):
+            mutated = piece[:site] + alt + piece[site + 1 :]
+            causal_llr[i] = totals[mutated][0] - totals[piece][0]
+            row = totals[piece][1][site]
+            site_llr[i] = float(row[_BASE_INDEX[alt]] - row[_BASE_INDEX[ref]]) if site > 0 else float("nan")
+
+    def strand_mean(values: list, index: int) -> Optional[float]:
+        """Mean over the strands of variant `index`, ignoring NaN (a site on one strand's first base)."""
+        picked = np.array(values[index * len(strands) : (index + 1) * len(strands)], dtype=object)
+        if picked[0] is None:
+            return None
+        finite = [float(v) for v in picked if not math.isnan(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+    results = []
+    for i, (_, position, ref, alt) in enumerate(parsed):
+        results.append(
+            VariantScore(
+                position=position,
+                ref=ref,
+                alt=alt,
+                bidirectional_llr=strand_mean(bidirectional_llr, i),
+                causal_llr=strand_mean(causal_llr, i),
+                causal_site_llr=strand_mean(site_llr, i),
+            )
+        )
+    return results
