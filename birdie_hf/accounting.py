@@ -34,13 +34,18 @@ def compute_accounting(
 
     Returns:
         `{"entries": {name: {"model_tokens", "targets", "windows", "unseen_base_targets", "model_token_share",
-        "unseen_base_target_share"}}, "model_tokens", "windows", "unseen_base_targets"}` (shares of the run's totals;
-        the unseen values are `None` for entries of unknown fraction).
+        "unseen_base_target_share"}}, "model_tokens", "windows", "windows_complete", "unseen_base_targets"}` (shares
+        of the run's totals; the unseen values are `None` for entries of unknown fraction; `windows_complete` is
+        `False` when some logs count tokens without windows, as a run resumed from an older version's checkpoint).
     """
     if len(unseen_fractions) != len(entry_names):
         raise ValueError(f"Got {len(unseen_fractions)} unseen-target fractions for {len(entry_names)} entries.")
     tokens, targets, windows = defaultdict(int), defaultdict(int), defaultdict(int)
+    windows_complete = True  # every log that counts tokens counts windows too (not so before birdie_hf 0.1's counts)
     for logs in log_history:
+        counts_tokens = any(key.startswith("tokens/") for key in logs)
+        if counts_tokens and not any(key.startswith("windows/") for key in logs):
+            windows_complete = False
         for name in entry_names:
             tokens[name] += int(logs.get(f"tokens/{name}", 0))
             targets[name] += int(logs.get(f"targets/{name}", 0))
@@ -68,6 +73,7 @@ def compute_accounting(
         "entries": entries,
         "model_tokens": total_tokens,
         "windows": sum(windows.values()),
+        "windows_complete": windows_complete,
         "unseen_base_targets": total_unseen,
     }
 

@@ -59,8 +59,9 @@ class BirdieRewardCallback(TrainerCallback):
             with another spec, so a resumed run cannot silently continue under other settings.
 
     The callback owns its policy: [`from_training_args`] builds it (what [`BirdieTrainer`] does), and
-    `on_train_begin` sets the evaluation schedule ([`~birdie_hf.policy.evaluation_schedule`]) from the arguments'
-    `policy_warmup_steps` and `policy_eval_interval` and the run's `max_steps`.
+    `on_train_begin` sets the evaluation schedule from the run's `max_steps`: `args.policy_schedule` of
+    [`BirdieTrainingArguments`], or Birdie's schedule with its defaults ([`~birdie_hf.policy.evaluation_schedule`])
+    for plain `TrainingArguments`.
     """
 
     def __init__(
@@ -99,18 +100,14 @@ class BirdieRewardCallback(TrainerCallback):
 
     # -- schedule --------------------------------------------------------------------------------------------------
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        schedule = evaluation_schedule(
-            state.max_steps, getattr(args, "policy_warmup_steps", None), getattr(args, "policy_eval_interval", None)
-        )
-        self.evaluation_steps = set(schedule.steps) if self.schedule_evaluations else set()
+        if hasattr(args, "policy_schedule"):  # BirdieTrainingArguments (or a subclass's own schedule)
+            warmup, interval, steps = args.policy_schedule(state.max_steps)
+        else:  # plain TrainingArguments: Birdie's schedule with its defaults
+            warmup, interval, steps = evaluation_schedule(state.max_steps).as_tuple()
+        self.evaluation_steps = set(steps) if self.schedule_evaluations else set()
         if self.policy is not None:
-            self.policy.config.warmup_steps = schedule.warmup_steps
-        logger.info(
-            "Birdie policy evaluations at steps %s (warm-up %d, then every %d).",
-            list(schedule.steps),
-            schedule.warmup_steps,
-            schedule.interval,
-        )
+            self.policy.config.warmup_steps = warmup
+        logger.info("Birdie policy evaluations at steps %s (warm-up %d, then every %d).", steps, warmup, interval)
 
     def on_epoch_begin(self, args, state: TrainerState, control: TrainerControl, **kwargs):
         self.mixture.set_epoch(int(state.epoch + 1e-6) if state.epoch else 0)
@@ -255,14 +252,18 @@ class BirdieRewardCallback(TrainerCallback):
 # -- console ----------------------------------------------------------------------------------------------------------
 #: Keys left out of console lines (integrations and `state.log_history` still get them).
 CONSOLE_HIDDEN_KEYS = ("total_flos", "num_input_tokens_seen")
+#: Speed metrics transformers adds to every training log when it counts tokens (`include_num_input_tokens_seen`);
+#: left out of the console's step lines, kept in the end-of-training summary.
+STEP_SPEED_KEYS = ("train_runtime", "train_tokens_per_second")
 
 
 def console_logs(logs: dict[str, Any], entry_names: Sequence[str], max_str_len: int = 100) -> dict[str, Any]:
     """The part of a `Trainer` log worth a console line, formatted as `PrinterCallback` does (floats to 4 digits).
 
     Left out: the per-entry keys (`loss/<entry>`, `eval_loss/<entry>`, `mixture/<entry>`, `next_mixture/<entry>`,
-    `reward/<entry>`), the policy's diagnostics (`policy/*`, `reward/total`) and [`CONSOLE_HIDDEN_KEYS`]. A training
-    log keeps `loss`, `grad_norm`, `learning_rate` and `epoch`; keys a user logs are kept.
+    `reward/<entry>`), the policy's diagnostics (`policy/*`, `reward/total`), [`CONSOLE_HIDDEN_KEYS`] and, in a
+    step's training log, the speed so far ([`STEP_SPEED_KEYS`]). A training log keeps `loss`, `grad_norm`,
+    `learning_rate` and `epoch`; keys a user logs are kept.
 
     Args:
         logs (`dict[str, Any]`): what `Trainer.log` hands to `on_log`; not modified.
@@ -274,10 +275,11 @@ def console_logs(logs: dict[str, Any], entry_names: Sequence[str], max_str_len: 
         `dict[str, Any]`: the kept keys, in their order; empty when nothing but `epoch` is left.
     """
     entries = set(entry_names)
+    hidden = CONSOLE_HIDDEN_KEYS + (STEP_SPEED_KEYS if "loss" in logs else ())
     kept = {}
     for key, value in logs.items():
         prefix, _, suffix = key.partition("/")
-        if key in CONSOLE_HIDDEN_KEYS or suffix in entries or prefix == "policy" or key == "reward/total":
+        if key in hidden or suffix in entries or prefix == "policy" or key == "reward/total":
             continue
         if isinstance(value, str) and len(value) > max_str_len:
             value = f"[String too long to display, length: {len(value)} > {max_str_len}.]"

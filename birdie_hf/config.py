@@ -294,7 +294,7 @@ class BirdieTrainingArguments(TrainingArguments):
         default="non_padding",
         metadata={
             "help": "Count the tokens through the model (`num_input_tokens_seen`): non_padding (packed rows' "
-            "padding excluded), all or no. A bool is read as all / no.",
+            "padding excluded), all or no. In Python, True / False mean all / no.",
             "choices": ["non_padding", "all", "no"],
         },
     )

@@ -90,7 +90,8 @@ class BirdieTrainer(Trainer):
             `eval_dataset` is required: its first windows are the fixed held-out set of the reward. Either value of
             `remove_unused_columns` works: the columns the collator reads are kept (see
             `DataCollatorForBirdie.dataset_columns`), whatever the model's `forward` signature.
-        processing_class: the DNA tokenizer.
+        processing_class: the DNA tokenizer; defaults to the collator's. It is saved with the model and every
+            checkpoint, and gives transformers the pad id for `num_input_tokens_seen`.
 
     Example:
 
@@ -128,6 +129,13 @@ class BirdieTrainer(Trainer):
             data_collator = DataCollatorForBirdie.from_training_args(processing_class, args)
         elif not isinstance(data_collator, DataCollatorForBirdie):
             raise TypeError(f"`data_collator` must be a DataCollatorForBirdie, got {type(data_collator).__name__}.")
+        if data_collator.mask_format == "dense" and args.include_num_input_tokens_seen == "non_padding":
+            raise ValueError(
+                "include_num_input_tokens_seen='non_padding' counts tokens from a 2-D `attention_mask`, but this "
+                "collator sends the 4-D additive mask (mask_format='dense'), which would make the count meaningless. "
+                "Use the default mask_format='segments' (BirdieTrainer builds the mask on the device), or set "
+                "include_num_input_tokens_seen to 'all' or 'no'."
+            )
         if args.policy == "birdie" and eval_dataset is None:
             raise ValueError(
                 "policy='birdie' needs an `eval_dataset` of held-out windows to measure the reward; pass one "
@@ -515,10 +523,11 @@ class BirdieTrainer(Trainer):
         # search).
         run_dir = self.args.output_dir if trial is None else self._get_output_dir(trial=trial)
         # Counts since the last log go into `log_history` now, so the checkpoint's accounting is exact and a run
-        # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`).
+        # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`). They are
+        # bookkeeping, not a log: integrations and the console do not see this entry.
         pending = self._entry_count_logs()
         if pending:
-            self.state.log_history.append({**pending, "step": self.state.global_step})
+            self.state.log_history.append({**pending, "epoch": self.state.epoch, "step": self.state.global_step})
         checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.args.should_save:
             stale_state = os.path.join(checkpoint, TRAINER_STATE_NAME)

@@ -322,7 +322,7 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
 def summary_table(
     trajectory: dict,
     objective_names: list[str],
-    tokens_seen: int,
+    tokens_seen: Optional[int],
     final_step: int,
     live_mixture: dict[str, float],
 ) -> str:
@@ -332,7 +332,8 @@ def summary_table(
     bases of the windows trained on, as the trainer counted them (`birdie_hf.data.source_tokens_seen`)."""
     evaluations = trajectory["evaluations"]
     final = final_mixture(trajectory, final_step) or live_mixture
-    lines = [f"tokens seen (source bases, all ranks): {tokens_seen:,}", ""]
+    seen = "n/a (not counted for the whole run)" if tokens_seen is None else f"{tokens_seen:,}"
+    lines = [f"tokens seen (source bases, all ranks): {seen}", ""]
     if not evaluations:
         lines += [
             "no held-out evaluation was run (no validation windows): validation losses were not measured; the "
@@ -426,9 +427,13 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             )
         return
     trainer.save_model(training_args.output_dir)
-    tokens = source_tokens_seen(
-        trainer.mixture_trajectory()["compute"], trainer.data_collator, script_args.window_length
-    )
+    try:
+        tokens = source_tokens_seen(
+            trainer.mixture_trajectory()["compute"], trainer.data_collator, script_args.window_length
+        )
+    except ValueError as error:  # resumed from an older version's checkpoint, which did not count windows
+        logger.warning("%s The summary and card say 'n/a'.", error)
+        tokens = None
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)

@@ -36,6 +36,11 @@ def _imported(node: ast.AST, module: str) -> list[str]:
         return []
     found = [target]
     found += [f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in MODULES]
+    # Importing `a.b.c` first runs the `__init__` of `a.b` (unless the importer lives inside `a.b` already).
+    parts = target.split(".")
+    found += [
+        ".".join(parts[:i]) for i in range(2, len(parts)) if not (module + ".").startswith(".".join(parts[:i]) + ".")
+    ]
     return found
 
 

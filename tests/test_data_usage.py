@@ -13,6 +13,7 @@ from birdie_hf import (
     default_model_config,
     load_genome_windows,
 )
+from birdie_hf.accounting import compute_accounting
 from birdie_hf.data import (
     MissingHeldOutDataError,
     WindowCroppingError,
@@ -193,6 +194,14 @@ def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, 
     assert compute["model_tokens"] == trainer.state.num_input_tokens_seen  # transformers' "non_padding" count
     with pytest.raises(ValueError, match=r"entries \['infilling'\] that the collator lacks"):
         source_tokens_seen({"entries": {"infilling": {"windows": 1}}}, trainer.data_collator, 30)
+    # A run resumed from a checkpoint whose logs counted tokens but not windows: the bases are not known.
+    older = [{k: v for k, v in logs.items() if not k.startswith("windows/")} for logs in trainer.state.log_history]
+    resumed = compute_accounting(
+        older[:1] + trainer.state.log_history[1:], trainer.data_collator.objective_names, [1, 1]
+    )
+    assert resumed["windows_complete"] is False
+    with pytest.raises(ValueError, match="did not count windows"):
+        source_tokens_seen(resumed, trainer.data_collator, 30)
 
 
 def test_source_tokens_seen_is_exact_when_windows_are_cropped_to_the_example_length(

@@ -333,6 +333,27 @@ def test_the_reward_callback_owns_its_policy_and_schedule(tokenizer):
     assert fixed.policy is None and fixed.evaluation_steps == set()
 
 
+def test_a_dense_mask_collator_cannot_count_non_padding_tokens(tokenizer, tmp_path):
+    dense = DataCollatorForBirdie(tokenizer, objectives=MIXTURE, max_length=1024, mask_format="dense")
+    args = BirdieTrainingArguments(output_dir=str(tmp_path), use_cpu=True, policy="static", report_to="none")
+    with pytest.raises(ValueError, match="mask_format='dense'.*include_num_input_tokens_seen to 'all' or 'no'"):
+        BirdieTrainer(args=args, data_collator=dense)
+    counting_all = BirdieTrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, policy="static", report_to="none", include_num_input_tokens_seen="all"
+    )
+    trainer = BirdieTrainer(args=counting_all, data_collator=dense)
+    assert trainer.processing_class is dense.tokenizer  # the collator's tokenizer when none is given
+
+
+def test_plain_training_arguments_get_birdies_schedule_with_its_defaults(tokenizer):
+    from transformers import TrainingArguments
+
+    args = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy="static")
+    callback = BirdieRewardCallback.from_training_args(args, DataCollatorForBirdie.from_training_args(tokenizer, args))
+    callback.on_train_begin(TrainingArguments(output_dir="unused"), TrainerState(max_steps=300), TrainerControl())
+    assert sorted(callback.evaluation_steps) == [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
+
+
 @pytest.mark.slow
 def test_streaming_run_resumes_where_the_stream_stopped(tokenizer, genome, tmp_path, shared_dir):
     from birdie_hf import stream_genome_windows
@@ -598,8 +619,10 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     # 2 training lines, one line per policy evaluation (2 warm-up, 2 reward-driven), the last one as a table.
     assert len(out) < 2500, out
     assert max(len(line) for line in out.splitlines()) < 200
-    assert not any(key in out for key in ("loss/", "mixture/", "reward/", "policy/", "num_input_tokens_seen"))
+    hidden = ("loss/", "mixture/", "reward/", "policy/", "num_input_tokens_seen", "train_tokens_per_second")
+    assert not any(key in out for key in hidden)
     assert out.count("'loss':") == 2 and "'eval_loss':" not in out
+    assert out.count("'train_runtime':") == 1  # the end-of-training summary only
     for record in trajectory:
         line = evaluation_line(record)
         assert out.count(line) == 1
@@ -623,6 +646,7 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     assert len(train_logs) == 2 and all(f"loss/{name}" in train_logs[0] for name in names)
     assert all(any(key.startswith("loss/") for key in logs) for logs in train_logs)
     assert "num_input_tokens_seen" in train_logs[0] and f"mixture/{names[0]}" in train_logs[0]
+    assert "train_tokens_per_second" in train_logs[0]  # transformers' speed metrics reach the integrations
     decisions = [logs for logs in recorder.logs if f"next_mixture/{names[0]}" in logs]
     assert len(decisions) == 4 and all(f"reward/{name}" in decisions[-1] for name in names)
     assert "reward/total" in decisions[-1] and "policy/explored" in decisions[-1]

@@ -169,9 +169,15 @@ def source_tokens_seen(accounting: dict, collator: DataCollatorForBirdie, window
         window_length (`int`): bases per training window.
 
     Raises:
-        `ValueError`: the accounting names an entry the collator does not have.
+        `ValueError`: the accounting names an entry the collator does not have, or counts tokens without windows (a
+        run resumed from a checkpoint of a version that did not count windows).
     """
     used = window_bases_used(collator, window_length)
+    if not accounting.get("windows_complete", True):
+        raise ValueError(
+            "The training logs count tokens without windows for part of the run: it was resumed from a checkpoint "
+            "of a birdie_hf version that did not count windows, so the bases it trained on are not known."
+        )
     unknown = sorted(set(accounting["entries"]) - set(used))
     if unknown:
         raise ValueError(f"The accounting has entries {unknown} that the collator lacks (entries: {list(used)}).")

@@ -26,6 +26,8 @@ from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_
 MASK_CHAR = "_"
 #: The bases whose probabilities inference reports, in this order (the columns of every `(..., 4)` array).
 BASES = "ACGT"
+#: Column of each base in the `(n, 4)` log-probabilities of the scoring functions.
+BASE_INDEX = {base: i for i, base in enumerate(BASES)}
 
 Gap = tuple[int, int]
 
@@ -255,3 +257,10 @@ def infilling_prompt(sequence: str, tokenizer, *, mask_char: str = MASK_CHAR) ->
         raise DNAInputError(f"The sequence holds no gap: mark the bases to fill with {mask_char!r}.")
     example = infilling_example(parsed.token_ids, check_gaps(parsed.gaps, len(parsed)), infilling_objective(tokenizer))
     return tokenizer.decode(example.input_ids[: example.prefix_length + 1].tolist(), skip_special_tokens=False)
+
+
+def masked_rows(example, sentinels: np.ndarray) -> np.ndarray:
+    """Rows of an infilling example's log-probabilities that predict its masked bases (targets without sentinels and
+    the final eos), in order."""
+    target = example.input_ids[example.prefix_length : -1]
+    return example.prefix_length + np.flatnonzero(~np.isin(target, sentinels))

@@ -13,10 +13,11 @@ that the objective produces on a window of `n` bases (by drawing layouts with th
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -270,3 +271,70 @@ def infilling_limits(
         source=source,
         quantile=quantile,
     )
+
+
+# -- what one read of a checkpoint may hold -------------------------------------------------------------------
+def resolve_bidirectional(model, bidirectional: Optional[bool], strict: bool) -> bool:
+    """Whether to read `model` from both flanks: `bidirectional` when given (refused, as [`require_infilling`] does,
+    for a checkpoint not trained to fill gaps), else whether it was trained with infilling (with a warning when it was
+    not, or when it records no objectives and `strict`)."""
+    if bidirectional is None:
+        trained = trained_with_infilling(model)
+        if trained is False:
+            logger.warning(
+                "The checkpoint was trained without infilling (config.birdie_objectives = %s): only causal "
+                "scores are computed.",
+                getattr(model.config, "birdie_objectives", None),
+            )
+            return False
+        if trained is None and strict:
+            logger.warning(
+                "The checkpoint records no training objectives: only causal scores are computed (pass "
+                "bidirectional=True, strict=False to try the infilling reading)."
+            )
+            return False
+        return True
+    if bidirectional:
+        require_infilling(model, "score bases with context from both sides", strict=strict)
+    return bool(bidirectional)
+
+
+def max_positions(model) -> int:
+    """The model's position budget (`config.max_position_embeddings`; unbounded when it has none)."""
+    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
+
+
+def default_window(model, stride: Optional[int] = None) -> int:
+    """The training window length when the checkpoint records it (`config.birdie_window_length`), capped by what fits
+    the model's positions: a plain read (`stride=None`) or an infilling example masking every `stride`-th base."""
+    positions = max_positions(model)
+    if stride is None:
+        window = positions
+    else:
+        window = min(positions - 4, (positions - 2) * stride // (stride + 2) + stride)  # step down to a fit
+        while window > 2 and window + 2 * math.ceil(window / stride) + 2 > positions:
+            window -= 1
+    recorded = getattr(model.config, "birdie_window_length", None)
+    return min(window, int(recorded)) if recorded else window
+
+
+def check_window_length(window_length, model, extra_tokens: Callable[[int], int], reading: str) -> None:
+    """Refuse a `window_length` that is not an integer >= 2, or whose examples (`window + extra_tokens(window)`
+    tokens) exceed the model's positions."""
+    if window_length is None:
+        return
+    if isinstance(window_length, bool) or not isinstance(window_length, (int, np.integer)) or window_length < 2:
+        raise ValueError(
+            f"window_length must be an integer of at least 2 bases (or None for the checkpoint's training window), "
+            f"got {window_length!r}."
+        )
+    needed = int(window_length) + extra_tokens(int(window_length))
+    positions = max_positions(model)
+    if needed > positions:
+        fits = min(int(window_length), positions)
+        while fits > 2 and fits + extra_tokens(fits) > positions:
+            fits -= 1
+        raise ValueError(
+            f"window_length={window_length} makes {reading} examples of {needed} tokens, more than the model's "
+            f"{positions} positions (max_position_embeddings); use at most {fits}."
+        )

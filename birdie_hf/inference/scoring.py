@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from .inputs import (
-    BASES,
+    BASE_INDEX,
     DNAInputError,
     as_batch,
     base_ids,
@@ -36,14 +36,21 @@ from .inputs import (
     check_gaps,
     infilling_example,
     infilling_objective,
+    masked_rows,
     parse_sequence,
 )
-from .limits import InfillingLimits, infilling_limits, require_infilling, trained_with_infilling
+from .limits import (
+    InfillingLimits,
+    check_window_length,
+    default_window,
+    infilling_limits,
+    require_infilling,
+    resolve_bidirectional,
+)
 from .modeling import teacher_forced_base_log_probs
 
 
 logger = logging.getLogger(__name__)
-_BASE_INDEX = {base: i for i, base in enumerate(BASES)}
 
 
 @dataclass
@@ -81,68 +88,6 @@ class SequenceScore:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-def _resolve_bidirectional(model, bidirectional: Optional[bool], strict: bool) -> bool:
-    if bidirectional is None:
-        trained = trained_with_infilling(model)
-        if trained is False:
-            logger.warning(
-                "The checkpoint was trained without infilling (config.birdie_objectives = %s): only causal "
-                "scores are computed.",
-                getattr(model.config, "birdie_objectives", None),
-            )
-            return False
-        if trained is None and strict:
-            logger.warning(
-                "The checkpoint records no training objectives: only causal scores are computed (pass "
-                "bidirectional=True, strict=False to try the infilling reading)."
-            )
-            return False
-        return True
-    if bidirectional:
-        require_infilling(model, "score bases with context from both sides", strict=strict)
-    return bool(bidirectional)
-
-
-def _max_positions(model) -> int:
-    return int(getattr(model.config, "max_position_embeddings", None) or 1 << 30)
-
-
-def _default_window(model, stride: Optional[int] = None) -> int:
-    """The training window length when the checkpoint records it (`config.birdie_window_length`), capped by what fits
-    the model's positions: a plain read (`stride=None`) or an infilling example masking every `stride`-th base."""
-    max_positions = _max_positions(model)
-    if stride is None:
-        window = max_positions
-    else:
-        window = min(max_positions - 4, (max_positions - 2) * stride // (stride + 2) + stride)  # step down to a fit
-        while window > 2 and window + 2 * math.ceil(window / stride) + 2 > max_positions:
-            window -= 1
-    recorded = getattr(model.config, "birdie_window_length", None)
-    return min(window, int(recorded)) if recorded else window
-
-
-def _check_window_length(window_length, model, extra_tokens: Callable[[int], int], reading: str) -> None:
-    """Refuse a `window_length` that is not an integer >= 2, or whose examples (`window + extra_tokens(window)`
-    tokens) exceed the model's positions."""
-    if window_length is None:
-        return
-    if isinstance(window_length, bool) or not isinstance(window_length, (int, np.integer)) or window_length < 2:
-        raise ValueError(
-            f"window_length must be an integer of at least 2 bases (or None for the checkpoint's training window), "
-            f"got {window_length!r}."
-        )
-    needed = int(window_length) + extra_tokens(int(window_length))
-    positions = _max_positions(model)
-    if needed > positions:
-        fits = min(int(window_length), positions)
-        while fits > 2 and fits + extra_tokens(fits) > positions:
-            fits -= 1
-        raise ValueError(
-            f"window_length={window_length} makes {reading} examples of {needed} tokens, more than the model's "
-            f"{positions} positions (max_position_embeddings); use at most {fits}."
-        )
-
-
 def _tiles(length: int, window: int, centred: bool) -> list[tuple[int, int, int, int]]:
     """`(start, end, score_start, score_end)` windows covering `length` bases; each base is scored in one window."""
     if length <= window:
@@ -168,13 +113,6 @@ def _default_stride(limits: InfillingLimits, length: int, positions: int) -> int
     """Mask about as large a share of bases as the lightest trained corruption rate, within the gap limits."""
     stride = max(2, math.ceil(1 / limits.min_corruption_rate))
     return max(stride, math.ceil(positions / max(limits.max_gaps(length), 1)))
-
-
-def _masked_rows(example, sentinels: np.ndarray) -> np.ndarray:
-    """Rows of an infilling example's log-probabilities that predict its masked bases (targets without sentinels and
-    the final eos), in order."""
-    target = example.input_ids[example.prefix_length : -1]
-    return example.prefix_length + np.flatnonzero(~np.isin(target, sentinels))
 
 
 # -- public API ----------------------------------------------------------------------------------------------------
@@ -223,7 +161,7 @@ def gap_log_probs(
     log_probs = teacher_forced_base_log_probs(
         model, examples, base_ids(tokenizer), batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Scoring gaps"
     )
-    out = [lp[_masked_rows(example, sentinels)] for lp, example in zip(log_probs, examples)]
+    out = [lp[masked_rows(example, sentinels)] for lp, example in zip(log_probs, examples)]
     return out[0] if single else out
 
 
@@ -274,7 +212,7 @@ def score(
     ((24,), (24,))
     ```
     """
-    use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
+    use_bidirectional = resolve_bidirectional(model, bidirectional, strict)
     if not (use_bidirectional or causal):
         raise ValueError("Nothing to compute: bidirectional and causal are both off.")
     if stride is not None and (isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 2):
@@ -282,7 +220,7 @@ def score(
             f"stride must be an integer of at least 2 (two masked neighbours would make one gap), got {stride!r}."
         )
     if causal:
-        _check_window_length(window_length, model, lambda w: 0, "causal")
+        check_window_length(window_length, model, lambda w: 0, "causal")
     batch, single = as_batch(sequences, "sequences")
     parsed = [
         parse_sequence(s, tokenizer, mask_char=None, name="sequence" if single else f"sequences[{i}]")
@@ -297,8 +235,8 @@ def score(
         sentinels = np.asarray(objective.special.sentinels)
         probe_stride = stride or max(2, math.ceil(1 / limits.min_corruption_rate))
         # An infilling example: prompt, the window with a sentinel per gap, then each gap's sentinel and base, end.
-        _check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
-        window = window_length or _default_window(model, probe_stride)
+        check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
+        window = window_length or default_window(model, probe_stride)
         examples, owners = [], []
         for index, sequence in enumerate(parsed):
             n = len(sequence)
@@ -326,11 +264,11 @@ def score(
         for index, sequence in enumerate(parsed):
             results[index].bidirectional_log_probs = np.full((len(sequence), 4), np.nan)
         for example, (index, positions), lp in zip(examples, owners, log_probs):
-            results[index].bidirectional_log_probs[positions] = lp[_masked_rows(example, sentinels)]
+            results[index].bidirectional_log_probs[positions] = lp[masked_rows(example, sentinels)]
 
     if causal:
         objective = causal_objective(tokenizer)
-        window = window_length or _default_window(model)
+        window = window_length or default_window(model)
         examples, owners = [], []
         for index, sequence in enumerate(parsed):
             for start, end, low, high in _tiles(len(sequence), window, centred=False):
@@ -345,7 +283,7 @@ def score(
             results[index].causal_log_probs[low:high] = lp[low - start : high - start]
 
     for result in results:
-        truth = np.array([_BASE_INDEX.get(c, -1) for c in result.sequence])
+        truth = np.array([BASE_INDEX.get(c, -1) for c in result.sequence])
         known = truth >= 0
         for table, column in (("bidirectional_log_probs", "bidirectional"), ("causal_log_probs", "causal")):
             log_probs = getattr(result, table)

@@ -14,24 +14,18 @@ import numpy as np
 
 from ..tokenizer import dna_lookup_table
 from .inputs import (
+    BASE_INDEX,
     DNAInputError,
     base_ids,
     causal_objective,
     infilling_example,
     infilling_objective,
+    masked_rows,
     parse_sequence,
     reverse_complement,
 )
-from .limits import infilling_limits
+from .limits import check_window_length, default_window, infilling_limits, max_positions, resolve_bidirectional
 from .modeling import teacher_forced_base_log_probs
-from .scoring import (
-    _BASE_INDEX,
-    _check_window_length,
-    _default_window,
-    _masked_rows,
-    _max_positions,
-    _resolve_bidirectional,
-)
 
 
 @dataclass
@@ -85,10 +79,10 @@ def _parse_variant(item, index: int, tokenizer, one_based: bool = False) -> tupl
             f"variants[{index}]: position must be an integer in [{low}, {high}] ({convention}), got {position!r}."
         )
     site = int(position) - (1 if one_based else 0)
-    if not isinstance(alt, str) or alt.upper() not in _BASE_INDEX:
+    if not isinstance(alt, str) or alt.upper() not in BASE_INDEX:
         raise DNAInputError(f"variants[{index}]: alt must be one of A, C, G, T, got {alt!r}.")
     ref = text[site]
-    if ref not in _BASE_INDEX:
+    if ref not in BASE_INDEX:
         raise DNAInputError(
             f"variants[{index}]: the reference base at position {position} is {ref!r}; only A, C, G "
             "and T can be substituted."
@@ -160,7 +154,7 @@ def variant_effect(
     [-1.37]
     ```
     """
-    use_bidirectional = _resolve_bidirectional(model, bidirectional, strict)
+    use_bidirectional = resolve_bidirectional(model, bidirectional, strict)
     if not (use_bidirectional or causal):
         raise ValueError("Nothing to compute: bidirectional and causal are both off.")
     if isinstance(variants, (str, dict)) or (
@@ -169,11 +163,11 @@ def variant_effect(
         raise DNAInputError(
             "variants must be a list of (sequence, position, alt) triples; wrap a single one in a list."
         )
-    _check_window_length(window_length, model, lambda w: 4 if use_bidirectional else 0, "one-gap infilling")
+    check_window_length(window_length, model, lambda w: 4 if use_bidirectional else 0, "one-gap infilling")
     parsed = [_parse_variant(item, i, tokenizer, one_based) for i, item in enumerate(variants)]
     limits = infilling_limits(model, tokenizer, mixture) if use_bidirectional else None
     # One one-base gap adds 4 tokens (prompt, sentinel in the prefix and in the target, end token) to the window.
-    window = window_length or min(_default_window(model), _max_positions(model) - 4)
+    window = window_length or min(default_window(model), max_positions(model) - 4)
     strands = (False, True) if reverse_complement_average else (False,)
 
     # Every variant, on each strand, becomes (window text, site in the window, ref, alt).
@@ -219,9 +213,9 @@ def variant_effect(
             disable_tqdm=disable_tqdm,
             desc="Bidirectional variant scoring",
         )
-        by_site = {k: lp[_masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
+        by_site = {k: lp[masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
         bidirectional_llr = [
-            float(by_site[(p, s)][_BASE_INDEX[a]] - by_site[(p, s)][_BASE_INDEX[r]]) for p, s, r, a in views
+            float(by_site[(p, s)][BASE_INDEX[a]] - by_site[(p, s)][BASE_INDEX[r]]) for p, s, r, a in views
         ]
 
     causal_llr, site_llr = [None] * len(views), [None] * len(views)
@@ -243,7 +237,7 @@ def variant_effect(
         )
         totals = {}
         for key, lp in zip(keys, log_probs):
-            truth = np.array([_BASE_INDEX.get(c, -1) for c in key])
+            truth = np.array([BASE_INDEX.get(c, -1) for c in key])
             known = truth >= 0
             known[0] = False  # nothing predicts the first base
             totals[key] = (float(lp[np.flatnonzero(known), truth[known]].sum()), lp)
@@ -251,7 +245,7 @@ def variant_effect(
             mutated = piece[:site] + alt + piece[site + 1 :]
             causal_llr[i] = totals[mutated][0] - totals[piece][0]
             row = totals[piece][1][site]
-            site_llr[i] = float(row[_BASE_INDEX[alt]] - row[_BASE_INDEX[ref]]) if site > 0 else float("nan")
+            site_llr[i] = float(row[BASE_INDEX[alt]] - row[BASE_INDEX[ref]]) if site > 0 else float("nan")
 
     def strand_mean(values: list, index: int) -> Optional[float]:
         """Mean over the strands of variant `index`, ignoring NaN (a site on one strand's first base)."""
