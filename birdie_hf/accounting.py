@@ -6,9 +6,9 @@ visible in its input, next-token prediction's never are). So the sampling weight
 goes. [`BirdieTrainer`] logs, per entry and logging interval, the tokens through the model (`tokens/<entry>`:
 context and targets, padding excluded), the loss-bearing targets that are bases (`targets/<entry>`: A, C, G or T;
 not sentinels, prompts or end tokens) and the windows trained on (`windows/<entry>`: one packed example each); the
-functions here add them up from `trainer.state.log_history` (which a
-resumed run keeps) and estimate the targets that predict a base absent from the input (*unseen-base targets*: base
-targets times the objective's `unseen_target_fraction`).
+functions here add them up from `trainer.state.log_history` (which a resumed run keeps) and estimate the targets that
+predict a base absent from the input (*unseen-base targets*: base targets times the objective's
+`unseen_target_fraction`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def compute_accounting(
     if len(unseen_fractions) != len(entry_names):
         raise ValueError(f"Got {len(unseen_fractions)} unseen-target fractions for {len(entry_names)} entries.")
     tokens, targets, windows = defaultdict(int), defaultdict(int), defaultdict(int)
-    windows_complete = True  # every log that counts tokens counts windows too (not so before birdie_hf 0.1's counts)
+    windows_complete = True  # every log that counts tokens counts windows too (older versions' logs do not)
     for logs in log_history:
         counts_tokens = any(key.startswith("tokens/") for key in logs)
         if counts_tokens and not any(key.startswith("windows/") for key in logs):
