@@ -150,8 +150,9 @@ class BirdieTrainingArguments(TrainingArguments):
     > [!NOTE]
     > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10`,
     > `ddp_find_unused_parameters=False` and `include_num_input_tokens_seen="non_padding"` (transformers counts the
-    > tokens through the model, padding excluded: the compute budget the runs are compared at). `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the
-    > columns its collator reads (`DataCollatorForBirdie.dataset_columns`), so they are never removed.
+    > tokens through the model, padding excluded: the compute budget the runs are compared at).
+    > `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the columns its collator reads
+    > (`DataCollatorForBirdie.dataset_columns`), so they are never removed.
     > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
     > started by `accelerate launch` really train together (gloo) instead of as independent copies.
     > `max_steps` must be a positive number of steps or `-1` (train for `num_train_epochs`); `0` and other negative

@@ -346,10 +346,8 @@ class BirdieTrainer(Trainer):
         logs = {}
         for name, (used, bases, windows) in zip(self.data_collator.objective_names, counts.T.tolist()):
             if used > 0:
-                logs[f"tokens/{name}"], logs[f"targets/{name}"], logs[f"windows/{name}"] = (
-                    int(used),
-                    int(bases),
-                    int(windows),
+                logs.update(
+                    {f"tokens/{name}": int(used), f"targets/{name}": int(bases), f"windows/{name}": int(windows)}
                 )
         return logs
 

@@ -427,10 +427,9 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
             )
         return
     trainer.save_model(training_args.output_dir)
+    trajectory = trainer.mixture_trajectory()  # the run's record: evaluations and compute accounting
     try:
-        tokens = source_tokens_seen(
-            trainer.mixture_trajectory()["compute"], trainer.data_collator, script_args.window_length
-        )
+        tokens = source_tokens_seen(trajectory["compute"], trainer.data_collator, script_args.window_length)
     except ValueError as error:  # resumed from an older version's checkpoint, which did not count windows
         logger.warning("%s The summary and card say 'n/a'.", error)
         tokens = None
@@ -438,13 +437,13 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         tokenizer.save_pretrained(training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
         table = summary_table(
-            trainer.mixture_trajectory(),
+            trajectory,
             trainer.data_collator.objective_names,
             tokens,
             result.global_step,
             trainer.data_collator.mixture.as_dict(),
         )
-        compute = accounting_markdown(trainer.mixture_trajectory()["compute"], trainer.data_collator.reward_classes)
+        compute = accounting_markdown(trajectory["compute"], trainer.data_collator.reward_classes)
         held_out = next_base_table(trainer.model, data, tokenizer)
         table += "\n\n" + compute + "\n\n" + held_out
         with open(os.path.join(training_args.output_dir, HELD_OUT_NAME), "w", encoding="utf-8") as handle:
@@ -468,7 +467,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         # The card comes before the plots: it is the run's record, the plots are a view of it.
         trainer.create_model_card(training_data=describe_data(script_args), tokens_seen=tokens)
         print(f"Wrote the model card to {os.path.join(training_args.output_dir, 'README.md')}")
-        save_plots(trainer.mixture_trajectory(), os.path.join(training_args.output_dir, "plots"))
+        save_plots(trajectory, os.path.join(training_args.output_dir, "plots"))
         plot_compute(
             trainer.state.log_history,
             trainer.data_collator.objective_names,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from testing_utils import MIXTURE, make_trainer
-from transformers import TrainerCallback, TrainerControl, TrainerState
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from birdie_hf import (
     BirdieRewardCallback,
@@ -346,8 +346,6 @@ def test_a_dense_mask_collator_cannot_count_non_padding_tokens(tokenizer, tmp_pa
 
 
 def test_plain_training_arguments_get_birdies_schedule_with_its_defaults(tokenizer):
-    from transformers import TrainingArguments
-
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy="static")
     callback = BirdieRewardCallback.from_training_args(args, DataCollatorForBirdie.from_training_args(tokenizer, args))
     callback.on_train_begin(TrainingArguments(output_dir="unused"), TrainerState(max_steps=300), TrainerControl())

@@ -34,12 +34,7 @@ def read_task_csvs(task_dir: PathLike) -> dict[str, tuple[list[str], list[int]]]
     task_dir = os.fspath(task_dir)
     if not os.path.isdir(task_dir):
         raise FileNotFoundError(f"`task_dir` {task_dir!r} is not a directory.")
-    return {split: _read_split_csv(os.path.join(task_dir, f"{split}.csv")) for split in SPLITS}
-
-
-def _read_split_csv(path: str) -> tuple[list[str], list[int]]:
-    sequences, labels, _ = read_task_split(path)
-    return sequences, labels
+    return {split: read_task_split(os.path.join(task_dir, f"{split}.csv"))[:2] for split in SPLITS}
 
 
 def read_task_split(path: PathLike) -> tuple[list[str], list[int], Optional[list[str]]]:

@@ -261,12 +261,12 @@ def infilling_limits(
         raise InfillingNotTrainedError(
             f"The mixture from {source} has no infilling entry, so the checkpoint was not trained to fill gaps."
         )
-    max_positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     window = getattr(config, "birdie_window_length", None)
     return InfillingLimits(
         entries=tuple(entries),
         num_sentinels=len(sentinel_ids(tokenizer)),
-        max_positions=int(max_positions) if max_positions else sys.maxsize,
+        max_positions=int(positions) if positions else sys.maxsize,
         window_length=int(window) if window else None,
         source=source,
         quantile=quantile,
