@@ -8,6 +8,10 @@
     python benchmarks/birdie_dna_experiment.py summarise
     # 3. the pre-registered decision rule applied to the probe results, with the secondary contrasts
     python benchmarks/birdie_dna_experiment.py decide
+    # training health of every arm at every seed (in this process, on the CPU): does any run stay at the composition?
+    python benchmarks/birdie_dna_experiment.py health --seeds 42 43 44 45 46 47 48 49 --protocols v2 v1
+    # the protocol's first version (the committed results): its tied head, 15 warm-up steps and lr 2e-3
+    python benchmarks/birdie_dna_experiment.py train --protocol v1 --jobs 12
     # BirdieDNA's scale on a GPU (about 34M parameters, windows of 1024): a short measured run, and what 1B tokens need
     python benchmarks/birdie_dna_experiment.py scale --max_steps 40
     # the same protocol at that scale, on your human genome (12 runs of 1B tokens; see benchmarks/README.md)
@@ -16,6 +20,11 @@
     python benchmarks/birdie_dna_experiment.py evaluate --genomes chm13v2.0.fa.gz --output_root outputs/experiment-birdiedna
     # anything after -- goes to every recipe call
     python benchmarks/birdie_dna_experiment.py evaluate -- --n_resamples 1000
+
+Protocols (`PROTOCOLS`): `v2` (the default) trains with the library's defaults; `v1`, the protocol the committed
+results were trained under, pins what those defaults were then: a tied output head, a warm-up of 15 steps and lr 2e-3,
+which left 4 of its 6 `dna`-arm runs at the base-composition loss (the `health` command measures it; see
+benchmarks/README.md, "Training health").
 
 Arms (`ARMS`): next-token prediction, Birdie `paper`, Birdie `dna` and the `dna` preset's static mixture, plus the
 instrument's random-init control. Every arm gets the same model, data, geometry (`COMMON`: windows of 272 bases,
@@ -29,11 +38,15 @@ Baseline: the `ntp` arm (and the random-init control), differenced by the instru
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import math
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -60,12 +73,19 @@ BIRDIEDNA_SCALE = [
     "--example_length", "1032",
     "--per_device_train_batch_size", "32",
     "--learning_rate", "3e-4",
-    "--warmup_steps", "500",
     "--bf16", "true",
     "--save_steps", "2000",
     "--logging_steps", "100",
 ]  # fmt: skip
 SCALES = {"tiny": (COMMON, 5_000_000), "birdiedna": (BIRDIEDNA_SCALE, 1_000_000_000)}
+#: Settings each protocol version adds to the recipe's, per scale: v1 pins the defaults of its time (commit 53b2871).
+PROTOCOLS = {
+    "v2": {"tiny": [], "birdiedna": []},
+    "v1": {
+        "tiny": ["--learning_rate", "2e-3", "--warmup_steps", "15", "--tie_word_embeddings", "true"],
+        "birdiedna": ["--warmup_steps", "500", "--tie_word_embeddings", "true"],
+    },
+}
 ARMS = {
     "ntp": ["--policy", "ntp"],
     "birdie_paper": ["--preset", "paper"],
@@ -104,7 +124,9 @@ def train(args) -> int:
                 print(f"{folder.name}: already finished, skipped")
                 continue
             geometry, budget = SCALES[args.scale]
-            command = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *geometry, *ARMS[arm]]
+            command = [sys.executable, str(REPO / "recipes" / "pretrain.py"), *geometry]
+            command += PROTOCOLS[args.protocol][args.scale]
+            command += ARMS[arm]
             command += [
                 "--max_tokens",
                 str(args.max_tokens or budget),
@@ -201,8 +223,13 @@ def training_rows(root: Path, arms, seeds) -> list[dict]:
                     "train_runtime_s": results.get("train_runtime"),
                     "held_out_next_base_nats": model,
                     "composition_nats": composition,
-                    # no better than the corpus's base composition: the run never left the composition plateau
-                    "at_composition_plateau": model >= composition - PLATEAU_NATS,
+                    # the run's own health record (birdie_hf.health); runs trained before it was recorded (protocol
+                    # v1): no better than the corpus's base composition on the held-out table
+                    "at_composition_plateau": (
+                        trajectory["health"]["status"] == "at_composition"
+                        if trajectory.get("health", {}).get("status", "not_measured") != "not_measured"
+                        else model >= composition - PLATEAU_NATS
+                    ),
                     "copying_loss": evaluations[-1]["losses"].get("copying") if evaluations else None,
                     "ntp_token_share": shares.get("next_token_prediction", {}).get("model_token_share"),
                     "reward_model_decisions": decisions.count("reward_model"),
@@ -241,7 +268,8 @@ def summarise(args) -> int:
 PRIMARY = ("birdie_dna", "ntp", "causal")
 #: The five tasks of the instrument's default suite the decision rule counts.
 PRIMARY_TASKS = ("coding_vs_intergenic", "gene_strand", "human_repeat", "start_codon", "stop_codon")
-#: A run whose held-out next-base NLL is within this of the base composition's learned nothing beyond composition.
+#: Runs without a health record (trained before birdie_hf recorded one): a held-out next-base NLL within this of the
+#: base composition's means the run learned nothing beyond composition.
 PLATEAU_NATS = 0.001
 
 
@@ -334,6 +362,181 @@ def decide(args) -> int:
     return 0
 
 
+@dataclass
+class RunShape:
+    """The recipe's data and model flags that the `health` command reads (the rest are BirdieTrainingArguments)."""
+
+    window_length: int = 256
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    tie_word_embeddings: bool = False
+
+
+#: Shares of the run at which the `health` table reports each run's health.
+HEALTH_FRACTIONS = (0.05, 0.1, 0.2, 0.3)
+
+
+def health(args) -> int:
+    """Train every arm at every seed under each protocol to `--stop_fraction` of its schedule, in this process, and
+    read its health (held-out next-base loss against the composition of the same bases, the layer-1 constant
+    fraction, and the mean cosine between the four base embeddings) every `--every` steps. Appends one JSON line per
+    reading to `<output_root>/health.jsonl` (runs already there are skipped, so the command resumes) and prints the
+    table of `health_table`."""
+    import logging
+
+    import torch
+    from transformers import HfArgumentParser, TrainerCallback
+
+    from birdie_hf import (
+        BirdieTrainer,
+        BirdieTrainingArguments,
+        build_causal_lm,
+        build_dna_tokenizer,
+        default_model_config,
+        load_genome_windows,
+    )
+    from birdie_hf.cli import parse_args_with_config
+    from birdie_hf.health import measure_health
+    from birdie_hf.presets import PRESETS
+    from birdie_hf.trainer import health_windows
+
+    logging.getLogger("birdie_hf").setLevel(logging.ERROR)
+    root = Path(args.output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "health.jsonl"
+    done = set()
+    if path.exists():
+        done = {
+            (r["protocol"], r["arm"], r["seed"])
+            for r in map(json.loads, path.read_text().splitlines())
+            if r.get("last")
+        }
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    geometry, budget = SCALES[args.scale]
+    for protocol in args.protocols:
+        for seed in args.seeds:
+            for arm in args.arms:
+                if (protocol, arm, seed) in done:
+                    print(f"{protocol} {arm} seed {seed}: already measured, skipped")
+                    continue
+                argv = [
+                    *geometry,
+                    *PROTOCOLS[protocol][args.scale],
+                    *ARMS[arm],
+                    "--max_tokens",
+                    str(args.max_tokens or budget),
+                ]
+                argv += ["--seed", str(seed), "--output_dir", str(root / "health-run"), "--save_strategy", "no"]
+                argv += [
+                    "--report_to",
+                    "none",
+                    "--disable_tqdm",
+                    "true",
+                    "--overwrite_output_dir",
+                    "true",
+                    *args.extra,
+                ]
+                parser = HfArgumentParser((RunShape, BirdieTrainingArguments))
+                shape, training_args = parse_args_with_config(parser, argv, presets=PRESETS)
+                tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
+                data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=seed)
+                config = default_model_config(
+                    tokenizer,
+                    hidden_size=shape.hidden_size,
+                    num_hidden_layers=shape.num_hidden_layers,
+                    num_attention_heads=shape.num_attention_heads,
+                    max_position_embeddings=max(2048, training_args.max_length),
+                    tie_word_embeddings=shape.tie_word_embeddings,
+                )
+                model = build_causal_lm(config, seed=seed)
+                windows = health_windows(data["validation"], seed)
+                base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
+                stop = max(1, math.ceil(args.stop_fraction * training_args.max_steps))
+                start = time.time()
+
+                class Reader(TrainerCallback):
+                    def on_step_end(self, _args, state, control, model=None, **kwargs):
+                        step = state.global_step
+                        if step % args.every and step != stop:
+                            return control
+                        reading = measure_health(model, windows.to(model.device), base_ids, step).to_dict()
+                        embeddings = model.get_input_embeddings().weight[base_ids].detach().float()
+                        unit = embeddings / embeddings.norm(dim=1, keepdim=True)
+                        cosine = (unit @ unit.T)[~torch.eye(len(base_ids), dtype=torch.bool)].mean()
+                        record = {"protocol": protocol, "arm": arm, "seed": seed, **reading}
+                        record.update(base_embedding_cosine=float(cosine), max_steps=state.max_steps)
+                        record.update(seconds=round(time.time() - start, 1), last=step >= stop)
+                        with open(path, "a", encoding="utf-8") as handle:
+                            handle.write(json.dumps(record) + "\n")
+                        if step >= stop:
+                            control.should_training_stop = True
+                        return control
+
+                trainer = BirdieTrainer(
+                    model=model,
+                    args=training_args,
+                    train_dataset=data["train"],
+                    eval_dataset=data["validation"],
+                    processing_class=tokenizer,
+                    callbacks=[Reader()],
+                )
+                with contextlib.redirect_stdout(io.StringIO()):  # the runs' own console lines
+                    trainer.train()
+                last = [
+                    r
+                    for r in map(json.loads, path.read_text().splitlines())
+                    if r["protocol"] == protocol and r["arm"] == arm and r["seed"] == seed
+                ][-1]
+                print(
+                    f"{protocol} {arm} seed {seed}: step {last['step']}, next-base {last['next_base_loss']:.4f}, "
+                    f"composition {last['composition_loss']:.4f}, {time.time() - start:.0f} s",
+                    flush=True,
+                )
+    print(health_table(path))
+    return 0
+
+
+def health_table(path: Path) -> str:
+    """Markdown: per protocol, arm and seed, the gain over the composition (nats, composition minus next-base loss)
+    at each of `HEALTH_FRACTIONS` of the schedule, the first step below the composition (gain >= the library's
+    margin), and the layer-1 constant fraction and base-embedding cosine at the last reading; then per protocol and
+    arm, how many runs were still at the composition at the last reading."""
+    from birdie_hf.health import AT_COMPOSITION_MARGIN
+
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    runs: dict[tuple, list] = {}
+    for record in records:
+        runs.setdefault((record["protocol"], record["arm"], record["seed"]), []).append(record)
+    heads = " | ".join(f"gain at {f:.0%}" for f in HEALTH_FRACTIONS)
+    lines = [
+        f"| protocol | arm | seed | {heads} | first step below | constant fraction (last) | base-embedding cosine "
+        "(last) | at composition (last) |",
+        "|---|---|---|" + "---|" * len(HEALTH_FRACTIONS) + "---|---|---|---|",
+    ]
+    stuck: dict[tuple, list] = {}
+    for (protocol, arm, seed), readings in sorted(runs.items(), key=lambda item: (item[0][0] != "v2", item[0])):
+        readings.sort(key=lambda r: r["step"])
+        total = readings[-1]["max_steps"]
+        cells = []
+        for fraction in HEALTH_FRACTIONS:
+            at = [r for r in readings if r["step"] <= fraction * total]
+            reached = readings[-1]["step"] >= math.floor(fraction * total)
+            cells.append(f"{at[-1]['gain']:+.4f}" if at and reached else "-")
+        below = [r["step"] for r in readings if r["gain"] >= AT_COMPOSITION_MARGIN]
+        last = readings[-1]
+        stuck.setdefault((protocol, arm), []).append(last["at_composition"])
+        lines.append(
+            f"| {protocol} | {arm} | {seed} | {' | '.join(cells)} | {below[0] if below else 'never'} | "
+            f"{last['constant_fraction']:.3f} | {last['base_embedding_cosine']:.2f} | "
+            f"{'**yes**' if last['at_composition'] else 'no'} |"
+        )
+    lines += ["", "| protocol | arm | runs at the composition at the last reading |", "|---|---|---|"]
+    for (protocol, arm), flags in sorted(stuck.items(), key=lambda item: (item[0][0] != "v2", item[0])):
+        lines.append(f"| {protocol} | {arm} | {sum(flags)} of {len(flags)} |")
+    return "\n".join(lines)
+
+
 def scale(args) -> int:
     """A short run at BirdieDNA's scale, in this process; prints step time, tokens/s, peak GPU memory and the time that
     1B tokens would take on this GPU."""
@@ -377,7 +580,7 @@ def scale(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate", "summarise", "decide", "scale"])
+    parser.add_argument("command", choices=["train", "evaluate", "summarise", "decide", "scale", "health"])
     parser.add_argument("--output_root", default="outputs/experiment")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
@@ -391,11 +594,23 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune_tasks", nargs="*", default=["gene_strand"])
     parser.add_argument("--max_steps", type=int, default=60, help="steps of the scale measurement")
     parser.add_argument("--output", default=None, help="summarise / decide: also write the result here")
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="v2", help="train: the protocol version")
+    parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=["v2"], help="health")
+    parser.add_argument("--stop_fraction", type=float, default=0.3, help="health: share of the schedule trained")
+    parser.add_argument("--every", type=int, default=25, help="health: steps between readings")
+    parser.add_argument("--threads", type=int, default=None, help="health: torch threads (default: all cores)")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
-    commands = {"train": train, "evaluate": evaluate, "summarise": summarise, "decide": decide, "scale": scale}
+    commands = {
+        "train": train,
+        "evaluate": evaluate,
+        "summarise": summarise,
+        "decide": decide,
+        "scale": scale,
+        "health": health,
+    }
     return commands[args.command](args)
 
 

@@ -125,16 +125,26 @@ class BirdieRewardCallback(TrainerCallback):
         return step in self.evaluation_steps and not (self.trajectory and self.trajectory[-1]["step"] == step)
 
     # -- decisions -------------------------------------------------------------------------------------------------
-    def observe(self, args, state: TrainerState, losses: np.ndarray, example_losses=None) -> dict[str, float]:
+    def observe(
+        self,
+        args,
+        state: TrainerState,
+        losses: np.ndarray,
+        example_losses=None,
+        health: Optional[dict[str, Any]] = None,
+    ) -> dict[str, float]:
         """Record a scheduled evaluation (`losses`: shape `(num_entries,)`, the fixed held-out set; `example_losses`:
-        per entry, its held-out examples' losses, for the standardised reward) and let the policy decide the next
-        mixture. Returns the decision as log entries for the trainer to log."""
+        per entry, its held-out examples' losses, for the standardised reward; `health`: the model's health reading,
+        see [`birdie_hf.health.HealthReading.to_dict`]) and let the policy decide the next mixture. Returns the
+        decision as log entries for the trainer to log."""
         losses = np.asarray(losses, dtype=np.float64)
         record = {
             "step": int(state.global_step),
             "losses": dict(zip(self.mixture.names, losses.tolist())),
             "mixture": self.mixture.as_dict(),
         }
+        if health is not None:
+            record["health"] = dict(health)
         logs: dict[str, float] = {}
         if self.policy is not None:
             decision = None
@@ -261,7 +271,8 @@ def console_logs(logs: dict[str, Any], entry_names: Sequence[str], max_str_len: 
     """The part of a `Trainer` log worth a console line, formatted as `PrinterCallback` does (floats to 4 digits).
 
     Left out: the per-entry keys (`loss/<entry>`, `eval_loss/<entry>`, `mixture/<entry>`, `next_mixture/<entry>`,
-    `reward/<entry>`), the policy's diagnostics (`policy/*`, `reward/total`), [`CONSOLE_HIDDEN_KEYS`] and, in a
+    `reward/<entry>`), the policy's diagnostics (`policy/*`, `reward/total`), the health readings (`health/*`, which the
+    evaluation line sums up), [`CONSOLE_HIDDEN_KEYS`] and, in a
     step's training log, the speed so far ([`STEP_SPEED_KEYS`]). A training log keeps `loss`, `grad_norm`,
     `learning_rate` and `epoch`; keys a user logs are kept.
 
@@ -279,7 +290,7 @@ def console_logs(logs: dict[str, Any], entry_names: Sequence[str], max_str_len: 
     kept = {}
     for key, value in logs.items():
         prefix, _, suffix = key.partition("/")
-        if key in hidden or suffix in entries or prefix == "policy" or key == "reward/total":
+        if key in hidden or suffix in entries or prefix in ("policy", "health") or key == "reward/total":
             continue
         if isinstance(value, str) and len(value) > max_str_len:
             value = f"[String too long to display, length: {len(value)} > {max_str_len}.]"
@@ -345,6 +356,9 @@ def evaluation_line(record: dict[str, Any], max_entries: int = 3) -> str:
     """
     losses = record["losses"]
     text = f"Birdie step {record['step']}: held-out loss {float(np.mean(list(losses.values()))):.4f}"
+    health = record.get("health")
+    if health:
+        text += f" (next base {health['next_base_loss']:.4f}, composition {health['composition_loss']:.4f})"
     if "decision" in record:
         text += f", {record['decision']}"
         if record.get("total_reward") is not None:

@@ -8,7 +8,6 @@ traceback instead.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 import sys
@@ -349,9 +348,10 @@ def parse_args_with_config(
     alternatives: Optional[dict[str, str]] = None,
     presets: Optional[dict[str, dict[str, Any]]] = None,
 ) -> tuple:
-    """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a named preset
-    (`--preset NAME` or a `preset:` key, one of `presets`), then from a `--config` YAML file (see
-    [`load_config_file`]); flags given on the command line win over all of them.
+    """Parse `argv` with an `HfArgumentParser`, taking defaults from `defaults`, then from a `--config` YAML file (see
+    [`load_config_file`]); flags given on the command line win over all of them. A named preset (`--preset NAME` or
+    a `preset:` key) is checked against `presets` here, so a misspelt name is one error line; its values are applied
+    by the arguments themselves (`BirdieTrainingArguments` fills every preset setting left unset from it).
 
     `alternatives` maps an option to the one it replaces (`{"max_tokens": "max_steps"}`): when the first is given
     (command line or YAML) and the second is not, the second's entry in `defaults` is dropped.
@@ -366,10 +366,8 @@ def parse_args_with_config(
     given = {arg[2:].split("=", 1)[0].replace("-", "_") for arg in argv if arg.startswith("--")}  # --max-tokens too
     config = load_config_file(path, parser.dataclass_types) if path is not None else {}
     preset = _preset_name(argv, config) if presets else None
-    if preset is not None:
-        if preset not in presets:
-            raise RecipeError(f"--preset: unknown preset {preset!r}; choose one of {sorted(presets)}.")
-        merged.update(copy.deepcopy(presets[preset]))
+    if preset is not None and preset not in presets:
+        raise RecipeError(f"--preset: unknown preset {preset!r}; choose one of {sorted(presets)}.")
     merged.update(config)
     given |= set(config)
     for option, replaced in (alternatives or {}).items():

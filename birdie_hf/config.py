@@ -12,7 +12,7 @@ from transformers import TrainingArguments
 from .mixture import normalize_weights, per_objective_weights, resolve_fixed_shares, with_fixed_shares
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .policy import ExplorationSchedule, PolicyConfig, evaluation_schedule
-from .presets import PRESETS, preset_arguments
+from .presets import DEFAULT_PRESET, PRESETS, preset_arguments
 
 
 POLICY_MODES = ("birdie", "static", "ntp")
@@ -140,6 +140,25 @@ class BirdieTrainingArguments(TrainingArguments):
             split the share), e.g. `["next_token_prediction=0.5"]`: the initial mixture and every mixture the policy
             chooses give them these shares, and the policy allocates the rest. With `example_length` set, a share of
             the examples is a share of the compute.
+
+        loss_averaging (`str`, *optional*, defaults to `"token"`):
+            How a batch's loss averages its targets. `"token"`: the mean over all targets of the batch (every target
+            weighs the same, so an objective's weight in the gradient is its share of the targets). `"example"`: the
+            mean over the batch's packed examples of each example's mean target loss, as the BirdieDNA authors'
+            code does, so an objective's weight is its share of the examples, whatever their number of targets
+            (infilling's short answers weigh as much per example as a copied window). With gradient accumulation and
+            several processes it is the mean of the micro-batches' example means.
+
+        > Parameters that report the run's health
+
+        health_check_fraction (`float`, *optional*, defaults to `0.2`):
+            At every scheduled evaluation the trainer reads the model on 32 fixed held-out windows (see
+            [`birdie_hf.health`]): its next-base loss against the composition loss of the same bases, and how much of
+            the first layer's output is one vector shared by every position. A run still at the composition after
+            this share of training gets one warning line saying what to try; `summary.md`, the trajectory
+            (`health`) and the model card record it. Runs that learn leave the composition within 5-15% of the
+            pre-registered experiment's steps (`benchmarks/README.md`, "Training health").
+
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             A fresh run (not resumed) refuses an `output_dir` that already holds `checkpoint-*` folders, so two runs
             never mix their checkpoints; `True` removes them first. Resuming (`resume_from_checkpoint`) compares the
@@ -148,7 +167,12 @@ class BirdieTrainingArguments(TrainingArguments):
             (`.birdie_run.lock`) refuses a second live run in the same folder.
 
     > [!NOTE]
-    > Changed `TrainingArguments` defaults: `label_names=["labels"]`, `logging_steps=10`,
+    > Changed `TrainingArguments` defaults, for pre-training from scratch: `learning_rate=2e-3`,
+    > `warmup_steps=0.1` (a tenth of the run), `lr_scheduler_type="cosine"` and `weight_decay=0.1` (the BirdieDNA
+    > authors' schedule; the learning rate was checked for the default model of [`default_model_config`], hidden 128:
+    > use about 3e-4 at hidden 512, as the authors do, and a lower rate to continue a trained checkpoint). A warm-up of
+    > 15 steps at 2e-3 with tied embeddings left 4 of 6 runs of the pre-registered experiment's `dna` arms at the
+    > base-composition loss (`benchmarks/README.md`, "Training health"). `label_names=["labels"]`, `logging_steps=10`,
     > `ddp_find_unused_parameters=False` and `include_num_input_tokens_seen="non_padding"` (transformers counts the
     > tokens through the model, padding excluded: the compute budget the runs are compared at).
     > `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the columns its collator reads
@@ -159,11 +183,12 @@ class BirdieTrainingArguments(TrainingArguments):
     > values are refused rather than read as "use epochs".
     """
 
-    preset: Optional[str] = field(
-        default=None,
+    preset: str = field(
+        default=DEFAULT_PRESET,
         metadata={
-            "help": "Start from a named preset: paper (the Birdie paper) or dna (calibrated on DNA, each deviation "
-            "measured in benchmarks/); flags and YAML keys given win over it.",
+            "help": "Named preset that gives every objective and policy setting left unset its value: dna (the "
+            "default: Birdie calibrated on DNA, each deviation measured in benchmarks/) or paper (the Birdie paper). "
+            "Flags and YAML keys given win over it.",
             "choices": sorted(PRESETS),
         },
     )
@@ -172,17 +197,17 @@ class BirdieTrainingArguments(TrainingArguments):
         metadata={
             "help": "Mixture entries: objective names or JSON objects such as "
             '\'{"objective": "infilling", "mean_span_length": 32}\' (dicts in YAML). '
-            "Default: Birdie's full set (DEFAULT_MIXTURE)."
+            "Default: the preset's (Birdie's full set)."
         },
     )
     objective_weights: Optional[list[float]] = field(
         default=None, metadata={"help": "Initial weight per entry (normalised), as given. Default: initial_mixture."}
     )
-    initial_mixture: str = field(
-        default="per_objective",
+    initial_mixture: Optional[str] = field(
+        default=None,
         metadata={
             "help": "per_objective (each objective type gets an equal share, split among its entries, as in "
-            "Birdie) or per_entry (entries' weights as they are).",
+            "Birdie) or per_entry (entries' weights as they are). Default: the preset's (per_objective).",
             "choices": ["per_objective", "per_entry"],
         },
     )
@@ -242,41 +267,67 @@ class BirdieTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Exactly this many held-out windows per entry (instead of policy_validation_fraction)."},
     )
-    policy_min_predicted_gain: float = field(
-        default=0.05, metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it."}
+    # The settings below default to None: the preset's value (PRESETS[preset]) is used.
+    policy_min_predicted_gain: Optional[float] = field(
+        default=None,
+        metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it (0: no gate)."},
     )
-    policy_hidden_size: int = field(default=256, metadata={"help": "Reward-model width."})
-    policy_num_layers: int = field(default=4, metadata={"help": "Reward-model recurrent (GRU) layers."})
-    policy_learning_rate: float = field(default=5e-4, metadata={"help": "Reward-model AdamW learning rate."})
-    policy_weight_decay: float = field(default=0.1, metadata={"help": "Reward-model AdamW weight decay."})
-    policy_update_iterations: int = field(default=50, metadata={"help": "Reward-model MSE steps per evaluation."})
-    policy_num_candidates: int = field(default=2048, metadata={"help": "Candidate mixtures scored per decision."})
-    policy_top_n: int = field(default=8, metadata={"help": "Best candidates averaged into the next mixture."})
-    policy_exploration_initial: float = field(default=0.5, metadata={"help": "Initial exploration rate."})
-    policy_exploration_final: float = field(default=0.2, metadata={"help": "Final exploration rate."})
-    policy_exploration_decay_fraction: float = field(
-        default=0.5, metadata={"help": "Share of training over which exploration decays (cosine)."}
+    policy_hidden_size: Optional[int] = field(default=None, metadata={"help": "Reward-model width."})
+    policy_num_layers: Optional[int] = field(default=None, metadata={"help": "Reward-model recurrent (GRU) layers."})
+    policy_learning_rate: Optional[float] = field(default=None, metadata={"help": "Reward-model AdamW learning rate."})
+    policy_weight_decay: Optional[float] = field(default=None, metadata={"help": "Reward-model AdamW weight decay."})
+    policy_update_iterations: Optional[int] = field(
+        default=None, metadata={"help": "Reward-model MSE steps per evaluation."}
+    )
+    policy_num_candidates: Optional[int] = field(
+        default=None, metadata={"help": "Candidate mixtures scored per decision."}
+    )
+    policy_top_n: Optional[int] = field(
+        default=None, metadata={"help": "Best candidates averaged into the next mixture."}
+    )
+    policy_exploration_initial: Optional[float] = field(default=None, metadata={"help": "Initial exploration rate."})
+    policy_exploration_final: Optional[float] = field(default=None, metadata={"help": "Final exploration rate."})
+    policy_exploration_decay_fraction: Optional[float] = field(
+        default=None, metadata={"help": "Share of training over which exploration decays (cosine)."}
     )
     policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
-    policy_exploration_blend: float = field(
-        default=1.0, metadata={"help": "Share of an exploration draw in the mixture (1: replace; 0.5: average)."}
+    policy_exploration_blend: Optional[float] = field(
+        default=None, metadata={"help": "Share of an exploration draw in the mixture (1: replace; 0.5: average)."}
     )
-    policy_reward: str = field(
-        default="paper",
+    policy_reward: Optional[str] = field(
+        default=None,
         metadata={"help": "paper (the Birdie paper's reward) or standardised (paired change in units of its noise).",
                   "choices": ["paper", "standardised"]},
     )  # fmt: skip
-    policy_reward_scale: float = field(
-        default=2.0, metadata={"help": "Standardised reward: standard errors of improvement that earn tanh(1)."}
+    policy_reward_scale: Optional[float] = field(
+        default=None, metadata={"help": "Standardised reward: standard errors of improvement that earn tanh(1)."}
     )
-    policy_reward_min_change: float = field(
-        default=1e-3, metadata={"help": "Standardised reward: nats of change below which an entry earns little."}
+    policy_reward_min_change: Optional[float] = field(
+        default=None, metadata={"help": "Standardised reward: nats of change below which an entry earns little."}
     )
     policy_fixed_shares: Optional[list[str]] = field(
         default=None,
         metadata={
             "help": "Fixed mixture shares as name=share (an entry or an objective), e.g. next_token_prediction=0.5; "
-            "the policy allocates the rest."
+            "the policy allocates the rest; `none` fixes nothing."
+        },
+    )
+
+    loss_averaging: str = field(
+        default="token",
+        metadata={
+            "help": "token: the loss is the mean over the batch's targets; example: the mean over its packed examples "
+            "of each example's mean target loss (the BirdieDNA authors' averaging), so objectives with few targets "
+            "per example weigh as much per example as those with many.",
+            "choices": ["token", "example"],
+        },
+    )
+
+    health_check_fraction: float = field(
+        default=0.2,
+        metadata={
+            "help": "Share of training after which a run whose held-out next-base loss is still at the base "
+            "composition is reported (one warning line; summary.md and the model card say so)."
         },
     )
 
@@ -286,6 +337,16 @@ class BirdieTrainingArguments(TrainingArguments):
     )
 
     # Changed TrainingArguments defaults
+    learning_rate: float = field(
+        default=2e-3,
+        metadata={"help": "Peak AdamW learning rate (checked for the default model, hidden 128; 3e-4 at hidden 512)."},
+    )
+    warmup_steps: float = field(
+        default=0.1,
+        metadata={"help": "Linear warm-up: steps (an integer >= 1) or a share of the run (a float in [0, 1))."},
+    )
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule after the warm-up."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     label_names: Optional[list[str]] = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps."})
     ddp_find_unused_parameters: Optional[bool] = field(
@@ -324,8 +385,10 @@ class BirdieTrainingArguments(TrainingArguments):
         # Python) means a one-entry list, not a list of characters.
         if isinstance(self.objectives, (str, dict)):
             self.objectives = [self.objectives]
-        if isinstance(self.policy_fixed_shares, str):
-            self.policy_fixed_shares = [self.policy_fixed_shares]
+        try:
+            self._apply_preset()
+        except ObjectiveConfigError as error:
+            raise ValueError(f"Invalid `objectives`: {error}") from error
         if isinstance(self.objective_weights, (int, float)) and not isinstance(self.objective_weights, bool):
             self.objective_weights = [self.objective_weights]
         for weight in self.objective_weights or []:
@@ -333,7 +396,6 @@ class BirdieTrainingArguments(TrainingArguments):
                 raise ValueError(f"`objective_weights` must be numbers, got {weight!r} in {self.objective_weights!r}.")
         if self.policy not in POLICY_MODES:
             raise ValueError(f"`policy` must be one of {POLICY_MODES}, got {self.policy!r}.")
-        self._check_preset()
         try:
             specs = self.objective_specs()
         except ObjectiveConfigError as error:
@@ -355,6 +417,10 @@ class BirdieTrainingArguments(TrainingArguments):
             )
         if self.max_length < 16:
             raise ValueError(f"`max_length` must be at least 16, got {self.max_length}.")
+        if self.loss_averaging not in ("token", "example"):
+            raise ValueError(f"`loss_averaging` must be token or example, got {self.loss_averaging!r}.")
+        if isinstance(self.health_check_fraction, bool) or not 0.0 <= self.health_check_fraction <= 1.0:
+            raise ValueError(f"`health_check_fraction` must be in [0, 1], got {self.health_check_fraction!r}.")
         self._apply_token_budget()
         if self.initial_mixture not in ("per_objective", "per_entry"):
             raise ValueError(f"`initial_mixture` must be per_objective or per_entry, got {self.initial_mixture!r}.")
@@ -366,38 +432,50 @@ class BirdieTrainingArguments(TrainingArguments):
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> "BirdieTrainingArguments":
-        """Arguments from the preset `name` ([`PRESETS`]), with `kwargs` winning over its values.
+        """Arguments from the preset `name` ([`PRESETS`]), with `kwargs` winning over its values (the same as
+        `BirdieTrainingArguments(preset=name, **kwargs)`).
 
         Example:
 
         ```python
-        >>> args = BirdieTrainingArguments.from_preset("dna", output_dir="out", policy="static")  # its static mixture
+        >>> args = BirdieTrainingArguments.from_preset("paper", output_dir="out", policy="static")  # its static mixture
         ```
 
         Raises:
             `ValueError`: `name` is not a preset.
         """
-        values = preset_arguments(name)
-        values.update(kwargs)
-        values["preset"] = name
-        return cls(**values)
+        return cls(**{**kwargs, "preset": name})
 
-    def _check_preset(self) -> None:
-        """Refuse an unknown preset name; warn when a preset is named but none of its values is in effect."""
-        if self.preset is None:
-            return
+    def _apply_preset(self) -> None:
+        """Give every preset setting left unset (`None`) the value of [`PRESETS`]`[preset]`.
+
+        A preset's fixed shares name entries of the preset's own mixture: with objectives of your own that lack them,
+        they are dropped with a warning (fixed shares you give are checked, and refused when they name no entry).
+
+        Raises:
+            `ValueError`: `preset` is not a preset.
+        """
         values = preset_arguments(self.preset)  # raises on an unknown name
-        defaults = {f.name: f.default for f in dataclasses.fields(type(self)) if f.name in values}
-        differing = [k for k, v in values.items() if v != defaults.get(k, v)]
-        if differing and all(getattr(self, k) == defaults[k] for k in differing):
-            logger.warning(
-                "preset=%r names a preset, but none of its settings (%s) is in effect: build the arguments with "
-                "BirdieTrainingArguments.from_preset(%r, ...) or pass --preset %s to a recipe.",
-                self.preset,
-                ", ".join(differing),
-                self.preset,
-                self.preset,
-            )
+        supplied = {key for key, value in values.items() if getattr(self, key) is None}
+        for key in supplied:
+            setattr(self, key, values[key])
+        if isinstance(self.policy_fixed_shares, str):
+            self.policy_fixed_shares = [self.policy_fixed_shares]
+        if self.policy_fixed_shares in (["none"], ["None"]):
+            self.policy_fixed_shares = []
+        if "policy_fixed_shares" in supplied and "objectives" not in supplied and self.policy_fixed_shares:
+            specs = parse_mixture(self.objectives)
+            try:
+                resolve_fixed_shares(self.policy_fixed_shares, [s.name for s in specs], [s.objective for s in specs])
+            except ValueError as error:
+                logger.warning(
+                    "The %r preset's fixed shares (%s) do not fit your objectives (%s): no share is fixed (set "
+                    "policy_fixed_shares to fix some).",
+                    self.preset,
+                    ", ".join(self.policy_fixed_shares),
+                    error,
+                )
+                self.policy_fixed_shares = []
 
     def _apply_token_budget(self) -> None:
         """Check `example_length` and turn `max_tokens` into `max_steps`."""

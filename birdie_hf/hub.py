@@ -6,6 +6,8 @@ import os
 from collections.abc import Sequence
 from typing import Optional
 
+from .health import health_sentence, health_summary
+
 # Hub access lives in `birdie_hf.hub_io` (no package imports, so loaders can use it); re-exported here.
 from .hub_io import (  # noqa: F401
     NT_REVISED_REPO,
@@ -192,6 +194,7 @@ def pretrained_model_card(
             "results here."
         )
     evaluation_section = "\n\n".join(sections)
+    health = trajectory.get("health") or health_summary(trajectory.get("evaluations", []))
     return ModelCard.from_template(
         data,
         template_str=template_text("pretrained.md"),
@@ -203,6 +206,14 @@ def pretrained_model_card(
         mixture_table=mixture_table(trajectory, _as_int(training.get("steps"))),
         example_sequence=widget_sequences[0],
         evaluation_section=evaluation_section,
+        training_health=health_sentence(health),
+        health_warning=(
+            "> [!WARNING]\n> This run **did not learn beyond the base composition**: its held-out next-base loss is "
+            "not below the entropy of the bases' composition, so it predicts about the same distribution at every "
+            "position whatever the input. Do not use it as a pre-trained model; see the Training table.\n"
+            if health["status"] == "at_composition"
+            else ""
+        ),
         limitations=_LIMITATIONS,
         **{key: training.get(key, "n/a") for key in TRAINING_FACTS},
     )

@@ -42,7 +42,11 @@ def default_model_config(
         num_attention_heads (`int`, *optional*, defaults to `4`): attention heads.
         intermediate_size (`int`, *optional*): MLP width, defaults to `4 * hidden_size`.
         max_position_embeddings (`int`, *optional*, defaults to `2048`): longest row in tokens.
-        kwargs: any other `LlamaConfig` field.
+        kwargs: any other `LlamaConfig` field. `tie_word_embeddings` defaults to `False` (an untied output head, as
+            in the BirdieDNA authors' code): with tied embeddings the output layer's gradient, which early in training
+            asks every position for the same base composition, pulls the four base embeddings onto one direction;
+            the model then cannot tell the bases apart and stays at the composition loss. That happened to 4 of 6
+            runs of the `dna` arms of the pre-registered experiment (`benchmarks/README.md`, "Training health"). `use_cache` defaults to `False` (training).
     """
     if hidden_size % num_attention_heads:
         raise ValueError(
@@ -59,7 +63,7 @@ def default_model_config(
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=kwargs.pop("tie_word_embeddings", True),
+        tie_word_embeddings=kwargs.pop("tie_word_embeddings", False),
         use_cache=kwargs.pop("use_cache", False),
         **kwargs,
     )

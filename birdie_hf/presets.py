@@ -1,9 +1,12 @@
-"""Named presets of [`BirdieTrainingArguments`]: `paper` (the Birdie paper as published) and `dna` (calibrated on DNA).
+"""Named presets of [`BirdieTrainingArguments`]: `paper` (the Birdie paper as published) and `dna` (calibrated on DNA,
+the default).
 
-A preset is a dictionary of argument values. Build arguments from one with
-`BirdieTrainingArguments.from_preset("dna", output_dir=...)` (keyword arguments win) or `--preset dna` in the recipes
-(command-line flags and YAML keys win). The preset's name is recorded in the arguments (`preset`, saved with them in
-`training_args.bin`); its values are what the run spec and the model card record.
+A preset is a dictionary of argument values: the objective mixture and every setting of the reward policy. Every
+such argument left unset (`None`) takes the value of the arguments' `preset`, which is [`DEFAULT_PRESET`] (`dna`)
+unless you name another: `BirdieTrainingArguments(output_dir=..., preset="paper")`, `from_preset("paper", ...)` or
+`--preset paper` in the recipes; values you give (keyword arguments, command-line flags, YAML keys) win. So the
+library's defaults *are* a named preset, and the preset's name is recorded with the arguments (`training_args.bin`);
+its values are what the run spec and the model card record.
 
 Each value of `dna` that differs from `paper` is justified by a measurement in `benchmarks/` (see [`PRESET_NOTES`]
 and `benchmarks/README.md`, "Presets"). Geometry (`max_length`, `example_length`, `max_tokens`) is not part of a
@@ -36,9 +39,11 @@ _PAPER: dict[str, Any] = {
     # Objectives (appendix A.2): the full set; the mixture starts uniform over objective types.
     "objectives": copy.deepcopy(DEFAULT_MIXTURE),
     "initial_mixture": "per_objective",
-    "policy": "birdie",
-    # Reward: clip(-100 e tanh(e S ratio^3)) of each entry's mean held-out loss.
+    # Reward: clip(-100 e tanh(e S ratio^3)) of each entry's mean held-out loss (the standardised reward's scale and
+    # floor are unused with it).
     "policy_reward": "paper",
+    "policy_reward_scale": 2.0,
+    "policy_reward_min_change": 1e-3,
     # Action search: the reward model's top candidates become the mixture; the paper has no prior gate.
     "policy_min_predicted_gain": 0.0,
     # Exploration: an exploring action replaces the mixture; the rate decays from 0.5 to 0.2 (cosine, first half of
@@ -63,15 +68,15 @@ _PAPER: dict[str, Any] = {
 _DNA_CHANGES: dict[str, Any] = {
     "objectives": _dna_mixture(),
     "policy_reward": "standardised",
-    "policy_reward_scale": 2.0,
     "policy_reward_min_change": 0.03,
-    "policy_min_predicted_gain": 0.05,
     "policy_exploration_blend": 0.5,
     "policy_update_iterations": 50,
     "policy_fixed_shares": ["next_token_prediction=0.5"],
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"paper": _PAPER, "dna": {**copy.deepcopy(_PAPER), **_DNA_CHANGES}}
+#: The preset whose values the arguments take when no other is named.
+DEFAULT_PRESET = "dna"
 
 #: Why each value of the `dna` preset differs from `paper`, with the measurement behind it.
 PRESET_NOTES: dict[str, str] = {
@@ -85,10 +90,6 @@ PRESET_NOTES: dict[str, str] = {
         "0.032 prefix-LM, 0.071 infilling); with the library's 1e-3 the reward saturates (median |r| 0.90-1.00), "
         "with 0.03 a typical change earns about tanh(1) (median |r| 0.71 next-token, 0.79 prefix-LM) "
         "(benchmarks/reward_calibration.py, 'min_change sweep')."
-    ),
-    "policy_min_predicted_gain": (
-        "0.05 (the library default; the paper has no gate): with the standardised reward the gate is in noise units "
-        "and let the reward model's choice through at 3 of 10 decisions (benchmarks/README.md, reward section)."
     ),
     "policy_exploration_blend": (
         "0.5: a whole-interval exploration draw put next-token prediction at 1% for steps 80-120 of the default run "
@@ -123,4 +124,4 @@ def preset_arguments(name: str) -> dict[str, Any]:
     return copy.deepcopy(PRESETS[name])
 
 
-__all__ = ["PRESETS", "PRESET_NOTES", "preset_arguments"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "PRESET_NOTES", "preset_arguments"]

@@ -54,8 +54,16 @@ TRAINING_SPEC_FIELDS = (
     "num_train_epochs",
     "max_length",
     "example_length",
+    "loss_averaging",
 )
-_MODEL_FIELDS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+_MODEL_FIELDS = (
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "tie_word_embeddings",
+)
 
 
 class OutputDirInUseError(RuntimeError):

@@ -41,6 +41,7 @@ from .checkpoints import (  # re-exported: `from birdie_hf.trainer import checkp
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments, as_birdie_training_args  # re-exported from here too
 from .data.usage import check_training_data
+from .health import HealthReading, health_summary, health_warning, measure_health
 from .hub import HELD_OUT_NAME, pretrained_model_card
 from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
@@ -206,6 +207,8 @@ class BirdieTrainer(Trainer):
         self._entry_counts = torch.zeros(3, num_entries, dtype=torch.float64)
         self._base_ids = torch.tensor(data_collator.tokenizer.convert_tokens_to_ids(list("ACGT")))
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
+        self._health_windows: Optional[torch.Tensor] = None
+        self._health_warned = False
         self._last_logged_mixture: Optional[dict[str, float]] = None
         self._in_training_loop = False
 
@@ -291,14 +294,20 @@ class BirdieTrainer(Trainer):
         return losses, targets != IGNORE_INDEX, objective_ids[:, 1:], outputs
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The mean loss over the batch's targets (`loss_averaging="token"`), or the mean over its packed examples of
+        each example's mean target loss (`"example"`); per-entry losses and compute counts are accumulated for the
+        logs."""
         losses, valid, objective_ids, outputs = self._token_losses(model, inputs)
-        total = losses.sum()
-        if num_items_in_batch is not None:
-            loss = total / num_items_in_batch
+        if self.args.loss_averaging == "example":
+            loss = example_mean_loss(losses, valid, inputs)
+            if num_items_in_batch is not None:  # training: transformers leaves the gradient-accumulation scaling to us
+                loss = loss / self.current_gradient_accumulation_steps
+        elif num_items_in_batch is not None:
+            loss = losses.sum() / num_items_in_batch
             if self.args.average_tokens_across_devices:
                 loss = loss * self.accelerator.num_processes
         else:
-            loss = total / valid.sum().clamp(min=1)
+            loss = losses.sum() / valid.sum().clamp(min=1)
         if model.training:
             with torch.no_grad():
                 real = inputs["objective_ids"] >= 0
@@ -499,13 +508,50 @@ class BirdieTrainer(Trainer):
         metrics = {f"{metric_key_prefix}_loss": float(losses.mean())}
         for name, value in zip(self.data_collator.objective_names, losses.tolist()):
             metrics[f"{metric_key_prefix}_loss/{name}"] = value
+        health = self.training_health() if feeds_policy else None
+        if health is not None:
+            metrics.update(
+                {
+                    "health/next_base_loss": health.next_base_loss,
+                    "health/composition_loss": health.composition_loss,
+                    "health/constant_fraction": health.constant_fraction,
+                }
+            )
         metrics[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 4)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         logs = dict(metrics)
         if feeds_policy:  # one log entry per evaluation
-            logs.update(self.birdie_callback.observe(self.args, self.state, losses, examples))
+            logs.update(
+                self.birdie_callback.observe(
+                    self.args, self.state, losses, examples, health=None if health is None else health.to_dict()
+                )
+            )
         self.log(logs)
         return metrics
+
+    @torch.no_grad()
+    def training_health(self) -> Optional[HealthReading]:
+        """Read the model's health on fixed held-out windows ([`birdie_hf.health.measure_health`]): its next-base
+        loss against the composition loss of the same bases, and the constant fraction after the first layer. Warns
+        once (a line naming what to try) when the run has not left the composition after `health_check_fraction` of
+        training. `None` without held-out windows."""
+        if self.eval_dataset is None or len(self.eval_dataset) == 0:
+            return None
+        if self._health_windows is None:
+            self._health_windows = health_windows(self.eval_dataset, self.args.seed)
+        model = self.model_wrapped if (self.is_fsdp_enabled or self.is_deepspeed_enabled) else self.model
+        with self.compute_loss_context_manager():
+            reading = measure_health(
+                model, self._health_windows.to(self.args.device), self._base_ids.tolist(), self.state.global_step
+            )
+        earlier = [record["health"] for record in self.birdie_callback.trajectory if record.get("health")]
+        warning = health_warning(
+            reading, earlier, self.state.global_step / max(1, self.state.max_steps), self.args.health_check_fraction
+        )
+        if warning and not self._health_warned:
+            logger.warning(warning)
+            self._health_warned = True
+        return reading
 
     # -- checkpoints -------------------------------------------------------------------------------------------------
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
@@ -620,13 +666,15 @@ class BirdieTrainer(Trainer):
             ) from error
 
     def mixture_trajectory(self) -> dict[str, Any]:
-        """The run's evaluations (step, per-entry losses, mixture in force, rewards and the next mixture) and its
-        compute accounting so far ([`compute_accounting`])."""
+        """The run's evaluations (step, per-entry losses, mixture in force, rewards, the next mixture and the health
+        reading), its health so far ([`birdie_hf.health.health_summary`]) and its compute accounting so far
+        ([`compute_accounting`])."""
         return {
             "policy": self.args.policy,
             "entries": self.data_collator.objective_names,
             "reward_classes": self.data_collator.reward_classes,
             "evaluations": self.birdie_callback.trajectory,
+            "health": health_summary(self.birdie_callback.trajectory),
             "compute": compute_accounting(
                 self.state.log_history,
                 self.data_collator.objective_names,
@@ -800,19 +848,65 @@ class BirdieTrainer(Trainer):
         return checkpoint
 
 
-def example_index(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
-    """Which packed example each token of a collated batch belongs to.
-
-    Returns:
-        `(index, entries)`: `index` of shape `(rows, length)` numbers the examples across the batch in row order
-        (`-1` on padding; an example starts where `position_ids` restart at 0); `entries` of shape `(examples,)` is
-        the mixture entry of each.
-    """
+def example_slots(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Which packed example each token of a collated batch belongs to, shape `(rows, length)`: the examples numbered
+    across the batch in row order, `-1` on padding (an example starts where `position_ids` restart at 0)."""
     real = batch["objective_ids"] >= 0
     starts = (batch["position_ids"] == 0) & real
     per_row = starts.sum(dim=1)
     index = torch.cumsum(starts.long(), dim=1) - 1 + (torch.cumsum(per_row, 0) - per_row)[:, None]
-    return torch.where(real, index, -1), batch["objective_ids"][starts].cpu().numpy()
+    return torch.where(real, index, -1)
+
+
+def example_index(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, np.ndarray]:
+    """Which packed example each token of a collated batch belongs to, and each example's mixture entry.
+
+    Returns:
+        `(index, entries)`: `index` is [`example_slots`] (shape `(rows, length)`); `entries` of shape `(examples,)` is
+        the mixture entry of each example.
+    """
+    starts = (batch["position_ids"] == 0) & (batch["objective_ids"] >= 0)
+    return example_slots(batch), batch["objective_ids"][starts].cpu().numpy()
+
+
+def example_mean_loss(losses: torch.Tensor, valid: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The mean over a batch's packed examples of each example's mean target loss (the BirdieDNA authors' averaging:
+    per sample, then over the batch), so an example with few targets (a short infilling answer) weighs as much as one
+    with many (a copied window).
+
+    Args:
+        losses (`torch.Tensor` of shape `(rows, length - 1)`): per-target losses (the target at `t + 1` predicted at
+            `t`).
+        valid (`torch.Tensor` of shape `(rows, length - 1)`): `True` where a target is scored.
+        batch (`dict[str, torch.Tensor]`): the collated batch (`objective_ids`, `position_ids` of shape
+            `(rows, length)`).
+    """
+    slots = example_slots(batch)[:, 1:]  # the target at t + 1 belongs to the example of token t + 1
+    keep = valid & (slots >= 0)
+    count = int(slots.max()) + 1 if slots.numel() else 0
+    sums = torch.zeros(max(count, 1), dtype=losses.dtype, device=losses.device).index_add_(
+        0, slots[keep], losses[keep]
+    )
+    counts = torch.zeros_like(sums).index_add_(0, slots[keep], torch.ones_like(losses[keep]))
+    scored = counts > 0
+    if not bool(scored.any()):
+        return losses.sum() * 0.0
+    return (sums[scored] / counts[scored]).mean()
+
+
+#: Held-out windows the health readings use (`birdie_hf.health`): a forward pass on them costs less than a training
+#: step, and the gain of their next-base loss over the composition varies by about 0.002 nats between readings of a
+#: model at the composition.
+HEALTH_WINDOWS = 32
+
+
+def health_windows(eval_dataset, seed: int, count: int = HEALTH_WINDOWS) -> torch.Tensor:
+    """The fixed held-out windows of the health readings, shape `(count, length)`: the first `count` of a seeded order
+    over `eval_dataset` (the order the reward's held-out set also starts from), cropped to the shortest of them."""
+    order = np.random.default_rng(seed).permutation(len(eval_dataset))[:count]
+    windows = [list(eval_dataset[int(i)]["input_ids"]) for i in order]
+    length = min(len(window) for window in windows)
+    return torch.tensor([window[:length] for window in windows], dtype=torch.long)
 
 
 def first_examples(dataset, count: int) -> list[dict[str, Any]]:

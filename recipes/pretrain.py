@@ -74,6 +74,7 @@ from birdie_hf.data import (
     load_sequence_windows,
     source_tokens_seen,
 )
+from birdie_hf.health import health_sentence, health_summary
 from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
 from birdie_hf.modeling import load_causal_lm_checkpoint
 from birdie_hf.presets import PRESETS
@@ -120,6 +121,14 @@ class ScriptArguments:
     hidden_size: int = field(default=128, metadata={"help": "Model width (new models)."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Decoder layers (new models)."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads (new models)."})
+    tie_word_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Share the input embeddings with the output head (new models). Off by default: tied, the four "
+            "base embeddings collapsed onto one direction in 4 of 6 runs of the dna arms of the pre-registered "
+            "experiment, which then learned nothing beyond the base composition."
+        },
+    )
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
     cpu_threads: Optional[int] = field(
         default=None,
@@ -143,12 +152,8 @@ RECIPE_DEFAULTS = {
     "per_device_eval_batch_size": 16,
     # Whole 256-base windows for every objective: copying and deshuffling write 2 * 256 + 2 = 514 tokens.
     "max_length": 520,
-    # Held-out next-base loss of this default run (nats): 1e-3 gave 1.372 / 1.354 at seeds 42 / 43, 2e-3 gave
-    # 1.359 / 1.340 (composition 1.371, order-4 Markov 1.327); see "The default run" in benchmarks/README.md.
-    "learning_rate": 2e-3,
-    "weight_decay": 0.1,
-    "warmup_steps": 15,
-    "lr_scheduler_type": "cosine",
+    # learning_rate (2e-3), warmup_steps (a tenth of the run), the cosine schedule and weight decay are
+    # BirdieTrainingArguments' own defaults; see "Training health" in benchmarks/README.md.
     "logging_steps": 10,
     "save_steps": 100,
     "save_total_limit": 2,
@@ -261,6 +266,7 @@ def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArgum
         num_hidden_layers=script_args.num_hidden_layers,
         num_attention_heads=script_args.num_attention_heads,
         max_position_embeddings=max(2048, training_args.max_length),
+        tie_word_embeddings=script_args.tie_word_embeddings,
     )
     return build_causal_lm(config, script_args.attn_implementation, seed=training_args.seed), tokenizer
 
@@ -333,7 +339,8 @@ def summary_table(
     evaluations = trajectory["evaluations"]
     final = final_mixture(trajectory, final_step) or live_mixture
     seen = "n/a (not counted for the whole run)" if tokens_seen is None else f"{tokens_seen:,}"
-    lines = [f"tokens seen (source bases, all ranks): {seen}", ""]
+    health = trajectory.get("health") or health_summary(trajectory["evaluations"])
+    lines = [f"tokens seen (source bases, all ranks): {seen}", f"training health: {health_sentence(health)}", ""]
     if not evaluations:
         lines += [
             "no held-out evaluation was run (no validation windows): validation losses were not measured; the "

@@ -22,6 +22,7 @@ from birdie_hf import (
     last_complete_checkpoint,
 )
 from birdie_hf.checkpoints import BIRDIE_STATE_NAME, checkpoint_problems
+from birdie_hf.presets import PRESETS
 
 
 SAVING = dict(max_steps=4, save_strategy="steps", save_steps=2)
@@ -220,7 +221,7 @@ def test_same_size_damage_is_caught_by_the_checksums_and_resume_falls_back(
     with caplog.at_level(logging.WARNING, logger="birdie_hf.trainer"):
         trainer.train(resume_from_checkpoint=True)
     assert "checkpoint-4" in caplog.text and "optimizer.pt does not match its checksum" in caplog.text
-    assert trainer.state.global_step == 4 and [r["step"] for r in trainer.birdie_callback.trajectory] == [1, 2, 4]
+    assert trainer.state.global_step == 4 and [r["step"] for r in trainer.birdie_callback.trajectory] == [2, 4]
     assert checkpoint_problems(str(run / "checkpoint-4")) == []  # rewritten whole
 
 
@@ -235,7 +236,7 @@ def test_resume_true_falls_back_past_a_truncated_model_file(tokenizer, genome, t
     assert "model.safetensors is truncated" in caplog.text
     # Resumed from step 2, trained steps 3-4 and wrote a sound checkpoint-4 over the damaged one.
     assert trainer.state.global_step == 4
-    assert [r["step"] for r in trainer.birdie_callback.trajectory] == [1, 2, 4]
+    assert [r["step"] for r in trainer.birdie_callback.trajectory] == [2, 4]
     assert checkpoint_problems(str(run / "checkpoint-4")) == []
 
 
@@ -264,7 +265,7 @@ OTHER_MIXTURE = [
             "entry 'infilling_short' setting mean_span_length: 3 in the checkpoint, 5 in this run",
         ),
         (dict(objectives=MIXTURE[:4]), "objective entries"),
-        (dict(objective_weights=[4, 1, 1, 1, 1]), "initial mixture: next_token_prediction 0.25 -> 0.5"),
+        (dict(objective_weights=[4, 1, 1, 1, 1]), "initial mixture: prefix_lm 0.1667 -> 0.125"),
         (dict(policy_num_candidates=32), "policy_num_candidates: 64 in the checkpoint, 32 in this run"),
     ],
 )
@@ -366,7 +367,7 @@ def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp
     # Birdie's changed defaults replace the plain defaults; the Birdie fields take their own defaults.
     assert (args.label_names, args.logging_steps) == (["labels"], 10)
     assert args.remove_unused_columns  # the plain default: the trainer keeps the columns its collator reads
-    assert args.policy == "birdie" and args.objectives is None
+    assert args.policy == "birdie" and args.preset == "dna" and args.objectives == PRESETS["dna"]["objectives"]
     assert trainer.data_collator.objective_names == [spec.name for spec in args.objective_specs()]
     # An explicit value that differs from the plain default is kept.
     explicit = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, logging_steps=3, report_to="none")

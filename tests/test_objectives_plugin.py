@@ -105,6 +105,8 @@ def test_registered_objective_gets_its_token_collates_and_trains(reversal, tmp_p
         disable_tqdm=True,
         report_to="none",
         policy_validation_windows=2,
+        policy_warmup_steps=1,
+        policy_eval_interval=1,
         seed=0,
     )
     model = build_causal_lm(

@@ -11,7 +11,7 @@ from birdie_hf import BirdieTrainingArguments
 from birdie_hf.cli import RecipeError
 from birdie_hf.collator import DataCollatorForBirdie
 from birdie_hf.objectives import DEFAULT_MIXTURE, parse_mixture
-from birdie_hf.presets import PRESET_NOTES, PRESETS, preset_arguments
+from birdie_hf.presets import DEFAULT_PRESET, PRESET_NOTES, PRESETS, preset_arguments
 from birdie_hf.tokenizer import build_dna_tokenizer
 
 
@@ -76,14 +76,28 @@ def test_unknown_preset_is_refused_by_name(tmp_path, pretrain):
         pretrain.parse_args(["--preset", "dnaa", "--output_dir", str(tmp_path)])
 
 
-def test_naming_a_preset_without_applying_it_warns(tmp_path, caplog):
+def test_the_library_defaults_are_the_dna_preset_and_naming_a_preset_applies_it(tmp_path, caplog):
+    defaults = BirdieTrainingArguments(output_dir=str(tmp_path))
+    assert defaults.preset == DEFAULT_PRESET == "dna"
+    for key, value in PRESETS["dna"].items():
+        assert getattr(defaults, key) == value, key
+    paper = BirdieTrainingArguments(output_dir=str(tmp_path), preset="paper", policy_top_n=4)
+    for key, value in PRESETS["paper"].items():
+        assert getattr(paper, key) == (4 if key == "policy_top_n" else value), key
+    # The preset's fixed share names an entry of its own mixture: with objectives of yours that lack it, it is
+    # dropped, saying so; one you give is checked as ever.
     with caplog.at_level(logging.WARNING, logger="birdie_hf.config"):
-        BirdieTrainingArguments(output_dir=str(tmp_path), preset="dna")
-    assert "none of its settings" in caplog.text and "from_preset('dna'" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="birdie_hf.config"):
-        BirdieTrainingArguments.from_preset("dna", output_dir=str(tmp_path))
-    assert caplog.text == ""
+        own = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["infilling", "copying"])
+    assert own.policy_fixed_shares == [] and "fixed shares (next_token_prediction=0.5) do not fit" in caplog.text
+    alone = BirdieTrainingArguments(output_dir=str(tmp_path), objectives=["next_token_prediction"])
+    assert alone.policy_fixed_shares == [] and alone.initial_weights() == [1.0]
+    with pytest.raises(ValueError, match="next_token_prediction"):
+        BirdieTrainingArguments(
+            output_dir=str(tmp_path),
+            objectives=["infilling", "copying"],
+            policy_fixed_shares=["next_token_prediction=0.5"],
+        )
+    assert BirdieTrainingArguments(output_dir=str(tmp_path), policy_fixed_shares=["none"]).fixed_shares() == {}
 
 
 def test_preset_copies_are_independent():

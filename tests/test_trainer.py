@@ -34,25 +34,26 @@ def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome,
     ]
     assert all(a != b for a, b in zip(logged, logged[1:]))  # logged only when the mixture changed
     eval_logs = [h for h in history if "eval_loss/copying" in h]
-    assert [h["step"] for h in eval_logs] == [1, 2, 4, 6, 8]
+    assert [h["step"] for h in eval_logs] == [2, 4, 6, 8]
     decisions = [h for h in history if "next_mixture/copying" in h]
-    assert [h["step"] for h in decisions] == [1, 2, 4, 6, 8]
-    assert [h["step"] for h in decisions if "reward/total" in h] == [2, 4, 6, 8]
+    assert [h["step"] for h in decisions] == [2, 4, 6, 8]
+    assert [h["step"] for h in decisions if "reward/total" in h] == [4, 6, 8]
     assert all("policy/reward_model_loss" in h for h in decisions if "reward/total" in h)
     assert train_logs[-1]["loss"] < train_logs[0]["loss"]
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
-    # The policy decided at steps 2, 4, 6 and applied each decision one step later.
+    # The policy decided at steps 4 and 6 and applied each decision one step later.
     trajectory = trainer.mixture_trajectory()["evaluations"]
-    assert len(trajectory) == 5 and all("next_mixture" in record for record in trajectory)
-    np.testing.assert_allclose(list(trajectory[3]["mixture"].values()), list(trajectory[2]["next_mixture"].values()))
-    # The initial mixture is uniform over objective types: infilling's share is split between its two entries.
+    assert len(trajectory) == 4 and all("next_mixture" in record for record in trajectory)
+    np.testing.assert_allclose(list(trajectory[2]["mixture"].values()), list(trajectory[1]["next_mixture"].values()))
+    # The default preset (dna) fixes next-token prediction at half of the examples; the rest starts uniform over
+    # objective types, infilling's share split between its two entries.
     assert trajectory[0]["mixture"] == pytest.approx(
         {
-            "next_token_prediction": 0.25,
-            "prefix_lm": 0.25,
-            "infilling_short": 0.125,
-            "infilling_long": 0.125,
-            "copying": 0.25,
+            "next_token_prediction": 0.5,
+            "prefix_lm": 1 / 6,
+            "infilling_short": 1 / 12,
+            "infilling_long": 1 / 12,
+            "copying": 1 / 6,
         }
     )
     assert any(record["mixture"] != trajectory[0]["mixture"] for record in trajectory)
@@ -65,9 +66,9 @@ def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path)
     trainer.train()
     history = trainer.state.log_history
     assert [h["step"] for h in history if "eval_loss/copying" in h] == [1, 2, 3, 4]
-    assert [h["step"] for h in history if "next_mixture/copying" in h] == [1, 2, 4]
+    assert [h["step"] for h in history if "next_mixture/copying" in h] == [2, 4]
     policy = trainer.birdie_callback.policy
-    assert [record["step"] for record in policy.trajectory] == [1, 2, 4]
+    assert [record["step"] for record in policy.trajectory] == [2, 4]
     weights, pending = trainer.data_collator.mixture.weights, trainer.birdie_callback.pending
     observed = len(trainer.birdie_callback.trajectory)
     for metrics in (trainer.evaluate(), trainer.evaluate(genome["train"].select(range(8)), metric_key_prefix="other")):
@@ -75,7 +76,7 @@ def test_only_scheduled_evaluations_feed_the_policy(tokenizer, genome, tmp_path)
     assert "other_loss/copying" in metrics
     np.testing.assert_array_equal(trainer.data_collator.mixture.weights, weights)
     assert trainer.birdie_callback.pending == pending and len(trainer.birdie_callback.trajectory) == observed
-    assert len(policy.trajectory) == 3
+    assert len(policy.trajectory) == 2
 
 
 def _windows_per_entry(batches, names):
@@ -95,13 +96,14 @@ def test_validation_set_is_sized_by_compute_fraction(tokenizer, genome, tmp_path
         genome,
         tmp_path,
         max_steps=100,
-        policy_eval_interval=None,  # Birdie's schedule: 7 evaluations in 100 steps
+        policy_eval_interval=None,  # Birdie's schedule: 5 evaluations in 100 steps (10, 20, 40, 60, 80)
         policy_warmup_steps=None,
         policy_validation_windows=None,
         policy_validation_fraction=0.03,
         policy_validation_min_windows=1,
         policy_validation_max_windows=1000,
         per_device_eval_batch_size=2,
+        policy_fixed_shares=[],  # no fixed share: the initial mixture is uniform over objective types
     )
     names = trainer.data_collator.objective_names
     # Tokens through the model of one 64-base window under each entry (prompts, sentinels and EOS included).
@@ -113,11 +115,11 @@ def test_validation_set_is_sized_by_compute_fraction(tokenizer, genome, tmp_path
     assert tokens == [64, 65, 72, 68, 130]  # copying writes the window twice
     # Initial mixture per objective: 1/4 each for NTP, prefix LM and copying, 1/8 each infilling entry, so a training
     # window costs 0.25 * (64 + 65 + 130) + 0.125 * (72 + 68) = 82.25 tokens. 100 steps of 4 windows, forward and
-    # backward (3 forward passes): 3 * 100 * 4 * 82.25 = 98,700 tokens. 3% of it over 7 evaluations of
-    # 399 tokens per set of one window under every entry: 2,961 / 2,793 -> 1 window.
+    # backward (3 forward passes): 3 * 100 * 4 * 82.25 = 98,700 tokens. 3% of it over 5 evaluations of
+    # 399 tokens per set of one window under every entry: 2,961 / 1,995 -> 1 window.
     assert trainer.data_collator.mixture.weights.tolist() == [0.25, 0.25, 0.125, 0.125, 0.25]
-    assert len(trainer.args.policy_schedule(100)[2]) == 7
-    assert trainer.validation_windows_per_entry(genome["validation"]) == int(0.03 * 98700 / (7 * 399)) == 1
+    assert len(trainer.args.policy_schedule(100)[2]) == 5
+    assert trainer.validation_windows_per_entry(genome["validation"]) == int(0.03 * 98700 / (5 * 399)) == 1
     evaluations = len(trainer.args.policy_schedule(1000)[2])
     assert trainer.validation_windows_per_entry(genome["validation"], max_steps=1000) == int(
         0.03 * 987000 / (evaluations * 399)
@@ -127,8 +129,8 @@ def test_validation_set_is_sized_by_compute_fraction(tokenizer, genome, tmp_path
     batches = trainer._build_validation_batches(genome["validation"])
     assert (
         _windows_per_entry(batches, names)
-        == dict.fromkeys(names, int(0.3 * 98700 / (7 * 399)))
-        == dict.fromkeys(names, 10)
+        == dict.fromkeys(names, int(0.3 * 98700 / (5 * 399)))
+        == dict.fromkeys(names, 14)
     )
     # clamped to [min, max] windows and to the held-out split; an exact count overrides the fraction
     trainer.args.policy_validation_min_windows = 5
@@ -311,9 +313,10 @@ def test_policy_schedule_follows_birdie_and_scales_with_run_length():
     assert steps[:9] == [10, 50, 250, 500, 1000, 1500, 2000, 3000, 4000] and steps[-1] == 32000
     warmup, interval, steps = args.policy_schedule(300)  # the recipe default: same shape, warm-up of 10 steps
     assert (warmup, interval) == (10, 40)
-    assert steps == [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
+    assert steps == [10, 20, 40, 60, 80, 120, 160, 200, 240, 280]  # none before Birdie's first, step 10
     fixed = BirdieTrainingArguments(output_dir="unused", use_cpu=True, policy_warmup_steps=4, policy_eval_interval=3)
-    assert fixed.policy_schedule(12)[2] == [1, 4, 7, 10]
+    assert fixed.policy_schedule(12)[2] == [4, 7, 10]
+    assert args.policy_schedule(2298)[2][:3] == [14, 71, 142]  # the experiment: w = 71, w/25 = 2 left out
 
 
 def test_the_reward_callback_owns_its_policy_and_schedule(tokenizer):
@@ -349,7 +352,7 @@ def test_plain_training_arguments_get_birdies_schedule_with_its_defaults(tokeniz
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy="static")
     callback = BirdieRewardCallback.from_training_args(args, DataCollatorForBirdie.from_training_args(tokenizer, args))
     callback.on_train_begin(TrainingArguments(output_dir="unused"), TrainerState(max_steps=300), TrainerControl())
-    assert sorted(callback.evaluation_steps) == [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
+    assert sorted(callback.evaluation_steps) == [10, 20, 40, 60, 80, 120, 160, 200, 240, 280]
 
 
 @pytest.mark.slow
@@ -613,8 +616,8 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     out = capsys.readouterr().out
     names = trainer.data_collator.objective_names
     trajectory = trainer.mixture_trajectory()["evaluations"]
-    assert [record["step"] for record in trajectory] == [1, 2, 10, 20]
-    # 2 training lines, one line per policy evaluation (2 warm-up, 2 reward-driven), the last one as a table.
+    assert [record["step"] for record in trajectory] == [10, 20]
+    # 2 training lines, one line per policy evaluation (the first at the end of the warm-up), the last one as a table.
     assert len(out) < 2500, out
     assert max(len(line) for line in out.splitlines()) < 200
     hidden = ("loss/", "mixture/", "reward/", "policy/", "num_input_tokens_seen", "train_tokens_per_second")
@@ -646,10 +649,10 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     assert "num_input_tokens_seen" in train_logs[0] and f"mixture/{names[0]}" in train_logs[0]
     assert "train_tokens_per_second" in train_logs[0]  # transformers' speed metrics reach the integrations
     decisions = [logs for logs in recorder.logs if f"next_mixture/{names[0]}" in logs]
-    assert len(decisions) == 4 and all(f"reward/{name}" in decisions[-1] for name in names)
+    assert len(decisions) == 2 and all(f"reward/{name}" in decisions[-1] for name in names)
     assert "reward/total" in decisions[-1] and "policy/explored" in decisions[-1]
-    assert sum(f"eval_loss/{names[0]}" in logs for logs in recorder.logs) == 4
-    assert sum(f"next_mixture/{names[0]}" in h for h in trainer.state.log_history) == 4
+    assert sum(f"eval_loss/{names[0]}" in logs for logs in recorder.logs) == 2
+    assert sum(f"next_mixture/{names[0]}" in h for h in trainer.state.log_history) == 2
 
 
 def test_console_formatting_of_fixed_mixture_runs_and_user_keys():

@@ -9,6 +9,11 @@ from typing import Optional
 #: Birdie's warm-up for runs of at least `LONG_RUN_STEPS` optimizer steps (the paper's 250).
 BIRDIE_WARMUP_STEPS = 250
 LONG_RUN_STEPS = 8000
+#: Birdie's first evaluation step (its `w / 25` for `w = 250`): the early evaluations `w / 25` and `w / 5` of a
+#: shorter warm-up that fall before it are left out. Their losses are those of a model a few steps old, whose every
+#: objective improves by the most it ever will (each interval's rewards at their cap), and at the README's 300-step run
+#: they were 2 of its 12 held-out measurements.
+FIRST_EVALUATION_STEP = 10
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,11 @@ def evaluation_schedule(
 ) -> EvaluationSchedule:
     """Birdie's evaluation schedule for a run of `max_steps` optimizer steps.
 
-    In units of the warm-up `w`: evaluations at `w/25`, `w/5` and `w` on the initial mixture (Birdie: 10, 50, 250),
-    then at `2w, 4w, 6w, 8w` and every `4w` after that (500, 1000, 1500, 2000, then every 1000). `w` is 250 for runs
-    of at least 8,000 steps and `max_steps // 32` (at least 10) for shorter ones, so a short run still gets about a
-    dozen decisions. An explicit `eval_interval` replaces the steps after the warm-up by a fixed interval.
+    In units of the warm-up `w`: evaluations at `w/25`, `w/5` and `w` on the initial mixture (Birdie: 10, 50, 250;
+    those of `w/25` and `w/5` that fall before step 10, [`FIRST_EVALUATION_STEP`], are left out), then at `2w, 4w, 6w,
+    8w` and every `4w` after that (500, 1000, 1500, 2000, then every 1000). `w` is 250 for runs of at least 8,000 steps
+    and `max_steps // 32` (at least 10) for shorter ones, so a short run still gets about ten decisions. An explicit
+    `eval_interval` replaces the steps after the warm-up by a fixed interval.
 
     Args:
         max_steps (`int`): optimizer steps of the run.
@@ -49,9 +55,11 @@ def evaluation_schedule(
 
     ```python
     >>> evaluation_schedule(320).as_tuple()
-    (10, 40, [1, 2, 10, 20, 40, 60, 80, 120, 160, 200, 240, 280, 320])
-    >>> evaluation_schedule(100, warmup_steps=20, eval_interval=30).steps
-    (1, 4, 20, 50, 80)
+    (10, 40, [10, 20, 40, 60, 80, 120, 160, 200, 240, 280, 320])
+    >>> evaluation_schedule(100, warmup_steps=60, eval_interval=30).steps
+    (12, 60, 90)
+    >>> evaluation_schedule(10_000).steps[:5]
+    (10, 50, 250, 500, 1000)
 
     ```
     """
@@ -59,7 +67,7 @@ def evaluation_schedule(
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
     warmup = warmup_steps or (BIRDIE_WARMUP_STEPS if max_steps >= LONG_RUN_STEPS else max(10, max_steps // 32))
-    steps = {max(1, warmup // 25), max(1, warmup // 5), warmup}
+    steps = {step for step in (warmup // 25, warmup // 5) if step >= FIRST_EVALUATION_STEP} | {warmup}
     if eval_interval:
         interval = eval_interval
         steps.update(range(warmup, max_steps + 1, interval))
