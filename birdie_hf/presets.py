@@ -70,6 +70,8 @@ _DNA_CHANGES: dict[str, Any] = {
     "policy_reward": "standardised",
     "policy_reward_min_change": 0.03,
     "policy_exploration_blend": 0.5,
+    "policy_hidden_size": 128,
+    "policy_num_layers": 2,
     "policy_update_iterations": 50,
     "policy_fixed_shares": ["next_token_prediction=0.5"],
 }
@@ -102,9 +104,15 @@ PRESET_NOTES: dict[str, str] = {
         "nats against 1.334 for next-token prediction alone at the same steps (benchmarks/README.md, accounting)."
     ),
     "policy_update_iterations": (
-        "50 warm-started iterations instead of 200: the same decisions at seed 42 for a quarter of the fit's cost "
-        "(0.28 s instead of 1.08 s per evaluation; benchmarks/README.md, trainer overhead)."
+        "50 warm-started iterations instead of 200, a quarter of the fit's cost; with the paper's 256 x 4 model, 50 "
+        "iterations underfit a real run's history (benchmarks/reward_model_fit.py), hence the smaller model below."
     ),
+    "policy_hidden_size": (
+        "a GRU 128 x 2 instead of the paper's 256 x 4: fitted for 50 warm-started iterations on the reward histories of "
+        "three real runs, its error is 0.17-0.23 of the rewards' variance (256 x 4: 0.11-0.43; better on 2 of 3) at "
+        "a third of the cost per refit, 0.17 s instead of 0.53 s (benchmarks/reward_model_fit.py)."
+    ),
+    "policy_num_layers": "2 instead of 4: see policy_hidden_size.",
     "objectives": (
         "span_layout='interior' on infilling and autoencoding: the alternating (T5) layout always masks one window "
         "end and never draws a single interior gap, the case inference and variant scoring read "

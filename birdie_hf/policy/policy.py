@@ -294,8 +294,10 @@ class BirdiePolicy:
                 )
                 blend = self.config.exploration_blend  # the prior keeps the fixed shares: so does the blend
                 decision.mixture = blend * mixture + (1.0 - blend) * self.prior
-                decision.reason = f"explore: draw {draw:.2f} < exploration rate {rate:.2f}" + (
-                    f", a random mixture blended {blend:.0%} into the initial one" if blend < 1 else ""
+                decision.reason = (
+                    f"explore: draw {draw:.2f} < exploration rate {rate:.2f}, a random mixture"
+                    + (f" blended {blend:.0%} into the initial one" if blend < 1 else "")
+                    + f"; {self._shift_words(decision.mixture)}"
                 )
             else:
                 candidates = sample_candidate_mixtures(self.rng, self.num_entries, self.config.num_candidates)
@@ -317,8 +319,10 @@ class BirdiePolicy:
                 if gain >= gate:
                     decision.kind, decision.mixture = "reward_model", choice.mixture
                     decision.reason = (
-                        f"reward model: the top {self.config.top_n} of {len(candidates)} candidates are predicted "
-                        f"{gain:+.3f} total reward over the initial mixture (gate {gate:g})"
+                        f"reward model: the mean of the {self.config.top_n} of {len(candidates)} candidate mixtures "
+                        f"predicted to earn the most reward, {gain:+.3f} total reward over the initial mixture"
+                        + (f" (gate {gate:g})" if gate > 0 else "")
+                        + f"; {self._shift_words(choice.mixture)}"
                     )
                 else:
                     decision.kind, decision.mixture = "prior", self.prior.copy()
@@ -347,6 +351,17 @@ class BirdiePolicy:
             }
         )
         return decision
+
+    def _shift_words(self, mixture: np.ndarray, shown: int = 2) -> str:
+        """Where `mixture` moves weight relative to the mixture in force, in words: the `shown` entries that gain most
+        and the one that loses most (changes under half a percentage point are left out)."""
+        change = np.asarray(mixture, dtype=np.float64) - self.mixture
+        order = np.argsort(-change, kind="stable")
+        up = [f"{self.entry_names[i]} {change[i]:+.3f}" for i in order[:shown] if change[i] >= 0.005]
+        down = [f"{self.entry_names[i]} {change[i]:+.3f}" for i in order[::-1][:1] if change[i] <= -0.005]
+        if not up and not down:
+            return "about the mixture in force"
+        return "weight to " + (", ".join(up) or "no entry") + (f", from {down[0]}" if down else "")
 
     # -- checkpointing ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
