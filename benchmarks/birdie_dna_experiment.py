@@ -9,7 +9,8 @@
     # 3. the pre-registered decision rule applied to the probe results, with the secondary contrasts
     python benchmarks/birdie_dna_experiment.py decide
     # training health of every arm at every seed (in this process, on the CPU): does any run stay at the composition?
-    python benchmarks/birdie_dna_experiment.py health --seeds 42 43 44 45 46 47 48 49 --protocols v2 v1
+    python benchmarks/birdie_dna_experiment.py health --seeds 42 43 44 45 46 47 48 49 --protocols v2 v1 \\
+        --output_root outputs/health
     # the protocol's first version (the committed results): its tied head, 15 warm-up steps and lr 2e-3
     python benchmarks/birdie_dna_experiment.py train --protocol v1 --jobs 12
     # BirdieDNA's scale on a GPU (about 34M parameters, windows of 1024): a short measured run, and what 1B tokens need
@@ -374,7 +375,7 @@ class RunShape:
 
 
 #: Shares of the run at which the `health` table reports each run's health.
-HEALTH_FRACTIONS = (0.05, 0.1, 0.2, 0.3)
+HEALTH_FRACTIONS = (0.05, 0.1, 0.15, 0.2)
 
 
 def health(args) -> int:
@@ -596,7 +597,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=None, help="summarise / decide: also write the result here")
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default="v2", help="train: the protocol version")
     parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=["v2"], help="health")
-    parser.add_argument("--stop_fraction", type=float, default=0.3, help="health: share of the schedule trained")
+    parser.add_argument(
+        "--stop_fraction", type=float, default=0.2, help="health: share of the schedule trained (the health check's)"
+    )
     parser.add_argument("--every", type=int, default=25, help="health: steps between readings")
     parser.add_argument("--threads", type=int, default=None, help="health: torch threads (default: all cores)")
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -7,7 +7,7 @@ Then a default `policy="birdie"` run measures the time of each policy evaluation
 update + action search) and its share of wall time. The share for longer runs is projected with the default schedule
 (Birdie's, `BirdieTrainingArguments.policy_schedule`) and the held-out set the trainer would build for that many
 steps (`validation_windows_per_entry`), the sweep's cost scaled from the measured one by its number of windows.
-Targets: step ratio <= 1.02x; policy share <= 3% at the README default (300 steps), <= 1% from 2,500 steps on.
+Targets: step ratio <= 1.02x; policy share <= 5% at the README default (300 steps), <= 1% from 2,500 steps on.
 
     python benchmarks/trainer_overhead.py --policy_steps 300 --max_length 520   # the README's default run
     python benchmarks/trainer_overhead.py --steps 60 --hidden_size 256 --max_length 1024

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import sys
 
 import pytest
@@ -113,3 +115,59 @@ def test_the_pre_registered_rule_counts_tasks_as_written(runner, decisions, ntp_
     assert rows[0]["beat_random_init"] == []
     with pytest.raises(SystemExit, match="the rule counts the tasks"):
         runner.primary_decision({"tasks": {**tasks, "promoter_all": tasks["gene_strand"]}})
+
+
+def test_protocol_v1_pins_the_settings_of_its_time_and_v2_trains_with_the_defaults(runner, tmp_path, monkeypatch):
+    launched = []
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda command, **kw: launched.append(command) or _Done(command))
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    genome = tmp_path / "g.fa"
+    genome.write_text(">r\nACGT\n")
+    pretrain = load_recipe("pretrain")
+    settings = {}
+    for protocol in ("v1", "v2"):
+        launched.clear()
+        argv = ["train", "--protocol", protocol, "--arms", "ntp", "--seeds", "42", "--genomes", str(genome)]
+        assert runner.main(argv + ["--output_root", str(tmp_path / protocol)]) == 0
+        script_args, args = pretrain.parse_args(launched[0][2:])
+        settings[protocol] = (script_args.tie_word_embeddings, args.warmup_steps, args.learning_rate)
+    assert settings == {"v1": (True, 15, 2e-3), "v2": (False, 0.1, 2e-3)}
+
+
+def _finished_run(runner, root, health):
+    folder = runner.run_dir(root, "birdie_dna", 43)
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / "train_results.json").write_text('{"train_runtime": 12.5, "global_step": 9}')
+    (folder / "held_out_next_base.md").write_text(  # the whole held-out split says: below the composition
+        "| model | nats |\n|---|---|\n| this model (read left to right) | 1.3500 |\n| base composition (order 0) | 1.3829 |\n"
+    )
+    (folder / "mixture_trajectory.json").write_text(
+        json.dumps({"evaluations": [{"step": 9, "losses": {"x": 1.3}, "decision": "keep"}], "health": health})
+    )
+
+
+def test_summarise_flags_a_run_from_its_health_record(runner, tmp_path, capsys):
+    argv = ["summarise", "--arms", "birdie_dna", "--seeds", "43"]
+    _finished_run(runner, tmp_path / "stuck", {"status": "at_composition", "last": None, "first_below": None})
+    assert runner.main(argv + ["--output_root", str(tmp_path / "stuck")]) == 0
+    assert "| birdie_dna | 43 | 1.3500 (composition plateau) |" in capsys.readouterr().out
+    _finished_run(runner, tmp_path / "fine", {"status": "learning", "last": None, "first_below": 9})
+    assert runner.main(argv + ["--output_root", str(tmp_path / "fine")]) == 0
+    assert "| birdie_dna | 43 | 1.3500 |" in capsys.readouterr().out
+
+
+def test_the_health_command_reads_every_run_and_resumes(runner, tmp_path, capsys):
+    genome = str(REPO / "birdie_hf" / "genomes" / "bacterial_contigs.fna.gz")
+    argv = ["health", "--arms", "ntp", "--seeds", "42", "--genomes", genome, "--output_root", str(tmp_path)]
+    argv += ["--max_tokens", "40000", "--every", "5", "--stop_fraction", "0.5", "--threads", "1"]
+    assert runner.main(argv) == 0
+    records = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
+    steps = -(-40000 // (272 * 8))  # the protocol's geometry: examples of 272 tokens, 8 windows per step
+    assert [r["step"] for r in records] == [5, math.ceil(0.5 * steps)] and records[-1]["last"]
+    assert {"next_base_loss", "composition_loss", "constant_fraction", "base_embedding_cosine"} <= set(records[0])
+    out = capsys.readouterr().out
+    assert "| v2 | ntp | 42 |" in out and "| v2 | ntp | 1 of 1 |" in out
+    assert runner.main(argv) == 0  # measured already: skipped
+    assert "already measured, skipped" in capsys.readouterr().out
+    assert len((tmp_path / "health.jsonl").read_text().splitlines()) == len(records)

@@ -96,7 +96,9 @@ def test_evaluation_schedule_is_birdies_in_units_of_the_warmup():
     short = evaluation_schedule(300)  # w = max(10, 300 // 32)
     assert short.as_tuple() == (10, 40, [10, 20, 40, 60, 80, 120, 160, 200, 240, 280])
     assert evaluation_schedule(12, warmup_steps=4, eval_interval=3).steps == (4, 7, 10)
-    assert evaluation_schedule(5).steps == ()  # nothing past the run's last step, nothing before step 10 (w / 25, w / 5)
+    assert (
+        evaluation_schedule(5).steps == ()
+    )  # nothing past the run's last step, nothing before step 10 (w / 25, w / 5)
     assert evaluation_schedule(10_000, warmup_steps=500).steps[:3] == (20, 100, 500)
     with pytest.raises(ValueError, match="`eval_interval` must be a positive integer"):
         evaluation_schedule(100, eval_interval=0)

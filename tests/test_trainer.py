@@ -16,7 +16,7 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
-from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME
+from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME, example_mean_loss
 
 
 def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):
@@ -195,6 +195,32 @@ def test_example_index_numbers_packed_examples_across_the_batch():
     index, entries = example_index(batch)
     assert index.tolist() == [[0, 0, 0, 1, 1, -1], [2, 2, 2, 2, -1, -1]]
     assert entries.tolist() == [2, 0, 1]
+
+
+def test_example_averaging_weighs_every_packed_example_alike():
+    batch = {
+        "position_ids": torch.tensor([[0, 1, 2, 3, 0, 1, 2], [0, 1, 2, 3, 4, 5, 0]]),
+        "objective_ids": torch.tensor([[0, 0, 0, 0, 1, 1, 1], [2, 2, 2, 2, 2, 2, -1]]),
+    }
+    # Per target t + 1 (shifted): example 0 scores targets 1-3, example 1 targets 5-6, example 2 targets 1-5.
+    losses = torch.tensor([[1.0, 1.0, 1.0, 9.0, 4.0, 6.0], [2.0, 2.0, 2.0, 2.0, 2.0, 0.0]])
+    valid = torch.tensor([[True, True, True, False, True, True], [True, True, True, True, True, False]])
+    assert example_mean_loss(losses, valid, batch).item() == pytest.approx((1.0 + 5.0 + 2.0) / 3)
+    # The token mean weighs the examples by their targets (3, 2 and 5): (3 + 10 + 10) / 10.
+    assert losses[valid].mean().item() == pytest.approx(2.3)
+    # A batch without a scored target contributes zero, keeping the graph.
+    assert example_mean_loss(losses, torch.zeros_like(valid), batch).item() == 0.0
+
+
+def test_a_run_with_example_averaging_trains(tokenizer, genome, tmp_path):
+    trainer = make_trainer(tokenizer, genome, tmp_path, loss_averaging="example", gradient_accumulation_steps=2)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses and all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    with pytest.raises(ValueError, match="loss_averaging"):
+        BirdieTrainingArguments(output_dir=str(tmp_path), loss_averaging="sample")
 
 
 def test_per_example_held_out_losses_average_to_the_entry_losses(tokenizer, genome, tmp_path):
