@@ -204,6 +204,8 @@ def _held_out_next_base(folder: Path) -> tuple[float, float]:
 def training_rows(root: Path, arms, seeds) -> list[dict]:
     """Per run: steps, tokens, runtime, held-out next-base NLL on the corpus's held-out part, final copying loss,
     compute shares, and how the policy decided (reward model / initial mixture / exploration)."""
+    from birdie_hf.health import health_failed
+
     rows = []
     for arm in arms:
         for seed in seeds:
@@ -227,7 +229,7 @@ def training_rows(root: Path, arms, seeds) -> list[dict]:
                     # the run's own health record (birdie_hf.health); runs trained before it was recorded (protocol
                     # v1): no better than the corpus's base composition on the held-out table
                     "at_composition_plateau": (
-                        trajectory["health"]["status"] == "at_composition"
+                        health_failed(trajectory["health"])
                         if trajectory.get("health", {}).get("status", "not_measured") != "not_measured"
                         else model >= composition - PLATEAU_NATS
                     ),
@@ -501,9 +503,10 @@ def health(args) -> int:
 def health_table(path: Path) -> str:
     """Markdown: per protocol, arm and seed, the gain over the composition (nats, composition minus next-base loss)
     at each of `HEALTH_FRACTIONS` of the schedule, the first step below the composition (gain >= the library's
-    margin), and the layer-1 constant fraction and base-embedding cosine at the last reading; then per protocol and
-    arm, how many runs were still at the composition at the last reading."""
-    from birdie_hf.health import AT_COMPOSITION_MARGIN
+    margin), and at the last reading the layer-1 constant fraction, the base-embedding cosine and the verdict
+    (collapsed: at the composition with one vector at every position; at the composition; learning); then per
+    protocol and arm, how many runs were collapsed and how many at the composition at the last reading."""
+    from birdie_hf.health import AT_COMPOSITION_MARGIN, COLLAPSED_FRACTION
 
     records = [json.loads(line) for line in path.read_text().splitlines()]
     runs: dict[tuple, list] = {}
@@ -511,30 +514,38 @@ def health_table(path: Path) -> str:
         runs.setdefault((record["protocol"], record["arm"], record["seed"]), []).append(record)
     heads = " | ".join(f"gain at {f:.0%}" for f in HEALTH_FRACTIONS)
     lines = [
-        f"| protocol | arm | seed | {heads} | first step below | constant fraction (last) | base-embedding cosine "
-        "(last) | at composition (last) |",
+        f"| protocol | arm | seed | {heads} | first step below | constant fraction | base-embedding cosine | last "
+        "reading |",
         "|---|---|---|" + "---|" * len(HEALTH_FRACTIONS) + "---|---|---|---|",
     ]
-    stuck: dict[tuple, list] = {}
+    verdicts: dict[tuple, list] = {}
     for (protocol, arm, seed), readings in sorted(runs.items(), key=lambda item: (item[0][0] != "v2", item[0])):
         readings.sort(key=lambda r: r["step"])
         total = readings[-1]["max_steps"]
         cells = []
         for fraction in HEALTH_FRACTIONS:
-            at = [r for r in readings if r["step"] <= fraction * total]
+            at = [r for r in readings if r["step"] <= math.ceil(fraction * total)]
             reached = readings[-1]["step"] >= math.floor(fraction * total)
             cells.append(f"{at[-1]['gain']:+.4f}" if at and reached else "-")
         below = [r["step"] for r in readings if r["gain"] >= AT_COMPOSITION_MARGIN]
         last = readings[-1]
-        stuck.setdefault((protocol, arm), []).append(last["at_composition"])
+        collapsed = last["at_composition"] and last["constant_fraction"] >= COLLAPSED_FRACTION
+        verdict = "**collapsed**" if collapsed else ("at composition" if last["at_composition"] else "learning")
+        verdicts.setdefault((protocol, arm), []).append(verdict)
         lines.append(
             f"| {protocol} | {arm} | {seed} | {' | '.join(cells)} | {below[0] if below else 'never'} | "
-            f"{last['constant_fraction']:.3f} | {last['base_embedding_cosine']:.2f} | "
-            f"{'**yes**' if last['at_composition'] else 'no'} |"
+            f"{last['constant_fraction']:.4f} | {last['base_embedding_cosine']:.2f} | {verdict} |"
         )
-    lines += ["", "| protocol | arm | runs at the composition at the last reading |", "|---|---|---|"]
-    for (protocol, arm), flags in sorted(stuck.items(), key=lambda item: (item[0][0] != "v2", item[0])):
-        lines.append(f"| {protocol} | {arm} | {sum(flags)} of {len(flags)} |")
+    lines += [
+        "",
+        "| protocol | arm | runs | collapsed at the last reading | at the composition, not collapsed | learning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (protocol, arm), found in sorted(verdicts.items(), key=lambda item: (item[0][0] != "v2", item[0])):
+        lines.append(
+            f"| {protocol} | {arm} | {len(found)} | {found.count('**collapsed**')} | {found.count('at composition')} "
+            f"| {found.count('learning')} |"
+        )
     return "\n".join(lines)
 
 

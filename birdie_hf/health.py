@@ -11,8 +11,13 @@ readings were recorded. Two cheap readings on a few fixed held-out windows tell 
 - the **constant fraction** after the first decoder layer, `||mean_t h_t||^2 / mean_t ||h_t||^2` per window (1.0:
   every position carries the same vector; a model that reads its input keeps it well below).
 
+A reading is *collapsed* when both say the input is ignored (next-base loss at the composition, constant fraction at
+least [`COLLAPSED_FRACTION`]), the failure of the pre-registered experiment's tied models; *at the composition* when
+the model reads its input but predicts the next base no better than the composition (a Birdie mixture that gives
+next-token prediction a small share can sit there for a while); *learning* otherwise.
+
 [`BirdieTrainer`] takes both readings at every scheduled evaluation, records them in the run's trajectory
-(`health`), logs them (`health/*`), warns once when a run is still at the composition after
+(`health`), logs them (`health/*`), warns once when a run has not left the composition after
 `health_check_fraction` of training, and `summary.md` and the model card say so.
 """
 
@@ -28,14 +33,22 @@ from torch import nn
 
 #: A run whose held-out next-base loss is less than this many nats below the composition loss of the same targets is
 #: "at the composition". Collapsed runs sit at or above it (-0.0001 to +0.0002 nats on the pre-registered experiment's
-#: corpus), runs that learn are 0.01-0.02 nats below it within 300 steps of the experiment's geometry and 0.07 below
-#: at its end (benchmarks/README.md, "Training health").
+#: corpus, at its end), runs that learn are 0.01-0.05 nats below it within a fifth of the experiment's schedule
+#: (benchmarks/README.md, "Training health").
 AT_COMPOSITION_MARGIN = 0.005
+#: A reading at the composition whose constant fraction is at least this is collapsed: every position carries one
+#: vector. Collapsed runs of the experiment read 0.9996-0.9999; runs that learn 0.3-0.94, tied ones included.
+COLLAPSED_FRACTION = 0.99
 
-#: What a user can change when a run stays at the composition (the measured escapes; benchmarks/README.md).
+#: What a user can change when a run collapses (the measured escapes; benchmarks/README.md, "Training health").
 ADVICE = (
     "untied input and output embeddings (the default for new models; --tie_word_embeddings false), a longer "
     "learning-rate warm-up (--warmup_steps 0.1, a tenth of the run) or a lower --learning_rate"
+)
+#: What a user can change when a run reads its input but does not learn next-base prediction.
+SLOW_ADVICE = (
+    "if next-token prediction has a small share of the mixture this can take longer; if it lasts, give it a fixed "
+    "share (--policy_fixed_shares next_token_prediction=0.5) or lower --learning_rate"
 )
 
 
@@ -66,8 +79,13 @@ class HealthReading:
         """Whether the model predicts no better than the composition (`gain < AT_COMPOSITION_MARGIN`)."""
         return self.gain < AT_COMPOSITION_MARGIN
 
+    @property
+    def collapsed(self) -> bool:
+        """Whether the model ignores its input: at the composition with one vector at every position."""
+        return self.at_composition and self.constant_fraction >= COLLAPSED_FRACTION
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "gain": self.gain, "at_composition": self.at_composition}
+        return {**asdict(self), "gain": self.gain, "at_composition": self.at_composition, "collapsed": self.collapsed}
 
 
 def constant_fraction(hidden: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -149,11 +167,19 @@ def health_warning(
     """
     if progress < check_fraction or not reading.at_composition or any(not r["at_composition"] for r in earlier):
         return None
-    return (
+    where = (
         f"Training health: at step {reading.step} ({progress:.0%} of training) the held-out next-base loss "
         f"{reading.next_base_loss:.4f} nats is still not below the composition loss {reading.composition_loss:.4f} "
-        f"of the same bases (layer-1 constant fraction {reading.constant_fraction:.4f}): the model ignores its input "
-        f"and predicts the base composition everywhere. Try {ADVICE}."
+        f"of the same bases"
+    )
+    if reading.collapsed:
+        return (
+            f"{where}, and every position carries nearly the same vector (layer-1 constant fraction "
+            f"{reading.constant_fraction:.4f}): the model ignores its input. Try {ADVICE}."
+        )
+    return (
+        f"{where}: the model reads its input (layer-1 constant fraction {reading.constant_fraction:.4f}) but has not "
+        f"learned next-base prediction; {SLOW_ADVICE}."
     )
 
 
@@ -161,20 +187,21 @@ def health_summary(evaluations: Sequence[dict]) -> dict[str, Any]:
     """The run's health from the readings recorded in its trajectory's evaluations (`evaluation["health"]`).
 
     Returns:
-        `dict` with `status`: `"at_composition"` when the last two readings (or the only one) are at the composition,
-        `"learning"` otherwise (one reading near the composition after the run left it is noise, not a collapse), or
-        `"not_measured"` (no reading: no held-out windows); `last` (the last reading as a dict, or `None`);
-        `first_below` (the first step whose reading was below the composition, or `None`).
+        `dict` with `status`: `"collapsed"` or `"at_composition"` when the last two readings (or the only one) are at
+        the composition (collapsed when the last one is), `"learning"` otherwise (one reading near the composition
+        after the run left it is noise, not a relapse), or `"not_measured"` (no reading: no held-out windows); `last`
+        (the last reading as a dict, or `None`); `first_below` (the first step whose reading was below the
+        composition, or `None`).
     """
     readings = [e["health"] for e in evaluations if e.get("health")]
     if not readings:
         return {"status": "not_measured", "last": None, "first_below": None}
     below = [r["step"] for r in readings if not r["at_composition"]]
-    return {
-        "status": "at_composition" if all(r["at_composition"] for r in readings[-2:]) else "learning",
-        "last": readings[-1],
-        "first_below": below[0] if below else None,
-    }
+    status = "learning"
+    if all(r["at_composition"] for r in readings[-2:]):
+        collapsed = readings[-1].get("collapsed", readings[-1]["constant_fraction"] >= COLLAPSED_FRACTION)
+        status = "collapsed" if collapsed else "at_composition"
+    return {"status": status, "last": readings[-1], "first_below": below[0] if below else None}
 
 
 def health_sentence(summary: dict[str, Any]) -> str:
@@ -187,11 +214,18 @@ def health_sentence(summary: dict[str, Any]) -> str:
         f"base composition of the same bases at step {last['step']}, layer-1 constant fraction "
         f"{last['constant_fraction']:.4f}"
     )
-    if summary["status"] == "at_composition":
-        what = (
-            "**did not learn beyond the base composition**"
-            if summary["first_below"] is None
-            else f"**fell back to the base composition** (below it from step {summary['first_below']})"
-        )
-        return f"{what} ({figures}): the model ignores its input. Retrain with {ADVICE}."
-    return f"learning: below the base composition from step {summary['first_below']} ({figures})"
+    if summary["status"] == "learning":
+        return f"learning: below the base composition from step {summary['first_below']} ({figures})"
+    what = (
+        "**did not learn beyond the base composition**"
+        if summary["first_below"] is None
+        else f"**fell back to the base composition** (below it from step {summary['first_below']})"
+    )
+    if summary["status"] == "collapsed":
+        return f"{what} ({figures}): every position carries the same vector, the model ignores its input. Retrain with {ADVICE}."
+    return f"{what} ({figures}): the model reads its input but predicts the next base no better than the composition."
+
+
+def health_failed(summary: dict[str, Any]) -> bool:
+    """Whether [`health_summary`] says the run ended at the composition (collapsed or not)."""
+    return summary["status"] in ("collapsed", "at_composition")

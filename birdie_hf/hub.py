@@ -207,16 +207,25 @@ def pretrained_model_card(
         example_sequence=widget_sequences[0],
         evaluation_section=evaluation_section,
         training_health=health_sentence(health),
-        health_warning=(
-            "> [!WARNING]\n> This run **did not learn beyond the base composition**: its held-out next-base loss is "
-            "not below the entropy of the bases' composition, so it predicts about the same distribution at every "
-            "position whatever the input. Do not use it as a pre-trained model; see the Training table.\n"
-            if health["status"] == "at_composition"
-            else ""
-        ),
+        health_warning=_HEALTH_WARNINGS.get(health["status"], ""),
         limitations=_LIMITATIONS,
         **{key: training.get(key, "n/a") for key in TRAINING_FACTS},
     )
+
+
+#: The warning a card opens with when its run ended at the composition (see `birdie_hf.health.health_summary`).
+_HEALTH_WARNINGS = {
+    "collapsed": (
+        "> [!WARNING]\n> This run **did not learn beyond the base composition**: its held-out next-base loss is not "
+        "below the entropy of the bases' composition and every position carries the same vector, so it predicts the "
+        "same distribution whatever the input. Do not use it as a pre-trained model; see the Training table.\n"
+    ),
+    "at_composition": (
+        "> [!WARNING]\n> This run **did not learn next-base prediction beyond the base composition**: its held-out "
+        "next-base loss is not below the entropy of the bases' composition. It reads its input, so it may have "
+        "learned its other objectives; check them before using it. See the Training table.\n"
+    ),
+}
 
 
 def read_card_values(card_text: str, keys: Sequence[str], template: str = "pretrained.md") -> dict[str, str]:

@@ -99,9 +99,13 @@ def test_the_warning_comes_after_the_check_fraction_only_for_a_run_at_the_compos
     # A run that left the composition once is not warned about for one reading near it later (noise, not a collapse).
     assert health_warning(stuck, [learning.to_dict()], progress=0.5, check_fraction=0.2) is None
     warning = health_warning(stuck, [stuck.to_dict()], progress=0.25, check_fraction=0.2)
-    assert "\n" not in warning and "step 500 (25% of training)" in warning
-    assert "1.3831" in warning and "1.3829" in warning and "0.9998" in warning
+    assert "\n" not in warning and "step 500 (25% of training)" in warning and stuck.collapsed
+    assert "1.3831" in warning and "1.3829" in warning and "0.9998" in warning and "ignores its input" in warning
     assert "--tie_word_embeddings false" in warning and "--warmup_steps 0.1" in warning
+    # At the composition but reading its input (no shared vector): slow next-base learning, another advice.
+    slow = HealthReading(step=500, next_base_loss=1.3831, composition_loss=1.3829, constant_fraction=0.73)
+    warning = health_warning(slow, [], progress=0.25, check_fraction=0.2)
+    assert not slow.collapsed and "reads its input" in warning and "--policy_fixed_shares" in warning
     # The margin: a gain just below it is still the composition.
     assert HealthReading(1, 1.0, 1.0 + AT_COMPOSITION_MARGIN * 0.9, 0.5).at_composition
     assert not HealthReading(1, 1.0, 1.0 + AT_COMPOSITION_MARGIN * 1.1, 0.5).at_composition
@@ -118,9 +122,11 @@ def test_health_summary_and_sentence():
     assert (learning["status"], learning["first_below"], learning["last"]["step"]) == ("learning", 20, 40)
     assert health_sentence(learning).startswith("learning: below the base composition from step 20")
     stuck = health_summary([_evaluation(10, 1.40), _evaluation(20, 1.3830, fraction=0.9999)])
-    assert stuck["status"] == "at_composition" and stuck["first_below"] is None
+    assert stuck["status"] == "collapsed" and stuck["first_below"] is None
     assert "did not learn beyond the base composition" in health_sentence(stuck)
-    assert "0.9999" in health_sentence(stuck)
+    assert "0.9999" in health_sentence(stuck) and "ignores its input" in health_sentence(stuck)
+    slow = health_summary([_evaluation(10, 1.40), _evaluation(20, 1.3830, fraction=0.7)])
+    assert slow["status"] == "at_composition" and "reads its input" in health_sentence(slow)
     # One reading near the composition after the run left it is noise; two in a row at the end are a relapse.
     dip = health_summary([_evaluation(10, 1.35), _evaluation(20, 1.3800), _evaluation(30, 1.35)])
     assert dip["status"] == "learning"
@@ -139,7 +145,7 @@ def test_a_run_records_its_health_at_every_scheduled_evaluation_and_warns_once(t
                                for e in evaluations)  # fmt: skip
     assert [e["health"]["step"] for e in evaluations] == [e["step"] for e in evaluations]
     # 8 steps of a 32-wide model: still above the composition, so the run says so, once.
-    assert trainer.mixture_trajectory()["health"]["status"] == "at_composition"
+    assert trainer.mixture_trajectory()["health"]["status"] in ("collapsed", "at_composition")
     warnings = [r.getMessage() for r in caplog.records if "Training health" in r.getMessage()]
     assert len(warnings) == 1, warnings
     logged = [entry for entry in trainer.state.log_history if "health/next_base_loss" in entry]
@@ -158,6 +164,10 @@ def test_the_card_of_a_run_at_the_composition_warns_and_a_learning_run_says_so()
     stuck = {**trajectory, "evaluations": [{**evaluation, **_evaluation(300, 1.3831, fraction=0.9998)}]}
     card = str(pretrained_model_card("me/stuck", stuck, training, widget_sequences=["ACGT" * 8]))
     assert "[!WARNING]" in card and "did not learn beyond the base composition" in card
+    assert "every position carries the same vector" in card
+    slow = {**trajectory, "evaluations": [{**evaluation, **_evaluation(300, 1.3831, fraction=0.6)}]}
+    card = str(pretrained_model_card("me/slow", slow, training, widget_sequences=["ACGT" * 8]))
+    assert "[!WARNING]" in card and "did not learn next-base prediction beyond the base composition" in card
     assert "| training health | **did not learn beyond the base composition** (held-out next-base loss 1.3831" in card
     learning = {**trajectory, "evaluations": [{**evaluation, **_evaluation(300, 1.30)}]}
     card = str(pretrained_model_card("me/fine", learning, training, widget_sequences=["ACGT" * 8]))
@@ -205,8 +215,8 @@ def test_the_old_defaults_collapse_onto_the_composition_and_the_new_ones_learn(t
     data = load_genome_windows([str(p) for p in corpus], tokenizer, window_length=272, seed=0)
     old = _collapse_run(tokenizer, data, tmp_path, 43, tie_word_embeddings=True, warmup_steps=15, learning_rate=2e-3)
     new = _collapse_run(tokenizer, data, tmp_path, 43, tie_word_embeddings=False)
-    assert old.at_composition and old.constant_fraction > 0.99, old
-    assert not new.at_composition and new.constant_fraction < 0.9, new
+    assert old.collapsed, old  # at the composition, one vector at every position (constant fraction 0.9998 seen)
+    assert not new.at_composition and new.constant_fraction < 0.9, new  # 0.0137 nats below it, 0.36 seen
 
 
 def test_the_recipes_summary_gives_the_runs_health():

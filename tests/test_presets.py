@@ -104,3 +104,14 @@ def test_preset_copies_are_independent():
     values = preset_arguments("dna")
     values["objectives"][0]["weight"] = 9.0
     assert "weight" not in PRESETS["dna"]["objectives"][0]
+
+
+def test_every_preset_sets_every_preset_setting(tmp_path):
+    assert set(PRESETS["paper"]) == set(PRESETS["dna"])
+    unset_ok = {"policy_eval_interval", "policy_warmup_steps", "policy_validation_windows", "objective_weights"}
+    for name in PRESETS:
+        args = BirdieTrainingArguments(output_dir=str(tmp_path), preset=name)
+        unset = {
+            key for key, value in vars(args).items() if key.startswith(("policy_", "objective")) and value is None
+        }
+        assert unset <= unset_ok | {"policy_fixed_shares"}, (name, unset - unset_ok)
