@@ -514,9 +514,9 @@ def health_table(path: Path) -> str:
         runs.setdefault((record["protocol"], record["arm"], record["seed"]), []).append(record)
     heads = " | ".join(f"gain at {f:.0%}" for f in HEALTH_FRACTIONS)
     lines = [
-        f"| protocol | arm | seed | {heads} | first step below | constant fraction | base-embedding cosine | last "
-        "reading |",
-        "|---|---|---|" + "---|" * len(HEALTH_FRACTIONS) + "---|---|---|---|",
+        f"| protocol | arm | seed | {heads} | first step below | last reading: step, gain | constant fraction | "
+        "base-embedding cosine | verdict |",
+        "|---|---|---|" + "---|" * len(HEALTH_FRACTIONS) + "---|---|---|---|---|",
     ]
     verdicts: dict[tuple, list] = {}
     for (protocol, arm, seed), readings in sorted(runs.items(), key=lambda item: (item[0][0] != "v2", item[0])):
@@ -534,7 +534,8 @@ def health_table(path: Path) -> str:
         verdicts.setdefault((protocol, arm), []).append(verdict)
         lines.append(
             f"| {protocol} | {arm} | {seed} | {' | '.join(cells)} | {below[0] if below else 'never'} | "
-            f"{last['constant_fraction']:.4f} | {last['base_embedding_cosine']:.2f} | {verdict} |"
+            f"{last['step']}, {last['gain']:+.4f} | {last['constant_fraction']:.4f} | "
+            f"{last['base_embedding_cosine']:.2f} | {verdict} |"
         )
     lines += [
         "",
@@ -592,7 +593,9 @@ def scale(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate", "summarise", "decide", "scale", "health"])
+    parser.add_argument(
+        "command", choices=["train", "evaluate", "summarise", "decide", "scale", "health", "health_table"]
+    )
     parser.add_argument("--output_root", default="outputs/experiment")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
@@ -624,6 +627,7 @@ def main(argv=None) -> int:
         "decide": decide,
         "scale": scale,
         "health": health,
+        "health_table": lambda args: print(health_table(Path(args.output_root) / "health.jsonl")) or 0,
     }
     return commands[args.command](args)
 

@@ -144,8 +144,18 @@ def main():
         decision_seconds.append(time.perf_counter() - start)
         return out
 
+    health_seconds = []
+    training_health = run.training_health
+
+    def timed_health(*a, **k):
+        start = time.perf_counter()
+        out = training_health(*a, **k)
+        health_seconds.append(time.perf_counter() - start)
+        return out
+
     run.evaluate = timed_evaluate
     run.birdie_callback.observe = timed_observe
+    run.training_health = timed_health
     start = time.perf_counter()
     run.train()
     wall = time.perf_counter() - start
@@ -153,8 +163,9 @@ def main():
     per_evaluation = policy_seconds / len(evaluation_seconds)
     per_step = (wall - policy_seconds) / args.policy_steps
     per_decision = sum(decision_seconds) / len(decision_seconds)  # reward-model fit + action search
+    per_health = sum(health_seconds) / max(1, len(health_seconds))  # the health reading (32 windows, causal)
     measured_windows = run.validation_windows_per_entry(data["validation"])
-    per_window_sweep = (per_evaluation - per_decision) / measured_windows
+    per_window_sweep = (per_evaluation - per_decision - per_health) / measured_windows
 
     p = sum(plain_timer.times) / len(plain_timer.times)
     b = sum(birdie_timer.times) / len(birdie_timer.times)
@@ -169,6 +180,7 @@ def main():
     print(f"| {'BirdieTrainer step, s':<44} | {b:>12.4f} | {b / p:>17.3f}x |")
     print(f"| {'one policy evaluation + update, s':<44} | {per_evaluation:>12.3f} | {per_evaluation / b:>14.1f} st |")
     print(f"| {'  of which reward-model fit + search, s':<44} | {per_decision:>12.3f} | {'':>18} |")
+    print(f"| {'  of which the health reading, s':<44} | {per_health:>12.3f} | {'':>18} |")
     print(f"| {'  held-out windows per entry':<44} | {measured_windows:>12d} | {'':>18} |")
     print(
         f"| {f'measured run of {args.policy_steps} steps: policy share':<44} | "
@@ -177,12 +189,27 @@ def main():
     for steps in (300, 1000, 2500, 10000, 32768):
         evaluations = len(run.args.policy_schedule(steps)[2])
         windows = run.validation_windows_per_entry(data["validation"], max_steps=steps)
-        cost = evaluations * (per_decision + windows * per_window_sweep)
+        cost = evaluations * (per_decision + per_health + windows * per_window_sweep)
         share = cost / (cost + steps * per_step)
         print(
             f"| {f'projected, {steps} steps ({windows} windows/entry)':<44} | {f'{evaluations} evals':>12} | "
             f"{100 * share:>16.1f} % |"
         )
+    # The held-out set's floor decides the share of short runs: what a smaller floor would cost (and its noise,
+    # benchmarks/reward_noise.py: the paired relative-change error at the 95th percentile).
+    noise = {1: 0.065, 2: 0.051, 4: 0.030, 8: 0.022}
+    print()
+    print("| policy_validation_min_windows | paired error (p95) | 300 steps | 2,500 steps | 10,000 steps |")
+    print("|---|---|---|---|---|")
+    for floor in (1, 2, 4, 8):
+        run.args.policy_validation_min_windows = floor
+        cells = []
+        for steps in (300, 2500, 10000):
+            evaluations = len(run.args.policy_schedule(steps)[2])
+            windows = run.validation_windows_per_entry(data["validation"], max_steps=steps)
+            cost = evaluations * (per_decision + per_health + windows * per_window_sweep)
+            cells.append(f"{100 * cost / (cost + steps * per_step):.1f} % ({windows})")
+        print(f"| {floor} | {noise[floor]:.3f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -38,21 +38,22 @@ class BirdieTrainingArguments(TrainingArguments):
     Only the parameters specific to Birdie are listed here; see [`~transformers.TrainingArguments`] for the rest.
 
     Parameters:
-        preset (`str`, *optional*):
-            Name of the preset these arguments were built from (`"paper"` or `"dna"`, see [`PRESETS`]), kept with the
-            arguments (`training_args.bin`); the run spec and the model card record its values. A preset is applied by [`~BirdieTrainingArguments.from_preset`] or a
-            recipe's `--preset`, where explicit values win; setting this field alone applies nothing (a warning
-            says so when none of the preset's values is in effect).
+        preset (`str`, *optional*, defaults to `"dna"`):
+            The named preset ([`PRESETS`]) whose values every objective and policy setting you leave unset takes:
+            `"dna"` (Birdie calibrated on DNA, the library's defaults) or `"paper"` (Birdie as published). Values you
+            give win. Kept with the arguments (`training_args.bin`); the run spec and the model card record the
+            values in effect. [`~BirdieTrainingArguments.from_preset`] and a recipe's `--preset` set it.
 
         > Parameters that control the objectives
 
         objectives (`list`, *optional*):
             Mixture entries: objective names (`"infilling"`) or dicts (`{"objective": "infilling", "name":
-            "infilling_long", "mean_span_length": 32, "weight": 1.0}`). Defaults to [`DEFAULT_MIXTURE`], Birdie's full
-            objective set. Ignored with `policy="ntp"`.
+            "infilling_long", "mean_span_length": 32, "weight": 1.0}`). Defaults to the preset's: Birdie's full
+            objective set ([`DEFAULT_MIXTURE`]; under `dna` with span layouts that keep both window ends). Ignored
+            with `policy="ntp"`.
         objective_weights (`list[float]`, *optional*):
             Initial weights, one per entry (normalised), used as given. Defaults to `initial_mixture`.
-        initial_mixture (`str`, *optional*, defaults to `"per_objective"`):
+        initial_mixture (`str`, *optional*, the preset's: `"per_objective"`):
             How entries' `weight`s become the starting mixture when `objective_weights` is not given:
             `"per_objective"` divides each entry's weight by the number of entries of its objective, so every
             objective *type* starts with an equal share split among its configurations (as in Birdie);
@@ -107,41 +108,47 @@ class BirdieTrainingArguments(TrainingArguments):
             Most held-out windows per entry (long runs).
         policy_validation_windows (`int`, *optional*):
             Use exactly this many held-out windows per entry instead of sizing them by `policy_validation_fraction`.
-        policy_min_predicted_gain (`float`, *optional*, defaults to `0.05`):
-            The reward model's choice replaces the initial mixture only when it is predicted to earn this much more
-            total reward (the rewards' noise floor).
-        policy_hidden_size (`int`, *optional*, defaults to `256`): reward-model width.
-        policy_num_layers (`int`, *optional*, defaults to `4`): reward-model recurrent (GRU) layers over the
-            history of (losses, mixture).
-        policy_learning_rate (`float`, *optional*, defaults to `5e-4`): reward-model AdamW learning rate.
-        policy_weight_decay (`float`, *optional*, defaults to `0.1`): reward-model AdamW weight decay.
-        policy_update_iterations (`int`, *optional*, defaults to `50`): reward-model steps per evaluation.
-        policy_num_candidates (`int`, *optional*, defaults to `2048`): candidate mixtures scored per decision.
-        policy_top_n (`int`, *optional*, defaults to `8`): best candidates averaged into the next mixture.
-        policy_exploration_initial (`float`, *optional*, defaults to `0.5`): exploration rate after the first
-            decision (which always explores).
-        policy_exploration_final (`float`, *optional*, defaults to `0.2`): exploration rate after the decay.
-        policy_exploration_decay_fraction (`float`, *optional*, defaults to `0.5`): share of training over which the
-            rate decays (cosine).
         policy_min_weight (`float`, *optional*, defaults to `0.01`): weight every entry keeps (in [0, 1]).
-        policy_exploration_blend (`float`, *optional*, defaults to `1.0`): share of an exploration draw in the
-            mixture it explores with, in (0, 1]: `1.0` (Birdie) replaces the mixture by the draw; `0.5` averages it
-            with the initial mixture, so no entry falls below half its initial share while exploring.
-        policy_reward (`str`, *optional*, defaults to `"paper"`):
+        > The policy settings below, `objectives` and `initial_mixture` default to `None`: the preset's value (see
+        > `preset`; `dna` unless you name another); the values of `dna` / `paper` are given in brackets.
+
+        policy_min_predicted_gain (`float`, *optional*, [0 / 0]):
+            A gate: the reward model's choice replaces the initial mixture only when it is predicted to earn this much
+            more total reward. Neither preset has one (Birdie's reward model chooses every mixture that is not an
+            exploration); `tests/test_policy.py` shows 0.05 passing a real improvement and holding back noise on
+            synthetic curricula.
+        policy_hidden_size (`int`, *optional*, [128 / 256]): reward-model width.
+        policy_num_layers (`int`, *optional*, [2 / 4]): reward-model recurrent (GRU) layers over the history of
+            (losses, mixture).
+        policy_learning_rate (`float`, *optional*, [5e-4 / 5e-4]): reward-model AdamW learning rate.
+        policy_weight_decay (`float`, *optional*, [0.1 / 0.1]): reward-model AdamW weight decay.
+        policy_update_iterations (`int`, *optional*, [50 / 200]): reward-model steps per evaluation.
+        policy_num_candidates (`int`, *optional*, [2048 / 2048]): candidate mixtures scored per decision.
+        policy_top_n (`int`, *optional*, [8 / 8]): best candidates averaged into the next mixture.
+        policy_exploration_initial (`float`, *optional*, [0.5 / 0.5]): exploration rate after the first decision
+            (which always explores).
+        policy_exploration_final (`float`, *optional*, [0.2 / 0.2]): exploration rate after the decay.
+        policy_exploration_decay_fraction (`float`, *optional*, [0.5 / 0.5]): share of training over which the rate
+            decays (cosine).
+        policy_exploration_blend (`float`, *optional*, [0.5 / 1.0]): share of an exploration draw in the mixture it
+            explores with, in (0, 1]: `1.0` (Birdie) replaces the mixture by the draw; `0.5` averages it with the
+            initial mixture, so no entry falls below half its initial share while exploring.
+        policy_reward (`str`, *optional*, [`"standardised"` / `"paper"`]):
             `"paper"`: the Birdie paper's reward, `clip(-100 e tanh(e S ratio^3))` of each entry's mean held-out
             loss; designed for text losses of 2-4.5 nats, it reads the small relative changes of DNA losses (which
             stay within a few percent of ln 4) as about 0. `"standardised"`: each entry's paired change over the same
             held-out examples in units of its standard error, `tanh(mean / max(scale * se, min_change))` (see
             [`standardised_rewards`]); the trajectory records each entry's t statistic (`reward_z`).
-        policy_reward_scale (`float`, *optional*, defaults to `2.0`): standardised reward: standard errors of
-            improvement that earn `tanh(1) = 0.76`.
-        policy_reward_min_change (`float`, *optional*, defaults to `1e-3`): standardised reward: nats of change below
+        policy_reward_scale (`float`, *optional*, [2.0 / 2.0]): standardised reward: standard errors of improvement
+            that earn `tanh(1) = 0.76`.
+        policy_reward_min_change (`float`, *optional*, [0.03 / 1e-3]): standardised reward: nats of change below
             which an entry earns little, however consistent (a solved copying task).
-        policy_fixed_shares (`list[str]`, *optional*):
+        policy_fixed_shares (`list[str]`, *optional*, [`["next_token_prediction=0.5"]` / none]):
             Entries whose share of the mixture is fixed, as `name=share` (an entry, or an objective whose entries
             split the share), e.g. `["next_token_prediction=0.5"]`: the initial mixture and every mixture the policy
             chooses give them these shares, and the policy allocates the rest. With `example_length` set, a share of
-            the examples is a share of the compute.
+            the examples is a share of the compute. `[]` (or `none` on the command line) fixes nothing; a preset's
+            fixed shares that do not fit objectives you give are dropped with a warning.
 
         loss_averaging (`str`, *optional*, defaults to `"token"`):
             How a batch's loss averages its targets. `"token"`: the mean over all targets of the batch (every target
@@ -270,7 +277,7 @@ class BirdieTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Exactly this many held-out windows per entry (instead of policy_validation_fraction)."},
     )
-    # The settings below default to None: the preset's value (PRESETS[preset]) is used.
+    # The settings of a preset (PRESETS) default to None, which takes the preset's value.
     policy_min_predicted_gain: Optional[float] = field(
         default=None,
         metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it (0: no gate)."},

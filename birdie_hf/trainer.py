@@ -549,7 +549,8 @@ class BirdieTrainer(Trainer):
             reading, earlier, self.state.global_step / max(1, self.state.max_steps), self.args.health_check_fraction
         )
         if warning and not self._health_warned:
-            logger.warning(warning)
+            if self.is_world_process_zero():
+                logger.warning(warning)
             self._health_warned = True
         return reading
 
@@ -883,15 +884,12 @@ def example_mean_loss(losses: torch.Tensor, valid: torch.Tensor, batch: dict[str
     """
     slots = example_slots(batch)[:, 1:]  # the target at t + 1 belongs to the example of token t + 1
     keep = valid & (slots >= 0)
-    count = int(slots.max()) + 1 if slots.numel() else 0
-    sums = torch.zeros(max(count, 1), dtype=losses.dtype, device=losses.device).index_add_(
-        0, slots[keep], losses[keep]
-    )
+    # One slot per token bounds the number of examples, so nothing waits for the device to count them.
+    sums = torch.zeros(max(slots.numel(), 1), dtype=losses.dtype, device=losses.device)
+    sums = sums.index_add(0, slots[keep], losses[keep])
     counts = torch.zeros_like(sums).index_add_(0, slots[keep], torch.ones_like(losses[keep]))
-    scored = counts > 0
-    if not bool(scored.any()):
-        return losses.sum() * 0.0
-    return (sums[scored] / counts[scored]).mean()
+    scored = (counts > 0).sum().clamp(min=1)
+    return (sums / counts.clamp(min=1)).sum() / scored  # 0 (with a graph) when nothing is scored
 
 
 #: Held-out windows the health readings use (`birdie_hf.health`): a forward pass on them costs less than a training

@@ -190,7 +190,9 @@ def _synthetic_runs(rates, noise, seed, intervals=24):
         names,
         names,
         initial,
-        PolicyConfig(hidden_size=32, num_layers=2, update_iterations=60, num_candidates=256, seed=seed),
+        PolicyConfig(
+            hidden_size=32, num_layers=2, update_iterations=60, num_candidates=256, min_predicted_gain=0.05, seed=seed
+        ),
     )
     learned = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), policy, intervals, classes, initial)
     static = run_synthetic(SyntheticCurriculum(rates, noise=noise, seed=seed), None, intervals, classes, initial)

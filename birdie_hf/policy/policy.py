@@ -81,10 +81,11 @@ class PolicyConfig:
         fixed_shares (`dict[int, float]`, *optional*): entry index -> share that every mixture gives the entry
             (e.g. next-token prediction at 0.5); candidates, exploration draws and the initial mixture are rescaled
             so that the other entries share the rest ([`with_fixed_shares`]).
-        min_predicted_gain (`float`, *optional*, defaults to `0.05`): the reward model's choice replaces the initial
-            mixture only when its predicted total reward beats the initial mixture's by this much (the rewards' noise
-            floor, see `benchmarks/reward_noise.py`); otherwise the initial mixture is kept. So a policy whose rewards
-            are noise stays near the initial mixture between explorations.
+        min_predicted_gain (`float`, *optional*, defaults to `0.0`): a gate: the reward model's choice replaces the
+            initial mixture only when its predicted total reward beats the initial mixture's by this much; otherwise
+            the initial mixture is kept. `0.0` (both presets, as in the paper): no gate. With `0.05`, a policy whose
+            rewards are noise stays at the initial mixture between explorations while a real improvement passes
+            (`tests/test_policy.py`, synthetic curricula).
         warmup_steps (`int`, *optional*, defaults to `0`): steps during which the initial mixture is kept (history
             is still gathered), as Birdie's uniform warm-up.
         seed (`int`, *optional*, defaults to `0`).
@@ -104,7 +105,7 @@ class PolicyConfig:
     reward_scale: float = 2.0
     reward_min_change: float = 1e-3
     fixed_shares: dict = field(default_factory=dict)
-    min_predicted_gain: float = 0.05
+    min_predicted_gain: float = 0.0
     warmup_steps: int = 0
     seed: int = 0
 
