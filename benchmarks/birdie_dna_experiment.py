@@ -380,14 +380,31 @@ class RunShape:
 HEALTH_FRACTIONS = (0.05, 0.1, 0.15, 0.2)
 
 
+@contextlib.contextmanager
+def _quiet_in_threads(threads: int):
+    """The library's logger at ERROR (the runs' own warnings, e.g. the health warning, would drown the progress
+    lines) and torch on `threads` threads, both put back on exit."""
+    import logging
+
+    import torch
+
+    library = logging.getLogger("birdie_hf")
+    level, previous = library.level, torch.get_num_threads()
+    library.setLevel(logging.ERROR)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        library.setLevel(level)
+        torch.set_num_threads(previous)
+
+
 def health(args) -> int:
     """Train every arm at every seed under each protocol to `--stop_fraction` of its schedule, in this process, and
     read its health (held-out next-base loss against the composition of the same bases, the layer-1 constant
     fraction, and the mean cosine between the four base embeddings) every `--every` steps. Appends one JSON line per
     reading to `<output_root>/health.jsonl` (runs already there are skipped, so the command resumes) and prints the
     table of `health_table`."""
-    import logging
-
     import torch
     from transformers import HfArgumentParser, TrainerCallback
 
@@ -404,98 +421,97 @@ def health(args) -> int:
     from birdie_hf.presets import PRESETS
     from birdie_hf.trainer import health_windows
 
-    logging.getLogger("birdie_hf").setLevel(logging.ERROR)
     root = Path(args.output_root)
     root.mkdir(parents=True, exist_ok=True)
     path = root / "health.jsonl"
     done = set()
-    if path.exists():
-        done = {
-            (r["protocol"], r["arm"], r["seed"])
-            for r in map(json.loads, path.read_text().splitlines())
-            if r.get("last")
-        }
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    geometry, budget = SCALES[args.scale]
-    for protocol in args.protocols:
-        for seed in args.seeds:
-            for arm in args.arms:
-                if (protocol, arm, seed) in done:
-                    print(f"{protocol} {arm} seed {seed}: already measured, skipped")
-                    continue
-                argv = [
-                    *geometry,
-                    *PROTOCOLS[protocol][args.scale],
-                    *ARMS[arm],
-                    "--max_tokens",
-                    str(args.max_tokens or budget),
-                ]
-                argv += ["--seed", str(seed), "--output_dir", str(root / "health-run"), "--save_strategy", "no"]
-                argv += [
-                    "--report_to",
-                    "none",
-                    "--disable_tqdm",
-                    "true",
-                    "--overwrite_output_dir",
-                    "true",
-                    *args.extra,
-                ]
-                parser = HfArgumentParser((RunShape, BirdieTrainingArguments))
-                shape, training_args = parse_args_with_config(parser, argv, presets=PRESETS)
-                tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
-                data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=seed)
-                config = default_model_config(
-                    tokenizer,
-                    hidden_size=shape.hidden_size,
-                    num_hidden_layers=shape.num_hidden_layers,
-                    num_attention_heads=shape.num_attention_heads,
-                    max_position_embeddings=max(2048, training_args.max_length),
-                    tie_word_embeddings=shape.tie_word_embeddings,
-                )
-                model = build_causal_lm(config, seed=seed)
-                windows = health_windows(data["validation"], seed)
-                base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
-                stop = max(1, math.ceil(args.stop_fraction * training_args.max_steps))
-                start = time.time()
+    if path.exists():  # resume: keep finished runs, drop the readings of a run that was cut off (it reruns whole)
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        done = {(r["protocol"], r["arm"], r["seed"]) for r in records if r.get("last")}
+        kept = [r for r in records if (r["protocol"], r["arm"], r["seed"]) in done]
+        if len(kept) < len(records):
+            path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+    with _quiet_in_threads(args.threads or os.cpu_count() or 1):  # both restored after, for callers in-process
+        geometry, budget = SCALES[args.scale]
+        for protocol in args.protocols:
+            for seed in args.seeds:
+                for arm in args.arms:
+                    if (protocol, arm, seed) in done:
+                        print(f"{protocol} {arm} seed {seed}: already measured, skipped")
+                        continue
+                    argv = [
+                        *geometry,
+                        *PROTOCOLS[protocol][args.scale],
+                        *ARMS[arm],
+                        "--max_tokens",
+                        str(args.max_tokens or budget),
+                    ]
+                    argv += ["--seed", str(seed), "--output_dir", str(root / "health-run"), "--save_strategy", "no"]
+                    argv += [
+                        "--report_to",
+                        "none",
+                        "--disable_tqdm",
+                        "true",
+                        "--overwrite_output_dir",
+                        "true",
+                        *args.extra,
+                    ]
+                    parser = HfArgumentParser((RunShape, BirdieTrainingArguments))
+                    shape, training_args = parse_args_with_config(parser, argv, presets=PRESETS)
+                    tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
+                    data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=seed)
+                    config = default_model_config(
+                        tokenizer,
+                        hidden_size=shape.hidden_size,
+                        num_hidden_layers=shape.num_hidden_layers,
+                        num_attention_heads=shape.num_attention_heads,
+                        max_position_embeddings=max(2048, training_args.max_length),
+                        tie_word_embeddings=shape.tie_word_embeddings,
+                    )
+                    model = build_causal_lm(config, seed=seed)
+                    windows = health_windows(data["validation"], seed)
+                    base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
+                    stop = max(1, math.ceil(args.stop_fraction * training_args.max_steps))
+                    start = time.time()
 
-                class Reader(TrainerCallback):
-                    def on_step_end(self, _args, state, control, model=None, **kwargs):
-                        step = state.global_step
-                        if step % args.every and step != stop:
+                    class Reader(TrainerCallback):
+                        def on_step_end(self, _args, state, control, model=None, **kwargs):
+                            step = state.global_step
+                            if step % args.every and step != stop:
+                                return control
+                            reading = measure_health(model, windows.to(model.device), base_ids, step).to_dict()
+                            embeddings = model.get_input_embeddings().weight[base_ids].detach().float()
+                            unit = embeddings / embeddings.norm(dim=1, keepdim=True)
+                            cosine = (unit @ unit.T)[~torch.eye(len(base_ids), dtype=torch.bool)].mean()
+                            record = {"protocol": protocol, "arm": arm, "seed": seed, **reading}
+                            record.update(base_embedding_cosine=float(cosine), max_steps=state.max_steps)
+                            record.update(seconds=round(time.time() - start, 1), last=step >= stop)
+                            with open(path, "a", encoding="utf-8") as handle:
+                                handle.write(json.dumps(record) + "\n")
+                            if step >= stop:
+                                control.should_training_stop = True
                             return control
-                        reading = measure_health(model, windows.to(model.device), base_ids, step).to_dict()
-                        embeddings = model.get_input_embeddings().weight[base_ids].detach().float()
-                        unit = embeddings / embeddings.norm(dim=1, keepdim=True)
-                        cosine = (unit @ unit.T)[~torch.eye(len(base_ids), dtype=torch.bool)].mean()
-                        record = {"protocol": protocol, "arm": arm, "seed": seed, **reading}
-                        record.update(base_embedding_cosine=float(cosine), max_steps=state.max_steps)
-                        record.update(seconds=round(time.time() - start, 1), last=step >= stop)
-                        with open(path, "a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(record) + "\n")
-                        if step >= stop:
-                            control.should_training_stop = True
-                        return control
 
-                trainer = BirdieTrainer(
-                    model=model,
-                    args=training_args,
-                    train_dataset=data["train"],
-                    eval_dataset=data["validation"],
-                    processing_class=tokenizer,
-                    callbacks=[Reader()],
-                )
-                with contextlib.redirect_stdout(io.StringIO()):  # the runs' own console lines
-                    trainer.train()
-                last = [
-                    r
-                    for r in map(json.loads, path.read_text().splitlines())
-                    if r["protocol"] == protocol and r["arm"] == arm and r["seed"] == seed
-                ][-1]
-                print(
-                    f"{protocol} {arm} seed {seed}: step {last['step']}, next-base {last['next_base_loss']:.4f}, "
-                    f"composition {last['composition_loss']:.4f}, {time.time() - start:.0f} s",
-                    flush=True,
-                )
+                    trainer = BirdieTrainer(
+                        model=model,
+                        args=training_args,
+                        train_dataset=data["train"],
+                        eval_dataset=data["validation"],
+                        processing_class=tokenizer,
+                        callbacks=[Reader()],
+                    )
+                    with contextlib.redirect_stdout(io.StringIO()):  # the runs' own console lines
+                        trainer.train()
+                    last = [
+                        r
+                        for r in map(json.loads, path.read_text().splitlines())
+                        if r["protocol"] == protocol and r["arm"] == arm and r["seed"] == seed
+                    ][-1]
+                    print(
+                        f"{protocol} {arm} seed {seed}: step {last['step']}, next-base {last['next_base_loss']:.4f}, "
+                        f"composition {last['composition_loss']:.4f}, {time.time() - start:.0f} s",
+                        flush=True,
+                    )
     print(health_table(path))
     return 0
 
@@ -503,10 +519,10 @@ def health(args) -> int:
 def health_table(path: Path) -> str:
     """Markdown: per protocol, arm and seed, the gain over the composition (nats, composition minus next-base loss)
     at each of `HEALTH_FRACTIONS` of the schedule, the first step below the composition (gain >= the library's
-    margin), and at the last reading the layer-1 constant fraction, the base-embedding cosine and the verdict
-    (collapsed: at the composition with one vector at every position; at the composition; learning); then per
-    protocol and arm, how many runs were collapsed and how many at the composition at the last reading."""
-    from birdie_hf.health import AT_COMPOSITION_MARGIN, COLLAPSED_FRACTION
+    margin), and at the last reading the layer-1 constant fraction, the base-embedding cosine and the trainer's verdict
+    (`birdie_hf.health.health_summary`: collapsed, at the composition while reading the input, or learning; the last
+    two readings decide); then per protocol and arm, how many runs got each verdict."""
+    from birdie_hf.health import AT_COMPOSITION_MARGIN, health_summary
 
     records = [json.loads(line) for line in path.read_text().splitlines()]
     runs: dict[tuple, list] = {}
@@ -529,8 +545,8 @@ def health_table(path: Path) -> str:
             cells.append(f"{at[-1]['gain']:+.4f}" if at and reached else "-")
         below = [r["step"] for r in readings if r["gain"] >= AT_COMPOSITION_MARGIN]
         last = readings[-1]
-        collapsed = last["at_composition"] and last["constant_fraction"] >= COLLAPSED_FRACTION
-        verdict = "**collapsed**" if collapsed else ("at composition" if last["at_composition"] else "learning")
+        status = health_summary([{"health": reading} for reading in readings])["status"]  # the trainer's verdict
+        verdict = {"collapsed": "**collapsed**", "at_composition": "at composition"}.get(status, "learning")
         verdicts.setdefault((protocol, arm), []).append(verdict)
         lines.append(
             f"| {protocol} | {arm} | {seed} | {' | '.join(cells)} | {below[0] if below else 'never'} | "
@@ -539,7 +555,7 @@ def health_table(path: Path) -> str:
         )
     lines += [
         "",
-        "| protocol | arm | runs | collapsed at the last reading | at the composition, not collapsed | learning |",
+        "| protocol | arm | runs | collapsed | at the composition, not collapsed | learning |",
         "|---|---|---|---|---|---|",
     ]
     for (protocol, arm), found in sorted(verdicts.items(), key=lambda item: (item[0][0] != "v2", item[0])):

@@ -465,6 +465,8 @@ class BirdieTrainingArguments(TrainingArguments):
         Raises:
             `ValueError`: `preset` is not a preset.
         """
+        if self.preset is None:  # `preset: null` in YAML, or an explicit None: the default
+            self.preset = DEFAULT_PRESET
         values = preset_arguments(self.preset)  # raises on an unknown name
         supplied = {key for key, value in values.items() if getattr(self, key) is None}
         for key in supplied:

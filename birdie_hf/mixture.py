@@ -26,6 +26,8 @@ def normalize_weights(weights: Sequence[float], names: Sequence[str] | None = No
     total = array.sum()
     if total <= 0:
         raise ValueError("All mixture weights are zero; at least one must be positive.")
+    if abs(total - 1.0) <= 1e-12:  # already normalised: kept bit for bit (a restored mixture replays exactly)
+        return array
     return array / total
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import sys
 
 import pytest
+import torch
 from testing_utils import REPO, load_recipe
 
 
@@ -161,13 +163,20 @@ def test_the_health_command_reads_every_run_and_resumes(runner, tmp_path, capsys
     genome = str(REPO / "birdie_hf" / "genomes" / "bacterial_contigs.fna.gz")
     argv = ["health", "--arms", "ntp", "--seeds", "42", "--genomes", genome, "--output_root", str(tmp_path)]
     argv += ["--max_tokens", "40000", "--every", "5", "--stop_fraction", "0.5", "--threads", "1"]
+    level, threads = logging.getLogger("birdie_hf").level, torch.get_num_threads()
     assert runner.main(argv) == 0
     records = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
     steps = -(-40000 // (272 * 8))  # the protocol's geometry: examples of 272 tokens, 8 windows per step
     assert [r["step"] for r in records] == [5, math.ceil(0.5 * steps)] and records[-1]["last"]
     assert {"next_base_loss", "composition_loss", "constant_fraction", "base_embedding_cosine"} <= set(records[0])
     out = capsys.readouterr().out
-    assert "| v2 | ntp | 42 |" in out and "| v2 | ntp | 1 of 1 |" in out
+    assert "| v2 | ntp | 42 |" in out and "| v2 | ntp | 1 |" in out  # the run's row and the arm's count
+    assert logging.getLogger("birdie_hf").level == level and torch.get_num_threads() == threads  # put back
     assert runner.main(argv) == 0  # measured already: skipped
     assert "already measured, skipped" in capsys.readouterr().out
     assert len((tmp_path / "health.jsonl").read_text().splitlines()) == len(records)
+    # a run cut off after its first reading: its reading is dropped and the run measured again, whole
+    (tmp_path / "health.jsonl").write_text(json.dumps(records[0]) + "\n")
+    assert runner.main(argv) == 0
+    again = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in again] == [r["step"] for r in records] and again[-1]["last"]

@@ -317,6 +317,29 @@ def test_n_positions_are_not_scored(tokenizer, model):
     assert result.sequence == "ACGTNACGTNACGTACGT"
 
 
+def test_a_checkpoint_that_never_masked_a_window_end_leaves_the_sequence_ends_unscored(tokenizer, random_dna, caplog):
+    """The `dna` preset's infilling keeps both window ends known, so a first or last base was never a gap: score()
+    leaves exactly those two bidirectional scores NaN (with a warning), scores the rest, and strict=False all."""
+    interior = tiny_model(tokenizer)
+    interior.config.birdie_mixture = [  # two of the dna preset's infilling entries
+        {
+            "objective": "infilling",
+            "name": f"interior_{rate}",
+            "settings": {"corruption_rate": rate, "mean_span_length": 3, "span_layout": "interior"},
+        }
+        for rate in (0.15, 0.5)
+    ]
+    sequence = random_dna(22, seed=3)
+    with caplog.at_level("WARNING"):
+        result = score(interior, tokenizer, sequence, stride=7)
+    assert np.isnan(result.bidirectional).tolist() == [True] + [False] * 20 + [True]
+    assert np.isfinite(result.causal[1:]).all()  # the causal reading covers the ends
+    assert "2 bases at a sequence's end have no bidirectional score" in caplog.text
+    assert "both ends known" in caplog.text
+    anyway = score(interior, tokenizer, sequence, stride=7, strict=False)
+    assert np.isfinite(anyway.bidirectional).all()
+
+
 def test_variant_effect_is_the_ratio_of_the_two_readings(tokenizer, model, random_dna):
     sequence = random_dna(30, seed=4)
     position = 12

@@ -231,6 +231,20 @@ def test_fixed_shares_by_hand():
     np.testing.assert_allclose(candidates, [[0.4, 0.4, 0.2], [0.0, 0.8, 0.2]])
 
 
+def test_a_normalised_mixture_is_restored_bit_for_bit():
+    """A mixture with a fixed share sums to 1 only within rounding; normalising it again must not move it, or a run
+    resumed from a checkpoint would train on a mixture a few ulps off the one it saved."""
+    from birdie_hf.mixture import LiveMixture, normalize_weights
+
+    saved = [0.5, 0.16666666666666669, 0.16666666666666669, 0.16666666666666669]  # a two-process run's, step 4
+    assert (np.array(saved) / sum(saved)).tolist() != saved  # dividing by its sum would move it
+    assert normalize_weights(saved).tolist() == saved
+    mixture = LiveMixture(["a", "b", "c", "d"], [1, 1, 1, 1])
+    mixture.update(saved)
+    assert mixture.weights.tolist() == saved
+    assert normalize_weights([2.0, 1.0, 1.0]).tolist() == [0.5, 0.25, 0.25]  # not normalised: divided by the sum
+
+
 def test_fixed_shares_resolve_entries_and_objectives_and_refuse_what_cannot_work():
     from birdie_hf.mixture import resolve_fixed_shares
 

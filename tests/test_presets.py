@@ -79,6 +79,7 @@ def test_unknown_preset_is_refused_by_name(tmp_path, pretrain):
 def test_the_library_defaults_are_the_dna_preset_and_naming_a_preset_applies_it(tmp_path, caplog):
     defaults = BirdieTrainingArguments(output_dir=str(tmp_path))
     assert defaults.preset == DEFAULT_PRESET == "dna"
+    assert BirdieTrainingArguments(output_dir=str(tmp_path), preset=None).preset == "dna"
     for key, value in PRESETS["dna"].items():
         assert getattr(defaults, key) == value, key
     paper = BirdieTrainingArguments(output_dir=str(tmp_path), preset="paper", policy_top_n=4)

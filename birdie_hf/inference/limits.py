@@ -196,7 +196,7 @@ class InfillingLimits:
         if not strict:
             return
         hint = (
-            f" The checkpoint's infilling entries ({self._describe()}, from {self.source}) never train on this, "
+            f" The checkpoint's infilling entries ({self.describe()}, from {self.source}) never train on this, "
             "so its fills would be unreliable; pass strict=False to fill anyway."
         )
         if self.window_length is not None and length > self.window_length:
@@ -226,7 +226,8 @@ class InfillingLimits:
                     f"{1 - self.quantile:.1%} of its examples or more).{hint}"
                 )
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
+        """The infilling entries in words, e.g. `0.15 of bases in spans of mean 3, both ends known`."""
         return ", ".join(
             f"{rate:g} of bases in spans of mean {span:g}" + (", both ends known" if layout == "interior" else "")
             for rate, span, layout in self.entries

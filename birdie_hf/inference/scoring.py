@@ -59,7 +59,9 @@ class SequenceScore:
 
     Attributes:
         sequence (`str`): the sequence, upper-case, IUPAC codes as `N`.
-        bidirectional (`np.ndarray` of shape `(n,)`, *optional*): `log p(x_i | both flanks)`; `None` when not computed.
+        bidirectional (`np.ndarray` of shape `(n,)`, *optional*): `log p(x_i | both flanks)`; `None` when not computed;
+            NaN at the sequence's first and last base when the checkpoint's infilling never masks a window's end (the
+            `dna` preset's `span_layout="interior"`) and `strict` is on.
         bidirectional_log_probs (`np.ndarray` of shape `(n, 4)`, *optional*): the full distribution at each masked
             position (columns `A, C, G, T`): `bidirectional_log_probs[i, b] - bidirectional[i]` is the
             log-likelihood ratio of substituting base `b` at `i`.
@@ -237,7 +239,7 @@ def score(
         # An infilling example: prompt, the window with a sentinel per gap, then each gap's sentinel and base, end.
         check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
         window = window_length or default_window(model, probe_stride)
-        examples, owners = [], []
+        examples, owners, unscored_ends = [], [], 0
         for index, sequence in enumerate(parsed):
             n = len(sequence)
             if n < 2:
@@ -245,8 +247,15 @@ def score(
             for start, end, low, high in _tiles(n, window, centred=True):
                 tile_stride = stride or _default_stride(limits, end - start, high - low)
                 results[index].stride = max(results[index].stride or 0, tile_stride)
+                # A checkpoint whose infilling keeps both window ends known (span_layout="interior") never learned to
+                # fill a window's first or last base: those stay NaN (only a sequence's own ends are a window's).
+                inside_only = strict and limits.max_gap_length(end - start, interior=False) < 1
                 for offset in range(tile_stride):
                     positions = np.arange(low + offset, high, tile_stride)
+                    if inside_only:
+                        kept = positions[(positions > start) & (positions < end - 1)]
+                        unscored_ends += positions.size - kept.size
+                        positions = kept
                     if positions.size == 0:
                         continue
                     gaps = [(int(p) - start, int(p) - start + 1) for p in positions]
@@ -258,6 +267,12 @@ def score(
                     )
                     examples.append(infilling_example(sequence.token_ids[start:end], gaps, objective))
                     owners.append((index, positions))
+        if unscored_ends:
+            logger.warning(
+                f"{unscored_ends} bases at a sequence's end have no bidirectional score (NaN): the checkpoint's "
+                f"infilling entries ({limits.describe()}) never mask a window's first or last base. Their causal "
+                "scores are computed; strict=False scores them bidirectionally anyway."
+            )
         log_probs = teacher_forced_base_log_probs(
             model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Bidirectional scoring"
         )
