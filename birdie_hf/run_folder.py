@@ -6,6 +6,10 @@
 - [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds a run's checkpoints (naming
   how that run differs, or suggesting to resume it when it does not) unless `overwrite_output_dir=True`, which removes
   them first, so `--resume_from_checkpoint last` can never pick up a stale one.
+- [`claim_output_dir`]: which job a folder belongs to (its record, `.birdie_job.json`, or for older folders their
+  files): a job never writes into another job's folder (a fine-tuning run would delete a pre-training run's
+  checkpoints and replace its model and card), and replaces its own earlier outputs only with `overwrite`, removing
+  every file that could make the old run pass for the new one.
 - [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data);
   [`birdie_run_spec`] adds the objective entries, the initial mixture and the reward-policy settings
   ([`POLICY_SPEC_FIELDS`]). Recorded with every checkpoint; resuming compares them.
@@ -66,8 +70,8 @@ _MODEL_FIELDS = (
 )
 
 
-class OutputDirInUseError(RuntimeError):
-    """Another live run holds the output folder's lock."""
+class OutputDirInUseError(BlockingIOError):
+    """Another live run holds the output folder's lock (an `OSError`, so recipes end in one `error:` line)."""
 
 
 class OutputDirLock:
@@ -187,6 +191,107 @@ def check_output_dir(
         f"output_dir {output_dir!r} already holds {what}. To go on: {resume}, replace it with "
         "--overwrite_output_dir true, or choose another --output_dir."
     )
+
+
+JOB_RECORD_NAME = ".birdie_job.json"
+PRETRAINING, FINETUNING = "pre-training", "fine-tuning"
+#: The files and folders each job writes at its end (the recipes' final outputs, with `checkpoint-*` folders):
+#: `overwrite` removes these, so nothing of the old run can pass for the new one's.
+JOB_OUTPUTS = {
+    PRETRAINING: (
+        "train_results.json",  # what marks a finished run: removed first
+        "README.md",
+        "summary.md",
+        "mixture_trajectory.json",
+        "birdie_state.pt",
+        "held_out_next_base.md",
+        "plots",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "training_args.bin",
+    ),
+    FINETUNING: (
+        "results.json",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "training_args.bin",
+    ),
+}
+
+
+def folder_job(output_dir: str) -> Optional[str]:
+    """Whose outputs `output_dir` holds: the job its record names; for a folder without one (older versions), a
+    pre-training run's (`birdie_state.pt`, `mixture_trajectory.json` or `train_results.json`), a fine-tuned
+    classifier's (`results.json` beside a `config.json`), an evaluation's (`runs.jsonl` or `results.json`), another
+    model (`config.json`) or another trainer's checkpoints (`checkpoint-*`); None when it holds none of these."""
+    if not os.path.isdir(output_dir):
+        return None
+    names = set(os.listdir(output_dir))
+    if JOB_RECORD_NAME in names:
+        try:
+            with open(os.path.join(output_dir, JOB_RECORD_NAME), encoding="utf-8") as handle:
+                job = json.load(handle).get("job")
+        except (OSError, ValueError, AttributeError):
+            job = None
+        if isinstance(job, str):
+            return job
+    if names & {"birdie_state.pt", "mixture_trajectory.json", "train_results.json"}:
+        return PRETRAINING
+    if {"results.json", "config.json"} <= names:
+        return FINETUNING
+    if names & {"runs.jsonl", "results.json"}:
+        return "evaluation"
+    if "config.json" in names:
+        return "model"
+    if numbered_checkpoints(output_dir):
+        return "checkpoints of another trainer"
+    return None
+
+
+def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
+    """Before `job` (`PRETRAINING` or `FINETUNING`) starts writing a fresh run into `output_dir`: refuse a folder
+    holding another job's outputs, whatever `overwrite` says; refuse one holding this job's finished outputs unless
+    `overwrite`, which removes them (`checkpoint-*` too, and `train_results.json`/`results.json` first, so a run
+    killed half way is never taken for a finished one); then record `job` in `.birdie_job.json`. Other files in the
+    folder are left alone.
+
+    Raises:
+        `FileExistsError`: naming the folder, what it holds and the ways on (in one line).
+    """
+    found = folder_job(output_dir)
+    if found is not None and found != job:
+        raise FileExistsError(
+            f"output_dir {output_dir!r} holds a {found} run's outputs; a {job} run would replace its model and "
+            "delete its checkpoints. Choose another --output_dir (or remove that folder yourself)."
+        )
+    outputs = [name for name in JOB_OUTPUTS[job] if os.path.exists(os.path.join(output_dir, name))]
+    finished = [name for name in outputs if name in ("train_results.json", "results.json", "config.json")]
+    if found == job and finished and not overwrite:
+        raise FileExistsError(
+            f"output_dir {output_dir!r} already holds a finished {job} run ({', '.join(finished)}). Replace it with "
+            "--overwrite_output_dir true, or choose another --output_dir."
+        )
+    if overwrite and (outputs or numbered_checkpoints(output_dir)):
+        for name in outputs:  # the finished-run markers come first in JOB_OUTPUTS
+            path = os.path.join(output_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        for _, path in numbered_checkpoints(output_dir):
+            shutil.rmtree(path)
+        logger.warning("overwrite_output_dir: removed the earlier %s run's outputs in %s.", job, output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    record = os.path.join(output_dir, JOB_RECORD_NAME)
+    with open(record + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump({"job": job}, handle)
+    os.replace(record + ".tmp", record)
 
 
 def data_fingerprint(dataset) -> Optional[dict]:

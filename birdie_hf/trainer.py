@@ -48,10 +48,12 @@ from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
 from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-exported from here too
     POLICY_SPEC_FIELDS,  # noqa: F401
+    PRETRAINING,
     OutputDirLock,
     birdie_run_spec,
     check_output_dir,
     checkpoint_bytes,
+    claim_output_dir,
     numbered_checkpoints,
     planned_checkpoints,
     preflight_output_dir,
@@ -771,6 +773,7 @@ class BirdieTrainer(Trainer):
                 check_output_dir(
                     self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
                 )
+                claim_output_dir(self.args.output_dir, PRETRAINING, self.args.overwrite_output_dir)
             self._in_training_loop = True
             try:
                 return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)

@@ -18,6 +18,9 @@ prompt in its tokenizer, so `pipeline("text-classification")` reads it the same 
 Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy), the best model (LoRA
 merged) and its model card (`README.md`: base model, task, attention mode, metrics) to `--output_dir`.
 
+The output folder is this run's: a folder holding a pre-training run (or any other job's outputs) is refused, and an
+earlier fine-tuning run there is replaced only with `--overwrite_output_dir`.
+
 Bad input (a missing checkpoint or task folder, a negative `--lora_r`, ...) ends in one `error:` line; add
 `--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceback.
 """
@@ -31,6 +34,7 @@ import os
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, run_recipe
 from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.hub import load_model_config, write_finetuned_card
+from birdie_hf.run_folder import FINETUNING, OutputDirLock, claim_output_dir
 
 
 def parse_args(argv=None):
@@ -39,7 +43,12 @@ def parse_args(argv=None):
         "--model_name_or_path", required=True, help="pre-trained causal-LM checkpoint (folder or Hub id)"
     )
     parser.add_argument("--task", required=True, help="folder of train/dev/test CSVs, or an NT task name")
-    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--output_dir", required=True, help="folder of the fine-tuned model, its card and results")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="replace an earlier fine-tuning run in --output_dir (a folder of another job is always refused)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num_train_epochs", type=float, default=10)
     parser.add_argument("--learning_rate", type=float, default=3e-4)
@@ -77,6 +86,12 @@ def main(args):
         from birdie_hf.hub import check_hub_access
 
         check_hub_access(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
+    with OutputDirLock(args.output_dir):  # one live run per folder, which must be free or this job's own
+        claim_output_dir(args.output_dir, FINETUNING, args.overwrite_output_dir)
+        run(args, lora)
+
+
+def run(args, lora: LoraSettings) -> None:
     data = load_classification_task(args.task, seed=args.seed)
     results = finetune_classifier(
         args.model_name_or_path,

@@ -202,3 +202,104 @@ def test_ctrl_c_says_which_checkpoint_resumes_the_run(tokenizer, genome, tmp_pat
         f"interrupted: stopped at step 3; resume from {out / 'checkpoint-2'} with --resume_from_checkpoint last "
         "(and the same settings)."
     )
+
+
+# -- which job a folder belongs to ------------------------------------------------------------------------------------
+def fill(folder, *names):
+    for name in names:
+        path = folder / name
+        if name.startswith("checkpoint-") or name == "plots":
+            path.mkdir(parents=True)
+            (path / "trainer_state.json").write_text("{}")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}")
+
+
+def test_folder_job_reads_the_record_or_an_older_folders_files(tmp_path):
+    from birdie_hf.run_folder import FINETUNING, PRETRAINING, claim_output_dir, folder_job
+
+    assert folder_job(str(tmp_path / "missing")) is None
+    fill(tmp_path / "pre", "birdie_state.pt", "config.json")
+    fill(tmp_path / "ft", "results.json", "config.json")
+    fill(tmp_path / "suite", "runs.jsonl")
+    fill(tmp_path / "model", "config.json")
+    fill(tmp_path / "other", "checkpoint-3")
+    fill(tmp_path / "notes", "notes.txt")
+    found = {name: folder_job(str(tmp_path / name)) for name in ("pre", "ft", "suite", "model", "other", "notes")}
+    assert found == {
+        "pre": PRETRAINING,
+        "ft": FINETUNING,
+        "suite": "evaluation",
+        "model": "model",
+        "other": "checkpoints of another trainer",
+        "notes": None,
+    }
+    claim_output_dir(str(tmp_path / "notes"), FINETUNING, overwrite=False)  # a folder of other files is free
+    assert folder_job(str(tmp_path / "notes")) == FINETUNING and (tmp_path / "notes" / "notes.txt").exists()
+
+
+def test_no_job_writes_into_another_jobs_folder_even_with_overwrite(tmp_path):
+    from birdie_hf.run_folder import FINETUNING, PRETRAINING, claim_output_dir
+
+    run = tmp_path / "run"
+    fill(run, "checkpoint-2", "checkpoint-4", "train_results.json", "config.json", "model.safetensors", "README.md")
+    before = sorted(os.listdir(run))
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"holds a pre-training run's outputs; a fine-tuning run would"):
+            claim_output_dir(str(run), FINETUNING, overwrite=overwrite)
+    assert sorted(os.listdir(run)) == before  # nothing touched
+    claim_output_dir(str(tmp_path / "ft"), FINETUNING, overwrite=False)
+    fill(tmp_path / "ft", "results.json", "config.json")
+    with pytest.raises(FileExistsError, match=r"holds a fine-tuning run's outputs; a pre-training run would"):
+        claim_output_dir(str(tmp_path / "ft"), PRETRAINING, overwrite=True)
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite_and_then_entirely(tmp_path):
+    """A finished run without checkpoints (save_strategy no) is not silently overwritten; with overwrite, every file
+    that could make the old run pass for the new one goes (other files stay)."""
+    from birdie_hf.run_folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
+
+    run = tmp_path / "run"
+    claim_output_dir(str(run), PRETRAINING, overwrite=False)
+    outputs = ["train_results.json", "README.md", "summary.md", "mixture_trajectory.json", "birdie_state.pt"]
+    fill(run, *outputs, "config.json", "model.safetensors", "plots", "checkpoint-8", "my_notes.txt")
+    with pytest.raises(FileExistsError, match=r"already holds a finished pre-training run \(train_results.json"):
+        claim_output_dir(str(run), PRETRAINING, overwrite=False)
+    assert (run / "train_results.json").exists()
+    claim_output_dir(str(run), PRETRAINING, overwrite=True)
+    assert sorted(os.listdir(run)) == [JOB_RECORD_NAME, "my_notes.txt"]
+
+
+def test_the_job_outputs_name_the_files_the_library_writes():
+    from birdie_hf.checkpoints import BIRDIE_STATE_NAME
+    from birdie_hf.hub import HELD_OUT_NAME
+    from birdie_hf.run_folder import JOB_OUTPUTS, PRETRAINING
+    from birdie_hf.trainer import TRAJECTORY_NAME
+
+    assert {BIRDIE_STATE_NAME, HELD_OUT_NAME, TRAJECTORY_NAME} <= set(JOB_OUTPUTS[PRETRAINING])
+
+
+def test_finetune_refuses_a_pretraining_runs_folder_and_keeps_it_whole(tmp_path, capsys):
+    pretrain, finetune = load_recipe("pretrain"), load_recipe("finetune")
+    run = tmp_path / "run"
+    pretrain.main(*pretrain.parse_args(tiny_pretrain_argv(run, max_steps=2)))
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.name != LOCK_NAME}
+    task = tmp_path / "task"
+    task.mkdir()
+    for split in ("train", "dev", "test"):
+        (task / f"{split}.csv").write_text("sequence,label\n" + "ACGTACGTAC,0\nTTGGCCAATT,1\n" * 4)
+    argv = ["--model_name_or_path", str(run), "--task", str(task), "--output_dir", str(run), "--num_train_epochs", "1"]
+    with pytest.raises(FileExistsError, match=r"holds a pre-training run's outputs; a fine-tuning run would replace"):
+        finetune.main(finetune.parse_args(argv))
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.name != LOCK_NAME} == before
+
+
+def test_a_finished_run_without_checkpoints_is_not_overwritten_by_a_new_one(tmp_path):
+    pretrain = load_recipe("pretrain")
+    argv = tiny_pretrain_argv(tmp_path / "run", max_steps=2) + ["--save_strategy", "no"]
+    pretrain.main(*pretrain.parse_args(argv))
+    results = (tmp_path / "run" / "train_results.json").read_text()
+    with pytest.raises(FileExistsError, match=r"already holds a finished pre-training run \(train_results.json"):
+        pretrain.main(*pretrain.parse_args([*argv, "--seed", "1"]))
+    assert (tmp_path / "run" / "train_results.json").read_text() == results
