@@ -386,6 +386,7 @@ class BirdieTrainingArguments(TrainingArguments):
                 f"`max_steps` must be a positive number of optimizer steps, or -1 to train for "
                 f"`num_train_epochs` epochs; got {self.max_steps!r}."
             )
+        self._check_optimisation()
         if self.max_steps == -1 and not self.num_train_epochs > 0:
             raise ValueError(
                 f"`num_train_epochs` must be positive when `max_steps` is -1 (train by epochs); got "
@@ -488,6 +489,11 @@ class BirdieTrainingArguments(TrainingArguments):
                     error,
                 )
                 self.policy_fixed_shares = []
+        if self.policy == "ntp" and self.policy_fixed_shares and "policy_fixed_shares" not in supplied:
+            raise ValueError(
+                f"`policy_fixed_shares` ({', '.join(map(str, self.policy_fixed_shares))}) has nothing to fix with "
+                "policy='ntp', which trains next-token prediction alone: drop it, or use policy 'birdie' or 'static'."
+            )
 
     def _apply_token_budget(self) -> None:
         """Check `example_length` and turn `max_tokens` into `max_steps`."""
@@ -543,6 +549,36 @@ class BirdieTrainingArguments(TrainingArguments):
         "policy_reward_scale": (False, 0.0, None, True),
         "policy_reward_min_change": (False, 0.0, None, True),
     }
+
+    def _check_optimisation(self) -> None:
+        """Refuse optimiser settings that cannot train or that BirdieTrainer would ignore, naming the field: a
+        non-finite or non-positive learning rate, a non-finite or negative weight decay, a NaN `max_grad_norm` (which
+        turns clipping off silently), Adam betas outside [0, 1), and label smoothing (the per-objective loss is a plain
+        cross-entropy; transformers' smoother is never called)."""
+        import math
+
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        if not number(self.learning_rate) or not math.isfinite(self.learning_rate) or self.learning_rate <= 0:
+            raise ValueError(f"`learning_rate` must be a finite number above 0, got {self.learning_rate!r}.")
+        if not number(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be a finite number of at least 0, got {self.weight_decay!r}.")
+        if self.max_grad_norm is not None and (
+            not number(self.max_grad_norm) or math.isnan(self.max_grad_norm) or self.max_grad_norm < 0
+        ):
+            raise ValueError(
+                f"`max_grad_norm` must be a number of at least 0 (0 turns clipping off), got {self.max_grad_norm!r}."
+            )
+        for name in ("adam_beta1", "adam_beta2"):
+            value = getattr(self, name)
+            if not number(value) or not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+        if self.label_smoothing_factor:
+            raise ValueError(
+                f"`label_smoothing_factor` ({self.label_smoothing_factor!r}) is not supported: BirdieTrainer's loss is "
+                "each objective's plain cross-entropy, so it would be ignored. Leave it at 0."
+            )
 
     def _check_policy_settings(self) -> None:
         """Refuse `policy_*` values of the wrong type or out of range, naming the field, before any training (the

@@ -65,6 +65,10 @@ logger = logging.getLogger(__name__)
 TRAJECTORY_NAME = "mixture_trajectory.json"
 
 
+class TrainingDivergedError(ValueError):
+    """An objective's training loss became NaN or infinite; nothing after it is saved."""
+
+
 class BirdieTrainer(Trainer):
     """Trainer for Birdie pre-training of causal language models.
 
@@ -342,12 +346,33 @@ class BirdieTrainer(Trainer):
                     logs[f"loss/{name}"] = total / count
             self._objective_sums.zero_()
             self._objective_counts.zero_()
+            self._stop_if_diverged(logs)
             mixture = self.data_collator.mixture.as_dict()
             if mixture != self._last_logged_mixture:  # log the active mixture when it changes, not every time
                 for name, weight in mixture.items():
                     logs[f"mixture/{name}"] = round(weight, 4)
                 self._last_logged_mixture = mixture
         super().log(logs, start_time)
+
+    def _stop_if_diverged(self, logs: dict[str, float]) -> None:
+        """Raise [`TrainingDivergedError`] when an objective's mean loss since the last log is not finite (every
+        rank reads the same reduced sums, so all stop together). transformers' `logging_nan_inf_filter` hides such
+        steps from the logged `loss`; the per-objective sums do not."""
+        bad = {
+            key[len("loss/") :]: value
+            for key, value in logs.items()
+            if key.startswith("loss/") and not np.isfinite(value)
+        }
+        if not bad:
+            return
+        checkpoint = last_complete_checkpoint(self.args.output_dir) if self.args.output_dir else None
+        raise TrainingDivergedError(
+            f"training diverged by step {self.state.global_step}: the loss of "
+            f"{', '.join(f'{name} is {value}' for name, value in bad.items())} (learning_rate "
+            f"{self.args.learning_rate:g}, max_grad_norm {self.args.max_grad_norm}). Lower --learning_rate or keep "
+            "gradient clipping on; "
+            + (f"the last saved checkpoint is {checkpoint}." if checkpoint else "no checkpoint was saved.")
+        )
 
     def _entry_count_logs(self) -> dict[str, int]:
         """The per-entry counts since the last call, all ranks together, as log values (`tokens/<entry>`,

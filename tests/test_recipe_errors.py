@@ -284,6 +284,13 @@ def test_pretrain_entry_point_prints_one_line(tmp_path):
         ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
         ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
         ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
+        ({"learning_rate": float("inf")}, "`learning_rate` must be a finite number above 0, got inf"),
+        ({"learning_rate": 0.0}, "`learning_rate` must be a finite number above 0, got 0.0"),
+        ({"weight_decay": float("nan")}, "`weight_decay` must be a finite number of at least 0, got nan"),
+        ({"max_grad_norm": float("nan")}, r"`max_grad_norm` must be a number of at least 0 \(0 turns clipping off\)"),
+        ({"adam_beta2": 1.0}, r"`adam_beta2` must be in \[0, 1\), got 1.0"),
+        ({"label_smoothing_factor": 0.1}, "`label_smoothing_factor` \\(0.1\\) is not supported"),
+        ({"policy": "ntp", "policy_fixed_shares": ["copying=0.5"]}, "has nothing to fix with policy='ntp'"),
     ],
 )
 def test_training_arguments_refuse_bad_values_by_name(tmp_path, settings, message):

@@ -332,6 +332,20 @@ def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
         trainer.train(resume_from_checkpoint=str(tmp_path))
 
 
+def test_a_diverging_run_stops_with_one_clear_error(tokenizer, genome, tmp_path):
+    """transformers' nan/inf filter would log a finite `loss` for NaN steps; the per-objective losses stop the run."""
+    from birdie_hf.trainer import TrainingDivergedError
+
+    trainer = make_trainer(tokenizer, genome, tmp_path, policy="static")
+    with torch.no_grad():
+        trainer.model.get_input_embeddings().weight.fill_(float("nan"))
+    with pytest.raises(
+        TrainingDivergedError, match=r"training diverged by step 2: the loss of .* is nan .*no checkpoint"
+    ):
+        trainer.train()
+    assert trainer.state.global_step == 2
+
+
 def test_policy_schedule_follows_birdie_and_scales_with_run_length():
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True)
     warmup, interval, steps = args.policy_schedule(32768)  # Birdie's own schedule
