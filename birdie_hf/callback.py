@@ -532,7 +532,16 @@ SETTINGS_ADDED_LATER = {
     "policy_exploration_blend": 1.0,
 }
 #: Settings recorded since then whose older value is unknown: not compared when a checkpoint lacks them.
-UNRECORDED_BEFORE = ("per_device_eval_batch_size",)
+UNRECORDED_BEFORE = (
+    "per_device_eval_batch_size",
+    "bf16",  # this group recorded since 2026-12-06
+    "fp16",
+    "lr_scheduler_kwargs",
+    "neftune_noise_alpha",
+    "dataloader_num_workers",
+    "policy_eval_interval",
+    "policy_warmup_steps",
+)
 
 
 def _changed(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

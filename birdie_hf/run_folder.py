@@ -59,6 +59,11 @@ TRAINING_SPEC_FIELDS = (
     "max_length",
     "example_length",
     "loss_averaging",
+    "bf16",
+    "fp16",
+    "lr_scheduler_kwargs",
+    "neftune_noise_alpha",
+    "dataloader_num_workers",  # with workers, a policy update reaches later batches (prefetch)
 )
 _MODEL_FIELDS = (
     "model_type",
@@ -376,6 +381,8 @@ def preflight_output_dir(output_dir: str, bytes_needed: int) -> None:
 #: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
 #: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
 POLICY_SPEC_FIELDS = (
+    "policy_eval_interval",  # with the warm-up: the evaluation schedule, so the steps the mixture may change at
+    "policy_warmup_steps",
     "policy_fixed_shares",
     "policy_reward",
     "policy_exploration_blend",

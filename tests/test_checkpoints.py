@@ -267,6 +267,7 @@ OTHER_MIXTURE = [
         (dict(objectives=MIXTURE[:4]), "objective entries"),
         (dict(objective_weights=[4, 1, 1, 1, 1]), "initial mixture: prefix_lm 0.1667 -> 0.125"),
         (dict(policy_num_candidates=32), "policy_num_candidates: 64 in the checkpoint, 32 in this run"),
+        (dict(policy_eval_interval=4), "policy_eval_interval: 2 in the checkpoint, 4 in this run"),
     ],
 )
 def test_resume_with_other_settings_is_refused(tokenizer, genome, trained_run, tmp_path, overrides, message):

@@ -77,6 +77,12 @@ def test_a_plain_trainer_checkpoint_is_another_run_and_is_never_deleted(tokenize
         ({"learning_rate": 1e-3}, "learning_rate: 0.003 in the checkpoint, 0.001 in this run"),
         ({"max_steps": 12}, "max_steps: 8 in the checkpoint, 12 in this run"),
         ({"per_device_train_batch_size": 2}, "per_device_train_batch_size: 4 in the checkpoint, 2 in this run"),
+        (
+            {"lr_scheduler_kwargs": {"num_cycles": 2}},
+            r"lr_scheduler_kwargs: None in the checkpoint, \{'num_cycles': 2\}",
+        ),
+        ({"neftune_noise_alpha": 5.0}, "neftune_noise_alpha: None in the checkpoint, 5.0 in this run"),
+        ({"dataloader_num_workers": 1}, "dataloader_num_workers: 0 in the checkpoint, 1 in this run"),
     ],
 )
 def test_resuming_another_runs_checkpoint_is_refused_by_name(tokenizer, genome, tmp_path, change, named):
