@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 import sys
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, TypeVar
+
+import yaml
 
 from ._compat import escape_percent_signs_in_help
 from .hub_io import HubAccessError
@@ -214,12 +217,56 @@ def _field_types(dataclass_types: Sequence[type]) -> dict[str, Any]:
     return hints
 
 
+#: Longest value shown whole in an error message; a longer one is cut, with its length.
+SHOWN_CHARACTERS = 80
+#: Keys a config may not set to null although their field allows None (`output_dir: null` would write the run into
+#: ./trainer_output, transformers' fallback).
+NOT_NULL = ("output_dir",)
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """`repr(value)` for an error message, at most about `limit` characters (a bad value may be megabytes long;
+    strings are cut in the middle and containers abbreviated before anything is turned into text).
+
+    >>> shown("A" * 200, limit=20)
+    "'AAAAAAA...AAAAAAAA'"
+    """
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxdict, short.maxlevel = limit, limit, 8, 8, 3
+    text = short.repr(value)
+    return text if len(text) <= 2 * limit else text[: 2 * limit] + "..."
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML for recipe configs: a key given twice is refused (YAML keeps the last silently), and so are aliases
+    (`*name`): a config has no use for them, and nested ones expand exponentially (a 300-byte file to gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not supported in a recipe config", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {shown(key)} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
     """A YAML value fitted to its field: a single item where a list is expected becomes a one-item list; a list or
     mapping where a single number/flag/string is expected, or a value of the wrong kind, is refused."""
     inner, optional = _unwrap_optional(annotation)
     if value is None:
-        if optional or inner is Any:
+        if (optional or inner is Any) and key not in NOT_NULL:
             return value
         raise RecipeError(
             f"{CONFIG_FLAG}: key {key!r} in {path!r} cannot be null (it takes a value); remove the key to use the "
@@ -236,7 +283,9 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
                     or (item_type is int and not isinstance(item, int))
                 ):
                     kind = "integers" if item_type is int else "numbers"
-                    raise RecipeError(f"{CONFIG_FLAG}: key {key!r} in {path!r} takes a list of {kind}, got {value!r}.")
+                    raise RecipeError(
+                        f"{CONFIG_FLAG}: key {key!r} in {path!r} takes a list of {kind}, got {shown(value)}."
+                    )
         return items
     if inner in (int, float, bool, str):
         kinds = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
@@ -253,7 +302,7 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
                         except ValueError:
                             pass
                     raise RecipeError(
-                        f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}, got {value!r}{hint}."
+                        f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}, got {shown(value)}{hint}."
                     ) from None
             return value  # argparse converts (and checks) string defaults with the field's type
         ok = {
@@ -265,7 +314,7 @@ def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
         if not ok:
             raise RecipeError(
                 f"{CONFIG_FLAG}: key {key!r} in {path!r} takes {kinds[inner]}"
-                f"{' (or null)' if optional else ''}, got {value!r}."
+                f"{' (or null)' if optional else ''}, got {shown(value)}."
             )
         return str(value) if inner is str else value
     return value
@@ -288,15 +337,13 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
         argument has, or a value has the wrong shape (e.g. a list for `max_steps`). The message names the file and
         the key.
     """
-    import yaml
-
     if not os.path.exists(path):
         raise RecipeError(f"{CONFIG_FLAG}: file not found: {path!r}")
     if os.path.isdir(path):
         raise RecipeError(f"{CONFIG_FLAG}: {path!r} is a folder; pass a YAML file.")
     try:
         with open(path, encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle)
+            loaded = yaml.load(handle, Loader=_ConfigLoader)
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
@@ -312,7 +359,7 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
             f"{type(loaded).__name__} at the top level."
         )
     hints = _field_types(dataclass_types)
-    unknown = sorted(str(key) for key in loaded if key not in hints)
+    unknown = sorted(shown(str(key), 40) for key in loaded if key not in hints)
     if unknown:
         raise RecipeError(
             f"{CONFIG_FLAG}: unknown keys in {path!r}: {unknown}; every key must be an argument of the "

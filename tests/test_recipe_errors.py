@@ -684,6 +684,10 @@ def test_make_genome_tasks_checks_leakage_by_default_and_warns_loudly(tmp_path, 
         ("window_length: null\n", "key 'window_length' in '.*run.yaml' cannot be null"),
         ("max_steps: 1e3\n", r"key 'max_steps' in '.*run.yaml' takes an integer, got '1e3' \(write 1000\)"),
         ("learning_rate: fast\n", "key 'learning_rate' in '.*run.yaml' takes a number, got 'fast'"),
+        ("output_dir: null\n", "key 'output_dir' in '.*run.yaml' cannot be null"),  # not ./trainer_output
+        ("max_steps: 3\nseed: 1\nmax_steps: 4\n", r"run.yaml' is not valid YAML \(line 3\): key 'max_steps' is given"),
+        ("a: &x [1]\nmax_steps: *x\n", r"not valid YAML \(line 2\): aliases \(\*x\) are not supported"),
+        ("max_steps: [" + "1, " * 50_000 + "1]\n", r"takes an integer, got \[1, 1, 1, 1, 1, 1, 1, 1, \.\.\.\]\.$"),
     ],
 )
 def test_pretrain_yaml_values_of_the_wrong_kind_are_named(pretrain, tmp_path, capsys, yaml_text, message):
@@ -737,3 +741,14 @@ def test_help_survives_percent_signs_in_field_help(capsys):
         parse_args_with_config(HfArgumentParser(WithPercent), ["--help"])
     assert info.value.code == 0
     assert "share of 100% of the steps (default 0.5)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_alias_bomb_is_refused_in_one_short_line(pretrain, tmp_path, capsys):
+    """Nine nested aliases of nine items each would expand to 9^9 strings (the 370-byte file that ran out of
+    memory): refused at the first alias, before anything is expanded."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join(['*a' + str(i - 1)] * 9)}]" for i in range(1, 9)]
+    config = tmp_path / "run.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), ["--config", str(config)])
+    assert "aliases (*a0) are not supported" in line and len(line) < 300
