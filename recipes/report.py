@@ -28,17 +28,37 @@ def load_trajectory(run_dir: str) -> dict:
         return json.load(handle)
 
 
+def run_names(run_dirs: list[str]) -> list[str]:
+    """A distinct name per run folder: its own name, or as many of its last path parts as tell it from the others
+    (`a/birdie` and `b/birdie`).
+
+    Raises:
+        [`RecipeError`]: a folder is given twice.
+    """
+    paths = [os.path.normpath(os.path.abspath(d)) for d in run_dirs]
+    for index, path in enumerate(paths):
+        if path in paths[:index]:
+            raise RecipeError(f"run folder {run_dirs[index]!r} is given twice.")
+    parts = [path.split(os.sep) for path in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return paths
+
+
 def write_report(run_dirs: list[str], output_dir: str) -> str:
     os.makedirs(output_dir, exist_ok=True)
-    runs = {os.path.basename(d.rstrip("/")) or d: load_trajectory(d) for d in run_dirs}
+    runs = {name: load_trajectory(d) for name, d in zip(run_names(run_dirs), run_dirs)}
     sections = ["# Birdie training report", ""]
     for name, trajectory in runs.items():
+        stem = name.replace("/", "__")
         images = [
-            plot_mixture(trajectory, os.path.join(output_dir, f"{name}_mixture.png")),
-            plot_losses(trajectory, os.path.join(output_dir, f"{name}_losses.png")),
+            plot_mixture(trajectory, os.path.join(output_dir, f"{stem}_mixture.png")),
+            plot_losses(trajectory, os.path.join(output_dir, f"{stem}_losses.png")),
         ]
         if any(e.get("rewards") for e in trajectory["evaluations"]):
-            images.append(plot_rewards(trajectory, os.path.join(output_dir, f"{name}_rewards.png")))
+            images.append(plot_rewards(trajectory, os.path.join(output_dir, f"{stem}_rewards.png")))
         sections += [
             f"## {name} ({trajectory.get('policy')} policy, {len(trajectory['evaluations'])} evaluations)",
             "",

@@ -70,6 +70,28 @@ def test_report_recipe(tmp_path):
     assert "<img" in (tmp_path / "report" / "report.html").read_text()
 
 
+def test_report_keeps_every_run_when_two_folders_share_a_name(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    from report import run_names, write_report
+
+    from birdie_hf.cli import RecipeError
+
+    for seed, policy in (("seed42", "birdie"), ("seed43", "static")):
+        (tmp_path / seed / "birdie").mkdir(parents=True)
+        (tmp_path / seed / "birdie" / "mixture_trajectory.json").write_text(json.dumps(trajectory(policy)))
+    runs = [str(tmp_path / "seed42" / "birdie"), str(tmp_path / "seed43" / "birdie") + "/"]
+    assert run_names(runs) == ["seed42/birdie", "seed43/birdie"]
+    text = open(write_report(runs, str(tmp_path / "report"))).read()
+    assert "## seed42/birdie (birdie policy" in text and "## seed43/birdie (static policy" in text
+    assert (tmp_path / "report" / "seed42__birdie_mixture.png").exists()
+    assert (tmp_path / "report" / "seed43__birdie_mixture.png").exists()
+    with pytest.raises(RecipeError, match="is given twice"):
+        run_names([runs[0], runs[0] + "/."])
+
+
 def test_entry_styles_colour_by_type_and_style_by_configuration():
     from birdie_hf.plotting import entry_styles
 
