@@ -14,7 +14,8 @@
 Every checkpoint is fine-tuned in each of `--attention_modes`: `causal`, `bidirectional` (the whole input read as a
 bidirectional prefix), `bidirectional_prompt` (the same, opened with `<|prefix_lm|>` as Birdie's prefix-LM examples
 are) or `auto` (bidirectional for checkpoints pre-trained with prefix objectives, causal for NTP-only ones).
-Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips finished runs), then to `results.json` and
+Results go to `<output_dir>/runs.jsonl` as they finish (a rerun skips runs finished with the same checkpoint weights,
+task, seed, mode and fine-tuning settings, and no other run enters the results), then to `results.json` and
 `results.md`: test MCC (the NT benchmark's primary metric), F1 and accuracy as mean ± standard deviation over seeds
 per task, checkpoint and mode, plus the mean over tasks. `--update_cards` writes the test results into the model card
 of each local pre-training output folder (one `model-index` entry per task; the rest of the card is kept).
@@ -26,6 +27,7 @@ fine-tuning; add `--traceback` (or set `BIRDIE_TRACEBACK=1`) for the full traceb
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -144,6 +146,57 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def read_runs(path: str) -> list[dict]:
+    """The finished runs recorded in `runs.jsonl` (a line cut short by a kill is skipped, with a note)."""
+    if not os.path.exists(path):
+        return []
+    runs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                runs.append(json.loads(line))
+            except ValueError:
+                print(f"{path}, line {number}: not a complete record (an interrupted write?); that run is redone.")
+    return runs
+
+
+def weights_fingerprint(checkpoint: str) -> Optional[str]:
+    """sha256 over a local checkpoint's weight files (`*.safetensors`, `*.bin`), so a retrained model under the same
+    name and path is told apart; None for a Hub id (its name is its identity here)."""
+    if not os.path.isdir(checkpoint):
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(checkpoint).glob("*")):
+        if path.suffix in (".safetensors", ".bin") and path.is_file():
+            digest.update(path.name.encode())
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def run_settings(args, checkpoint: str, weights: Optional[str], task: str, seed: int, mode: str) -> dict:
+    """Everything that changes a fine-tuning run's result: the checkpoint (path and weights), the task, the seed,
+    the attention mode and the fine-tuning settings. A run in `runs.jsonl` is reused only when all of them match."""
+    return {
+        "checkpoint": os.path.abspath(checkpoint) if os.path.exists(checkpoint) else checkpoint,
+        "weights_sha256": weights,
+        "task": os.path.abspath(task) if os.path.exists(task) else task,
+        "seed": seed,
+        "mode": mode,
+        "lora_r": args.lora_r,
+        "num_train_epochs": args.num_train_epochs,
+        "learning_rate": args.learning_rate,
+        "batch_size": args.batch_size,
+        "max_train_examples": args.max_train_examples,
+        "max_eval_examples": args.max_eval_examples,
+    }
+
+
+def settings_key(settings: Optional[dict]) -> Optional[str]:
+    return None if settings is None else json.dumps(settings, sort_keys=True)
+
+
 def main(args):
     checkpoints = parse_checkpoint_pairs(args.checkpoints)
     for path in checkpoints.values():
@@ -152,18 +205,27 @@ def main(args):
     lora = LoraSettings(r=args.lora_r)
     os.makedirs(args.output_dir, exist_ok=True)
     log_path = os.path.join(args.output_dir, "runs.jsonl")
-    runs = [json.loads(line) for line in open(log_path, encoding="utf-8")] if os.path.exists(log_path) else []
-    done = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs}
+    runs = read_runs(log_path)
+    weights = {name: weights_fingerprint(path) for name, path in checkpoints.items()}
     # Seeds outermost: an interrupted sweep still compares every checkpoint and mode on the seeds it finished.
-    jobs = [
-        (n, c, t, s, m)
+    wanted = [
+        (n, c, t, s, m, run_settings(args, c, weights[n], t, s, m))
         for s in args.seeds
         for t in tasks
         for n, c in checkpoints.items()
         for m in args.attention_modes
-        if (n, t, s, m) not in done
     ]
-    for name, checkpoint, task, seed, mode in tqdm(jobs, desc="fine-tuning runs"):
+    done = {settings_key(r.get("settings")) for r in runs}
+    jobs = [job for job in wanted if settings_key(job[-1]) not in done]
+    stale = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs} & {
+        job[:1] + job[2:5] for job in jobs
+    }
+    if stale:
+        print(
+            f"{len(stale)} runs in {log_path} have this sweep's names, tasks, seeds and modes but another checkpoint "
+            "or other fine-tuning settings: they are not reused (and not in the results)."
+        )
+    for name, checkpoint, task, seed, mode, settings in tqdm(jobs, desc="fine-tuning runs"):
         data = load_classification_task(task, seed=seed)
         if args.max_train_examples and len(data["train"]) > args.max_train_examples:
             data["train"] = data["train"].shuffle(seed=seed).select(range(args.max_train_examples))
@@ -192,14 +254,15 @@ def main(args):
             "task_name": task_name,
             "seed": seed,
             "mode": mode,
+            "settings": settings,
             **results,
         }
         runs.append(run)
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(run) + "\n")
+    current = {settings_key(job[-1]) for job in wanted}
     summary = summarise(
-        [r for r in runs if r["name"] in checkpoints and r.get("mode", "auto") in args.attention_modes],
-        by_mode=len(args.attention_modes) > 1,
+        [r for r in runs if settings_key(r.get("settings")) in current], by_mode=len(args.attention_modes) > 1
     )
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
         json.dump(

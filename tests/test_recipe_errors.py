@@ -752,3 +752,58 @@ def test_an_alias_bomb_is_refused_in_one_short_line(pretrain, tmp_path, capsys):
     config.write_text("\n".join(lines) + "\n")
     line = one_line_error(capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), ["--config", str(config)])
     assert "aliases (*a0) are not supported" in line and len(line) < 300
+
+
+def test_the_suite_reuses_a_run_only_with_the_same_checkpoint_weights_and_settings(tmp_path, monkeypatch, capsys):
+    """runs.jsonl was keyed by name: a retrained checkpoint or another learning rate under the same name got the old
+    numbers (and --update_cards wrote them into the wrong card)."""
+    from datasets import Dataset, DatasetDict
+    from transformers import LlamaConfig
+
+    evaluate_suite = load_recipe("evaluate_suite")
+    model = tmp_path / "birdie"
+    LlamaConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+        model
+    )
+    (model / "model.safetensors").write_bytes(b"first weights")
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "train.csv").write_text("sequence,label\nACGT,0\n")
+    trained = []
+
+    def fake_finetune(checkpoint, data, output_dir, **settings):
+        trained.append(settings["learning_rate"])
+        score = {"mcc": 0.1 * len(trained), "f1": 0.5, "accuracy": 0.5}
+        return {"validation": score, "test": score, "attention": "causal", "prefix_prompt": False}
+
+    split = Dataset.from_dict({"sequence": ["ACGT"], "label": [0]})
+    monkeypatch.setattr(evaluate_suite, "finetune_classifier", fake_finetune)
+    monkeypatch.setattr(
+        evaluate_suite,
+        "load_classification_task",
+        lambda *a, **k: DatasetDict(train=split, validation=split, test=split),
+    )
+    argv = [
+        "--checkpoints",
+        f"birdie={model}",
+        "--tasks",
+        str(task),
+        "--seeds",
+        "0",
+        "--output_dir",
+        str(tmp_path / "s"),
+    ]
+    argv += ["--attention_modes", "causal"]
+
+    def mcc(extra=()):
+        evaluate_suite.main(evaluate_suite.parse_args([*argv, *extra]))
+        results = json.loads((tmp_path / "s" / "results.json").read_text())["summary"]
+        return results["birdie"]["task"]["mcc"]["mean"]
+
+    assert mcc() == pytest.approx(0.1) and len(trained) == 1
+    assert mcc() == pytest.approx(0.1) and len(trained) == 1  # the same run: reused
+    (model / "model.safetensors").write_bytes(b"retrained weights")
+    assert mcc() == pytest.approx(0.2) and len(trained) == 2  # same name and path, new weights: trained again
+    assert "have this sweep's names, tasks, seeds and modes but another checkpoint" in capsys.readouterr().out
+    assert mcc(["--learning_rate", "1e-4"]) == pytest.approx(0.3) and trained[-1] == 1e-4
+    assert mcc() == pytest.approx(0.2) and len(trained) == 3  # back to the earlier settings: that run again
