@@ -43,7 +43,9 @@ ends in one `error:` line before any model runs; `--traceback` shows the full tr
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -73,6 +75,8 @@ from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
 
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
 DEFAULT_TASKS_DIR = "outputs/evaluation_tasks"
+#: Written last into the default suite's folder: the build finished (and which tasks it made).
+SUITE_COMPLETE = "suite_complete.json"
 READOUTS = ("probes", "zero_shot")
 
 
@@ -159,9 +163,8 @@ def zero_shot_sources(args) -> list[GenomeSource]:
     return sources
 
 
-def build_default_tasks(folder: Path) -> None:
+def write_default_tasks(folder: Path) -> None:
     """The default suite: four bacterial tasks on held-out species and the chr22 repeat task."""
-    print(f"Building the default task suite into {folder} (once; about a minute) ...", flush=True)
     sources = genome_tasks.shared_genome_sources(SHARED)
     genome_tasks.write_genome_tasks(genome_tasks.build_genome_tasks(sources), folder)
     human = SHARED / "data" / "genomes" / "human_chr22_segments.fa.gz"
@@ -169,9 +172,25 @@ def build_default_tasks(folder: Path) -> None:
         write_human_repeat_task(build_human_repeat_task(human), str(folder))
 
 
+def build_default_tasks(folder: Path) -> None:
+    """Build the default suite into `<folder>.partial`, mark it complete (`SUITE_COMPLETE`, naming its tasks) and
+    only then move it to `folder`: an interrupted build never leaves a suite that looks finished."""
+    print(f"Building the default task suite into {folder} (once; about a minute) ...", flush=True)
+    partial = folder.with_name(folder.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    write_default_tasks(partial)
+    tasks = sorted(p.name for p in partial.iterdir() if (p / "test.csv").is_file())
+    (partial / SUITE_COMPLETE).write_text(json.dumps({"tasks": tasks}) + "\n", encoding="utf-8")
+    os.replace(partial, folder)
+
+
 def resolve_tasks(args) -> dict[str, Path]:
     folder = Path(args.tasks_dir or DEFAULT_TASKS_DIR)
-    if args.tasks_dir is None and not folder.is_dir():
+    if args.tasks_dir is None and not (folder / SUITE_COMPLETE).is_file():
+        if folder.is_dir():  # built by an older version or cut off: its tasks cannot be trusted to be all there
+            print(f"{folder} holds no record of a finished build: building the default suite again.", flush=True)
+            shutil.rmtree(folder)
         build_default_tasks(folder)
     if not folder.is_dir():
         raise RecipeError(f"--tasks_dir {str(folder)!r} is not a folder.")

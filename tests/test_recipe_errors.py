@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -807,3 +808,31 @@ def test_the_suite_reuses_a_run_only_with_the_same_checkpoint_weights_and_settin
     assert "have this sweep's names, tasks, seeds and modes but another checkpoint" in capsys.readouterr().out
     assert mcc(["--learning_rate", "1e-4"]) == pytest.approx(0.3) and trained[-1] == 1e-4
     assert mcc() == pytest.approx(0.2) and len(trained) == 3  # back to the earlier settings: that run again
+
+
+def test_an_interrupted_build_of_the_default_suite_is_never_used(tmp_path, monkeypatch, capsys):
+    """A build cut off after four of five tasks was reused as the suite; now the suite moves into place only once
+    it is complete, and a folder without that record is built again."""
+    evaluate = load_recipe("evaluate")
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def write(folder, interrupt_after=None):
+        for index, name in enumerate(["a", "b", "c"]):
+            if interrupt_after is not None and index == interrupt_after:
+                raise KeyboardInterrupt
+            (folder / name).mkdir(parents=True)
+            (folder / name / "test.csv").write_text("sequence,label\nACGT,0\n")
+
+    monkeypatch.setattr(evaluate, "write_default_tasks", lambda folder: calls.append(folder) or write(folder, 2))
+    args = evaluate.parse_args(["--checkpoints", "x=y"])
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.resolve_tasks(args)
+    assert not Path(evaluate.DEFAULT_TASKS_DIR).exists()  # only the .partial folder, never the suite
+    monkeypatch.setattr(evaluate, "write_default_tasks", lambda folder: calls.append(folder) or write(folder))
+    assert sorted(evaluate.resolve_tasks(args)) == ["a", "b", "c"] and len(calls) == 2
+    assert sorted(evaluate.resolve_tasks(args)) == ["a", "b", "c"] and len(calls) == 2  # built once
+    (Path(evaluate.DEFAULT_TASKS_DIR) / evaluate.SUITE_COMPLETE).unlink()  # a suite of an older version
+    shutil.rmtree(Path(evaluate.DEFAULT_TASKS_DIR) / "c")
+    assert sorted(evaluate.resolve_tasks(args)) == ["a", "b", "c"] and len(calls) == 3
+    assert "holds no record of a finished build: building the default suite again" in capsys.readouterr().out
