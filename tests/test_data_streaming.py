@@ -279,3 +279,21 @@ def test_a_gzipped_stream_decompresses_the_file_once(write_fasta, tokenizer, ran
     stats = count_reads(monkeypatch, path)
     assert streamed_windows(stream) == plain and len(plain) == 8 * 99
     assert stats["bytes"] <= 1.2 * os.path.getsize(path), stats  # ~100 shards: one pass, not one rewind per shard
+
+
+@pytest.mark.parametrize("name", ["g.fa", "g.fa.gz"])
+def test_a_shuffled_stream_yields_the_bases_of_its_coordinates(write_fasta, tokenizer, random_dna, name):
+    """`datasets` reads a shuffled stream's shards from a thread pool; readers shared by its threads interleaved
+    their seeks (windows whose bases were another place's, sometimes then a false "file changed" error)."""
+    genome = {f"contig_{i}": random_dna(20_000, seed=i) for i in range(4)}
+    path = write_fasta("".join(f">{record}\n{bases}\n" for record, bases in genome.items()), name)
+    stream = stream_genome_windows(path, tokenizer, window_length=64, stride=32, windows_per_shard=4)
+    ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
+    expected = {record: np.array([ids["ACGT".index(b)] for b in bases]) for record, bases in genome.items()}
+    seen = 0
+    for epoch in range(2):
+        for window in stream.shuffle(seed=epoch, buffer_size=64):
+            bases = expected[window["record"]][window["start"] : window["end"]]
+            assert np.array_equal(np.asarray(window["input_ids"]), bases), (window["record"], window["start"])
+            seen += 1
+    assert seen == 2 * 4 * (20_000 // 32 - 1)

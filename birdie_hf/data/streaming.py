@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Union
@@ -165,39 +166,61 @@ class _WindowGenerator:
     """
 
     def __init__(self, files: dict[str, _FileIndex], lookup: _Lookup, cutter: WindowCutter):
-        self.readers = {path: _SpanReader(index) for path, index in files.items()}
+        self.files = files
         self.lookup, self.cutter = lookup, cutter
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict:
+        return {"files": self.files, "lookup": self.lookup, "cutter": self.cutter}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def readers(self) -> dict[str, _SpanReader]:
+        """This thread's readers, one per file. `datasets` reads the shards of a shuffled stream from a thread pool:
+        readers shared between threads interleaved their seeks and reads (windows whose bases did not match their
+        coordinates). Within a thread they persist across calls, so shards in file order still read a file once."""
+        readers = getattr(self._local, "readers", None)
+        if readers is None:
+            readers = self._local.readers = {path: _SpanReader(index) for path, index in self.files.items()}
+        return readers
 
     def __call__(self, shards: list[WindowShard]) -> Iterator[dict]:
+        readers = self.readers()
         length, stride = self.cutter.window_length, self.cutter.stride
         previous = None
         for shard in shards:
-            reader = self.readers[shard.path]
+            reader = readers[shard.path]
             if previous is not None and previous is not reader:
                 previous.close()  # shards come file by file: one open file (and one kept read) at a time
             previous = reader
-            record = reader.index.records[shard.record_index]
-            lo = shard.first * stride
-            raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)
-            bad = np.flatnonzero(self.lookup.invalid[raw])
-            if bad.size:  # validated when indexed: the file was rewritten in place since
-                raise _invalid_character_error(
-                    raw,
-                    bad,
-                    source=shard.path,
-                    record=record.name,
-                    offset=lo,
-                    scope="in this shard; the file changed after it was indexed",
-                )
-            starts, windows, _ = self.cutter.cut(self.lookup.ids[raw], self.lookup.is_n[raw])
-            for start, window in zip((starts + lo).tolist(), windows):
-                yield {
-                    "input_ids": window,
-                    "record": record.name,
-                    "start": start,
-                    "end": start + length,
-                    "strand": "+",
-                }
+            yield from self._windows(reader, shard, length, stride)
+
+    def _windows(self, reader: _SpanReader, shard: WindowShard, length: int, stride: int) -> Iterator[dict]:
+        """The windows of one shard: one read, cut by the cutter that counted them when indexing."""
+        record = reader.index.records[shard.record_index]
+        lo = shard.first * stride
+        raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)
+        bad = np.flatnonzero(self.lookup.invalid[raw])
+        if bad.size:  # validated when indexed: the file was rewritten in place since
+            raise _invalid_character_error(
+                raw,
+                bad,
+                source=shard.path,
+                record=record.name,
+                offset=lo,
+                scope="in this shard; the file changed after it was indexed",
+            )
+        starts, windows, _ = self.cutter.cut(self.lookup.ids[raw], self.lookup.is_n[raw])
+        for start, window in zip((starts + lo).tolist(), windows):
+            yield {
+                "input_ids": window,
+                "record": record.name,
+                "start": start,
+                "end": start + length,
+                "strand": "+",
+            }
 
 
 def stream_genome_windows(
