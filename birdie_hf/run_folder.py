@@ -233,11 +233,21 @@ JOB_OUTPUTS = {
 }
 
 
+_HOLDS = {
+    PRETRAINING: "a pre-training run's outputs",
+    FINETUNING: "a fine-tuning run's outputs",
+    "evaluation": "an evaluation's results",
+    "model": "a model",
+    "other trainer": "another trainer's checkpoints",
+}
+
+
 def folder_job(output_dir: str) -> Optional[str]:
     """Whose outputs `output_dir` holds: the job its record names; for a folder without one (older versions), a
     pre-training run's (`birdie_state.pt`, `mixture_trajectory.json` or `train_results.json`), a fine-tuned
     classifier's (`results.json` beside a `config.json`), an evaluation's (`runs.jsonl` or `results.json`), another
-    model (`config.json`) or another trainer's checkpoints (`checkpoint-*`); None when it holds none of these."""
+    model (`config.json`) or another trainer's saved checkpoints (`"other trainer"`); None when it holds none of
+    these (a `checkpoint-*` folder left incomplete does not count: the trainer removes it)."""
     if not os.path.isdir(output_dir):
         return None
     names = set(os.listdir(output_dir))
@@ -249,7 +259,10 @@ def folder_job(output_dir: str) -> Optional[str]:
             job = None
         if isinstance(job, str):
             return job
-    if names & {"birdie_state.pt", "mixture_trajectory.json", "train_results.json"}:
+    checkpoints = [path for _, path in numbered_checkpoints(output_dir)]
+    if names & {"birdie_state.pt", "mixture_trajectory.json", "train_results.json"} or any(
+        os.path.exists(os.path.join(path, "birdie_state.pt")) for path in checkpoints
+    ):
         return PRETRAINING
     if {"results.json", "config.json"} <= names:
         return FINETUNING
@@ -257,8 +270,8 @@ def folder_job(output_dir: str) -> Optional[str]:
         return "evaluation"
     if "config.json" in names:
         return "model"
-    if numbered_checkpoints(output_dir):
-        return "checkpoints of another trainer"
+    if any(os.path.exists(os.path.join(path, "trainer_state.json")) for path in checkpoints):
+        return "other trainer"  # saved checkpoints of another Trainer (incomplete debris does not count)
     return None
 
 
@@ -275,8 +288,8 @@ def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
     found = folder_job(output_dir)
     if found is not None and found != job:
         raise FileExistsError(
-            f"output_dir {output_dir!r} holds a {found} run's outputs; a {job} run would replace its model and "
-            "delete its checkpoints. Choose another --output_dir (or remove that folder yourself)."
+            f"output_dir {output_dir!r} holds {_HOLDS.get(found, f'a {found} run')}; a {job} run would replace its "
+            "model and delete its checkpoints. Choose another --output_dir (or remove that folder yourself)."
         )
     outputs = [name for name in JOB_OUTPUTS[job] if os.path.exists(os.path.join(output_dir, name))]
     finished = [name for name in outputs if name in ("train_results.json", "results.json", "config.json")]

@@ -611,37 +611,34 @@ class BirdieTrainer(Trainer):
                     os.remove(stale_state)
                 except FileNotFoundError:  # another node's process sharing this file system was first
                     pass
-            if self.args.save_total_limit is not None and self.args.save_total_limit > 0:
-                self._remove_incomplete_checkpoints_after(run_dir, self.state.global_step)
+            self._remove_incomplete_checkpoints(run_dir, self.state.global_step)
             self.save_birdie_state(checkpoint)
         super()._save_checkpoint(model, trial)
         if self.args.should_save and os.path.isdir(checkpoint):
             write_checkpoint_checksums(checkpoint)
 
-    def _remove_incomplete_checkpoints_after(self, run_dir: str, step: int) -> None:
-        """Delete incomplete `checkpoint-N` folders with `N > step` before the parent rotates checkpoints.
+    def _remove_incomplete_checkpoints(self, run_dir: str, step: int) -> None:
+        """Delete the incomplete `checkpoint-N` folders other than this save's (`N != step`) before the parent
+        rotates checkpoints.
 
-        They are left by a run that was killed while saving and then resumed from an earlier checkpoint. Rotation
-        always keeps the most recent checkpoint and falls back to ordering by step number where modification times
-        are unreliable (some network file systems): it would then keep such a folder, which cannot be resumed from,
-        and delete the complete checkpoint being saved.
+        They are left by a run killed while saving (later steps, when it was then resumed from an earlier checkpoint)
+        or while rotation deleted an old checkpoint (earlier steps). None can be resumed from, and rotation would keep
+        them over complete ones: it orders by modification time, which a half-deleted folder has just changed, or by
+        step number where modification times are unreliable (some network file systems), and always keeps the most
+        recent. Another trainer's saved checkpoint is never touched.
         """
         for checkpoint_step, path in numbered_checkpoints(run_dir):
-            if checkpoint_step <= step:
-                break
-            problems = checkpoint_problems(
-                path, require_training_state=not self.args.save_only_model, verify_checksums=False
-            )
+            if checkpoint_step == step:
+                continue
+            # An earlier step may come from a model-only save (save_only_model then): only missing model,
+            # trainer or Birdie state marks it incomplete.
+            training_state = checkpoint_step > step and not self.args.save_only_model
+            problems = checkpoint_problems(path, require_training_state=training_state, verify_checksums=False)
             ours_or_unsaved = os.path.exists(os.path.join(path, BIRDIE_STATE_NAME)) or not os.path.exists(
                 os.path.join(path, TRAINER_STATE_NAME)
             )
-            if problems and ours_or_unsaved:  # never another trainer's saved checkpoint
-                logger.warning(
-                    "Deleting incomplete checkpoint %s (%s) so that save_total_limit=%d keeps complete ones.",
-                    path,
-                    "; ".join(problems),
-                    self.args.save_total_limit,
-                )
+            if problems and ours_or_unsaved:
+                logger.warning("Deleting incomplete checkpoint %s (%s).", path, "; ".join(problems))
                 shutil.rmtree(path, ignore_errors=True)
 
     def _save_rng_state(self, output_dir: str) -> None:

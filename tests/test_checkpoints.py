@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -173,6 +174,25 @@ def test_rotation_keeps_the_complete_checkpoint_over_a_stale_one(tokenizer, geno
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-4"]
     assert last_complete_checkpoint(str(run)) == str(run / "checkpoint-4")
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_a_checkpoint_half_deleted_by_rotation_is_removed_not_kept(tokenizer, genome, tmp_path, limit, caplog):
+    """A run killed while rotation deleted checkpoint-1 leaves part of it, just modified: rotation orders by
+    modification time and kept it over complete checkpoints; without a limit nothing ever removed it."""
+    half = tmp_path / "run" / "checkpoint-1"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")
+    (half / BIRDIE_STATE_NAME).write_bytes(b"PK partial")
+    future = time.time() + 3600
+    os.utime(half, (future, future))
+    trainer = make_trainer(tokenizer, genome, tmp_path, save_total_limit=limit, policy="static", **SAVING)
+    with caplog.at_level("WARNING"):
+        trainer.train()
+    run = tmp_path / "run"
+    kept = ["checkpoint-4"] if limit == 1 else ["checkpoint-2", "checkpoint-4"]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == kept
+    assert "Deleting incomplete checkpoint" in caplog.text and "checkpoint-1" in caplog.text
 
 
 # -- item 2: complete means every file the resume reads is there and readable -------------------------------------

@@ -238,7 +238,7 @@ def test_folder_job_reads_the_record_or_an_older_folders_files(tmp_path):
         "ft": FINETUNING,
         "suite": "evaluation",
         "model": "model",
-        "other": "checkpoints of another trainer",
+        "other": "other trainer",
         "notes": None,
     }
     claim_output_dir(str(tmp_path / "notes"), FINETUNING, overwrite=False)  # a folder of other files is free
