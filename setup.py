@@ -27,10 +27,10 @@ setup(
         "accelerate>=1.7",
         "datasets>=3.0",
         "tokenizers>=0.22.1",  # 0.22.0 pins huggingface_hub<1, which transformers 5.2 cannot use
-        "evaluate>=0.4",
         "peft>=0.13",
         "huggingface_hub>=1.3",  # transformers 5.2's own floor
         "scikit-learn>=1.3",
+        "scipy>=1.10",  # k-mer features (sparse) and the t intervals over seeds
         "pyyaml>=6.0",
         "tqdm>=4.66.3",  # datasets 3.0's own floor
         "matplotlib>=3.7",

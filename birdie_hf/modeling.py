@@ -46,7 +46,9 @@ def default_model_config(
             in the BirdieDNA authors' code): with tied embeddings the output layer's gradient, which early in training
             asks every position for the same base composition, pulls the four base embeddings onto one direction;
             the model then cannot tell the bases apart and stays at the composition loss. That happened to 4 of 6
-            runs of the `dna` arms of the pre-registered experiment (`benchmarks/README.md`, "Training health"). `use_cache` defaults to `False` (training).
+            runs of the `dna` arms of the pre-registered experiment (`benchmarks/README.md`, "Training health").
+            `use_cache` keeps transformers' default, `True`, so a saved checkpoint generates with its KV cache
+            (BirdieTrainer's training passes ask for no cache).
     """
     if hidden_size % num_attention_heads:
         raise ValueError(
@@ -64,7 +66,7 @@ def default_model_config(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=kwargs.pop("tie_word_embeddings", False),
-        use_cache=kwargs.pop("use_cache", False),
+        use_cache=kwargs.pop("use_cache", True),
         **kwargs,
     )
 

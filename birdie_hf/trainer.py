@@ -205,6 +205,9 @@ class BirdieTrainer(Trainer):
             config.birdie_mixture = self.birdie_callback.run_spec["entries"]
             if first_window:
                 config.birdie_window_length = len(first_window[0]["input_ids"])
+            # transformers' Trainer sets `config.use_cache = args.use_cache` (False), which every saved checkpoint
+            # then carries: `model.generate` without its KV cache was 6x slower. Training passes ask for no cache.
+            config.use_cache = True
         num_entries = len(data_collator.objective_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)

@@ -738,6 +738,8 @@ def test_checkpoint_config_records_mixture_settings_and_window_length(tokenizer,
     trainer.save_model(str(tmp_path / "saved"))
     config = AutoConfig.from_pretrained(tmp_path / "saved")
     assert config.birdie_window_length == 64
+    # Generation with the KV cache: use_cache false in a saved config made model.generate 6x slower.
+    assert config.use_cache is True and trainer.model.generation_config.use_cache is not False
     entries = {entry["name"]: entry for entry in config.birdie_mixture}
     assert list(entries) == [spec.name for spec in trainer.args.objective_specs()]
     long = entries["infilling_long"]
