@@ -574,6 +574,9 @@ class BirdieTrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if not number(value) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be in [0, 1), got {value!r}.")
+        steps = self.gradient_accumulation_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"`gradient_accumulation_steps` must be a positive integer, got {steps!r}.")
         if self.label_smoothing_factor:
             raise ValueError(
                 f"`label_smoothing_factor` ({self.label_smoothing_factor!r}) is not supported: BirdieTrainer's loss is "

@@ -142,6 +142,10 @@ class ScriptArguments:
     def __post_init__(self):
         if isinstance(self.genomes, str):  # `genomes: a.fa` in YAML, or a single path from Python
             self.genomes = [self.genomes]
+        if self.cpu_threads is not None and (
+            isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int) or self.cpu_threads < 1
+        ):
+            raise ValueError(f"--cpu_threads must be a positive number of threads, got {self.cpu_threads!r}.")
 
 
 #: Training defaults of the recipe (a short CPU run); every one can be overridden on the command line or in YAML.

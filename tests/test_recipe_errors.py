@@ -290,6 +290,7 @@ def test_pretrain_entry_point_prints_one_line(tmp_path):
         ({"weight_decay": float("nan")}, "`weight_decay` must be a finite number of at least 0, got nan"),
         ({"max_grad_norm": float("nan")}, r"`max_grad_norm` must be a number of at least 0 \(0 turns clipping off\)"),
         ({"adam_beta2": 1.0}, r"`adam_beta2` must be in \[0, 1\), got 1.0"),
+        ({"gradient_accumulation_steps": 0}, "`gradient_accumulation_steps` must be a positive integer, got 0"),
         ({"label_smoothing_factor": 0.1}, "`label_smoothing_factor` \\(0.1\\) is not supported"),
         ({"policy": "ntp", "policy_fixed_shares": ["copying=0.5"]}, "has nothing to fix with policy='ntp'"),
     ],
@@ -836,3 +837,19 @@ def test_an_interrupted_build_of_the_default_suite_is_never_used(tmp_path, monke
     shutil.rmtree(Path(evaluate.DEFAULT_TASKS_DIR) / "c")
     assert sorted(evaluate.resolve_tasks(args)) == ["a", "b", "c"] and len(calls) == 3
     assert "holds no record of a finished build: building the default suite again" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cpu_threads", "-3"], "--cpu_threads must be a positive number of threads, got -3"),
+        (["--gradient_accumulation_steps", "0"], "`gradient_accumulation_steps` must be a positive integer, got 0"),
+        (["--learning_rate", "inf"], "`learning_rate` must be a finite number above 0, got inf"),
+    ],
+)
+def test_pretrain_refuses_settings_that_cannot_train_in_one_line(pretrain, capsys, tmp_path, argv, message):
+    line = one_line_error(
+        capsys, lambda a: pretrain.main(*pretrain.parse_args(a)), ["--output_dir", str(tmp_path / "o"), *argv]
+    )
+    assert message in line, line
+    assert not (tmp_path / "o").exists()
