@@ -853,3 +853,26 @@ def test_pretrain_refuses_settings_that_cannot_train_in_one_line(pretrain, capsy
     )
     assert message in line, line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (
+            {"train": [1, 2, 1, 2], "dev": [1, 2], "test": [1, 2]},
+            r"labels must be the integers 0 to K-1 .* found \[1, 2\]",
+        ),
+        ({"train": [-1, 1, -1, 1], "dev": [-1, 1], "test": [1, -1]}, r"found \[-1, 1\]; renumber them from 0"),
+        ({"train": [0, 1, 0, 1], "dev": [0, 1], "test": [1, 1]}, r"test split: a single class \(1\)"),
+        ({"train": [0, 0, 0, 0], "dev": [0, 1], "test": [0, 1]}, r"train split: a single class \(0\)"),
+    ],
+)
+def test_a_task_with_labels_a_classifier_cannot_use_is_refused(tmp_path, labels, message):
+    from birdie_hf.data import GenomeDataError
+    from birdie_hf.evaluation.finetune import load_classification_task
+
+    for split, values in labels.items():
+        rows = "".join(f"ACGTACGTA{'ACGT'[i % 4]},{label}\n" for i, label in enumerate(values))
+        (tmp_path / f"{split}.csv").write_text("sequence,label\n" + rows)
+    with pytest.raises(GenomeDataError, match=message):
+        load_classification_task(str(tmp_path))

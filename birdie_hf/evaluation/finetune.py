@@ -54,7 +54,34 @@ def load_classification_task(
         data["train"], data["validation"] = split["train"], split["test"]
     if "test" not in data:
         raise GenomeDataError(f"Task {task!r} has no test split (splits: {sorted(data)}).")
+    check_task_labels(task, data)
     return data
+
+
+def check_task_labels(task: str, data: DatasetDict) -> None:
+    """Refuse labels a classifier cannot be trained or scored on, naming the split: labels that are not the integers
+    `0 .. K-1` (e.g. `{1, 2}` or `{-1, 1}`: the model has K outputs indexed from 0), and a train or test split with a
+    single class (nothing to learn; F1 and MCC of a one-class test split say nothing).
+
+    Raises:
+        [`GenomeDataError`]: naming the task, the split and the labels found.
+    """
+    found = {split: sorted(set(part["label"])) for split, part in data.items() if "label" in part.column_names}
+    every = sorted(set().union(*found.values())) if found else []
+    for split, labels in found.items():
+        if any(isinstance(label, bool) or not isinstance(label, (int, np.integer)) for label in labels):
+            raise GenomeDataError(f"Task {task!r}, {split} split: labels must be integers, got {labels[:5]}.")
+    if every != list(range(len(every))):
+        raise GenomeDataError(
+            f"Task {task!r}: labels must be the integers 0 to K-1 (the classifier's outputs), found {every[:8]}; "
+            "renumber them from 0."
+        )
+    for split in ("train", "test"):
+        if split in found and len(found[split]) < 2:
+            raise GenomeDataError(
+                f"Task {task!r}, {split} split: a single class ({found[split][0] if found[split] else 'none'}); "
+                "a classifier needs at least two to be trained or scored (F1 and MCC of one class say nothing)."
+            )
 
 
 def _load_nt_task(task: str, repo: str) -> DatasetDict:
