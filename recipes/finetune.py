@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, run_recipe
 from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
 from birdie_hf.hub import load_model_config, write_finetuned_card
 from birdie_hf.run_folder import FINETUNING, OutputDirLock, claim_output_dir
 
@@ -93,6 +95,9 @@ def main(args):
 
 def run(args, lora: LoraSettings) -> None:
     data = load_classification_task(args.task, seed=args.seed)
+    warning = split_overlap_warning(args.task, split_overlap(args.task)) if os.path.isdir(args.task) else None
+    if warning:
+        print(warning, file=sys.stderr)
     results = finetune_classifier(
         args.model_name_or_path,
         data,

@@ -144,6 +144,41 @@ def test_default_suite_on_shared_genomes_is_large_and_unseen_by_the_default_corp
     assert leakage_report(str(tmp_path), [str(corpus)])["total_occurring"] == 0
 
 
+def test_rows_repeated_across_a_tasks_splits_are_counted_on_either_strand(tmp_path, capsys):
+    from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
+
+    rng = np.random.default_rng(6)
+    bases = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(6)]
+    rows = {
+        "train": [bases[0], bases[1]],
+        "dev": [bases[2], reverse_complement(bases[0])],  # 1 dev row in train (other strand)
+        "test": [bases[0].lower(), bases[2], bases[3], bases[4]],  # 1 in train (case ignored), 2 in dev
+    }
+    for split, sequences in rows.items():
+        lines = ["sequence,label"] + [f"{seq},{i % 2}" for i, seq in enumerate(sequences)]
+        (tmp_path / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    overlap = split_overlap(str(tmp_path))
+    assert overlap == {"dev in train": 1, "test in train": 1, "test in dev": 2}
+    assert split_overlap(str(tmp_path), both_strands=False)["dev in train"] == 0
+    assert split_overlap_warning("toy", overlap) == (
+        "WARNING: task 'toy': 1 dev rows repeat a sequence of train, 1 test rows repeat a sequence of train, 2 test "
+        "rows repeat a sequence of dev (either strand); scores on those rows measure memorisation."
+    )
+    assert split_overlap_warning("toy", {"test in train": 0}) is None
+
+
+def test_the_leakage_report_counts_the_rows_it_could_not_check(tmp_path):
+    rng = np.random.default_rng(7)
+    genome = "".join(rng.choice(list("ACGT"), 500))
+    (tmp_path / "corpus.fa").write_text(f">rec\n{genome}\n")
+    task = tmp_path / "toy"
+    task.mkdir()
+    test = [genome[10:50], genome[10:30], genome[100:120] + "N" + genome[121:160], genome[200:260]]
+    (task / "test.csv").write_text("sequence,label\n" + "".join(f"{s},{i % 2}\n" for i, s in enumerate(test)))
+    counts = leakage_report(str(task), [str(tmp_path / "corpus.fa")], splits=("test",))["tasks"]["toy"]["test"]
+    assert counts == {"sequences": 4, "checked": 2, "unchecked": 2, "occurring": 2, "fraction": 1.0}
+
+
 def test_drop_leaked_sequences_removes_exactly_the_rows_found_in_the_corpus_on_either_strand(tmp_path):
     from birdie_hf.evaluation.leakage import drop_leaked_sequences
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Callable, Iterable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -202,8 +202,8 @@ def find_occurrences_any_length(
     both_strands: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """[`find_occurrences`] for queries of mixed lengths: one corpus pass per length (`corpus_factory()` is called
-    once per length). Returns `(found, checked)`; queries shorter than 32 bases are not checked (`checked` False,
-    `found` False)."""
+    once per length). Returns `(found, checked)`; queries shorter than 32 bases or holding a non-ACGT character (which
+    never match) are not checked (`checked` False, `found` False)."""
     found = np.zeros(len(queries), dtype=bool)
     checked = np.zeros(len(queries), dtype=bool)
     groups: dict[int, list[int]] = {}
@@ -213,7 +213,7 @@ def find_occurrences_any_length(
         if length < KMER:
             continue
         found[indices] = find_occurrences([queries[i] for i in indices], corpus_factory(), both_strands)
-        checked[indices] = True
+        checked[indices] = [bool(_VALID[np.frombuffer(_as_bytes(queries[i]), np.uint8)].all()) for i in indices]
     return found, checked
 
 
@@ -319,8 +319,8 @@ def leakage_report(
 
     Returns:
         `{"corpus": [basenames], "both_strands": bool, "tasks": {task: {split: {"sequences": n, "checked": n,
-        "occurring": k, "fraction": k / checked}}}, "total_occurring": k}`. Sequences shorter than 32 bases are not
-        checked.
+        "occurring": k, "fraction": k / checked, "unchecked": n}}}, "total_occurring": k}`. Sequences shorter than 32
+        bases or holding a non-ACGT character (`N`) cannot be looked up: `unchecked` counts them.
     """
     folders, slots, found, checked = _scan(task_dir, corpus_paths, splits, both_strands)
     tasks: dict = {}
@@ -330,6 +330,7 @@ def leakage_report(
         tasks.setdefault(task, {})[split] = {
             "sequences": stop - start,
             "checked": n_checked,
+            "unchecked": stop - start - n_checked,
             "occurring": occurring,
             "fraction": occurring / n_checked if n_checked else 0.0,
         }
@@ -339,3 +340,41 @@ def leakage_report(
         "tasks": tasks,
         "total_occurring": int(found.sum()),
     }
+
+
+def split_overlap(task_folder: str, both_strands: bool = True) -> dict[str, int]:
+    """Rows of a task that repeat another split's sequence (case ignored; with `both_strands`, its reverse complement
+    too): `{"dev in train": n, "test in train": n, "test in dev": n}` for the splits the folder has. A test row
+    whose sequence is in train measures memorisation, not generalisation (a random-init control scores 1.0 on a test
+    split copied from train).
+
+    Raises:
+        `FileNotFoundError`: `task_folder` has no `train.csv`.
+    """
+
+    def canonical(sequence: str) -> bytes:
+        text = _as_bytes(sequence).upper()
+        return min(text, _upper_rc(text)) if both_strands else text
+
+    if not os.path.exists(os.path.join(task_folder, "train.csv")):
+        raise FileNotFoundError(f"{task_folder!r} has no train.csv.")
+    seen: dict[str, list[bytes]] = {}
+    for split in ("train", "dev", "test"):
+        path = os.path.join(task_folder, f"{split}.csv")
+        if os.path.exists(path):
+            seen[split] = [canonical(sequence) for sequence in read_task_split(path)[0]]
+    overlap = {}
+    for later, earlier in (("dev", "train"), ("test", "train"), ("test", "dev")):
+        if later in seen and earlier in seen:
+            before = set(seen[earlier])
+            overlap[f"{later} in {earlier}"] = sum(text in before for text in seen[later])
+    return overlap
+
+
+def split_overlap_warning(task: str, overlap: dict[str, int]) -> Optional[str]:
+    """One warning line for the non-zero counts of [`split_overlap`], or None when the splits are disjoint."""
+    found = {pair: n for pair, n in overlap.items() if n}
+    if not found:
+        return None
+    pairs = ", ".join(f"{n} {pair.replace(' in ', ' rows repeat a sequence of ')}" for pair, n in found.items())
+    return f"WARNING: task {task!r}: {pairs} (either strand); scores on those rows measure memorisation."
