@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -387,6 +388,8 @@ class BirdieTrainingArguments(TrainingArguments):
                 f"`num_train_epochs` epochs; got {self.max_steps!r}."
             )
         self._check_optimisation()
+        if self.output_dir and os.path.isfile(self.output_dir):
+            raise ValueError(f"`output_dir` {self.output_dir!r} is a file; give a folder (created when missing).")
         if self.max_steps == -1 and not self.num_train_epochs > 0:
             raise ValueError(
                 f"`num_train_epochs` must be positive when `max_steps` is -1 (train by epochs); got "

@@ -18,6 +18,7 @@ from .hub_io import (  # noqa: F401
     load_model_config,
 )
 from .inference import infilling_prompt
+from .run_folder import read_json
 from .tokenizer import build_dna_tokenizer
 from .trajectory import DECISION_LAG_STEPS, final_mixture, mixture_table  # noqa: F401  (re-exported)
 
@@ -278,7 +279,6 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict], evaluati
     Raises:
         `FileNotFoundError`: `checkpoint_dir` has no `mixture_trajectory.json`.
     """
-    import json
 
     from huggingface_hub import ModelCard
 
@@ -288,16 +288,14 @@ def update_pretrained_card(checkpoint_dir: str, evaluation: list[dict], evaluati
             f"{checkpoint_dir!r} has no mixture_trajectory.json: it is not a recipes/pretrain.py "
             "output folder, so it has no pre-training card to update."
         )
-    with open(trajectory_path, encoding="utf-8") as handle:
-        trajectory = json.load(handle)
+    trajectory = read_json(trajectory_path)
     readme = os.path.join(checkpoint_dir, "README.md")
     card_text = open(readme, encoding="utf-8").read() if os.path.exists(readme) else ""
     values = read_card_values(card_text, (*TRAINING_FACTS, "repo_id", "architecture"))
     training = {key: values[key] for key in TRAINING_FACTS if key in values}
     results_path = os.path.join(checkpoint_dir, "train_results.json")
     if os.path.exists(results_path):
-        with open(results_path, encoding="utf-8") as handle:
-            results = json.load(handle)
+        results = read_json(results_path)
         if "steps" not in training and "global_step" in results:
             training["steps"] = results["global_step"]
         if "tokens_seen" not in training and results.get("tokens_seen"):

@@ -198,6 +198,24 @@ def check_output_dir(
     )
 
 
+def read_json(path: str) -> Any:
+    """The JSON document in `path`; a file cut short or damaged is refused naming it (`json`'s own message names no
+    file).
+
+    Raises:
+        `ValueError`: naming the file, the line and what is wrong.
+    """
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path!r} is not valid JSON (line {error.lineno}: {error.msg}); it may have been cut short by an "
+            "interrupted write."
+        ) from None
+
+
 JOB_RECORD_NAME = ".birdie_job.json"
 PRETRAINING, FINETUNING = "pre-training", "fine-tuning"
 #: The files and folders each job writes at its end (the recipes' final outputs, with `checkpoint-*` folders):
@@ -391,8 +409,8 @@ def preflight_output_dir(output_dir: str, bytes_needed: int) -> None:
 
 
 #: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
-#: Birdie state and a resumed run must match them. The evaluation schedule (`policy_warmup_steps`,
-#: `policy_eval_interval`) is left out: it is recomputed from `max_steps` when training starts.
+#: Birdie state and a resumed run must match them (with `max_steps`, the evaluation schedule's settings fix the steps
+#: at which the mixture may change).
 POLICY_SPEC_FIELDS = (
     "policy_eval_interval",  # with the warm-up: the evaluation schedule, so the steps the mixture may change at
     "policy_warmup_steps",

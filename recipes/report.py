@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.hub import mixture_table
 from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
+from birdie_hf.run_folder import read_json
 from birdie_hf.trainer import TRAJECTORY_NAME
 
 
@@ -24,8 +24,7 @@ def load_trajectory(run_dir: str) -> dict:
     path = os.path.join(run_dir, TRAJECTORY_NAME)
     if not os.path.exists(path):
         raise RecipeError(f"{run_dir!r} has no {TRAJECTORY_NAME}: is it a recipes/pretrain.py output dir?")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    return read_json(path)
 
 
 def run_names(run_dirs: list[str]) -> list[str]:

@@ -172,3 +172,20 @@ def test_report_html_is_valid(tmp_path):
 
     for table in re.findall(r"<table>.*?</table>", text, flags=re.S):
         assert "<h" not in table and "<img" not in table
+
+
+def test_a_cut_short_trajectory_is_named_in_one_line(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    import report
+
+    from birdie_hf.cli import run_recipe
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "mixture_trajectory.json").write_text('{"policy": "bir')
+    with pytest.raises(SystemExit):
+        run_recipe(report.main, [str(tmp_path / "run")])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "mixture_trajectory.json' is not valid JSON (line 1" in line and "cut short" in line
