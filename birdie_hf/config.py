@@ -174,7 +174,7 @@ class BirdieTrainingArguments(TrainingArguments):
             never mix their checkpoints; `True` removes them first. Resuming (`resume_from_checkpoint`) compares the
             checkpoint's recorded settings (objectives, policy, seed, optimisation, batch geometry, `max_steps`, model
             shape, training-data fingerprint) with this run's and refuses, by name, any that differ. A lock file
-            (`.birdie_run.lock`) refuses a second live run in the same folder.
+            (`_birdie_run.lock`) refuses a second live run in the same folder.
 
     > [!NOTE]
     > Changed `TrainingArguments` defaults, for pre-training from scratch: `learning_rate=2e-3`,

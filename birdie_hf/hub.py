@@ -433,6 +433,6 @@ def push_finetuned(
     write_finetuned_card(output_dir, record, repo_id=repo_id, widget_sequences=widget_sequences)
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
-    local = ["checkpoint-*", "*.tmp-*", ".birdie_*"]  # checkpoints, partial writes, the folder lock and job record
+    local = ["checkpoint-*", "*.tmp-*", "_*"]  # checkpoints, partial writes, the folder lock and job record
     api.upload_folder(repo_id=repo_id, folder_path=output_dir, ignore_patterns=local)
     return repo_id

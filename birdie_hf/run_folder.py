@@ -1,12 +1,12 @@
 """A run owns its output folder: one live run per folder, and no silent mixing of two runs' checkpoints.
 
-- [`OutputDirLock`]: an advisory lock on `.birdie_run.lock` (which names the holder's host and process id) taken by
+- [`OutputDirLock`]: an advisory lock on `_birdie_run.lock` (which names the holder's host and process id) taken by
   the main process for the whole of `BirdieTrainer.train`; a second live run into the same folder is refused by name,
   and the kernel drops the lock when its process dies, however it dies.
 - [`check_output_dir`]: a fresh (not resumed) run refuses a folder that already holds a run's checkpoints (naming
   how that run differs, or suggesting to resume it when it does not) unless `overwrite_output_dir=True`, which removes
   them first, so `--resume_from_checkpoint last` can never pick up a stale one.
-- [`claim_output_dir`]: which job a folder belongs to (its record, `.birdie_job.json`, or for older folders their
+- [`claim_output_dir`]: which job a folder belongs to (its record, `_birdie_job.json`, or for older folders their
   files): a job never writes into another job's folder (a fine-tuning run would delete a pre-training run's
   checkpoints and replace its model and card), and replaces its own earlier outputs only with `overwrite`, removing
   every file that could make the old run pass for the new one.
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAME = ".birdie_run.lock"
+LOCK_NAME = "_birdie_run.lock"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 #: `TrainingArguments` fields whose change changes what a run computes.
 TRAINING_SPEC_FIELDS = (
@@ -81,7 +81,7 @@ class OutputDirInUseError(BlockingIOError):
 
 class OutputDirLock:
     """Exclusive claim of `output_dir` by this process for the duration of a run: an advisory `flock` on
-    `output_dir/.birdie_run.lock`, which the kernel releases when the process ends however it ends (SIGKILL,
+    `output_dir/_birdie_run.lock`, which the kernel releases when the process ends however it ends (SIGKILL,
     out-of-memory, preemption), so a stale lock never blocks a requeued job. The file records the holder's host and
     process id for the refusal message and is left in place. `flock` covers processes on one machine (and most local
     and NFSv4 file systems); where `fcntl` does not exist (Windows) no lock is taken. Use as a context manager or call
@@ -216,7 +216,7 @@ def read_json(path: str) -> Any:
         ) from None
 
 
-JOB_RECORD_NAME = ".birdie_job.json"
+JOB_RECORD_NAME = "_birdie_job.json"
 PRETRAINING, FINETUNING = "pre-training", "fine-tuning"
 #: The files and folders each job writes at its end (the recipes' final outputs, with `checkpoint-*` folders):
 #: `overwrite` removes these, so nothing of the old run can pass for the new one's.
@@ -297,7 +297,7 @@ def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
     """Before `job` (`PRETRAINING` or `FINETUNING`) starts writing a fresh run into `output_dir`: refuse a folder
     holding another job's outputs, whatever `overwrite` says; refuse one holding this job's finished outputs unless
     `overwrite`, which removes them (`checkpoint-*` too, and `train_results.json`/`results.json` first, so a run
-    killed half way is never taken for a finished one); then record `job` in `.birdie_job.json`. Other files in the
+    killed half way is never taken for a finished one); then record `job` in `_birdie_job.json`. Other files in the
     folder are left alone.
 
     Raises:

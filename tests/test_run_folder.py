@@ -309,3 +309,19 @@ def test_a_finished_run_without_checkpoints_is_not_overwritten_by_a_new_one(tmp_
     with pytest.raises(FileExistsError, match=r"already holds a finished pre-training run \(train_results.json"):
         pretrain.main(*pretrain.parse_args([*argv, "--seed", "1"]))
     assert (tmp_path / "run" / "train_results.json").read_text() == results
+
+
+def test_a_push_leaves_out_the_folder_lock_and_job_record(tmp_path):
+    """Trainer.push_to_hub uploads the output folder minus `_*` and `checkpoint-*` (its ignore_patterns): the lock
+    (host and process id) and the job record are local files and must match them."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    from birdie_hf.run_folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
+
+    with OutputDirLock(str(tmp_path)):
+        claim_output_dir(str(tmp_path), PRETRAINING, overwrite=False)
+        fill(tmp_path, "config.json", "model.safetensors", "README.md", "checkpoint-2")
+        local = sorted(os.listdir(tmp_path))
+        pushed = sorted(filter_repo_objects(local, ignore_patterns=["_*", "checkpoint-*"]))
+    assert LOCK_NAME in local and JOB_RECORD_NAME in local
+    assert pushed == ["README.md", "config.json", "model.safetensors"]
