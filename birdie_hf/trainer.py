@@ -782,9 +782,11 @@ class BirdieTrainer(Trainer):
         # with room for its checkpoints before any work.
         lock = None
         if self.is_world_process_zero():
+            count = planned_checkpoints(self.args)
+            if resume_from_checkpoint:  # the checkpoints already saved are part of those the run keeps
+                count = max(1, count - len(numbered_checkpoints(self.args.output_dir)))
             preflight_output_dir(
-                self.args.output_dir,
-                planned_checkpoints(self.args) * checkpoint_bytes(self.model, not self.args.save_only_model),
+                self.args.output_dir, count * checkpoint_bytes(self.model, not self.args.save_only_model)
             )
             lock = OutputDirLock(self.args.output_dir).acquire()
         try:

@@ -44,6 +44,7 @@ not fit `--max_length`, no held-out window for `--policy birdie`) ends in one `e
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -420,6 +421,19 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     resume = training_args.resume_from_checkpoint
     try:
         result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        checkpoint = last_complete_checkpoint(training_args.output_dir)
+        raise RecipeError(
+            f"no space left on the device of {training_args.output_dir!r} at step {trainer.state.global_step}; free "
+            "space, then "
+            + (
+                f"resume from {checkpoint} with --resume_from_checkpoint last (and the same settings)."
+                if checkpoint
+                else "rerun: no checkpoint was saved yet."
+            )
+        ) from None
     except KeyboardInterrupt:
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         raise RecipeInterrupted(

@@ -325,3 +325,29 @@ def test_a_push_leaves_out_the_folder_lock_and_job_record(tmp_path):
         pushed = sorted(filter_repo_objects(local, ignore_patterns=["_*", "checkpoint-*"]))
     assert LOCK_NAME in local and JOB_RECORD_NAME in local
     assert pushed == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_a_full_disk_names_the_checkpoint_to_resume_from(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from birdie_hf.cli import run_recipe
+    from birdie_hf.trainer import BirdieTrainer
+
+    pretrain = load_recipe("pretrain")
+    save = BirdieTrainer._save_checkpoint
+
+    def full_at_step_4(self, model, trial):
+        if self.state.global_step == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, model, trial)
+
+    monkeypatch.setattr(BirdieTrainer, "_save_checkpoint", full_at_step_4)
+    argv = tiny_pretrain_argv(tmp_path / "run", max_steps=6)
+    with pytest.raises(SystemExit) as info:
+        run_recipe(lambda a: pretrain.main(*pretrain.parse_args(a)), argv)
+    assert info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    line = errors[0]
+    assert "no space left on the device" in line and "at step 4" in line
+    assert f"resume from {tmp_path / 'run' / 'checkpoint-2'} with --resume_from_checkpoint last" in line
