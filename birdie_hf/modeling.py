@@ -7,9 +7,10 @@ code. Any `AutoModelForCausalLM` that accepts 4-D additive attention masks and `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
-from typing import Optional
+from typing import Iterator, Optional
 
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -93,6 +94,21 @@ def causal_lm_config(path: str):
     return config
 
 
+@contextlib.contextmanager
+def pickled_weights_refused(path: str) -> Iterator[None]:
+    """Turn torch's refusal of a `pytorch_model.bin` pickled with Python objects (raised while `from_pretrained`
+    reads `path`) into a `ValueError` that names the folder and the way on."""
+    try:
+        yield
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"{path!r} holds weights pickled with Python objects besides tensors (a `pytorch_model.bin` that torch "
+            "refuses to read with weights_only=True, since unpickling it could run code). birdie_hf does not load such "
+            "files. If you trust their source, convert them once to safetensors (load with torch.load(..., "
+            "weights_only=False) and save_pretrained(..., safe_serialization=True)) and pass that folder."
+        ) from error
+
+
 def load_causal_lm_checkpoint(
     path: str, attn_implementation: str = "sdpa"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -129,22 +145,16 @@ def load_causal_lm_checkpoint(
             "on single bases (A, C, G and T must each be one token)."
         )
     added = add_birdie_tokens(tokenizer)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path!r} holds weights pickled with Python objects besides tensors (a `pytorch_model.bin` that torch "
-            "refuses to read with weights_only=True, since unpickling it could run code). birdie_hf does not load such "
-            "files. If you trust their source, convert them once to safetensors (load with torch.load(..., "
-            "weights_only=False) and save_pretrained(..., safe_serialization=True)) and pass that folder."
-        ) from error
-    except ValueError as error:
-        if architectures:
-            raise
-        raise ValueError(
-            f"Cannot load {path!r} (a {config.model_type!r} model saved without `architectures`) as a causal LM for "
-            f"continual pre-training: {error}"
-        ) from error
+    with pickled_weights_refused(path):
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+        except ValueError as error:
+            if architectures:
+                raise
+            raise ValueError(
+                f"Cannot load {path!r} (a {config.model_type!r} model saved without `architectures`) as a causal LM "
+                f"for continual pre-training: {error}"
+            ) from error
     if added:
         model.resize_token_embeddings(len(tokenizer))
         logger.info("Added %d Birdie tokens to the tokenizer of %r and resized the embeddings.", added, path)

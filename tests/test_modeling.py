@@ -104,5 +104,23 @@ def test_a_pickled_checkpoint_is_refused_with_advice_not_torchs_raw_message(tmp_
         load_causal_lm_checkpoint(str(tmp_path))
 
 
+def test_fine_tuning_a_pickled_checkpoint_is_refused_with_the_same_advice(tmp_path, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from birdie_hf.evaluation.finetune import build_sequence_classifier
+
+    config = LlamaConfig(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, vocab_size=200
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    config.pad_token_id = 0
+    config.save_pretrained(tmp_path)
+    weights = LlamaForCausalLM(config).state_dict()
+    weights["extra"] = PickledObject()
+    torch.save(weights, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"holds weights pickled with Python objects besides tensors"):
+        build_sequence_classifier(str(tmp_path), 2, None, attention="causal")
+
+
 class PickledObject:
     """Not a tensor: torch.load(weights_only=True) refuses it."""

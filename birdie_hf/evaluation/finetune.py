@@ -14,6 +14,7 @@ from datasets import DatasetDict
 from .._compat import MIN_TRANSFORMERS_FOR_BIDIRECTIONAL  # noqa: F401  (public name, kept importable here)
 from ..data import GenomeDataError, load_sequence_dataset
 from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config
+from ..modeling import pickled_weights_refused
 from ..objectives import OBJECTIVE_REGISTRY
 from ..tokenizer import prompt_id, prompt_token
 from .statistics import prediction_metrics
@@ -203,7 +204,8 @@ def build_sequence_classifier(
     mode = resolve_attention(config, attention)
     config.is_causal = mode == "causal"
     config.birdie_attention = mode
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
+    with pickled_weights_refused(checkpoint):
+        model = AutoModelForSequenceClassification.from_pretrained(checkpoint, config=config)
     if model.config.pad_token_id is None:
         raise ValueError(f"{checkpoint!r} has no pad_token_id in its config; sequence classification needs one.")
     if lora is not None and lora.enabled:
