@@ -121,3 +121,25 @@ def load_model_config(path: str, **kwargs):
         raise OSError(
             f"Model {path!r} is not a local folder, and loading it from the Hub as a model id failed: {reason}"
         ) from error
+
+
+#: Files a saved tokenizer writes; a local checkpoint folder without any has no tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def load_tokenizer(path: str, **kwargs):
+    """`AutoTokenizer.from_pretrained(path, **kwargs)`, refusing a local folder without tokenizer files by name
+    (transformers would fall back to a slow tokenizer and ask for `sentencepiece`).
+
+    Raises:
+        `FileNotFoundError`: `path` is a local folder holding neither `tokenizer.json` nor `tokenizer_config.json`.
+    """
+    from transformers import AutoTokenizer
+
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
+        raise FileNotFoundError(
+            f"{path!r} has no tokenizer files ({' or '.join(TOKENIZER_FILES)}): save the tokenizer into the model's "
+            "folder (tokenizer.save_pretrained(folder); recipes/pretrain.py does), or copy the files of the tokenizer "
+            "it was trained with."
+        )
+    return AutoTokenizer.from_pretrained(path, **kwargs)

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from .hub_io import load_model_config
+from .hub_io import load_model_config, load_tokenizer
 from .tokenizer import add_birdie_tokens
 
 
@@ -133,11 +133,10 @@ def load_causal_lm_checkpoint(
             `*LMHeadModel` class, or `AutoModelForCausalLM` cannot load its model type), or its tokenizer is not
             character level (A, C, G and T must be single tokens).
     """
-    from transformers import AutoTokenizer
 
     config = causal_lm_config(path)
     architectures = list(getattr(config, "architectures", None) or [])
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = load_tokenizer(path)
     split = [base for base in "ACGT" if len(tokenizer(base, add_special_tokens=False)["input_ids"]) != 1]
     if split:
         raise ValueError(

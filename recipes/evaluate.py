@@ -50,8 +50,6 @@ import sys
 import time
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
 from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation import genome_tasks
@@ -71,6 +69,7 @@ from birdie_hf.evaluation.instrument import (
 )
 from birdie_hf.evaluation.leakage import drop_leaked_sequences, leakage_report, split_overlap, split_overlap_warning
 from birdie_hf.evaluation.zero_shot import ZeroShotConfig, run_zero_shot, write_zero_shot_results
+from birdie_hf.hub_io import load_tokenizer
 from birdie_hf.modeling import causal_lm_config, load_causal_lm_checkpoint
 
 
@@ -305,7 +304,7 @@ def main(args):
     for path in checkpoints.values():
         causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     # Characters first (the tokenizer alone is quick to load), then leakage, then the models.
-    check_task_characters(tasks, AutoTokenizer.from_pretrained(next(iter(checkpoints.values()))))
+    check_task_characters(tasks, load_tokenizer(next(iter(checkpoints.values()))))
     check_split_overlap(task_folders)
     dropped = None
     if args.pretraining_corpus and args.drop_leaked_sequences and task_folders:

@@ -122,5 +122,17 @@ def test_fine_tuning_a_pickled_checkpoint_is_refused_with_the_same_advice(tmp_pa
         build_sequence_classifier(str(tmp_path), 2, None, attention="causal")
 
 
+def test_a_model_folder_without_tokenizer_files_is_named(tmp_path):
+    from transformers import LlamaConfig
+
+    from birdie_hf.modeling import load_causal_lm_checkpoint
+
+    config = LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    config.architectures = ["LlamaForCausalLM"]
+    config.save_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"has no tokenizer files \(tokenizer.json or tokenizer_config.json\)"):
+        load_causal_lm_checkpoint(str(tmp_path))
+
+
 class PickledObject:
     """Not a tensor: torch.load(weights_only=True) refuses it."""

@@ -13,7 +13,7 @@ from datasets import DatasetDict
 
 from .._compat import MIN_TRANSFORMERS_FOR_BIDIRECTIONAL  # noqa: F401  (public name, kept importable here)
 from ..data import GenomeDataError, load_sequence_dataset
-from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config
+from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config, load_tokenizer
 from ..modeling import pickled_weights_refused
 from ..objectives import OBJECTIVE_REGISTRY
 from ..tokenizer import prompt_id, prompt_token
@@ -260,7 +260,6 @@ def finetune_classifier(
             (as the evaluation instrument runs its many fine-tunings).
     """
     from transformers import (
-        AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
         PrinterCallback,
@@ -271,7 +270,7 @@ def finetune_classifier(
 
     load_model_config(checkpoint)  # a clear error for a missing checkpoint, before the tokenizer is looked for
     set_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer = load_tokenizer(checkpoint)
     num_labels = len(set(data["train"]["label"]) | set(data["validation"]["label"]) | set(data["test"]["label"]))
     model = build_sequence_classifier(checkpoint, max(2, num_labels), lora, attention=attention)
     mode = _base_config(model).birdie_attention
