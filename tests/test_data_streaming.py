@@ -297,3 +297,12 @@ def test_a_shuffled_stream_yields_the_bases_of_its_coordinates(write_fasta, toke
             assert np.array_equal(np.asarray(window["input_ids"]), bases), (window["record"], window["start"])
             seen += 1
     assert seen == 2 * 4 * (20_000 // 32 - 1)
+
+
+def test_a_genome_given_through_a_pipe_is_refused_by_name(tmp_path, tokenizer, random_dna):
+    """`--genomes <(zcat genome.fa.gz)` is a FIFO: it was called "not FASTA" or "empty" (the first read consumed it)."""
+    fifo = tmp_path / "genome.pipe"
+    os.mkfifo(fifo)
+    for load in (load_genome_windows, stream_genome_windows):
+        with pytest.raises(GenomeDataError, match=r"is a pipe or device, not a file .*gzipped FASTA is read directly"):
+            load(str(fifo), tokenizer, window_length=64)

@@ -307,6 +307,12 @@ def _path_list(paths: Union[PathLike, Sequence[PathLike], None]) -> list[str]:
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise ValueError("`paths` is empty: give at least one FASTA file.")
+    for path in paths:
+        if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+            raise GenomeDataError(
+                f"{path!r} is a pipe or device, not a file (e.g. `<(zcat genome.fa.gz)`): a genome is read more than "
+                "once (indexed, then cut), so give a file; gzipped FASTA is read directly."
+            )
     return paths
 
 
