@@ -137,6 +137,15 @@ class OutputDirLock:
         self.release()
 
 
+def remove_path(path: str) -> None:
+    """Remove a file or folder of a run; a symbolic link is removed itself, never what it points to (`shutil.rmtree`
+    refuses links, which left an overwrite half done)."""
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.remove(path)
+    else:
+        shutil.rmtree(path)
+
+
 def numbered_checkpoints(output_dir: str) -> list[tuple[int, str]]:
     """`(step, path)` of the `checkpoint-N` folders of `output_dir`, highest step first."""
     if not os.path.isdir(output_dir):
@@ -176,7 +185,7 @@ def check_output_dir(
     checkpoints = [os.path.basename(path) for path in paths]
     if overwrite:
         for path in paths:
-            shutil.rmtree(path)
+            remove_path(path)
         logger.warning(
             "overwrite_output_dir: removed %d checkpoints of an earlier run in %s.", len(checkpoints), output_dir
         )
@@ -319,9 +328,9 @@ def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
     if overwrite and (outputs or numbered_checkpoints(output_dir)):
         for name in outputs:  # the finished-run markers come first in JOB_OUTPUTS
             path = os.path.join(output_dir, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            remove_path(path)
         for _, path in numbered_checkpoints(output_dir):
-            shutil.rmtree(path)
+            remove_path(path)
         logger.warning("overwrite_output_dir: removed the earlier %s run's outputs in %s.", job, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     record = os.path.join(output_dir, JOB_RECORD_NAME)

@@ -351,3 +351,15 @@ def test_a_full_disk_names_the_checkpoint_to_resume_from(tmp_path, capsys, monke
     line = errors[0]
     assert "no space left on the device" in line and "at step 4" in line
     assert f"resume from {tmp_path / 'run' / 'checkpoint-2'} with --resume_from_checkpoint last" in line
+
+
+def test_overwrite_removes_a_symlinked_checkpoint_link_and_keeps_its_target(tmp_path):
+    from birdie_hf.run_folder import check_output_dir
+
+    run, elsewhere = tmp_path / "run", tmp_path / "archive" / "checkpoint-4"
+    fill(run, "checkpoint-2")
+    fill(tmp_path / "archive", "checkpoint-4")
+    (run / "checkpoint-4").symlink_to(elsewhere, target_is_directory=True)
+    check_output_dir(str(run), overwrite=True)
+    assert not os.path.lexists(run / "checkpoint-4") and not (run / "checkpoint-2").exists()
+    assert (elsewhere / "trainer_state.json").exists()  # the link went, not what it pointed to
