@@ -26,6 +26,8 @@ with one numpy indexing operation, and is tested to agree with the tokenizer on 
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any, Iterable, Optional
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
@@ -83,6 +85,42 @@ def _birdie_tokens(num_sentinels: int, objectives: Optional[Iterable[Any]]) -> t
     sentinels = [sentinel_token(i) for i in range(num_sentinels)]
     extra = [token for token in objective_tokens(objectives) if token not in builtin]
     return builtin, sentinels, extra
+
+
+#: What transformers 5 writes in `tokenizer_config.json` for a tokenizers-backed tokenizer, and what every version
+#: reads: transformers 4.x knows no `TokenizersBackend` class and expects a mapping in `extra_special_tokens`.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
+def make_tokenizer_config_portable(folder: str) -> None:
+    """Rewrite a saved `tokenizer_config.json` so transformers 4.x loads it too: the class `TokenizersBackend` (a
+    transformers 5 name) becomes `PreTrainedTokenizerFast`, which both versions resolve to the fast tokenizer of
+    `tokenizer.json`; the list of extra special tokens is written under `additional_special_tokens`, the key both
+    read as a list; and the model inputs are named (`input_ids`, `attention_mask`: 4.x would add `token_type_ids`).
+    transformers 5 loads the result into the same tokenizer (same ids and special tokens).
+    Does nothing when the folder has no such file or it needs no change."""
+    path = os.path.join(folder, "tokenizer_config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    changed = False
+    if config.get("tokenizer_class") == "TokenizersBackend":
+        config["tokenizer_class"], changed = PORTABLE_TOKENIZER_CLASS, True
+    if isinstance(config.get("extra_special_tokens"), list):
+        config["additional_special_tokens"], changed = config.pop("extra_special_tokens"), True
+    if "model_input_names" not in config:  # else 4.x returns token_type_ids, which a causal LM's generate refuses
+        config["model_input_names"], changed = ["input_ids", "attention_mask"], True
+    if changed:
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        os.replace(path + ".tmp", path)
+
+
+def save_tokenizer(tokenizer, folder: str) -> None:
+    """`tokenizer.save_pretrained(folder)`, then [`make_tokenizer_config_portable`]."""
+    tokenizer.save_pretrained(folder)
+    make_tokenizer_config_portable(folder)
 
 
 def build_dna_tokenizer(

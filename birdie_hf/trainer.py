@@ -58,6 +58,7 @@ from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-expor
     planned_checkpoints,
     preflight_output_dir,
 )
+from .tokenizer import make_tokenizer_config_portable
 
 
 logger = logging.getLogger(__name__)
@@ -585,6 +586,13 @@ class BirdieTrainer(Trainer):
         return reading
 
     # -- checkpoints -------------------------------------------------------------------------------------------------
+    def _save(self, output_dir: Optional[str] = None, state_dict=None) -> None:
+        """`Trainer._save` (weights, config and the tokenizer), with the tokenizer's config written so that
+        transformers 4.x loads it too ([`make_tokenizer_config_portable`])."""
+        super()._save(output_dir, state_dict)
+        if self.args.should_save:
+            make_tokenizer_config_portable(output_dir if output_dir is not None else self.args.output_dir)
+
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         """Save a checkpoint, Birdie state first.
 

@@ -79,6 +79,7 @@ from birdie_hf.health import health_sentence, health_summary
 from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
 from birdie_hf.modeling import load_causal_lm_checkpoint
 from birdie_hf.presets import PRESETS
+from birdie_hf.tokenizer import save_tokenizer
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -459,7 +460,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         logger.warning("%s The summary and card say 'n/a'.", error)
         tokens = None
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(training_args.output_dir)
+        save_tokenizer(tokenizer, training_args.output_dir)
         trainer.save_birdie_state(training_args.output_dir)
         table = summary_table(
             trajectory,

@@ -64,3 +64,25 @@ def test_bad_arguments():
         build_dna_tokenizer(num_sentinels=0)
     with pytest.raises(MissingObjectiveTokenError, match=r"no token '<\|not_an_objective\|>'"):
         prompt_id(build_dna_tokenizer(), "not_an_objective")
+
+
+def test_a_saved_tokenizer_loads_the_same_and_names_a_class_every_transformers_knows(tmp_path):
+    """transformers 5 writes `TokenizersBackend` and a list of extra special tokens, which transformers 4.x cannot
+    read ("Tokenizer class TokenizersBackend does not exist"); the saved config names `PreTrainedTokenizerFast` and
+    lists them under `additional_special_tokens` (loaded with transformers 4.57.1 too: same ids, 135 specials)."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    from birdie_hf.tokenizer import build_dna_tokenizer, save_tokenizer
+
+    tokenizer = build_dna_tokenizer()
+    save_tokenizer(tokenizer, str(tmp_path))
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and "extra_special_tokens" not in config
+    assert config["additional_special_tokens"][:2] == ["<|next_token_prediction|>", "<|prefix_lm|>"]
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "ACGTN<sentinel_0><|infilling|>acgt"
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert loaded.all_special_ids == tokenizer.all_special_ids and len(loaded) == len(tokenizer)
+    assert loaded.decode(tokenizer("AC<sentinel_3>GT<eos>")["input_ids"], skip_special_tokens=True) == "ACGT"

@@ -740,6 +740,8 @@ def test_checkpoint_config_records_mixture_settings_and_window_length(tokenizer,
     assert config.birdie_window_length == 64
     # Generation with the KV cache: use_cache false in a saved config made model.generate 6x slower.
     assert config.use_cache is True and trainer.model.generation_config.use_cache is not False
+    saved_tokenizer = json.loads((tmp_path / "saved" / "tokenizer_config.json").read_text())
+    assert saved_tokenizer["tokenizer_class"] == "PreTrainedTokenizerFast"  # transformers 4.x loads it too
     entries = {entry["name"]: entry for entry in config.birdie_mixture}
     assert list(entries) == [spec.name for spec in trainer.args.objective_specs()]
     long = entries["infilling_long"]

@@ -16,7 +16,7 @@ from ..data import GenomeDataError, load_sequence_dataset
 from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config, load_tokenizer
 from ..modeling import pickled_weights_refused
 from ..objectives import OBJECTIVE_REGISTRY
-from ..tokenizer import prompt_id, prompt_token
+from ..tokenizer import prompt_id, prompt_token, save_tokenizer
 from .statistics import prediction_metrics
 
 
@@ -337,7 +337,7 @@ def finetune_classifier(
         if lora is not None and lora.enabled:
             trainer.model = trainer.model.merge_and_unload()
         trainer.save_model(output_dir)
-        tokenizer.save_pretrained(output_dir)
+        save_tokenizer(tokenizer, output_dir)
     return results
 
 
