@@ -662,8 +662,10 @@ class BirdieTrainer(Trainer):
         super()._save_rng_state(output_dir)
         self.accelerator.wait_for_everyone()
 
-    def save_birdie_state(self, directory: str) -> None:
-        """Write the policy state and the mixture trajectory (JSON) into `directory`, each atomically.
+    def save_birdie_state(self, directory: str, policy_state: bool = True) -> None:
+        """Write the mixture trajectory (JSON) and, with `policy_state`, the policy state into `directory`, each
+        atomically. A run's final folder needs only the trajectory (its record): the policy state is what a resume
+        reads, from a checkpoint, and beside a small model it would be most of what a push uploads.
 
         The state holds plain Python values and tensors only, so it loads with `torch.load(..., weights_only=True)`.
         """
@@ -671,10 +673,11 @@ class BirdieTrainer(Trainer):
         _atomic_write(
             os.path.join(directory, TRAJECTORY_NAME), lambda path: _write_json(path, self.mixture_trajectory())
         )
-        _atomic_write(
-            os.path.join(directory, BIRDIE_STATE_NAME),
-            lambda path: torch.save(self.birdie_callback.state_dict(), path),
-        )
+        if policy_state:
+            _atomic_write(
+                os.path.join(directory, BIRDIE_STATE_NAME),
+                lambda path: torch.save(self.birdie_callback.state_dict(), path),
+            )
 
     def load_birdie_state(self, checkpoint: str) -> None:
         """Restore the policy, mixture and trajectory saved in `checkpoint` (a `checkpoint-N` folder).

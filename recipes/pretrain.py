@@ -461,7 +461,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         tokens = None
     if trainer.is_world_process_zero():
         save_tokenizer(tokenizer, training_args.output_dir)
-        trainer.save_birdie_state(training_args.output_dir)
+        trainer.save_birdie_state(training_args.output_dir, policy_state=False)  # checkpoints keep the policy state
         table = summary_table(
             trajectory,
             trainer.data_collator.objective_names,

@@ -306,6 +306,11 @@ def test_a_finished_run_without_checkpoints_is_not_overwritten_by_a_new_one(tmp_
     argv = tiny_pretrain_argv(tmp_path / "run", max_steps=2) + ["--save_strategy", "no"]
     pretrain.main(*pretrain.parse_args(argv))
     results = (tmp_path / "run" / "train_results.json").read_text()
+    # The final folder keeps the run's record, not the policy state a resume reads from checkpoints (a push of the
+    # folder uploaded it: 19 MB beside a 4 MB model).
+    assert (tmp_path / "run" / "mixture_trajectory.json").exists() and not (
+        tmp_path / "run" / "birdie_state.pt"
+    ).exists()
     with pytest.raises(FileExistsError, match=r"already holds a finished pre-training run \(train_results.json"):
         pretrain.main(*pretrain.parse_args([*argv, "--seed", "1"]))
     assert (tmp_path / "run" / "train_results.json").read_text() == results
