@@ -256,6 +256,8 @@ def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
 
 def main(args):
     checkpoints = parse_checkpoint_pairs(args.checkpoints)
+    for path in checkpoints.values():
+        causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     config = ProbeSuiteConfig(
         readings=tuple(args.readings),
         random_init_seeds=tuple(args.random_init_seeds),
@@ -301,8 +303,6 @@ def main(args):
     missing = [t for t in args.finetune_tasks or () if t not in tasks]
     if missing:
         raise RecipeError(f"--finetune_tasks {missing} are not among the tasks evaluated ({', '.join(tasks)}).")
-    for path in checkpoints.values():
-        causal_lm_config(path)  # a missing checkpoint or one that is not a causal LM fails here, before any work
     # Characters first (the tokenizer alone is quick to load), then leakage, then the models.
     check_task_characters(tasks, load_tokenizer(next(iter(checkpoints.values()))))
     check_split_overlap(task_folders)

@@ -131,7 +131,13 @@ class ScriptArguments:
             "experiment, which then learned nothing beyond the base composition."
         },
     )
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa or eager."})
+    attn_implementation: str = field(
+        default="sdpa",
+        metadata={
+            "help": "sdpa (default), eager, or flex_attention (CUDA: packed rows as block masks, memory linear in "
+            "row length; see --attention_mask_format)."
+        },
+    )
     cpu_threads: Optional[int] = field(
         default=None,
         metadata={

@@ -877,3 +877,13 @@ def test_a_task_with_labels_a_classifier_cannot_use_is_refused(tmp_path, labels,
         (tmp_path / f"{split}.csv").write_text("sequence,label\n" + rows)
     with pytest.raises(GenomeDataError, match=message):
         load_classification_task(str(tmp_path))
+
+
+def test_evaluate_refuses_a_missing_checkpoint_before_building_any_task(tmp_path, capsys, monkeypatch):
+    evaluate = load_recipe("evaluate")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(evaluate, "resolve_tasks", lambda args: pytest.fail("tasks built before the check"))
+    line = one_line_error(
+        capsys, lambda a: evaluate.main(evaluate.parse_args(a)), ["--checkpoints", "birdie@42=outputs/missing"]
+    )
+    assert "outputs/missing" in line
