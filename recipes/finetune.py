@@ -18,6 +18,8 @@ prompt in its tokenizer, so `pipeline("text-classification")` reads it the same 
 Early stopping on the dev split by MCC; writes `results.json` (dev and test MCC, F1, accuracy), the best model (LoRA
 merged) and its model card (`README.md`: base model, task, attention mode, metrics) to `--output_dir`.
 
+Options come from the command line or a `--config` YAML file (any option as a key; flags win).
+
 The output folder is this run's: a folder holding a pre-training run (or any other job's outputs) is refused, and an
 earlier fine-tuning run there is replaced only with `--overwrite_output_dir`.
 
@@ -31,53 +33,93 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass, field
+from typing import Optional
 
-from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, run_recipe
+from transformers import HfArgumentParser
+
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, parse_args_with_config, run_recipe
 from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
 from birdie_hf.hub import load_model_config, write_finetuned_card
 from birdie_hf.run_folder import FINETUNING, OutputDirLock, claim_output_dir
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model_name_or_path", required=True, help="pre-trained causal-LM checkpoint (folder or Hub id)"
+@dataclass
+class FinetuneArguments:
+    """Arguments of the fine-tuning recipe (command line or `--config` YAML; flags win)."""
+
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "Pre-trained causal-LM checkpoint (folder or Hub id). Required."}
     )
-    parser.add_argument("--task", required=True, help="folder of train/dev/test CSVs, or an NT task name")
-    parser.add_argument("--output_dir", required=True, help="folder of the fine-tuned model, its card and results")
-    parser.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="replace an earlier fine-tuning run in --output_dir (a folder of another job is always refused)",
+    task: Optional[str] = field(
+        default=None, metadata={"help": "Folder of train/dev/test CSVs, or an NT task name. Required."}
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num_train_epochs", type=float, default=10)
-    parser.add_argument("--learning_rate", type=float, default=3e-4)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--early_stopping_patience", type=int, default=3)
-    parser.add_argument("--max_length", type=int, default=None, help="truncate longer sequences (tokens)")
-    parser.add_argument("--lora_r", type=int, default=0, help="LoRA rank; 0 = full fine-tuning")
-    parser.add_argument("--lora_alpha", type=int, default=16)
-    parser.add_argument("--lora_dropout", type=float, default=0.05)
-    parser.add_argument(
-        "--attention",
+    output_dir: Optional[str] = field(
+        default=None, metadata={"help": "Folder of the fine-tuned model, its card and results. Required."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace an earlier fine-tuning run in --output_dir (another job's folder is refused)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the head's initialisation, data order and dev split."})
+    num_train_epochs: float = field(default=10, metadata={"help": "Most epochs (early stopping on dev MCC)."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    batch_size: int = field(default=32, metadata={"help": "Sequences per training batch per device."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    early_stopping_patience: int = field(default=3, metadata={"help": "Epochs without a better dev MCC."})
+    max_length: Optional[int] = field(default=None, metadata={"help": "Truncate longer sequences (tokens)."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 = full fine-tuning."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA layers."})
+    attention: str = field(
         default="auto",
-        choices=["auto", "causal", "bidirectional"],
-        help="how the classifier reads its input (auto: from the checkpoint's pre-training record)",
+        metadata={
+            "help": "How the classifier reads its input: auto (from the checkpoint's pre-training record), causal "
+            "or bidirectional.",
+            "choices": ["auto", "causal", "bidirectional"],
+        },
+    )
+    prefix_prompt: Optional[bool] = field(
+        default=None, metadata={"help": "Open bidirectional inputs with <|prefix_lm|> (default: on)."}
+    )
+    bf16: bool = field(default=False, metadata={"help": "Train in bfloat16 mixed precision (GPU)."})
+    report_to: str = field(default="none", metadata={"help": "Where to log: none, tensorboard, wandb, ..."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the fine-tuned model and its card."})
+    hub_model_id: Optional[str] = field(
+        default=None, metadata={"help": "Hub repository of the card and push (default: the name of --output_dir)."}
+    )
+
+    def __post_init__(self):
+        missing = [name for name in ("model_name_or_path", "task", "output_dir") if not getattr(self, name)]
+        if missing:
+            raise ValueError(
+                f"{', '.join('--' + name for name in missing)} required (on the command line or in --config)."
+            )
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError(
+                f"--gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}."
+            )
+
+
+def parse_args(argv=None) -> FinetuneArguments:
+    """Command line, then `--config x.yaml` (any argument as a key). `--no-prefix_prompt` is read as
+    `--prefix_prompt false`."""
+    parser = HfArgumentParser(
+        FinetuneArguments,
+        prog="recipes/finetune.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--prefix_prompt",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="open bidirectional inputs with <|prefix_lm|> (default: on)",
-    )
-    parser.add_argument("--push_to_hub", action="store_true", help="push the fine-tuned model and its card")
-    parser.add_argument(
-        "--hub_model_id", default=None, help="Hub repository of the card and push (default: the name of --output_dir)"
+        "--config", metavar="RUN.YAML", help="YAML file of any options below (as keys); command-line flags win"
     )
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
-    return parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [item for arg in argv for item in (["--prefix_prompt", "false"] if arg == "--no-prefix_prompt" else [arg])]
+    argv = [arg for arg in argv if arg != TRACEBACK_FLAG]
+    (args,) = parse_args_with_config(parser, argv)
+    return args
 
 
 def main(args):
@@ -111,6 +153,9 @@ def run(args, lora: LoraSettings) -> None:
         max_length=args.max_length,
         attention=args.attention,
         prefix_prompt=args.prefix_prompt,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        bf16=args.bf16,
+        report_to=args.report_to,
     )
     record = {
         "task": args.task,

@@ -887,3 +887,22 @@ def test_evaluate_refuses_a_missing_checkpoint_before_building_any_task(tmp_path
         capsys, lambda a: evaluate.main(evaluate.parse_args(a)), ["--checkpoints", "birdie@42=outputs/missing"]
     )
     assert "outputs/missing" in line
+
+
+def test_finetune_takes_a_yaml_config_and_the_trainer_flags_users_expect(tmp_path):
+    finetune = load_recipe("finetune")
+    config = tmp_path / "ft.yaml"
+    config.write_text(
+        "model_name_or_path: outputs/birdie\ntask: tasks/gene_strand\noutput_dir: outputs/ft\nlora_r: 8\n"
+        "gradient_accumulation_steps: 4\nbf16: true\nreport_to: tensorboard\n"
+    )
+    args = finetune.parse_args(["--config", str(config), "--lora_r", "2", "--no-prefix_prompt"])
+    assert (args.model_name_or_path, args.task, args.output_dir) == (
+        "outputs/birdie",
+        "tasks/gene_strand",
+        "outputs/ft",
+    )
+    assert args.lora_r == 2 and args.gradient_accumulation_steps == 4  # the flag wins over the file
+    assert args.bf16 is True and args.report_to == "tensorboard" and args.prefix_prompt is False
+    with pytest.raises(ValueError, match="--task, --output_dir required"):
+        finetune.parse_args(["--model_name_or_path", "x"])

@@ -301,7 +301,7 @@ def finetune_classifier(
         metric_for_best_model="mcc",
         greater_is_better=True,
         logging_strategy="epoch",
-        report_to="none",
+        report_to=training_overrides.pop("report_to", "none"),
         dataloader_pin_memory=training_overrides.pop("dataloader_pin_memory", torch.cuda.is_available()),
         **({"disable_tqdm": True, "log_level": "error"} if not show_progress else {}),
         **training_overrides,
