@@ -171,10 +171,13 @@ class BirdieTrainingArguments(TrainingArguments):
             paper's exploration can keep a run there past 20% (`benchmarks/README.md`, "Training health").
 
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
-            A fresh run (not resumed) refuses an `output_dir` that already holds `checkpoint-*` folders, so two runs
-            never mix their checkpoints; `True` removes them first. Resuming (`resume_from_checkpoint`) compares the
-            checkpoint's recorded settings (objectives, policy, seed, optimisation, batch geometry, `max_steps`, model
-            shape, training-data fingerprint) with this run's and refuses, by name, any that differ. A lock file
+            A fresh run (not resumed) refuses an `output_dir` that already holds a pre-training run (its
+            `checkpoint-*` folders, or its final outputs when it saved no checkpoint), so two runs never mix; `True`
+            removes that run's checkpoints and outputs first (files no run writes stay). A folder of another job (a
+            fine-tuned model, an evaluation, another trainer's checkpoints) is refused either way. Resuming
+            (`resume_from_checkpoint`) compares the checkpoint's recorded settings (objectives, policy and its
+            evaluation schedule, seed, optimisation, precision, batch geometry, `max_steps`, model shape,
+            training-data fingerprint) with this run's and refuses, by name, any that differ. A lock file
             (`_birdie_run.lock`) refuses a second live run in the same folder.
 
     > [!NOTE]

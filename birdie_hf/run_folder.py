@@ -7,9 +7,10 @@
   how that run differs, or suggesting to resume it when it does not) unless `overwrite_output_dir=True`, which removes
   them first, so `--resume_from_checkpoint last` can never pick up a stale one.
 - [`claim_output_dir`]: which job a folder belongs to (its record, `_birdie_job.json`, or for older folders their
-  files): a job never writes into another job's folder (a fine-tuning run would delete a pre-training run's
-  checkpoints and replace its model and card), and replaces its own earlier outputs only with `overwrite`, removing
-  every file that could make the old run pass for the new one.
+  files): a job never writes into another job's folder, with or without `overwrite` (a fine-tuning run would delete a
+  pre-training run's checkpoints and replace its model and card; [`refuse_other_jobs`] is checked before anything is
+  removed), and replaces its own earlier outputs only with `overwrite`, removing every file that could make the old
+  run pass for the new one.
 - [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data);
   [`birdie_run_spec`] adds the objective entries, the initial mixture and the reward-policy settings
   ([`POLICY_SPEC_FIELDS`]). Recorded with every checkpoint; resuming compares them.
@@ -302,15 +303,12 @@ def folder_job(output_dir: str) -> Optional[str]:
     return None
 
 
-def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
-    """Before `job` (`PRETRAINING` or `FINETUNING`) starts writing a fresh run into `output_dir`: refuse a folder
-    holding another job's outputs, whatever `overwrite` says; refuse one holding this job's finished outputs unless
-    `overwrite`, which removes them (`checkpoint-*` too, and `train_results.json`/`results.json` first, so a run
-    killed half way is never taken for a finished one); then record `job` in `_birdie_job.json`. Other files in the
-    folder are left alone.
+def refuse_other_jobs(output_dir: str, job: str) -> None:
+    """Refuse `output_dir` when it holds another job's outputs ([`folder_job`]), whatever `overwrite` says: checked
+    before anything in the folder is removed.
 
     Raises:
-        `FileExistsError`: naming the folder, what it holds and the ways on (in one line).
+        `FileExistsError`: naming the folder, what it holds and the way on (in one line).
     """
     found = folder_job(output_dir)
     if found is not None and found != job:
@@ -318,20 +316,34 @@ def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
             f"output_dir {output_dir!r} holds {_HOLDS.get(found, f'a {found} run')}; a {job} run would replace its "
             "model and delete its checkpoints. Choose another --output_dir (or remove that folder yourself)."
         )
-    outputs = [name for name in JOB_OUTPUTS[job] if os.path.exists(os.path.join(output_dir, name))]
-    finished = [name for name in outputs if name in ("train_results.json", "results.json", "config.json")]
-    if found == job and finished and not overwrite:
-        raise FileExistsError(
-            f"output_dir {output_dir!r} already holds a finished {job} run ({', '.join(finished)}). Replace it with "
-            "--overwrite_output_dir true, or choose another --output_dir."
-        )
-    if overwrite and (outputs or numbered_checkpoints(output_dir)):
-        for name in outputs:  # the finished-run markers come first in JOB_OUTPUTS
-            path = os.path.join(output_dir, name)
-            remove_path(path)
-        for _, path in numbered_checkpoints(output_dir):
-            remove_path(path)
-        logger.warning("overwrite_output_dir: removed the earlier %s run's outputs in %s.", job, output_dir)
+
+
+def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
+    """Before `job` (`PRETRAINING` or `FINETUNING`) starts writing a fresh run into `output_dir`: refuse a folder
+    holding another job's outputs, whatever `overwrite` says ([`refuse_other_jobs`]); refuse one holding this job's
+    finished outputs unless `overwrite`, which removes this job's outputs (`checkpoint-*` too, and
+    `train_results.json`/`results.json` first, so a run killed half way is never taken for a finished one); then
+    record `job` in `_birdie_job.json`. A folder that holds no job's outputs loses nothing, and files no job writes
+    are always left alone.
+
+    Raises:
+        `FileExistsError`: naming the folder, what it holds and the ways on (in one line).
+    """
+    refuse_other_jobs(output_dir, job)
+    if folder_job(output_dir) == job:
+        outputs = [name for name in JOB_OUTPUTS[job] if os.path.lexists(os.path.join(output_dir, name))]
+        finished = [name for name in outputs if name in ("train_results.json", "results.json", "config.json")]
+        if finished and not overwrite:
+            raise FileExistsError(
+                f"output_dir {output_dir!r} already holds a finished {job} run ({', '.join(finished)}). Replace it "
+                "with --overwrite_output_dir true, or choose another --output_dir."
+            )
+        if overwrite and (outputs or numbered_checkpoints(output_dir)):
+            for name in outputs:  # the finished-run markers come first in JOB_OUTPUTS
+                remove_path(os.path.join(output_dir, name))
+            for _, path in numbered_checkpoints(output_dir):
+                remove_path(path)
+            logger.warning("overwrite_output_dir: removed the earlier %s run's outputs in %s.", job, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     record = os.path.join(output_dir, JOB_RECORD_NAME)
     with open(record + ".tmp", "w", encoding="utf-8") as handle:

@@ -57,6 +57,7 @@ from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-expor
     numbered_checkpoints,
     planned_checkpoints,
     preflight_output_dir,
+    refuse_other_jobs,
 )
 from .tokenizer import make_tokenizer_config_portable
 
@@ -605,6 +606,17 @@ class BirdieTrainer(Trainer):
         # The folder the parent saves into (`_get_output_dir` differs from `output_dir` only in hyper-parameter
         # search).
         run_dir = self.args.output_dir if trial is None else self._get_output_dir(trial=trial)
+        # Never save weights that diverged since the last log (with save_steps below logging_steps the log would
+        # otherwise name this checkpoint as the one to go back to). A collective: every rank saves.
+        sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
+        counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
+        self._stop_if_diverged(
+            {
+                f"loss/{name}": total / count
+                for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist())
+                if count > 0
+            }
+        )
         # Counts since the last log go into `log_history` now, so the checkpoint's accounting is exact and a run
         # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`). They are
         # bookkeeping, not a log: integrations and the console do not see this entry.
@@ -808,6 +820,7 @@ class BirdieTrainer(Trainer):
                 if finished is not None:
                     return finished
             elif self.is_world_process_zero():
+                refuse_other_jobs(self.args.output_dir, PRETRAINING)  # before anything is removed
                 check_output_dir(
                     self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
                 )

@@ -174,7 +174,8 @@ def write_default_tasks(folder: Path) -> None:
 
 def build_default_tasks(folder: Path) -> None:
     """Build the default suite into `<folder>.partial`, mark it complete (`SUITE_COMPLETE`, naming its tasks) and
-    only then move it to `folder`: an interrupted build never leaves a suite that looks finished."""
+    only then move it to `folder` (an older folder there is removed after the swap): an interrupted build never
+    leaves a suite that looks finished, nor loses the one that was there."""
     print(f"Building the default task suite into {folder} (once; about a minute) ...", flush=True)
     partial = folder.with_name(folder.name + ".partial")
     if partial.exists():
@@ -182,7 +183,15 @@ def build_default_tasks(folder: Path) -> None:
     write_default_tasks(partial)
     tasks = sorted(p.name for p in partial.iterdir() if (p / "test.csv").is_file())
     (partial / SUITE_COMPLETE).write_text(json.dumps({"tasks": tasks}) + "\n", encoding="utf-8")
-    os.replace(partial, folder)
+    if folder.exists():  # an older or cut-off build: replaced only now that the new one is complete
+        old = folder.with_name(folder.name + ".replaced")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(folder, old)
+        os.replace(partial, folder)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, folder)
 
 
 def resolve_tasks(args) -> dict[str, Path]:
@@ -190,7 +199,6 @@ def resolve_tasks(args) -> dict[str, Path]:
     if args.tasks_dir is None and not (folder / SUITE_COMPLETE).is_file():
         if folder.is_dir():  # built by an older version or cut off: its tasks cannot be trusted to be all there
             print(f"{folder} holds no record of a finished build: building the default suite again.", flush=True)
-            shutil.rmtree(folder)
         build_default_tasks(folder)
     if not folder.is_dir():
         raise RecipeError(f"--tasks_dir {str(folder)!r} is not a folder.")

@@ -175,10 +175,12 @@ def weights_fingerprint(checkpoint: str) -> Optional[str]:
     return digest.hexdigest()
 
 
-def run_settings(args, checkpoint: str, weights: Optional[str], task: str, seed: int, mode: str) -> dict:
+def run_settings(args, name: str, checkpoint: str, weights: Optional[str], task: str, seed: int, mode: str) -> dict:
     """Everything that changes a fine-tuning run's result: the checkpoint (path and weights), the task, the seed,
-    the attention mode and the fine-tuning settings. A run in `runs.jsonl` is reused only when all of them match."""
+    the attention mode and the fine-tuning settings, with the name the results are reported under. A run in
+    `runs.jsonl` is reused only when all of them match."""
     return {
+        "name": name,
         "checkpoint": os.path.abspath(checkpoint) if os.path.exists(checkpoint) else checkpoint,
         "weights_sha256": weights,
         "task": os.path.abspath(task) if os.path.exists(task) else task,
@@ -209,7 +211,7 @@ def main(args):
     weights = {name: weights_fingerprint(path) for name, path in checkpoints.items()}
     # Seeds outermost: an interrupted sweep still compares every checkpoint and mode on the seeds it finished.
     wanted = [
-        (n, c, t, s, m, run_settings(args, c, weights[n], t, s, m))
+        (n, c, t, s, m, run_settings(args, n, c, weights[n], t, s, m))
         for s in args.seeds
         for t in tasks
         for n, c in checkpoints.items()
@@ -217,9 +219,14 @@ def main(args):
     ]
     done = {settings_key(r.get("settings")) for r in runs}
     jobs = [job for job in wanted if settings_key(job[-1]) not in done]
-    stale = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs} & {
-        job[:1] + job[2:5] for job in jobs
-    }
+    older = [r for r in runs if r.get("settings") is None]
+    if older:
+        print(
+            f"{len(older)} runs in {log_path} were recorded by an older birdie_hf, without the settings that made "
+            "them: they are not reused (and not in the results)."
+        )
+    named = {(r["name"], r["task"], r["seed"], r.get("mode", "auto")) for r in runs if r.get("settings") is not None}
+    stale = named & {job[:1] + job[2:5] for job in jobs}
     if stale:
         print(
             f"{len(stale)} runs in {log_path} have this sweep's names, tasks, seeds and modes but another checkpoint "
@@ -258,8 +265,13 @@ def main(args):
             **results,
         }
         runs.append(run)
+        separator = ""
+        if os.path.exists(log_path) and os.path.getsize(log_path):
+            with open(log_path, "rb") as handle:  # a line cut short by a kill has no newline
+                handle.seek(-1, os.SEEK_END)
+                separator = "" if handle.read(1) == b"\n" else "\n"
         with open(log_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(run) + "\n")
+            handle.write(separator + json.dumps(run) + "\n")
     current = {settings_key(job[-1]) for job in wanted}
     summary = summarise(
         [r for r in runs if settings_key(r.get("settings")) in current], by_mode=len(args.attention_modes) > 1

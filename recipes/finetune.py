@@ -30,6 +30,7 @@ Bad input (a missing checkpoint or task folder, a negative `--lora_r`, ...) ends
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -130,8 +131,14 @@ def main(args):
         from birdie_hf.hub import check_hub_access
 
         check_hub_access(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
-    with OutputDirLock(args.output_dir):  # one live run per folder, which must be free or this job's own
-        claim_output_dir(args.output_dir, FINETUNING, args.overwrite_output_dir)
+    from accelerate import PartialState
+
+    state = PartialState()  # under accelerate launch: only the main process owns (locks, checks, records) the folder
+    owner = OutputDirLock(args.output_dir) if state.is_main_process else contextlib.nullcontext()
+    with owner:  # one live run per folder, which must be free or this job's own
+        if state.is_main_process:
+            claim_output_dir(args.output_dir, FINETUNING, args.overwrite_output_dir)
+        state.wait_for_everyone()
         run(args, lora)
 
 

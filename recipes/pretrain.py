@@ -428,13 +428,15 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     resume = training_args.resume_from_checkpoint
     try:
         result = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
+    except (OSError, RuntimeError) as error:
+        # A full disk: OSError ENOSPC from Python's writes, RuntimeError from torch.save ("PytorchStreamWriter
+        # failed writing file ...").
+        if not (getattr(error, "errno", None) == errno.ENOSPC or "failed writing file" in str(error)):
             raise
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         raise RecipeError(
-            f"no space left on the device of {training_args.output_dir!r} at step {trainer.state.global_step}; free "
-            "space, then "
+            f"could not write to {training_args.output_dir!r} at step {trainer.state.global_step} (no space left on "
+            f"the device? {str(error).splitlines()[0][:120]}); free space, then "
             + (
                 f"resume from {checkpoint} with --resume_from_checkpoint last (and the same settings)."
                 if checkpoint

@@ -338,6 +338,7 @@ def test_real_chr22_task_has_no_test_leakage(shared_dir, tmp_path):
     assert report["tasks"]["human_repeat"]["test"] == {
         "sequences": 600,
         "checked": 600,
+        "unchecked": 0,
         "occurring": 0,
         "fraction": 0.0,
     }

@@ -689,6 +689,7 @@ def test_make_genome_tasks_checks_leakage_by_default_and_warns_loudly(tmp_path, 
         ("output_dir: null\n", "key 'output_dir' in '.*run.yaml' cannot be null"),  # not ./trainer_output
         ("max_steps: 3\nseed: 1\nmax_steps: 4\n", r"run.yaml' is not valid YAML \(line 3\): key 'max_steps' is given"),
         ("a: &x [1]\nmax_steps: *x\n", r"not valid YAML \(line 2\): aliases \(\*x\) are not supported"),
+        ("? [1, 2]\n: 3\n", r"not valid YAML \(line 1\): key \[1, 2\] is not a name"),
         ("max_steps: [" + "1, " * 50_000 + "1]\n", r"takes an integer, got \[1, 1, 1, 1, 1, 1, 1, 1, \.\.\.\]\.$"),
     ],
 )
@@ -809,6 +810,11 @@ def test_the_suite_reuses_a_run_only_with_the_same_checkpoint_weights_and_settin
     assert "have this sweep's names, tasks, seeds and modes but another checkpoint" in capsys.readouterr().out
     assert mcc(["--learning_rate", "1e-4"]) == pytest.approx(0.3) and trained[-1] == 1e-4
     assert mcc() == pytest.approx(0.2) and len(trained) == 3  # back to the earlier settings: that run again
+    log = tmp_path / "s" / "runs.jsonl"
+    log.write_text(log.read_text() + '{"name": "birdie", "cut')  # a record cut short by a kill
+    assert mcc(["--seeds", "1"]) == pytest.approx(0.4) and len(trained) == 4  # seed 1: a new run
+    assert json.loads(log.read_text().splitlines()[-1])["seed"] == 1  # the new record is a whole line of its own
+    assert "not a complete record" in capsys.readouterr().out
 
 
 def test_an_interrupted_build_of_the_default_suite_is_never_used(tmp_path, monkeypatch, capsys):

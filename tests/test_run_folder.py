@@ -63,12 +63,13 @@ def test_a_plain_trainer_checkpoint_is_another_run_and_is_never_deleted(tokenize
     (foreign / "trainer_state.json").write_text(
         '{"global_step": 500}'
     )  # saved by transformers.Trainer: no Birdie state
-    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING, save_total_limit=1)
-    with pytest.raises(
-        FileExistsError, match="checkpoint-500; it differs from this one in: checkpoint-500 has no readable"
-    ):
-        trainer.train()
-    assert foreign.exists()
+    for overwrite in (False, True):  # overwrite replaces a pre-training run, never another trainer's checkpoints
+        trainer = make_trainer(
+            tokenizer, genome, tmp_path, **SAVING, save_total_limit=1, overwrite_output_dir=overwrite
+        )
+        with pytest.raises(FileExistsError, match="holds another trainer's checkpoints; a pre-training run would"):
+            trainer.train()
+        assert foreign.exists()
 
 
 @pytest.mark.parametrize(
@@ -354,7 +355,7 @@ def test_a_full_disk_names_the_checkpoint_to_resume_from(tmp_path, capsys, monke
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     line = errors[0]
-    assert "no space left on the device" in line and "at step 4" in line
+    assert "could not write to" in line and "at step 4" in line and "No space left on device" in line
     assert f"resume from {tmp_path / 'run' / 'checkpoint-2'} with --resume_from_checkpoint last" in line
 
 
@@ -368,3 +369,21 @@ def test_overwrite_removes_a_symlinked_checkpoint_link_and_keeps_its_target(tmp_
     check_output_dir(str(run), overwrite=True)
     assert not os.path.lexists(run / "checkpoint-4") and not (run / "checkpoint-2").exists()
     assert (elsewhere / "trainer_state.json").exists()  # the link went, not what it pointed to
+
+
+def test_overwrite_never_removes_another_jobs_checkpoints_or_a_users_files(tokenizer, genome, tmp_path):
+    """Ownership is checked before anything is removed: overwrite deleted a fine-tuning run's checkpoints (then
+    refused the folder), and removed a user's README.md and plots/ from a folder that held no run."""
+    from birdie_hf.run_folder import PRETRAINING, claim_output_dir
+
+    ft = tmp_path / "run"
+    fill(ft, "checkpoint-10", "results.json", "config.json")
+    before = sorted(os.listdir(ft))
+    trainer = make_trainer(tokenizer, genome, tmp_path, **SAVING, overwrite_output_dir=True)
+    with pytest.raises(FileExistsError, match="holds a fine-tuning run's outputs"):
+        trainer.train()
+    assert sorted(set(os.listdir(ft)) - {LOCK_NAME}) == before
+    mine = tmp_path / "project"
+    fill(mine, "README.md", "plots", "notes.txt")
+    claim_output_dir(str(mine), PRETRAINING, overwrite=True)
+    assert {"README.md", "plots", "notes.txt"} <= set(os.listdir(mine))

@@ -346,6 +346,19 @@ def test_a_diverging_run_stops_with_one_clear_error(tokenizer, genome, tmp_path)
     assert trainer.state.global_step == 2
 
 
+def test_a_run_that_diverges_between_logs_saves_no_checkpoint_of_it(tokenizer, genome, tmp_path):
+    from birdie_hf.trainer import TrainingDivergedError
+
+    trainer = make_trainer(
+        tokenizer, genome, tmp_path, policy="static", logging_steps=8, save_strategy="steps", save_steps=2
+    )
+    with torch.no_grad():
+        trainer.model.get_input_embeddings().weight.fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="training diverged by step 2"):
+        trainer.train()
+    assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
 def test_policy_schedule_follows_birdie_and_scales_with_run_length():
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True)
     warmup, interval, steps = args.policy_schedule(32768)  # Birdie's own schedule
