@@ -802,16 +802,29 @@ class BirdieTrainer(Trainer):
                 reward-policy settings.
         """
         # One live run per output folder (the main process holds the lock for the whole run), checked to be writable
-        # with room for its checkpoints before any work.
-        lock = None
+        # with room for its checkpoints, and (a fresh run) to be free or this run's to replace, before any work. The
+        # other processes learn the outcome, so a refusal ends every process instead of leaving them waiting.
+        lock, refusal = None, None
         if self.is_world_process_zero():
-            count = planned_checkpoints(self.args)
-            if resume_from_checkpoint:  # the checkpoints already saved are part of those the run keeps
-                count = max(1, count - len(numbered_checkpoints(self.args.output_dir)))
-            preflight_output_dir(
-                self.args.output_dir, count * checkpoint_bytes(self.model, not self.args.save_only_model)
-            )
-            lock = OutputDirLock(self.args.output_dir).acquire()
+            try:
+                count = planned_checkpoints(self.args)
+                if resume_from_checkpoint:  # the checkpoints already saved are part of those the run keeps
+                    count = max(1, count - len(numbered_checkpoints(self.args.output_dir)))
+                preflight_output_dir(
+                    self.args.output_dir, count * checkpoint_bytes(self.model, not self.args.save_only_model)
+                )
+                lock = OutputDirLock(self.args.output_dir).acquire()
+                if not resume_from_checkpoint:
+                    refuse_other_jobs(self.args.output_dir, PRETRAINING)  # before anything is removed
+                    check_output_dir(
+                        self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
+                    )
+                    claim_output_dir(self.args.output_dir, PRETRAINING, self.args.overwrite_output_dir)
+            except (OSError, ValueError) as error:
+                refusal = error
+                if lock is not None:
+                    lock.release()
+        self._share_refusal(refusal)
         try:
             if resume_from_checkpoint:
                 resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
@@ -819,12 +832,6 @@ class BirdieTrainer(Trainer):
                 finished = self._already_complete(resume_from_checkpoint)
                 if finished is not None:
                     return finished
-            elif self.is_world_process_zero():
-                refuse_other_jobs(self.args.output_dir, PRETRAINING)  # before anything is removed
-                check_output_dir(
-                    self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
-                )
-                claim_output_dir(self.args.output_dir, PRETRAINING, self.args.overwrite_output_dir)
             self._in_training_loop = True
             try:
                 return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -833,6 +840,20 @@ class BirdieTrainer(Trainer):
         finally:
             if lock is not None:
                 lock.release()
+
+    def _share_refusal(self, refusal: Optional[BaseException]) -> None:
+        """Raise `refusal` (the main process's, from its checks of the output folder) on the main process, and on
+        every other process a `ValueError` quoting it: they would otherwise wait for it in the first collective
+        until the distributed timeout."""
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            message = [None if refusal is None else str(refusal)]
+            broadcast_object_list(message, from_process=0)
+            if refusal is None and message[0] is not None:
+                raise ValueError(f"the main process refused the run: {message[0]}")
+        if refusal is not None:
+            raise refusal
 
     def _run_differences(self, checkpoint: str) -> list[str]:
         """How the run that saved `checkpoint` differs from this one (empty: the same settings)."""
