@@ -217,7 +217,7 @@ def _field_types(dataclass_types: Sequence[type]) -> dict[str, Any]:
     return hints
 
 
-#: Longest value shown whole in an error message; a longer one is cut, with its length.
+#: About the longest value shown whole in an error message; a longer one is cut.
 SHOWN_CHARACTERS = 80
 #: Keys a config may not set to null although their field allows None (`output_dir: null` would write the run into
 #: ./trainer_output, transformers' fallback).
