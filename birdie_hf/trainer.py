@@ -344,11 +344,7 @@ class BirdieTrainer(Trainer):
             # (`include_num_input_tokens_seen="non_padding"`, the default of BirdieTrainingArguments).
             logs.update(self._entry_count_logs())
         if training and "loss" in logs:
-            sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
-            counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
-            for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist()):
-                if count > 0:
-                    logs[f"loss/{name}"] = total / count
+            logs.update(self._training_loss_logs())
             self._objective_sums.zero_()
             self._objective_counts.zero_()
             self._stop_if_diverged(logs)
@@ -358,6 +354,17 @@ class BirdieTrainer(Trainer):
                     logs[f"mixture/{name}"] = round(weight, 4)
                 self._last_logged_mixture = mixture
         super().log(logs, start_time)
+
+    def _training_loss_logs(self) -> dict[str, float]:
+        """Each entry's mean training loss since the last log, all ranks together (`loss/<entry>`; entries not
+        drawn since are left out). A collective: every rank calls it."""
+        sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
+        counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
+        return {
+            f"loss/{name}": total / count
+            for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist())
+            if count > 0
+        }
 
     def _stop_if_diverged(self, logs: dict[str, float]) -> None:
         """Raise [`TrainingDivergedError`] when an objective's mean loss since the last log is not finite (every
@@ -608,15 +615,7 @@ class BirdieTrainer(Trainer):
         run_dir = self.args.output_dir if trial is None else self._get_output_dir(trial=trial)
         # Never save weights that diverged since the last log (with save_steps below logging_steps the log would
         # otherwise name this checkpoint as the one to go back to). A collective: every rank saves.
-        sums = self.accelerator.reduce(self._objective_sums.to(self.args.device), reduction="sum")
-        counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
-        self._stop_if_diverged(
-            {
-                f"loss/{name}": total / count
-                for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist())
-                if count > 0
-            }
-        )
+        self._stop_if_diverged(self._training_loss_logs())
         # Counts since the last log go into `log_history` now, so the checkpoint's accounting is exact and a run
         # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`). They are
         # bookkeeping, not a log: integrations and the console do not see this entry.
