@@ -373,7 +373,7 @@ def test_probe_suite_reports_controls_intervals_and_decisions(tmp_path, tiny_mod
     rows = {(r["readout"], r["reading"]) for r in results["tasks"]["gc"]["rows"]}
     assert rows == {
         ("birdie", "causal"), ("birdie", "bidirectional"), ("random-init", "causal"), ("random-init", "bidirectional"),
-        ("markov", "-"), ("composition", "-"), ("3-mer LR", "-"),
+        ("markov", "-"), ("composition", "-"), ("3-mer LR", "-"), ("one-hot LR", "-"), ("CNN", "-"),
     }  # fmt: skip
     differences = results["tasks"]["gc"]["differences"]
     assert {(d["readout"], d["reading"], d["reference"]) for d in differences} == {

@@ -312,9 +312,9 @@ def build_genome_tasks(sources: Sequence[GenomeSource], config: Optional[GenomeT
     return GenomeTasks(tasks=tasks, metadata=metadata)
 
 
-def write_genome_tasks(suite: GenomeTasks, output_dir: PathLike) -> dict:
-    """Write `<output_dir>/<task>/{train,dev,test}.csv` (columns `sequence,label,group`) and `suite.json` (the
-    metadata); returns the metadata. Each file is written to a temporary name and renamed, so a crash leaves no
+def write_genome_tasks(suite: GenomeTasks, output_dir: PathLike, metadata_name: str = "suite.json") -> dict:
+    """Write `<output_dir>/<task>/{train,dev,test}.csv` (columns `sequence,label,group`) and `metadata_name` (the
+    metadata, JSON); returns the metadata. Each file is written to a temporary name and renamed, so a crash leaves no
     half-written task."""
     output_dir = Path(output_dir)
     for task, splits in suite.tasks.items():
@@ -328,7 +328,7 @@ def write_genome_tasks(suite: GenomeTasks, output_dir: PathLike) -> dict:
                 writer.writerow(["sequence", "label", "group"])
                 writer.writerows(rows)
             os.replace(partial, path)
-    partial = output_dir / "suite.json.partial"
+    partial = output_dir / f"{metadata_name}.partial"
     partial.write_text(json.dumps(suite.metadata, indent=2) + "\n")
-    os.replace(partial, output_dir / "suite.json")
+    os.replace(partial, output_dir / metadata_name)
     return suite.metadata

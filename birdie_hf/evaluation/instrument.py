@@ -6,7 +6,9 @@ also holds:
 
 - `random-init`: the checkpoints' architecture and tokenizer, untrained, probed the same way (per reading);
 - `markov`: one order-k Markov chain per class, order chosen on dev; `composition`: the same at order 0;
-- `3-mer LR` and `6-mer LR`: logistic regression on k-mer frequencies, C chosen on dev.
+- `3-mer LR` and `6-mer LR`: logistic regression on k-mer frequencies, C chosen on dev;
+- `one-hot LR` and `CNN`: the positional baselines ([`~.positional`]), which see where each base is; a model that
+  beats the k-mer rows but not these may have learned no more than position-specific base preferences.
 
 Test MCCs get 95% cluster-bootstrap intervals (the task's `group` column, e.g. genome blocks, resampled as units;
 the same resamples for every row, so differences are paired). Each pre-trained read-out is differenced against the
@@ -34,6 +36,7 @@ from ..plotting import _pyplot, _save
 from .baselines import kmer_logistic_regression
 from .controls import markov_classifier, random_init_like
 from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
+from .positional import cnn_classifier, onehot_logistic_regression
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
 from .statistics import GroupBootstrap, Interval, decide, percentile_interval, with_seed_spread
 from .task_files import SPLITS, read_task_split
@@ -127,6 +130,8 @@ class ProbeSuiteConfig:
     random_init_seeds (`tuple`, defaults to `(0,)`): seeds of the random-init controls.
     kmer_ks (`tuple`, defaults to `(3, 6)`): k of the k-mer logistic-regression baselines.
     markov_orders (`tuple`, defaults to `(0, 1, 2, 3, 4, 5)`): orders tried by the Markov classifier.
+    positional_baselines (`bool`, defaults to `True`): also fit the baselines that see position
+        ([`~.positional`]: one-hot logistic regression and a small CNN, trained on the task's train split).
     batch_size (`int`, defaults to `64`): sequences per forward pass.
     n_resamples (`int`, defaults to `2000`): bootstrap replicates.
     seed (`int`, defaults to `0`): bootstrap seed.
@@ -137,6 +142,7 @@ class ProbeSuiteConfig:
     random_init_seeds: tuple = (0,)
     kmer_ks: tuple = (3, 6)
     markov_orders: tuple = (0, 1, 2, 3, 4, 5)
+    positional_baselines: bool = True
     batch_size: int = 64
     n_resamples: int = 2000
     seed: int = 0
@@ -408,6 +414,11 @@ def evaluate_task(
     for k in config.kmer_ks:
         kmer = kmer_logistic_regression(pairs["train"], pairs["dev"], pairs["test"], k=k, return_predictions=True)
         add(f"{k}-mer LR", "-", "0", "baseline", kmer["test_predictions"], kmer["dev"]["mcc"], {"C": kmer["C"]})
+    if config.positional_baselines:
+        onehot = onehot_logistic_regression(pairs["train"], pairs["dev"], pairs["test"], seed=config.seed)
+        add("one-hot LR", "-", "0", "baseline", onehot["test_predictions"], onehot["dev"]["mcc"], {"C": onehot["C"]})
+        cnn = cnn_classifier(pairs["train"], pairs["dev"], pairs["test"], seed=config.seed)
+        add("CNN", "-", "0", "baseline", cnn["test_predictions"], cnn["dev"]["mcc"], {"epoch": cnn["epoch"]})
     if progress is not None:
         progress.update(1)
 

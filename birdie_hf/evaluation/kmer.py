@@ -49,7 +49,9 @@ def kmer_features(sequences: Sequence[SequenceLike], k: int = 6) -> sparse.csr_m
     return counts
 
 
-def _check_split(split: object, name: str) -> tuple[list, np.ndarray]:
+def check_classification_split(split: object, name: str) -> tuple[list, np.ndarray]:
+    """`(sequences, labels as an array)` of a `(sequences, labels)` pair, or a `ValueError` naming the split (`name`)
+    when it is not such a pair, is empty, or its labels do not match its sequences one to one."""
     if not isinstance(split, (tuple, list)) or len(split) != 2:
         raise ValueError(f"`{name}` must be a (sequences, labels) pair, got {type(split).__name__}.")
     sequences, labels = split
@@ -97,7 +99,10 @@ def kmer_logistic_regression(
     """
     from sklearn.linear_model import LogisticRegression
 
-    splits = {name: _check_split(split, name) for name, split in (("train", train), ("dev", dev), ("test", test))}
+    splits = {
+        name: check_classification_split(split, name)
+        for name, split in (("train", train), ("dev", dev), ("test", test))
+    }
     if len(np.unique(splits["train"][1])) < 2:
         raise ValueError("`train` labels must hold at least 2 classes.")
     Cs = list(Cs)
