@@ -18,7 +18,11 @@ control (and `--baseline`) are decided better / worse / inconclusive by the rule
 Tasks: `--tasks_dir` holds one folder per task (`{train,dev,test}.csv`, columns `sequence,label[,group]`). Without
 it, the default suite is built once into `outputs/evaluation_tasks` from `../shared/data`: gene strand, coding vs
 intergenic, start-codon and stop-codon context on three bacterial species held out of pre-training (Prodigal gene
-calls; `birdie_hf.evaluation.genome_tasks`) and human repeats from chr22 (`birdie_hf.human_tasks`). `--hub_tasks
+calls; `birdie_hf.evaluation.genome_tasks`), human repeats from chr22 (`birdie_hf.human_tasks`) and six NT-style human
+tasks from curated annotation of chr20, the held-out human chromosome (promoter, splice donor and acceptor, CpG
+island, CTCF site, coding vs UTR; `birdie_hf.evaluation.human_annotation_tasks`): a --pretraining_corpus file that
+holds chr20 is refused by name. Every table has the positional baselines (one-hot logistic regression, a small CNN)
+beside composition, Markov and k-mer. `--hub_tasks
 promoter_all splice_sites_all ...` adds Nucleotide Transformer tasks from the Hub (revised benchmark; a download; their
 validation split is cut from train, stratified and seeded) to the same instrument.
 
@@ -56,6 +60,11 @@ from birdie_hf.evaluation import genome_tasks
 from birdie_hf.evaluation.finetune import NT_TASKS, load_classification_task
 from birdie_hf.evaluation.finetune_readout import FinetuneReadoutConfig
 from birdie_hf.evaluation.genome_tasks import GenomeSource
+from birdie_hf.evaluation.human_annotation_tasks import (
+    build_human_annotation_tasks,
+    corpus_holds_chromosome,
+    shared_annotation_paths,
+)
 from birdie_hf.evaluation.human_tasks import build_human_repeat_task, write_human_repeat_task
 from birdie_hf.evaluation.instrument import (
     Arm,
@@ -164,12 +173,17 @@ def zero_shot_sources(args) -> list[GenomeSource]:
 
 
 def write_default_tasks(folder: Path) -> None:
-    """The default suite: four bacterial tasks on held-out species and the chr22 repeat task."""
+    """The default suite: four bacterial tasks on held-out species, the chr22 repeat task and the six NT-style human
+    tasks from curated chr20 annotation."""
     sources = genome_tasks.shared_genome_sources(SHARED)
     genome_tasks.write_genome_tasks(genome_tasks.build_genome_tasks(sources), folder)
     human = SHARED / "data" / "genomes" / "human_chr22_segments.fa.gz"
     if human.is_file():
         write_human_repeat_task(build_human_repeat_task(human), str(folder))
+    fasta, tables = shared_annotation_paths(SHARED)
+    genome_tasks.write_genome_tasks(
+        build_human_annotation_tasks(fasta, tables), folder, metadata_name="human_annotation_tasks.json"
+    )
 
 
 def build_default_tasks(folder: Path) -> None:
@@ -240,8 +254,12 @@ def check_split_overlap(task_folders: dict[str, Path]) -> None:
 
 
 def check_leakage(task_folders: dict[str, Path], corpus: list[str]) -> None:
-    """Refuse tasks whose dev/test sequences occur verbatim (either strand) in the pre-training corpus; say how many
-    rows could not be looked up (under 32 bases, or holding an `N`)."""
+    """Refuse tasks whose dev/test sequences occur verbatim (either strand) in the pre-training corpus, and first a
+    corpus file that holds the held-out human chromosome itself (naming it); say how many rows could not be looked up
+    (under 32 bases, or holding an `N`)."""
+    refusal = corpus_holds_chromosome(task_folders, corpus)
+    if refusal:
+        raise RecipeError(refusal)
     leaked = []
     for name, folder in task_folders.items():
         report = leakage_report(str(folder), corpus)

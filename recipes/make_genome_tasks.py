@@ -6,6 +6,8 @@
     python recipes/make_genome_tasks.py --human_fasta ../shared/data/genomes/human_chr22_segments.fa.gz \\
         --check_leakage outputs/genome_tasks/human_pretraining.fa.gz
 
+    python recipes/make_genome_tasks.py --human_chr20                     # + six NT-style human tasks (chr20)
+
 Writes `<output_dir>/<task>/{train,dev,test}.csv` for gene_strand, coding_vs_intergenic and start_codon, plus
 `suite.json` with the settings and row counts. Splits are disjoint genome blocks (no shared bases); see
 `birdie_hf.tasks`.
@@ -13,7 +15,10 @@ Writes `<output_dir>/<task>/{train,dev,test}.csv` for gene_strand, coding_vs_int
 `--human_fasta` (a soft-masked FASTA with `chr22:START-END` headers) also builds `human_repeat` (repeat vs
 non-repeat windows, split by genomic position; see `birdie_hf.human_tasks`) and writes
 `<output_dir>/human_pretraining.fa.gz`, the pre-training region: pre-train on that file, never on the full FASTA,
-so the dev/test windows stay unseen. `--check_leakage` counts the dev/test sequences of every task that occur
+so the dev/test windows stay unseen. `--human_chr20` also builds the six NT-style human tasks from curated hg19
+annotation of chr20 in the shared data folder (promoter, splice donor and acceptor, CpG island, CTCF site, coding vs
+UTR; see `birdie_hf.evaluation.human_annotation_tasks`; their metadata in `human_annotation_tasks.json`): chr20 is
+the held-out human chromosome, never pre-train on it. `--check_leakage` counts the dev/test sequences of every task that occur
 verbatim (either strand) in the given FASTA files, prints it and stores it in suite.json under "leakage".
 
 Settings that leave any task or split without examples (e.g. a `--window_length` longer than the genes) are refused
@@ -33,6 +38,8 @@ from pathlib import Path
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation.genbank import iter_genbank
+from birdie_hf.evaluation.genome_tasks import write_genome_tasks
+from birdie_hf.evaluation.human_annotation_tasks import build_human_annotation_tasks, shared_annotation_paths
 from birdie_hf.evaluation.human_tasks import TASK_NAME as HUMAN_TASK
 from birdie_hf.evaluation.human_tasks import (
     HumanRepeatTaskConfig,
@@ -44,7 +51,8 @@ from birdie_hf.evaluation.leakage import leakage_report
 from birdie_hf.evaluation.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 
 
-DEFAULT_GENBANK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "genomes" / "bacterial_contigs.gbk"
+SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
+DEFAULT_GENBANK = SHARED / "data" / "genomes" / "bacterial_contigs.gbk"
 
 
 def main(argv=None):
@@ -68,6 +76,11 @@ def main(argv=None):
         metavar="PATH",
         help="soft-masked FASTA with chr22:START-END headers: also build human_repeat and write "
         "<output_dir>/human_pretraining.fa.gz (the pre-training region)",
+    )
+    parser.add_argument(
+        "--human_chr20",
+        action="store_true",
+        help="also build the six NT-style human tasks from the curated chr20 annotation of the shared data folder",
     )
     parser.add_argument(
         "--check_leakage",
@@ -111,6 +124,11 @@ def main(argv=None):
             human_config.max_examples_per_class = args.max_examples_per_class
         human = build_human_repeat_task(args.human_fasta, human_config)
         check_task_suite({HUMAN_TASK: dict(human)}, human_config)
+    if args.human_chr20:
+        try:
+            chr20 = build_human_annotation_tasks(*shared_annotation_paths(SHARED))
+        except FileNotFoundError as error:
+            raise RecipeError(f"--human_chr20: {error}") from None
     counts = write_task_suite(suite, args.output_dir)
     summary = {"genbank": os.path.basename(args.genbank), "config": asdict(config), "counts": counts}
     if args.human_fasta:
@@ -119,6 +137,13 @@ def main(argv=None):
         summary["human_repeat"] = dict(
             human.metadata, pretraining_fasta=os.path.basename(pretraining_path), pretraining_fasta_counts=pretraining
         )
+    if args.human_chr20:
+        write_genome_tasks(chr20, args.output_dir, metadata_name="human_annotation_tasks.json")
+        for task, info in chr20.metadata["tasks"].items():
+            counts[task] = info["examples"]
+        print("human chr20 tasks (negatives GC-matched; test MCC of a GC-only classifier):")
+        for task, info in chr20.metadata["tasks"].items():
+            print(f"  {task:<22} {info['window_length']} bp  GC-only MCC {info['gc_only_test_mcc']:+.3f}")
     # The leakage check always runs: against the given corpus, else the genome the default pre-training run reads.
     corpus = args.check_leakage or [default_genome_path()]
     summary["leakage"] = leakage_report(args.output_dir, corpus)

@@ -206,6 +206,47 @@ def test_nt_tasks_load_through_the_hub_code_path(monkeypatch):
         load_classification_task("not_a_task")
 
 
+def test_nt_loader_falls_back_to_the_parquet_export_when_datasets_refuses_scripts(monkeypatch):
+    """datasets >= 4 raises RuntimeError for loading-script datasets (the revised NT benchmark is one)."""
+    import datasets
+
+    from birdie_hf.evaluation.finetune import PARQUET_REVISION
+
+    calls = []
+    rows = {"sequence": ["ACGT", "GGCC", "TTAA", "CCGG"] * 5, "label": [0, 1, 0, 1] * 5}
+
+    def fake_load_dataset(repo, name=None, revision=None, **kwargs):
+        calls.append((name, revision))
+        if revision is None:
+            raise RuntimeError(
+                "Dataset scripts are no longer supported, but found nucleotide_transformer_downstream_tasks_revised.py"
+            )
+        return DatasetDict({"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = load_classification_task("promoter_all")
+    assert calls == [("promoter_all", None), ("promoter_all", PARQUET_REVISION)]
+    assert len(data["test"]) == 20
+
+
+def test_nt_loader_refuses_in_one_line_when_no_export_loads(tmp_path):
+    """The real `datasets` code path, offline: a local dataset folder with a loading script, which datasets >= 4
+    refuses, ends in one line saying what to use instead."""
+    import datasets
+
+    from birdie_hf.data import GenomeDataError
+
+    script_dir = tmp_path / "nt_revised"
+    script_dir.mkdir()
+    (script_dir / "nt_revised.py").write_text("import datasets\n")
+    if int(datasets.__version__.split(".")[0]) < 4:
+        pytest.skip("datasets < 4 still runs loading scripts")
+    with pytest.raises(GenomeDataError) as caught:
+        load_classification_task("promoter_all", hub_repo=str(script_dir))
+    message = str(caught.value)
+    assert "\n" not in message and "loading-script dataset" in message and "local folder" in message
+
+
 TRAJECTORY = {
     "policy": "birdie",
     "entries": ["next_token_prediction", "infilling_a", "infilling_b"],

@@ -1,11 +1,14 @@
 """The NT-style human tasks: labels against the annotation on hand-picked sites, strands, blocks, GC matching."""
 
 import gzip
+import json
 from collections import Counter
 
 import numpy as np
 import pytest
+from testing_utils import load_recipe
 
+from birdie_hf.cli import RecipeError
 from birdie_hf.evaluation.genome_tasks import write_genome_tasks
 from birdie_hf.evaluation.human_annotation_tasks import (
     ANNOTATION_TABLES,
@@ -233,17 +236,41 @@ def test_hand_picked_chr20_sites(chr20):
 
 
 @pytest.mark.slow
-def test_chr20_suite_builds_every_task_gc_matched(shared_dir, tmp_path):
-    fasta, tables = shared_annotation_paths(shared_dir)
-    suite = build_human_annotation_tasks(fasta, tables)
-    assert set(suite.tasks) == set(HUMAN_ANNOTATION_TASK_NAMES)
-    for task, info in suite.metadata["tasks"].items():
+def test_chr20_tasks_build_in_one_command_gc_matched(shared_dir, tmp_path, capsys):
+    """`make_genome_tasks.py --human_chr20` builds the six tasks from ../shared; every split has examples, a GC-only
+    classifier scores near 0, and a corpus holding chr20 is refused by name while the chr22 segments pass."""
+    recipe = load_recipe("make_genome_tasks")
+    out = tmp_path / "tasks"
+    chr22 = shared_dir / "data" / "genomes" / "human_chr22_segments.fa.gz"
+    recipe.main(["--human_chr20", "--output_dir", str(out), "--check_leakage", str(chr22)])
+    metadata = json.loads((out / "human_annotation_tasks.json").read_text())
+    assert set(metadata["tasks"]) == set(HUMAN_ANNOTATION_TASK_NAMES)
+    suite = json.loads((out / "suite.json").read_text())
+    for task, info in metadata["tasks"].items():
         assert min(info["examples"].values()) >= 500, (task, info["examples"])
         assert abs(info["gc_only_test_mcc"]) < 0.1, (task, info["gc_only_test_mcc"])
-    write_genome_tasks(suite, tmp_path, metadata_name="human_annotation_tasks.json")
-    # The test rows are chr20 itself: a corpus that is chr20 is refused, naming it; one without it passes.
-    assert "contains the held-out human chromosome" in corpus_holds_chromosome(
-        {"human_promoter": tmp_path / "human_promoter"}, [fasta]
-    )
-    chr22 = shared_dir / "data" / "genomes" / "human_chr22_segments.fa.gz"
-    assert corpus_holds_chromosome({"human_promoter": tmp_path / "human_promoter"}, [chr22]) is None
+        assert suite["leakage"]["tasks"][task]["test"]["occurring"] == 0
+        sequences, labels, groups = read_task_split(out / task / "test.csv")
+        assert len(sequences) == info["examples"]["test"] and sorted(set(labels)) == [0, 1]
+        assert {len(s) for s in sequences} == {info["window_length"]}
+    assert "human_ctcf" in capsys.readouterr().out
+    fasta, _ = shared_annotation_paths(shared_dir)
+    refusal = corpus_holds_chromosome({"human_promoter": out / "human_promoter"}, [chr22, fasta])
+    assert refusal.startswith(f"pre-training corpus {str(fasta)!r} contains the held-out human chromosome")
+    assert corpus_holds_chromosome({"human_promoter": out / "human_promoter"}, [chr22]) is None
+
+
+def test_evaluate_refuses_a_corpus_that_holds_the_held_out_chromosome(toy_chromosome, tmp_path):
+    """The instrument's leakage check names the corpus file that is the evaluation chromosome, in one line."""
+    evaluate = load_recipe("evaluate")
+    sequence = toy_chromosome["sequence"].decode()
+    folder = tmp_path / "human_ctcf"
+    folder.mkdir()
+    for split in ("train", "dev", "test"):
+        rows = [(sequence[i : i + 100], i % 2, f"b{i}") for i in range(10_000, 60_000, 1_000)]
+        (folder / f"{split}.csv").write_text("sequence,label,group\n" + "".join(f"{s},{y},{g}\n" for s, y, g in rows))
+    unrelated = tmp_path / "other.fa"
+    unrelated.write_text(">x\n" + "ACGT" * 500 + "\n")
+    evaluate.check_leakage({"human_ctcf": folder}, [str(unrelated)])
+    with pytest.raises(RecipeError, match=r"'.*chrT\.fa' contains the held-out human chromosome: 50 of 50"):
+        evaluate.check_leakage({"human_ctcf": folder}, [str(unrelated), str(toy_chromosome["fasta"])])

@@ -85,18 +85,51 @@ def check_task_labels(task: str, data: DatasetDict) -> None:
             )
 
 
-def _load_nt_task(task: str, repo: str) -> DatasetDict:
-    from datasets import load_dataset
+#: The revision where the Hub keeps its automatic parquet export of a dataset (loading scripts not needed).
+PARQUET_REVISION = "refs/convert/parquet"
 
+
+def _is_script_refusal(error: Exception) -> bool:
+    """Whether `error` is what `datasets` >= 4 raises for a dataset that needs a loading script."""
+    return isinstance(error, RuntimeError) and "scripts are no longer supported" in str(error).lower()
+
+
+def _load_nt_configs(load_dataset, repo: str, task: str, revision: Optional[str]) -> DatasetDict:
     try:
-        data = load_dataset(repo, name=task)
+        data = load_dataset(repo, name=task, revision=revision)
     except ValueError:
         # Parquet exports hold every task in one config with a `task` column.
-        data = load_dataset(repo)
+        data = load_dataset(repo, revision=revision)
         if "task" not in data["train"].column_names:
             raise
         data = DatasetDict({split: part.filter(lambda row: row["task"] == task) for split, part in data.items()})
     return DatasetDict({split: part for split, part in data.items()})
+
+
+def _load_nt_task(task: str, repo: str) -> DatasetDict:
+    """Load an NT task from the Hub. The revised NT benchmark is a loading-script dataset, which `datasets` >= 4
+    refuses (`RuntimeError`); then the Hub's parquet export of the same dataset ([`PARQUET_REVISION`]) is tried, and if
+    that fails too the error says, in one line, what to use instead."""
+    import datasets
+    from datasets import load_dataset
+
+    try:
+        return _load_nt_configs(load_dataset, repo, task, None)
+    except RuntimeError as error:
+        if not _is_script_refusal(error):
+            raise
+        logger.warning("%s needs a loading script, which datasets %s does not run: trying its parquet export (%s).",
+                       repo, datasets.__version__, PARQUET_REVISION)  # fmt: skip
+    try:
+        return _load_nt_configs(load_dataset, repo, task, PARQUET_REVISION)
+    except Exception as error:  # noqa: BLE001 - any failure here ends in the same advice
+        reason = " ".join(str(error).split())[:200]
+        raise GenomeDataError(
+            f"NT task {task!r}: {repo} is a loading-script dataset, which datasets {datasets.__version__} no longer "
+            f"runs, and its parquet export (revision {PARQUET_REVISION!r}) did not load ({type(error).__name__}: "
+            f"{reason}); pass a local folder of train/dev/test CSVs (sequence,label) instead of the task name, e.g. "
+            "one exported once with datasets<4."
+        ) from None
 
 
 def classification_metrics(eval_pred) -> dict[str, float]:
