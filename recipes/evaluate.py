@@ -52,9 +52,20 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
-from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
+from transformers import HfArgumentParser
+
+from birdie_hf.cli import (
+    TRACEBACK_FLAG,
+    TRACEBACK_HELP,
+    RecipeError,
+    parse_args_with_config,
+    parse_checkpoint_pairs,
+    run_recipe,
+)
 from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation import genome_tasks
 from birdie_hf.evaluation.finetune import NT_TASKS, load_classification_task
@@ -67,6 +78,7 @@ from birdie_hf.evaluation.human_annotation_tasks import (
 )
 from birdie_hf.evaluation.human_tasks import build_human_repeat_task, write_human_repeat_task
 from birdie_hf.evaluation.instrument import (
+    READING_MODES,
     Arm,
     ProbeSuiteConfig,
     check_task_characters,
@@ -89,71 +101,128 @@ SUITE_COMPLETE = "suite_complete.json"
 READOUTS = ("probes", "zero_shot")
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoints", nargs="+", required=True, metavar="NAME=PATH")
-    parser.add_argument("--tasks_dir", default=None, help=f"task folders (default: build {DEFAULT_TASKS_DIR})")
-    parser.add_argument("--tasks", nargs="*", default=None, help="task names to run (default: every folder)")
-    parser.add_argument(
-        "--hub_tasks",
-        nargs="*",
-        default=[],
-        help="Nucleotide Transformer task names loaded from the Hub (a download), e.g. promoter_all; alone they replace "
-        "the default suite, with --tasks_dir they are added to it",
+@dataclass
+class EvaluateArguments:
+    """Arguments of the evaluation recipe (every one can also be a key of a `--config` YAML file)."""
+
+    checkpoints: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "NAME=PATH pairs (a local folder or a Hub id of a causal-LM checkpoint); ARM@SEED=PATH marks "
+            "pre-training seeds of one arm. Required.",
+            "metavar": "NAME=PATH",
+        },
     )
-    parser.add_argument(
-        "--baseline",
-        nargs="+",
+    tasks_dir: Optional[str] = field(
         default=None,
-        help="arm(s) every other arm is also differenced against (several: each gets its own differences)",
+        metadata={"help": f"Folder of task folders (default: build the default suite in {DEFAULT_TASKS_DIR})."},
     )
-    parser.add_argument("--pretraining_corpus", nargs="*", default=[], help="FASTA files the checkpoints saw")
-    parser.add_argument(
-        "--drop_leaked_sequences",
-        action="store_true",
-        help="instead of refusing tasks whose dev/test rows occur in --pretraining_corpus, evaluate copies without "
-        "those rows (written to <output_dir>/tasks_without_corpus_sequences; the counts are printed)",
+    tasks: Optional[list[str]] = field(default=None, metadata={"help": "Task names to run (default: every folder)."})
+    hub_tasks: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Nucleotide Transformer task names loaded from the Hub (a download), e.g. promoter_all; alone they "
+            "replace the default suite, with --tasks_dir they are added to it."
+        },
     )
-    parser.add_argument("--readings", nargs="+", default=["causal", "bidirectional"])
-    parser.add_argument("--random_init_seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--n_resamples", type=int, default=2000)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--output_dir", default="outputs/evaluation")
-    finetuning = parser.add_argument_group(
-        "fine-tuning read-out",
-        "The secondary read-out: every checkpoint and control fine-tuned to convergence (early stopping on dev MCC, "
-        "learning rate chosen on dev per arm and reading). Each run takes minutes on a CPU, so it runs only on the "
-        "tasks named by --finetune_tasks.",
-    )
-    finetuning.add_argument(
-        "--finetune_tasks", nargs="+", default=None, metavar="TASK", help="tasks that also get the fine-tuned read-out"
-    )
-    finetuning.add_argument("--finetune_learning_rates", nargs="+", type=float, default=[3e-4, 1e-3, 3e-3])
-    finetuning.add_argument(
-        "--finetune_seeds", nargs="+", type=int, default=[0], help="fine-tuning seeds per pre-training seed"
-    )
-    finetuning.add_argument("--finetune_readings", nargs="+", default=["causal", "bidirectional"])
-    finetuning.add_argument("--finetune_max_epochs", type=int, default=12)
-    finetuning.add_argument("--finetune_patience", type=int, default=2, help="epochs without a better dev MCC")
-    parser.add_argument(
-        "--readouts",
-        nargs="+",
-        choices=READOUTS,
-        default=["probes"],
-        help="probes (frozen-feature probes on the tasks) and/or zero_shot (likelihood read-outs, no training)",
-    )
-    zero_shot = parser.add_argument_group("zero-shot read-out (--readouts zero_shot)")
-    zero_shot.add_argument(
-        "--zero_shot_genomes",
-        nargs="+",
+    baseline: Optional[list[str]] = field(
         default=None,
-        metavar="NAME=FASTA,GFF",
-        help="held-out genomes with gene calls (default: the three held-out species of ../shared)",
+        metadata={
+            "help": "Arm(s) every other arm is also differenced against (several: each gets its own differences)."
+        },
     )
-    zero_shot.add_argument("--zero_shot_variants_per_class", type=int, default=500)
-    zero_shot.add_argument("--zero_shot_sites", type=int, default=1500)
-    parser.add_argument(TRACEBACK_FLAG, nargs="?", const=True, default=False, help=TRACEBACK_HELP)
-    return parser.parse_args(argv)
+    pretraining_corpus: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "FASTA files the checkpoints were pre-trained on (dev/test rows found in them are refused)."
+        },
+    )
+    drop_leaked_sequences: bool = field(
+        default=False,
+        metadata={
+            "help": "Instead of refusing tasks whose dev/test rows occur in --pretraining_corpus, evaluate copies without "
+            "those rows (written to <output_dir>/tasks_without_corpus_sequences; the counts are printed)."
+        },
+    )
+    readings: list[str] = field(
+        default_factory=lambda: ["causal", "bidirectional"],
+        metadata={"help": "How each checkpoint is read: causal and/or bidirectional (<|prefix_lm|> + the bases)."},
+    )
+    random_init_seeds: list[int] = field(
+        default_factory=lambda: [0],
+        metadata={"help": "Seeds of the random-init controls (match the pre-training seeds)."},
+    )
+    n_resamples: int = field(default=2000, metadata={"help": "Bootstrap replicates of every interval."})
+    batch_size: int = field(default=64, metadata={"help": "Sequences per forward pass."})
+    output_dir: str = field(default="outputs/evaluation", metadata={"help": "Where the results are written."})
+    finetune_tasks: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Tasks that also get the secondary read-out: every checkpoint and control fine-tuned to "
+            "convergence (early stopping on dev MCC, learning rate chosen on dev per arm and reading); minutes per run "
+            "on a CPU.",
+            "metavar": "TASK",
+        },
+    )
+    finetune_learning_rates: list[float] = field(
+        default_factory=lambda: [3e-4, 1e-3, 3e-3],
+        metadata={"help": "Fine-tuning learning rates tried (chosen on dev)."},
+    )
+    finetune_seeds: list[int] = field(
+        default_factory=lambda: [0], metadata={"help": "Fine-tuning seeds per pre-training seed."}
+    )
+    finetune_readings: list[str] = field(
+        default_factory=lambda: ["causal", "bidirectional"],
+        metadata={"help": "Readings fine-tuned (causal, bidirectional)."},
+    )
+    finetune_max_epochs: int = field(default=12, metadata={"help": "Most fine-tuning epochs."})
+    finetune_patience: int = field(
+        default=2, metadata={"help": "Fine-tuning epochs without a better dev MCC before stopping."}
+    )
+    readouts: list[str] = field(
+        default_factory=lambda: ["probes"],
+        metadata={
+            "help": "probes (frozen-feature probes on the tasks) and/or zero_shot (likelihood read-outs, no training).",
+            "choices": list(READOUTS),
+        },
+    )
+    zero_shot_genomes: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "Zero-shot read-out: held-out genomes with gene calls (default: the three held-out species of ../shared).",
+            "metavar": "NAME=FASTA,GFF",
+        },
+    )
+    zero_shot_variants_per_class: int = field(default=500, metadata={"help": "Zero-shot: substitutions per class."})
+    zero_shot_sites: int = field(
+        default=1500, metadata={"help": "Zero-shot: random held-out sites for masked-base NLL."}
+    )
+
+    def __post_init__(self):
+        if not self.checkpoints:
+            raise RecipeError("--checkpoints is required: one or more NAME=PATH pairs.")
+        # Values from a --config file do not pass argparse's choices: checked here for both routes.
+        for name, allowed in (("readouts", READOUTS), ("readings", READING_MODES), ("finetune_readings", READING_MODES)):
+            unknown = [value for value in getattr(self, name) if value not in allowed]
+            if unknown:
+                raise RecipeError(f"--{name}: unknown {unknown}; choose from {list(allowed)}.")
+
+
+def parse_args(argv=None) -> EvaluateArguments:
+    """Command line, then `--config x.yaml` (any argument as a key); flags on the command line win."""
+    parser = HfArgumentParser(
+        EvaluateArguments,
+        prog="recipes/evaluate.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", metavar="RUN.YAML", help="YAML file of any options below (as keys); command-line flags win"
+    )
+    parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
+    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != TRACEBACK_FLAG]
+    (args,) = parse_args_with_config(parser, argv)
+    return args
 
 
 def zero_shot_sources(args) -> list[GenomeSource]:

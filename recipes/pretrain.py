@@ -21,6 +21,10 @@ Runs with no arguments: the small bacterial genome shipped with birdie_hf, a tin
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \
         recipes/pretrain.py
 
+    # a genome larger than memory: windows streamed from disk, held-out windows from a separate file
+    accelerate launch recipes/pretrain.py --streaming --genomes big.fa --validation_genomes held_out.fa.gz \
+        --reverse_complement --soft_mask drop --max_steps 20000
+
     # continual pre-training from an existing causal-LM checkpoint
     accelerate launch recipes/pretrain.py --model_name_or_path outputs/birdie-dna-tiny --learning_rate 3e-4
 
@@ -45,6 +49,7 @@ not fit `--max_length`, no held-out window for `--policy birdie`) ends in one `e
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import os
@@ -53,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import HfArgumentParser
 
 from birdie_hf import (
@@ -70,10 +75,12 @@ from birdie_hf.cli import TRACEBACK_HELP, RecipeError, RecipeInterrupted, parse_
 from birdie_hf.data import (
     WindowCroppingError,
     check_windows_fit,
+    default_genome_path,
     is_fasta_path,
     load_genome_windows,
     load_sequence_windows,
     source_tokens_seen,
+    stream_genome_windows,
 )
 from birdie_hf.health import health_sentence, health_summary
 from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
@@ -83,6 +90,8 @@ from birdie_hf.tokenizer import save_tokenizer
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
+#: With --streaming, the Markov baselines of the summary are fit on this many windows from the start of the stream.
+STREAMED_MARKOV_WINDOWS = 20_000
 
 
 @dataclass
@@ -117,6 +126,29 @@ class ScriptArguments:
     )
     split_by: str = field(default="position", metadata={"help": "position or record."})
     reverse_complement: bool = field(default=False, metadata={"help": "Add reverse-complement training windows."})
+    soft_mask: str = field(
+        default="ignore",
+        metadata={
+            "help": "Lower-case (soft-masked, e.g. repeat) bases: ignore (read as upper case) or drop (train on no "
+            "window holding one; eager loading cuts windows inside upper-case runs, --streaming skips the windows "
+            "that touch a masked base)."
+        },
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Stream the --genomes windows from disk instead of loading them (genomes larger than memory): "
+            "each file is indexed once, then read shard by shard. Needs --max_steps; held-out windows come from "
+            "--validation_genomes (--validation_fraction and --split_by do not apply)."
+        },
+    )
+    validation_genomes: Optional[list[str]] = field(
+        default=None,
+        metadata={
+            "help": "With --streaming: FASTA files whose windows are the held-out set (loaded in memory, so keep them "
+            "small; the reward of --policy birdie needs them)."
+        },
+    )
     model_name_or_path: Optional[str] = field(
         default=None, metadata={"help": "Start from this causal-LM checkpoint (continual pre-training)."}
     )
@@ -150,6 +182,10 @@ class ScriptArguments:
     def __post_init__(self):
         if isinstance(self.genomes, str):  # `genomes: a.fa` in YAML, or a single path from Python
             self.genomes = [self.genomes]
+        if isinstance(self.validation_genomes, str):
+            self.validation_genomes = [self.validation_genomes]
+        if self.soft_mask not in ("ignore", "drop"):
+            raise ValueError(f"--soft_mask must be ignore or drop, got {self.soft_mask!r}.")
         if self.cpu_threads is not None and (
             isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int) or self.cpu_threads < 1
         ):
@@ -219,13 +255,27 @@ def _list_birdie_options_first(parser) -> None:
     parser._optionals.title = "transformers.TrainingArguments options (and --help, --config)"
 
 
-def check_script_args(script_args: ScriptArguments) -> None:
+def check_script_args(script_args: ScriptArguments, training_args: BirdieTrainingArguments) -> None:
     """Check the data and model arguments before anything is built or trained.
 
     Raises:
         [`RecipeError`]: a genome file is missing, or `--dataset_name` is given a FASTA file.
         `FileNotFoundError`: `--model_name_or_path` is neither a local folder nor a valid Hub id.
     """
+    if script_args.streaming and training_args.max_steps <= 0:
+        raise RecipeError(
+            "--streaming needs --max_steps (a streamed genome has no known length, so epochs cannot be counted)."
+        )
+    if script_args.streaming and script_args.dataset_name is not None:
+        raise RecipeError("--streaming reads FASTA files given with --genomes, not --dataset_name.")
+    if script_args.validation_genomes and not script_args.streaming:
+        raise RecipeError(
+            "--validation_genomes is for --streaming runs; without it the held-out windows are cut from --genomes "
+            "(--validation_fraction, --split_by)."
+        )
+    for path in script_args.validation_genomes or []:
+        if not os.path.exists(path):
+            raise RecipeError(f"--validation_genomes: file not found: {path!r}")
     if script_args.dataset_name is None:
         for path in script_args.genomes or []:
             if not os.path.exists(path):
@@ -240,7 +290,10 @@ def check_script_args(script_args: ScriptArguments) -> None:
 
 
 def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> DatasetDict:
-    """Train and validation windows from `--genomes` (FASTA) or `--dataset_name` (CSV or Hub sequences)."""
+    """Train and validation windows from `--genomes` (FASTA; streamed with `--streaming`) or `--dataset_name` (CSV or
+    Hub sequences)."""
+    if script_args.streaming:
+        return streamed_windows(script_args, tokenizer)
     if script_args.dataset_name is None:
         return load_genome_windows(
             script_args.genomes,
@@ -250,6 +303,7 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> Datase
             validation_fraction=script_args.validation_fraction,
             split_by=script_args.split_by,
             reverse_complement=script_args.reverse_complement,
+            soft_mask=script_args.soft_mask,
             seed=seed,
         )
     kwargs = {"name": script_args.dataset_config} if script_args.dataset_config else {}
@@ -262,6 +316,31 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> Datase
         seed=seed,
         **kwargs,
     )
+
+
+def streamed_windows(script_args: ScriptArguments, tokenizer) -> dict:
+    """`{"train": IterableDataset, "validation": Dataset}`: the `--genomes` windows streamed from disk (memory does
+    not grow with the genome) and every window of `--validation_genomes` (none without them)."""
+    genomes = script_args.genomes or [default_genome_path()]
+    train = stream_genome_windows(
+        genomes,
+        tokenizer,
+        window_length=script_args.window_length,
+        stride=script_args.stride,
+        reverse_complement=script_args.reverse_complement,
+        soft_mask=script_args.soft_mask,
+    )
+    if script_args.validation_genomes:
+        validation = load_genome_windows(
+            script_args.validation_genomes,
+            tokenizer,
+            window_length=script_args.window_length,
+            validation_fraction=0.0,
+            soft_mask=script_args.soft_mask,
+        )["train"]
+    else:
+        validation = Dataset.from_dict({"input_ids": []})
+    return {"train": train, "validation": validation}
 
 
 def build_model(script_args: ScriptArguments, training_args: BirdieTrainingArguments, tokenizer):
@@ -314,7 +393,9 @@ def held_out_windows(script_args: ScriptArguments, training_args: BirdieTraining
         )
     if len(validation) > 0:
         return validation
-    if script_args.validation_fraction == 0:
+    if script_args.streaming:
+        cause, change = "--streaming holds out no part of --genomes", "--validation_genomes held_out.fa"
+    elif script_args.validation_fraction == 0:
         cause, change = "--validation_fraction 0 holds out nothing", "a --validation_fraction above 0 (e.g. 0.05)"
     else:
         cause = (
@@ -380,8 +461,13 @@ def next_base_table(model, data, tokenizer, orders=(2, 3, 4, 5, 6)) -> str:
     if not hasattr(data["validation"], "__len__") or len(data["validation"]) == 0:
         return "(no held-out windows: next-base comparison skipped)"
     heldout = data["validation"]["input_ids"]
+    train = data["train"]
+    if isinstance(train, IterableDataset):  # streamed: the chains are fit on the stream's first windows
+        train_ids = (row["input_ids"] for row in itertools.islice(train, STREAMED_MARKOV_WINDOWS))
+    else:
+        train_ids = train["input_ids"]
     rows = markov_baseline_table(
-        windows_to_text(data["train"]["input_ids"], tokenizer),
+        windows_to_text(train_ids, tokenizer),
         list(windows_to_text(heldout, tokenizer)),
         orders=orders,
     )
@@ -403,7 +489,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
         level=logging.INFO if training_args.should_log else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    check_script_args(script_args)
+    check_script_args(script_args, training_args)
     if training_args.push_to_hub:  # fail before any training, not after it
         from birdie_hf.hub import check_hub_access
 

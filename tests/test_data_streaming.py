@@ -306,3 +306,38 @@ def test_a_genome_given_through_a_pipe_is_refused_by_name(tmp_path, tokenizer, r
     for load in (load_genome_windows, stream_genome_windows):
         with pytest.raises(GenomeDataError, match=r"is a pipe or device, not a file .*gzipped FASTA is read directly"):
             load(str(fifo), tokenizer, window_length=64)
+
+
+def test_stream_reverse_complement_follows_each_window_as_the_eager_train_split(write_fasta, tokenizer, random_dna):
+    path = write_fasta(">a\n" + random_dna(700, seed=1) + "\n>b\n" + random_dna(300, seed=2) + "\n")
+    streamed = list(stream_genome_windows(path, tokenizer, window_length=100, reverse_complement=True))
+    eager = load_genome_windows(path, tokenizer, window_length=100, validation_fraction=0, reverse_complement=True)
+    eager = eager["train"]
+    assert [row["strand"] for row in streamed[:4]] == ["+", "-", "+", "-"]
+    assert [(r["record"], r["start"], r["strand"], list(r["input_ids"])) for r in streamed] == [
+        (r, s, st, list(ids))
+        for r, s, st, ids in zip(eager["record"], eager["start"], eager["strand"], eager["input_ids"])
+    ]
+    forward, reverse = streamed[0]["input_ids"], streamed[1]["input_ids"]
+    text = tokenizer.decode(list(forward)).replace(" ", "")
+    complement = {"A": "T", "C": "G", "G": "C", "T": "A"}
+    assert tokenizer.decode(list(reverse)).replace(" ", "") == "".join(complement[b] for b in reversed(text))
+
+
+def test_stream_soft_mask_drop_skips_masked_windows_and_feature_marks_them(write_fasta, tokenizer, random_dna):
+    bases = random_dna(400, seed=3)
+    masked = bases[:150] + bases[150:160].lower() + bases[160:]  # bases 150-159 soft-masked: window 1 of 4
+    path = write_fasta(">a\n" + masked + "\n")
+    kept = list(stream_genome_windows(path, tokenizer, window_length=100, soft_mask="drop"))
+    assert [row["start"] for row in kept] == [0, 200, 300]
+    featured = list(stream_genome_windows(path, tokenizer, window_length=100, soft_mask="feature"))
+    assert [sum(row["soft_mask"]) for row in featured] == [0, 10, 0, 0]
+    assert list(featured[1]["soft_mask"]).index(1) == 50
+    # ignore: lower case reads as upper case
+    plain = list(stream_genome_windows(path, tokenizer, window_length=100))
+    upper = list(
+        stream_genome_windows(write_fasta(">a\n" + bases + "\n", name="upper.fa"), tokenizer, window_length=100)
+    )
+    assert [list(r["input_ids"]) for r in plain] == [list(r["input_ids"]) for r in upper]
+    with pytest.raises(ValueError, match="`soft_mask` must be"):
+        stream_genome_windows(path, tokenizer, soft_mask="mask")

@@ -153,6 +153,15 @@ def test_pretrain_token_budget_replaces_the_recipe_step_default(pretrain, tmp_pa
             "'../no/such/checkpoint' does not exist: it is neither a local folder nor a valid Hub model id",
         ),
         (None, ["--dataset_name", "reads.fa"], "--dataset_name takes a Hub id or CSV"),
+        (None, ["--streaming", "--max_steps", "-1"], "error: --streaming needs --max_steps"),
+        (
+            None,
+            ["--streaming", "--dataset_name", "x.csv"],
+            "error: --streaming reads FASTA files given with --genomes",
+        ),
+        (None, ["--validation_genomes", "v.fa"], "error: --validation_genomes is for --streaming runs"),
+        (None, ["--streaming", "--validation_genomes", "v.fa"], "error: --validation_genomes: file not found: 'v.fa'"),
+        (None, ["--soft_mask", "mask"], "error: --soft_mask must be ignore or drop, got 'mask'."),
     ],
 )
 def test_pretrain_bad_input_is_one_line_before_any_work(
@@ -201,6 +210,10 @@ def test_pretrain_refuses_windows_that_max_length_would_crop(pretrain, capsys, t
         (
             ["--validation_fraction", "0", "--window_length", "128", "--max_length", "384"],
             "--validation_fraction 0 holds out nothing. Use a --validation_fraction above 0",
+        ),
+        (
+            ["--streaming", "--window_length", "128", "--max_length", "384"],
+            "--streaming holds out no part of --genomes. Use --validation_genomes held_out.fa",
         ),
     ],
 )
@@ -893,6 +906,28 @@ def test_evaluate_refuses_a_missing_checkpoint_before_building_any_task(tmp_path
         capsys, lambda a: evaluate.main(evaluate.parse_args(a)), ["--checkpoints", "birdie@42=outputs/missing"]
     )
     assert "outputs/missing" in line
+
+
+def test_evaluate_takes_a_yaml_config_and_documents_every_option(tmp_path, capsys):
+    evaluate = load_recipe("evaluate")
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        "checkpoints: [birdie@42=a, ntp@42=b]\nbaseline: ntp\nrandom_init_seeds: [42]\nn_resamples: 500\n"
+    )
+    args = evaluate.parse_args(["--config", str(config), "--n_resamples", "100"])
+    assert args.checkpoints == ["birdie@42=a", "ntp@42=b"] and args.baseline == ["ntp"]
+    assert args.random_init_seeds == [42] and args.n_resamples == 100  # the command line wins over the file
+    line = one_line_error(capsys, lambda a: evaluate.main(evaluate.parse_args(a)), ["--tasks_dir", "x"])
+    assert line == "error: --checkpoints is required: one or more NAME=PATH pairs."
+    config.write_text("checkpoints: [a=b]\nreadouts: [probes, zero-shot]\n")
+    line = one_line_error(capsys, lambda a: evaluate.main(evaluate.parse_args(a)), ["--config", str(config)])
+    assert "readouts" in line and "zero-shot" in line
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--help"])
+    shown = capsys.readouterr().out
+    for option in ("--checkpoints", "--readings", "--finetune_patience", "--zero_shot_sites", "--config"):
+        block = shown[shown.index(option + " ") :].split("\n  --")[0]
+        assert len(block.split()) > 3, f"{option} has no help"
 
 
 def test_finetune_takes_a_yaml_config_and_the_trainer_flags_users_expect(tmp_path):

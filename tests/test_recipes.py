@@ -175,3 +175,21 @@ def test_baselines_pretrain_without_held_out_windows(tmp_path, shared_dir, capsy
     window_length = 1024 if policy == "ntp" else 128
     assert results["global_step"] == 2 and results["tokens_seen"] == 2 * 2 * window_length
     assert json.loads((out / TRAJECTORY_NAME).read_text())["evaluations"] == []
+
+
+@pytest.mark.slow
+def test_pretrain_streaming_trains_on_a_genome_read_from_disk(tmp_path, shared_dir):
+    """--streaming: windows (and their reverse complements) streamed from a gzipped genome with soft-masked bases
+    dropped, held-out windows from a separate file; the run trains, evaluates and writes its card and summary."""
+    out = tmp_path / "out"
+    genome = shared_dir / "data" / "genomes" / "human_chr22_segments.fa.gz"  # soft-masked: 46% lower case
+    validation = shared_dir / "data" / "genomes" / "lambda_phage.fa.gz"
+    result = run(
+        "--streaming", "--genomes", str(genome), "--validation_genomes", str(validation), "--reverse_complement",
+        "--soft_mask", "drop", "--output_dir", str(out), *TINY, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out next-base loss over" in result.stdout
+    record = json.loads((out / TRAJECTORY_NAME).read_text())
+    assert record["evaluations"] and (out / "config.json").is_file()
+    assert "human_chr22_segments.fa.gz" in (out / "README.md").read_text()

@@ -28,7 +28,7 @@ from .fasta import (
     _warn_duplicate_names,
     index_fasta,
 )
-from .windows import WindowCutter, _bases_share, _check_positive_int, _window_features
+from .windows import WindowCutter, _bases_share, _check_positive_int, _window_features, reverse_complement_table
 
 
 logger = logging.getLogger(__name__)
@@ -165,13 +165,27 @@ class _WindowGenerator:
     windows while indexing, so exactly the windows [`load_genome_windows`] keeps come out.
     """
 
-    def __init__(self, files: dict[str, _FileIndex], lookup: _Lookup, cutter: WindowCutter):
+    def __init__(
+        self,
+        files: dict[str, _FileIndex],
+        lookup: _Lookup,
+        cutter: WindowCutter,
+        rc_table: Optional[np.ndarray] = None,
+        soft_mask: str = "ignore",
+    ):
         self.files = files
         self.lookup, self.cutter = lookup, cutter
+        self.rc_table, self.soft_mask = rc_table, soft_mask
         self._local = threading.local()
 
     def __getstate__(self) -> dict:
-        return {"files": self.files, "lookup": self.lookup, "cutter": self.cutter}
+        return {
+            "files": self.files,
+            "lookup": self.lookup,
+            "cutter": self.cutter,
+            "rc_table": self.rc_table,
+            "soft_mask": self.soft_mask,
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -213,14 +227,23 @@ class _WindowGenerator:
                 scope="in this shard; the file changed after it was indexed",
             )
         starts, windows, _ = self.cutter.cut(self.lookup.ids[raw], self.lookup.is_n[raw])
-        for start, window in zip((starts + lo).tolist(), windows):
-            yield {
-                "input_ids": window,
-                "record": record.name,
-                "start": start,
-                "end": start + length,
-                "strand": "+",
-            }
+        masks = None
+        if self.soft_mask != "ignore":
+            lowercase = (raw >= ord("a")).view(np.uint8)
+            masks = [lowercase[start : start + length] for start in starts.tolist()]
+        for index, (start, window) in enumerate(zip((starts + lo).tolist(), windows)):
+            mask = None if masks is None else masks[index]
+            if self.soft_mask == "drop" and mask.any():
+                continue  # a window touching a soft-masked base is not trained on
+            row = {"input_ids": window, "record": record.name, "start": start, "end": start + length, "strand": "+"}
+            if self.soft_mask == "feature":
+                row["soft_mask"] = mask
+            yield row
+            if self.rc_table is not None:
+                row = {**row, "input_ids": self.rc_table[window[::-1]], "strand": "-"}
+                if self.soft_mask == "feature":
+                    row["soft_mask"] = mask[::-1]
+                yield row
 
 
 def stream_genome_windows(
@@ -231,6 +254,8 @@ def stream_genome_windows(
     stride: Optional[int] = None,
     max_n_fraction: float = 0.1,
     windows_per_shard: int = 256,
+    reverse_complement: bool = False,
+    soft_mask: str = "ignore",
 ) -> IterableDataset:
     """Like [`load_genome_windows`] but lazy: windows are cut while iterating; memory does not grow with the genome.
 
@@ -257,6 +282,13 @@ def stream_genome_windows(
         stride (`int`, *optional*): step between window starts; defaults to `window_length`.
         max_n_fraction (`float`, *optional*, defaults to `0.1`): windows with a larger share of `N` are dropped.
         windows_per_shard (`int`, *optional*, defaults to `256`): windows per [`WindowShard`].
+        reverse_complement (`bool`, *optional*, defaults to `False`): follow every window with its reverse
+            complement (`strand == "-"`, same coordinates), as [`load_genome_windows`] does for its train split.
+        soft_mask (`str`, *optional*, defaults to `"ignore"`): lower-case (soft-masked) bases: `"ignore"` reads them
+            as upper-case ones, `"feature"` adds a `soft_mask` column (1 = soft-masked base), `"drop"` skips every
+            window holding one. Unlike [`load_genome_windows`]' `"drop"`, which cuts windows inside each upper-case
+            run, streaming keeps the window grid of the index and skips the windows that touch a masked base, so it
+            keeps fewer windows of a heavily masked genome.
 
     Returns:
         [`~datasets.IterableDataset`] with the columns of [`load_genome_windows`] (`input_ids` as compact `uint8`).
@@ -267,8 +299,13 @@ def stream_genome_windows(
     """
     cutter = WindowCutter(window_length, stride, max_n_fraction)
     _check_positive_int("windows_per_shard", windows_per_shard)
+    if soft_mask not in ("ignore", "feature", "drop"):
+        raise ValueError(f"`soft_mask` must be 'ignore', 'feature' or 'drop', got {soft_mask!r}.")
     paths = _path_list(paths)
     lookup = _Lookup.from_tokenizer(tokenizer)
+    rc_table = None
+    if reverse_complement:
+        rc_table = reverse_complement_table(tokenizer)[: int(lookup.table.max()) + 1].astype(lookup.dtype)
     files: dict[str, _FileIndex] = {}
     records: list[tuple[str, int, str, int]] = []
     kept = short = short_bases = total_bases = 0
@@ -312,7 +349,7 @@ def stream_genome_windows(
     shards = _plan(records, cutter, windows_per_shard)
     logger.info("Streaming %d windows in %d shards from %d files.", kept, len(shards), len(files))
     return IterableDataset.from_generator(
-        _WindowGenerator(files, lookup, cutter),
-        features=_window_features(lookup.dtype),
+        _WindowGenerator(files, lookup, cutter, rc_table, soft_mask),
+        features=_window_features(lookup.dtype, soft_mask=soft_mask == "feature"),
         gen_kwargs={"shards": shards},
     )
