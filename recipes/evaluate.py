@@ -202,7 +202,11 @@ class EvaluateArguments:
         if not self.checkpoints:
             raise RecipeError("--checkpoints is required: one or more NAME=PATH pairs.")
         # Values from a --config file do not pass argparse's choices: checked here for both routes.
-        for name, allowed in (("readouts", READOUTS), ("readings", READING_MODES), ("finetune_readings", READING_MODES)):
+        for name, allowed in (
+            ("readouts", READOUTS),
+            ("readings", READING_MODES),
+            ("finetune_readings", READING_MODES),
+        ):
             unknown = [value for value in getattr(self, name) if value not in allowed]
             if unknown:
                 raise RecipeError(f"--{name}: unknown {unknown}; choose from {list(allowed)}.")
