@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 import os
-import shutil
 from typing import Any, Callable, Optional, Union
 
 import numpy as np
@@ -58,6 +57,7 @@ from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-expor
     planned_checkpoints,
     preflight_output_dir,
     refuse_other_jobs,
+    remove_path,
 )
 from .tokenizer import make_tokenizer_config_portable
 
@@ -661,7 +661,10 @@ class BirdieTrainer(Trainer):
             )
             if problems and ours_or_unsaved:
                 logger.warning("Deleting incomplete checkpoint %s (%s).", path, "; ".join(problems))
-                shutil.rmtree(path, ignore_errors=True)
+                try:
+                    remove_path(path)  # a symbolic link is removed itself, never what it points to
+                except OSError as error:  # rotation may still find it; the next save tries again
+                    logger.warning("Could not delete %s: %s", path, error)
 
     def _save_rng_state(self, output_dir: str) -> None:
         """Save this rank's RNG state, then wait for every rank.

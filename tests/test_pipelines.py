@@ -45,6 +45,14 @@ def test_importing_birdie_hf_registers_both_tasks(caplog):
     assert "already registered" not in caplog.text
 
 
+@pytest.mark.parametrize("task", ["dna-infilling", "dna-variant-effect"])
+def test_pipeline_without_a_model_says_what_to_pass(task):
+    """transformers looks up a default model when none is given; there is none, so the error says what to pass
+    (it was `KeyError: 'default'`)."""
+    with pytest.raises(ValueError, match=rf"pipeline\('{task}'\) needs a model: birdie_hf has no default checkpoint"):
+        pipeline(task)
+
+
 def test_infilling_pipeline_loads_a_saved_folder_and_matches_infill(checkpoint, loaded):
     fill = pipeline("dna-infilling", model=checkpoint, trust_remote_code=False)
     assert type(fill.model) is LlamaForCausalLM and isinstance(fill, DNAInfillingPipeline)

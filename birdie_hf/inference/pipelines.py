@@ -194,6 +194,25 @@ class DNAVariantEffectPipeline(_BirdiePipeline):
         return [result.to_dict() for result in results]
 
 
+class _NoDefaultModel(dict):
+    """The `default` entry of our registered tasks: transformers looks a default model up there when `pipeline(task)`
+    gets no `model`, and an absent entry ended in `KeyError: 'default'`. There is no default Birdie checkpoint to
+    download, so the lookup raises a one-line error saying what to pass instead."""
+
+    def __init__(self, task: str):
+        super().__init__()
+        self.task = task
+
+    def _refuse(self, *args):
+        raise ValueError(
+            f"pipeline({self.task!r}) needs a model: birdie_hf has no default checkpoint. Pass one, e.g. "
+            f"pipeline({self.task!r}, model='outputs/birdie-dna-tiny') (a folder or Hub id of a checkpoint pre-trained "
+            "with Birdie's infilling objective)."
+        )
+
+    __contains__ = __getitem__ = get = _refuse
+
+
 def register_pipelines() -> None:
     """Register `dna-infilling` and `dna-variant-effect` with `transformers.pipelines.PIPELINE_REGISTRY` (loading
     checkpoints with `AutoModelForCausalLM`). Called when `birdie_hf` is imported; calling it again does nothing."""
@@ -209,3 +228,4 @@ def register_pipelines() -> None:
         PIPELINE_REGISTRY.register_pipeline(
             task, pipeline_class=pipeline_class, pt_model=AutoModelForCausalLM, type="text"
         )
+        PIPELINE_REGISTRY.supported_tasks[task]["default"] = _NoDefaultModel(task)
