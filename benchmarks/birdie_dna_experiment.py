@@ -19,6 +19,11 @@
     python benchmarks/birdie_dna_experiment.py train --scale birdiedna --genomes chm13v2.0.fa.gz --jobs 4 \\
         --output_root outputs/experiment-birdiedna
     python benchmarks/birdie_dna_experiment.py evaluate --genomes chm13v2.0.fa.gz --output_root outputs/experiment-birdiedna
+    # protocol v2 (benchmarks/README.md): its data in one folder to carry, then one GPU call trains and reads it all
+    python benchmarks/birdie_dna_experiment.py prepare_lease --output_dir .lease_data
+    python benchmarks/birdie_dna_experiment.py lease --budget_s 540 --output_dir $OUT/lease \\
+        --tasks_dir .lease_data/tasks --genomes .lease_data/genomes/*
+    python benchmarks/birdie_dna_experiment.py lease --smoke --tasks_dir TASKS --genomes G.fa   # same path, tiny, CPU
     # anything after -- goes to every recipe call
     python benchmarks/birdie_dna_experiment.py evaluate -- --n_resamples 1000
 
@@ -49,6 +54,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -276,7 +282,13 @@ PRIMARY_TASKS = ("coding_vs_intergenic", "gene_strand", "human_repeat", "start_c
 PLATEAU_NATS = 0.001
 
 
-def primary_decision(results: dict, arm: str = PRIMARY[0], reference: str = PRIMARY[1], reading: str = PRIMARY[2]):
+def primary_decision(
+    results: dict,
+    arm: str = PRIMARY[0],
+    reference: str = PRIMARY[1],
+    reading: str = PRIMARY[2],
+    tasks: tuple = PRIMARY_TASKS,
+):
     """The protocol's decision rule on the instrument's probe results: `(verdict, rows)`.
 
     Birdie helps if `arm - reference` is better on at least 3 tasks and worse on none; hurts if worse on at least 3
@@ -284,9 +296,9 @@ def primary_decision(results: dict, arm: str = PRIMARY[0], reference: str = PRIM
     control on no task (the protocol's other uninterpretable case, a failed run, stops `evaluate` before this). Each row says whether either arm beats the random-init
     control on that task (a task where neither does is one the instrument cannot see at this scale; it still counts).
     """
-    if sorted(results["tasks"]) != sorted(PRIMARY_TASKS):
+    if sorted(results["tasks"]) != sorted(tasks):
         raise SystemExit(
-            f"error: the rule counts the tasks {sorted(PRIMARY_TASKS)}; these results hold {sorted(results['tasks'])}."
+            f"error: the rule counts the tasks {sorted(tasks)}; these results hold {sorted(results['tasks'])}."
         )
     rows = []
     for task, result in results["tasks"].items():
@@ -607,10 +619,401 @@ def scale(args) -> int:
     return 0
 
 
+#: Protocol v2, the pilot inside one GPU lease (benchmarks/README.md, "Protocol v2"): the model, geometry and rules,
+#: fixed before any run. The learning rate follows the rule lr = 3e-4 * 512 / hidden_size (BirdieDNA's 3e-4 at
+#: hidden 512, scaled inversely with width), the same for every arm; warm-up a tenth of the run, cosine decay.
+PILOT_SHAPE = [
+    "--hidden_size",
+    "384",
+    "--num_hidden_layers",
+    "6",
+    "--num_attention_heads",
+    "6",
+    "--window_length",
+    "1024",
+]
+PILOT_ARGS = [
+    "--max_length", "2064",
+    "--example_length", "1032",
+    "--per_device_train_batch_size", "32",
+    "--learning_rate", f"{3e-4 * 512 / 384:.1e}",
+    "--bf16", "true",
+    "--logging_steps", "50",
+]  # fmt: skip
+#: Tokens per run: the most that fit the budget at the measured throughput, at most PILOT_MAX_TOKENS; fewer than
+#: PILOT_MIN_TOKENS is refused (the pilot would not be the 10-30x scale-up it exists for).
+PILOT_MIN_TOKENS, PILOT_MAX_TOKENS = 10_000_000, 30_000_000
+#: The read-outs' share of a lease, reserved before training is planned.
+PILOT_READOUT_RESERVE_S = 150
+#: The read-out's reduced probe grid: the middle and the last layer, both poolings, two regularisation strengths.
+PILOT_PROBE_LAYERS, PILOT_PROBE_CS = (0.5, 1.0), (0.1, 1.0)
+#: Every run must have left the base composition by this share of its steps (the health gate).
+PILOT_HEALTH_GATE = 0.2
+PILOT_ARMS = ["ntp", "birdie_paper", "birdie_dna", "dna_static"]
+#: The corpus: bacteria of species the suite holds out of nothing (E. coli, K. pneumoniae), the fungus and the human
+#: chr22 segments; never human chr20 (the human tasks) nor the suite's three bacterial species.
+PILOT_CORPUS = [
+    *CORPUS,
+    SHARED_GENOMES / "ustilago_maydis_521.fa.gz",
+    SHARED_GENOMES / "human_chr22_segments.fa.gz",
+]
+#: The tasks the decision rule counts: the four bacterial tasks and the six human chr20 tasks.
+PILOT_TASKS = (
+    "gene_strand", "coding_vs_intergenic", "start_codon", "stop_codon",
+    "human_promoter", "human_splice_donor", "human_splice_acceptor", "human_cpg_island", "human_ctcf",
+    "human_coding_vs_utr",
+)  # fmt: skip
+#: `--smoke`: the same code path at a size a CPU test runs in a minute.
+SMOKE_SHAPE = [
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "1",
+    "--num_attention_heads",
+    "2",
+    "--window_length",
+    "128",
+]
+SMOKE_ARGS = [
+    "--max_length", "560", "--example_length", "280", "--per_device_train_batch_size", "4",
+    "--learning_rate", "2e-3", "--logging_steps", "5", "--policy_eval_interval", "4", "--policy_warmup_steps", "2",
+    "--policy_update_iterations", "5", "--policy_num_candidates", "32", "--policy_hidden_size", "16",
+]  # fmt: skip
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the console and to the lease's log file."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+
+def _run_args(shape: list, extra: list, arm: str, seed: int, max_steps: int, output_dir: Path):
+    """`(RunShape, BirdieTrainingArguments)` of one run: the geometry, the arm's flags, the seed and steps."""
+    from transformers import HfArgumentParser
+
+    from birdie_hf import BirdieTrainingArguments
+    from birdie_hf.cli import parse_args_with_config
+    from birdie_hf.presets import PRESETS
+
+    argv = [*shape, *extra, *ARMS[arm], "--max_steps", str(max_steps), "--seed", str(seed)]
+    argv += ["--output_dir", str(output_dir), "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"]
+    argv += ["--overwrite_output_dir", "true"]
+    return parse_args_with_config(HfArgumentParser((RunShape, BirdieTrainingArguments)), argv, presets=PRESETS)
+
+
+def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_fraction: float):
+    """Train one run in this process, stopping at `deadline` (time.time()); returns `(model, record)` with the
+    health reading at `gate_fraction` of the steps and at the end, the steps done and the throughput."""
+    from transformers import TrainerCallback
+
+    from birdie_hf import BirdieTrainer, build_causal_lm, default_model_config
+    from birdie_hf.health import measure_health
+    from birdie_hf.trainer import health_windows
+
+    seed = training_args.seed
+    config = default_model_config(
+        tokenizer,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        max_position_embeddings=max(2048, training_args.max_length),
+        tie_word_embeddings=shape.tie_word_embeddings,
+    )
+    model = build_causal_lm(config, seed=seed)
+    windows = health_windows(data["validation"], seed)
+    base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
+    gate_step = max(1, math.ceil(gate_fraction * training_args.max_steps))
+    record = {"gate_step": gate_step, "cut_at_deadline": False, "step_times": []}
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, _args, state, control, model=None, **kwargs):
+            record["step_times"].append(time.perf_counter())
+            if state.global_step == gate_step:
+                record["gate"] = measure_health(model, windows.to(model.device), base_ids, gate_step).to_dict()
+            if time.time() > deadline:
+                record["cut_at_deadline"] = control.should_training_stop = True
+            return control
+
+    trainer = BirdieTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
+        processing_class=tokenizer,
+        callbacks=[Watch()],
+    )
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the run's own console lines
+        trainer.train()
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    record["steps"] = trainer.state.global_step
+    record["final"] = measure_health(
+        trainer.model, windows.to(trainer.model.device), base_ids, record["steps"]
+    ).to_dict()
+    return trainer.model, record
+
+
+def _steps_per_second(step_times: list, skip: int) -> float:
+    """Steady-state steps/s from the end times of steps, the first `skip` (compilation, warm-up) left out."""
+    times = step_times[skip:]
+    return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
+def lease(args) -> int:
+    """Protocol v2 in one call: measure the throughput, plan the tokens per run by the committed rule, train every arm
+    at every seed in this process, read every model and its random-init control with the instrument, apply the
+    decision rule, and write at most 8 files to `--output_dir` (see benchmarks/README.md, "Protocol v2")."""
+
+    import torch
+    import transformers
+
+    from birdie_hf import build_dna_tokenizer, load_genome_windows
+    from birdie_hf.evaluation.instrument import (
+        Arm,
+        ProbeSuiteConfig,
+        load_task,
+        plot_results,
+        results_markdown,
+        run_probe_suite,
+    )
+
+    start = time.time()
+    deadline = start + args.budget_s
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "lease.log", "w", encoding="utf-8")
+    console, sys.stdout = sys.stdout, _Tee(sys.stdout, log)
+    try:
+        shape_flags, extra = (SMOKE_SHAPE, SMOKE_ARGS) if args.smoke else (PILOT_SHAPE, PILOT_ARGS)
+        extra = [*extra, *args.extra]
+        min_tokens, max_tokens = (0, args.max_tokens or 20_000) if args.smoke else (
+            PILOT_MIN_TOKENS, args.max_tokens or PILOT_MAX_TOKENS)  # fmt: skip
+        reserve = args.readout_reserve_s if args.readout_reserve_s is not None else PILOT_READOUT_RESERVE_S
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+        versions = {"torch": torch.__version__, "transformers": transformers.__version__, "device": device}
+        print(f"lease: {versions}; budget {args.budget_s:.0f} s, read-out reserve {reserve} s", flush=True)
+        task_names = list(args.tasks or (PILOT_TASKS if not args.smoke else []))
+        tasks_dir = Path(args.tasks_dir)
+        if not task_names:
+            task_names = sorted(p.name for p in tasks_dir.iterdir() if (p / "test.csv").is_file())
+        missing = [t for t in task_names if not (tasks_dir / t / "test.csv").is_file()]
+        if missing:
+            raise SystemExit(f"error: --tasks_dir {str(tasks_dir)!r} lacks the tasks {missing}.")
+        tasks = {name: load_task(tasks_dir / name) for name in task_names}
+        shape, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], 10**6, out / "run")
+        tokenizer = build_dna_tokenizer(model_max_length=probe_args.max_length)
+        data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=0)
+        tokens_per_step = probe_args.per_device_train_batch_size * probe_args.example_length * probe_args.world_size
+
+        # 1. Throughput: a short run of the costliest arm (policy evaluations included), warm-up steps left out.
+        probe_steps = args.probe_steps
+        _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, out / "run")
+        _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
+        steps_per_s = _steps_per_second(probe["step_times"], max(1, probe_steps // 4))
+        runs = [(arm, seed) for seed in args.seeds for arm in args.arms]
+        train_budget = deadline - time.time() - reserve
+        fit_tokens = 0.9 * max(train_budget, 0) * steps_per_s * tokens_per_step / len(runs)
+        steps = int(min(fit_tokens, max_tokens) // tokens_per_step)
+        plan = {
+            "tokens_per_step": tokens_per_step,
+            "measured_steps_per_s": round(steps_per_s, 3),
+            "measured_tokens_per_s": round(steps_per_s * tokens_per_step),
+            "runs": len(runs),
+            "training_budget_s": round(train_budget, 1),
+            "steps_per_run": steps,
+            "tokens_per_run": steps * tokens_per_step,
+            "rule": "tokens per run = min(max_tokens, 0.9 x training budget x measured tokens/s / runs)",
+        }
+        print(f"plan: {json.dumps(plan)}", flush=True)
+        record = {"protocol": "v2 (pilot)" if not args.smoke else "v2 (smoke)", "versions": versions, "plan": plan}
+        if steps < 1 or steps * tokens_per_step < min_tokens:
+            record["verdict"] = (
+                f"not run: {steps * tokens_per_step:,} tokens per run fit the budget at the measured "
+                f"{plan['measured_tokens_per_s']:,} tokens/s, below the protocol's minimum of {min_tokens:,}"
+            )
+            print(record["verdict"], flush=True)
+            _write_lease(out, record, None, None)
+            return 3
+
+        # 2. Every arm at every seed, one after another in this process.
+        models, training = {}, []
+        for arm, seed in runs:
+            row = {"arm": arm, "seed": seed}
+            if time.time() > deadline - reserve:
+                training.append({**row, "status": "not run (budget spent)"})
+                print(f"{arm} seed {seed}: not run, the budget is spent", flush=True)
+                continue
+            shape, run_args = _run_args(shape_flags, extra, arm, seed, steps, out / "run")
+            model, result = _train_one(shape, run_args, tokenizer, data, deadline - reserve, PILOT_HEALTH_GATE)
+            gate = result.get("gate") or {}
+            row.update(
+                status="cut at the deadline" if result["cut_at_deadline"] else "trained",
+                steps=result["steps"],
+                seconds=result["seconds"],
+                tokens_per_s=round(result["steps"] * tokens_per_step / max(result["seconds"], 1e-9)),
+                gate_step=result["gate_step"],
+                gate_passed=bool(gate) and not gate.get("at_composition", True),
+                gate_next_base_loss=gate.get("next_base_loss"),
+                final_next_base_loss=result["final"]["next_base_loss"],
+                composition_loss=result["final"]["composition_loss"],
+            )
+            training.append(row)
+            print(
+                f"{arm} seed {seed}: {row['status']}, {row['steps']} steps in {row['seconds']:.0f} s, next-base "
+                f"{row['final_next_base_loss']:.4f} (composition {row['composition_loss']:.4f}), health gate "
+                f"{'passed' if row['gate_passed'] else 'FAILED'}",
+                flush=True,
+            )
+            if row["status"] == "trained":
+                if torch.cuda.is_available():
+                    model = model.to(torch.bfloat16)
+                models[(arm, seed)] = model.eval()
+        record["training"] = training
+
+        # 3. The read-outs: frozen probes on every model and its random-init control, both readings.
+        arms = [
+            Arm(arm, str(seed), model, tokenizer, "pretrained", f"{arm}@{seed} (in memory)")
+            for (arm, seed), model in models.items()
+        ]
+        results = None
+        if arms:
+            trained = {arm for arm, _ in models}
+            config = ProbeSuiteConfig(
+                random_init_seeds=tuple(sorted({int(a.seed) for a in arms})),
+                Cs=PILOT_PROBE_CS,
+                probe_layer_fractions=PILOT_PROBE_LAYERS,
+                keep_predictions=True,
+                batch_size=256 if torch.cuda.is_available() else 64,
+                n_resamples=args.n_resamples,
+            )
+            readout_start = time.time()
+            baseline = [b for b in BASELINES if b in trained]
+            results = run_probe_suite(arms, tasks, config, baseline=baseline or None, show_progress=False)
+            record["readout_seconds"] = round(time.time() - readout_start, 1)
+        # 4. The pre-registered rule (needs both arms of the primary contrast, each past the health gate).
+        failed_gate = sorted({r["arm"] for r in training if r.get("status") == "trained" and not r["gate_passed"]})
+        seeds_of = {arm: sum(1 for a, _ in models if a == arm) for arm in PRIMARY[:2]}
+        if results is None or min(seeds_of.values()) < len(args.seeds):
+            record["verdict"] = f"not decided: the primary arms trained at {seeds_of} of {len(args.seeds)} seeds"
+        else:
+            verdict, rows = primary_decision(results, tasks=tuple(task_names))
+            if set(failed_gate) & set(PRIMARY[:2]):
+                verdict = (
+                    f"{verdict} (but {', '.join(failed_gate)} failed the health gate: the contrast is uninterpretable)"
+                )
+            record.update(verdict=verdict, primary=rows)
+        record["health_gate_failed"] = failed_gate
+        record["seconds"] = round(time.time() - start, 1)
+        print(f"verdict: {record['verdict']} ({record['seconds']:.0f} s in all)", flush=True)
+        _write_lease(out, record, results, (results_markdown, plot_results))
+        return 0
+    finally:
+        sys.stdout = console
+        log.close()
+
+
+def prepare_lease(args) -> int:
+    """Everything a lease reads, in one folder to `carry` to the GPU machine (`../shared` does not travel): the
+    protocol's corpus (`genomes/`) and its ten tasks (`tasks/`), built from ../shared with the instrument's default
+    settings, with the dev/test rows that occur verbatim in the corpus dropped (counts in `manifest.json`)."""
+    import shutil
+
+    from birdie_hf.evaluation.genome_tasks import build_genome_tasks, shared_genome_sources, write_genome_tasks
+    from birdie_hf.evaluation.human_annotation_tasks import build_human_annotation_tasks, shared_annotation_paths
+    from birdie_hf.evaluation.leakage import drop_leaked_sequences
+
+    folder = Path(args.output_dir)
+    shared = SHARED_GENOMES.parents[1]
+    (folder / "genomes").mkdir(parents=True, exist_ok=True)
+    corpus = []
+    for path in PILOT_CORPUS:
+        target = folder / "genomes" / path.name
+        shutil.copyfile(path, target)
+        corpus.append(str(target))
+    raw = folder / "tasks_unchecked"
+    write_genome_tasks(build_genome_tasks(shared_genome_sources(shared)), raw)
+    write_genome_tasks(
+        build_human_annotation_tasks(*shared_annotation_paths(shared)),
+        raw,
+        metadata_name="human_annotation_tasks.json",
+    )
+    dropped = {}
+    for task in PILOT_TASKS:
+        counts = drop_leaked_sequences(str(raw / task), corpus, str(folder / "tasks"))
+        dropped[task] = {split: n for splits in counts.values() for split, n in splits.items()}
+    shutil.rmtree(raw)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    manifest = {
+        "corpus": [Path(p).name for p in corpus],
+        "tasks": list(PILOT_TASKS),
+        "dropped": dropped,
+        "bytes": size,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(manifest, indent=1))
+    print(f"{folder}: {size / 2**20:.1f} MiB to carry")
+    return 0
+
+
+def _write_lease(out: Path, record: dict, results: Optional[dict], writers) -> None:
+    """The lease's files: `lease.md` (plan, training, health gate, verdict, probe tables), `lease.json` (the same as
+    data), `probe_results.json` (with per-example test predictions) and `probe_results.png`; `lease.log` is written
+    as the run goes. Five files, under the eight a lease may return."""
+    lines = [f"# Protocol {record['protocol']}", "", f"Versions: {json.dumps(record['versions'])}", ""]
+    lines += ["## Plan (the committed rule applied to the measured throughput)", "", "```", json.dumps(record["plan"], indent=1), "```", ""]  # fmt: skip
+    if record.get("training"):
+        lines += [
+            "## Training (health gate: below the composition at the gate step)",
+            "",
+            "| arm | seed | status | steps | s | tokens/s | gate step | gate | final next-base | composition |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in record["training"]:
+            if "steps" not in r:
+                lines.append(f"| {r['arm']} | {r['seed']} | {r['status']} | | | | | | | |")
+                continue
+            lines.append(
+                f"| {r['arm']} | {r['seed']} | {r['status']} | {r['steps']} | {r['seconds']:.0f} | {r['tokens_per_s']:,} "
+                f"| {r['gate_step']} | {'passed' if r['gate_passed'] else 'FAILED'} | {r['final_next_base_loss']:.4f} "
+                f"| {r['composition_loss']:.4f} |"
+            )
+        lines.append("")
+    lines += [f"**Verdict (pre-registered rule): {record['verdict']}.**", ""]
+    for row in record.get("primary", []):
+        lines.append(
+            f"- {row['task']}: {row['estimate']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] {row['decision']}"
+        )
+    if results is not None:
+        markdown, plot = writers
+        lines += ["", "## Frozen probes (test MCC, 95% intervals)", "", markdown(results)]
+        (out / "probe_results.json").write_text(json.dumps(results) + "\n", encoding="utf-8")
+        plot(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
+    (out / "lease.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "lease.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "command", choices=["train", "evaluate", "summarise", "decide", "scale", "health", "health_table"]
+        "command",
+        choices=[
+            "train",
+            "evaluate",
+            "summarise",
+            "decide",
+            "scale",
+            "health",
+            "health_table",
+            "lease",
+            "prepare_lease",
+        ],
     )
     parser.add_argument("--output_root", default="outputs/experiment")
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
@@ -620,7 +1023,9 @@ def main(argv=None) -> int:
         "--max_tokens", type=int, default=None, help="example tokens per run (default: 5M tiny, 1B birdiedna)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (train)")
-    parser.add_argument("--genomes", nargs="+", default=[str(p) for p in CORPUS], help="pre-training FASTA files")
+    parser.add_argument(
+        "--genomes", nargs="+", default=None, help="pre-training FASTA files (default: CORPUS; lease: PILOT_CORPUS)"
+    )
     parser.add_argument("--readouts", nargs="+", default=["probes", "zero_shot"])
     parser.add_argument("--finetune_tasks", nargs="*", default=["gene_strand"])
     parser.add_argument("--max_steps", type=int, default=60, help="steps of the scale measurement")
@@ -632,10 +1037,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--every", type=int, default=25, help="health: steps between readings")
     parser.add_argument("--threads", type=int, default=None, help="health: torch threads (default: all cores)")
+    lease_group = parser.add_argument_group("lease (protocol v2 in one GPU call)")
+    lease_group.add_argument("--budget_s", type=float, default=540, help="lease: seconds for everything")
+    lease_group.add_argument("--output_dir", default="outputs/lease", help="lease: where its files go")
+    lease_group.add_argument("--tasks_dir", default="outputs/evaluation_tasks", help="lease: prebuilt task folders")
+    lease_group.add_argument("--tasks", nargs="+", default=None, help="lease: tasks (default: the protocol's ten)")
+    lease_group.add_argument("--smoke", action="store_true", help="lease: the same code path at a tiny size (CPU)")
+    lease_group.add_argument("--probe_steps", type=int, default=40, help="lease: steps of the throughput measurement")
+    lease_group.add_argument("--readout_reserve_s", type=float, default=None, help="lease: seconds kept for read-outs")
+    lease_group.add_argument("--n_resamples", type=int, default=2000, help="lease: bootstrap replicates")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
+    if args.genomes is None:
+        args.genomes = [str(p) for p in (PILOT_CORPUS if args.command == "lease" else CORPUS)]
     commands = {
         "train": train,
         "evaluate": evaluate,
@@ -644,6 +1060,8 @@ def main(argv=None) -> int:
         "scale": scale,
         "health": health,
         "health_table": lambda args: print(health_table(Path(args.output_root) / "health.jsonl")) or 0,
+        "lease": lease,
+        "prepare_lease": prepare_lease,
     }
     return commands[args.command](args)
 

@@ -621,6 +621,24 @@ def test_finetuning_chooses_the_rate_on_dev_once_per_arm_and_averages_finetuning
     assert tuple(results["finetune"]["learning_rates"]) == (3e-4, 1e-3, 3e-3)
 
 
+def test_reduced_probe_grid_and_kept_predictions(tmp_path, tiny_model, tokenizer, random_dna):
+    """`probe_layer_fractions` limits the layers probed; `keep_predictions` records what intervals need."""
+    tasks = {"gc": load_task(write_task(tmp_path / "gc", gc_task(random_dna)))}
+    arms = [Arm("birdie", "0", tiny_model, tokenizer, source="tiny")]
+    config = ProbeSuiteConfig(
+        n_resamples=50, kmer_ks=(3,), markov_orders=(0,), readings=("causal",), probe_layer_fractions=(1.0,),
+        keep_predictions=True, positional_baselines=False,
+    )  # fmt: skip
+    task = run_probe_suite(arms, tasks, config, show_progress=False)["tasks"]["gc"]
+    depth = tiny_model.config.num_hidden_layers
+    probed = [r for r in task["rows"] if r["kind"] != "baseline"]
+    assert probed and all(r["selection"]["layer"] == depth for r in probed)
+    n_test = len(tasks["gc"]["test"].labels)
+    assert len(task["test_labels"]) == n_test and len(task["test_groups"]) == n_test
+    assert all(len(r["test_predictions"]) == n_test for r in task["rows"])
+    assert {r["readout"] for r in task["rows"]} == {"birdie", "random-init", "markov", "composition", "3-mer LR"}
+
+
 def test_finetuning_config_refuses_what_cannot_run():
     from birdie_hf.evaluation.finetune_readout import FinetuneReadoutConfig
 

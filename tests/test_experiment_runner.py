@@ -180,3 +180,82 @@ def test_the_health_command_reads_every_run_and_resumes(runner, tmp_path, capsys
     assert runner.main(argv) == 0
     again = [json.loads(line) for line in (tmp_path / "health.jsonl").read_text().splitlines()]
     assert [r["step"] for r in again] == [r["step"] for r in records] and again[-1]["last"]
+
+
+def small_tasks(root, rng_seed=0):
+    """Two tiny tasks (GC-rich vs AT-rich windows; a planted motif) with groups, as the suite writes them."""
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    for task, make in (
+        ("gc", lambda y: "".join(rng.choice(list("GGCCAT") if y else list("AATTCG"), 60))),
+        (
+            "motif",
+            lambda y: (
+                "".join(rng.choice(list("ACGT"), 28))
+                + ("TATAAA" if y else "GCGCGC")
+                + "".join(rng.choice(list("ACGT"), 26))
+            ),
+        ),
+    ):
+        folder = root / task
+        folder.mkdir(parents=True)
+        for split, count in (("train", 80), ("dev", 40), ("test", 60)):
+            rows = [f"{make(i % 2)},{i % 2},b{i // 6}" for i in range(count)]
+            (folder / f"{split}.csv").write_text("sequence,label,group\n" + "\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.slow
+def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys):
+    """`lease --smoke`: throughput measured, steps planned by the rule, every arm trained, read with controls and
+    baselines, the rule applied, at most 8 files written, predictions kept for intervals off the machine."""
+    from birdie_hf.data import default_genome_path
+
+    tasks = small_tasks(tmp_path / "tasks")
+    out = tmp_path / "lease"
+    status = runner.main(
+        ["lease", "--smoke", "--seeds", "42", "--budget_s", "900", "--readout_reserve_s", "60", "--probe_steps", "6",
+         "--n_resamples", "100", "--tasks_dir", str(tasks), "--genomes", default_genome_path(), "--output_dir", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert files == ["lease.json", "lease.log", "lease.md", "probe_results.json", "probe_results.png"]
+    record = json.loads((out / "lease.json").read_text())
+    plan = record["plan"]
+    assert plan["steps_per_run"] * plan["tokens_per_step"] == plan["tokens_per_run"] <= 20_000
+    assert [(r["arm"], r["status"]) for r in record["training"]] == [
+        ("ntp", "trained"), ("birdie_paper", "trained"), ("birdie_dna", "trained"), ("dna_static", "trained")
+    ]  # fmt: skip
+    assert {r["steps"] for r in record["training"]} == {plan["steps_per_run"]}  # equal steps and tokens for every arm
+    assert record["verdict"].split(" (")[0] in {
+        "Birdie helps at this scale", "Birdie hurts at this scale", "no detectable difference at this scale",
+    } or record["verdict"].startswith("uninterpretable")  # fmt: skip
+    results = json.loads((out / "probe_results.json").read_text())
+    task = results["tasks"]["motif"]
+    assert len(task["test_labels"]) == 60 and task["test_groups"][0] == "b0"
+    readouts = {(row["readout"], row["reading"]) for row in task["rows"]}
+    assert {
+        ("birdie_dna", "causal"),
+        ("random-init", "bidirectional"),
+        ("one-hot LR", "-"),
+        ("6-mer LR", "-"),
+    } <= readouts
+    assert all(len(row["test_predictions"]) == 60 for row in task["rows"])
+    assert "Verdict (pre-registered rule)" in (out / "lease.md").read_text()
+    assert "plan:" in (out / "lease.log").read_text()
+
+
+def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, tmp_path):
+    from birdie_hf.data import default_genome_path
+
+    tasks = small_tasks(tmp_path / "tasks")
+    out = tmp_path / "lease"
+    status = runner.main(
+        ["lease", "--smoke", "--seeds", "42", "--budget_s", "1", "--readout_reserve_s", "0", "--probe_steps", "4",
+         "--tasks_dir", str(tasks), "--genomes", default_genome_path(), "--output_dir", str(out)]
+    )  # fmt: skip
+    assert status == 3
+    record = json.loads((out / "lease.json").read_text())
+    assert record["verdict"].startswith("not run: ") and "training" not in record
+    assert "not run: " in (out / "lease.md").read_text()

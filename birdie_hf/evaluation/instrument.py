@@ -132,6 +132,12 @@ class ProbeSuiteConfig:
     markov_orders (`tuple`, defaults to `(0, 1, 2, 3, 4, 5)`): orders tried by the Markov classifier.
     positional_baselines (`bool`, defaults to `True`): also fit the baselines that see position
         ([`~.positional`]: one-hot logistic regression and a small CNN, trained on the task's train split).
+    probe_layer_fractions (`tuple`, *optional*): probe only the hidden states at these fractions of the depth (e.g.
+        `(0.5, 1.0)`: the middle and the last layer; 0 is the embeddings); default: every layer. A reduced grid for
+        read-outs that must be quick (the GPU lease).
+    keep_predictions (`bool`, defaults to `False`): also record each row's test predictions (`test_predictions`, one
+        label per test example, the mean-of-seeds rows excepted) and each task's test labels and groups, so intervals
+        and decisions can be recomputed elsewhere (e.g. on a CPU, from what a GPU machine returned).
     batch_size (`int`, defaults to `64`): sequences per forward pass.
     n_resamples (`int`, defaults to `2000`): bootstrap replicates.
     seed (`int`, defaults to `0`): bootstrap seed.
@@ -143,6 +149,8 @@ class ProbeSuiteConfig:
     kmer_ks: tuple = (3, 6)
     markov_orders: tuple = (0, 1, 2, 3, 4, 5)
     positional_baselines: bool = True
+    probe_layer_fractions: Optional[tuple] = None
+    keep_predictions: bool = False
     batch_size: int = 64
     n_resamples: int = 2000
     seed: int = 0
@@ -265,6 +273,7 @@ class ReadoutRow:
     test: Interval
     dev_mcc: float
     selection: dict = field(default_factory=dict)
+    test_predictions: Optional[list] = None  # with `ProbeSuiteConfig.keep_predictions`
 
 
 def combined_interval(values: Sequence[float], replicates: np.ndarray, confidence: float = 0.95) -> Interval:
@@ -364,7 +373,10 @@ def evaluate_task(
         replicates = np.mean([r for _, r in scored], axis=0)
         replicates_of[(readout, reading, seed)] = replicates
         interval = percentile_interval(full, replicates)
-        rows.append(ReadoutRow(readout, reading, seed, kind, interval, dev_mcc, selection))
+        kept = None
+        if config.keep_predictions:
+            kept = [np.asarray(p).tolist() for p in preds] if isinstance(preds, list) else np.asarray(preds).tolist()
+        rows.append(ReadoutRow(readout, reading, seed, kind, interval, dev_mcc, selection, kept))
 
     labels = {split: data[split].labels for split in SPLITS}
     for arm in arms:
@@ -375,7 +387,11 @@ def evaluate_task(
                 )
                 for split in SPLITS
             }
-            probe = fit_probe(features, labels, Cs=config.Cs)
+            layers = None
+            if config.probe_layer_fractions:
+                depth = features["train"].shape[1] - 1  # hidden states: the embeddings and one per layer
+                layers = sorted({int(round(fraction * depth)) for fraction in config.probe_layer_fractions})
+            probe = fit_probe(features, labels, Cs=config.Cs, layers=layers)
             add(
                 arm.name,
                 reading,
@@ -434,12 +450,23 @@ def evaluate_task(
         for split in SPLITS
     }  # fmt: skip
     sizes["test"]["groups"] = bootstrap.num_groups
-    return {
+    result = {
         "task": task,
         "sizes": sizes,
-        "rows": [{**asdict(row), "test": row.test.to_dict()} for row in rows],
+        "rows": [
+            {
+                key: value
+                for key, value in {**asdict(row), "test": row.test.to_dict()}.items()
+                if key != "test_predictions" or value is not None
+            }
+            for row in rows
+        ],
         "differences": differences,
     }
+    if config.keep_predictions:
+        result["test_labels"] = np.asarray(test.labels).tolist()
+        result["test_groups"] = None if test.groups is None else [str(g) for g in test.groups]
+    return result
 
 
 def run_probe_suite(
