@@ -35,37 +35,14 @@ from birdie_hf import (
     default_model_config,
     load_genome_windows,
 )
+from birdie_hf.accounting import matmul_peak_flops as matmul_peak
+from birdie_hf.accounting import training_flops_per_token as flops_per_token
 from birdie_hf.packing import to_model_inputs
-
-
-def matmul_peak(size: int, dtype: torch.dtype, device: str, repeats: int = 5) -> float:
-    """Best-of-`repeats` FLOP/s of a `size` x `size` matrix product in `dtype`."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
 
 
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def flops_per_token(model, row_length: int) -> float:
-    """Training FLOPs per token: 6 x matmul parameters + 12 x layers x hidden x row length."""
-    config = model.config
-    embedding = model.get_input_embeddings().weight.numel()  # a lookup, not a matmul
-    matmul = sum(p.numel() for p in model.parameters()) - embedding
-    if config.tie_word_embeddings:  # the tied output head is a real matmul on the shared weights
-        matmul += embedding
-    return 6 * matmul + 12 * config.num_hidden_layers * config.hidden_size * row_length
 
 
 def time_training(

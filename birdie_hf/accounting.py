@@ -20,6 +20,40 @@ from typing import Optional, Sequence
 from .plotting import _pyplot, _save
 
 
+def training_flops_per_token(model, row_length: int) -> float:
+    """Training FLOPs per token of a decoder (the usual count): 6 x the parameters that multiply (the input
+    embedding is a lookup; a tied output head multiplies) + 12 x layers x hidden x `row_length` (attention scores and
+    their backward, every position of the row attended, as a dense or flex mask computes them)."""
+    config = model.config
+    embedding = model.get_input_embeddings().weight.numel()
+    matmul = sum(p.numel() for p in model.parameters()) - embedding
+    if config.tie_word_embeddings:
+        matmul += embedding
+    return 6 * matmul + 12 * config.num_hidden_layers * config.hidden_size * row_length
+
+
+def matmul_peak_flops(size: int, dtype, device: str, repeats: int = 5) -> float:
+    """Best of `repeats` FLOP/s of a `size` x `size` matrix product in `dtype` on `device`: the peak an MFU figure is
+    measured against, taken on the machine of the same run."""
+    import time
+
+    import torch
+
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def compute_accounting(
     log_history: Sequence[dict], entry_names: Sequence[str], unseen_fractions: Sequence[Optional[float]]
 ) -> dict:
