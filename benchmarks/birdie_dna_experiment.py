@@ -647,6 +647,8 @@ PILOT_MIN_TOKENS, PILOT_MAX_TOKENS = 10_000_000, 30_000_000
 PILOT_READOUT_RESERVE_S = 150
 #: The read-out's reduced probe grid: the middle and the last layer, both poolings, two regularisation strengths.
 PILOT_PROBE_LAYERS, PILOT_PROBE_CS = (0.5, 1.0), (0.1, 1.0)
+#: Seconds kept at the end of a lease for writing its files: no read-out starts later than this before the deadline.
+LEASE_WRITE_MARGIN_S = 20
 #: Every run must have left the base composition by this share of its steps (the health gate).
 PILOT_HEALTH_GATE = 0.2
 PILOT_ARMS = ["ntp", "birdie_paper", "birdie_dna", "dna_static"]
@@ -771,6 +773,9 @@ def lease(args) -> int:
     at every seed in this process, read every model and its random-init control with the instrument, apply the
     decision rule, and write at most 8 files to `--output_dir` (see benchmarks/README.md, "Protocol v2")."""
 
+    import shutil
+    import tempfile
+
     import torch
     import transformers
 
@@ -786,6 +791,7 @@ def lease(args) -> int:
 
     start = time.time()
     deadline = start + args.budget_s
+    scratch = Path(tempfile.mkdtemp(prefix="birdie-lease-"))  # the trainers' folders: nothing in them comes back
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "lease.log", "w", encoding="utf-8")
@@ -807,17 +813,17 @@ def lease(args) -> int:
         if missing:
             raise SystemExit(f"error: --tasks_dir {str(tasks_dir)!r} lacks the tasks {missing}.")
         tasks = {name: load_task(tasks_dir / name) for name in task_names}
-        shape, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], 10**6, out / "run")
+        shape, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], 10**6, scratch)
         tokenizer = build_dna_tokenizer(model_max_length=probe_args.max_length)
         data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=0)
         tokens_per_step = probe_args.per_device_train_batch_size * probe_args.example_length * probe_args.world_size
 
         # 1. Throughput: a short run of the costliest arm (policy evaluations included), warm-up steps left out.
         probe_steps = args.probe_steps
-        _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, out / "run")
+        _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch)
         _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
         steps_per_s = _steps_per_second(probe["step_times"], max(1, probe_steps // 4))
-        runs = [(arm, seed) for seed in args.seeds for arm in args.arms]
+        runs = [(arm, seed) for seed in args.seeds for arm in PILOT_ARMS]
         train_budget = deadline - time.time() - reserve
         fit_tokens = 0.9 * max(train_budget, 0) * steps_per_s * tokens_per_step / len(runs)
         steps = int(min(fit_tokens, max_tokens) // tokens_per_step)
@@ -850,7 +856,7 @@ def lease(args) -> int:
                 training.append({**row, "status": "not run (budget spent)"})
                 print(f"{arm} seed {seed}: not run, the budget is spent", flush=True)
                 continue
-            shape, run_args = _run_args(shape_flags, extra, arm, seed, steps, out / "run")
+            shape, run_args = _run_args(shape_flags, extra, arm, seed, steps, scratch)
             model, result = _train_one(shape, run_args, tokenizer, data, deadline - reserve, PILOT_HEALTH_GATE)
             gate = result.get("gate") or {}
             row.update(
@@ -877,7 +883,12 @@ def lease(args) -> int:
                 models[(arm, seed)] = model.eval()
         record["training"] = training
 
-        # 3. The read-outs: frozen probes on every model and its random-init control, both readings.
+        # The training record is on disk before any read-out: a read-out cut by the call's limit loses only itself.
+        record["verdict"] = "not decided: the read-outs had not finished"
+        _write_lease(out, record, None, None)
+
+        # 3. The read-outs, task by task in the protocol's order, each written as it ends; a task the budget does
+        # not reach is reported as not read.
         arms = [
             Arm(arm, str(seed), model, tokenizer, "pretrained", f"{arm}@{seed} (in memory)")
             for (arm, seed), model in models.items()
@@ -894,19 +905,35 @@ def lease(args) -> int:
                 n_resamples=args.n_resamples,
             )
             readout_start = time.time()
-            baseline = [b for b in BASELINES if b in trained]
-            results = run_probe_suite(arms, tasks, config, baseline=baseline or None, show_progress=False)
-            record["readout_seconds"] = round(time.time() - readout_start, 1)
-        # 4. The pre-registered rule (needs both arms of the primary contrast, each past the health gate).
+            baseline = [b for b in BASELINES if b in trained] or None
+            record["tasks_not_read"] = []
+            for name, task in tasks.items():
+                if time.time() > deadline - LEASE_WRITE_MARGIN_S:
+                    record["tasks_not_read"].append(name)
+                    print(f"{name}: not read, the budget is spent", flush=True)
+                    continue
+                one = run_probe_suite(arms, {name: task}, config, baseline=baseline, show_progress=False)
+                if results is None:
+                    results = one
+                else:
+                    results["tasks"].update(one["tasks"])
+                record["readout_seconds"] = round(time.time() - readout_start, 1)
+                print(f"{name}: read ({record['readout_seconds']:.0f} s of read-outs so far)", flush=True)
+                _write_lease(out, record, results, (results_markdown, plot_results), plot=False)
+        # 4. The pre-registered rule: both primary arms at every seed, every task read, every run past the gate.
         failed_gate = sorted({r["arm"] for r in training if r.get("status") == "trained" and not r["gate_passed"]})
+        failed_primary = [arm for arm in failed_gate if arm in PRIMARY[:2]]
         seeds_of = {arm: sum(1 for a, _ in models if a == arm) for arm in PRIMARY[:2]}
         if results is None or min(seeds_of.values()) < len(args.seeds):
             record["verdict"] = f"not decided: the primary arms trained at {seeds_of} of {len(args.seeds)} seeds"
+        elif record.get("tasks_not_read"):
+            record["verdict"] = f"not decided: the tasks {record['tasks_not_read']} were not read within the budget"
         else:
             verdict, rows = primary_decision(results, tasks=tuple(task_names))
-            if set(failed_gate) & set(PRIMARY[:2]):
+            if failed_primary:
                 verdict = (
-                    f"{verdict} (but {', '.join(failed_gate)} failed the health gate: the contrast is uninterpretable)"
+                    f"uninterpretable: {', '.join(failed_primary)} failed the health gate (the rule alone would "
+                    f"have said: {verdict})"
                 )
             record.update(verdict=verdict, primary=rows)
         record["health_gate_failed"] = failed_gate
@@ -917,6 +944,7 @@ def lease(args) -> int:
     finally:
         sys.stdout = console
         log.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def prepare_lease(args) -> int:
@@ -962,7 +990,7 @@ def prepare_lease(args) -> int:
     return 0
 
 
-def _write_lease(out: Path, record: dict, results: Optional[dict], writers) -> None:
+def _write_lease(out: Path, record: dict, results: Optional[dict], writers, plot: bool = True) -> None:
     """The lease's files: `lease.md` (plan, training, health gate, verdict, probe tables), `lease.json` (the same as
     data), `probe_results.json` (with per-example test predictions) and `probe_results.png`; `lease.log` is written
     as the run goes. Five files, under the eight a lease may return."""
@@ -991,10 +1019,11 @@ def _write_lease(out: Path, record: dict, results: Optional[dict], writers) -> N
             f"- {row['task']}: {row['estimate']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}] {row['decision']}"
         )
     if results is not None:
-        markdown, plot = writers
+        markdown, plotter = writers
         lines += ["", "## Frozen probes (test MCC, 95% intervals)", "", markdown(results)]
         (out / "probe_results.json").write_text(json.dumps(results) + "\n", encoding="utf-8")
-        plot(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
+        if plot:
+            plotter(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
     (out / "lease.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "lease.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 

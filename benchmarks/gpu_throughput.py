@@ -134,7 +134,7 @@ def trainer_rows(kind: str, config, tokenizer, data, args, device: str, output_d
     common = dict(
         output_dir=str(output_dir / kind),
         max_steps=args.steps + args.warmup,
-        per_device_train_batch_size=args_batch(args, kind),
+        per_device_train_batch_size=args.batch_size,  # windows per step: Birdie's collator packs them into rows
         learning_rate=1e-4,
         bf16=cuda,
         report_to="none",
@@ -177,11 +177,6 @@ def trainer_rows(kind: str, config, tokenizer, data, args, device: str, output_d
     return seconds, (callback.tokens or 0) / max(len(seconds), 1), row_length, trainer.model
 
 
-def args_batch(args, kind: str) -> int:
-    # Birdie's collator packs two examples per row: half the rows carry the same windows per step.
-    return args.batch_size // 2 if kind.startswith("birdie") else args.batch_size
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["34m", "100m"], choices=list(SIZES))
@@ -194,6 +189,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output_dir", default="outputs/gpu_throughput")
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    requested_batch = args.batch_size
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     peak_dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -211,7 +207,7 @@ def main(argv=None) -> int:
     for size in args.sizes:
         hidden, layers, heads, window, batch, _ = SIZES[size]
         args.current_size = size
-        args.batch_size = args.batch_size or batch
+        args.batch_size = requested_batch or batch
         config = default_model_config(
             tokenizer,
             hidden_size=hidden,

@@ -87,6 +87,24 @@ def wants_traceback(argv: Sequence[str]) -> bool:
     return False
 
 
+def strip_traceback_flag(argv: Sequence[str]) -> list[str]:
+    """`argv` without `--traceback` in any of the forms [`wants_traceback`] reads (alone, `--traceback true`,
+    `--traceback=true`): [`run_recipe`] reads it, the recipe's own parser need not know it."""
+    argv, kept, skip = list(argv), [], False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token.startswith(f"{TRACEBACK_FLAG}="):
+            continue
+        if token == TRACEBACK_FLAG:
+            following = argv[i + 1].strip().lower() if i + 1 < len(argv) else ""
+            skip = following in ("1", "true", "yes", "on", "0", "false", "no", "off")
+            continue
+        kept.append(token)
+    return kept
+
+
 def user_error_message(error: BaseException) -> str:
     """The message of `error` on one line (`OSError`s from `open` read `No such file or directory: 'x.yaml'`)."""
     if isinstance(error, OSError) and error.filename is not None and error.strerror:

@@ -65,6 +65,7 @@ from birdie_hf.cli import (
     parse_args_with_config,
     parse_checkpoint_pairs,
     run_recipe,
+    strip_traceback_flag,
 )
 from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation import genome_tasks
@@ -224,7 +225,7 @@ def parse_args(argv=None) -> EvaluateArguments:
         "--config", metavar="RUN.YAML", help="YAML file of any options below (as keys); command-line flags win"
     )
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
-    argv = [arg for arg in (sys.argv[1:] if argv is None else argv) if arg != TRACEBACK_FLAG]
+    argv = strip_traceback_flag(sys.argv[1:] if argv is None else argv)  # read by run_recipe
     (args,) = parse_args_with_config(parser, argv)
     return args
 
@@ -406,6 +407,9 @@ def main(args):
     check_task_characters(tasks, load_tokenizer(next(iter(checkpoints.values()))))
     check_split_overlap(task_folders)
     dropped = None
+    refusal = corpus_holds_chromosome(task_folders, list(args.pretraining_corpus))
+    if refusal:  # before dropping leaked rows too: a corpus that is the evaluation chromosome is refused, not filtered
+        raise RecipeError(refusal)
     if args.pretraining_corpus and args.drop_leaked_sequences and task_folders:
         task_folders, dropped = without_leaked_sequences(task_folders, list(args.pretraining_corpus), args.output_dir)
         tasks.update({name: load_task(folder) for name, folder in task_folders.items()})

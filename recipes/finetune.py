@@ -39,7 +39,7 @@ from typing import Optional
 
 from transformers import HfArgumentParser
 
-from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, parse_args_with_config, run_recipe
+from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, parse_args_with_config, run_recipe, strip_traceback_flag
 from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
 from birdie_hf.hub import load_model_config, write_finetuned_card
@@ -118,7 +118,7 @@ def parse_args(argv=None) -> FinetuneArguments:
     parser.add_argument(TRACEBACK_FLAG, action="store_true", help=TRACEBACK_HELP)
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = [item for arg in argv for item in (["--prefix_prompt", "false"] if arg == "--no-prefix_prompt" else [arg])]
-    argv = [arg for arg in argv if arg != TRACEBACK_FLAG]
+    argv = strip_traceback_flag(argv)  # read by run_recipe
     (args,) = parse_args_with_config(parser, argv)
     return args
 

@@ -92,6 +92,9 @@ from birdie_hf.tokenizer import save_tokenizer
 logger = logging.getLogger("birdie_hf.pretrain")
 #: With --streaming, the Markov baselines of the summary are fit on this many windows from the start of the stream.
 STREAMED_MARKOV_WINDOWS = 20_000
+#: With --streaming, windows are shuffled through a buffer of this many (a window and its reverse complement, and
+#: neighbouring windows, then rarely share a batch; 10,000 windows of 1,024 bases are 10 MB).
+STREAM_SHUFFLE_BUFFER = 10_000
 
 
 @dataclass
@@ -293,7 +296,7 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> Datase
     """Train and validation windows from `--genomes` (FASTA; streamed with `--streaming`) or `--dataset_name` (CSV or
     Hub sequences)."""
     if script_args.streaming:
-        return streamed_windows(script_args, tokenizer)
+        return streamed_windows(script_args, tokenizer, seed)
     if script_args.dataset_name is None:
         return load_genome_windows(
             script_args.genomes,
@@ -318,9 +321,10 @@ def build_datasets(script_args: ScriptArguments, tokenizer, seed: int) -> Datase
     )
 
 
-def streamed_windows(script_args: ScriptArguments, tokenizer) -> dict:
+def streamed_windows(script_args: ScriptArguments, tokenizer, seed: int) -> dict:
     """`{"train": IterableDataset, "validation": Dataset}`: the `--genomes` windows streamed from disk (memory does
-    not grow with the genome) and every window of `--validation_genomes` (none without them)."""
+    not grow with the genome), shuffled (the order of the shards, then a buffer of `STREAM_SHUFFLE_BUFFER` windows;
+    the Trainer reseeds it every epoch), and every window of `--validation_genomes` (none without them)."""
     genomes = script_args.genomes or [default_genome_path()]
     train = stream_genome_windows(
         genomes,
@@ -329,7 +333,7 @@ def streamed_windows(script_args: ScriptArguments, tokenizer) -> dict:
         stride=script_args.stride,
         reverse_complement=script_args.reverse_complement,
         soft_mask=script_args.soft_mask,
-    )
+    ).shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER)  # shard order and a window buffer, reseeded per epoch
     if script_args.validation_genomes:
         validation = load_genome_windows(
             script_args.validation_genomes,

@@ -621,6 +621,28 @@ def test_finetuning_chooses_the_rate_on_dev_once_per_arm_and_averages_finetuning
     assert tuple(results["finetune"]["learning_rates"]) == (3e-4, 1e-3, 3e-3)
 
 
+def test_evaluate_refuses_a_corpus_holding_the_held_out_chromosome_even_when_dropping_leaks(
+    evaluate_recipe, tmp_path, saved_checkpoint, random_dna, capsys
+):
+    """--drop_leaked_sequences filters a few shared rows; a corpus that *is* the evaluation chromosome is refused."""
+    chromosome = random_dna(60_000, seed=5)
+    corpus = tmp_path / "chr20.fa"
+    corpus.write_text(">20\n" + chromosome + "\n")
+    folder = tmp_path / "tasks" / "human_ctcf"
+    folder.mkdir(parents=True)
+    for offset, split in enumerate(("train", "dev", "test")):  # disjoint windows of the chromosome per split
+        starts = range(offset * 200, 40_000, 1_000)
+        rows = [f"{chromosome[i : i + 100]},{(i // 1000) % 2},b{i // 1000}" for i in starts]
+        (folder / f"{split}.csv").write_text("sequence,label,group\n" + "\n".join(rows) + "\n")
+    line = one_line_error(
+        capsys,
+        recipe_main(evaluate_recipe),
+        ["--checkpoints", f"t={saved_checkpoint}", "--tasks_dir", str(tmp_path / "tasks"), "--pretraining_corpus",
+         str(corpus), "--drop_leaked_sequences", "--traceback=0", "--output_dir", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert "chr20.fa' contains the held-out human chromosome: 40 of 40 human_ctcf test windows" in line
+
+
 def test_reduced_probe_grid_and_kept_predictions(tmp_path, tiny_model, tokenizer, random_dna):
     """`probe_layer_fractions` limits the layers probed; `keep_predictions` records what intervals need."""
     tasks = {"gc": load_task(write_task(tmp_path / "gc", gc_task(random_dna)))}

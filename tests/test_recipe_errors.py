@@ -18,7 +18,14 @@ from huggingface_hub import ModelCard
 from testing_utils import REPO, load_recipe, one_line_error
 
 from birdie_hf import BirdieTrainingArguments
-from birdie_hf.cli import RecipeError, load_config_file, pop_config_flag, run_recipe, wants_traceback
+from birdie_hf.cli import (
+    RecipeError,
+    load_config_file,
+    pop_config_flag,
+    run_recipe,
+    strip_traceback_flag,
+    wants_traceback,
+)
 from birdie_hf.finetune import NT_REVISED_REPO, LoraSettings
 from birdie_hf.hub import (
     HELD_OUT_NAME,
@@ -70,6 +77,10 @@ def test_wants_traceback_reads_the_flag_forms():
     assert wants_traceback(["--traceback=1"])
     assert not wants_traceback(["--traceback", "false"]) and not wants_traceback(["--traceback=no"])
     assert not wants_traceback(["--output_dir", "x"])
+    # Recipes drop every form before their own parser sees it (a stray `true` would be an unknown argument).
+    for argv in (["--traceback"], ["--traceback", "true"], ["--traceback=1"], ["--traceback", "no"]):
+        assert strip_traceback_flag(["--a", "1", *argv, "--b"]) == ["--a", "1", "--b"]
+    assert strip_traceback_flag(["--traceback", "--b", "x"]) == ["--b", "x"]
 
 
 def test_config_flag_needs_a_value():

@@ -135,8 +135,9 @@ class ProbeSuiteConfig:
     probe_layer_fractions (`tuple`, *optional*): probe only the hidden states at these fractions of the depth (e.g.
         `(0.5, 1.0)`: the middle and the last layer; 0 is the embeddings); default: every layer. A reduced grid for
         read-outs that must be quick (the GPU lease).
-    keep_predictions (`bool`, defaults to `False`): also record each row's test predictions (`test_predictions`, one
-        label per test example, the mean-of-seeds rows excepted) and each task's test labels and groups, so intervals
+    keep_predictions (`bool`, defaults to `False`): also record each row's test predictions (`test_predictions`: one
+        label per test example; a list of such lists for a fine-tuned row, one per fine-tuning seed) and each task's
+        test labels and groups, so intervals
         and decisions can be recomputed elsewhere (e.g. on a CPU, from what a GPU machine returned).
     batch_size (`int`, defaults to `64`): sequences per forward pass.
     n_resamples (`int`, defaults to `2000`): bootstrap replicates.
