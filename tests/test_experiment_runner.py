@@ -252,7 +252,7 @@ def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, t
     tasks = small_tasks(tmp_path / "tasks")
     out = tmp_path / "lease"
     status = runner.main(
-        ["lease", "--smoke", "--seeds", "42", "--budget_s", "1", "--readout_reserve_s", "0", "--probe_steps", "4",
+        ["lease", "--smoke", "--seeds", "42", "--budget_s", "0", "--readout_reserve_s", "0", "--probe_steps", "4",
          "--tasks_dir", str(tasks), "--genomes", default_genome_path(), "--output_dir", str(out)]
     )  # fmt: skip
     assert status == 3
