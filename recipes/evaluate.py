@@ -407,10 +407,10 @@ def main(args):
     check_task_characters(tasks, load_tokenizer(next(iter(checkpoints.values()))))
     check_split_overlap(task_folders)
     dropped = None
-    refusal = corpus_holds_chromosome(task_folders, list(args.pretraining_corpus))
-    if refusal:  # before dropping leaked rows too: a corpus that is the evaluation chromosome is refused, not filtered
-        raise RecipeError(refusal)
     if args.pretraining_corpus and args.drop_leaked_sequences and task_folders:
+        refusal = corpus_holds_chromosome(task_folders, list(args.pretraining_corpus))
+        if refusal:  # a corpus that is the evaluation chromosome is refused, not filtered (check_leakage does it too)
+            raise RecipeError(refusal)
         task_folders, dropped = without_leaked_sequences(task_folders, list(args.pretraining_corpus), args.output_dir)
         tasks.update({name: load_task(folder) for name, folder in task_folders.items()})
     elif args.pretraining_corpus:

@@ -624,22 +624,21 @@ def corpus_holds_chromosome(
 ) -> Optional[str]:
     """A one-line refusal when a pre-training FASTA holds the held-out chromosome, else `None`.
 
-    Each corpus file is checked on its own against the test rows of the human annotation tasks in `task_folders`
-    (those whose name is in [`HUMAN_ANNOTATION_TASK_NAMES`]): when at least `min_fraction` of one task's test
-    windows occur verbatim (either strand) in one file, that file holds the chromosome itself, not a few shared
-    repeat copies, and the message names it.
+    Each corpus file is read once, against the test rows of one human annotation task of `task_folders` (the first
+    of [`HUMAN_ANNOTATION_TASK_NAMES`] present): when at least `min_fraction` of them occur verbatim (either strand)
+    in a file, that file holds the chromosome itself, not a few shared repeat copies, and the message names it.
     """
-    human = {name: folder for name, folder in task_folders.items() if name in HUMAN_ANNOTATION_TASK_NAMES}
-    if not human:
+    present = [name for name in HUMAN_ANNOTATION_TASK_NAMES if name in task_folders]
+    if not present:
         return None
+    name = present[0]
     for path in corpus_paths:
-        for name, folder in human.items():
-            report = leakage_report(os.fspath(folder), [os.fspath(path)], splits=("test",))
-            counts = next(iter(report["tasks"].values()))["test"]
-            if counts["checked"] and counts["occurring"] >= min_fraction * counts["checked"]:
-                return (
-                    f"pre-training corpus {os.fspath(path)!r} contains the held-out human chromosome: "
-                    f"{counts['occurring']} of {counts['checked']} {name} test windows occur in it verbatim; "
-                    "pre-train without it (the chr22 segments, the fungus, the bacteria) and evaluate again."
-                )
+        report = leakage_report(os.fspath(task_folders[name]), [os.fspath(path)], splits=("test",))
+        counts = next(iter(report["tasks"].values()))["test"]
+        if counts["checked"] and counts["occurring"] >= min_fraction * counts["checked"]:
+            return (
+                f"pre-training corpus {os.fspath(path)!r} contains the held-out human chromosome: "
+                f"{counts['occurring']} of {counts['checked']} {name} test windows occur in it verbatim; "
+                "pre-train without it (the chr22 segments, the fungus, the bacteria) and evaluate again."
+            )
     return None
