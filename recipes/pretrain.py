@@ -335,13 +335,20 @@ def streamed_windows(script_args: ScriptArguments, tokenizer, seed: int) -> dict
         soft_mask=script_args.soft_mask,
     ).shuffle(seed=seed, buffer_size=STREAM_SHUFFLE_BUFFER)  # shard order and a window buffer, reseeded per epoch
     if script_args.validation_genomes:
-        validation = load_genome_windows(
-            script_args.validation_genomes,
-            tokenizer,
-            window_length=script_args.window_length,
-            validation_fraction=0.0,
-            soft_mask=script_args.soft_mask,
-        )["train"]
+        eager_log = logging.getLogger("birdie_hf.data.eager")
+        level = eager_log.level
+        eager_log.setLevel(logging.WARNING)  # its "N train, 0 validation" line would name these windows train
+        try:
+            validation = load_genome_windows(
+                script_args.validation_genomes,
+                tokenizer,
+                window_length=script_args.window_length,
+                validation_fraction=0.0,
+                soft_mask=script_args.soft_mask,
+            )["train"]
+        finally:
+            eager_log.setLevel(level)
+        logger.info("Held-out windows from --validation_genomes: %d.", len(validation))
     else:
         validation = Dataset.from_dict({"input_ids": []})
     return {"train": train, "validation": validation}
