@@ -388,6 +388,21 @@ class RunShape:
     tie_word_embeddings: bool = False
 
 
+def _run_model(shape: RunShape, training_args, tokenizer):
+    """A new model of `shape` for one in-process run (`health`, `lease`), seeded with the run's seed."""
+    from birdie_hf import build_causal_lm, default_model_config
+
+    config = default_model_config(
+        tokenizer,
+        hidden_size=shape.hidden_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        max_position_embeddings=max(2048, training_args.max_length),
+        tie_word_embeddings=shape.tie_word_embeddings,
+    )
+    return build_causal_lm(config, seed=training_args.seed)
+
+
 #: Shares of the run at which the `health` table reports each run's health.
 HEALTH_FRACTIONS = (0.05, 0.1, 0.15, 0.2)
 
@@ -423,9 +438,7 @@ def health(args) -> int:
     from birdie_hf import (
         BirdieTrainer,
         BirdieTrainingArguments,
-        build_causal_lm,
         build_dna_tokenizer,
-        default_model_config,
         load_genome_windows,
     )
     from birdie_hf.cli import parse_args_with_config
@@ -472,15 +485,7 @@ def health(args) -> int:
                     shape, training_args = parse_args_with_config(parser, argv, presets=PRESETS)
                     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
                     data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=seed)
-                    config = default_model_config(
-                        tokenizer,
-                        hidden_size=shape.hidden_size,
-                        num_hidden_layers=shape.num_hidden_layers,
-                        num_attention_heads=shape.num_attention_heads,
-                        max_position_embeddings=max(2048, training_args.max_length),
-                        tie_word_embeddings=shape.tie_word_embeddings,
-                    )
-                    model = build_causal_lm(config, seed=seed)
+                    model = _run_model(shape, training_args, tokenizer)
                     windows = health_windows(data["validation"], seed)
                     base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
                     stop = max(1, math.ceil(args.stop_fraction * training_args.max_steps))
@@ -715,20 +720,12 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
     health reading at `gate_fraction` of the steps and at the end, the steps done and the throughput."""
     from transformers import TrainerCallback
 
-    from birdie_hf import BirdieTrainer, build_causal_lm, default_model_config
+    from birdie_hf import BirdieTrainer
     from birdie_hf.health import measure_health
     from birdie_hf.trainer import health_windows
 
     seed = training_args.seed
-    config = default_model_config(
-        tokenizer,
-        hidden_size=shape.hidden_size,
-        num_hidden_layers=shape.num_hidden_layers,
-        num_attention_heads=shape.num_attention_heads,
-        max_position_embeddings=max(2048, training_args.max_length),
-        tie_word_embeddings=shape.tie_word_embeddings,
-    )
-    model = build_causal_lm(config, seed=seed)
+    model = _run_model(shape, training_args, tokenizer)
     windows = health_windows(data["validation"], seed)
     base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
     gate_step = max(1, math.ceil(gate_fraction * training_args.max_steps))

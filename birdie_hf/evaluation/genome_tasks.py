@@ -79,6 +79,18 @@ def shared_genome_sources(shared_dir: PathLike, names: Sequence[str] = HELD_OUT_
     return sources
 
 
+def check_split_settings(split_fractions: Sequence[float], examples_per_class: Sequence[int]) -> tuple[tuple, tuple]:
+    """`(split_fractions, examples_per_class)` as tuples of floats and ints, or a `ValueError` naming the one that is
+    not 3 shares (train, dev, test) summing to 1, or not 3 positive counts."""
+    fractions = tuple(float(f) for f in split_fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"`split_fractions` must be 3 shares (train, dev, test) summing to 1, got {fractions}.")
+    caps = tuple(int(c) for c in examples_per_class)
+    if len(caps) != 3 or min(caps) < 1:
+        raise ValueError(f"`examples_per_class` must be 3 positive counts (train, dev, test), got {caps}.")
+    return fractions, caps
+
+
 @dataclass
 class GenomeTaskConfig:
     """Parameters:
@@ -106,14 +118,9 @@ class GenomeTaskConfig:
             raise ValueError(
                 f"`block_size` ({self.block_size}) must be at least `window_length` ({self.window_length})."
             )
-        fractions = tuple(float(f) for f in self.split_fractions)
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(f"`split_fractions` must be 3 shares (train, dev, test) summing to 1, got {fractions}.")
-        self.split_fractions = fractions
-        caps = tuple(int(c) for c in self.examples_per_class)
-        if len(caps) != 3 or min(caps) < 1:
-            raise ValueError(f"`examples_per_class` must be 3 positive counts (train, dev, test), got {caps}.")
-        self.examples_per_class = caps
+        self.split_fractions, self.examples_per_class = check_split_settings(
+            self.split_fractions, self.examples_per_class
+        )
         if self.windows_per_gene < 1:
             raise ValueError(f"`windows_per_gene` must be at least 1, got {self.windows_per_gene}.")
 

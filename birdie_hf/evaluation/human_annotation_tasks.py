@@ -48,7 +48,7 @@ import numpy as np
 
 from ..data.fasta import GenomeDataError, iter_fasta
 from ..vocabulary import reverse_complement
-from .genome_tasks import GenomeTasks
+from .genome_tasks import GenomeTasks, check_split_settings
 from .leakage import leakage_report
 from .statistics import matthews_corrcoef
 from .tasks import SPLITS, EmptyTaskError
@@ -127,14 +127,9 @@ class HumanAnnotationTaskConfig:
         longest = max(self.window_lengths.values())
         if self.block_size < longest:
             raise ValueError(f"`block_size` ({self.block_size}) must be at least the longest window ({longest}).")
-        fractions = tuple(float(f) for f in self.split_fractions)
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(f"`split_fractions` must be 3 shares (train, dev, test) summing to 1, got {fractions}.")
-        self.split_fractions = fractions
-        caps = tuple(int(c) for c in self.examples_per_class)
-        if len(caps) != 3 or min(caps) < 1:
-            raise ValueError(f"`examples_per_class` must be 3 positive counts (train, dev, test), got {caps}.")
-        self.examples_per_class = caps
+        self.split_fractions, self.examples_per_class = check_split_settings(
+            self.split_fractions, self.examples_per_class
+        )
         for name in ("gc_bins", "promoter_exclusion", "decoy_min_distance", "min_positive_spacing"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
@@ -442,9 +437,8 @@ class _Assembler:
         split = self.chromosome.block_split[start // self.chromosome.block_size]
         return start, strand, split
 
-    def _take(self, start: int, strand: int) -> Optional[str]:
+    def _take(self, start: int, strand: int, length: int) -> Optional[str]:
         """The window's text, or None when it (or its reverse complement) was taken before."""
-        length = self._length
         text = self.chromosome.text(start, strand, length)
         key = min(text, reverse_complement(text))
         if key in self.seen:
@@ -453,7 +447,6 @@ class _Assembler:
         return text
 
     def assemble(self, positives: _Candidates, negatives: _Candidates, length: int) -> tuple[dict, dict]:
-        self._length = length
         counts: dict = {"window_length": length}
         p_start, p_strand, p_split = self._filter(positives, length, counts, 1)
         n_start, n_strand, n_split = self._filter(negatives, length, counts, 0)
@@ -472,7 +465,7 @@ class _Assembler:
             duplicates = 0
             positives_kept = []
             for i in self.rng.permutation(np.flatnonzero(p_split == index)).tolist():
-                text = self._take(int(p_start[i]), int(p_strand[i]))
+                text = self._take(int(p_start[i]), int(p_strand[i]), length)
                 if text is None:
                     duplicates += 1
                     continue
@@ -490,7 +483,7 @@ class _Assembler:
             for gc, group_rows in sorted(wanted.items()):
                 negatives_found = []
                 for i in pool_by_bin.get(gc, np.zeros(0, dtype=np.int64)).tolist():
-                    text = self._take(int(n_start[i]), int(n_strand[i]))
+                    text = self._take(int(n_start[i]), int(n_strand[i]), length)
                     if text is None:
                         duplicates += 1
                         continue

@@ -68,6 +68,30 @@ def check_classification_split(split: object, name: str) -> tuple[list, np.ndarr
     return sequences, labels
 
 
+def check_inverse_strengths(Cs: Sequence[float]) -> list[float]:
+    """`Cs` as a list, or a `ValueError` when it is empty or holds a value that is not a finite number > 0."""
+    Cs = list(Cs)
+    if not Cs or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in Cs):
+        raise ValueError(f"`Cs` must be a non-empty sequence of finite numbers > 0, got {Cs!r}.")
+    return Cs
+
+
+def logistic_regression_chosen_on_dev(features: dict, splits: dict, Cs: Sequence[float], seed: int = 0) -> tuple:
+    """One scikit-learn `LogisticRegression` (`max_iter=2000`) per `C`, fitted on `features["train"]`; returns
+    `(C, dev metrics, classifier)` of the one with the best dev MCC (the first on ties). `splits[name][1]` are the
+    labels of each split."""
+    from sklearn.linear_model import LogisticRegression
+
+    best = None
+    for C in Cs:
+        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+        classifier.fit(features["train"], splits["train"][1])
+        dev_metrics = prediction_metrics(splits["dev"][1], classifier.predict(features["dev"]))
+        if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
+            best = (C, dev_metrics, classifier)
+    return best
+
+
 def kmer_logistic_regression(
     train: tuple[Sequence[str], Sequence[int]],
     dev: tuple[Sequence[str], Sequence[int]],
@@ -97,26 +121,15 @@ def kmer_logistic_regression(
     Raises:
         `ValueError`: a split is empty or malformed, `train` has a single class, or `Cs` is empty or not positive.
     """
-    from sklearn.linear_model import LogisticRegression
-
     splits = {
         name: check_classification_split(split, name)
         for name, split in (("train", train), ("dev", dev), ("test", test))
     }
     if len(np.unique(splits["train"][1])) < 2:
         raise ValueError("`train` labels must hold at least 2 classes.")
-    Cs = list(Cs)
-    if not Cs or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in Cs):
-        raise ValueError(f"`Cs` must be a non-empty sequence of finite numbers > 0, got {Cs!r}.")
+    Cs = check_inverse_strengths(Cs)
     features = {name: kmer_features(sequences, k=k) for name, (sequences, _) in splits.items()}
-    best = None
-    for C in Cs:
-        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
-        classifier.fit(features["train"], splits["train"][1])
-        dev_metrics = prediction_metrics(splits["dev"][1], classifier.predict(features["dev"]))
-        if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
-            best = (C, dev_metrics, classifier)
-    C, dev_metrics, classifier = best
+    C, dev_metrics, classifier = logistic_regression_chosen_on_dev(features, splits, Cs, seed)
     test_predictions = classifier.predict(features["test"])
     result = {
         "k": int(k),

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .encoding import lookup_table
-from .kmer import check_classification_split
+from .kmer import check_classification_split, check_inverse_strengths, logistic_regression_chosen_on_dev
 from .statistics import matthews_corrcoef, prediction_metrics
 
 
@@ -72,23 +72,12 @@ def onehot_logistic_regression(
     Raises:
         `ValueError`: an empty or malformed split, a single train class, or bad `Cs`.
     """
-    from sklearn.linear_model import LogisticRegression
-
     splits, length = _splits(train, dev, test)
-    Cs = list(Cs)
-    if not Cs or not all(isinstance(c, (int, float)) and math.isfinite(c) and c > 0 for c in Cs):
-        raise ValueError(f"`Cs` must be a non-empty sequence of finite numbers > 0, got {Cs!r}.")
+    Cs = check_inverse_strengths(Cs)
     features = {
         name: one_hot(sequences, length).reshape(len(sequences), -1) for name, (sequences, _) in splits.items()
     }
-    best = None
-    for C in Cs:
-        classifier = LogisticRegression(C=C, max_iter=2000, random_state=seed)
-        classifier.fit(features["train"], splits["train"][1])
-        dev_metrics = prediction_metrics(splits["dev"][1], classifier.predict(features["dev"]))
-        if best is None or dev_metrics["mcc"] > best[1]["mcc"]:
-            best = (C, dev_metrics, classifier)
-    C, dev_metrics, classifier = best
+    C, dev_metrics, classifier = logistic_regression_chosen_on_dev(features, splits, Cs, seed)
     predictions = classifier.predict(features["test"])
     return {
         "C": C,
