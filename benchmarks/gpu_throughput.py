@@ -12,7 +12,11 @@ Rows, per size (same architecture, same seed, same windows of the shipped genome
   would pick instead; bf16 on CUDA;
 - (c) `BirdieTrainer, ntp`: `--policy ntp`, Birdie's collator (examples packed two per row of `max_length`);
 - (d) `BirdieTrainer, birdie`: the `dna` preset, the full mixture and the reward policy (its evaluations run at their
-  scheduled steps and are reported on their own).
+  scheduled steps and are reported on their own);
+- (d0) the same without the fast path (`fast_path="off"`, `sdpa` with the dense packed mask): the step before it.
+
+(c) and (d) run as a user's run does: `fast_path="auto"` and `attn_implementation="auto"`, which on CUDA compile the
+model, give every batch one shape, copy batches without waiting and attend with `flex_attention` block masks.
 
 Each step is timed after `--warmup` untimed steps (compilation and CUDA start-up happen there), with CUDA events on a
 GPU (no host synchronisation added inside a step) and `perf_counter` on a CPU. The step time is the median of the
@@ -55,12 +59,13 @@ SIZES = {
     "34m": (512, 8, 8, 1024, 32, 1032),  # BirdieDNA's geometry
     "100m": (768, 12, 12, 1024, 32, 1032),
 }
-ROWS = ("minimal", "trainer", "birdie_ntp", "birdie_full")
+ROWS = ("minimal", "trainer", "birdie_ntp", "birdie_full", "birdie_full_plain")
 ROW_NAMES = {
     "minimal": "(a) minimal loop (compile, fused AdamW, bf16)",
     "trainer": "(b) transformers.Trainer, next-token",
     "birdie_ntp": "(c) BirdieTrainer, ntp",
     "birdie_full": "(d) BirdieTrainer, full Birdie mixture",
+    "birdie_full_plain": "(d0) (d) without the fast path",
 }
 
 
@@ -88,19 +93,16 @@ class StepTimer:
 
 
 class TimerCallback(TrainerCallback):
-    """Marks the end of every step after the warm-up (and the start of the first timed one), and counts the
-    non-padding tokens of the timed steps from the Trainer's own counter."""
+    """Marks the end of every step after the warm-up (and the start of the first timed one). Tokens per step are read
+    after the run from the Trainer's own count (`BirdieTrainer` adds it up at logging steps only, so as not to wait
+    for the device every step)."""
 
     def __init__(self, timer: StepTimer, warmup: int):
-        self.timer, self.warmup, self.tokens = timer, warmup, None
+        self.timer, self.warmup = timer, warmup
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= self.warmup:
             self.timer.mark()
-            if state.global_step == self.warmup:
-                self.tokens = -state.num_input_tokens_seen
-        if state.global_step == state.max_steps and self.tokens is not None:
-            self.tokens += state.num_input_tokens_seen
         return control
 
 
@@ -147,7 +149,7 @@ def trainer_rows(kind: str, config, tokenizer, data, args, device: str, output_d
     )
     timer = StepTimer(cuda)
     callback = TimerCallback(timer, args.warmup)
-    model = build_causal_lm(config, seed=0)
+    model = build_causal_lm(config, "sdpa" if kind in ("trainer", "birdie_full_plain") else "auto", seed=0)
     if kind == "trainer":
         training_args = TrainingArguments(**common)
         collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
@@ -161,6 +163,8 @@ def trainer_rows(kind: str, config, tokenizer, data, args, device: str, output_d
         birdie = dict(max_length=2 * example_length, example_length=example_length, preset="dna")
         if kind == "birdie_ntp":
             birdie["policy"] = "ntp"
+        if kind == "birdie_full_plain":
+            birdie["fast_path"] = "off"
         training_args = BirdieTrainingArguments(**common, **birdie)
         trainer = BirdieTrainer(
             model=model,
@@ -174,7 +178,33 @@ def trainer_rows(kind: str, config, tokenizer, data, args, device: str, output_d
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.train()
     seconds = timer.seconds()
-    return seconds, (callback.tokens or 0) / max(len(seconds), 1), row_length, trainer.model
+    return seconds, trainer.state.num_input_tokens_seen / trainer.state.global_step, row_length, trainer.model
+
+
+def write_outputs(out: Path, header: str, records: list[dict]) -> str:
+    """Write `gpu_throughput.{md,json}` for the rows measured so far (after every row, so a call cut by its time
+    limit still returns what it measured); returns the table."""
+    lines = [
+        header,
+        "",
+        "| size | row | median s/step | tokens/s | MFU | step vs (a) | occasional share | h per 1B tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {ROW_NAMES[r['row']]} | failed: {r['error'][:80]} | | | | | |")
+            continue
+        ratio = f"{r['step_vs_minimal']:.2f}x" if r["step_vs_minimal"] else "-"
+        lines.append(
+            f"| {r['size']} | {ROW_NAMES[r['row']]} | {r['median_step_s']:.4f} | {r['tokens_per_s']:,.0f} | "
+            f"{100 * r['mfu']:.1f}% | {ratio} | {100 * r['occasional_share']:.1f}% | {r['hours_per_1b_tokens']:.2f} |"
+        )
+    table = "\n".join(lines)
+    (out / "gpu_throughput.md").write_text(table + "\n", encoding="utf-8")
+    (out / "gpu_throughput.json").write_text(
+        json.dumps({"header": header, "records": records}, indent=1) + "\n", encoding="utf-8"
+    )
+    return table
 
 
 def main(argv=None) -> int:
@@ -231,6 +261,7 @@ def main(argv=None) -> int:
             except Exception as error:  # a row this machine cannot run: reported, the others still measured
                 records.append({"size": size, "row": kind, "error": f"{type(error).__name__}: {str(error)[:200]}"})
                 print(f"{size} {kind}: failed ({records[-1]['error']})", flush=True)
+                write_outputs(out, header, records)
                 continue
             step = statistics.median(seconds)
             mean = statistics.fmean(seconds)
@@ -252,27 +283,8 @@ def main(argv=None) -> int:
             record["step_vs_minimal"] = step / reference if reference else None
             records.append(record)
             print(json.dumps(record), flush=True)
-    lines = [
-        header,
-        "",
-        "| size | row | median s/step | tokens/s | MFU | step vs (a) | occasional share | h per 1B tokens |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in records:
-        if "error" in r:
-            lines.append(f"| {r['size']} | {ROW_NAMES[r['row']]} | failed: {r['error'][:80]} | | | | | |")
-            continue
-        ratio = f"{r['step_vs_minimal']:.2f}x" if r["step_vs_minimal"] else "-"
-        lines.append(
-            f"| {r['size']} | {ROW_NAMES[r['row']]} | {r['median_step_s']:.4f} | {r['tokens_per_s']:,.0f} | "
-            f"{100 * r['mfu']:.1f}% | {ratio} | {100 * r['occasional_share']:.1f}% | {r['hours_per_1b_tokens']:.2f} |"
-        )
-    table = "\n".join(lines)
-    print("\n" + table)
-    (out / "gpu_throughput.md").write_text(table + "\n", encoding="utf-8")
-    (out / "gpu_throughput.json").write_text(
-        json.dumps({"header": header, "records": records}, indent=1) + "\n", encoding="utf-8"
-    )
+            write_outputs(out, header, records)
+    print("\n" + write_outputs(out, header, records))
     return 0 if all("error" not in r for r in records) else 1
 
 

@@ -51,6 +51,12 @@ class DataCollatorForBirdie(DataCollatorMixin):
             Dtype of the dense mask; use the model's compute dtype.
         pad_to_multiple_of (`int`, *optional*, defaults to `8`):
             Row width is the longest packed row rounded up to this.
+        static_shapes (`bool`, *optional*, defaults to `False`):
+            Give every batch of `n` windows the shape `(ceil(n / k), max_length)`, `k = max_length // example_budget`
+            (the rows first-fit packing needs at most, since any `k` examples fit a row): rows are padded to
+            `max_length` and rows of padding are added. A compiled model then runs every step without recompiling,
+            at the cost of the padding (none when `example_length` divides `max_length` and windows fill their
+            examples). [`BirdieTrainer`] turns it on with the GPU fast path (`BirdieTrainingArguments.fast_path`).
         seed (`int`, *optional*, defaults to `0`):
             Every batch draws from `np.random.default_rng([seed, epoch, crc32(batch token ids)])`, so batches are
             reproducible in any worker and after resuming, and repeated windows get new draws each epoch.
@@ -85,6 +91,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
     mask_format: Literal["dense", "segments"] = "segments"
     mask_dtype: torch.dtype = torch.float32
     pad_to_multiple_of: Optional[int] = 8
+    static_shapes: bool = False
     seed: int = 0
     return_tensors: str = "pt"
     specs: list[ObjectiveSpec] = field(init=False, repr=False)
@@ -119,7 +126,8 @@ class DataCollatorForBirdie(DataCollatorMixin):
     @classmethod
     def from_training_args(cls, tokenizer: PreTrainedTokenizerBase, args) -> "DataCollatorForBirdie":
         """The collator a [`BirdieTrainingArguments`] describes: its objectives (NTP only with `policy="ntp"`),
-        `max_length`, seed and initial mixture (see `BirdieTrainingArguments.initial_weights`)."""
+        `max_length`, seed and initial mixture (see `BirdieTrainingArguments.initial_weights`), with static shapes
+        on the GPU fast path (`fast_path="on"`)."""
         specs = args.objective_specs()
         return cls(
             tokenizer,
@@ -127,6 +135,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
             max_length=args.max_length,
             example_length=args.example_length,
             mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()),
+            static_shapes=args.fast_path == "on",
             seed=args.seed,
         )
 
@@ -218,6 +227,8 @@ class DataCollatorForBirdie(DataCollatorMixin):
             max_length=self.max_length,
             pad_token_id=self.tokenizer.pad_token_id,
             pad_to_multiple_of=self.pad_to_multiple_of,
+            min_rows=-(-len(examples) // (self.max_length // self.example_budget)) if self.static_shapes else 0,
+            full_width=self.static_shapes,
         )
         batch = {key: torch.from_numpy(value) for key, value in packed.items()}
         if self.mask_format == "dense":

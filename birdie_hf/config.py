@@ -78,6 +78,15 @@ class BirdieTrainingArguments(TrainingArguments):
             with `sdpa` and `eager` everywhere), `"flex"` (a `flex_attention` `BlockMask`, memory linear in row
             length; needs `attn_implementation="flex_attention"`, trains on CUDA only), or `"auto"` (flex when the
             model uses flex attention on CUDA, dense otherwise).
+        fast_path (`str`, *optional*, defaults to `"auto"`):
+            The GPU fast path: `"on"` compiles the model (`torch_compile`), gives every batch one shape
+            (`DataCollatorForBirdie.static_shapes`, so the compiled model never recompiles), copies batches to the
+            device without waiting (pinned memory, `non_blocking`), and trains in bf16 where the GPU has it and no
+            precision was chosen. `"auto"` (the default) is `"on"` on CUDA and `"off"` elsewhere (a CPU run's step is
+            already near that machine's limit, `benchmarks/training_throughput.py`); resolved to `"on"` or `"off"`
+            when the arguments are built. Whatever its value, a training step has no host synchronisation:
+            [`BirdieTrainer`] counts tokens and per-entry losses on the device and reads them at logging steps.
+            `benchmarks/gpu_throughput.py` measures it against a minimal PyTorch loop.
 
         > Parameters that control the policy
 
@@ -188,7 +197,10 @@ class BirdieTrainingArguments(TrainingArguments):
     > 15 steps at 2e-3 with tied embeddings left 4 of 6 runs of the pre-registered experiment's `dna` arms at the
     > base-composition loss (`benchmarks/README.md`, "Training health"). `label_names=["labels"]`, `logging_steps=10`,
     > `ddp_find_unused_parameters=False` and `include_num_input_tokens_seen="non_padding"` (transformers counts the
-    > tokens through the model, padding excluded: the compute budget the runs are compared at).
+    > tokens through the model, padding excluded: the compute budget the runs are compared at; [`BirdieTrainer`] adds
+    > them up on the device and reads the sum at logging steps). `logging_nan_inf_filter=False`: the filter reads
+    > every step's loss on the host (a device synchronisation per step), and a non-finite per-objective loss stops
+    > the run at the next log anyway ([`TrainingDivergedError`]).
     > `remove_unused_columns` keeps its default: [`BirdieTrainer`] declares the columns its collator reads
     > (`DataCollatorForBirdie.dataset_columns`), so they are never removed.
     > `use_cpu` is switched on when no accelerator (CUDA, MPS, XPU) is present, so that several CPU processes
@@ -245,6 +257,15 @@ class BirdieTrainingArguments(TrainingArguments):
         metadata={
             "help": "auto (flex BlockMask for flex_attention models on CUDA, else dense), dense or flex.",
             "choices": ["auto", "dense", "flex"],
+        },
+    )
+    fast_path: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (on with CUDA, else off), on or off: torch.compile, one batch shape (rows padded to "
+            "max_length), non-blocking copies from pinned memory, and bf16 where the GPU has it and no precision "
+            "was chosen.",
+            "choices": ["auto", "on", "off"],
         },
     )
     policy: str = field(
@@ -367,6 +388,13 @@ class BirdieTrainingArguments(TrainingArguments):
     ddp_find_unused_parameters: Optional[bool] = field(
         default=False, metadata={"help": "Kept False: every parameter is used in every step."}
     )
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={
+            "help": "transformers' filter of non-finite step losses, off: it waits for the device every step, and "
+            "BirdieTrainer stops a run whose per-objective loss is not finite at the next log anyway."
+        },
+    )
     include_num_input_tokens_seen: str = field(  # `str | bool` in TrainingArguments, whose parser reads it as a bool
         default="non_padding",
         metadata={
@@ -381,7 +409,10 @@ class BirdieTrainingArguments(TrainingArguments):
             # Without this, `accelerate launch --num_processes 2` on a CPU-only machine would silently train two
             # independent copies: accelerate only sets up gloo (MULTI_CPU) when asked for the CPU.
             self.use_cpu = True
+        self._resolve_fast_path()
         super().__post_init__()
+        if self.fast_path == "on":
+            self.accelerator_config.non_blocking = True
         if (
             isinstance(self.max_steps, bool)
             or not isinstance(self.max_steps, int)
@@ -447,6 +478,25 @@ class BirdieTrainingArguments(TrainingArguments):
             self.policy_config()
         except ValueError as error:
             raise ValueError(f"Invalid policy settings: {error}") from error
+
+    def _resolve_fast_path(self) -> None:
+        """Turn `fast_path="auto"` into `"on"` (CUDA) or `"off"`, and set what `"on"` implies before transformers
+        checks the arguments (`non_blocking` is set after, when `accelerator_config` is built)."""
+        if self.fast_path not in ("auto", "on", "off"):
+            raise ValueError(f"`fast_path` must be auto, on or off, got {self.fast_path!r}.")
+        if self.fast_path == "auto":
+            import torch
+
+            self.fast_path = "on" if torch.cuda.is_available() and not self.use_cpu else "off"
+        if self.fast_path == "off":
+            return
+        self.torch_compile = True
+        self.dataloader_pin_memory = True
+        if not (self.bf16 or self.fp16) and not self.use_cpu:
+            import torch
+
+            if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+                self.bf16 = True
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> "BirdieTrainingArguments":

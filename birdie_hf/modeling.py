@@ -72,13 +72,26 @@ def default_model_config(
     )
 
 
+def resolve_attn_implementation(attn_implementation: str) -> str:
+    """`"auto"` -> `"flex_attention"` when CUDA is available (packed rows as block masks: the blocks no example
+    spans are skipped, and the GPU fast path compiles it), `"sdpa"` otherwise; any other name as given."""
+    if attn_implementation != "auto":
+        return attn_implementation
+    import torch
+
+    return "flex_attention" if torch.cuda.is_available() else "sdpa"
+
+
 def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[int] = None) -> PreTrainedModel:
-    """A freshly initialised `AutoModelForCausalLM` for `config` with the given attention backend."""
+    """A freshly initialised `AutoModelForCausalLM` for `config` with the given attention backend (`"auto"`: see
+    [`resolve_attn_implementation`])."""
     if seed is not None:
         from transformers import set_seed
 
         set_seed(seed)
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attn_implementation)
+    return AutoModelForCausalLM.from_config(
+        config, attn_implementation=resolve_attn_implementation(attn_implementation)
+    )
 
 
 def causal_lm_config(path: str):
@@ -120,8 +133,8 @@ def load_causal_lm_checkpoint(
 
     Args:
         path (`str`): a local checkpoint folder or a Hub model id, holding the model and its tokenizer.
-        attn_implementation (`str`, *optional*, defaults to `"sdpa"`): the attention backend (`"sdpa"`, `"eager"` or
-            `"flex_attention"`).
+        attn_implementation (`str`, *optional*, defaults to `"sdpa"`): the attention backend (`"sdpa"`, `"eager"`,
+            `"flex_attention"` or `"auto"`, see [`resolve_attn_implementation`]).
 
     Returns:
         `tuple[PreTrainedModel, PreTrainedTokenizerBase]`: the model (an `AutoModelForCausalLM`) and the tokenizer.
@@ -146,7 +159,9 @@ def load_causal_lm_checkpoint(
     added = add_birdie_tokens(tokenizer)
     with pickled_weights_refused(path):
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, config=config, attn_implementation=attn_implementation)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, config=config, attn_implementation=resolve_attn_implementation(attn_implementation)
+            )
         except ValueError as error:
             if architectures:
                 raise

@@ -35,11 +35,15 @@ def pack_examples(
     max_length: int,
     pad_token_id: int,
     pad_to_multiple_of: int | None = 8,
+    min_rows: int = 0,
+    full_width: bool = False,
 ) -> dict[str, np.ndarray]:
     """Pack examples into rows of at most `max_length` tokens.
 
     Returns numpy arrays, each of shape `(num_rows, length)` where `length` is the longest row rounded up to
-    `pad_to_multiple_of` (and at most `max_length`):
+    `pad_to_multiple_of` (and at most `max_length`), or `max_length` itself with `full_width=True`, and `num_rows` is
+    at least `min_rows` (rows of padding are added; with both, every batch has one shape, which a compiled model
+    needs to run without recompiling):
 
     - `input_ids`, `labels` (`-100` on padding), `position_ids` (restarting at 0 for each example, 0 on padding),
     - `objective_ids` (the mixture index of each token's example, `-1` on padding),
@@ -48,9 +52,11 @@ def pack_examples(
     """
     rows = first_fit([len(example) for example in examples], max_length)
     width = max(sum(len(examples[i]) for i in row) for row in rows)
-    if pad_to_multiple_of:
+    if full_width:
+        width = max_length
+    elif pad_to_multiple_of:
         width = min(max_length, -(-width // pad_to_multiple_of) * pad_to_multiple_of)
-    shape = (len(rows), width)
+    shape = (max(len(rows), min_rows), width)
     out = {
         "input_ids": np.full(shape, pad_token_id, dtype=np.int64),
         "labels": np.full(shape, IGNORE_INDEX, dtype=np.int64),
@@ -119,7 +125,9 @@ def packed_mask_mod(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor)
 
 def packed_block_mask(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor):
     """A `flex_attention` `BlockMask` for packed prefix-LM rows: memory linear in the row length (one entry per
-    128x128 block instead of per token pair). For `attn_implementation="flex_attention"` models, on CUDA."""
+    128x128 block instead of per token pair). For `attn_implementation="flex_attention"` models, on CUDA, where it
+    is built by a compiled kernel (`create_block_mask(_compile=True)`: without it, every step evaluates the rule on
+    all `rows x length x length` pairs in eager mode)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     rows, length = segment_ids.shape
@@ -130,6 +138,7 @@ def packed_block_mask(segment_ids: torch.Tensor, bidirectional_mask: torch.Tenso
         Q_LEN=length,
         KV_LEN=length,
         device=segment_ids.device,
+        _compile=segment_ids.device.type == "cuda",
     )
 
 

@@ -217,6 +217,10 @@ class BirdieTrainer(Trainer):
         # the compute accounting and the source bases trained on (`birdie_hf.accounting`, `data.source_tokens_seen`).
         self._entry_counts = torch.zeros(3, num_entries, dtype=torch.float64)
         self._base_ids = torch.tensor(data_collator.tokenizer.convert_tokens_to_ids(list("ACGT")))
+        # A lookup table over the vocabulary: is this token a base? (kept on the training device)
+        self._is_base = torch.zeros(len(data_collator.tokenizer), dtype=torch.bool)
+        self._is_base[self._base_ids] = True
+        self._pending_input_tokens: Optional[torch.Tensor] = None  # see `_track_num_input_tokens`
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._health_windows: Optional[torch.Tensor] = None
         self._health_warned = False
@@ -320,24 +324,71 @@ class BirdieTrainer(Trainer):
         else:
             loss = losses.sum() / valid.sum().clamp(min=1)
         if model.training:
-            with torch.no_grad():
-                real = inputs["objective_ids"] >= 0
-                bases = valid & torch.isin(inputs["labels"][:, 1:], self._base_ids.to(valid.device))
-                starts = real & (inputs["position_ids"] == 0)  # one packed example per window
-                self._entry_counts = self._entry_counts.to(valid.device)
-                for row, entries in enumerate(
-                    (inputs["objective_ids"][real], objective_ids[bases], inputs["objective_ids"][starts])
-                ):
-                    self._entry_counts[row].index_add_(0, entries, torch.ones_like(entries, dtype=torch.float64))
-                ids = objective_ids[valid]
-                self._objective_sums = self._objective_sums.to(losses.device)
-                self._objective_counts = self._objective_counts.to(losses.device)
-                self._objective_sums.index_add_(0, ids, losses[valid].double())
-                self._objective_counts.index_add_(0, ids, torch.ones_like(ids, dtype=torch.float64))
+            self._count_entries(inputs, losses, valid, objective_ids)
         return (loss, outputs) if return_outputs else loss
+
+    @torch.no_grad()
+    def _count_entries(
+        self, inputs: dict[str, torch.Tensor], losses: torch.Tensor, valid: torch.Tensor, objective_ids: torch.Tensor
+    ) -> None:
+        """Add this micro-batch's per-entry losses and counts (tokens, base targets, windows) to the sums logged at
+        the next logging step. Masks weigh every position instead of selecting some, so nothing here waits for the
+        device: no boolean gathers (their output size is only known after the kernels ran) and no host copies.
+
+        Args:
+            losses, valid, objective_ids: `(rows, length - 1)`, as [`_token_losses`] returns them.
+        """
+        device = losses.device
+        if self._is_base.device != device:
+            self._is_base = self._is_base.to(device)
+            self._entry_counts = self._entry_counts.to(device)
+            self._objective_sums = self._objective_sums.to(device)
+            self._objective_counts = self._objective_counts.to(device)
+        input_entries = inputs["objective_ids"]  # (rows, length), -1 on padding
+        real = input_entries >= 0
+        bases = valid & self._is_base[inputs["labels"][:, 1:].clamp(min=0)]
+        starts = real & (inputs["position_ids"] == 0)  # one packed example per window
+        for row, (entries, weight) in enumerate(
+            ((input_entries, real), (objective_ids, bases), (input_entries, starts))
+        ):
+            self._entry_counts[row].index_add_(0, entries.clamp(min=0).flatten(), weight.flatten().double())
+        # Valid targets always have an entry (>= 0): padding carries no labels.
+        entries = objective_ids.clamp(min=0).flatten()
+        self._objective_sums.index_add_(0, entries, torch.where(valid, losses, 0.0).flatten().double())
+        self._objective_counts.index_add_(0, entries, valid.flatten().double())
+
+    def _track_num_input_tokens(self, inputs: dict[str, torch.Tensor]) -> None:
+        """transformers' token counter without its per-step host synchronisation: the micro-batch's count stays on
+        the device, and [`_flush_input_tokens`] adds it to `state.num_input_tokens_seen` (all ranks together) when
+        the state is read: at every log and checkpoint. `"non_padding"` counts the tokens that are not the pad token
+        (packed rows carry no 2-D attention mask)."""
+        mode = self.args.include_num_input_tokens_seen
+        if mode == "no" or "input_ids" not in inputs:
+            return super()._track_num_input_tokens(inputs)
+        input_ids = inputs["input_ids"]
+        if mode == "non_padding":
+            count = (input_ids != self.processing_class.pad_token_id).sum()
+        else:
+            count = torch.tensor(input_ids.numel(), device=input_ids.device)
+        pending = self._pending_input_tokens
+        self._pending_input_tokens = count if pending is None else pending + count
+
+    def _flush_input_tokens(self) -> None:
+        """Move the tokens counted since the last flush into `state.num_input_tokens_seen`. A collective: every rank
+        calls it (at every log and checkpoint, which every rank reaches)."""
+        if self.args.include_num_input_tokens_seen == "no" or not self._in_training_loop:
+            return
+        pending = self._pending_input_tokens
+        if pending is None:
+            pending = torch.zeros((), dtype=torch.int64, device=self.args.device)
+        total = self.accelerator.gather(pending.to(self.args.device, torch.int64).reshape(1)).sum()
+        self.state.num_input_tokens_seen += int(total.item())
+        self._pending_input_tokens = None
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
         training = not any(key.startswith("eval_") for key in logs)
+        if training:
+            self._flush_input_tokens()
         if training and ("loss" in logs or "train_runtime" in logs):
             # Compute accounting (birdie_hf.accounting), with every training log and the final one, so nothing is
             # left uncounted. The total of tokens through the model is transformers' own `num_input_tokens_seen`
@@ -619,6 +670,7 @@ class BirdieTrainer(Trainer):
         # Counts since the last log go into `log_history` now, so the checkpoint's accounting is exact and a run
         # resumed from it counts every window once (the parent saves `log_history` in `trainer_state.json`). They are
         # bookkeeping, not a log: integrations and the console do not see this entry.
+        self._flush_input_tokens()  # `trainer_state.json` holds the exact count
         pending = self._entry_count_logs()
         if pending:
             self.state.log_history.append({**pending, "epoch": self.state.epoch, "step": self.state.global_step})
@@ -960,11 +1012,13 @@ def example_mean_loss(losses: torch.Tensor, valid: torch.Tensor, batch: dict[str
             `(rows, length)`).
     """
     slots = example_slots(batch)[:, 1:]  # the target at t + 1 belongs to the example of token t + 1
-    keep = valid & (slots >= 0)
-    # One slot per token bounds the number of examples, so nothing waits for the device to count them.
+    keep = (valid & (slots >= 0)).flatten()
+    # One slot per token bounds the number of examples, and masks weigh the targets instead of selecting them, so
+    # nothing waits for the device to count either.
     sums = torch.zeros(max(slots.numel(), 1), dtype=losses.dtype, device=losses.device)
-    sums = sums.index_add(0, slots[keep], losses[keep])
-    counts = torch.zeros_like(sums).index_add_(0, slots[keep], torch.ones_like(losses[keep]))
+    slots = slots.clamp(min=0).flatten()
+    sums = sums.index_add(0, slots, torch.where(keep, losses.flatten(), 0.0))
+    counts = torch.zeros_like(sums).index_add_(0, slots, keep.to(losses.dtype))
     scored = (counts > 0).sum().clamp(min=1)
     return (sums / counts.clamp(min=1)).sum() / scored  # 0 (with a graph) when nothing is scored
 

@@ -167,10 +167,11 @@ class ScriptArguments:
         },
     )
     attn_implementation: str = field(
-        default="sdpa",
+        default="auto",
         metadata={
-            "help": "sdpa (default), eager, or flex_attention (CUDA: packed rows as block masks, memory linear in "
-            "row length; see --attention_mask_format)."
+            "help": "auto (default: flex_attention on CUDA, sdpa elsewhere), sdpa, eager, or flex_attention (CUDA: "
+            "packed rows as block masks, memory linear in row length, the blocks no example spans skipped; see "
+            "--attention_mask_format)."
         },
     )
     cpu_threads: Optional[int] = field(
