@@ -754,6 +754,8 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
         trainer.train()
     record["seconds"] = round(time.perf_counter() - start, 1)
     record["steps"] = trainer.state.global_step
+    record["tokens"] = trainer.state.num_input_tokens_seen
+    record["logged_losses"] = [[logs["step"], logs["loss"]] for logs in trainer.state.log_history if "loss" in logs]
     record["final"] = measure_health(
         trainer.model, windows.to(trainer.model.device), base_ids, record["steps"]
     ).to_dict()
@@ -1037,6 +1039,103 @@ def _write_lease(out: Path, record: dict, results: Optional[dict], writers, plot
     (out / "lease.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
+#: The learning-rate check at protocol v2's size: the rule's rate and a factor of two either side, next-token
+#: prediction and the `dna` mixture, one seed, training and held-out loss only (`lr_check`).
+LR_CHECK_RATES = (2e-4, 4e-4, 8e-4)
+LR_CHECK_ARMS = ("ntp", "birdie_dna")
+LR_CHECK_STEPS = 300
+
+
+def lr_check(args) -> int:
+    """Train LR_CHECK_ARMS x LR_CHECK_RATES at protocol v2's size for the same steps each (one seed; runs share the
+    budget evenly, each stops at its share), and write `lr_check.{md,json}` to `--output_dir`: per run the steps and
+    tokens trained, the last logged training loss and the held-out next-base loss against the composition's
+    (`birdie_hf.health`). The protocol reads it by its committed rule (benchmarks/README.md, "Protocol v2")."""
+    import tempfile
+
+    import torch
+
+    from birdie_hf import build_dna_tokenizer, load_genome_windows
+
+    start = time.time()
+    deadline = start + args.budget_s
+    scratch = Path(tempfile.mkdtemp(prefix="birdie-lr-check-"))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shape_flags, extra = (SMOKE_SHAPE, SMOKE_ARGS) if args.smoke else (PILOT_SHAPE, PILOT_ARGS)
+    rates = args.learning_rates or (LR_CHECK_RATES if not args.smoke else (1e-3, 2e-3))
+    steps = args.lr_check_steps or (LR_CHECK_STEPS if not args.smoke else 6)
+    shape, first = _run_args(shape_flags, [*args.extra, *extra], LR_CHECK_ARMS[0], args.seeds[0], steps, scratch)
+    tokenizer = build_dna_tokenizer(model_max_length=first.max_length)
+    data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=0)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    runs = [(arm, rate) for arm in LR_CHECK_ARMS for rate in rates]
+    results = []
+    for done, (arm, rate) in enumerate(runs):
+        share = (deadline - time.time()) / (len(runs) - done)
+        flags = [*extra, *args.extra, "--learning_rate", repr(rate)]
+        shape, run_args = _run_args(shape_flags, flags, arm, args.seeds[0], steps, scratch / f"{arm}-{rate:g}")
+        _, record = _train_one(shape, run_args, tokenizer, data, time.time() + share, PILOT_HEALTH_GATE)
+        losses = record["logged_losses"]
+        final = record["final"]
+        results.append(
+            {
+                "arm": arm,
+                "learning_rate": rate,
+                "steps": record["steps"],
+                "planned_steps": steps,
+                "tokens": record["tokens"],
+                "seconds": record["seconds"],
+                "last_training_loss": losses[-1][1] if losses else None,
+                "heldout_next_base_loss": final.get("next_base_loss"),
+                "composition_loss": final.get("composition_loss"),
+                "fast_path": run_args.fast_path,
+            }
+        )
+        print(json.dumps(results[-1]), flush=True)
+    lines = [
+        f"Learning-rate check at {'the smoke size' if args.smoke else 'protocol v2' + chr(39) + 's size'} on {device}: "
+        f"{steps} steps per run, seed {args.seeds[0]}",
+        "",
+        "| arm | learning rate | steps | tokens | s | last training loss | held-out next-base loss | composition |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['arm']} | {r['learning_rate']:g} | {r['steps']} | {r['tokens']:,} | {r['seconds']} | "
+            f"{_fmt(r['last_training_loss'])} | {_fmt(r['heldout_next_base_loss'])} | {_fmt(r['composition_loss'])} |"
+        )
+    chosen = _chosen_rate(results, rates)
+    lines += [
+        "",
+        f"By the protocol's rule (the rate whose worse arm has the lowest held-out next-base loss): {chosen}",
+    ]
+    (out / "lr_check.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "lr_check.json").write_text(
+        json.dumps({"device": device, "runs": results, "chosen": chosen}, indent=1) + "\n", encoding="utf-8"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _chosen_rate(results: list[dict], rates) -> Optional[float]:
+    """The rate whose worse arm has the lowest held-out next-base loss, among rates every arm finished (all planned
+    steps); `None` when none did."""
+    worst = {}
+    for rate in rates:
+        runs = [r for r in results if r["learning_rate"] == rate]
+        if len(runs) < len(LR_CHECK_ARMS) or any(
+            r["steps"] < r["planned_steps"] or r["heldout_next_base_loss"] is None for r in runs
+        ):
+            continue
+        worst[rate] = max(r["heldout_next_base_loss"] for r in runs)
+    return min(worst, key=worst.get) if worst else None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -1051,6 +1150,7 @@ def main(argv=None) -> int:
             "health_table",
             "lease",
             "prepare_lease",
+            "lr_check",
         ],
     )
     parser.add_argument("--output_root", default="outputs/experiment")
@@ -1084,12 +1184,16 @@ def main(argv=None) -> int:
     lease_group.add_argument("--probe_steps", type=int, default=40, help="lease: steps of the throughput measurement")
     lease_group.add_argument("--readout_reserve_s", type=float, default=None, help="lease: seconds kept for read-outs")
     lease_group.add_argument("--n_resamples", type=int, default=2000, help="lease: bootstrap replicates")
+    lease_group.add_argument(
+        "--learning_rates", nargs="+", type=float, default=None, help="lr_check: rates (default: LR_CHECK_RATES)"
+    )
+    lease_group.add_argument("--lr_check_steps", type=int, default=None, help="lr_check: steps per run (300)")
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: passed on to the recipe
     args = parser.parse_args(argv[: len(argv) - len(extra) - (1 if extra or "--" in argv else 0)])
     args.extra = extra
     if args.genomes is None:
-        args.genomes = [str(p) for p in (PILOT_CORPUS if args.command == "lease" else CORPUS)]
+        args.genomes = [str(p) for p in (PILOT_CORPUS if args.command in ("lease", "lr_check") else CORPUS)]
     commands = {
         "train": train,
         "evaluate": evaluate,
@@ -1100,6 +1204,7 @@ def main(argv=None) -> int:
         "health_table": lambda args: print(health_table(Path(args.output_root) / "health.jsonl")) or 0,
         "lease": lease,
         "prepare_lease": prepare_lease,
+        "lr_check": lr_check,
     }
     return commands[args.command](args)
 

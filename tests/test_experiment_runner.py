@@ -259,3 +259,44 @@ def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, t
     record = json.loads((out / "lease.json").read_text())
     assert record["verdict"].startswith("not run: ") and "training" not in record
     assert "not run: " in (out / "lease.md").read_text()
+
+
+@pytest.mark.slow
+def test_lr_check_smoke_trains_every_arm_at_every_rate_and_applies_the_rule(runner, tmp_path, capsys):
+    """`lr_check --smoke`: next-token prediction and the `dna` mixture at each rate, the same steps each, the held-out
+    next-base loss against the composition's, and the rate the committed rule picks."""
+    from birdie_hf.data import default_genome_path
+
+    out = tmp_path / "lr"
+    status = runner.main(
+        ["lr_check", "--smoke", "--seeds", "42", "--budget_s", "600", "--genomes", default_genome_path(),
+         "--output_dir", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    record = json.loads((out / "lr_check.json").read_text())
+    assert [(r["arm"], r["learning_rate"]) for r in record["runs"]] == [
+        ("ntp", 1e-3), ("ntp", 2e-3), ("birdie_dna", 1e-3), ("birdie_dna", 2e-3)
+    ]  # fmt: skip
+    for run in record["runs"]:
+        assert run["steps"] == run["planned_steps"] == 6 and run["tokens"] > 0
+        assert run["heldout_next_base_loss"] > 0 and run["composition_loss"] > 0
+    worse = {
+        rate: max(r["heldout_next_base_loss"] for r in record["runs"] if r["learning_rate"] == rate)
+        for rate in (1e-3, 2e-3)
+    }
+    assert record["chosen"] == min(worse, key=worse.get)
+    assert "| ntp | 0.001 | 6 |" in (out / "lr_check.md").read_text()
+
+
+def test_lr_check_rule_ignores_rates_an_arm_did_not_finish(runner):
+    runs = [
+        {"arm": "ntp", "learning_rate": 1e-3, "steps": 10, "planned_steps": 10, "heldout_next_base_loss": 1.30},
+        {"arm": "birdie_dna", "learning_rate": 1e-3, "steps": 10, "planned_steps": 10, "heldout_next_base_loss": 1.34},
+        {"arm": "ntp", "learning_rate": 2e-3, "steps": 10, "planned_steps": 10, "heldout_next_base_loss": 1.20},
+        {"arm": "birdie_dna", "learning_rate": 2e-3, "steps": 7, "planned_steps": 10, "heldout_next_base_loss": 1.10},
+        {"arm": "ntp", "learning_rate": 4e-3, "steps": 10, "planned_steps": 10, "heldout_next_base_loss": 1.25},
+        {"arm": "birdie_dna", "learning_rate": 4e-3, "steps": 10, "planned_steps": 10, "heldout_next_base_loss": 1.32},
+    ]
+    # 2e-3 has the lowest losses but a run cut short; of the others, 4e-3's worse arm (1.32) beats 1e-3's (1.34).
+    assert runner._chosen_rate(runs, (1e-3, 2e-3, 4e-3)) == 4e-3
+    assert runner._chosen_rate(runs[2:4], (2e-3,)) is None
