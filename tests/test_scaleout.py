@@ -34,3 +34,27 @@ def test_every_config_is_documented():
     readme = (CONFIGS.parent / "README.md").read_text()
     for path in CONFIGS.glob("*.yaml"):
         assert path.name in readme, f"{path.name} has no command line in recipes/README.md"
+
+
+def test_the_launch_check_runs_each_gpu_config_through_the_recipe_and_resumes(tmp_path):
+    """benchmarks/launch_configs.py (run on a lent GPU): its commands name the shipped configs, and the recipe
+    accepts their arguments: a fresh run that saves at step 2, then a resume from that checkpoint."""
+    import importlib.util
+    import sys
+
+    from testing_utils import REPO, load_recipe
+
+    spec = importlib.util.spec_from_file_location("launch_configs", REPO / "benchmarks" / "launch_configs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    recipe = load_recipe("pretrain")
+    for config in module.CONFIGS:
+        train, resume = module.commands(config, 1, tmp_path)
+        assert Path(train[train.index("--config_file") + 1]).is_file()
+        assert train[train.index("--num_processes") + 1] == "1"
+        script = str(REPO / "recipes" / "pretrain.py")
+        _, first = recipe.parse_args(train[train.index(script) + 1 :])
+        _, second = recipe.parse_args(resume[resume.index(script) + 1 :])
+        assert (first.max_steps, first.save_steps, first.output_dir) == (4, 2, str(tmp_path / config))
+        assert second.max_steps == 6 and second.resume_from_checkpoint == str(tmp_path / config / "checkpoint-2")
