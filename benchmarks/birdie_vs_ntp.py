@@ -190,7 +190,8 @@ def heldout_next_base(work: Path, args, seed: int) -> dict:
 
 
 def kmer_baseline(work: Path) -> dict:
-    from birdie_hf.evaluation.baselines import kmer_logistic_regression, read_task_csvs
+    from birdie_hf.evaluation.kmer import kmer_logistic_regression
+    from birdie_hf.evaluation.task_files import read_task_csvs
 
     results = {}
     for task in TASKS:

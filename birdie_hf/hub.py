@@ -7,20 +7,14 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .health import health_sentence, health_summary
-
-# Hub access lives in `birdie_hf.hub_io` (no package imports, so loaders can use it); re-exported here.
-from .hub_io import (  # noqa: F401
+from .hub_io import (
     NT_REVISED_REPO,
     NT_TASKS,
-    HubAccessError,
-    check_hub_access,
-    check_model_path,
-    load_model_config,
 )
 from .inference import infilling_prompt
 from .run_folder import read_json
 from .tokenizer import build_dna_tokenizer
-from .trajectory import DECISION_LAG_STEPS, final_mixture, mixture_table  # noqa: F401  (re-exported)
+from .trajectory import mixture_table
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------

@@ -34,24 +34,14 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import PreTrainedTokenizerFast
 
 from .objectives import BUILTIN_OBJECTIVES, OBJECTIVE_REGISTRY, ObjectiveSpec
-
-# The vocabulary's names, re-exported: `birdie_hf.tokenizer.sentinel_ids` etc. keep working.
-from .vocabulary import (  # noqa: F401
+from .vocabulary import (
     BASES,
     BOS_TOKEN,
-    CORE_TOKENS,
     DEFAULT_NUM_SENTINELS,
     EOS_TOKEN,
     IUPAC_AMBIGUITY_CODES,
     PAD_TOKEN,
-    SENTINEL_PATTERN,
     UNK_TOKEN,
-    MissingObjectiveTokenError,
-    dna_lookup_table,
-    objective_token_id,
-    prompt_id,
-    prompt_token,
-    sentinel_ids,
     sentinel_token,
 )
 

@@ -31,22 +31,21 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 from ._compat import load_optimizer_on_cpu, reset_accelerate_loss_scaling
 from .accounting import compute_accounting
 from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback, run_spec_differences
-from .checkpoints import (  # re-exported: `from birdie_hf.trainer import checkpoint_problems` keeps working
+from .checkpoints import (
     BIRDIE_STATE_NAME,
     checkpoint_problems,
     last_complete_checkpoint,
     write_checkpoint_checksums,
 )
 from .collator import DataCollatorForBirdie
-from .config import BirdieTrainingArguments, as_birdie_training_args  # re-exported from here too
+from .config import BirdieTrainingArguments, as_birdie_training_args
 from .data.usage import check_training_data
 from .health import HealthReading, health_summary, health_warning, measure_health
 from .hub import HELD_OUT_NAME, pretrained_model_card
 from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
-from .run_folder import (  # birdie_run_spec and POLICY_SPEC_FIELDS are re-exported from here too
-    POLICY_SPEC_FIELDS,  # noqa: F401
+from .run_folder import (
     PRETRAINING,
     OutputDirLock,
     birdie_run_spec,
@@ -197,7 +196,7 @@ class BirdieTrainer(Trainer):
         config = getattr(self.model, "config", None)
         if config is not None:
             # Recorded in config.json so downstream code knows how the checkpoint was trained: `attention="auto"`
-            # in fine-tuning reads prefix-trained checkpoints bidirectionally (see birdie_hf.finetune).
+            # in fine-tuning reads prefix-trained checkpoints bidirectionally (see birdie_hf.evaluation.finetune).
             trained = list(getattr(config, "birdie_objectives", None) or [])
             config.birdie_objectives = trained + [
                 o for o in dict.fromkeys(data_collator.reward_classes) if o not in trained

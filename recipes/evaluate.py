@@ -18,7 +18,7 @@ control (and `--baseline`) are decided better / worse / inconclusive by the rule
 Tasks: `--tasks_dir` holds one folder per task (`{train,dev,test}.csv`, columns `sequence,label[,group]`). Without
 it, the default suite is built once into `outputs/evaluation_tasks` from `../shared/data`: gene strand, coding vs
 intergenic, start-codon and stop-codon context on three bacterial species held out of pre-training (Prodigal gene
-calls; `birdie_hf.evaluation.genome_tasks`), human repeats from chr22 (`birdie_hf.human_tasks`) and six NT-style human
+calls; `birdie_hf.evaluation.genome_tasks`), human repeats from chr22 (`birdie_hf.evaluation.human_tasks`) and six NT-style human
 tasks from curated annotation of chr20, the held-out human chromosome (promoter, splice donor and acceptor, CpG
 island, CTCF site, coding vs UTR; `birdie_hf.evaluation.human_annotation_tasks`): a --pretraining_corpus file that
 holds chr20 is refused by name. Every table has the positional baselines (one-hot logistic regression, a small CNN)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
 from birdie_hf.evaluation.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
-from birdie_hf.hub import load_model_config
+from birdie_hf.hub_io import load_model_config
 
 
 METRICS = ("mcc", "f1", "accuracy")
@@ -307,7 +307,7 @@ def fine_tuning_protocol(args) -> str:
 
 def kmer_baselines(tasks: list[str]) -> dict[str, float]:
     """Test MCC of 6-mer logistic regression (C chosen on dev) per task name, on the splits the fine-tuning used."""
-    from birdie_hf.evaluation.baselines import kmer_logistic_regression
+    from birdie_hf.evaluation.kmer import kmer_logistic_regression
 
     scores = {}
     for task in tasks:

@@ -42,7 +42,8 @@ from transformers import HfArgumentParser
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, parse_args_with_config, run_recipe, strip_traceback_flag
 from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, load_classification_task
 from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
-from birdie_hf.hub import load_model_config, write_finetuned_card
+from birdie_hf.hub import write_finetuned_card
+from birdie_hf.hub_io import load_model_config
 from birdie_hf.run_folder import FINETUNING, OutputDirLock, claim_output_dir
 
 
@@ -128,7 +129,7 @@ def main(args):
     lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
     load_model_config(args.model_name_or_path)  # a missing checkpoint fails here, not after loading the task
     if args.push_to_hub:
-        from birdie_hf.hub import check_hub_access
+        from birdie_hf.hub_io import check_hub_access
 
         check_hub_access(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
     from accelerate import PartialState

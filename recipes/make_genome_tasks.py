@@ -10,10 +10,10 @@
 
 Writes `<output_dir>/<task>/{train,dev,test}.csv` for gene_strand, coding_vs_intergenic and start_codon, plus
 `suite.json` with the settings and row counts. Splits are disjoint genome blocks (no shared bases); see
-`birdie_hf.tasks`.
+`birdie_hf.evaluation.genbank_tasks`.
 
 `--human_fasta` (a soft-masked FASTA with `chr22:START-END` headers) also builds `human_repeat` (repeat vs
-non-repeat windows, split by genomic position; see `birdie_hf.human_tasks`) and writes
+non-repeat windows, split by genomic position; see `birdie_hf.evaluation.human_tasks`) and writes
 `<output_dir>/human_pretraining.fa.gz`, the pre-training region: pre-train on that file, never on the full FASTA,
 so the dev/test windows stay unseen. `--human_chr20` also builds the six NT-style human tasks from curated hg19
 annotation of chr20 in the shared data folder (promoter, splice donor and acceptor, CpG island, CTCF site, coding vs
@@ -38,6 +38,7 @@ from pathlib import Path
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.data import default_genome_path
 from birdie_hf.evaluation.genbank import iter_genbank
+from birdie_hf.evaluation.genbank_tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 from birdie_hf.evaluation.genome_tasks import write_genome_tasks
 from birdie_hf.evaluation.human_annotation_tasks import build_human_annotation_tasks, shared_annotation_paths
 from birdie_hf.evaluation.human_tasks import TASK_NAME as HUMAN_TASK
@@ -48,7 +49,6 @@ from birdie_hf.evaluation.human_tasks import (
     write_pretraining_fasta,
 )
 from birdie_hf.evaluation.leakage import leakage_report
-from birdie_hf.evaluation.tasks import TaskSuiteConfig, build_task_suite, check_task_suite, write_task_suite
 
 
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))

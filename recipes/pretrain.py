@@ -83,10 +83,12 @@ from birdie_hf.data import (
     stream_genome_windows,
 )
 from birdie_hf.health import health_sentence, health_summary
-from birdie_hf.hub import HELD_OUT_NAME, check_model_path, final_mixture
+from birdie_hf.hub import HELD_OUT_NAME
+from birdie_hf.hub_io import check_model_path
 from birdie_hf.modeling import load_causal_lm_checkpoint
 from birdie_hf.presets import PRESETS
 from birdie_hf.tokenizer import save_tokenizer
+from birdie_hf.trajectory import final_mixture
 
 
 logger = logging.getLogger("birdie_hf.pretrain")
@@ -503,7 +505,7 @@ def main(script_args: ScriptArguments, training_args: BirdieTrainingArguments):
     )
     check_script_args(script_args, training_args)
     if training_args.push_to_hub:  # fail before any training, not after it
-        from birdie_hf.hub import check_hub_access
+        from birdie_hf.hub_io import check_hub_access
 
         repo_id = training_args.hub_model_id or os.path.basename(training_args.output_dir.rstrip("/"))
         check_hub_access(repo_id, training_args.hub_token)

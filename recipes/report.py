@@ -14,10 +14,10 @@ import html
 import os
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
-from birdie_hf.hub import mixture_table
 from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
 from birdie_hf.run_folder import read_json
 from birdie_hf.trainer import TRAJECTORY_NAME
+from birdie_hf.trajectory import mixture_table
 
 
 def load_trajectory(run_dir: str) -> dict:

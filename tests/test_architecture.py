@@ -1,5 +1,6 @@
-"""The package's own imports, as ARCHITECTURE.md states them: no import cycles between its modules, and no
-function-local imports of its own modules (which would hide a cycle)."""
+"""The package's own imports, as ARCHITECTURE.md states them: no import cycles between its modules, no
+function-local imports of its own modules (which would hide a cycle), one path per module (no aliases) and no
+private name imported across rooms."""
 
 import ast
 from pathlib import Path
@@ -94,3 +95,13 @@ def test_no_function_imports_the_package_itself():
                 if isinstance(node, (ast.Import, ast.ImportFrom)) and _imported(node, module):
                     local.append(f"{module}.{function.name} (line {node.lineno})")
     assert not local, f"function-local imports of the package's own modules: {local}"
+
+
+def test_every_module_has_one_import_path():
+    """No module replaces itself in `sys.modules` to answer to a second name: each has the path of its room."""
+    aliased = [
+        module
+        for module, path in MODULES.items()
+        if "sys.modules[" in path.read_text(encoding="utf-8") and "] = " in path.read_text(encoding="utf-8")
+    ]
+    assert not aliased, f"alias modules: {aliased}"

@@ -4,13 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from birdie_hf.baselines import (
-    MarkovModel,
-    kmer_features,
-    kmer_logistic_regression,
-    markov_baseline_table,
-    read_task_csvs,
-)
+from birdie_hf.evaluation.baselines import MarkovModel, markov_baseline_table
+from birdie_hf.evaluation.kmer import kmer_features, kmer_logistic_regression
+from birdie_hf.evaluation.task_files import read_task_csvs
 
 
 CONTIGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "genomes" / "bacterial_contigs.fna"

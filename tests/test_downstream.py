@@ -16,8 +16,14 @@ from transformers import (
 )
 
 from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
-from birdie_hf.finetune import LoraSettings, classification_metrics, finetune_classifier, load_classification_task
-from birdie_hf.hub import HubAccessError, check_hub_access, finetuned_model_card, pretrained_model_card
+from birdie_hf.evaluation.finetune import (
+    LoraSettings,
+    classification_metrics,
+    finetune_classifier,
+    load_classification_task,
+)
+from birdie_hf.hub import finetuned_model_card, pretrained_model_card
+from birdie_hf.hub_io import HubAccessError, check_hub_access
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def _first_position_changes_with_last_base(model, tokenizer) -> bool:
 def test_attention_modes_resolve_from_the_pretraining_record(checkpoint, birdie_checkpoint):
     from transformers import AutoConfig
 
-    from birdie_hf.finetune import resolve_attention
+    from birdie_hf.evaluation.finetune import resolve_attention
 
     assert resolve_attention(AutoConfig.from_pretrained(birdie_checkpoint)) == "bidirectional"
     assert resolve_attention(AutoConfig.from_pretrained(checkpoint)) == "causal"  # no record: causal
@@ -98,7 +104,7 @@ def test_attention_modes_resolve_from_the_pretraining_record(checkpoint, birdie_
 
 @pytest.mark.parametrize("lora_r", [0, 4])
 def test_bidirectional_classifier_reads_the_whole_input_and_causal_does_not(birdie_checkpoint, tokenizer, lora_r):
-    from birdie_hf.finetune import build_sequence_classifier
+    from birdie_hf.evaluation.finetune import build_sequence_classifier
 
     lora = LoraSettings(r=lora_r)
     bidirectional = build_sequence_classifier(birdie_checkpoint, 2, lora, attention="auto").eval()
@@ -108,7 +114,7 @@ def test_bidirectional_classifier_reads_the_whole_input_and_causal_does_not(bird
 
 
 def test_prefix_prompt_is_a_native_tokenizer_rule(tokenizer, tmp_path):
-    from birdie_hf.finetune import add_prefix_prompt
+    from birdie_hf.evaluation.finetune import add_prefix_prompt
 
     prompted = add_prefix_prompt(build_dna_tokenizer())
     prompt = prompted.convert_tokens_to_ids("<|prefix_lm|>")

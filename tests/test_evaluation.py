@@ -30,6 +30,7 @@ from birdie_hf.evaluation.instrument import (
     run_probe_suite,
     write_results,
 )
+from birdie_hf.evaluation.leakage import leakage_report
 from birdie_hf.evaluation.probes import SequenceCharacterError, extract_features, fit_probe
 from birdie_hf.evaluation.statistics import (
     GroupBootstrap,
@@ -39,8 +40,7 @@ from birdie_hf.evaluation.statistics import (
     matthews_corrcoef,
     seed_interval,
 )
-from birdie_hf.leakage import leakage_report
-from birdie_hf.tasks import reverse_complement
+from birdie_hf.vocabulary import reverse_complement
 
 
 # -- gene calls -----------------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_drop_leaked_sequences_removes_exactly_the_rows_found_in_the_corpus_on_e
     (tmp_path / "suite" / "suite.json").write_text("{}")
     dropped = drop_leaked_sequences(str(tmp_path / "suite"), [str(tmp_path / "corpus.fa")], str(tmp_path / "out"))
     assert dropped == {"toy": {"dev": 1, "test": 1}}
-    from birdie_hf.evaluation.baselines import read_task_split
+    from birdie_hf.evaluation.task_files import read_task_split
 
     out = tmp_path / "out" / "toy"
     assert read_task_split(out / "dev.csv")[0] == [unseen[1]]
@@ -479,7 +479,7 @@ def test_nucleotide_transformer_tasks_go_through_the_same_instrument_offline(
 ):
     from datasets import Dataset, DatasetDict
 
-    import birdie_hf.finetune as finetune
+    import birdie_hf.evaluation.finetune as finetune
 
     rng = np.random.default_rng(7)
     alphabets = ("AATTCG", "GGCCAT", "ACGTTT")  # three classes, as enhancers_types or splice_sites_all have
@@ -510,14 +510,6 @@ def test_nucleotide_transformer_tasks_go_through_the_same_instrument_offline(
         capsys, recipe_main(evaluate_recipe), ["--checkpoints", f"t={saved_checkpoint}", "--hub_tasks", "promoters"]
     )
     assert "promoters" in line and "promoter_all" in line
-
-
-@pytest.mark.parametrize("name", ["tasks", "human_tasks", "genbank", "leakage", "baselines", "finetune"])
-def test_evaluation_modules_keep_their_old_import_paths(name):
-    import importlib
-
-    old, new = importlib.import_module(f"birdie_hf.{name}"), importlib.import_module(f"birdie_hf.evaluation.{name}")
-    assert old is new  # one module: monkeypatching either path patches both
 
 
 def test_the_default_suite_without_the_shared_folder_says_where_the_data_comes_from(tmp_path):

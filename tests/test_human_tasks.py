@@ -4,9 +4,9 @@ import random
 import numpy as np
 import pytest
 
-import birdie_hf.leakage as leakage
+import birdie_hf.evaluation.leakage as leakage
 from birdie_hf.data import GenomeDataError, iter_fasta
-from birdie_hf.human_tasks import (
+from birdie_hf.evaluation.human_tasks import (
     HumanRepeatTaskConfig,
     build_human_repeat_task,
     parse_chr22_coordinates,
@@ -15,8 +15,8 @@ from birdie_hf.human_tasks import (
     write_human_repeat_task,
     write_pretraining_fasta,
 )
-from birdie_hf.leakage import find_occurrences, leakage_report
-from birdie_hf.tasks import reverse_complement
+from birdie_hf.evaluation.leakage import find_occurrences, leakage_report
+from birdie_hf.vocabulary import reverse_complement
 
 
 W = 50  # window length of the toy task

@@ -6,7 +6,7 @@ from transformers import BertConfig, PreTrainedTokenizerFast, T5Config
 
 from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
 from birdie_hf.modeling import load_causal_lm_checkpoint
-from birdie_hf.tokenizer import sentinel_ids
+from birdie_hf.vocabulary import sentinel_ids
 
 
 def save_tiny_llama(path, tokenizer):

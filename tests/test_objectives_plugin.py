@@ -222,7 +222,7 @@ def test_an_unregistered_objective_is_named_with_the_fix():
 def test_fine_tuning_auto_attention_reads_the_objectives_declaration(reversal):
     from transformers import LlamaConfig
 
-    from birdie_hf.finetune import resolve_attention
+    from birdie_hf.evaluation.finetune import resolve_attention
 
     config = LlamaConfig(birdie_objectives=["next_token_prediction", "reversal"])
     assert resolve_attention(config) == "bidirectional"  # Reversal reads a prefix (the default)

@@ -8,7 +8,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 import birdie_hf
 from birdie_hf import build_causal_lm, default_model_config, infill, variant_effect
 from birdie_hf.inference import DNAInputError, InfillingNotTrainedError
-from birdie_hf.pipelines import DNAInfillingPipeline, DNAVariantEffectPipeline
+from birdie_hf.inference.pipelines import DNAInfillingPipeline, DNAVariantEffectPipeline
 
 
 def save_checkpoint(tokenizer, path, objectives):

@@ -26,19 +26,18 @@ from birdie_hf.cli import (
     strip_traceback_flag,
     wants_traceback,
 )
-from birdie_hf.finetune import NT_REVISED_REPO, LoraSettings
+from birdie_hf.evaluation.finetune import NT_REVISED_REPO, LoraSettings
+from birdie_hf.evaluation.genbank_tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
 from birdie_hf.hub import (
     HELD_OUT_NAME,
-    check_model_path,
-    final_mixture,
-    load_model_config,
     pretrained_model_card,
     read_card_values,
     template_text,
     update_pretrained_card,
     write_finetuned_card,
 )
-from birdie_hf.tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
+from birdie_hf.hub_io import check_model_path, load_model_config
+from birdie_hf.trajectory import final_mixture
 
 
 @pytest.fixture(scope="module")

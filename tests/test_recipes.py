@@ -104,7 +104,7 @@ def test_pretrain_recipe_yaml_config_and_bad_arguments(tmp_path):
 @pytest.mark.slow
 def test_continual_pretraining_adds_missing_tokens(tmp_path):
     from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
-    from birdie_hf.tokenizer import sentinel_ids
+    from birdie_hf.vocabulary import sentinel_ids
 
     small = build_dna_tokenizer(num_sentinels=4)  # an older checkpoint with too few sentinels
     model = build_causal_lm(

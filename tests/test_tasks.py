@@ -1,7 +1,8 @@
 import pytest
 
-from birdie_hf.genbank import iter_genbank
-from birdie_hf.tasks import TaskSuiteConfig, _SplitAssigner, build_task_suite, reverse_complement, write_task_suite
+from birdie_hf.evaluation.genbank import iter_genbank
+from birdie_hf.evaluation.genbank_tasks import TaskSuiteConfig, _SplitAssigner, build_task_suite, write_task_suite
+from birdie_hf.vocabulary import reverse_complement
 
 
 def genbank_text(sequence, features):

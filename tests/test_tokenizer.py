@@ -3,7 +3,7 @@ from transformers import AutoTokenizer
 
 from birdie_hf import add_birdie_tokens, build_dna_tokenizer
 from birdie_hf.objectives import BUILTIN_OBJECTIVES
-from birdie_hf.tokenizer import MissingObjectiveTokenError, dna_lookup_table, prompt_id, sentinel_ids
+from birdie_hf.vocabulary import MissingObjectiveTokenError, dna_lookup_table, prompt_id, sentinel_ids
 
 
 def test_vocabulary_layout(tokenizer):

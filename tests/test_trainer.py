@@ -16,7 +16,8 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
-from birdie_hf.trainer import BIRDIE_STATE_NAME, TRAJECTORY_NAME, example_mean_loss
+from birdie_hf.checkpoints import BIRDIE_STATE_NAME
+from birdie_hf.trainer import TRAJECTORY_NAME, example_mean_loss
 
 
 def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):

@@ -35,7 +35,7 @@ from birdie_hf.evaluation.zero_shot import (
     write_zero_shot_results,
     zero_shot_markdown,
 )
-from birdie_hf.tasks import reverse_complement
+from birdie_hf.vocabulary import reverse_complement
 
 
 MIXTURE = [

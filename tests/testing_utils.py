@@ -14,7 +14,7 @@ import pytest
 from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
 from birdie_hf.cli import run_recipe
 from birdie_hf.evaluation import GenomeSource
-from birdie_hf.tasks import reverse_complement
+from birdie_hf.vocabulary import reverse_complement
 
 
 REPO = Path(__file__).resolve().parents[1]

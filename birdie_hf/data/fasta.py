@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from ..tokenizer import dna_lookup_table
+from ..vocabulary import dna_lookup_table
 
 
 if TYPE_CHECKING:

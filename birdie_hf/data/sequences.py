@@ -11,7 +11,8 @@ from typing import Iterable, Optional, Union
 import numpy as np
 from datasets import Dataset, DatasetDict, Value
 
-from ..tokenizer import build_dna_tokenizer, dna_lookup_table
+from ..tokenizer import build_dna_tokenizer
+from ..vocabulary import dna_lookup_table
 from .fasta import GenomeDataError, PathLike, _Lookup, tokenize_record
 from .windows import WindowCutter, _bases_share, _check_fraction, _window_features, _WindowPart, _windows_dataset
 

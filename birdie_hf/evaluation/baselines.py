@@ -31,8 +31,6 @@ from .encoding import (
     lookup_table,
     window_codes,
 )
-from .kmer import kmer_features, kmer_logistic_regression  # noqa: F401 - re-exported: the k-mer baseline lived here
-from .task_files import read_task_csvs, read_task_split  # noqa: F401 - re-exported: the readers lived here
 
 
 #: Largest number of (k+1)-mers a count table may have (alphabet_size ** (order + 1)).

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 
-from .._compat import MIN_TRANSFORMERS_FOR_BIDIRECTIONAL  # noqa: F401  (public name, kept importable here)
 from ..data import GenomeDataError, load_sequence_dataset
 from ..hub_io import NT_REVISED_REPO, NT_TASKS, load_model_config, load_tokenizer
 from ..modeling import pickled_weights_refused
 from ..objectives import OBJECTIVE_REGISTRY
-from ..tokenizer import prompt_id, prompt_token, save_tokenizer
+from ..tokenizer import save_tokenizer
+from ..vocabulary import prompt_id, prompt_token
 from .statistics import prediction_metrics
 
 

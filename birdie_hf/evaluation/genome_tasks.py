@@ -19,7 +19,7 @@ complement, whichever sorts first) occurs in an earlier split (train < dev < tes
 dropped, so genomic repeats do not cross splits. Classes are balanced per split, capped by `examples_per_class`.
 
 Held out of pre-training *by organism*: [`HELD_OUT_GENOMES`] are one strain of each of three species that the
-default pre-training corpora leave out; check it for any corpus with [`~birdie_hf.leakage.leakage_report`].
+default pre-training corpora leave out; check it for any corpus with [`~birdie_hf.evaluation.leakage.leakage_report`].
 Gene calls are Prodigal predictions, not curated annotations: the labels inherit its errors (most of all for start
 codons, which Prodigal places less reliably than stops).
 """
@@ -37,8 +37,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..data.fasta import iter_fasta
+from ..vocabulary import reverse_complement
+from .genbank_tasks import SPLITS, EmptyTaskError, centred_window_start
 from .gff import GeneCall, iter_gene_calls
-from .tasks import SPLITS, EmptyTaskError, centred_window_start, reverse_complement
 
 
 PathLike = Union[str, os.PathLike]
@@ -231,7 +232,7 @@ def build_genome_tasks(sources: Sequence[GenomeSource], config: Optional[GenomeT
 
     Raises:
         `ValueError`: no sources, or a GFF names a sequence its FASTA lacks (both named).
-        [`~birdie_hf.tasks.EmptyTaskError`]: a task ends up without both classes in some split (the counts that could
+        [`~birdie_hf.evaluation.genbank_tasks.EmptyTaskError`]: a task ends up without both classes in some split (the counts that could
             be made are in the message).
     """
     config = config or GenomeTaskConfig()

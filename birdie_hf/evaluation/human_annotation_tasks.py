@@ -48,10 +48,10 @@ import numpy as np
 
 from ..data.fasta import GenomeDataError, iter_fasta
 from ..vocabulary import reverse_complement
+from .genbank_tasks import SPLITS, EmptyTaskError
 from .genome_tasks import GenomeTasks, check_split_settings
 from .leakage import leakage_report
 from .statistics import matthews_corrcoef
-from .tasks import SPLITS, EmptyTaskError
 
 
 PathLike = Union[str, os.PathLike]

@@ -35,8 +35,8 @@ from typing import Optional
 import numpy as np
 
 from ..data import FastaRecord, GenomeDataError, PathLike, iter_fasta
+from .genbank_tasks import SPLITS, balanced_examples, write_task_suite
 from .leakage import KMER, find_occurrences
-from .tasks import SPLITS, balanced_examples, write_task_suite
 
 
 TASK_NAME = "human_repeat"

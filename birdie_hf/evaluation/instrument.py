@@ -33,9 +33,9 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from ..plotting import _pyplot, _save
-from .baselines import kmer_logistic_regression
 from .controls import markov_classifier, random_init_like
 from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
+from .kmer import kmer_logistic_regression
 from .positional import cnn_classifier, onehot_logistic_regression
 from .probes import DEFAULT_CS, READING_MODES, encode_sequences, extract_features, fit_probe
 from .statistics import GroupBootstrap, Interval, decide, percentile_interval, with_seed_spread
@@ -89,7 +89,7 @@ def load_task(folder: PathLike) -> dict[str, TaskSplit]:
 
 def task_from_dataset(data, name: str = "task") -> dict[str, TaskSplit]:
     """A `datasets.DatasetDict` with `train`/`validation`/`test` splits and `sequence`/`label` columns (as
-    [`~birdie_hf.finetune.load_classification_task`] returns for Nucleotide Transformer tasks on the Hub) as the
+    [`~birdie_hf.evaluation.finetune.load_classification_task`] returns for Nucleotide Transformer tasks on the Hub) as the
     instrument's splits (`validation` becomes `dev`; a `group` column is kept if present).
 
     Raises:

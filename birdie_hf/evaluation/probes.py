@@ -20,9 +20,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..inference.modeling import inference_mode, model_device, model_dtype, progress_bar
+from ..inference.forward import inference_mode, model_device, model_dtype, progress_bar
 from ..packing import packed_attention_mask
-from ..tokenizer import prompt_id
+from ..vocabulary import prompt_id
 from .statistics import matthews_corrcoef
 
 

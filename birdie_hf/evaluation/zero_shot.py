@@ -47,6 +47,7 @@ import numpy as np
 from ..data.fasta import iter_fasta
 from ..inference import gap_log_probs, infilling_limits, score, trained_with_infilling, variant_effect
 from ..objectives.spans import sample_noise_layout
+from ..vocabulary import reverse_complement
 from .baselines import MarkovModel
 from .genome_tasks import GenomeSource
 from .gff import iter_gene_calls
@@ -63,7 +64,6 @@ from .instrument import (
     write_results,
 )
 from .statistics import GroupBootstrap, percentile_interval
-from .tasks import reverse_complement
 
 
 BASES = "ACGT"

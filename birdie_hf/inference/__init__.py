@@ -21,6 +21,7 @@ Checkpoints trained without infilling (next-token prediction only) are refused f
 ```
 """
 
+from ..vocabulary import reverse_complement
 from .decoding import DECODING_MODES, InfillResult, decode_gaps, infill
 from .inputs import (
     BASES,
@@ -32,7 +33,6 @@ from .inputs import (
     infilling_example,
     infilling_prompt,
     parse_sequence,
-    reverse_complement,
 )
 from .limits import InfillingLimits, infilling_limits, trained_objectives, trained_with_infilling
 from .scoring import SequenceScore, gap_log_probs, score

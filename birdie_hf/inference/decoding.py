@@ -16,7 +16,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .._compat import cache_argument
 from ..packing import packed_attention_mask
+from .forward import inference_mode, model_device, model_dtype, progress_bar
 from .inputs import (
     BASES,
     DNAInputError,
@@ -28,7 +30,6 @@ from .inputs import (
     parse_sequence,
 )
 from .limits import infilling_limits, require_infilling
-from .modeling import cache_argument, inference_mode, model_device, model_dtype, progress_bar
 
 
 DECODING_MODES = ("greedy", "sample", "beam")

@@ -18,8 +18,7 @@ import numpy as np
 from ..objectives import Infilling, InfillingConfig, NextTokenPrediction, NextTokenPredictionConfig, SpecialTokenIds
 from ..objectives.base import ObjectiveExample
 from ..objectives.spans import SpanLayout
-from ..tokenizer import IUPAC_AMBIGUITY_CODES, dna_lookup_table
-from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_hf.inference.reverse_complement)
+from ..vocabulary import IUPAC_AMBIGUITY_CODES, dna_lookup_table
 
 
 #: Marks a base to fill in [`infill`]: each run of it is one gap. Not a base, an IUPAC code or whitespace.

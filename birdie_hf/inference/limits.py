@@ -23,7 +23,7 @@ import numpy as np
 
 from ..objectives import DEFAULT_MIXTURE, InfillingConfig, ObjectiveSpec
 from ..objectives.spans import num_noise_spans, sample_noise_layout, span_count_range
-from ..tokenizer import sentinel_ids
+from ..vocabulary import sentinel_ids
 from .inputs import Gap, InfillingNotTrainedError, UntrainedGapsError
 
 

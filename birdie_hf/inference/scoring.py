@@ -27,6 +27,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .forward import teacher_forced_base_log_probs
 from .inputs import (
     BASE_INDEX,
     DNAInputError,
@@ -47,7 +48,6 @@ from .limits import (
     require_infilling,
     resolve_bidirectional,
 )
-from .modeling import teacher_forced_base_log_probs
 
 
 logger = logging.getLogger(__name__)

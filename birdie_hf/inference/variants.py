@@ -12,7 +12,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..tokenizer import dna_lookup_table
+from ..vocabulary import dna_lookup_table, reverse_complement
+from .forward import teacher_forced_base_log_probs
 from .inputs import (
     BASE_INDEX,
     DNAInputError,
@@ -22,10 +23,8 @@ from .inputs import (
     infilling_objective,
     masked_rows,
     parse_sequence,
-    reverse_complement,
 )
 from .limits import check_window_length, default_window, infilling_limits, max_positions, resolve_bidirectional
-from .modeling import teacher_forced_base_log_probs
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..vocabulary import reverse_complement  # noqa: F401  (re-exported: birdie_hf.tasks.reverse_complement)
+from ..vocabulary import reverse_complement
 from .genbank import GenBankRecord, iter_genbank
 from .task_files import SPLITS
 

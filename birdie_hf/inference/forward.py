@@ -8,7 +8,6 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .._compat import cache_argument  # noqa: F401  (re-exported: inference.decoding imports it from here)
 from ..objectives.base import ObjectiveExample
 from ..packing import packed_attention_mask
 
