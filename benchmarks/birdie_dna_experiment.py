@@ -444,8 +444,8 @@ def health(args) -> int:
     )
     from birdie_hf.cli import parse_args_with_config
     from birdie_hf.health import measure_health
+    from birdie_hf.heldout import health_windows
     from birdie_hf.presets import PRESETS
-    from birdie_hf.trainer import health_windows
 
     root = Path(args.output_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -723,7 +723,7 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
 
     from birdie_hf import BirdieTrainer
     from birdie_hf.health import measure_health
-    from birdie_hf.trainer import health_windows
+    from birdie_hf.heldout import health_windows
 
     seed = training_args.seed
     model = _run_model(shape, training_args, tokenizer)

@@ -2,10 +2,10 @@
 
 __version__ = "0.1.0"
 
-from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback
-from .checkpoints import checkpoint_problems, last_complete_checkpoint
+from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments, as_birdie_training_args
+from .console import BirdiePrinterCallback, BirdieProgressCallback
 from .data import (
     GenomeDataError,
     default_genome_path,
@@ -22,6 +22,7 @@ from .modeling import build_causal_lm, default_model_config
 from .objectives import DEFAULT_MIXTURE, OBJECTIVE_REGISTRY, ObjectiveSpec, parse_mixture, register_objective
 from .packing import pack_examples, packed_attention_mask
 from .policy import BirdiePolicy, PolicyConfig
+from .runs.checkpoints import checkpoint_problems, last_complete_checkpoint
 from .tokenizer import add_birdie_tokens, build_dna_tokenizer
 from .trainer import BirdieTrainer
 from .vocabulary import MissingObjectiveTokenError

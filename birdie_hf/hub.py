@@ -12,7 +12,7 @@ from .hub_io import (
     NT_TASKS,
 )
 from .inference import infilling_prompt
-from .run_folder import read_json
+from .runs.folder import read_json
 from .tokenizer import build_dna_tokenizer
 from .trajectory import mixture_table
 
@@ -113,6 +113,39 @@ def _infilling_widget(trajectory: dict, widget_sequences: Sequence[str]) -> list
     start = (len(sequence) - span) // 2
     gapped = sequence[:start] + "_" * span + sequence[start + span :]
     return [{"text": infilling_prompt(gapped, build_dna_tokenizer()), "example_title": "infilling"}]
+
+
+def training_facts(
+    model,
+    *,
+    steps: int,
+    max_length: int,
+    window_length: Optional[int] = None,
+    tokens_seen: Optional[int] = None,
+    training_data: Optional[str] = None,
+) -> dict[str, str]:
+    """The [`TRAINING_FACTS`] of a pre-trained card: steps, tokens seen, window and row length, the model's size and
+    the training data (`"n/a"` for what is unknown)."""
+    config = model.config
+    return {
+        "steps": steps,
+        "tokens_seen": f"{tokens_seen:,}" if tokens_seen else "n/a",
+        "window_length": window_length if window_length else "n/a",
+        "max_length": max_length,
+        "model_size": f"{type(model).__name__}, hidden {getattr(config, 'hidden_size', '?')}, "
+        f"{getattr(config, 'num_hidden_layers', '?')} layers, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters",
+        "training_data": training_data or "DNA windows (see training arguments)",
+    }
+
+
+def read_held_out_table(output_dir: str) -> Optional[str]:
+    """The held-out next-base loss table ([`HELD_OUT_NAME`]) a pre-training run wrote into `output_dir`, if any."""
+    path = os.path.join(output_dir, HELD_OUT_NAME)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
 
 
 def pretrained_model_card(

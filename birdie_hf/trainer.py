@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 import logging
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -30,40 +27,34 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from ._compat import load_optimizer_on_cpu, reset_accelerate_loss_scaling
 from .accounting import compute_accounting
-from .callback import BirdiePrinterCallback, BirdieProgressCallback, BirdieRewardCallback, run_spec_differences
-from .checkpoints import (
-    BIRDIE_STATE_NAME,
-    checkpoint_problems,
-    last_complete_checkpoint,
-    write_checkpoint_checksums,
-)
+from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments, as_birdie_training_args
+from .console import BirdiePrinterCallback, BirdieProgressCallback
 from .data.usage import check_training_data
 from .health import HealthReading, health_summary, health_warning, measure_health
-from .hub import HELD_OUT_NAME, pretrained_model_card
+from .heldout import build_validation_batches, first_examples, health_windows, validation_windows_per_entry
+from .hub import pretrained_model_card, read_held_out_table, training_facts
 from .modeling import build_causal_lm, default_model_config
 from .objectives import IGNORE_INDEX
 from .packing import to_model_inputs
-from .run_folder import (
-    PRETRAINING,
-    OutputDirLock,
-    birdie_run_spec,
-    check_output_dir,
-    checkpoint_bytes,
-    claim_output_dir,
-    numbered_checkpoints,
-    planned_checkpoints,
-    preflight_output_dir,
-    refuse_other_jobs,
-    remove_path,
+from .runs.checkpoints import (
+    checkpoint_to_resume,
+    last_complete_checkpoint,
+    read_birdie_state,
+    remove_incomplete_checkpoints,
+    save_birdie_state,
+    write_checkpoint_checksums,
 )
+from .runs.folder import (
+    open_run_folder,
+    share_refusal,
+)
+from .runs.spec import birdie_run_spec, saved_run_differences
 from .tokenizer import make_tokenizer_config_portable
 
 
 logger = logging.getLogger(__name__)
-
-TRAJECTORY_NAME = "mixture_trajectory.json"
 
 
 class TrainingDivergedError(ValueError):
@@ -449,74 +440,22 @@ class BirdieTrainer(Trainer):
                 )
         return logs
 
-    # -- per-objective validation ------------------------------------------------------------------------------------
+    # -- per-objective validation ----------------------------------------------------------------------------------
     def validation_windows_per_entry(self, eval_dataset, max_steps: Optional[int] = None) -> int:
-        """Held-out windows per mixture entry of the reward's fixed set (see `policy_validation_fraction`).
-
-        `policy_validation_windows` when set; otherwise as many as keep the forward passes of all scheduled
-        evaluations within `policy_validation_fraction` of the forward and backward passes of `max_steps` training
-        steps (a backward pass costs about two forward passes), counted in tokens through the model: each entry's
-        tokens per window are measured by collating the first held-out window, and a training window costs the
-        initial mixture's average. Clamped to `[policy_validation_min_windows, policy_validation_max_windows]` and to
-        the size of `eval_dataset`. Deterministic, so a resumed run rebuilds the same set.
-
-        Args:
-            eval_dataset: the held-out windows.
-            max_steps (`int`, *optional*): the run's length; defaults to the trainer state's, then `args.max_steps`.
-                Without one (`<= 0`), the minimum is used.
-        """
-        args = self.args
-        if args.policy_validation_windows:
-            return min(args.policy_validation_windows, len(eval_dataset))
-        max_steps = max_steps or self.state.max_steps or args.max_steps
-        windows = args.policy_validation_min_windows
-        if max_steps and max_steps > 0:
-            collator: DataCollatorForBirdie = self.data_collator
-            first = [eval_dataset[0]]
-            tokens = np.array(
-                [
-                    int((collator.collate_with_objectives(first, [entry])["objective_ids"] >= 0).sum())
-                    for entry in range(len(collator.objective_names))
-                ],
-                dtype=np.float64,
-            )
-            evaluations = max(1, len(args.policy_schedule(max_steps)[2]))
-            training_tokens = (
-                3.0
-                * max_steps
-                * args.per_device_train_batch_size
-                * args.gradient_accumulation_steps
-                * args.world_size
-                * float(collator.mixture.weights @ tokens)
-            )
-            affordable = int(args.policy_validation_fraction * training_tokens / (evaluations * tokens.sum()))
-            windows = min(max(affordable, args.policy_validation_min_windows), args.policy_validation_max_windows)
-        return max(1, min(windows, len(eval_dataset)))
+        """Held-out windows per mixture entry of the reward's fixed set ([`birdie_hf.heldout.validation_windows_per_entry`]
+        for this run; `max_steps` defaults to the trainer state's)."""
+        return validation_windows_per_entry(
+            self.args, self.data_collator, eval_dataset, max_steps or self.state.max_steps or None
+        )
 
     def _build_validation_batches(self, eval_dataset) -> list[dict[str, torch.Tensor]]:
-        """Fixed held-out batches: the same [`validation_windows_per_entry`] windows for every entry, in a seeded
-        order spread over `eval_dataset`, collated once (corruption included) in batches of
-        `per_device_eval_batch_size` windows. Every evaluation measures these same examples, so the reward compares
-        the model at two checkpoints on identical inputs (`benchmarks/reward_noise.py` measures how much that
-        pairing removes)."""
-        collator: DataCollatorForBirdie = self.data_collator
-        if len(eval_dataset) == 0:
-            raise ValueError("The eval_dataset is empty: the reward policy needs held-out windows.")
-        order = np.random.default_rng(self.args.seed).permutation(len(eval_dataset))
-        size = max(1, self.args.per_device_eval_batch_size)
-        count = self.validation_windows_per_entry(eval_dataset)
-        windows = [eval_dataset[int(i)] for i in order[:count]]
-        batches = []
-        for entry in range(len(collator.objective_names)):
-            for start in range(0, count, size):
-                chunk = windows[start : start + size]
-                batches.append(collator.collate_with_objectives(chunk, [entry] * len(chunk)))
-        logger.info(
-            "Birdie held-out set: %d windows per entry, %d examples per evaluation.",
-            count,
-            count * len(collator.objective_names),
+        return build_validation_batches(
+            self.data_collator,
+            eval_dataset,
+            self.validation_windows_per_entry(eval_dataset),
+            self.args.seed,
+            self.args.per_device_eval_batch_size,
         )
-        return batches
 
     @torch.no_grad()
     def objective_losses(self, eval_dataset=None, per_example: bool = False):
@@ -684,38 +623,11 @@ class BirdieTrainer(Trainer):
                     os.remove(stale_state)
                 except FileNotFoundError:  # another node's process sharing this file system was first
                     pass
-            self._remove_incomplete_checkpoints(run_dir, self.state.global_step)
+            remove_incomplete_checkpoints(run_dir, self.state.global_step, self.args.save_only_model)
             self.save_birdie_state(checkpoint)
         super()._save_checkpoint(model, trial)
         if self.args.should_save and os.path.isdir(checkpoint):
             write_checkpoint_checksums(checkpoint)
-
-    def _remove_incomplete_checkpoints(self, run_dir: str, step: int) -> None:
-        """Delete the incomplete `checkpoint-N` folders other than this save's (`N != step`) before the parent
-        rotates checkpoints.
-
-        They are left by a run killed while saving (later steps, when it was then resumed from an earlier checkpoint)
-        or while rotation deleted an old checkpoint (earlier steps). None can be resumed from, and rotation would keep
-        them over complete ones: it orders by modification time, which a half-deleted folder has just changed, or by
-        step number where modification times are unreliable (some network file systems), and always keeps the most
-        recent. Another trainer's saved checkpoint is never touched.
-        """
-        for checkpoint_step, path in numbered_checkpoints(run_dir):
-            if checkpoint_step == step:
-                continue
-            # An earlier step may come from a model-only save (save_only_model then): only missing model,
-            # trainer or Birdie state marks it incomplete.
-            training_state = checkpoint_step > step and not self.args.save_only_model
-            problems = checkpoint_problems(path, require_training_state=training_state, verify_checksums=False)
-            ours_or_unsaved = os.path.exists(os.path.join(path, BIRDIE_STATE_NAME)) or not os.path.exists(
-                os.path.join(path, TRAINER_STATE_NAME)
-            )
-            if problems and ours_or_unsaved:
-                logger.warning("Deleting incomplete checkpoint %s (%s).", path, "; ".join(problems))
-                try:
-                    remove_path(path)  # a symbolic link is removed itself, never what it points to
-                except OSError as error:  # rotation may still find it; the next save tries again
-                    logger.warning("Could not delete %s: %s", path, error)
 
     def _save_rng_state(self, output_dir: str) -> None:
         """Save this rank's RNG state, then wait for every rank.
@@ -728,38 +640,21 @@ class BirdieTrainer(Trainer):
         self.accelerator.wait_for_everyone()
 
     def save_birdie_state(self, directory: str, policy_state: bool = True) -> None:
-        """Write the mixture trajectory (JSON) and, with `policy_state`, the policy state into `directory`, each
-        atomically. A run's final folder needs only the trajectory (its record): the policy state is what a resume
-        reads, from a checkpoint, and beside a small model it would be most of what a push uploads.
-
-        The state holds plain Python values and tensors only, so it loads with `torch.load(..., weights_only=True)`.
-        """
-        os.makedirs(directory, exist_ok=True)
-        _atomic_write(
-            os.path.join(directory, TRAJECTORY_NAME), lambda path: _write_json(path, self.mixture_trajectory())
+        """Write the mixture trajectory and, with `policy_state`, the policy state into `directory`
+        ([`birdie_hf.runs.checkpoints.save_birdie_state`]). A run's final folder needs only the trajectory (its
+        record): the policy state is what a resume reads, from a checkpoint."""
+        save_birdie_state(
+            directory, self.mixture_trajectory(), self.birdie_callback.state_dict() if policy_state else None
         )
-        if policy_state:
-            _atomic_write(
-                os.path.join(directory, BIRDIE_STATE_NAME),
-                lambda path: torch.save(self.birdie_callback.state_dict(), path),
-            )
 
     def load_birdie_state(self, checkpoint: str) -> None:
         """Restore the policy, mixture and trajectory saved in `checkpoint` (a `checkpoint-N` folder).
 
         Raises:
-            `ValueError`: the state file is unreadable, or it was saved by a run with another policy mode, other
-                objective entries or settings, another initial mixture or other reward-policy settings.
+            `ValueError`: the state file is missing or unreadable, or it was saved by a run with another policy mode,
+                other objective entries or settings, another initial mixture or other reward-policy settings.
         """
-        path = os.path.join(checkpoint, BIRDIE_STATE_NAME)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError as error:
-            raise ValueError(
-                f"{checkpoint!r} has no {BIRDIE_STATE_NAME}: it is incomplete or not a BirdieTrainer checkpoint."
-            ) from error
-        except Exception as error:  # truncated zip, foreign pickle: torch raises several types
-            raise ValueError(f"Cannot read the Birdie state {path!r}: {error}") from error
+        state = read_birdie_state(checkpoint)
         try:
             self.birdie_callback.load_state_dict(state)
         except ValueError as error:
@@ -815,23 +710,18 @@ class BirdieTrainer(Trainer):
         """
         if not self.is_world_process_zero():
             return
-        held_out_path = os.path.join(self.args.output_dir, HELD_OUT_NAME)
-        if held_out is None and os.path.exists(held_out_path):  # written by recipes/pretrain.py; kept on push_to_hub
-            with open(held_out_path, encoding="utf-8") as handle:
-                held_out = handle.read()
+        if held_out is None:  # the table the end-of-run record wrote; kept on push_to_hub
+            held_out = read_held_out_table(self.args.output_dir)
         repo_id = self.args.hub_model_id or model_name or os.path.basename(self.args.output_dir.rstrip("/"))
-        config = self.model.config
         first_window = first_examples(self.train_dataset, 1) if self.train_dataset is not None else []
-        training = {
-            "steps": self.state.global_step,
-            "tokens_seen": f"{tokens_seen:,}" if tokens_seen else "n/a",
-            "window_length": len(first_window[0]["input_ids"]) if first_window else "n/a",
-            "max_length": self.args.max_length,
-            "model_size": f"{type(self.model).__name__}, hidden {getattr(config, 'hidden_size', '?')}, "
-            f"{getattr(config, 'num_hidden_layers', '?')} layers, "
-            f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f}M parameters",
-            "training_data": training_data or "DNA windows (see training arguments)",
-        }
+        training = training_facts(
+            self.model,
+            steps=self.state.global_step,
+            max_length=self.args.max_length,
+            window_length=len(first_window[0]["input_ids"]) if first_window else None,
+            tokens_seen=tokens_seen,
+            training_data=training_data,
+        )
         card = pretrained_model_card(
             repo_id,
             self.mixture_trajectory(),
@@ -854,33 +744,20 @@ class BirdieTrainer(Trainer):
                 checkpoint saved with another policy mode, other objective entries or settings, or other
                 reward-policy settings.
         """
-        # One live run per output folder (the main process holds the lock for the whole run), checked to be writable
-        # with room for its checkpoints, and (a fresh run) to be free or this run's to replace, before any work. The
-        # other processes learn the outcome, so a refusal ends every process instead of leaving them waiting.
+        # One live run per output folder, checked before any work (`runs.folder.open_run_folder`); a refusal ends every
+        # process instead of leaving the others waiting.
         lock, refusal = None, None
         if self.is_world_process_zero():
             try:
-                count = planned_checkpoints(self.args)
-                if resume_from_checkpoint:  # the checkpoints already saved are part of those the run keeps
-                    count = max(1, count - len(numbered_checkpoints(self.args.output_dir)))
-                preflight_output_dir(
-                    self.args.output_dir, count * checkpoint_bytes(self.model, not self.args.save_only_model)
-                )
-                lock = OutputDirLock(self.args.output_dir).acquire()
-                if not resume_from_checkpoint:
-                    refuse_other_jobs(self.args.output_dir, PRETRAINING)  # before anything is removed
-                    check_output_dir(
-                        self.args.output_dir, self.args.overwrite_output_dir, differences=self._run_differences
-                    )
-                    claim_output_dir(self.args.output_dir, PRETRAINING, self.args.overwrite_output_dir)
+                lock = open_run_folder(self.args, self.model, bool(resume_from_checkpoint), self._run_differences)
             except (OSError, ValueError) as error:
                 refusal = error
-                if lock is not None:
-                    lock.release()
-        self._share_refusal(refusal)
+        share_refusal(self.accelerator.num_processes, refusal)
         try:
             if resume_from_checkpoint:
-                resume_from_checkpoint = self._checkpoint_to_resume(resume_from_checkpoint)
+                resume_from_checkpoint = checkpoint_to_resume(
+                    self.args.output_dir, resume_from_checkpoint, not self.args.save_only_model
+                )
                 self.load_birdie_state(resume_from_checkpoint)
                 finished = self._already_complete(resume_from_checkpoint)
                 if finished is not None:
@@ -894,30 +771,9 @@ class BirdieTrainer(Trainer):
             if lock is not None:
                 lock.release()
 
-    def _share_refusal(self, refusal: Optional[BaseException]) -> None:
-        """Raise `refusal` (the main process's, from its checks of the output folder) on the main process, and on
-        every other process a `ValueError` quoting it: they would otherwise wait for it in the first collective
-        until the distributed timeout."""
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            message = [None if refusal is None else str(refusal)]
-            broadcast_object_list(message, from_process=0)
-            if refusal is None and message[0] is not None:
-                raise ValueError(f"the main process refused the run: {message[0]}")
-        if refusal is not None:
-            raise refusal
-
     def _run_differences(self, checkpoint: str) -> list[str]:
         """How the run that saved `checkpoint` differs from this one (empty: the same settings)."""
-        try:
-            state = torch.load(os.path.join(checkpoint, BIRDIE_STATE_NAME), map_location="cpu", weights_only=True)
-        except Exception:  # missing, truncated or foreign: cannot be this run's
-            return [f"{os.path.basename(checkpoint)} has no readable {BIRDIE_STATE_NAME}"]
-        saved = state.get("run_spec") if isinstance(state, dict) else None
-        if not saved or saved.get("training") is None:
-            return ["its settings were not recorded (saved by an older birdie_hf)"]
-        return run_spec_differences(saved, self.birdie_callback.run_spec)
+        return saved_run_differences(checkpoint, self.birdie_callback.run_spec)
 
     def _already_complete(self, checkpoint: str) -> Optional[TrainOutput]:
         """When `checkpoint` is the end of the run (its step reaches `max_steps`), restore its weights and state and
@@ -939,42 +795,6 @@ class BirdieTrainer(Trainer):
         return TrainOutput(
             state.global_step, float(losses[-1]) if losses else float("nan"), {"already_complete": True}
         )
-
-    def _checkpoint_to_resume(self, resume_from_checkpoint: Union[str, bool]) -> str:
-        """The complete checkpoint that `resume_from_checkpoint` designates, or a `ValueError` saying why none."""
-        require_training_state = not self.args.save_only_model
-        if resume_from_checkpoint is True:
-            checkpoint = last_complete_checkpoint(self.args.output_dir, require_training_state=require_training_state)
-            if checkpoint is None:
-                raise ValueError(
-                    f"resume_from_checkpoint=True found no complete checkpoint in {self.args.output_dir!r} "
-                    "(incomplete ones are listed in the warnings above). Train without `resume_from_checkpoint`, or "
-                    "pass the path of a complete checkpoint."
-                )
-            return checkpoint
-        checkpoint = os.fspath(resume_from_checkpoint)
-        problems = checkpoint_problems(checkpoint, require_training_state=require_training_state)
-        if problems:
-            parent = os.path.dirname(os.path.normpath(checkpoint))
-            fallback = next(
-                (
-                    path
-                    for _, path in numbered_checkpoints(parent)
-                    if os.path.normpath(path) != os.path.normpath(checkpoint)
-                    and not checkpoint_problems(path, require_training_state=require_training_state)
-                ),
-                None,
-            )
-            advice = (
-                f"The last complete checkpoint next to it is {fallback!r}: pass that path, or "
-                f"resume_from_checkpoint=True to pick it."
-                if fallback
-                else "No complete checkpoint was found next to it."
-            )
-            raise ValueError(
-                f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
-            )
-        return checkpoint
 
 
 def example_slots(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -1020,53 +840,3 @@ def example_mean_loss(losses: torch.Tensor, valid: torch.Tensor, batch: dict[str
     counts = torch.zeros_like(sums).index_add_(0, slots, keep.to(losses.dtype))
     scored = (counts > 0).sum().clamp(min=1)
     return (sums / counts.clamp(min=1)).sum() / scored  # 0 (with a graph) when nothing is scored
-
-
-#: Held-out windows the health readings use (`birdie_hf.health`): a forward pass on them costs less than a training
-#: step, and the gain of their next-base loss over the composition varies by about 0.002 nats between readings of a
-#: model at the composition.
-HEALTH_WINDOWS = 32
-
-
-def health_windows(eval_dataset, seed: int, count: int = HEALTH_WINDOWS) -> torch.Tensor:
-    """The fixed held-out windows of the health readings, shape `(count, length)`: the first `count` of a seeded order
-    over `eval_dataset` (the order the reward's held-out set also starts from), cropped to the shortest of them."""
-    order = np.random.default_rng(seed).permutation(len(eval_dataset))[:count]
-    windows = [list(eval_dataset[int(i)]["input_ids"]) for i in order]
-    length = min(len(window) for window in windows)
-    return torch.tensor([window[:length] for window in windows], dtype=torch.long)
-
-
-def first_examples(dataset, count: int) -> list[dict[str, Any]]:
-    """The first `count` examples of `dataset` (fewer when it is shorter), map-style or streaming.
-
-    A map-style dataset is indexed. A streaming one (`datasets.IterableDataset`, a torch `IterableDataset`, any
-    iterable) is read from a deep copy when it can be copied: iterating a `datasets.IterableDataset` itself (or a
-    `take()` of it) resets the position its `state_dict()` reports, which would make a training stream resume from the
-    wrong place.
-    """
-    if hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__"):
-        return [dataset[i] for i in range(min(count, len(dataset)))]
-    try:
-        source = copy.deepcopy(dataset)
-    except Exception:  # noqa: BLE001 - an object that cannot be copied (open handles): read it directly
-        source = dataset
-    return list(itertools.islice(iter(source), count))
-
-
-def _write_json(path: str, payload: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-
-
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -44,7 +44,7 @@ from birdie_hf.evaluation.finetune import LoraSettings, finetune_classifier, loa
 from birdie_hf.evaluation.leakage import split_overlap, split_overlap_warning
 from birdie_hf.hub import write_finetuned_card
 from birdie_hf.hub_io import load_model_config
-from birdie_hf.run_folder import FINETUNING, OutputDirLock, claim_output_dir
+from birdie_hf.runs.folder import FINETUNING, OutputDirLock, claim_output_dir
 
 
 @dataclass

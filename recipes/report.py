@@ -15,8 +15,8 @@ import os
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, run_recipe
 from birdie_hf.plotting import plot_losses, plot_mixture, plot_rewards, plot_run_comparison
-from birdie_hf.run_folder import read_json
-from birdie_hf.trainer import TRAJECTORY_NAME
+from birdie_hf.runs.checkpoints import TRAJECTORY_NAME
+from birdie_hf.runs.folder import read_json
 from birdie_hf.trajectory import mixture_table
 
 

@@ -22,8 +22,8 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
-from birdie_hf.checkpoints import BIRDIE_STATE_NAME, checkpoint_problems
 from birdie_hf.presets import PRESETS
+from birdie_hf.runs.checkpoints import BIRDIE_STATE_NAME, checkpoint_problems
 
 
 SAVING = dict(max_steps=4, save_strategy="steps", save_steps=2)
@@ -399,7 +399,7 @@ def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp
 
 
 def test_a_changed_policy_is_one_difference_not_every_policy_setting():
-    from birdie_hf.callback import run_spec_differences
+    from birdie_hf.runs.spec import run_spec_differences
 
     entries = [{"name": "copying", "objective": "copying", "settings": {}}]
     saved = {"policy": "birdie", "entries": entries, "policy_settings": {"policy_top_n": 8, "policy_min_weight": 0.01}}
@@ -410,29 +410,19 @@ def test_a_changed_policy_is_one_difference_not_every_policy_setting():
     assert run_spec_differences(saved, changed) == ["policy_top_n: 8 in the checkpoint, 4 in this run"]
 
 
-def test_checkpoints_older_than_a_setting_resume_with_the_value_that_reproduces_them():
-    """A run spec saved before `span_layout`, the standardised reward and the other later settings existed compares
-    as their defaults (what the old code did); only a real change is refused."""
-    from birdie_hf.callback import run_spec_differences
+def test_a_setting_the_checkpoint_lacks_is_a_difference():
+    """Specs are compared key by key: a setting only one side records is named (no defaults are assumed for it)."""
+    from birdie_hf.runs.spec import run_spec_differences
 
-    old_entries = [{"name": "inf", "objective": "infilling", "settings": {"corruption_rate": 0.15}}]
-    new_entries = [{"name": "inf", "objective": "infilling",
-                    "settings": {"corruption_rate": 0.15, "span_layout": "alternating"}}]  # fmt: skip
-    saved = {"policy": "birdie", "entries": old_entries, "policy_settings": {"policy_top_n": 8},
+    saved_entries = [{"name": "inf", "objective": "infilling", "settings": {"corruption_rate": 0.15}}]
+    entries = [{"name": "inf", "objective": "infilling",
+                "settings": {"corruption_rate": 0.15, "span_layout": "interior"}}]  # fmt: skip
+    saved = {"policy": "birdie", "entries": saved_entries, "policy_settings": {"policy_top_n": 8},
              "training": {"seed": 42}}  # fmt: skip
-    current = {
-        "policy": "birdie",
-        "entries": new_entries,
-        "policy_settings": {
-            "policy_top_n": 8, "policy_reward": "paper", "policy_exploration_blend": 1.0, "policy_fixed_shares": None,
-            "policy_reward_scale": 2.0, "policy_reward_min_change": 1e-3, "per_device_eval_batch_size": 16,
-        },
-        "training": {"seed": 42, "example_length": None},
-    }  # fmt: skip
-    assert run_spec_differences(saved, current) == []
-    interior = [{**new_entries[0], "settings": {"corruption_rate": 0.15, "span_layout": "interior"}}]
-    current["policy_settings"]["policy_reward"] = "standardised"
-    assert run_spec_differences(saved, {**current, "entries": interior}) == [
-        "entry 'inf' setting span_layout: 'alternating' in the checkpoint, 'interior' in this run",
-        "policy_reward: 'paper' in the checkpoint, 'standardised' in this run",
+    current = {"policy": "birdie", "entries": entries, "training": {"seed": 42},
+               "policy_settings": {"policy_top_n": 8, "policy_reward": "standardised"}}  # fmt: skip
+    assert run_spec_differences(saved, current) == [
+        "entry 'inf' setting span_layout: None in the checkpoint, 'interior' in this run",
+        "policy_reward: None in the checkpoint, 'standardised' in this run",
     ]
+    assert run_spec_differences(current, current) == []

@@ -26,8 +26,8 @@ from birdie_hf.health import (
     health_warning,
     measure_health,
 )
+from birdie_hf.heldout import health_windows
 from birdie_hf.hub import pretrained_model_card
-from birdie_hf.trainer import health_windows
 
 
 def test_constant_fraction_is_one_for_a_shared_vector_and_one_over_length_for_orthogonal_ones():

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from birdie_hf.data import iter_fasta
-from birdie_hf.trainer import TRAJECTORY_NAME
+from birdie_hf.runs.checkpoints import TRAJECTORY_NAME
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ import pytest
 import torch
 from testing_utils import load_recipe, make_trainer
 
-from birdie_hf.run_folder import LOCK_NAME, OutputDirInUseError, OutputDirLock, data_fingerprint
+from birdie_hf.runs.folder import LOCK_NAME, OutputDirInUseError, OutputDirLock
+from birdie_hf.runs.spec import data_fingerprint
 
 
 SAVING = dict(save_strategy="steps", save_steps=4, policy="static")
@@ -141,7 +142,7 @@ def test_a_second_live_run_in_the_same_folder_is_refused(tmp_path):
 
 HOLD_LOCK = """
 import time
-from birdie_hf.run_folder import OutputDirLock
+from birdie_hf.runs.folder import OutputDirLock
 lock = OutputDirLock({folder!r}).acquire()  # kept: a collected lock closes its file
 print("locked", flush=True)
 time.sleep(60)
@@ -160,7 +161,7 @@ def test_an_output_dir_without_room_or_write_access_is_refused_before_training(
 ):
     import shutil
 
-    import birdie_hf.run_folder as run_folder
+    import birdie_hf.runs.folder as run_folder
 
     def read_only(path, *args, **kwargs):  # what a read-only mount answers
         raise PermissionError(13, "Permission denied", path)
@@ -224,7 +225,7 @@ def fill(folder, *names):
 
 
 def test_folder_job_reads_the_record_or_an_older_folders_files(tmp_path):
-    from birdie_hf.run_folder import FINETUNING, PRETRAINING, claim_output_dir, folder_job
+    from birdie_hf.runs.folder import FINETUNING, PRETRAINING, claim_output_dir, folder_job
 
     assert folder_job(str(tmp_path / "missing")) is None
     fill(tmp_path / "pre", "birdie_state.pt", "config.json")
@@ -247,7 +248,7 @@ def test_folder_job_reads_the_record_or_an_older_folders_files(tmp_path):
 
 
 def test_no_job_writes_into_another_jobs_folder_even_with_overwrite(tmp_path):
-    from birdie_hf.run_folder import FINETUNING, PRETRAINING, claim_output_dir
+    from birdie_hf.runs.folder import FINETUNING, PRETRAINING, claim_output_dir
 
     run = tmp_path / "run"
     fill(run, "checkpoint-2", "checkpoint-4", "train_results.json", "config.json", "model.safetensors", "README.md")
@@ -265,7 +266,7 @@ def test_no_job_writes_into_another_jobs_folder_even_with_overwrite(tmp_path):
 def test_a_finished_run_is_replaced_only_with_overwrite_and_then_entirely(tmp_path):
     """A finished run without checkpoints (save_strategy no) is not silently overwritten; with overwrite, every file
     that could make the old run pass for the new one goes (other files stay)."""
-    from birdie_hf.run_folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
+    from birdie_hf.runs.folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
 
     run = tmp_path / "run"
     claim_output_dir(str(run), PRETRAINING, overwrite=False)
@@ -279,10 +280,9 @@ def test_a_finished_run_is_replaced_only_with_overwrite_and_then_entirely(tmp_pa
 
 
 def test_the_job_outputs_name_the_files_the_library_writes():
-    from birdie_hf.checkpoints import BIRDIE_STATE_NAME
     from birdie_hf.hub import HELD_OUT_NAME
-    from birdie_hf.run_folder import JOB_OUTPUTS, PRETRAINING
-    from birdie_hf.trainer import TRAJECTORY_NAME
+    from birdie_hf.runs.checkpoints import BIRDIE_STATE_NAME, TRAJECTORY_NAME
+    from birdie_hf.runs.folder import JOB_OUTPUTS, PRETRAINING
 
     assert {BIRDIE_STATE_NAME, HELD_OUT_NAME, TRAJECTORY_NAME} <= set(JOB_OUTPUTS[PRETRAINING])
 
@@ -322,7 +322,7 @@ def test_a_push_leaves_out_the_folder_lock_and_job_record(tmp_path):
     (host and process id) and the job record are local files and must match them."""
     from huggingface_hub.utils import filter_repo_objects
 
-    from birdie_hf.run_folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
+    from birdie_hf.runs.folder import JOB_RECORD_NAME, PRETRAINING, claim_output_dir
 
     with OutputDirLock(str(tmp_path)):
         claim_output_dir(str(tmp_path), PRETRAINING, overwrite=False)
@@ -360,7 +360,7 @@ def test_a_full_disk_names_the_checkpoint_to_resume_from(tmp_path, capsys, monke
 
 
 def test_overwrite_removes_a_symlinked_checkpoint_link_and_keeps_its_target(tmp_path):
-    from birdie_hf.run_folder import check_output_dir
+    from birdie_hf.runs.folder import check_output_dir
 
     run, elsewhere = tmp_path / "run", tmp_path / "archive" / "checkpoint-4"
     fill(run, "checkpoint-2")
@@ -374,7 +374,7 @@ def test_overwrite_removes_a_symlinked_checkpoint_link_and_keeps_its_target(tmp_
 def test_overwrite_never_removes_another_jobs_checkpoints_or_a_users_files(tokenizer, genome, tmp_path):
     """Ownership is checked before anything is removed: overwrite deleted a fine-tuning run's checkpoints (then
     refused the folder), and removed a user's README.md and plots/ from a folder that held no run."""
-    from birdie_hf.run_folder import PRETRAINING, claim_output_dir
+    from birdie_hf.runs.folder import PRETRAINING, claim_output_dir
 
     ft = tmp_path / "run"
     fill(ft, "checkpoint-10", "results.json", "config.json")

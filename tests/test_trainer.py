@@ -16,8 +16,8 @@ from birdie_hf import (
     default_model_config,
     last_complete_checkpoint,
 )
-from birdie_hf.checkpoints import BIRDIE_STATE_NAME
-from birdie_hf.trainer import TRAJECTORY_NAME, example_mean_loss
+from birdie_hf.runs.checkpoints import BIRDIE_STATE_NAME, TRAJECTORY_NAME
+from birdie_hf.trainer import example_mean_loss
 
 
 def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome, tmp_path):
@@ -651,7 +651,7 @@ class LogRecorder(TrainerCallback):
 def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_table(
     tokenizer, genome, tmp_path, capsys, disable_tqdm
 ):
-    from birdie_hf.callback import evaluation_line, evaluation_table
+    from birdie_hf.console import evaluation_line, evaluation_table
 
     recorder = LogRecorder()
     trainer = make_trainer(
@@ -710,7 +710,7 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
 
 
 def test_console_formatting_of_fixed_mixture_runs_and_user_keys():
-    from birdie_hf.callback import console_logs, evaluation_table
+    from birdie_hf.console import console_logs, evaluation_table
 
     record = {
         "step": 4,

@@ -15,7 +15,9 @@ import os
 import re
 import struct
 import zipfile
-from typing import Optional
+from typing import Any, Callable, Optional, Union
+
+import torch
 
 from transformers.trainer import (
     OPTIMIZER_NAME,
@@ -33,7 +35,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
-from .run_folder import numbered_checkpoints
+from .folder import numbered_checkpoints, remove_path
 
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 #: optimizer and trainer state), so its presence alone does not mean the checkpoint is complete: see
 #: [`checkpoint_problems`].
 BIRDIE_STATE_NAME = "birdie_state.pt"
+#: The run's trajectory, in its output folder and every checkpoint (read by `birdie_hf.trajectory`).
+TRAJECTORY_NAME = "mixture_trajectory.json"
 
 _RNG_STATE_PATTERN = re.compile(r"^rng_state(_\d+)?\.pth$")
 
@@ -256,3 +260,112 @@ def _trainer_state_problems(checkpoint: str, names: set[str]) -> list[str]:
     if not isinstance(state, dict) or "global_step" not in state:
         return [f"{TRAINER_STATE_NAME} has no global_step"]
     return []
+
+
+def write_json(path: str, payload: Any) -> None:
+    """`payload` as indented JSON at `path`."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2)
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def remove_incomplete_checkpoints(run_dir: str, step: int, save_only_model: bool = False) -> None:
+    """Delete the incomplete `checkpoint-N` folders other than this save's (`N != step`) before the parent
+    rotates checkpoints (`save_only_model`: the run saves no optimizer or trainer state).
+
+    They are left by a run killed while saving (later steps, when it was then resumed from an earlier checkpoint)
+    or while rotation deleted an old checkpoint (earlier steps). None can be resumed from, and rotation would keep
+    them over complete ones: it orders by modification time, which a half-deleted folder has just changed, or by
+    step number where modification times are unreliable (some network file systems), and always keeps the most
+    recent. Another trainer's saved checkpoint is never touched.
+    """
+    for checkpoint_step, path in numbered_checkpoints(run_dir):
+        if checkpoint_step == step:
+            continue
+        # An earlier step may come from a model-only save (save_only_model then): only missing model,
+        # trainer or Birdie state marks it incomplete.
+        training_state = checkpoint_step > step and not save_only_model
+        problems = checkpoint_problems(path, require_training_state=training_state, verify_checksums=False)
+        ours_or_unsaved = os.path.exists(os.path.join(path, BIRDIE_STATE_NAME)) or not os.path.exists(
+            os.path.join(path, TRAINER_STATE_NAME)
+        )
+        if problems and ours_or_unsaved:
+            logger.warning("Deleting incomplete checkpoint %s (%s).", path, "; ".join(problems))
+            try:
+                remove_path(path)  # a symbolic link is removed itself, never what it points to
+            except OSError as error:  # rotation may still find it; the next save tries again
+                logger.warning("Could not delete %s: %s", path, error)
+
+
+def checkpoint_to_resume(
+    output_dir: str, resume_from_checkpoint: Union[str, bool], require_training_state: bool = True
+) -> str:
+    """The complete checkpoint that `resume_from_checkpoint` designates (`True`: the last complete one of `output_dir`),
+    or a `ValueError` saying why none."""
+    if resume_from_checkpoint is True:
+        checkpoint = last_complete_checkpoint(output_dir, require_training_state=require_training_state)
+        if checkpoint is None:
+            raise ValueError(
+                f"resume_from_checkpoint=True found no complete checkpoint in {output_dir!r} "
+                "(incomplete ones are listed in the warnings above). Train without `resume_from_checkpoint`, or "
+                "pass the path of a complete checkpoint."
+            )
+        return checkpoint
+    checkpoint = os.fspath(resume_from_checkpoint)
+    problems = checkpoint_problems(checkpoint, require_training_state=require_training_state)
+    if problems:
+        parent = os.path.dirname(os.path.normpath(checkpoint))
+        fallback = next(
+            (
+                path
+                for _, path in numbered_checkpoints(parent)
+                if os.path.normpath(path) != os.path.normpath(checkpoint)
+                and not checkpoint_problems(path, require_training_state=require_training_state)
+            ),
+            None,
+        )
+        advice = (
+            f"The last complete checkpoint next to it is {fallback!r}: pass that path, or "
+            f"resume_from_checkpoint=True to pick it."
+            if fallback
+            else "No complete checkpoint was found next to it."
+        )
+        raise ValueError(
+            f"Cannot resume from {checkpoint!r}: it is not a complete checkpoint ({'; '.join(problems)}). {advice}"
+        )
+    return checkpoint
+
+
+def save_birdie_state(directory: str, trajectory: dict[str, Any], policy_state: Optional[dict[str, Any]] = None) -> None:
+    """Write `trajectory` (`mixture_trajectory.json`) and, when given, the policy state (`birdie_state.pt`) into
+    `directory`, each atomically. The state holds plain Python values and tensors only, so it loads with
+    `torch.load(..., weights_only=True)`."""
+    os.makedirs(directory, exist_ok=True)
+    atomic_write(os.path.join(directory, TRAJECTORY_NAME), lambda path: write_json(path, trajectory))
+    if policy_state is not None:
+        atomic_write(os.path.join(directory, BIRDIE_STATE_NAME), lambda path: torch.save(policy_state, path))
+
+
+def read_birdie_state(checkpoint: str) -> dict[str, Any]:
+    """The Birdie state saved in `checkpoint`, or a `ValueError` saying it is missing or unreadable."""
+    path = os.path.join(checkpoint, BIRDIE_STATE_NAME)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"{checkpoint!r} has no {BIRDIE_STATE_NAME}: it is incomplete or not a BirdieTrainer checkpoint."
+        ) from error
+    except Exception as error:  # truncated zip, foreign pickle: torch raises several types
+        raise ValueError(f"Cannot read the Birdie state {path!r}: {error}") from error

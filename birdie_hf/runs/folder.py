@@ -11,71 +11,26 @@
   pre-training run's checkpoints and replace its model and card; [`refuse_other_jobs`] is checked before anything is
   removed), and replaces its own earlier outputs only with `overwrite`, removing every file that could make the old
   run pass for the new one.
-- [`training_spec`]: the settings that change a run's result (seed, optimisation, batch geometry, model, data);
-  [`birdie_run_spec`] adds the objective entries, the initial mixture and the reward-policy settings
-  ([`POLICY_SPEC_FIELDS`]). Recorded with every checkpoint; resuming compares them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
 import socket
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-
-if TYPE_CHECKING:
-    from .collator import DataCollatorForBirdie
-    from .config import BirdieTrainingArguments
 
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "_birdie_run.lock"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-#: `TrainingArguments` fields whose change changes what a run computes.
-TRAINING_SPEC_FIELDS = (
-    "seed",
-    "data_seed",
-    "learning_rate",
-    "lr_scheduler_type",
-    "warmup_steps",
-    "weight_decay",
-    "adam_beta1",
-    "adam_beta2",
-    "adam_epsilon",
-    "max_grad_norm",
-    "optim",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "max_steps",
-    "num_train_epochs",
-    "max_length",
-    "example_length",
-    "loss_averaging",
-    "bf16",
-    "fp16",
-    "lr_scheduler_kwargs",
-    "neftune_noise_alpha",
-    "dataloader_num_workers",  # with workers, a policy update reaches later batches (prefetch)
-)
-_MODEL_FIELDS = (
-    "model_type",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "tie_word_embeddings",
-)
-
-
 class OutputDirInUseError(BlockingIOError):
     """Another live run holds the output folder's lock (an `OSError`, so recipes end in one `error:` line)."""
 
@@ -351,34 +306,6 @@ def claim_output_dir(output_dir: str, job: str, overwrite: bool) -> None:
     os.replace(record + ".tmp", record)
 
 
-def data_fingerprint(dataset) -> Optional[dict]:
-    """`{"windows": n, "sha256": ...}` over the number of windows and the tokens of up to 64 evenly spaced windows of
-    a map-style dataset (None for iterable datasets, whose stream position is checked on resume instead)."""
-    try:
-        count = len(dataset)
-    except TypeError:
-        return None
-    if count == 0:
-        return {"windows": 0, "sha256": None}
-    digest = hashlib.sha256(str(count).encode())
-    step = max(1, count // 64)
-    for index in range(0, count, step):
-        row = dataset[index]
-        digest.update(repr(list(row.get("input_ids", row) if isinstance(row, dict) else row)).encode())
-    return {"windows": count, "sha256": digest.hexdigest()[:16]}
-
-
-def training_spec(args, model=None, train_dataset=None) -> dict[str, Any]:
-    """The [`TRAINING_SPEC_FIELDS`] of `args` plus the world size, the model's shape and the data fingerprint."""
-    spec: dict[str, Any] = {name: getattr(args, name, None) for name in TRAINING_SPEC_FIELDS}
-    spec = {k: (v.value if hasattr(v, "value") else v) for k, v in spec.items()}  # enums as plain strings
-    spec["world_size"] = getattr(args, "world_size", 1)
-    config = getattr(model, "config", None)
-    spec["model"] = {name: getattr(config, name, None) for name in _MODEL_FIELDS} if config is not None else None
-    spec["data"] = data_fingerprint(train_dataset) if train_dataset is not None else None
-    return spec
-
-
 def checkpoint_bytes(model, with_optimizer: bool = True) -> int:
     """Rough size of one checkpoint: the weights, plus AdamW's two moments when the optimizer state is saved."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -429,59 +356,42 @@ def preflight_output_dir(output_dir: str, bytes_needed: int) -> None:
         )
 
 
-#: `BirdieTrainingArguments` fields that define the reward policy of a `policy="birdie"` run. They are recorded in the
-#: Birdie state and a resumed run must match them (with `max_steps`, the evaluation schedule's settings fix the steps
-#: at which the mixture may change).
-POLICY_SPEC_FIELDS = (
-    "policy_eval_interval",  # with the warm-up: the evaluation schedule, so the steps the mixture may change at
-    "policy_warmup_steps",
-    "policy_fixed_shares",
-    "policy_reward",
-    "policy_exploration_blend",
-    "per_device_eval_batch_size",  # batches the held-out examples the standardised reward pairs
-    "policy_reward_scale",
-    "policy_reward_min_change",
-    "policy_validation_fraction",
-    "policy_validation_min_windows",
-    "policy_validation_max_windows",
-    "policy_validation_windows",
-    "policy_min_predicted_gain",
-    "policy_hidden_size",
-    "policy_num_layers",
-    "policy_learning_rate",
-    "policy_weight_decay",
-    "policy_update_iterations",
-    "policy_num_candidates",
-    "policy_top_n",
-    "policy_exploration_initial",
-    "policy_exploration_final",
-    "policy_exploration_decay_fraction",
-    "policy_min_weight",
-)
+def open_run_folder(args, model, resume: bool, differences: Callable[[str], list[str]]) -> OutputDirLock:
+    """Take the output folder for a pre-training run, on the main process, before any work: it must be writable with
+    room for the checkpoints the run keeps ([`preflight_output_dir`]), no other live run may hold it
+    ([`OutputDirLock`], returned held: release it when the run ends), and a fresh run (not `resume`) may only replace
+    a run of its own job ([`refuse_other_jobs`], [`check_output_dir`] with `differences(checkpoint)` naming how the
+    run found there differs, [`claim_output_dir`]).
 
-
-def birdie_run_spec(
-    args: BirdieTrainingArguments, data_collator: DataCollatorForBirdie, model=None, train_dataset=None
-) -> dict[str, Any]:
-    """What defines a Birdie run, recorded in every checkpoint and compared when resuming.
-
-    Returns a dict of plain values: `policy` (the mode), `entries` (each entry's `name`, `objective` and every setting
-    of its objective, defaults included), `initial_mixture` (one weight per entry), with `policy="birdie"`
-    `policy_settings` (the [`POLICY_SPEC_FIELDS`] of `args`), and `training`: the settings that change the result
-    (seed, optimisation, batch geometry, `max_steps`, world size, the model's shape and a fingerprint of the training
-    windows; see [`~birdie_hf.run_folder.training_spec`]).
+    Raises:
+        `OSError`, `ValueError`: the refusal, naming the folder (the lock is released first).
     """
-    entries = []
-    for spec, objective in zip(data_collator.specs, data_collator.transforms):
-        config = objective.config
-        settings = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(spec.settings)
-        entries.append({"name": spec.name, "objective": spec.objective, "settings": settings})
-    return {
-        "policy": args.policy,
-        "entries": entries,
-        "initial_mixture": data_collator.mixture.weights.tolist(),
-        "policy_settings": (
-            {name: getattr(args, name) for name in POLICY_SPEC_FIELDS} if args.policy == "birdie" else None
-        ),
-        "training": training_spec(args, model, train_dataset),
-    }
+    count = planned_checkpoints(args)
+    if resume:  # the checkpoints already saved are part of those the run keeps
+        count = max(1, count - len(numbered_checkpoints(args.output_dir)))
+    preflight_output_dir(args.output_dir, count * checkpoint_bytes(model, not args.save_only_model))
+    lock = OutputDirLock(args.output_dir).acquire()
+    try:
+        if not resume:
+            refuse_other_jobs(args.output_dir, PRETRAINING)  # before anything is removed
+            check_output_dir(args.output_dir, args.overwrite_output_dir, differences=differences)
+            claim_output_dir(args.output_dir, PRETRAINING, args.overwrite_output_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def share_refusal(num_processes: int, refusal: Optional[BaseException]) -> None:
+    """Raise `refusal` (the main process's, from its checks of the output folder) on the main process, and on every
+    other process a `ValueError` quoting it: they would otherwise wait for it in the first collective until the
+    distributed timeout. A collective when `num_processes > 1`: every process calls it."""
+    if num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        message = [None if refusal is None else str(refusal)]
+        broadcast_object_list(message, from_process=0)
+        if refusal is None and message[0] is not None:
+            raise ValueError(f"the main process refused the run: {message[0]}")
+    if refusal is not None:
+        raise refusal
