@@ -13,6 +13,7 @@ from transformers import TrainingArguments
 from .mixture import normalize_weights, per_objective_weights, resolve_fixed_shares, with_fixed_shares
 from .objectives import DEFAULT_MIXTURE, ObjectiveConfigError, parse_mixture
 from .policy import ExplorationSchedule, PolicyConfig, evaluation_schedule
+from .policy.settings import POLICY_RANGES, Range, check_setting, setting_metadata
 from .presets import DEFAULT_PRESET, PRESETS, preset_arguments
 
 
@@ -277,69 +278,115 @@ class BirdieTrainingArguments(TrainingArguments):
     )
     policy_eval_interval: Optional[int] = field(
         default=None,
-        metadata={
-            "help": "Steps between policy evaluations. Default: Birdie's schedule (2w, 4w, 6w, "
-            "8w, then every 4w after a warm-up of w steps)."
-        },
+        metadata=setting_metadata(
+            range=Range(True, 1),
+            help="Steps between policy evaluations. Default: Birdie's schedule (2w, 4w, 6w, "
+            "8w, then every 4w after a warm-up of w steps).",
+        ),
     )
     policy_warmup_steps: Optional[int] = field(
         default=None,
-        metadata={
-            "help": "Steps on the initial mixture. Default: 250, or max_steps // 32 (>= 10) for "
-            "runs under 8,000 steps."
-        },
+        metadata=setting_metadata(
+            range=Range(True, 1),
+            help="Steps on the initial mixture. Default: 250, or max_steps // 32 (>= 10) for runs under 8,000 steps.",
+        ),
     )
     policy_validation_fraction: float = field(
         default=0.005,
-        metadata={"help": "Share of the run's model compute the reward's held-out measurement may use."},
+        metadata=setting_metadata(
+            range=Range(False, 0.0, 1.0),
+            help="Share of the run's model compute the reward's held-out measurement may use.",
+        ),
     )
     policy_validation_min_windows: int = field(
-        default=8, metadata={"help": "Fewest held-out windows per objective entry."}
+        default=8, metadata=setting_metadata(range=Range(True, 1), help="Fewest held-out windows per objective entry.")
     )
     policy_validation_max_windows: int = field(
-        default=64, metadata={"help": "Most held-out windows per objective entry."}
+        default=64, metadata=setting_metadata(range=Range(True, 1), help="Most held-out windows per objective entry.")
     )
     policy_validation_windows: Optional[int] = field(
         default=None,
-        metadata={"help": "Exactly this many held-out windows per entry (instead of policy_validation_fraction)."},
+        metadata=setting_metadata(
+            range=Range(True, 1),
+            help="Exactly this many held-out windows per entry (instead of policy_validation_fraction).",
+        ),
     )
     # The settings of a preset (PRESETS) default to None, which takes the preset's value.
     policy_min_predicted_gain: Optional[float] = field(
         default=None,
-        metadata={"help": "Predicted total-reward gain over the initial mixture needed to leave it (0: no gate)."},
+        metadata=setting_metadata(
+            policy_config="min_predicted_gain",
+            help="Predicted total-reward gain over the initial mixture needed to leave it (0: no gate).",
+        ),
     )
-    policy_hidden_size: Optional[int] = field(default=None, metadata={"help": "Reward-model width."})
-    policy_num_layers: Optional[int] = field(default=None, metadata={"help": "Reward-model recurrent (GRU) layers."})
-    policy_learning_rate: Optional[float] = field(default=None, metadata={"help": "Reward-model AdamW learning rate."})
-    policy_weight_decay: Optional[float] = field(default=None, metadata={"help": "Reward-model AdamW weight decay."})
+    policy_hidden_size: Optional[int] = field(
+        default=None, metadata=setting_metadata(policy_config="hidden_size", help="Reward-model width.")
+    )
+    policy_num_layers: Optional[int] = field(
+        default=None,
+        metadata=setting_metadata(policy_config="num_layers", help="Reward-model recurrent (GRU) layers."),
+    )
+    policy_learning_rate: Optional[float] = field(
+        default=None,
+        metadata=setting_metadata(policy_config="learning_rate", help="Reward-model AdamW learning rate."),
+    )
+    policy_weight_decay: Optional[float] = field(
+        default=None, metadata=setting_metadata(policy_config="weight_decay", help="Reward-model AdamW weight decay.")
+    )
     policy_update_iterations: Optional[int] = field(
-        default=None, metadata={"help": "Reward-model MSE steps per evaluation."}
+        default=None,
+        metadata=setting_metadata(policy_config="update_iterations", help="Reward-model MSE steps per evaluation."),
     )
     policy_num_candidates: Optional[int] = field(
-        default=None, metadata={"help": "Candidate mixtures scored per decision."}
+        default=None,
+        metadata=setting_metadata(policy_config="num_candidates", help="Candidate mixtures scored per decision."),
     )
     policy_top_n: Optional[int] = field(
-        default=None, metadata={"help": "Best candidates averaged into the next mixture."}
+        default=None,
+        metadata=setting_metadata(policy_config="top_n", help="Best candidates averaged into the next mixture."),
     )
-    policy_exploration_initial: Optional[float] = field(default=None, metadata={"help": "Initial exploration rate."})
-    policy_exploration_final: Optional[float] = field(default=None, metadata={"help": "Final exploration rate."})
+    policy_exploration_initial: Optional[float] = field(
+        default=None,
+        metadata=setting_metadata(policy_config="exploration.initial_rate", help="Initial exploration rate."),
+    )
+    policy_exploration_final: Optional[float] = field(
+        default=None, metadata=setting_metadata(policy_config="exploration.final_rate", help="Final exploration rate.")
+    )
     policy_exploration_decay_fraction: Optional[float] = field(
-        default=None, metadata={"help": "Share of training over which exploration decays (cosine)."}
+        default=None,
+        metadata=setting_metadata(
+            policy_config="exploration.decay_fraction",
+            help="Share of training over which exploration decays (cosine).",
+        ),
     )
-    policy_min_weight: float = field(default=0.01, metadata={"help": "Weight every entry keeps in a mixture."})
+    policy_min_weight: float = field(
+        default=0.01,
+        metadata=setting_metadata(policy_config="min_weight", help="Weight every entry keeps in a mixture."),
+    )
     policy_exploration_blend: Optional[float] = field(
-        default=None, metadata={"help": "Share of an exploration draw in the mixture (1: replace; 0.5: average)."}
+        default=None,
+        metadata=setting_metadata(
+            policy_config="exploration_blend",
+            help="Share of an exploration draw in the mixture (1: replace; 0.5: average).",
+        ),
     )
     policy_reward: Optional[str] = field(
         default=None,
-        metadata={"help": "paper (the Birdie paper's reward) or standardised (paired change in units of its noise).",
-                  "choices": ["paper", "standardised"]},
+        metadata=setting_metadata(policy_config="reward", help="paper (the Birdie paper's reward) or standardised (paired change in units of its noise).",
+                  choices=["paper", "standardised"]),
     )  # fmt: skip
     policy_reward_scale: Optional[float] = field(
-        default=None, metadata={"help": "Standardised reward: standard errors of improvement that earn tanh(1)."}
+        default=None,
+        metadata=setting_metadata(
+            policy_config="reward_scale", help="Standardised reward: standard errors of improvement that earn tanh(1)."
+        ),
     )
     policy_reward_min_change: Optional[float] = field(
-        default=None, metadata={"help": "Standardised reward: nats of change below which an entry earns little."}
+        default=None,
+        metadata=setting_metadata(
+            policy_config="reward_min_change",
+            help="Standardised reward: nats of change below which an entry earns little.",
+        ),
     )
     policy_fixed_shares: Optional[list[str]] = field(
         default=None,
@@ -583,30 +630,6 @@ class BirdieTrainingArguments(TrainingArguments):
         self.max_steps = steps
 
     #: Range of every numeric `policy_*` field: (integer?, minimum, maximum, minimum excluded?); `None` = unbounded.
-    _POLICY_RANGES = {
-        "policy_eval_interval": (True, 1, None, False),
-        "policy_warmup_steps": (True, 1, None, False),
-        "policy_validation_fraction": (False, 0.0, 1.0, False),
-        "policy_validation_min_windows": (True, 1, None, False),
-        "policy_validation_max_windows": (True, 1, None, False),
-        "policy_validation_windows": (True, 1, None, False),
-        "policy_min_predicted_gain": (False, 0.0, None, False),
-        "policy_hidden_size": (True, 1, None, False),
-        "policy_num_layers": (True, 1, None, False),
-        "policy_learning_rate": (False, 0.0, None, True),
-        "policy_weight_decay": (False, 0.0, None, False),
-        "policy_update_iterations": (True, 1, None, False),
-        "policy_num_candidates": (True, 1, None, False),
-        "policy_top_n": (True, 1, None, False),
-        "policy_exploration_initial": (False, 0.0, 1.0, False),
-        "policy_exploration_final": (False, 0.0, 1.0, False),
-        "policy_exploration_decay_fraction": (False, 0.0, 1.0, False),
-        "policy_min_weight": (False, 0.0, 1.0, False),
-        "policy_exploration_blend": (False, 0.0, 1.0, False),
-        "policy_reward_scale": (False, 0.0, None, True),
-        "policy_reward_min_change": (False, 0.0, None, True),
-    }
-
     def _check_optimisation(self) -> None:
         """Refuse optimiser settings that cannot train or that BirdieTrainer would ignore, naming the field: a
         non-finite or non-positive learning rate, a non-finite or negative weight decay, a NaN `max_grad_norm` (which
@@ -643,24 +666,11 @@ class BirdieTrainingArguments(TrainingArguments):
     def _check_policy_settings(self) -> None:
         """Refuse `policy_*` values of the wrong type or out of range, naming the field, before any training (the
         policy would otherwise fail at its first decision, hundreds of steps in)."""
-        import math
-
-        for name, (integer, low, high, low_excluded) in self._POLICY_RANGES.items():
-            value = getattr(self, name)
-            if value is None and name in ("policy_eval_interval", "policy_warmup_steps", "policy_validation_windows"):
-                continue
-            kind = "an integer" if integer else "a number"
-            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-                raise ValueError(f"`{name}` must be {kind}, got {value!r}.")
-            if not math.isfinite(value):
-                raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
-            if high is not None:
-                if not low <= value <= high:
-                    raise ValueError(f"`{name}` must be in [{low:g}, {high:g}], got {value!r}.")
-            elif low_excluded and not value > low:
-                raise ValueError(f"`{name}` must be greater than {low:g}, got {value!r}.")
-            elif not value >= low:
-                raise ValueError(f"`{name}` must be at least {low:g}, got {value!r}.")
+        for setting in dataclasses.fields(self):
+            rule = setting.metadata.get("range") or POLICY_RANGES.get(setting.metadata.get("policy_config"))
+            value = getattr(self, setting.name)
+            if rule is not None and value is not None:  # None: a schedule setting left to Birdie's schedule
+                check_setting(f"`{setting.name}`", value, rule)
         if self.policy_validation_min_windows > self.policy_validation_max_windows:
             raise ValueError(
                 f"`policy_validation_min_windows` ({self.policy_validation_min_windows}) must not exceed "
@@ -705,29 +715,29 @@ class BirdieTrainingArguments(TrainingArguments):
         return specs
 
     def policy_config(self) -> PolicyConfig:
+        """The [`PolicyConfig`] these arguments describe: every field that names its `policy_config` setting in its
+        metadata, the fixed shares as entry indices, the warm-up and the seed."""
+        values = {
+            setting.metadata["policy_config"]: getattr(self, setting.name)
+            for setting in dataclasses.fields(self)
+            if "policy_config" in setting.metadata
+        }
+        exploration = {
+            name.split(".", 1)[1]: value for name, value in values.items() if name.startswith("exploration.")
+        }
         return PolicyConfig(
-            hidden_size=self.policy_hidden_size,
-            num_layers=self.policy_num_layers,
-            learning_rate=self.policy_learning_rate,
-            weight_decay=self.policy_weight_decay,
-            update_iterations=self.policy_update_iterations,
-            num_candidates=self.policy_num_candidates,
-            top_n=self.policy_top_n,
-            exploration=ExplorationSchedule(
-                initial_rate=self.policy_exploration_initial,
-                final_rate=self.policy_exploration_final,
-                decay_fraction=self.policy_exploration_decay_fraction,
-            ),
-            min_weight=self.policy_min_weight,
-            exploration_blend=self.policy_exploration_blend,
-            reward=self.policy_reward,
-            reward_scale=self.policy_reward_scale,
-            reward_min_change=self.policy_reward_min_change,
+            **{name: value for name, value in values.items() if "." not in name},
+            exploration=ExplorationSchedule(**exploration),
             fixed_shares=self.fixed_shares(),
-            min_predicted_gain=self.policy_min_predicted_gain,
             warmup_steps=self.policy_warmup_steps or 0,
             seed=self.seed,
         )
+
+    def policy_settings(self) -> dict[str, Any]:
+        """Every `policy_*` setting (the mode `policy` aside) and the held-out batch size the standardised reward
+        pairs examples in: what a resumed `policy="birdie"` run must match (`birdie_hf.runs.spec.birdie_run_spec`)."""
+        names = [f.name for f in dataclasses.fields(self) if f.name.startswith("policy_")]
+        return {name: getattr(self, name) for name in [*names, "per_device_eval_batch_size"]}
 
     def initial_weights(self) -> list[float]:
         """The starting mixture (normalised), one weight per entry of [`objective_specs`]."""

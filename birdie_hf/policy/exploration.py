@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .settings import POLICY_RANGES, check_setting
+
 
 @dataclass
 class ExplorationSchedule:
@@ -27,9 +29,7 @@ class ExplorationSchedule:
 
     def __post_init__(self):
         for name in ("initial_rate", "final_rate", "decay_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"ExplorationSchedule.{name} must be in [0, 1], got {value}.")
+            check_setting(f"ExplorationSchedule.{name}", getattr(self, name), POLICY_RANGES[f"exploration.{name}"])
 
     def rate(self, progress: float, decisions_made: int) -> float:
         """Exploration probability at `progress` (0 = start, 1 = end of training)."""

@@ -17,6 +17,7 @@ from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .reward import class_index, objective_rewards, standardised_rewards, total_reward
 from .reward_model import RewardModel, fit_reward_model, normalise_losses, normalise_mixtures
+from .settings import POLICY_RANGES, check_setting
 
 
 @contextmanager
@@ -112,19 +113,11 @@ class PolicyConfig:
     def __post_init__(self):
         if isinstance(self.exploration, dict):
             self.exploration = ExplorationSchedule(**self.exploration)
-        for name in ("hidden_size", "num_layers", "update_iterations", "num_candidates", "top_n"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"PolicyConfig.{name} must be at least 1, got {getattr(self, name)}.")
-        if not 0.0 <= self.min_weight <= 1.0:
-            raise ValueError(f"PolicyConfig.min_weight must be in [0, 1], got {self.min_weight}.")
-        if self.min_predicted_gain < 0:
-            raise ValueError(f"PolicyConfig.min_predicted_gain must be >= 0, got {self.min_predicted_gain}.")
+        for name, rule in POLICY_RANGES.items():
+            if "." not in name:
+                check_setting(f"PolicyConfig.{name}", getattr(self, name), rule)
         if self.reward not in REWARDS:
             raise ValueError(f"PolicyConfig.reward must be one of {REWARDS}, got {self.reward!r}.")
-        if not 0.0 < self.exploration_blend <= 1.0:
-            raise ValueError(f"PolicyConfig.exploration_blend must be in (0, 1], got {self.exploration_blend}.")
-        if not self.reward_scale > 0 or not self.reward_min_change > 0:
-            raise ValueError("PolicyConfig.reward_scale and reward_min_change must be positive.")
         self.fixed_shares = {int(k): float(v) for k, v in self.fixed_shares.items()}
         if any(not 0.0 <= v < 1.0 for v in self.fixed_shares.values()) or sum(self.fixed_shares.values()) > 1.0:
             raise ValueError(f"PolicyConfig.fixed_shares must be shares in [0, 1) adding up to at most 1, got "
