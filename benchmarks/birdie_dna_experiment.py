@@ -587,26 +587,42 @@ def health_table(path: Path) -> str:
 def scale(args) -> int:
     """A short run at BirdieDNA's scale, in this process; prints step time, tokens/s, peak GPU memory and the time that
     1B tokens would take on this GPU."""
-    import importlib.util
-
     import torch
+    from transformers import HfArgumentParser
+
+    from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_dna_tokenizer
+    from birdie_hf.cli import parse_args_with_config
+    from birdie_hf.presets import PRESETS
+    from birdie_hf.pretraining import (
+        PRETRAINING_DEFAULTS,
+        PretrainingArguments,
+        build_datasets,
+        build_model,
+        held_out_windows,
+    )
 
     if not torch.cuda.is_available():
         raise SystemExit("error: the scale measurement needs a CUDA GPU (none is visible).")
-    spec = importlib.util.spec_from_file_location("pretrain_recipe", REPO / "recipes" / "pretrain.py")
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe  # its dataclasses look their module up
-    spec.loader.exec_module(recipe)
     argv = ["--preset", "dna", *BIRDIEDNA_SCALE, "--max_steps", str(args.max_steps), "--save_strategy", "no"]
     argv += ["--report_to", "none", "--output_dir", str(Path(args.output_root) / "scale"), "--overwrite_output_dir"]
     argv += ["true", *args.extra]
-    script_args, training_args = recipe.parse_args(argv)
+    parser = HfArgumentParser((PretrainingArguments, BirdieTrainingArguments))
+    script_args, training_args = parse_args_with_config(parser, argv, defaults=PRETRAINING_DEFAULTS, presets=PRESETS)
     batch, example_length = training_args.per_device_train_batch_size, training_args.example_length
     torch.cuda.reset_peak_memory_stats()
     start = time.time()
-    recipe.main(script_args, training_args)
+    tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
+    model, tokenizer = build_model(script_args, training_args, tokenizer)
+    data = build_datasets(script_args, tokenizer, training_args.seed)
+    trainer = BirdieTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=held_out_windows(script_args, training_args, data),
+        processing_class=tokenizer,
+    )
+    results = trainer.train().metrics
     wall = time.time() - start
-    results = json.loads((Path(args.output_root) / "scale" / "train_results.json").read_text())
     tokens = args.max_steps * batch * example_length
     per_token = results["train_runtime"] / tokens
     report = {

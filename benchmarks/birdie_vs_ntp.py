@@ -267,8 +267,7 @@ def _mean_std(values: list[float], digits: int = 3) -> str:
 
 def write_results(args, work: Path) -> None:
     """Pool every finished pre-training seed into benchmarks/results/birdie_vs_ntp.{md,json}."""
-    sys.path.insert(0, str(REPO / "recipes"))
-    from evaluate_suite import markdown, summarise
+    from birdie_hf.evaluation.suite_results import markdown, summarise
 
     seeds = [s for s in args.seeds if all((work / f"seed{s}" / p / "train_results.json").exists() for p in POLICIES)]
     if not seeds:

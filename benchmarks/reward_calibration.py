@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from birdie_hf.policy import objective_rewards
+
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from birdie_hf.policy import objective_rewards  # noqa: E402
 
 
 WATCHED = ("next_token_prediction", "prefix_lm", "infilling")

@@ -8,19 +8,22 @@ traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import reprlib
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 import yaml
 
 from ._compat import escape_percent_signs_in_help
 from .hub_io import HubAccessError
+from .runs.checkpoints import last_complete_checkpoint
 
 
 T = TypeVar("T")
@@ -447,3 +450,57 @@ def parse_args_with_config(
     parser.set_defaults(**merged)
     # A parser may declare `--config` for its --help; it is consumed above, so only the dataclasses are returned.
     return tuple(parser.parse_args_into_dataclasses(args=argv))[: len(parser.dataclass_types)]
+
+
+def group_dataclass_options(parser, dataclass_type, inherited_from, title: str) -> None:
+    """`--help` display only: the options `dataclass_type` adds to `inherited_from` (e.g. `BirdieTrainingArguments`
+    over `TrainingArguments`) get their own group titled `title`, listed right after the recipe's own options instead
+    of among the ~200 inherited ones, which come last. Parsing is unchanged."""
+    inherited = {f.name for f in dataclasses.fields(inherited_from)}
+    added = {f.name for f in dataclasses.fields(dataclass_type) if f.name not in inherited}
+    group = parser.add_argument_group(title)
+    for source in parser._action_groups:
+        if source is group:
+            continue
+        moved = [action for action in source._group_actions if action.dest in added]
+        for action in moved:
+            source._group_actions.remove(action)
+            group._group_actions.append(action)
+    parser._action_groups.remove(group)
+    parser._action_groups.remove(parser._optionals)
+    parser._action_groups += [group, parser._optionals]
+    parser._optionals.title = (
+        f"{inherited_from.__module__.split('.')[0]}.{inherited_from.__name__} options (and --help, --config)"
+    )
+
+
+@contextlib.contextmanager
+def explain_stopped_training(output_dir: str, step: Callable[[], int]) -> Iterator[None]:
+    """Turn a run stopped by a full disk or by Ctrl-C into one line that says at which step (`step()`) and which
+    checkpoint of `output_dir` resumes it: [`RecipeError`] for a full disk (`OSError` ENOSPC from Python's writes,
+    torch.save's "failed writing file" `RuntimeError`), [`RecipeInterrupted`] for Ctrl-C. Anything else passes."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        if not (getattr(error, "errno", None) == errno.ENOSPC or "failed writing file" in str(error)):
+            raise
+        checkpoint = last_complete_checkpoint(output_dir)
+        raise RecipeError(
+            f"could not write to {output_dir!r} at step {step()} (no space left on the device? "
+            f"{str(error).splitlines()[0][:120]}); free space, then "
+            + (
+                f"resume from {checkpoint} with --resume_from_checkpoint last (and the same settings)."
+                if checkpoint
+                else "rerun: no checkpoint was saved yet."
+            )
+        ) from None
+    except KeyboardInterrupt:
+        checkpoint = last_complete_checkpoint(output_dir)
+        raise RecipeInterrupted(
+            f"stopped at step {step()}; "
+            + (
+                f"resume from {checkpoint} with --resume_from_checkpoint last (and the same settings)."
+                if checkpoint
+                else "no checkpoint was saved yet, so a rerun starts over."
+            )
+        ) from None

@@ -30,7 +30,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 from pathlib import Path
 from typing import Optional
 
@@ -38,10 +37,10 @@ from tqdm.auto import tqdm
 
 from birdie_hf.cli import TRACEBACK_FLAG, TRACEBACK_HELP, RecipeError, parse_checkpoint_pairs, run_recipe
 from birdie_hf.evaluation.finetune import NT_TASKS, LoraSettings, finetune_classifier, load_classification_task
+from birdie_hf.evaluation.suite_results import METRICS, markdown, summarise
 from birdie_hf.hub_io import load_model_config
 
 
-METRICS = ("mcc", "f1", "accuracy")
 #: Fine-tuning modes: (attention, prefix_prompt) passed to `finetune_classifier`.
 MODES = {
     "auto": ("auto", None),
@@ -102,48 +101,6 @@ def resolve_tasks(args) -> list[str]:
                 f"Transformer task ({', '.join(NT_TASKS)})."
             )
     return tasks
-
-
-def summarise(runs: list[dict], by_mode: bool = False) -> dict:
-    """`{checkpoint: {task: {metric: {"mean", "std", "n"}}, "mean_over_tasks": {...}}}`; with `by_mode` the keys
-    are `"<checkpoint> (<mode>)"`."""
-    table: dict = {}
-    for run in runs:
-        key = f"{run['name']} ({run.get('mode', 'auto')})" if by_mode else run["name"]
-        table.setdefault(key, {}).setdefault(run["task_name"], []).append(run["test"])
-    summary = {}
-    for name, tasks in table.items():
-        summary[name] = {}
-        for task, results in tasks.items():
-            summary[name][task] = {
-                metric: {
-                    "mean": statistics.fmean(r[metric] for r in results),
-                    "std": statistics.stdev(r[metric] for r in results) if len(results) > 1 else 0.0,
-                    "n": len(results),
-                }
-                for metric in METRICS
-            }
-        summary[name]["mean_over_tasks"] = {
-            metric: statistics.fmean(v[metric]["mean"] for k, v in summary[name].items()) for metric in METRICS
-        }
-    return summary
-
-
-def markdown(summary: dict) -> str:
-    tasks = sorted({task for per in summary.values() for task in per if task != "mean_over_tasks"})
-    lines = [
-        "Test MCC, mean ± std over seeds (F1 and accuracy in results.json).",
-        "",
-        "| checkpoint | " + " | ".join(tasks) + " | mean MCC |",
-        "|---|" + "---|" * (len(tasks) + 1),
-    ]
-    for name, per in summary.items():
-        cells = [
-            f"{per[t]['mcc']['mean']:.3f} ± {per[t]['mcc']['std']:.3f} (n={per[t]['mcc']['n']})" if t in per else "–"
-            for t in tasks
-        ]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {per['mean_over_tasks']['mcc']:.3f} |")
-    return "\n".join(lines)
 
 
 def read_runs(path: str) -> list[dict]:

@@ -13,6 +13,23 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("BIRDIE_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--runslow", action="store_true", default=False, help="also run the tests marked slow (end-to-end runs)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` are skipped unless asked for (`--runslow` or BIRDIE_RUN_SLOW=1), as in transformers and
+    TRL: the default run stays quick, and CI (`.ci/run`) runs them explicitly."""
+    if config.getoption("--runslow") or os.environ.get("BIRDIE_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow (or BIRDIE_RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def tokenizer():
     return build_dna_tokenizer()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from testing_utils import load_recipe, make_trainer
+from testing_utils import make_trainer
 from torch import nn
 
 from birdie_hf import (
@@ -28,6 +28,7 @@ from birdie_hf.health import (
 )
 from birdie_hf.heldout import health_windows
 from birdie_hf.hub import pretrained_model_card
+from birdie_hf.run_record import summary_table
 
 
 def test_constant_fraction_is_one_for_a_shared_vector_and_one_over_length_for_orthogonal_ones():
@@ -220,12 +221,11 @@ def test_the_old_defaults_collapse_onto_the_composition_and_the_new_ones_learn(t
 
 
 def test_the_recipes_summary_gives_the_runs_health():
-    pretrain = load_recipe("pretrain")
     entries = ["next_token_prediction"]
     evaluation = {"step": 300, "losses": {"next_token_prediction": 1.38}, "mixture": {"next_token_prediction": 1.0}}
     stuck = {"entries": entries, "evaluations": [{**evaluation, **_evaluation(300, 1.3831, fraction=0.9998)}]}
-    summary = pretrain.summary_table(stuck, entries, 1000, 300, live_mixture={})
+    summary = summary_table(stuck, entries, 1000, 300, live_mixture={})
     assert summary.splitlines()[1].startswith("training health: **did not learn beyond the base composition**")
     assert "--tie_word_embeddings false" in summary
-    unmeasured = pretrain.summary_table({"entries": entries, "evaluations": []}, entries, 1000, 300, {entries[0]: 1.0})
+    unmeasured = summary_table({"entries": entries, "evaluations": []}, entries, 1000, 300, {entries[0]: 1.0})
     assert "training health: not measured (no held-out windows)" in unmeasured

@@ -28,6 +28,7 @@ from birdie_hf.cli import (
 )
 from birdie_hf.evaluation.finetune import NT_REVISED_REPO, LoraSettings
 from birdie_hf.evaluation.genbank_tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
+from birdie_hf.evaluation.suite_results import summarise
 from birdie_hf.hub import (
     HELD_OUT_NAME,
     pretrained_model_card,
@@ -37,6 +38,8 @@ from birdie_hf.hub import (
     write_finetuned_card,
 )
 from birdie_hf.hub_io import check_model_path, load_model_config
+from birdie_hf.pretraining import check_windows, held_out_windows
+from birdie_hf.run_record import summary_table
 from birdie_hf.trajectory import final_mixture
 
 
@@ -207,7 +210,7 @@ def test_pretrain_refuses_windows_that_max_length_would_crop(pretrain, capsys, t
     assert script_args.allow_cropping
     from birdie_hf import DataCollatorForBirdie, build_dna_tokenizer
 
-    pretrain.check_windows(script_args, DataCollatorForBirdie.from_training_args(build_dna_tokenizer(), training_args))
+    check_windows(script_args, DataCollatorForBirdie.from_training_args(build_dna_tokenizer(), training_args))
 
 
 @pytest.mark.parametrize(
@@ -251,7 +254,7 @@ def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_
     )
     script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o")])
     with caplog.at_level("WARNING"):
-        assert pretrain.held_out_windows(script_args, training_args, few) is few["validation"]
+        assert held_out_windows(script_args, training_args, few) is few["validation"]
     assert (
         "Only 6 validation windows for the reward's held-out set of at least 8 windows per objective entry"
         in caplog.text
@@ -259,13 +262,13 @@ def test_pretrain_warns_when_the_reward_gets_few_held_out_windows(pretrain, tmp_
     caplog.clear()
     script_args, training_args = pretrain.parse_args(["--output_dir", str(tmp_path / "o"), "--policy", "static"])
     with caplog.at_level("WARNING"):
-        pretrain.held_out_windows(script_args, training_args, few)
+        held_out_windows(script_args, training_args, few)
     assert not caplog.text
 
 
 def test_pretrain_summary_without_evaluations_has_no_loss_column(pretrain):
     trajectory = {"evaluations": []}
-    table = pretrain.summary_table(
+    table = summary_table(
         trajectory, ["copying", "next_token_prediction"], 2560, 4, {"copying": 0.5, "next_token_prediction": 0.5}
     )
     assert "nan" not in table.lower() and "final val loss" not in table
@@ -547,7 +550,7 @@ def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pre
     assert final_mixture({"evaluations": []}, 4) is None
     card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
     assert "| `infilling` | infilling | 0.500 | 0.400 | 0.450 | 1.9000 |" in card.content
-    summary = pretrain.summary_table(TRAJECTORY, TRAJECTORY["entries"], 2048, 4, live_mixture={})
+    summary = summary_table(TRAJECTORY, TRAJECTORY["entries"], 2048, 4, live_mixture={})
     assert "| infilling                            |         1.9000 |       0.4000 |" in summary
 
 
@@ -602,7 +605,7 @@ def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
     (run / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
     (run / "train_results.json").write_text(json.dumps({"train_loss": 2.0}))  # no global_step, no tokens_seen
     pretrained_model_card("org/birdie", TRAJECTORY, TRAINING, widget_sequences=["GATTACA"]).save(run / "README.md")
-    summary = evaluate_suite.summarise(
+    summary = summarise(
         [
             {
                 "name": "birdie",
