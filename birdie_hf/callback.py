@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from .mixture import LiveMixture
-from .policy import BirdiePolicy, evaluation_schedule, total_reward
+from .policy import BirdiePolicy, evaluation_schedule
 from .runs.spec import run_spec_differences
 
 
@@ -159,39 +159,19 @@ class BirdieRewardCallback(TrainerCallback):
                     ", ".join(f"{name} {weight:.2f}" for name, weight in top),
                     decision.reason,
                 )
-            payload = _broadcast_from_main(
-                None
-                if decision is None
-                else {
-                    "mixture": decision.mixture.tolist(),
-                    "rewards": None if decision.rewards is None else decision.rewards.tolist(),
-                    "kind": decision.kind,
-                    "reason": decision.reason,
-                    "reward_model_loss": decision.reward_model_loss,
-                    "predicted_reward": decision.predicted_reward,
-                    "predicted_gain": decision.predicted_gain,
-                    "reward_z": None if decision.reward_z is None else decision.reward_z.tolist(),
-                }
-            )
-            self.pending, self.pending_step = payload["mixture"], state.global_step
-            record["next_mixture"] = dict(zip(self.mixture.names, payload["mixture"]))
-            record["decision"] = payload["kind"]
-            record["reason"] = payload["reason"]
-            for name, weight in zip(self.mixture.names, payload["mixture"]):
-                logs[f"next_mixture/{name}"] = weight
-            if payload["rewards"] is not None:
-                record["rewards"] = dict(zip(self.mixture.names, payload["rewards"]))
-                for name, reward in zip(self.mixture.names, payload["rewards"]):
-                    logs[f"reward/{name}"] = reward
-                logs["reward/total"] = record["total_reward"] = float(
-                    total_reward(np.asarray(payload["rewards"]), self.policy.classes)
-                )
-            if payload["reward_z"] is not None:  # standardised reward: progress in units of its noise
-                record["reward_z"] = dict(zip(self.mixture.names, payload["reward_z"]))
-            logs["policy/explored"] = float(payload["kind"] == "explore")
+            names = self.mixture.names
+            decided = _broadcast_from_main(None if decision is None else decision.to_record(names))
+            self.pending, self.pending_step = list(decided["next_mixture"].values()), state.global_step
+            record.update({key: value for key, value in decided.items() if key not in ("step", "losses")})
+            record = {key: value for key, value in record.items() if value is not None}
+            logs.update({f"next_mixture/{name}": weight for name, weight in decided["next_mixture"].items()})
+            if decided["rewards"] is not None:
+                logs.update({f"reward/{name}": reward for name, reward in decided["rewards"].items()})
+                logs["reward/total"] = decided["total_reward"]
+            logs["policy/explored"] = float(decided["decision"] == "explore")
             for key in ("reward_model_loss", "predicted_reward", "predicted_gain"):
-                if payload[key] is not None:
-                    logs[f"policy/{key}"] = record[key] = float(payload[key])
+                if decided[key] is not None:
+                    logs[f"policy/{key}"] = float(decided[key])
         self.trajectory.append(record)
         return logs
 

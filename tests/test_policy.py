@@ -206,7 +206,7 @@ def test_policy_beats_the_static_mixture_on_a_synthetic_curriculum(seed):
     assert learned["total_reward"] > static["total_reward"] + 0.5
     assert learned["final_losses"][0] < static["final_losses"][0]
     chosen = [r for r in policy.trajectory if r["decision"] == "reward_model"]
-    assert chosen and np.mean([r["mixture"][0] for r in chosen]) > 0.3  # initial weight: 1/6
+    assert chosen and np.mean([r["next_mixture"][0] for r in chosen]) > 0.3  # initial weight: 1/6
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -217,7 +217,7 @@ def test_policy_stays_at_the_initial_mixture_on_pure_noise(seed):
     decisions = [r for r in policy.trajectory if r["decision"] in ("reward_model", "prior")]
     assert decisions and all(r["decision"] == "prior" for r in decisions)
     for record in decisions:
-        np.testing.assert_allclose(record["mixture"], np.full(6, 1 / 6))
+        np.testing.assert_allclose(record["next_mixture"], np.full(6, 1 / 6))
         assert abs(record["predicted_gain"]) < 0.05
 
 
@@ -361,7 +361,7 @@ def test_every_decision_says_why_and_blended_exploration_keeps_half_of_each_shar
     assert reasons[0].startswith("first evaluation") and reasons[1].startswith("warm-up until step 3")
     for reason, record in zip(reasons[2:], policy.trajectory[2:]):
         assert reason.startswith("explore: draw") and "blended 50%" in reason and record["reason"] == reason
-        assert min(record["mixture"]) >= 0.125 - 1e-12  # half of each initial quarter share, whatever the draws
+        assert min(record["next_mixture"]) >= 0.125 - 1e-12  # half of each initial quarter share, whatever the draws
     config = PolicyConfig(hidden_size=8, num_layers=1, update_iterations=5, num_candidates=64, min_predicted_gain=9.0,
                           exploration=ExplorationSchedule(initial_rate=0.0, final_rate=0.0, warmup_decisions=0))  # fmt: skip
     policy = BirdiePolicy(["a", "b"], ["a", "b"], [1, 1], config)

@@ -144,6 +144,9 @@ class PolicyDecision:
         reason (`str`): why this mixture, in words (exploration draw and rate, predicted gain and gate, warm-up).
         reward_z (`np.ndarray` or `None`): with the standardised reward, each entry's paired t statistic of the
             interval's loss change (above about 2: progress beyond the measurement's noise).
+        step (`int`): the step of the evaluation it answers.
+        losses (`np.ndarray` or `None`): the held-out loss per entry it was given.
+        total_reward (`float` or `None`): the rewards summed as Birdie does ([`total_reward`]).
     """
 
     mixture: np.ndarray
@@ -154,11 +157,40 @@ class PolicyDecision:
     predicted_gain: Optional[float] = None
     reward_z: Optional[np.ndarray] = None
     reason: str = ""
+    step: int = 0
+    losses: Optional[np.ndarray] = None
+    total_reward: Optional[float] = None
 
     @property
     def explored(self) -> bool:
         """Whether the mixture is an exploration draw."""
         return self.kind == "explore"
+
+    def to_record(self, entry_names: Optional[Sequence[str]] = None) -> dict:
+        """The decision as plain values, the one form every record of it takes (the policy's own trajectory, the
+        run's `mixture_trajectory.json`, what the main process sends the others): `step`, `losses`, `rewards`,
+        `total_reward`, `next_mixture`, `decision` (the kind), `reason`, `reward_model_loss`, `predicted_reward`,
+        `predicted_gain`, `reward_z`. Per-entry values are lists, or `{entry: value}` with `entry_names`."""
+
+        def per_entry(values):
+            if values is None:
+                return None
+            values = np.asarray(values, dtype=np.float64).tolist()
+            return values if entry_names is None else dict(zip(entry_names, values))
+
+        return {
+            "step": int(self.step),
+            "losses": per_entry(self.losses),
+            "rewards": per_entry(self.rewards),
+            "total_reward": None if self.total_reward is None else float(self.total_reward),
+            "next_mixture": per_entry(self.mixture),
+            "decision": self.kind,
+            "reason": self.reason,
+            "reward_model_loss": self.reward_model_loss,
+            "predicted_reward": self.predicted_reward,
+            "predicted_gain": self.predicted_gain,
+            "reward_z": per_entry(self.reward_z),
+        }
 
 
 class BirdiePolicy:
@@ -255,13 +287,14 @@ class BirdiePolicy:
                     f"{self.num_entries} entries."
                 )
             examples = [np.asarray(e, dtype=np.float64) for e in example_losses]
-        decision = PolicyDecision(mixture=self.mixture.copy())
+        decision = PolicyDecision(mixture=self.mixture.copy(), step=int(step), losses=losses.copy())
         if self.last_losses is not None:
             rewards, decision.reward_z = self._rewards(losses, examples)
             self.states.append(self.last_losses)
             self.actions.append(self.mixture.copy())
             self.rewards.append(rewards)
             decision.rewards = rewards
+            decision.total_reward = float(total_reward(rewards, self.classes))
             states, actions = self._normalised_history()  # reused by the candidate search below
             decision.reward_model_loss = fit_reward_model(
                 self.reward_model,
@@ -327,23 +360,7 @@ class BirdiePolicy:
             self.decisions += 1
         self.mixture = normalize_weights(decision.mixture, self.entry_names)
         decision.mixture = self.mixture.copy()
-        self.trajectory.append(
-            {
-                "step": int(step),
-                "losses": losses.tolist(),
-                "rewards": None if decision.rewards is None else decision.rewards.tolist(),
-                "total_reward": None
-                if decision.rewards is None
-                else float(total_reward(decision.rewards, self.classes)),
-                "mixture": self.mixture.tolist(),
-                "decision": decision.kind,
-                "reason": decision.reason,
-                "reward_model_loss": decision.reward_model_loss,
-                "predicted_reward": decision.predicted_reward,
-                "predicted_gain": decision.predicted_gain,
-                "reward_z": None if decision.reward_z is None else decision.reward_z.tolist(),
-            }
-        )
+        self.trajectory.append(decision.to_record())
         return decision
 
     def _shift_words(self, mixture: np.ndarray, shown: int = 2) -> str:
