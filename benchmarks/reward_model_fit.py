@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from birdie_hf.policy.policy import _adamw
-from birdie_hf.policy.reward_model import RewardModel, fit_reward_model, normalise_losses, normalise_mixtures
+from birdie_hf.policy.reward_model import RewardModel, fit_reward_model, normalize_losses, normalize_mixtures
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,8 +63,8 @@ def replay(states, actions, rewards, hidden: int, layers: int, iterations: int, 
     relative, seconds = [], 0.0
     variance = float(np.var(np.stack(rewards)))  # over the whole run: early histories can hold equal rewards only
     for t in range(1, len(states) + 1):
-        normalised = normalise_losses(np.stack(states[:t]), states[0])
-        mixtures = normalise_mixtures(np.stack(actions[:t]))
+        normalised = normalize_losses(np.stack(states[:t]), states[0])
+        mixtures = normalize_mixtures(np.stack(actions[:t]))
         start = time.perf_counter()
         error = fit_reward_model(model, optimizer, list(normalised), list(mixtures), rewards[:t], iterations)
         seconds += time.perf_counter() - start

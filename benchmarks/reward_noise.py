@@ -107,7 +107,7 @@ def main(args):
     pairs = [tuple(int(s) for s in pair.split(":")) for pair in args.pairs]
     tokenizer = AutoTokenizer.from_pretrained(run / f"checkpoint-{pairs[0][0]}")
     collator = DataCollatorForBirdie(tokenizer, max_length=args.max_length)
-    names = collator.objective_names
+    names = collator.entry_names
     data = load_genome_windows(args.genomes, tokenizer, window_length=args.window_length, seed=args.data_seed)
     source = data["validation"] if args.held_out_only else data["train"]
     rng = np.random.default_rng(args.seed)

@@ -17,7 +17,7 @@ import os
 from collections import defaultdict
 from typing import Optional, Sequence
 
-from .plotting import _pyplot, _save
+from .plotting import import_pyplot, save_figure
 
 
 def training_flops_per_token(model, row_length: int) -> float:
@@ -163,7 +163,7 @@ def plot_compute(
             series[objective].append(used / total)
     if not steps:
         return None
-    plt = _pyplot()
+    plt = import_pyplot()
     figure, axis = plt.subplots(figsize=(10, 5))
     axis.stackplot(steps, [series[o] for o in objectives], labels=objectives, step="post", edgecolor="white")
     axis.set(
@@ -175,4 +175,4 @@ def plot_compute(
     )
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return _save(figure, path)
+    return save_figure(figure, path)

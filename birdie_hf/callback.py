@@ -94,7 +94,7 @@ class BirdieRewardCallback(TrainerCallback):
         policy = None
         if args.policy == "birdie":
             policy = BirdiePolicy(
-                collator.objective_names, collator.reward_classes, collator.mixture.weights, args.policy_config()
+                collator.entry_names, collator.reward_classes, collator.mixture.weights, args.policy_config()
             )
         return cls(collator.mixture, policy, schedule_evaluations=schedule_evaluations, run_spec=run_spec)
 

@@ -288,7 +288,7 @@ class _ConfigLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _normalise_value(key: str, value: Any, annotation: Any, path: str) -> Any:
+def _normalize_value(key: str, value: Any, annotation: Any, path: str) -> Any:
     """A YAML value fitted to its field: a single item where a list is expected becomes a one-item list; a list or
     mapping where a single number/flag/string is expected, or a value of the wrong kind, is refused."""
     inner, optional = _unwrap_optional(annotation)
@@ -392,7 +392,7 @@ def load_config_file(path: str, dataclass_types: Sequence[type]) -> dict[str, An
             f"{CONFIG_FLAG}: unknown keys in {path!r}: {unknown}; every key must be an argument of the "
             "recipe (see --help)."
         )
-    return {key: _normalise_value(key, value, hints[key], path) for key, value in loaded.items()}
+    return {key: _normalize_value(key, value, hints[key], path) for key, value in loaded.items()}
 
 
 def _short_usage_errors(parser) -> None:

@@ -146,7 +146,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
         return self.example_length or self.max_length
 
     @property
-    def objective_names(self) -> list[str]:
+    def entry_names(self) -> list[str]:
         """Entry names, in mixture order (the values of `objective_ids`)."""
         return [spec.name for spec in self.specs]
 

@@ -49,7 +49,7 @@ def validation_windows_per_entry(
         tokens = np.array(
             [
                 int((collator.collate_with_objectives(first, [entry])["objective_ids"] >= 0).sum())
-                for entry in range(len(collator.objective_names))
+                for entry in range(len(collator.entry_names))
             ],
             dtype=np.float64,
         )
@@ -81,14 +81,14 @@ def build_validation_batches(
     size = max(1, batch_size)
     windows = [eval_dataset[int(i)] for i in order[:count]]
     batches = []
-    for entry in range(len(collator.objective_names)):
+    for entry in range(len(collator.entry_names)):
         for start in range(0, count, size):
             chunk = windows[start : start + size]
             batches.append(collator.collate_with_objectives(chunk, [entry] * len(chunk)))
     logger.info(
         "Birdie held-out set: %d windows per entry, %d examples per evaluation.",
         count,
-        count * len(collator.objective_names),
+        count * len(collator.entry_names),
     )
     return batches
 

@@ -10,7 +10,7 @@ import os
 from typing import Optional
 
 
-def _pyplot():
+def import_pyplot():
     try:
         import matplotlib
 
@@ -74,7 +74,7 @@ def _check(trajectory: dict) -> list[dict]:
 
 def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> str:
     """Stacked area plot of the sampling mixture over training steps (piecewise constant between decisions)."""
-    plt = _pyplot()
+    plt = import_pyplot()
     evaluations = _check(trajectory)
     names = trajectory["entries"]
     # The first evaluation records the initial mixture; each evaluation's decision holds from its step onwards.
@@ -100,7 +100,7 @@ def plot_mixture(trajectory: dict, path: str, title: Optional[str] = None) -> st
         title=title or f"Objective mixture ({trajectory.get('policy', 'birdie')} policy)",
     )
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def late_loss_range(trajectory: dict, entry: Optional[str] = None) -> tuple[float, Optional[tuple[float, float]]]:
@@ -130,7 +130,7 @@ def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str
     half of the run on that entry's own scale, with its change over that half in nats: the first losses (~5 nats)
     and the solved copy tasks (~0.1) would otherwise set one shared scale on which the hundredths of a nat that tell
     runs apart cannot be seen."""
-    plt = _pyplot()
+    plt = import_pyplot()
     evaluations = _check(trajectory)
     steps = [e["step"] for e in evaluations]
     entries = list(trajectory["entries"])
@@ -170,12 +170,12 @@ def plot_losses(trajectory: dict, path: str, title: Optional[str] = None) -> str
         bottom = 0.04 * (-(-len(entries) // 4)) / rows
     figure.suptitle(title or "Validation loss per objective (small panels: second half of the run, own scale)")
     figure.tight_layout(rect=(0, bottom, 1, 1))
-    return _save(figure, path, layout=False)
+    return save_figure(figure, path, layout=False)
 
 
 def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> str:
     """Reward of every entry at every evaluation after the first (Birdie policy runs only)."""
-    plt = _pyplot()
+    plt = import_pyplot()
     evaluations = [e for e in _check(trajectory) if e.get("rewards")]
     if not evaluations:
         raise ValueError("The trajectory has no rewards (static and ntp runs have none).")
@@ -196,12 +196,12 @@ def plot_rewards(trajectory: dict, path: str, title: Optional[str] = None) -> st
     axis.axhline(0.0, color="grey", linewidth=0.8)
     axis.set(xlabel="training step", ylabel="reward", ylim=(-1.05, 1.05), title=title or "Reward per objective")
     axis.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_run_comparison(trajectories: dict[str, dict], path: str, objective: str = "next_token_prediction") -> str:
     """One objective's validation loss across several runs (e.g. birdie vs static vs ntp)."""
-    plt = _pyplot()
+    plt = import_pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
     for run, trajectory in trajectories.items():
         evaluations = [e for e in _check(trajectory) if objective in e["losses"]]
@@ -214,10 +214,10 @@ def plot_run_comparison(trajectories: dict[str, dict], path: str, objective: str
         )
     axis.set(xlabel="training step", ylabel=f"validation loss: {objective}", title=f"{objective} across runs")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
-def _save(figure, path: str, layout: bool = True) -> str:
+def save_figure(figure, path: str, layout: bool = True) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if layout:  # False when the caller laid the figure out itself
         figure.tight_layout()

@@ -34,7 +34,7 @@ STREAMED_MARKOV_WINDOWS = 20_000
 
 def summary_table(
     trajectory: dict,
-    objective_names: list[str],
+    entry_names: list[str],
     tokens_seen: Optional[int],
     final_step: int,
     live_mixture: dict[str, float],
@@ -56,14 +56,14 @@ def summary_table(
             f"| {'objective':<36} | {'final weight':>12} |",
             f"|{'-' * 38}|{'-' * 14}|",
         ]
-        lines += [f"| {name:<36} | {final[name]:>12.4f} |" for name in objective_names]
+        lines += [f"| {name:<36} | {final[name]:>12.4f} |" for name in entry_names]
         return "\n".join(lines)
     last = evaluations[-1]
     lines += [
         f"| {'objective':<36} | {'final val loss':>14} | {'final weight':>12} |",
         f"|{'-' * 38}|{'-' * 16}|{'-' * 14}|",
     ]
-    for name in objective_names:
+    for name in entry_names:
         lines.append(f"| {name:<36} | {last['losses'][name]:>14.4f} | {final[name]:>12.4f} |")
     return "\n".join(lines)
 
@@ -154,7 +154,7 @@ def write_run_record(
         return tokens
     save_tokenizer(trainer.processing_class, output_dir)
     trainer.save_birdie_state(output_dir, policy_state=False)  # checkpoints keep the policy state
-    table = summary_table(trajectory, collator.objective_names, tokens, global_step, collator.mixture.as_dict())
+    table = summary_table(trajectory, collator.entry_names, tokens, global_step, collator.mixture.as_dict())
     held_out = next_base_table(trainer.model, data, trainer.processing_class)
     table += "\n\n" + accounting_markdown(trajectory["compute"], collator.reward_classes) + "\n\n" + held_out
     _write_text(os.path.join(output_dir, HELD_OUT_NAME), held_out)
@@ -175,7 +175,7 @@ def write_run_record(
     save_plots(trajectory, os.path.join(output_dir, "plots"))
     plot_compute(
         trainer.state.log_history,
-        collator.objective_names,
+        collator.entry_names,
         collator.reward_classes,
         os.path.join(output_dir, "plots", "compute.png"),
     )

@@ -31,7 +31,7 @@ from .callback import BirdieRewardCallback
 from .collator import DataCollatorForBirdie
 from .config import BirdieTrainingArguments, as_birdie_training_args
 from .console import BirdiePrinterCallback, BirdieProgressCallback
-from .data.usage import check_training_data
+from .data.training_checks import check_training_data
 from .health import HealthReading, health_summary, health_warning, measure_health
 from .heldout import build_validation_batches, first_examples, health_windows, validation_windows_per_entry
 from .hub import pretrained_model_card, read_held_out_table, training_facts
@@ -200,7 +200,7 @@ class BirdieTrainer(Trainer):
             # transformers' Trainer sets `config.use_cache = args.use_cache` (False), which every saved checkpoint
             # then carries: `model.generate` without its KV cache was 6x slower. Training passes ask for no cache.
             config.use_cache = True
-        num_entries = len(data_collator.objective_names)
+        num_entries = len(data_collator.entry_names)
         self._objective_sums = torch.zeros(num_entries, dtype=torch.float64)
         self._objective_counts = torch.zeros(num_entries, dtype=torch.float64)
         # Per entry since the last log: tokens through the model, targets that are bases, and windows (examples), for
@@ -403,7 +403,7 @@ class BirdieTrainer(Trainer):
         counts = self.accelerator.reduce(self._objective_counts.to(self.args.device), reduction="sum")
         return {
             f"loss/{name}": total / count
-            for name, total, count in zip(self.data_collator.objective_names, sums.tolist(), counts.tolist())
+            for name, total, count in zip(self.data_collator.entry_names, sums.tolist(), counts.tolist())
             if count > 0
         }
 
@@ -433,7 +433,7 @@ class BirdieTrainer(Trainer):
         counts = self.accelerator.reduce(self._entry_counts.to(self.args.device), reduction="sum")
         self._entry_counts.zero_()
         logs = {}
-        for name, (used, bases, windows) in zip(self.data_collator.objective_names, counts.T.tolist()):
+        for name, (used, bases, windows) in zip(self.data_collator.entry_names, counts.T.tolist()):
             if used > 0:
                 logs.update(
                     {f"tokens/{name}": int(used), f"targets/{name}": int(bases), f"windows/{name}": int(windows)}
@@ -473,7 +473,7 @@ class BirdieTrainer(Trainer):
                     raise ValueError("No eval_dataset: pass one to BirdieTrainer or to evaluate().")
                 self._validation_batches = self._build_validation_batches(self.eval_dataset)
             batches = self._validation_batches
-        num_entries = len(self.data_collator.objective_names)
+        num_entries = len(self.data_collator.entry_names)
         sums = torch.zeros(num_entries, dtype=torch.float64, device=self.args.device)
         counts = torch.zeros_like(sums)
         # Per example (only when asked): (index (rows, length), entry of each example) of every batch.
@@ -534,7 +534,7 @@ class BirdieTrainer(Trainer):
         else:
             losses = self.objective_losses(eval_dataset)
         metrics = {f"{metric_key_prefix}_loss": float(losses.mean())}
-        for name, value in zip(self.data_collator.objective_names, losses.tolist()):
+        for name, value in zip(self.data_collator.entry_names, losses.tolist()):
             metrics[f"{metric_key_prefix}_loss/{name}"] = value
         health = self.training_health() if feeds_policy else None
         if health is not None:
@@ -670,13 +670,13 @@ class BirdieTrainer(Trainer):
         ([`compute_accounting`])."""
         return {
             "policy": self.args.policy,
-            "entries": self.data_collator.objective_names,
+            "entries": self.data_collator.entry_names,
             "reward_classes": self.data_collator.reward_classes,
             "evaluations": self.birdie_callback.trajectory,
             "health": health_summary(self.birdie_callback.trajectory),
             "compute": compute_accounting(
                 self.state.log_history,
-                self.data_collator.objective_names,
+                self.data_collator.entry_names,
                 [objective.unseen_target_fraction for objective in self.data_collator.transforms],
             ),
         }

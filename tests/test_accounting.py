@@ -33,7 +33,7 @@ def test_a_run_logs_its_compute_per_entry_and_records_it(tokenizer, genome, tmp_
     # 7 steps, logs every 2: the last step is counted by the final log.
     trainer = make_trainer(tokenizer, genome, tmp_path, policy="static", max_steps=7)
     trainer.train()
-    names = trainer.data_collator.objective_names
+    names = trainer.data_collator.entry_names
     logged = [logs for logs in trainer.state.log_history if any(k.startswith("tokens/") for k in logs)]
     assert logged and all(logs[f"tokens/{n}"] >= logs[f"targets/{n}"] > 0 for logs in logged for n in names if
                           f"tokens/{n}" in logs)  # fmt: skip
@@ -57,7 +57,7 @@ def test_only_targets_that_are_bases_are_counted(tokenizer, genome, tmp_path):
     """Infilling's targets hold a sentinel per span and an end token besides the masked bases: those are counted as
     tokens through the model but not as base targets."""
     trainer = make_trainer(tokenizer, genome, tmp_path, policy="static")
-    entry = trainer.data_collator.objective_names.index("infilling_short")
+    entry = trainer.data_collator.entry_names.index("infilling_short")
     batch = trainer.data_collator.collate_with_objectives([genome["train"][i] for i in range(4)], [entry] * 4)
     labels = batch["labels"][:, 1:]
     bases = torch.isin(labels, torch.tensor(tokenizer.convert_tokens_to_ids(list("ACGT"))))

@@ -389,7 +389,7 @@ def test_plain_training_arguments_become_birdie_arguments(tokenizer, genome, tmp
     assert (args.label_names, args.logging_steps) == (["labels"], 10)
     assert args.remove_unused_columns  # the plain default: the trainer keeps the columns its collator reads
     assert args.policy == "birdie" and args.preset == "dna" and args.objectives == PRESETS["dna"]["objectives"]
-    assert trainer.data_collator.objective_names == [spec.name for spec in args.objective_specs()]
+    assert trainer.data_collator.entry_names == [spec.name for spec in args.objective_specs()]
     # An explicit value that differs from the plain default is kept.
     explicit = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, logging_steps=3, report_to="none")
     trainer = BirdieTrainer(model=model, args=explicit, eval_dataset=genome["validation"], processing_class=tokenizer)

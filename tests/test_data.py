@@ -195,7 +195,7 @@ def test_fasta_index_uses_fai_when_present(write_fasta, monkeypatch, caplog):
     assert index_fasta(path) == [("a", 6), ("b", 2)]
     with open(path + ".fai", "w") as handle:
         handle.write("a\t6\t8\t4\t5\nb\t2\t19\t2\t3\n")
-    monkeypatch.setattr(fasta, "_scan_fasta", lambda *args, **kwargs: pytest.fail("read the FASTA despite the .fai"))
+    monkeypatch.setattr(fasta, "scan_fasta", lambda *args, **kwargs: pytest.fail("read the FASTA despite the .fai"))
     with caplog.at_level(logging.WARNING):
         assert index_fasta(path) == [("a", 6), ("b", 2)]
     assert not caplog.text

@@ -182,7 +182,7 @@ def test_policy_input_errors():
 
 
 def _synthetic_runs(rates, noise, seed, intervals=24):
-    from birdie_hf.policy.synthetic import SyntheticCurriculum, run_synthetic
+    from synthetic_curricula import SyntheticCurriculum, run_synthetic
 
     names = [f"e{i}" for i in range(len(rates))]
     classes, initial = np.arange(len(rates)), np.full(len(rates), 1 / len(rates))

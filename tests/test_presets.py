@@ -27,7 +27,7 @@ def test_every_preset_builds_valid_arguments_and_a_collator(name, tmp_path):
     for key, value in PRESETS[name].items():
         assert getattr(args, key) == value, key
     collator = DataCollatorForBirdie.from_training_args(build_dna_tokenizer(), args)
-    assert collator.objective_names == [spec.name for spec in parse_mixture(DEFAULT_MIXTURE)]
+    assert collator.entry_names == [spec.name for spec in parse_mixture(DEFAULT_MIXTURE)]
 
 
 def test_paper_preset_is_the_published_method(tmp_path):

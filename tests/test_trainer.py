@@ -27,11 +27,9 @@ def test_birdie_run_logs_per_objective_and_steers_the_mixture(tokenizer, genome,
     history = trainer.state.log_history
     train_logs = [h for h in history if "loss" in h and "eval_loss" not in h]
     assert any("loss/infilling_short" in h for h in train_logs)
-    assert all(f"mixture/{name}" in train_logs[0] for name in trainer.data_collator.objective_names)
+    assert all(f"mixture/{name}" in train_logs[0] for name in trainer.data_collator.entry_names)
     logged = [
-        [h[f"mixture/{n}"] for n in trainer.data_collator.objective_names]
-        for h in train_logs
-        if "mixture/copying" in h
+        [h[f"mixture/{n}"] for n in trainer.data_collator.entry_names] for h in train_logs if "mixture/copying" in h
     ]
     assert all(a != b for a, b in zip(logged, logged[1:]))  # logged only when the mixture changed
     eval_logs = [h for h in history if "eval_loss/copying" in h]
@@ -106,7 +104,7 @@ def test_validation_set_is_sized_by_compute_fraction(tokenizer, genome, tmp_path
         per_device_eval_batch_size=2,
         policy_fixed_shares=[],  # no fixed share: the initial mixture is uniform over objective types
     )
-    names = trainer.data_collator.objective_names
+    names = trainer.data_collator.entry_names
     # Tokens through the model of one 64-base window under each entry (prompts, sentinels and EOS included).
     first = [genome["validation"][0]]
     tokens = [
@@ -239,7 +237,7 @@ def test_a_run_with_the_standardised_reward_records_each_entrys_t_statistic(toke
     evaluations = trainer.mixture_trajectory()["evaluations"]
     assert evaluations[0].get("reward_z") is None
     later = [e for e in evaluations[1:]]
-    assert later and all(set(e["reward_z"]) == set(trainer.data_collator.objective_names) for e in later)
+    assert later and all(set(e["reward_z"]) == set(trainer.data_collator.entry_names) for e in later)
     assert all(-1 <= r <= 1 for e in later for r in e["rewards"].values())
     assert all(z > 2 for z in later[0]["reward_z"].values())  # the first steps lower every loss well past noise
 
@@ -255,7 +253,7 @@ def test_static_and_ntp_modes(tokenizer, genome, tmp_path):
     ntp = make_trainer(
         tokenizer, genome, tmp_path / "n", policy="ntp", max_steps=2, gradient_accumulation_steps=2, bf16=True
     )
-    assert ntp.data_collator.objective_names == ["next_token_prediction"]
+    assert ntp.data_collator.entry_names == ["next_token_prediction"]
     assert ntp._mask_dtype(ntp.model) == torch.bfloat16
     ntp.train()
     logged = [h["loss/next_token_prediction"] for h in ntp.state.log_history if "loss/next_token_prediction" in h]
@@ -296,7 +294,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tokenizer, gen
     checkpoint = tmp_path / "full" / "run" / "checkpoint-8"
     assert (checkpoint / BIRDIE_STATE_NAME).exists()
     saved = json.loads((checkpoint / TRAJECTORY_NAME).read_text())
-    assert saved["entries"] == full.data_collator.objective_names
+    assert saved["entries"] == full.data_collator.entry_names
 
 
 def test_bad_setups_fail_before_training(tokenizer, genome, tmp_path):
@@ -377,7 +375,7 @@ def test_the_reward_callback_owns_its_policy_and_schedule(tokenizer):
     args = BirdieTrainingArguments(output_dir="unused", use_cpu=True, objectives=MIXTURE, policy_hidden_size=8)
     collator = DataCollatorForBirdie.from_training_args(tokenizer, args)
     callback = BirdieRewardCallback.from_training_args(args, collator)
-    assert callback.mixture is collator.mixture and callback.policy.entry_names == collator.objective_names
+    assert callback.mixture is collator.mixture and callback.policy.entry_names == collator.entry_names
     np.testing.assert_allclose(callback.policy.mixture, collator.mixture.weights)
     assert callback.policy.config.hidden_size == 8
     callback.on_train_begin(args, TrainerState(max_steps=300), TrainerControl())
@@ -668,7 +666,7 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     capsys.readouterr()
     trainer.train()
     out = capsys.readouterr().out
-    names = trainer.data_collator.objective_names
+    names = trainer.data_collator.entry_names
     trajectory = trainer.mixture_trajectory()["evaluations"]
     assert [record["step"] for record in trajectory] == [10, 20]
     # 2 training lines, one line per policy evaluation (the first at the end of the warm-up), the last one as a table.

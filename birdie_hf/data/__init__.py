@@ -30,7 +30,7 @@ from .fasta import (
 )
 from .sequences import load_sequence_dataset, load_sequence_windows, windows_from_sequences
 from .streaming import WindowShard, plan_window_shards, stream_genome_windows
-from .usage import (
+from .training_checks import (
     MissingHeldOutDataError,
     WindowCroppingError,
     check_eval_dataset,

@@ -9,15 +9,15 @@ from typing import Literal, Optional, Sequence, Union
 import numpy as np
 from datasets import DatasetDict
 
-from .fasta import GenomeDataError, PathLike, _Lookup, _path_list, _warn_duplicate_names, iter_fasta, tokenize_record
+from .fasta import GenomeDataError, Lookup, PathLike, iter_fasta, path_list, tokenize_record, warn_duplicate_names
 from .windows import (
     WindowCutter,
-    _bases_share,
-    _check_fraction,
-    _window_features,
-    _WindowPart,
-    _windows_dataset,
+    WindowPart,
+    bases_share,
+    check_fraction,
     reverse_complement_table,
+    window_features,
+    windows_dataset,
 )
 
 
@@ -59,7 +59,7 @@ def _warn_short_records(usage: _BaseUsage, num_records: int, window_length: int)
             usage.short_records,
             num_records,
             window_length,
-            _bases_share(usage.short, usage.total),
+            bases_share(usage.short, usage.total),
         )
 
 
@@ -118,7 +118,7 @@ def _warn_validation(
             "%s held out for validation lie in held-out parts shorter than window_length=%d (records shorter than "
             "%d bases) and are used for neither training nor validation; %d validation windows were cut. Use "
             "split_by='record' or a smaller window_length to use them.",
-            _bases_share(usage.held_out_unused, usage.held_out),
+            bases_share(usage.held_out_unused, usage.held_out),
             window_length,
             int(np.ceil(window_length / validation_fraction)),
             num_validation,
@@ -191,16 +191,16 @@ def load_genome_windows(
         training window left at all.
     """
     cutter = WindowCutter(window_length, stride, max_n_fraction)
-    _check_fraction("validation_fraction", validation_fraction, upper_inclusive=False)
+    check_fraction("validation_fraction", validation_fraction, upper_inclusive=False)
     if split_by not in ("position", "record"):
         raise ValueError(f"`split_by` must be 'position' or 'record', got {split_by!r}.")
     if soft_mask not in ("ignore", "feature", "drop"):
         raise ValueError(f"`soft_mask` must be 'ignore', 'feature' or 'drop', got {soft_mask!r}.")
-    paths = _path_list(paths)
+    paths = path_list(paths)
 
-    lookup = _Lookup.from_tokenizer(tokenizer)
+    lookup = Lookup.from_tokenizer(tokenizer)
     # (split, record index, windows); split is None with split_by="record", decided once all lengths are known.
-    parts: list[tuple[Optional[str], int, _WindowPart]] = []
+    parts: list[tuple[Optional[str], int, WindowPart]] = []
     names: list[str] = []
     lengths: list[int] = []
     usage = _BaseUsage()
@@ -248,9 +248,9 @@ def load_genome_windows(
                         continue
                     file_kept += int(starts.size)
                     mask = None if lowercase is None else cutter.take(lowercase[lo + span_lo : lo + span_hi], starts)
-                    parts.append((split, record_index, _WindowPart(record.name, starts + lo + span_lo, windows, mask)))
+                    parts.append((split, record_index, WindowPart(record.name, starts + lo + span_lo, windows, mask)))
             del record, ids, lowercase
-        _warn_duplicate_names(path, file_names)
+        warn_duplicate_names(path, file_names)
         if file_dropped:
             logger.warning(
                 "Dropped %d windows with more than %.0f%% N from %r (%d windows kept).",
@@ -288,7 +288,7 @@ def load_genome_windows(
     rc_table = None
     if reverse_complement:
         rc_table = reverse_complement_table(tokenizer)[: int(lookup.table.max()) + 1].astype(lookup.dtype)
-    by_split: dict[str, list[_WindowPart]] = {"train": [], "validation": []}
+    by_split: dict[str, list[WindowPart]] = {"train": [], "validation": []}
     for split, record_index, part in parts:
         if split is None:
             split = "validation" if record_index in validation_records else "train"
@@ -315,10 +315,10 @@ def load_genome_windows(
         held_out_bases=sum(lengths[i] for i in held_out),
     )
 
-    features = _window_features(lookup.dtype, soft_mask=soft_mask == "feature")
+    features = window_features(lookup.dtype, soft_mask=soft_mask == "feature")
     splits = {}
     for split in ("train", "validation"):
-        splits[split] = _windows_dataset(by_split[split], features)
+        splits[split] = windows_dataset(by_split[split], features)
         by_split[split] = []
     logger.info("Genome windows: %d train, %d validation.", len(splits["train"]), len(splits["validation"]))
     return DatasetDict(splits)

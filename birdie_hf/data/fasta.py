@@ -34,7 +34,7 @@ _PROTEIN_ONLY_LETTERS = set("EFILPQZJO*")
 _FASTA_SUFFIXES = (".fa", ".fna", ".fasta", ".fas", ".ffn", ".frn", ".fa.gz", ".fna.gz", ".fasta.gz", ".fas.gz")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_WHITESPACE = b" \t\r\n\v\f"
+WHITESPACE = b" \t\r\n\v\f"
 #: Bytes read from a file at a time.
 _READ_BLOCK = 1 << 20
 #: Bases validated at a time while indexing a file for streaming.
@@ -80,18 +80,18 @@ def _is_gzipped(path: str) -> bool:
         return handle.read(2) == b"\x1f\x8b"
 
 
-def _open_binary(path: str) -> BinaryIO:
+def open_binary(path: str) -> BinaryIO:
     """Open a plain or gzipped file for binary reading (gzip detected from its magic bytes, not its name)."""
     _check_file(path)
     return gzip.open(path, "rb") if _is_gzipped(path) else open(path, "rb")
 
 
-def _corrupt_gzip_error(path: str, error: Exception) -> GenomeDataError:
+def corrupt_gzip_error(path: str, error: Exception) -> GenomeDataError:
     return GenomeDataError(f"{path!r} is a corrupt or truncated gzip file ({error}).")
 
 
 def _read_blocks(path: str) -> Iterator[bytes]:
-    handle = _open_binary(path)
+    handle = open_binary(path)
     try:
         with handle:
             while True:
@@ -100,7 +100,7 @@ def _read_blocks(path: str) -> Iterator[bytes]:
                     return
                 yield block
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise _corrupt_gzip_error(path, error) from error
+        raise corrupt_gzip_error(path, error) from error
 
 
 def _iter_raw_lines(path: str) -> Iterator[bytes]:
@@ -219,7 +219,7 @@ def _finish_record(path: str, name: str, line_number: int, sequence: bytearray) 
     return FastaRecord(name=name, sequence=bytes(sequence), source=path)
 
 
-def _warn_duplicate_names(path: str, names: Sequence[str]) -> None:
+def warn_duplicate_names(path: str, names: Sequence[str]) -> None:
     repeated = {name: count for name, count in Counter(names).items() if count > 1}
     if repeated:
         shown = ", ".join(f"{name!r} x{count}" for name, count in list(repeated.items())[:5])
@@ -233,7 +233,7 @@ def _warn_duplicate_names(path: str, names: Sequence[str]) -> None:
         )
 
 
-def _invalid_character_error(
+def invalid_character_error(
     raw: np.ndarray, bad: np.ndarray, *, source: str, record: str, offset: int = 0, scope: str = "in this record"
 ) -> GenomeDataError:
     position = int(bad[0])
@@ -267,7 +267,7 @@ def tokenize_record(
     raw = np.frombuffer(sequence, dtype=np.uint8)
     bad = np.flatnonzero((table < 0)[raw])
     if bad.size:
-        raise _invalid_character_error(raw, bad, source=source, record=record)
+        raise invalid_character_error(raw, bad, source=source, record=record)
     return (table if dtype is None else table.astype(dtype))[raw]
 
 
@@ -280,7 +280,7 @@ def _token_dtype(max_id: int) -> np.dtype:
 
 
 @dataclass(frozen=True)
-class _Lookup:
+class Lookup:
     """The tokenizer's byte -> id table in the forms the window cutters need (all 256 entries long)."""
 
     table: np.ndarray  # int64 ids, -1 for bytes that are not DNA
@@ -291,7 +291,7 @@ class _Lookup:
     dtype: np.dtype
 
     @classmethod
-    def from_tokenizer(cls, tokenizer) -> "_Lookup":
+    def from_tokenizer(cls, tokenizer) -> "Lookup":
         table = dna_lookup_table(tokenizer)
         n_id = tokenizer.convert_tokens_to_ids("N")
         dtype = _token_dtype(int(table.max()))
@@ -299,7 +299,7 @@ class _Lookup:
         return cls(table, np.where(invalid, 0, table).astype(dtype), invalid, table == n_id, n_id, dtype)
 
 
-def _path_list(paths: Union[PathLike, Sequence[PathLike], None]) -> list[str]:
+def path_list(paths: Union[PathLike, Sequence[PathLike], None]) -> list[str]:
     if paths is None:
         return [default_genome_path()]
     if isinstance(paths, (str, os.PathLike)):
@@ -333,7 +333,7 @@ class _RecordIndex:
 
 
 @dataclass
-class _FileIndex:
+class FileIndex:
     """The records of one FASTA file, in file order, and the file's size and modification time when indexed."""
 
     path: str
@@ -351,7 +351,7 @@ class _RecordScanner:
         path: str,
         name: str,
         line_number: int,
-        lookup: Optional[_Lookup],
+        lookup: Optional[Lookup],
         n_rich: Optional[NRichWindowCounter],
     ):
         self.path, self.name, self.line_number = path, name, line_number
@@ -383,7 +383,7 @@ class _RecordScanner:
             bad = np.flatnonzero(self.lookup.invalid[raw])
             if bad.size:
                 scope = f"in bases {self.checked + 1}-{self.checked + raw.size} of this record"
-                raise _invalid_character_error(
+                raise invalid_character_error(
                     raw, bad, source=self.path, record=self.name, offset=self.checked, scope=scope
                 )
             if self.n_rich is not None:
@@ -400,7 +400,7 @@ class _RecordScanner:
         return _RecordIndex(self.name, self.line_number, self.length, checkpoints, n_rich)
 
 
-def _scan_fasta(path: str, lookup: Optional[_Lookup] = None, cutter: Optional[WindowCutter] = None) -> _FileIndex:
+def scan_fasta(path: str, lookup: Optional[Lookup] = None, cutter: Optional[WindowCutter] = None) -> FileIndex:
     """Index a FASTA file in one streaming pass (memory: one line and one block of bases).
 
     With `lookup`, every base is validated (the error names the file, record, character and 1-based position); with
@@ -419,7 +419,7 @@ def _scan_fasta(path: str, lookup: Optional[_Lookup] = None, cutter: Optional[Wi
         n_rich = cutter.n_rich_counter() if lookup is not None and cutter is not None else None
         scanner = _RecordScanner(path, name, line_number, lookup, n_rich)
     records.append(scanner.finish())  # `_fasta_lines` raises for a file without any header
-    return _FileIndex(path, stat.st_size, stat.st_mtime_ns, records)
+    return FileIndex(path, stat.st_size, stat.st_mtime_ns, records)
 
 
 def _fai_problem(path: str, entries: list[tuple[str, int, int, int, int]]) -> Optional[str]:
@@ -493,7 +493,7 @@ def index_fasta(path: PathLike) -> list[tuple[str, int]]:
     from_fai = _read_fai(path)
     if from_fai is not None:
         return from_fai
-    return [(record.name, record.length) for record in _scan_fasta(path).records]
+    return [(record.name, record.length) for record in scan_fasta(path).records]
 
 
 def is_fasta_path(path: str) -> bool:

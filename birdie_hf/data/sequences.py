@@ -13,8 +13,8 @@ from datasets import Dataset, DatasetDict, Value
 
 from ..tokenizer import build_dna_tokenizer
 from ..vocabulary import dna_lookup_table
-from .fasta import GenomeDataError, PathLike, _Lookup, tokenize_record
-from .windows import WindowCutter, _bases_share, _check_fraction, _window_features, _WindowPart, _windows_dataset
+from .fasta import GenomeDataError, Lookup, PathLike, tokenize_record
+from .windows import WindowCutter, WindowPart, bases_share, check_fraction, window_features, windows_dataset
 
 
 logger = logging.getLogger(__name__)
@@ -164,8 +164,8 @@ def windows_from_sequences(
         (naming `source`, the sequence and the position) or, unless `allow_empty`, no window at all.
     """
     cutter = WindowCutter(window_length, stride)
-    lookup = _Lookup.from_tokenizer(tokenizer)
-    parts: list[_WindowPart] = []
+    lookup = Lookup.from_tokenizer(tokenizer)
+    parts: list[WindowPart] = []
     short = total = short_bases = total_bases = 0
     for name, sequence in sequences:
         total += 1
@@ -176,7 +176,7 @@ def windows_from_sequences(
             short += 1
             short_bases += len(ids)
             continue
-        parts.append(_WindowPart(name, starts, windows))
+        parts.append(WindowPart(name, starts, windows))
     if short:
         logger.warning(
             "Skipped %d of %d sequences of %r shorter than window_length=%d: %s are never used. Use a smaller "
@@ -185,11 +185,11 @@ def windows_from_sequences(
             total,
             source,
             window_length,
-            _bases_share(short_bases, total_bases),
+            bases_share(short_bases, total_bases),
         )
     if not parts and not allow_empty:
         raise GenomeDataError(f"No window of {window_length} bases could be cut from {source!r} ({total} sequences).")
-    return _windows_dataset(parts, _window_features(lookup.dtype))
+    return windows_dataset(parts, window_features(lookup.dtype))
 
 
 def load_sequence_windows(
@@ -228,7 +228,7 @@ def load_sequence_windows(
         [`GenomeDataError`]: see [`load_sequence_dataset`]; no `train` split; or no training window of
         `window_length` bases.
     """
-    _check_fraction("validation_fraction", validation_fraction, upper_inclusive=False)
+    check_fraction("validation_fraction", validation_fraction, upper_inclusive=False)
     source = os.fspath(source)
     dataset = load_sequence_dataset(source, sequence_column=sequence_column, **load_kwargs)
     if "train" not in dataset:

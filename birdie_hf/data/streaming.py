@@ -15,20 +15,20 @@ import numpy as np
 from datasets import IterableDataset
 
 from .fasta import (
-    _WHITESPACE,
+    WHITESPACE,
+    FileIndex,
     GenomeDataError,
+    Lookup,
     PathLike,
-    _corrupt_gzip_error,
-    _FileIndex,
-    _invalid_character_error,
-    _Lookup,
-    _open_binary,
-    _path_list,
-    _scan_fasta,
-    _warn_duplicate_names,
+    corrupt_gzip_error,
     index_fasta,
+    invalid_character_error,
+    open_binary,
+    path_list,
+    scan_fasta,
+    warn_duplicate_names,
 )
-from .windows import WindowCutter, _bases_share, _check_positive_int, _window_features, reverse_complement_table
+from .windows import WindowCutter, bases_share, check_positive_int, reverse_complement_table, window_features
 
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def plan_window_shards(
         `ValueError`: `window_length`, `stride` or `windows_per_shard` is not a positive integer.
     """
     cutter = WindowCutter(window_length, stride)
-    _check_positive_int("windows_per_shard", windows_per_shard)
+    check_positive_int("windows_per_shard", windows_per_shard)
     records = (
         (os.fspath(path), index, name, length)
         for path in paths
@@ -90,7 +90,7 @@ class _SpanReader:
     DataLoader worker, so processes never share a file position.
     """
 
-    def __init__(self, index: _FileIndex):
+    def __init__(self, index: FileIndex):
         self.index = index
         self._handle: Optional[BinaryIO] = None
         self._pid: Optional[int] = None
@@ -113,7 +113,7 @@ class _SpanReader:
                 "build the stream again."
             )
         if self._handle is None or self._pid != os.getpid():
-            self._handle, self._pid = _open_binary(path), os.getpid()
+            self._handle, self._pid = open_binary(path), os.getpid()
             self._kept_start, self._kept = None, b""
         return self._handle
 
@@ -141,7 +141,7 @@ class _SpanReader:
         needed = end - base
         try:
             raw = self._bytes_from(byte)
-            bases = raw.translate(None, _WHITESPACE)
+            bases = raw.translate(None, WHITESPACE)
             handle = self._handle
             while len(bases) < needed:
                 missing = needed - len(bases)
@@ -151,9 +151,9 @@ class _SpanReader:
                         f"{self.index.path!r} ended inside record {record.name!r}: it changed after it was indexed."
                     )
                 raw += chunk
-                bases += chunk.translate(None, _WHITESPACE)
+                bases += chunk.translate(None, WHITESPACE)
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            raise _corrupt_gzip_error(self.index.path, error) from error
+            raise corrupt_gzip_error(self.index.path, error) from error
         self._kept_start, self._kept = byte, raw
         return bases[start - base : end - base]
 
@@ -167,8 +167,8 @@ class _WindowGenerator:
 
     def __init__(
         self,
-        files: dict[str, _FileIndex],
-        lookup: _Lookup,
+        files: dict[str, FileIndex],
+        lookup: Lookup,
         cutter: WindowCutter,
         rc_table: Optional[np.ndarray] = None,
         soft_mask: str = "ignore",
@@ -218,7 +218,7 @@ class _WindowGenerator:
         raw = np.frombuffer(reader.read(shard.record_index, lo, (shard.last - 1) * stride + length), np.uint8)
         bad = np.flatnonzero(self.lookup.invalid[raw])
         if bad.size:  # validated when indexed: the file was rewritten in place since
-            raise _invalid_character_error(
+            raise invalid_character_error(
                 raw,
                 bad,
                 source=shard.path,
@@ -298,22 +298,22 @@ def stream_genome_windows(
         [`iter_fasta`]), no window left, or a file changed on disk after it was indexed.
     """
     cutter = WindowCutter(window_length, stride, max_n_fraction)
-    _check_positive_int("windows_per_shard", windows_per_shard)
+    check_positive_int("windows_per_shard", windows_per_shard)
     if soft_mask not in ("ignore", "feature", "drop"):
         raise ValueError(f"`soft_mask` must be 'ignore', 'feature' or 'drop', got {soft_mask!r}.")
-    paths = _path_list(paths)
-    lookup = _Lookup.from_tokenizer(tokenizer)
+    paths = path_list(paths)
+    lookup = Lookup.from_tokenizer(tokenizer)
     rc_table = None
     if reverse_complement:
         rc_table = reverse_complement_table(tokenizer)[: int(lookup.table.max()) + 1].astype(lookup.dtype)
-    files: dict[str, _FileIndex] = {}
+    files: dict[str, FileIndex] = {}
     records: list[tuple[str, int, str, int]] = []
     kept = short = short_bases = total_bases = 0
     for path in paths:
         if path not in files:
-            index = _scan_fasta(path, lookup, cutter)
+            index = scan_fasta(path, lookup, cutter)
             files[path] = index
-            _warn_duplicate_names(path, [record.name for record in index.records])
+            warn_duplicate_names(path, [record.name for record in index.records])
             dropped = sum(record.n_rich_windows for record in index.records)
             windows = sum(cutter.count(record.length) for record in index.records)
             if dropped:
@@ -339,7 +339,7 @@ def stream_genome_windows(
             short,
             len(records),
             window_length,
-            _bases_share(short_bases, total_bases),
+            bases_share(short_bases, total_bases),
         )
     if not kept:
         raise GenomeDataError(
@@ -350,6 +350,6 @@ def stream_genome_windows(
     logger.info("Streaming %d windows in %d shards from %d files.", kept, len(shards), len(files))
     return IterableDataset.from_generator(
         _WindowGenerator(files, lookup, cutter, rc_table, soft_mask),
-        features=_window_features(lookup.dtype, soft_mask=soft_mask == "feature"),
+        features=window_features(lookup.dtype, soft_mask=soft_mask == "feature"),
         gen_kwargs={"shards": shards},
     )

@@ -27,17 +27,17 @@ _ARROW_CHUNK_VALUES = 1 << 24
 _COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
 
 
-def _bases_share(part: int, whole: int) -> str:
+def bases_share(part: int, whole: int) -> str:
     """`"1,743,976 of 19,466,249 bases (9.0%)"`, for warnings about unused bases."""
     return f"{part:,} of {whole:,} bases ({100 * part / max(whole, 1):.1f}%)"
 
 
-def _check_positive_int(name: str, value) -> None:
+def check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
-def _check_fraction(name: str, value, *, upper_inclusive: bool = True) -> None:
+def check_fraction(name: str, value, *, upper_inclusive: bool = True) -> None:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     ok = ok and 0.0 <= value and (value <= 1.0 if upper_inclusive else value < 1.0)
     if not ok:
@@ -82,10 +82,10 @@ class WindowCutter:
     max_n_fraction: float = 1.0
 
     def __post_init__(self):
-        _check_positive_int("window_length", self.window_length)
+        check_positive_int("window_length", self.window_length)
         stride = self.window_length if self.stride is None else self.stride
-        _check_positive_int("stride", stride)
-        _check_fraction("max_n_fraction", self.max_n_fraction)
+        check_positive_int("stride", stride)
+        check_fraction("max_n_fraction", self.max_n_fraction)
         object.__setattr__(self, "window_length", int(self.window_length))
         object.__setattr__(self, "stride", int(stride))
 
@@ -186,7 +186,7 @@ def reverse_complement_table(tokenizer) -> np.ndarray:
 
 
 @dataclass
-class _WindowPart:
+class WindowPart:
     """Consecutive windows of one record: `input_ids` has shape `(num_windows, window_length)`. With
     `reverse_complement`, rows alternate between a window (`+`) and its reverse complement (`-`)."""
 
@@ -196,16 +196,16 @@ class _WindowPart:
     soft_mask: Optional[np.ndarray] = None
     reverse_complement: bool = False
 
-    def with_reverse_complement(self, rc_table: np.ndarray) -> "_WindowPart":
+    def with_reverse_complement(self, rc_table: np.ndarray) -> "WindowPart":
         width = self.input_ids.shape[1]
         ids = np.stack([self.input_ids, rc_table[self.input_ids[:, ::-1]]], axis=1).reshape(-1, width)
         mask = None
         if self.soft_mask is not None:
             mask = np.stack([self.soft_mask, self.soft_mask[:, ::-1]], axis=1).reshape(-1, width)
-        return _WindowPart(self.record, np.repeat(self.starts, 2), ids, mask, reverse_complement=True)
+        return WindowPart(self.record, np.repeat(self.starts, 2), ids, mask, reverse_complement=True)
 
 
-def _window_features(dtype: np.dtype, soft_mask: bool = False) -> Features:
+def window_features(dtype: np.dtype, soft_mask: bool = False) -> Features:
     spec = {
         "input_ids": SequenceFeature(Value(np.dtype(dtype).name)),
         "record": Value("string"),
@@ -225,7 +225,7 @@ def _list_array(rows: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.reshape(-1)))
 
 
-def _window_chunks(parts: list[_WindowPart], width: int) -> Iterator[list[tuple[_WindowPart, int, int]]]:
+def _window_chunks(parts: list[WindowPart], width: int) -> Iterator[list[tuple[WindowPart, int, int]]]:
     """Group `(part, first row, last row)` slices into chunks of about `_ARROW_CHUNK_VALUES` token ids.
 
     Empties `parts` and lets go of each part once its chunk is out, so the windows are not held twice.
@@ -233,7 +233,7 @@ def _window_chunks(parts: list[_WindowPart], width: int) -> Iterator[list[tuple[
     max_rows = max(2, _ARROW_CHUNK_VALUES // width // 2 * 2)  # even: a window and its reverse complement stay together
     queue = deque(parts)
     parts.clear()
-    group: list[tuple[_WindowPart, int, int]] = []
+    group: list[tuple[WindowPart, int, int]] = []
     rows = 0
     while queue:
         part = queue.popleft()
@@ -248,7 +248,7 @@ def _window_chunks(parts: list[_WindowPart], width: int) -> Iterator[list[tuple[
         yield group
 
 
-def _windows_dataset(parts: list[_WindowPart], features: Features) -> Dataset:
+def windows_dataset(parts: list[WindowPart], features: Features) -> Dataset:
     """Build an in-memory Arrow dataset from window parts (emptying `parts`); token ids keep their compact dtype.
 
     The dataset gets a random fingerprint: hashing the table, as `Dataset.from_dict` does, would serialise every window

@@ -32,7 +32,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..plotting import _pyplot, _save
+from ..plotting import import_pyplot, save_figure
 from .controls import markov_classifier, random_init_like
 from .finetune_readout import FINETUNED, FinetuneReadoutConfig, FinetuneSweep
 from .kmer import kmer_logistic_regression
@@ -634,7 +634,7 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
     """One panel per task: its metric (a task result's `metric`, else test MCC) with its 95% interval for every
     read-out (pre-trained checkpoints and the random-init control over their seeds, classical baselines), coloured by
     kind. Returns the path written."""
-    plt = _pyplot()
+    plt = import_pyplot()
     tasks = list(results["tasks"])
     colours = {"pretrained": "tab:blue", "control": "tab:red", "baseline": "tab:gray"}
     columns = min(3, len(tasks))
@@ -678,7 +678,7 @@ def plot_results(results: dict, path: PathLike, title: Optional[str] = None) -> 
         title or "Frozen-feature probes: pre-trained (blue), random-init control (red), classical baselines (grey)"
     )
     figure.tight_layout(rect=(0, 0, 1, 0.98))  # room for the suptitle
-    return _save(figure, os.fspath(path))
+    return save_figure(figure, os.fspath(path))
 
 
 def write_results(

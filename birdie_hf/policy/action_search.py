@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .reward import total_reward
-from .reward_model import RewardModel, normalise_mixtures
+from .reward_model import RewardModel, normalize_mixtures
 
 
 def sample_candidate_mixtures(rng: np.random.Generator, num_entries: int, num_candidates: int) -> np.ndarray:
@@ -72,7 +72,7 @@ def select_mixture(
 
     def predict(mixtures: np.ndarray) -> np.ndarray:
         predicted = model.score_candidates(
-            past_losses, past_mixtures, as_tensor(losses), as_tensor(normalise_mixtures(mixtures))
+            past_losses, past_mixtures, as_tensor(losses), as_tensor(normalize_mixtures(mixtures))
         )
         return total_reward(predicted.double().numpy(), classes)
 

@@ -16,7 +16,7 @@ from ..mixture import normalize_weights, with_fixed_shares
 from .action_search import sample_candidate_mixtures, select_mixture
 from .exploration import ExplorationSchedule, exploratory_mixture
 from .reward import class_index, objective_rewards, standardised_rewards, total_reward
-from .reward_model import RewardModel, fit_reward_model, normalise_losses, normalise_mixtures
+from .reward_model import RewardModel, fit_reward_model, normalize_losses, normalize_mixtures
 from .settings import POLICY_RANGES, check_setting
 
 
@@ -271,9 +271,9 @@ class BirdiePolicy:
             self.last_example_losses, examples, self.config.reward_scale, self.config.reward_min_change
         )
 
-    def _normalised_history(self) -> tuple[np.ndarray, np.ndarray]:
+    def _normalized_history(self) -> tuple[np.ndarray, np.ndarray]:
         reference = self.states[0]
-        return (normalise_losses(np.stack(self.states), reference), normalise_mixtures(np.stack(self.actions)))
+        return (normalize_losses(np.stack(self.states), reference), normalize_mixtures(np.stack(self.actions)))
 
     def _observe(self, step: int, losses: Sequence[float], progress: float, example_losses=None) -> PolicyDecision:
         losses = np.asarray(losses, dtype=np.float64)
@@ -295,7 +295,7 @@ class BirdiePolicy:
             self.rewards.append(rewards)
             decision.rewards = rewards
             decision.total_reward = float(total_reward(rewards, self.classes))
-            states, actions = self._normalised_history()  # reused by the candidate search below
+            states, actions = self._normalized_history()  # reused by the candidate search below
             decision.reward_model_loss = fit_reward_model(
                 self.reward_model,
                 self.optimizer,
@@ -335,7 +335,7 @@ class BirdiePolicy:
                     self.reward_model,
                     states,
                     actions,
-                    normalise_losses(losses, self.states[0]),
+                    normalize_losses(losses, self.states[0]),
                     candidates,
                     self.classes,
                     self.prior,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 
-def normalise_losses(losses: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def normalize_losses(losses: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Scale-free loss features: `log(losses / reference)` per entry, shape like `losses`.
 
     `reference` is the first observed loss vector, so an entry with loss 0.1 and one with loss 3.0 both start at 0 and
@@ -18,7 +18,7 @@ def normalise_losses(losses: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(losses, 1e-8) / np.maximum(reference, 1e-8))
 
 
-def normalise_mixtures(mixtures: np.ndarray) -> np.ndarray:
+def normalize_mixtures(mixtures: np.ndarray) -> np.ndarray:
     """Mixture features: `num_entries * weight - 1` (0 for a uniform mixture), shape like `mixtures`."""
     return mixtures * mixtures.shape[-1] - 1.0
 
@@ -39,7 +39,7 @@ class RewardModel(nn.Module):
 
     Shapes:
         `forward(losses, mixtures)`: both `(batch, time, num_entries)` (already normalised, see
-        [`normalise_losses`] and [`normalise_mixtures`]) -> predicted rewards `(batch, time, num_entries)`.
+        [`normalize_losses`] and [`normalize_mixtures`]) -> predicted rewards `(batch, time, num_entries)`.
     """
 
     def __init__(self, num_entries: int, hidden_size: int = 256, num_layers: int = 4):

@@ -2,7 +2,7 @@
 
 Each entry's loss falls toward its floor at a speed proportional to its own weight and its `rate` (0: the loss does
 not respond to training on that entry), and observed losses carry multiplicative noise. The best mixture is known:
-all weight on the fastest-responding entries. Used by the tests and by `benchmarks/reward_noise.py`.
+all weight on the fastest-responding entries. Used by `tests/test_policy.py`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from .policy import BirdiePolicy
-from .reward import objective_rewards, total_reward
+from birdie_hf.policy import BirdiePolicy
+from birdie_hf.policy.reward import objective_rewards, total_reward
 
 
 @dataclass

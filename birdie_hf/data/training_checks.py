@@ -81,7 +81,7 @@ def window_bases_used(collator: DataCollatorForBirdie, window_length: int) -> di
     """
     return {
         name: min(window_length, objective.source_length(collator.example_budget))
-        for name, objective in zip(collator.objective_names, collator.transforms)
+        for name, objective in zip(collator.entry_names, collator.transforms)
     }
 
 

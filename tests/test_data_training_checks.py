@@ -196,9 +196,7 @@ def test_source_tokens_seen_counts_the_windows_the_collator_received(tokenizer, 
         source_tokens_seen({"entries": {"infilling": {"windows": 1}}}, trainer.data_collator, 30)
     # A run resumed from a checkpoint whose logs counted tokens but not windows: the bases are not known.
     older = [{k: v for k, v in logs.items() if not k.startswith("windows/")} for logs in trainer.state.log_history]
-    resumed = compute_accounting(
-        older[:1] + trainer.state.log_history[1:], trainer.data_collator.objective_names, [1, 1]
-    )
+    resumed = compute_accounting(older[:1] + trainer.state.log_history[1:], trainer.data_collator.entry_names, [1, 1])
     assert resumed["windows_complete"] is False
     with pytest.raises(ValueError, match="did not count windows"):
         source_tokens_seen(resumed, trainer.data_collator, 30)
