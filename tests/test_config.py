@@ -56,3 +56,48 @@ def test_a_bad_setting_is_refused_by_the_argument_name_with_the_policys_own_rule
     if target and "." not in target:  # the same rule refuses the same value in PolicyConfig itself
         with pytest.raises(ValueError, match=f"PolicyConfig.{target} must be"):
             PolicyConfig(**{target: value})
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"max_steps": 0}, "`max_steps` must be a positive number of optimizer steps, or -1 to train for"),
+        ({"max_steps": -5}, "`max_steps` must be .* got -5"),
+        ({"max_steps": -1, "num_train_epochs": 0}, "`num_train_epochs` must be positive when `max_steps` is -1"),
+        ({"policy_min_weight": -0.1}, r"`policy_min_weight` must be in \[0, 1\], got -0.1"),
+        ({"policy_min_weight": 1.5}, r"`policy_min_weight` must be in \[0, 1\]"),
+        ({"policy_exploration_initial": -0.5}, r"`policy_exploration_initial` must be in \[0, 1\]"),
+        ({"policy_exploration_decay_fraction": 2.0}, r"`policy_exploration_decay_fraction` must be in \[0, 1\]"),
+        ({"policy_learning_rate": 0.0}, "`policy_learning_rate` must be greater than 0"),
+        ({"policy_weight_decay": -0.1}, "`policy_weight_decay` must be at least 0"),
+        ({"policy_min_predicted_gain": float("nan")}, "`policy_min_predicted_gain` must be a finite number"),
+        ({"policy_num_candidates": 0}, "`policy_num_candidates` must be at least 1"),
+        ({"policy_hidden_size": 2.5}, "`policy_hidden_size` must be an integer, got 2.5"),
+        ({"policy_top_n": "8"}, "`policy_top_n` must be an integer, got '8'"),
+        ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
+        ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
+        ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
+        ({"learning_rate": float("inf")}, "`learning_rate` must be a finite number above 0, got inf"),
+        ({"learning_rate": 0.0}, "`learning_rate` must be a finite number above 0, got 0.0"),
+        ({"weight_decay": float("nan")}, "`weight_decay` must be a finite number of at least 0, got nan"),
+        ({"max_grad_norm": float("nan")}, r"`max_grad_norm` must be a number of at least 0 \(0 turns clipping off\)"),
+        ({"adam_beta2": 1.0}, r"`adam_beta2` must be in \[0, 1\), got 1.0"),
+        ({"gradient_accumulation_steps": 0}, "`gradient_accumulation_steps` must be a positive integer, got 0"),
+        ({"label_smoothing_factor": 0.1}, "`label_smoothing_factor` \\(0.1\\) is not supported"),
+        ({"policy": "ntp", "policy_fixed_shares": ["copying=0.5"]}, "has nothing to fix with policy='ntp'"),
+    ],
+)
+def test_training_arguments_refuse_bad_values_by_name(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", **settings)
+
+
+def test_training_arguments_accept_epochs_and_single_entries(tmp_path):
+    args = BirdieTrainingArguments(
+        output_dir=str(tmp_path), report_to="none", max_steps=-1, objectives="infilling", objective_weights=2.0
+    )
+    assert args.objectives == ["infilling"] and args.objective_weights == [2.0]
+    assert [spec.name for spec in args.objective_specs()] == ["infilling"]
+
+
+# -- fine-tuning ------------------------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 right. Recipes run in-process here (their `main` through `birdie_hf.cli.run_recipe`, as `__main__` runs them); two
 subprocess tests check the real entry points."""
 
-import ast
 import json
 import os
 import re
@@ -17,30 +16,11 @@ from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard
 from testing_utils import REPO, load_recipe, one_line_error
 
-from birdie_hf import BirdieTrainingArguments
-from birdie_hf.cli import (
-    RecipeError,
-    load_config_file,
-    pop_config_flag,
-    run_recipe,
-    strip_traceback_flag,
-    wants_traceback,
-)
-from birdie_hf.evaluation.finetune import NT_REVISED_REPO, LoraSettings
+from birdie_hf.evaluation.finetune import LoraSettings
 from birdie_hf.evaluation.genbank_tasks import EmptyTaskError, TaskSuiteConfig, build_task_suite, check_task_suite
-from birdie_hf.evaluation.suite_results import summarise
-from birdie_hf.hub import (
-    HELD_OUT_NAME,
-    pretrained_model_card,
-    read_card_values,
-    template_text,
-    update_pretrained_card,
-    write_finetuned_card,
-)
 from birdie_hf.hub_io import check_model_path, load_model_config
 from birdie_hf.pretraining import check_windows, held_out_windows
 from birdie_hf.run_record import summary_table
-from birdie_hf.trajectory import final_mixture
 
 
 @pytest.fixture(scope="module")
@@ -49,81 +29,6 @@ def pretrain():
 
 
 # -- birdie_hf.cli ---------------------------------------------------------------------------------------------------
-def test_run_recipe_prints_one_line_for_bad_input_and_keeps_tracebacks_on_request(capsys, monkeypatch):
-    def entry(argv):
-        raise ValueError("`max_steps` must be positive,\n  got 0.")
-
-    assert one_line_error(capsys, entry, []) == "error: `max_steps` must be positive, got 0."
-
-    def missing(argv):
-        open("surely/not/here.yaml")
-
-    assert one_line_error(capsys, missing, []) == "error: No such file or directory: 'surely/not/here.yaml'"
-    with pytest.raises(ValueError, match="max_steps"):
-        run_recipe(entry, ["--traceback"])
-    monkeypatch.setenv("BIRDIE_TRACEBACK", "1")
-    with pytest.raises(ValueError, match="max_steps"):
-        run_recipe(entry, [])
-    monkeypatch.delenv("BIRDIE_TRACEBACK")
-
-    def bug(argv):
-        raise KeyError("a bug, not bad input")
-
-    with pytest.raises(KeyError):  # never hidden behind one line
-        run_recipe(bug, [])
-    assert run_recipe(lambda argv: argv, ["--x"]) == ["--x"]
-
-
-def test_wants_traceback_reads_the_flag_forms():
-    assert wants_traceback(["--traceback"]) and wants_traceback(["--traceback", "true", "--x"])
-    assert wants_traceback(["--traceback=1"])
-    assert not wants_traceback(["--traceback", "false"]) and not wants_traceback(["--traceback=no"])
-    assert not wants_traceback(["--output_dir", "x"])
-    # Recipes drop every form before their own parser sees it (a stray `true` would be an unknown argument).
-    for argv in (["--traceback"], ["--traceback", "true"], ["--traceback=1"], ["--traceback", "no"]):
-        assert strip_traceback_flag(["--a", "1", *argv, "--b"]) == ["--a", "1", "--b"]
-    assert strip_traceback_flag(["--traceback", "--b", "x"]) == ["--b", "x"]
-
-
-def test_config_flag_needs_a_value():
-    assert pop_config_flag(["--a", "1", "--config", "x.yaml"]) == ("x.yaml", ["--a", "1"])
-    assert pop_config_flag(["--config=x.yaml"]) == ("x.yaml", [])
-    for argv in (["--config"], ["--config", "--output_dir", "o"], ["--config="]):
-        with pytest.raises(RecipeError, match="--config needs the path of a YAML file"):
-            pop_config_flag(argv)
-    with pytest.raises(RecipeError, match="given twice"):
-        pop_config_flag(["--config", "a.yaml", "--config", "b.yaml"])
-
-
-def test_config_file_errors_name_the_file_and_key(tmp_path):
-    types = [BirdieTrainingArguments]
-    path = tmp_path / "run.yaml"
-    with pytest.raises(RecipeError, match="file not found: .*nope.yaml"):
-        load_config_file(str(tmp_path / "nope.yaml"), types)
-    path.write_text("- max_steps\n- 3\n")
-    with pytest.raises(RecipeError, match="must hold a mapping .* got a list at the top level"):
-        load_config_file(str(path), types)
-    path.write_text("max_steps: 3\n  bad: [\n")
-    with pytest.raises(RecipeError, match=r"run.yaml' is not valid YAML \(line 2\)"):
-        load_config_file(str(path), types)
-    path.write_text("max_steps: [1, 2]\n")
-    with pytest.raises(RecipeError, match="key 'max_steps' in .*run.yaml' takes an integer, got \\[1, 2\\]"):
-        load_config_file(str(path), types)
-    path.write_text("objective_weights: [1, a]\n")
-    with pytest.raises(RecipeError, match="key 'objective_weights' .* takes a list of numbers"):
-        load_config_file(str(path), types)
-    path.write_text("learning_rate: 0.1\nbf16: false\nobjectives: infilling\nobjective_weights: 1\n")
-    assert load_config_file(str(path), types) == {
-        "learning_rate": 0.1,
-        "bf16": False,
-        "objectives": ["infilling"],
-        "objective_weights": [1],
-    }
-    path.write_text("")
-    assert load_config_file(str(path), types) == {}
-
-
-# -- recipes/pretrain.py ----------------------------------------------------------------------------------------------
 def test_pretrain_yaml_takes_a_single_string_where_a_list_is_expected(pretrain, tmp_path):
     genome = tmp_path / "x.fa"
     genome.write_text(">r\nACGT\n")
@@ -292,49 +197,6 @@ def test_pretrain_entry_point_prints_one_line(tmp_path):
 
 
 # -- BirdieTrainingArguments ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "settings, message",
-    [
-        ({"max_steps": 0}, "`max_steps` must be a positive number of optimizer steps, or -1 to train for"),
-        ({"max_steps": -5}, "`max_steps` must be .* got -5"),
-        ({"max_steps": -1, "num_train_epochs": 0}, "`num_train_epochs` must be positive when `max_steps` is -1"),
-        ({"policy_min_weight": -0.1}, r"`policy_min_weight` must be in \[0, 1\], got -0.1"),
-        ({"policy_min_weight": 1.5}, r"`policy_min_weight` must be in \[0, 1\]"),
-        ({"policy_exploration_initial": -0.5}, r"`policy_exploration_initial` must be in \[0, 1\]"),
-        ({"policy_exploration_decay_fraction": 2.0}, r"`policy_exploration_decay_fraction` must be in \[0, 1\]"),
-        ({"policy_learning_rate": 0.0}, "`policy_learning_rate` must be greater than 0"),
-        ({"policy_weight_decay": -0.1}, "`policy_weight_decay` must be at least 0"),
-        ({"policy_min_predicted_gain": float("nan")}, "`policy_min_predicted_gain` must be a finite number"),
-        ({"policy_num_candidates": 0}, "`policy_num_candidates` must be at least 1"),
-        ({"policy_hidden_size": 2.5}, "`policy_hidden_size` must be an integer, got 2.5"),
-        ({"policy_top_n": "8"}, "`policy_top_n` must be an integer, got '8'"),
-        ({"policy_num_layers": True}, "`policy_num_layers` must be an integer, got True"),
-        ({"policy_top_n": 64, "policy_num_candidates": 32}, "`policy_top_n` \\(64\\) must not exceed"),
-        ({"objective_weights": ["a"], "objectives": ["copying"]}, "`objective_weights` must be numbers"),
-        ({"learning_rate": float("inf")}, "`learning_rate` must be a finite number above 0, got inf"),
-        ({"learning_rate": 0.0}, "`learning_rate` must be a finite number above 0, got 0.0"),
-        ({"weight_decay": float("nan")}, "`weight_decay` must be a finite number of at least 0, got nan"),
-        ({"max_grad_norm": float("nan")}, r"`max_grad_norm` must be a number of at least 0 \(0 turns clipping off\)"),
-        ({"adam_beta2": 1.0}, r"`adam_beta2` must be in \[0, 1\), got 1.0"),
-        ({"gradient_accumulation_steps": 0}, "`gradient_accumulation_steps` must be a positive integer, got 0"),
-        ({"label_smoothing_factor": 0.1}, "`label_smoothing_factor` \\(0.1\\) is not supported"),
-        ({"policy": "ntp", "policy_fixed_shares": ["copying=0.5"]}, "has nothing to fix with policy='ntp'"),
-    ],
-)
-def test_training_arguments_refuse_bad_values_by_name(tmp_path, settings, message):
-    with pytest.raises(ValueError, match=message):
-        BirdieTrainingArguments(output_dir=str(tmp_path), report_to="none", **settings)
-
-
-def test_training_arguments_accept_epochs_and_single_entries(tmp_path):
-    args = BirdieTrainingArguments(
-        output_dir=str(tmp_path), report_to="none", max_steps=-1, objectives="infilling", objective_weights=2.0
-    )
-    assert args.objectives == ["infilling"] and args.objective_weights == [2.0]
-    assert [spec.name for spec in args.objective_specs()] == ["infilling"]
-
-
-# -- fine-tuning ------------------------------------------------------------------------------------------------------
 def test_lora_settings_refuse_a_negative_rank():
     assert not LoraSettings(r=0).enabled and LoraSettings(r=8).enabled
     with pytest.raises(ValueError, match=r"LoRA rank `r` \(`--lora_r`\) must be a positive integer, or 0 for full "):
@@ -507,191 +369,6 @@ def test_make_genome_tasks_entry_point(tmp_path):
 
 
 # -- model cards ------------------------------------------------------------------------------------------------------
-TRAJECTORY = {
-    "policy": "birdie",
-    "entries": ["next_token_prediction", "infilling"],
-    "reward_classes": ["next_token_prediction", "infilling"],
-    "evaluations": [
-        {
-            "step": 2,
-            "losses": {"next_token_prediction": 1.5, "infilling": 2.0},
-            "mixture": {"next_token_prediction": 0.5, "infilling": 0.5},
-            "next_mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
-        },
-        {
-            "step": 4,
-            "losses": {"next_token_prediction": 1.4, "infilling": 1.9},
-            "mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
-            "next_mixture": {"next_token_prediction": 0.9, "infilling": 0.1},
-            "decision": "explore",
-        },
-    ],
-}
-TRAINING = {
-    "steps": 4,
-    "tokens_seen": "2,048",
-    "window_length": 128,
-    "max_length": 384,
-    "model_size": "LlamaForCausalLM, hidden 32, 1 layers, 0.05M parameters",
-    "training_data": "`toy.fa`",
-}
-EVALUATION = [
-    {"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
-    {"task": "promoter_all", "mcc": 0.2, "f1": 0.6, "accuracy": 0.6},
-]
-
-
-def test_final_weight_is_the_mixture_trained_on_last_and_matches_the_summary(pretrain):
-    # The decision taken at the last step (4) was never trained on: the last interval used `mixture`.
-    assert final_mixture(TRAJECTORY, final_step=4) == {"next_token_prediction": 0.6, "infilling": 0.4}
-    # A decision at step 4 is applied at the end of step 5 and first trained on at step 7 (one batch collated ahead).
-    assert final_mixture(TRAJECTORY, final_step=6) == {"next_token_prediction": 0.6, "infilling": 0.4}
-    assert final_mixture(TRAJECTORY, final_step=7) == {"next_token_prediction": 0.9, "infilling": 0.1}
-    assert final_mixture({"evaluations": []}, 4) is None
-    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
-    assert "| `infilling` | infilling | 0.500 | 0.400 | 0.450 | 1.9000 |" in card.content
-    summary = summary_table(TRAJECTORY, TRAJECTORY["entries"], 2048, 4, live_mixture={})
-    assert "| infilling                            |         1.9000 |       0.4000 |" in summary
-
-
-def test_a_card_never_shows_results_without_their_protocol():
-    with pytest.raises(ValueError, match="need `evaluation_protocol`"):
-        pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION)
-
-
-def test_every_task_gets_its_own_model_index_entry():
-    card = pretrained_model_card(
-        "org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"], evaluation=EVALUATION, evaluation_protocol="probe"
-    )
-    results = ModelCard(str(card)).data.to_dict()["model-index"][0]["results"]
-    datasets = {r["dataset"]["name"]: r["dataset"] for r in results}
-    assert len(results) == 2
-    assert datasets["gene_strand"]["type"] == "gene_strand"
-    assert datasets["Nucleotide Transformer promoter_all"] == {
-        "name": "Nucleotide Transformer promoter_all",
-        "type": NT_REVISED_REPO,
-        "config": "promoter_all",
-        "split": "test",
-    }
-    assert all(len(r["metrics"]) == 3 for r in results)
-
-
-def test_card_values_read_back_from_a_rendered_card():
-    card = pretrained_model_card("org/m", TRAJECTORY, TRAINING, widget_sequences=["ACGT"])
-    values = read_card_values(card.content, ("steps", "window_length", "max_length", "model_size", "repo_id"))
-    assert values == {
-        "steps": "4",
-        "window_length": "128",
-        "max_length": "384",
-        "repo_id": "org/m",
-        "model_size": TRAINING["model_size"],
-    }
-    assert "{{ steps }}" in template_text("pretrained.md")
-
-
-def test_update_cards_keeps_the_training_facts(tmp_path, capsys):
-    from transformers import LlamaConfig
-
-    evaluate_suite = load_recipe("evaluate_suite")
-    run = tmp_path / "birdie"
-    run.mkdir()
-    LlamaConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        birdie_objectives=["next_token_prediction", "infilling"],
-    ).save_pretrained(run)
-    (run / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
-    (run / "train_results.json").write_text(json.dumps({"train_loss": 2.0}))  # no global_step, no tokens_seen
-    pretrained_model_card("org/birdie", TRAJECTORY, TRAINING, widget_sequences=["GATTACA"]).save(run / "README.md")
-    summary = summarise(
-        [
-            {
-                "name": "birdie",
-                "task_name": task["task"],
-                "mode": "bidirectional_prompt",
-                "test": {m: task[m] for m in ("mcc", "f1", "accuracy")},
-            }
-            for task in EVALUATION
-        ]
-    )
-    (run / HELD_OUT_NAME).write_text(
-        "| model | nats |\n|---|---|\n| this model | 1.3570 |\n| order-2 Markov | 1.3320 |\n"
-    )
-    protocol = evaluate_suite.fine_tuning_protocol(
-        evaluate_suite.parse_args(
-            ["--checkpoints", "birdie=x", "--num_train_epochs", "1", "--max_train_examples", "200", "--seeds", "0"]
-        )
-    )
-    evaluate_suite.update_cards(
-        {"birdie": str(run)}, summary, protocol, baselines={task["task"]: 0.61 for task in EVALUATION}
-    )
-    text = (run / "README.md").read_text()
-    # Honest card: how the numbers were obtained, the baseline beside them, and the held-out loss beside Markov.
-    assert "up to 1 epochs with early stopping on dev" in text and "at most 200 training examples" in text
-    assert "mean over 1 fine-tuning seed of one pre-trained checkpoint" in text
-    assert "| gene_strand | 0.400 |" in text and "| 0.610 |" in text
-    assert "### Held-out next-base loss" in text and "| order-2 Markov | 1.3320 |" in text
-    for row in (
-        "| steps | 4 |",
-        "| tokens seen (source bases) | 2,048 |",
-        "| window / packed row length | 128 / 384 |",
-        f"| model | {TRAINING['model_size']} |",
-        "| training data | `toy.fa` |",
-    ):
-        assert row in text
-    assert "n/a" not in text
-    card = ModelCard(text)
-    assert card.data.widget == [{"text": "GATTACA"}] and 'from_pretrained("org/birdie")' in text
-    assert len(card.data.to_dict()["model-index"][0]["results"]) == 2
-    assert "| `infilling` | infilling | 0.500 | 0.400 |" in text  # still the mixture of the last interval
-    assert "| gene_strand | 0.400 |" in text
-
-
-def test_update_card_fills_missing_facts_from_train_results(tmp_path):
-    (tmp_path / "mixture_trajectory.json").write_text(json.dumps(TRAJECTORY))
-    (tmp_path / "train_results.json").write_text(json.dumps({"global_step": 7, "tokens_seen": 3072}))
-    update_pretrained_card(str(tmp_path), EVALUATION, "Fine-tuned 1 epoch on 200 examples, 1 seed.")
-    text = (tmp_path / "README.md").read_text()
-    assert "| steps | 7 |" in text and "| tokens seen (source bases) | 3,072 |" in text
-    assert "| `infilling` | infilling | 0.500 | 0.100 |" in text  # 7 >= 4 + 3: the last decision was trained on
-    with pytest.raises(FileNotFoundError, match="no mixture_trajectory.json"):
-        update_pretrained_card(str(tmp_path / "elsewhere"), EVALUATION, "protocol")
-
-
-def test_finetuned_card_records_the_attention_mode(tmp_path):
-    record = {
-        "task": "outputs/genome_tasks/gene_strand",
-        "checkpoint": "outputs/birdie",
-        "seed": 0,
-        "lora_r": 0,
-        "validation": {"mcc": 0.5},
-        "test": {"mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
-        "attention": "causal",
-        "prefix_prompt": False,
-    }
-    (tmp_path / "ft").mkdir()
-    text = Path(write_finetuned_card(str(tmp_path / "ft"), record, widget_sequences=["ACGT"])).read_text()
-    assert "`outputs/birdie` fine-tuned on the DNA sequence-classification task **gene_strand**" in text
-    assert "| attention | causal |" in text and "full fine-tuning" in text and 'model="ft"' in text
-
-
-# -- packaging --------------------------------------------------------------------------------------------------------
-def test_card_templates_are_package_data():
-    setup = ast.parse((REPO / "setup.py").read_text())
-    call = next(
-        node for node in ast.walk(setup) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"
-    )
-    keywords = {k.arg: k.value for k in call.keywords}
-    assert "data_files" not in keywords  # nothing is installed under sys.prefix any more
-    package_data = ast.literal_eval(keywords["package_data"])
-    assert "templates/*.md" in package_data["birdie_hf"]
-    for name in ("pretrained.md", "finetuned.md"):
-        assert (REPO / "birdie_hf" / "templates" / name).is_file()
-        assert template_text(name).startswith("---\n{{ card_data }}\n---")
-
-
 def test_make_genome_tasks_checks_leakage_by_default_and_warns_loudly(tmp_path, capsys, shared_dir):
     make_genome_tasks = load_recipe("make_genome_tasks")
     make_genome_tasks.main(["--output_dir", str(tmp_path / "tasks")])  # the GenBank assembly the default run reads
@@ -752,24 +429,6 @@ def test_pretrain_help_describes_the_routes_and_groups_the_options(pretrain, cap
     birdie = text[text.index(groups[1]) : text.index(groups[2])]
     assert "--policy " in birdie and "--overwrite_output_dir" in birdie and "--learning_rate" not in birdie
     assert "--config RUN.YAML" in text[text.index(groups[2]) :]
-
-
-def test_help_survives_percent_signs_in_field_help(capsys):
-    """transformers 5.2's TrainingArguments has a help string with a bare `%`, which crashed `--help` there."""
-    from dataclasses import dataclass, field
-
-    from transformers import HfArgumentParser
-
-    from birdie_hf.cli import parse_args_with_config
-
-    @dataclass
-    class WithPercent:
-        share: float = field(default=0.5, metadata={"help": "share of 100% of the steps (default %(default)s)"})
-
-    with pytest.raises(SystemExit) as info:
-        parse_args_with_config(HfArgumentParser(WithPercent), ["--help"])
-    assert info.value.code == 0
-    assert "share of 100% of the steps (default 0.5)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_an_alias_bomb_is_refused_in_one_short_line(pretrain, tmp_path, capsys):

@@ -707,40 +707,6 @@ def test_console_prints_short_lines_one_line_per_policy_evaluation_and_a_final_t
     assert sum(f"next_mixture/{names[0]}" in h for h in trainer.state.log_history) == 2
 
 
-def test_console_formatting_of_fixed_mixture_runs_and_user_keys():
-    from birdie_hf.console import console_logs, evaluation_table
-
-    record = {
-        "step": 4,
-        "losses": {"copying": 3.25, "infilling_long": 3.5},
-        "mixture": {"copying": 0.75, "infilling_long": 0.25},
-    }
-    assert evaluation_table(record).splitlines() == [
-        "Birdie evaluation at step 4 (fixed mixture)",
-        "  entry             loss  weight",
-        "  copying         3.2500   0.750",
-        "  infilling_long  3.5000   0.250",
-    ]
-    logs = {
-        "loss": 3.0,
-        "loss/copying": 2.0,
-        "mixture/copying": 0.5,
-        "custom/accuracy": 0.25,
-        "policy/explored": 1.0,
-        "reward/total": 0.5,
-        "num_input_tokens_seen": 100,
-        "total_flos": 1.0,
-        "epoch": 0.5,
-    }
-    assert console_logs(logs, ["copying", "infilling_long"]) == {
-        "loss": "3",
-        "custom/accuracy": "0.25",
-        "epoch": "0.5",
-    }
-    assert len(logs) == 9  # not modified
-    assert console_logs({"next_mixture/copying": 1.0, "epoch": 0.5}, ["copying"]) == {}
-
-
 def test_checkpoint_config_records_mixture_settings_and_window_length(tokenizer, genome, tmp_path):
     from transformers import AutoConfig
 

@@ -142,3 +142,38 @@ def launch(*args, cwd, extra_env=None):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+#: A pre-training run's record and an evaluation, shared by the card and recipe tests.
+TRAJECTORY = {
+    "policy": "birdie",
+    "entries": ["next_token_prediction", "infilling"],
+    "reward_classes": ["next_token_prediction", "infilling"],
+    "evaluations": [
+        {
+            "step": 2,
+            "losses": {"next_token_prediction": 1.5, "infilling": 2.0},
+            "mixture": {"next_token_prediction": 0.5, "infilling": 0.5},
+            "next_mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
+        },
+        {
+            "step": 4,
+            "losses": {"next_token_prediction": 1.4, "infilling": 1.9},
+            "mixture": {"next_token_prediction": 0.6, "infilling": 0.4},
+            "next_mixture": {"next_token_prediction": 0.9, "infilling": 0.1},
+            "decision": "explore",
+        },
+    ],
+}
+TRAINING = {
+    "steps": 4,
+    "tokens_seen": "2,048",
+    "window_length": 128,
+    "max_length": 384,
+    "model_size": "LlamaForCausalLM, hidden 32, 1 layers, 0.05M parameters",
+    "training_data": "`toy.fa`",
+}
+EVALUATION = [
+    {"task": "gene_strand", "mcc": 0.4, "f1": 0.7, "accuracy": 0.7},
+    {"task": "promoter_all", "mcc": 0.2, "f1": 0.6, "accuracy": 0.6},
+]
