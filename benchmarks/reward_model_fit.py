@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from birdie_hf.policy.policy import _adamw
+from birdie_hf.policy.policy import reward_model_optimizer
 from birdie_hf.policy.reward_model import RewardModel, fit_reward_model, normalize_losses, normalize_mixtures
 
 
@@ -59,7 +59,7 @@ def replay(states, actions, rewards, hidden: int, layers: int, iterations: int, 
     per refit."""
     torch.manual_seed(seed)
     model = RewardModel(len(states[0]), hidden, layers)
-    optimizer = _adamw(model.parameters(), 5e-4, 0.1)
+    optimizer = reward_model_optimizer(model.parameters(), 5e-4, 0.1)
     relative, seconds = [], 0.0
     variance = float(np.var(np.stack(rewards)))  # over the whole run: early histories can hold equal rewards only
     for t in range(1, len(states) + 1):

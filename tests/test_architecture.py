@@ -105,3 +105,30 @@ def test_every_module_has_one_import_path():
         if "sys.modules[" in path.read_text(encoding="utf-8") and "] = " in path.read_text(encoding="utf-8")
     ]
     assert not aliased, f"alias modules: {aliased}"
+
+
+def test_runs_imports_nothing_of_training():
+    """`runs/` (a run's folder, checkpoints and spec) is bookkeeping a trainer uses, not part of it: at run time it
+    imports only itself, so a fine-tuning recipe or a tool can read run folders without loading training."""
+    outside = {
+        module: sorted(target for target in _module_level_imports(module) if not target.startswith("birdie_hf.runs"))
+        for module in MODULES
+        if module.startswith("birdie_hf.runs")
+    }
+    assert all(not targets for targets in outside.values()), outside
+
+
+def test_recipes_and_benchmarks_use_the_public_library_only():
+    """Recipes and benchmarks import names the library makes public (no `_private` name), and never a recipe or a
+    benchmark by file path."""
+    root = PACKAGE.parent
+    problems = []
+    for path in sorted([*root.glob("recipes/*.py"), *root.glob("benchmarks/*.py")]):
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("birdie_hf"):
+                problems += [f"{path.name}: {alias.name}" for alias in node.names if alias.name.startswith("_")]
+        if "spec_from_file_location" in text or "sys.path.insert" in text:
+            problems.append(f"{path.name}: imports a file by path")
+    assert not problems, problems

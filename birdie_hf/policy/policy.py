@@ -39,7 +39,8 @@ def _single_thread():
 ADAM_EPS = 1e-4
 
 
-def _adamw(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def reward_model_optimizer(parameters, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """The reward model's AdamW (fused where torch has it)."""
     params = list(parameters)
     try:  # the fused kernel is ~1.5x faster for this small MLP on CPU
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, eps=ADAM_EPS, fused=True)
@@ -234,7 +235,9 @@ class BirdiePolicy:
         torch.manual_seed(self.config.seed)
         self.reward_model = RewardModel(len(self.entry_names), self.config.hidden_size, self.config.num_layers)
         torch.random.set_rng_state(generator_state)
-        self.optimizer = _adamw(self.reward_model.parameters(), self.config.learning_rate, self.config.weight_decay)
+        self.optimizer = reward_model_optimizer(
+            self.reward_model.parameters(), self.config.learning_rate, self.config.weight_decay
+        )
         self.states: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
