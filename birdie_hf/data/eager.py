@@ -220,35 +220,12 @@ def load_genome_windows(
             if soft_mask == "feature":
                 lowercase = (np.frombuffer(record.sequence, dtype=np.uint8) >= ord("a")).view(np.uint8)
             segments = _soft_mask_segments(record.sequence) if soft_mask == "drop" else [(0, len(ids))]
-            usable = [(lo, hi) for lo, hi in segments if hi - lo >= window_length]
-            usage.short += sum(hi - lo for lo, hi in segments if hi - lo < window_length)
-            if not usable:
-                usage.short_records += 1
-                continue
-            for lo, hi in usable:
-                length = hi - lo
-                if length > usage.longest:
-                    usage.longest, usage.longest_record = length, record.name
-                if split_by == "record":
-                    spans = [(None, 0, length)]
-                else:
-                    boundary = length - int(round(validation_fraction * length))
-                    spans = [("train", 0, boundary), ("validation", boundary, length)]
-                    held = length - boundary
-                    usage.held_out += held
-                    usage.held_out_unused += held if held < window_length else 0
-                    if held > usage.longest_held_out:
-                        usage.longest_held_out, usage.longest_held_out_record = held, record.name
-                for split, span_lo, span_hi in spans:
-                    span = ids[lo + span_lo : lo + span_hi]
-                    is_n = span == lookup.n_id if cutter.drops_n_rich else None
-                    starts, windows, dropped = cutter.cut(span, is_n)
-                    file_dropped += dropped
-                    if not starts.size:
-                        continue
-                    file_kept += int(starts.size)
-                    mask = None if lowercase is None else cutter.take(lowercase[lo + span_lo : lo + span_hi], starts)
-                    parts.append((split, record_index, WindowPart(record.name, starts + lo + span_lo, windows, mask)))
+            record_parts, dropped = _cut_record(
+                record.name, ids, lowercase, segments, cutter, lookup.n_id, split_by, validation_fraction, usage
+            )
+            file_dropped += dropped
+            file_kept += sum(int(part.starts.size) for _, part in record_parts)
+            parts += [(split, record_index, part) for split, part in record_parts]
             del record, ids, lowercase
         warn_duplicate_names(path, file_names)
         if file_dropped:
@@ -261,40 +238,15 @@ def load_genome_windows(
             )
         n_rich_windows += file_dropped
 
-    validation_records: set[int] = set()
-    if split_by == "record" and validation_fraction > 0:
-        if len(names) < 2:
-            raise GenomeDataError(
-                "`split_by='record'` needs at least two records to hold one out; use `split_by='position'`."
-            )
-        budget = validation_fraction * sum(lengths)
-        held = 0
-        # Greedy in a seeded random order: a record goes to validation while it fits in the budget.
-        for index in np.random.default_rng(seed).permutation(len(names)).tolist():
-            if held + lengths[index] <= budget and len(validation_records) < len(names) - 1:
-                validation_records.add(index)
-                held += lengths[index]
-        if not validation_records:
-            smallest = int(np.argmin(lengths))
-            validation_records.add(smallest)
-            logger.warning(
-                "No record fits in validation_fraction=%.3f; holding out the smallest record %r (%.1f%% of bases).",
-                validation_fraction,
-                names[smallest],
-                100 * lengths[smallest] / sum(lengths),
-            )
+    validation_records = (
+        _records_held_out(names, lengths, validation_fraction, seed) if split_by == "record" else set()
+    )
 
     _warn_short_records(usage, len(names), window_length)
     rc_table = None
     if reverse_complement:
         rc_table = reverse_complement_table(tokenizer)[: int(lookup.table.max()) + 1].astype(lookup.dtype)
-    by_split: dict[str, list[WindowPart]] = {"train": [], "validation": []}
-    for split, record_index, part in parts:
-        if split is None:
-            split = "validation" if record_index in validation_records else "train"
-        by_split[split].append(
-            part.with_reverse_complement(rc_table) if rc_table is not None and split == "train" else part
-        )
+    by_split = _split_parts(parts, validation_records, rc_table)
     del parts
     if not by_split["train"]:
         what = "upper-case (non soft-masked) " if soft_mask == "drop" else ""
@@ -322,3 +274,93 @@ def load_genome_windows(
         by_split[split] = []
     logger.info("Genome windows: %d train, %d validation.", len(splits["train"]), len(splits["validation"]))
     return DatasetDict(splits)
+
+
+def _cut_record(
+    name: str,
+    ids: np.ndarray,
+    lowercase: Optional[np.ndarray],
+    segments: list[tuple[int, int]],
+    cutter: WindowCutter,
+    n_id: int,
+    split_by: str,
+    validation_fraction: float,
+    usage: _BaseUsage,
+) -> tuple[list[tuple[Optional[str], WindowPart]], int]:
+    """The windows of one record: each segment (the whole record, or with `soft_mask="drop"` its upper-case runs) at
+    least a window long is cut whole (`split_by="record"`: the split is decided later, so `None`) or into a train
+    head and a held-out tail of `validation_fraction` of its bases (`"position"`). Counts what is short or held out
+    in `usage`. Returns `([(split, windows)], windows dropped for N)`."""
+    window_length = cutter.window_length
+    usable = [(lo, hi) for lo, hi in segments if hi - lo >= window_length]
+    usage.short += sum(hi - lo for lo, hi in segments if hi - lo < window_length)
+    if not usable:
+        usage.short_records += 1
+        return [], 0
+    parts, dropped_total = [], 0
+    for lo, hi in usable:
+        length = hi - lo
+        if length > usage.longest:
+            usage.longest, usage.longest_record = length, name
+        if split_by == "record":
+            spans = [(None, 0, length)]
+        else:
+            boundary = length - int(round(validation_fraction * length))
+            spans = [("train", 0, boundary), ("validation", boundary, length)]
+            held = length - boundary
+            usage.held_out += held
+            usage.held_out_unused += held if held < window_length else 0
+            if held > usage.longest_held_out:
+                usage.longest_held_out, usage.longest_held_out_record = held, name
+        for split, span_lo, span_hi in spans:
+            span = ids[lo + span_lo : lo + span_hi]
+            is_n = span == n_id if cutter.drops_n_rich else None
+            starts, windows, dropped = cutter.cut(span, is_n)
+            dropped_total += dropped
+            if not starts.size:
+                continue
+            mask = None if lowercase is None else cutter.take(lowercase[lo + span_lo : lo + span_hi], starts)
+            parts.append((split, WindowPart(name, starts + lo + span_lo, windows, mask)))
+    return parts, dropped_total
+
+
+def _records_held_out(names: list[str], lengths: list[int], validation_fraction: float, seed: int) -> set[int]:
+    """`split_by="record"`: the records (by index) held out for validation, greedily in a seeded random order while
+    they fit in `validation_fraction` of the bases, never all of them; the smallest when none fits."""
+    if validation_fraction <= 0:
+        return set()
+    if len(names) < 2:
+        raise GenomeDataError(
+            "`split_by='record'` needs at least two records to hold one out; use `split_by='position'`."
+        )
+    budget = validation_fraction * sum(lengths)
+    held, chosen = 0, set()
+    for index in np.random.default_rng(seed).permutation(len(names)).tolist():
+        if held + lengths[index] <= budget and len(chosen) < len(names) - 1:
+            chosen.add(index)
+            held += lengths[index]
+    if not chosen:
+        smallest = int(np.argmin(lengths))
+        chosen.add(smallest)
+        logger.warning(
+            "No record fits in validation_fraction=%.3f; holding out the smallest record %r (%.1f%% of bases).",
+            validation_fraction,
+            names[smallest],
+            100 * lengths[smallest] / sum(lengths),
+        )
+    return chosen
+
+
+def _split_parts(
+    parts: list[tuple[Optional[str], int, WindowPart]], validation_records: set[int], rc_table: Optional[np.ndarray]
+) -> dict[str, list[WindowPart]]:
+    """The windows by split (a record-split part goes where its record was assigned), the training ones with their
+    reverse complements when `rc_table` is given."""
+    by_split: dict[str, list[WindowPart]] = {"train": [], "validation": []}
+    for split, record_index, part in parts:
+        if split is None:
+            split = "validation" if record_index in validation_records else "train"
+        by_split[split].append(
+            part.with_reverse_complement(rc_table) if rc_table is not None and split == "train" else part
+        )
+    return by_split
