@@ -169,101 +169,111 @@ def variant_effect(
     window = window_length or min(default_window(model), max_positions(model) - 4)
     strands = (False, True) if reverse_complement_average else (False,)
 
-    # Every variant, on each strand, becomes (window text, site in the window, ref, alt).
+    views = _variant_views(parsed, window, len(strands))
+    bases = base_ids(tokenizer)
+    bidirectional_llr = [None] * len(views)
+    if use_bidirectional:
+        bidirectional_llr = _bidirectional_llrs(
+            model, tokenizer, views, limits, strict, len(strands), bases, batch_size, disable_tqdm
+        )
+    causal_llr, site_llr = [None] * len(views), [None] * len(views)
+    if causal:
+        causal_llr, site_llr = _causal_llrs(model, tokenizer, views, bases, batch_size, disable_tqdm)
+    return [
+        VariantScore(
+            position=position,
+            ref=ref,
+            alt=alt,
+            bidirectional_llr=_strand_mean(bidirectional_llr, i, len(strands)),
+            causal_llr=_strand_mean(causal_llr, i, len(strands)),
+            causal_site_llr=_strand_mean(site_llr, i, len(strands)),
+        )
+        for i, (_, position, ref, alt) in enumerate(parsed)
+    ]
+
+
+def _variant_views(parsed: list, window: int, strands: int) -> list[tuple[str, int, str, str]]:
+    """Every variant as `(window text, site in the window, ref, alt)`, once per strand (`strands` 2: the reverse
+    complement too), the window centred on the site where the sequence allows."""
     views = []
     for text, position, ref, alt in parsed:
         start = min(max(0, position - window // 2), max(0, len(text) - window))
         piece, site = text[start : start + window], position - start
-        for flip in strands:
-            if flip:
-                views.append(
-                    (
-                        reverse_complement(piece),
-                        len(piece) - 1 - site,
-                        reverse_complement(ref),
-                        reverse_complement(alt),
-                    )
-                )
-            else:
-                views.append((piece, site, ref, alt))
-    bases = base_ids(tokenizer)
+        views.append((piece, site, ref, alt))
+        if strands == 2:
+            rc = (reverse_complement(piece), len(piece) - 1 - site, reverse_complement(ref), reverse_complement(alt))
+            views.append(rc)
+    return views
+
+
+def _ids_of(table: np.ndarray, piece: str) -> np.ndarray:
+    return table[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)].astype(np.int64)
+
+
+def _bidirectional_llrs(model, tokenizer, views, limits, strict, strands, bases, batch_size, disable_tqdm) -> list:
+    """log P(alt) - log P(ref) at each view's site read as a one-base gap between both flanks (each distinct window
+    and site scored once)."""
     table = dna_lookup_table(tokenizer)
+    objective = infilling_objective(tokenizer)
+    sentinels = np.asarray(objective.special.sentinels)
+    sites = {}
+    for view, (piece, site, _, _) in enumerate(views):
+        if (piece, site) not in sites:
+            gaps = [(site, site + 1)]
+            limits.check(len(piece), gaps, name=f"the window of variants[{view // strands}]", strict=strict)
+            sites[(piece, site)] = infilling_example(_ids_of(table, piece), gaps, objective)
+    keys = list(sites)
+    log_probs = teacher_forced_base_log_probs(
+        model,
+        [sites[k] for k in keys],
+        bases,
+        batch_size=batch_size,
+        disable_tqdm=disable_tqdm,
+        desc="Bidirectional variant scoring",
+    )
+    by_site = {k: lp[masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
+    return [float(by_site[(p, s)][BASE_INDEX[a]] - by_site[(p, s)][BASE_INDEX[r]]) for p, s, r, a in views]
 
-    def ids_of(piece: str) -> np.ndarray:
-        return table[np.frombuffer(piece.encode("ascii"), dtype=np.uint8)].astype(np.int64)
 
-    bidirectional_llr = [None] * len(views)
-    if use_bidirectional:
-        objective = infilling_objective(tokenizer)
-        sentinels = np.asarray(objective.special.sentinels)
-        sites = {}
-        for view, (piece, site, _, _) in enumerate(views):
-            if (piece, site) not in sites:
-                gaps = [(site, site + 1)]
-                name = f"the window of variants[{view // len(strands)}]"
-                limits.check(len(piece), gaps, name=name, strict=strict)
-                sites[(piece, site)] = infilling_example(ids_of(piece), gaps, objective)
-        keys = list(sites)
-        log_probs = teacher_forced_base_log_probs(
-            model,
-            [sites[k] for k in keys],
-            bases,
-            batch_size=batch_size,
-            disable_tqdm=disable_tqdm,
-            desc="Bidirectional variant scoring",
-        )
-        by_site = {k: lp[masked_rows(sites[k], sentinels)][0] for k, lp in zip(keys, log_probs)}
-        bidirectional_llr = [
-            float(by_site[(p, s)][BASE_INDEX[a]] - by_site[(p, s)][BASE_INDEX[r]]) for p, s, r, a in views
-        ]
+def _causal_llrs(model, tokenizer, views, bases, batch_size, disable_tqdm) -> tuple[list, list]:
+    """Read left to right: the log-likelihood of the whole mutated window minus the reference's, and at the site
+    alone log P(alt) - log P(ref) given the left flank (NaN at a window's first base, which nothing predicts)."""
+    table = dna_lookup_table(tokenizer)
+    objective = causal_objective(tokenizer)
+    pieces = {}
+    for piece, site, _, alt in views:
+        pieces.setdefault(piece, None)
+        pieces.setdefault(piece[:site] + alt + piece[site + 1 :], None)
+    keys = list(pieces)
+    rng = np.random.default_rng(0)
+    log_probs = teacher_forced_base_log_probs(
+        model,
+        [objective(_ids_of(table, k), rng) for k in keys],
+        bases,
+        batch_size=batch_size,
+        disable_tqdm=disable_tqdm,
+        desc="Causal variant scoring",
+    )
+    totals = {}
+    for key, lp in zip(keys, log_probs):
+        truth = np.array([BASE_INDEX.get(c, -1) for c in key])
+        known = truth >= 0
+        known[0] = False  # nothing predicts the first base
+        totals[key] = (float(lp[np.flatnonzero(known), truth[known]].sum()), lp)
+    causal_llr, site_llr = [], []
+    for piece, site, ref, alt in views:
+        mutated = piece[:site] + alt + piece[site + 1 :]
+        causal_llr.append(totals[mutated][0] - totals[piece][0])
+        row = totals[piece][1][site]
+        site_llr.append(float(row[BASE_INDEX[alt]] - row[BASE_INDEX[ref]]) if site > 0 else float("nan"))
+    return causal_llr, site_llr
 
-    causal_llr, site_llr = [None] * len(views), [None] * len(views)
-    if causal:
-        objective = causal_objective(tokenizer)
-        pieces = {}
-        for piece, site, _, alt in views:
-            pieces.setdefault(piece, None)
-            pieces.setdefault(piece[:site] + alt + piece[site + 1 :], None)
-        keys = list(pieces)
-        rng = np.random.default_rng(0)
-        log_probs = teacher_forced_base_log_probs(
-            model,
-            [objective(ids_of(k), rng) for k in keys],
-            bases,
-            batch_size=batch_size,
-            disable_tqdm=disable_tqdm,
-            desc="Causal variant scoring",
-        )
-        totals = {}
-        for key, lp in zip(keys, log_probs):
-            truth = np.array([BASE_INDEX.get(c, -1) for c in key])
-            known = truth >= 0
-            known[0] = False  # nothing predicts the first base
-            totals[key] = (float(lp[np.flatnonzero(known), truth[known]].sum()), lp)
-        for i, (piece, site, ref, alt) in enumerate(views):
-            mutated = piece[:site] + alt + piece[site + 1 :]
-            causal_llr[i] = totals[mutated][0] - totals[piece][0]
-            row = totals[piece][1][site]
-            site_llr[i] = float(row[BASE_INDEX[alt]] - row[BASE_INDEX[ref]]) if site > 0 else float("nan")
 
-    def strand_mean(values: list, index: int) -> Optional[float]:
-        """Mean over the strands of variant `index`, ignoring NaN (a site on one strand's first base)."""
-        picked = np.array(values[index * len(strands) : (index + 1) * len(strands)], dtype=object)
-        if picked[0] is None:
-            return None
-        finite = [float(v) for v in picked if not math.isnan(v)]
-        return float(np.mean(finite)) if finite else float("nan")
-
-    results = []
-    for i, (_, position, ref, alt) in enumerate(parsed):
-        results.append(
-            VariantScore(
-                position=position,
-                ref=ref,
-                alt=alt,
-                bidirectional_llr=strand_mean(bidirectional_llr, i),
-                causal_llr=strand_mean(causal_llr, i),
-                causal_site_llr=strand_mean(site_llr, i),
-            )
-        )
-    return results
+def _strand_mean(values: list, index: int, strands: int) -> Optional[float]:
+    """Mean over the strands of variant `index`, ignoring NaN (a site on one strand's first base); `None` when the
+    reading was not computed."""
+    picked = values[index * strands : (index + 1) * strands]
+    if picked[0] is None:
+        return None
+    finite = [float(v) for v in picked if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
