@@ -232,78 +232,95 @@ def score(
     results = [SequenceScore(sequence=p.text) for p in parsed]
 
     if use_bidirectional:
-        limits = infilling_limits(model, tokenizer, mixture)
-        objective = infilling_objective(tokenizer)
-        sentinels = np.asarray(objective.special.sentinels)
-        probe_stride = stride or max(2, math.ceil(1 / limits.min_corruption_rate))
-        # An infilling example: prompt, the window with a sentinel per gap, then each gap's sentinel and base, end.
-        check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
-        window = window_length or default_window(model, probe_stride)
-        examples, owners, unscored_ends = [], [], 0
-        for index, sequence in enumerate(parsed):
-            n = len(sequence)
-            if n < 2:
-                raise DNAInputError(f"sequences[{index}] has {n} base; bidirectional scoring needs at least 2.")
-            for start, end, low, high in _tiles(n, window, centred=True):
-                tile_stride = stride or _default_stride(limits, end - start, high - low)
-                results[index].stride = max(results[index].stride or 0, tile_stride)
-                # A checkpoint whose infilling keeps both window ends known (span_layout="interior") never learned to
-                # fill a window's first or last base: those stay NaN (only a sequence's own ends are a window's).
-                inside_only = strict and limits.max_gap_length(end - start, interior=False) < 1
-                for offset in range(tile_stride):
-                    positions = np.arange(low + offset, high, tile_stride)
-                    if inside_only:
-                        kept = positions[(positions > start) & (positions < end - 1)]
-                        unscored_ends += positions.size - kept.size
-                        positions = kept
-                    if positions.size == 0:
-                        continue
-                    gaps = [(int(p) - start, int(p) - start + 1) for p in positions]
-                    limits.check(
-                        end - start,
-                        gaps,
-                        name=f"a window of sequences[{index}] with stride {tile_stride}",
-                        strict=strict,
-                    )
-                    examples.append(infilling_example(sequence.token_ids[start:end], gaps, objective))
-                    owners.append((index, positions))
-        if unscored_ends:
-            logger.warning(
-                f"{unscored_ends} bases at a sequence's end have no bidirectional score (NaN): the checkpoint's "
-                f"infilling entries ({limits.describe()}) never mask a window's first or last base. Their causal "
-                "scores are computed; strict=False scores them bidirectionally anyway."
-            )
-        log_probs = teacher_forced_base_log_probs(
-            model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Bidirectional scoring"
+        _score_bidirectionally(
+            model, tokenizer, parsed, results, mixture, stride, window_length, strict, bases, batch_size, disable_tqdm
         )
-        for index, sequence in enumerate(parsed):
-            results[index].bidirectional_log_probs = np.full((len(sequence), 4), np.nan)
-        for example, (index, positions), lp in zip(examples, owners, log_probs):
-            results[index].bidirectional_log_probs[positions] = lp[masked_rows(example, sentinels)]
-
     if causal:
-        objective = causal_objective(tokenizer)
-        window = window_length or default_window(model)
-        examples, owners = [], []
-        for index, sequence in enumerate(parsed):
-            for start, end, low, high in _tiles(len(sequence), window, centred=False):
-                examples.append(objective(sequence.token_ids[start:end], np.random.default_rng(0)))
-                owners.append((index, start, low, high))
-        log_probs = teacher_forced_base_log_probs(
-            model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Causal scoring"
-        )
-        for index, sequence in enumerate(parsed):
-            results[index].causal_log_probs = np.full((len(sequence), 4), np.nan)
-        for (index, start, low, high), lp in zip(owners, log_probs):
-            results[index].causal_log_probs[low:high] = lp[low - start : high - start]
-
+        _score_causally(model, tokenizer, parsed, results, window_length, bases, batch_size, disable_tqdm)
     for result in results:
-        truth = np.array([BASE_INDEX.get(c, -1) for c in result.sequence])
-        known = truth >= 0
-        for table, column in (("bidirectional_log_probs", "bidirectional"), ("causal_log_probs", "causal")):
-            log_probs = getattr(result, table)
-            if log_probs is not None:
-                values = np.full(len(truth), np.nan)
-                values[known] = log_probs[np.flatnonzero(known), truth[known]]
-                setattr(result, column, values)
+        _true_base_scores(result)
     return results[0] if single else results
+
+
+def _score_bidirectionally(
+    model, tokenizer, parsed, results, mixture, stride, window_length, strict, bases, batch_size, disable_tqdm
+) -> None:
+    """Fill each result's `bidirectional_log_probs` (`(length, 4)`): every base masked as a one-base gap, `stride`
+    bases apart per example (the checkpoint's own corruption rate when not given), read from both flanks, tile by
+    tile. A checkpoint that never masks a window's first or last base leaves a sequence's ends NaN (`strict`)."""
+    limits = infilling_limits(model, tokenizer, mixture)
+    objective = infilling_objective(tokenizer)
+    sentinels = np.asarray(objective.special.sentinels)
+    probe_stride = stride or max(2, math.ceil(1 / limits.min_corruption_rate))
+    # An infilling example: prompt, the window with a sentinel per gap, then each gap's sentinel and base, end.
+    check_window_length(window_length, model, lambda w: 2 * math.ceil(w / probe_stride) + 2, "infilling")
+    window = window_length or default_window(model, probe_stride)
+    examples, owners, unscored_ends = [], [], 0
+    for index, sequence in enumerate(parsed):
+        n = len(sequence)
+        if n < 2:
+            raise DNAInputError(f"sequences[{index}] has {n} base; bidirectional scoring needs at least 2.")
+        for start, end, low, high in _tiles(n, window, centred=True):
+            tile_stride = stride or _default_stride(limits, end - start, high - low)
+            results[index].stride = max(results[index].stride or 0, tile_stride)
+            # A checkpoint whose infilling keeps both window ends known (span_layout="interior") never learned to
+            # fill a window's first or last base: those stay NaN (only a sequence's own ends are a window's).
+            inside_only = strict and limits.max_gap_length(end - start, interior=False) < 1
+            for offset in range(tile_stride):
+                positions = np.arange(low + offset, high, tile_stride)
+                if inside_only:
+                    kept = positions[(positions > start) & (positions < end - 1)]
+                    unscored_ends += positions.size - kept.size
+                    positions = kept
+                if positions.size == 0:
+                    continue
+                gaps = [(int(p) - start, int(p) - start + 1) for p in positions]
+                limits.check(
+                    end - start, gaps, name=f"a window of sequences[{index}] with stride {tile_stride}", strict=strict
+                )
+                examples.append(infilling_example(sequence.token_ids[start:end], gaps, objective))
+                owners.append((index, positions))
+    if unscored_ends:
+        logger.warning(
+            f"{unscored_ends} bases at a sequence's end have no bidirectional score (NaN): the checkpoint's "
+            f"infilling entries ({limits.describe()}) never mask a window's first or last base. Their causal "
+            "scores are computed; strict=False scores them bidirectionally anyway."
+        )
+    log_probs = teacher_forced_base_log_probs(
+        model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Bidirectional scoring"
+    )
+    for index, sequence in enumerate(parsed):
+        results[index].bidirectional_log_probs = np.full((len(sequence), 4), np.nan)
+    for example, (index, positions), lp in zip(examples, owners, log_probs):
+        results[index].bidirectional_log_probs[positions] = lp[masked_rows(example, sentinels)]
+
+
+def _score_causally(model, tokenizer, parsed, results, window_length, bases, batch_size, disable_tqdm) -> None:
+    """Fill each result's `causal_log_probs` (`(length, 4)`): every base given its left flank, in tiles that overlap
+    so each base is read with the longest left context a window allows."""
+    objective = causal_objective(tokenizer)
+    window = window_length or default_window(model)
+    examples, owners = [], []
+    for index, sequence in enumerate(parsed):
+        for start, end, low, high in _tiles(len(sequence), window, centred=False):
+            examples.append(objective(sequence.token_ids[start:end], np.random.default_rng(0)))
+            owners.append((index, start, low, high))
+    log_probs = teacher_forced_base_log_probs(
+        model, examples, bases, batch_size=batch_size, disable_tqdm=disable_tqdm, desc="Causal scoring"
+    )
+    for index, sequence in enumerate(parsed):
+        results[index].causal_log_probs = np.full((len(sequence), 4), np.nan)
+    for (index, start, low, high), lp in zip(owners, log_probs):
+        results[index].causal_log_probs[low:high] = lp[low - start : high - start]
+
+
+def _true_base_scores(result) -> None:
+    """Each reading's log-probability of the base the sequence holds (NaN where it holds no A, C, G or T)."""
+    truth = np.array([BASE_INDEX.get(c, -1) for c in result.sequence])
+    known = truth >= 0
+    for table, column in (("bidirectional_log_probs", "bidirectional"), ("causal_log_probs", "causal")):
+        log_probs = getattr(result, table)
+        if log_probs is not None:
+            values = np.full(len(truth), np.nan)
+            values[known] = log_probs[np.flatnonzero(known), truth[known]]
+            setattr(result, column, values)
