@@ -52,7 +52,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -377,31 +376,12 @@ def decide(args) -> int:
     return 0
 
 
-@dataclass
-class RunShape:
-    """The recipe's data and model flags that the `health` command reads (the rest are BirdieTrainingArguments)."""
+def _run_model(shape, training_args, tokenizer):
+    """A new model of `shape` (the run's `PretrainingArguments`) for one in-process run (`health`, `lease`, `lr_check`),
+    seeded with the run's seed, built as the recipe builds it."""
+    from birdie_hf.pretraining import build_model
 
-    window_length: int = 256
-    hidden_size: int = 128
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    tie_word_embeddings: bool = False
-
-
-def _run_model(shape: RunShape, training_args, tokenizer):
-    """A new model of `shape` for one in-process run (`health`, `lease`), seeded with the run's seed."""
-    from birdie_hf import build_causal_lm, default_model_config
-
-    config = default_model_config(
-        tokenizer,
-        hidden_size=shape.hidden_size,
-        num_hidden_layers=shape.num_hidden_layers,
-        num_attention_heads=shape.num_attention_heads,
-        max_position_embeddings=max(2048, training_args.max_length),
-        tie_word_embeddings=shape.tie_word_embeddings,
-    )
-    # The GPU fast path attends with compiled flex attention (on CUDA); without it, sdpa with the dense packed mask.
-    return build_causal_lm(config, "auto" if training_args.fast_path == "on" else "sdpa", seed=training_args.seed)
+    return build_model(shape, training_args, tokenizer)[0]
 
 
 #: Shares of the run at which the `health` table reports each run's health.
@@ -446,6 +426,7 @@ def health(args) -> int:
     from birdie_hf.health import measure_health
     from birdie_hf.heldout import health_windows
     from birdie_hf.presets import PRESETS
+    from birdie_hf.pretraining import PretrainingArguments
 
     root = Path(args.output_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -482,7 +463,7 @@ def health(args) -> int:
                         "true",
                         *args.extra,
                     ]
-                    parser = HfArgumentParser((RunShape, BirdieTrainingArguments))
+                    parser = HfArgumentParser((PretrainingArguments, BirdieTrainingArguments))
                     shape, training_args = parse_args_with_config(parser, argv, presets=PRESETS)
                     tokenizer = build_dna_tokenizer(model_max_length=training_args.max_length)
                     data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=seed)
@@ -719,17 +700,20 @@ class _Tee(io.TextIOBase):
 
 
 def _run_args(shape: list, extra: list, arm: str, seed: int, max_steps: int, output_dir: Path):
-    """`(RunShape, BirdieTrainingArguments)` of one run: the geometry, the arm's flags, the seed and steps."""
+    """`(PretrainingArguments, BirdieTrainingArguments)` of one run: the geometry, the arm's flags, the seed and steps."""
     from transformers import HfArgumentParser
 
     from birdie_hf import BirdieTrainingArguments
     from birdie_hf.cli import parse_args_with_config
     from birdie_hf.presets import PRESETS
+    from birdie_hf.pretraining import PretrainingArguments
 
     argv = [*shape, *extra, *ARMS[arm], "--max_steps", str(max_steps), "--seed", str(seed)]
     argv += ["--output_dir", str(output_dir), "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"]
     argv += ["--overwrite_output_dir", "true"]
-    return parse_args_with_config(HfArgumentParser((RunShape, BirdieTrainingArguments)), argv, presets=PRESETS)
+    return parse_args_with_config(
+        HfArgumentParser((PretrainingArguments, BirdieTrainingArguments)), argv, presets=PRESETS
+    )
 
 
 def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_fraction: float):
@@ -840,12 +824,17 @@ def lease(args) -> int:
         try:
             _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
         except Exception as error:  # the fast path failing on this machine: measured and trained without it
-            if probe_args.fast_path != "on":
+            from birdie_hf.trainer import TrainingDivergedError
+
+            if probe_args.fast_path != "on" or isinstance(error, TrainingDivergedError):
                 raise
+            import torch._dynamo
+
+            torch._dynamo.reset()  # nothing compiled for the failed path is reused
             print(
                 f"lease: the GPU fast path failed ({type(error).__name__}: {str(error)[:300]}); without it", flush=True
             )
-            extra = [*extra, "--fast_path", "off"]
+            extra = [*extra, "--fast_path", "off", "--attn_implementation", "sdpa"]
             _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch)
             _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
         steps_per_s = _steps_per_second(probe["step_times"], max(1, probe_steps // 4))

@@ -5,7 +5,8 @@
     python benchmarks/launch_configs.py --dry_run                                      # the commands, run nothing
 
 Per config (`multi_gpu_ddp`, `fsdp_full_shard`): a 4-step run of a 2-layer model on the shipped genome that saves at
-step 2, then the same run resumed from that checkpoint to step 6; the table gives each command's exit status, seconds
+steps 2 and 4, then the same run resumed from its step-2 checkpoint (same settings, so the resume is accepted) to step
+4 again; the table gives each command's exit status, seconds
 and last error line. On a one-GPU machine (`--num_processes 1`) this shows that the config's plugin (DDP or FSDP2
 sharding of the decoder layers, its sharded state dict, bf16) wraps our model, trains, writes a checkpoint the
 trainer's integrity check accepts, and resumes from it; it does not show cross-GPU communication, gradient
@@ -36,7 +37,8 @@ RUN_FLAGS = [
 
 
 def commands(config: str, num_processes: int, output_dir: Path) -> list[list[str]]:
-    """The two commands for `config`: a fresh 4-step run that saves at step 2, then a resume to step 6."""
+    """The two commands for `config`: a fresh 4-step run that saves at steps 2 and 4, then the same run resumed from its
+    step-2 checkpoint (a resume must keep the run's settings, `max_steps` included)."""
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file",
         str(REPO / "recipes" / "accelerate_configs" / f"{config}.yaml"), "--num_processes", str(num_processes),
@@ -44,7 +46,7 @@ def commands(config: str, num_processes: int, output_dir: Path) -> list[list[str
     ]  # fmt: skip
     return [
         [*launch, "--max_steps", "4", "--overwrite_output_dir", "true"],
-        [*launch, "--max_steps", "6", "--resume_from_checkpoint", str(output_dir / config / "checkpoint-2")],
+        [*launch, "--max_steps", "4", "--resume_from_checkpoint", str(output_dir / config / "checkpoint-2")],
     ]
 
 
@@ -64,7 +66,9 @@ def main(argv=None) -> int:
         processes = max(1, torch.cuda.device_count())
     records = []
     for config in args.configs:
-        for step, command in zip(("train, save at 2", "resume to 6"), commands(config, processes, out / "runs")):
+        for step, command in zip(
+            ("train 4 steps, save at 2 and 4", "resume from step 2"), commands(config, processes, out / "runs")
+        ):
             if args.dry_run:
                 print(shlex.join(command))
                 continue

@@ -57,6 +57,10 @@ class DataCollatorForBirdie(DataCollatorMixin):
             `max_length` and rows of padding are added. A compiled model then runs every step without recompiling,
             at the cost of the padding (none when `example_length` divides `max_length` and windows fill their
             examples). [`BirdieTrainer`] turns it on with the GPU fast path (`BirdieTrainingArguments.fast_path`).
+        static_batch_windows (`int`, *optional*):
+            With `static_shapes`, the windows of a full batch: a smaller batch (an epoch's last) gets a full batch's
+            rows, so every training batch has the same shape. Set from `per_device_train_batch_size` by
+            [`~DataCollatorForBirdie.from_training_args`].
         seed (`int`, *optional*, defaults to `0`):
             Every batch draws from `np.random.default_rng([seed, epoch, crc32(batch token ids)])`, so batches are
             reproducible in any worker and after resuming, and repeated windows get new draws each epoch.
@@ -92,6 +96,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
     mask_dtype: torch.dtype = torch.float32
     pad_to_multiple_of: Optional[int] = 8
     static_shapes: bool = False
+    static_batch_windows: Optional[int] = None
     seed: int = 0
     return_tensors: str = "pt"
     specs: list[ObjectiveSpec] = field(init=False, repr=False)
@@ -136,6 +141,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
             example_length=args.example_length,
             mixture=LiveMixture([spec.name for spec in specs], args.initial_weights()),
             static_shapes=args.fast_path == "on",
+            static_batch_windows=args.per_device_train_batch_size,
             seed=args.seed,
         )
 
@@ -219,6 +225,12 @@ class DataCollatorForBirdie(DataCollatorMixin):
         salt = 1 + zlib.crc32(np.asarray(objective_indices, dtype=np.int64).tobytes())
         return self._collate(windows, list(objective_indices), self._batch_rng(windows, salt=salt, epoch=0))
 
+    def _static_rows(self, windows: int) -> int:
+        """Rows of a batch of `windows` with `static_shapes`: those of a full batch (`static_batch_windows`) or more,
+        `ceil(windows / k)` for `k = max_length // example_budget` examples per row (first-fit never needs more)."""
+        windows = max(windows, self.static_batch_windows or 0)
+        return -(-windows // (self.max_length // self.example_budget))
+
     def _collate(self, windows: list[np.ndarray], choices: list[int], rng: np.random.Generator):
         examples = [self._apply(index, window, rng) for index, window in zip(choices, windows)]
         packed = pack_examples(
@@ -227,7 +239,7 @@ class DataCollatorForBirdie(DataCollatorMixin):
             max_length=self.max_length,
             pad_token_id=self.tokenizer.pad_token_id,
             pad_to_multiple_of=self.pad_to_multiple_of,
-            min_rows=-(-len(examples) // (self.max_length // self.example_budget)) if self.static_shapes else 0,
+            min_rows=self._static_rows(len(examples)) if self.static_shapes else 0,
             full_width=self.static_shapes,
         )
         batch = {key: torch.from_numpy(value) for key, value in packed.items()}

@@ -82,10 +82,12 @@ class BirdieTrainingArguments(TrainingArguments):
         fast_path (`str`, *optional*, defaults to `"auto"`):
             The GPU fast path: `"on"` compiles the model (`torch_compile`), gives every batch one shape
             (`DataCollatorForBirdie.static_shapes`, so the compiled model never recompiles), copies batches to the
-            device without waiting (pinned memory, `non_blocking`), and trains in bf16 where the GPU has it and no
-            precision was chosen. `"auto"` (the default) is `"on"` on CUDA and `"off"` elsewhere (a CPU run's step is
-            already near that machine's limit, `benchmarks/training_throughput.py`); resolved to `"on"` or `"off"`
-            when the arguments are built. Whatever its value, a training step has no host synchronisation:
+            device without waiting (pinned memory, `non_blocking`), and (with `attn_implementation="auto"` in the
+            recipe) attends with compiled `flex_attention` block masks; precision stays as given (`bf16=True`).
+            `"auto"` (the default) is `"on"` on CUDA unless the CPU is asked for (`use_cpu`, `accelerate launch
+            --cpu`) and `"off"` elsewhere (a CPU run's step is already near that machine's limit,
+            `benchmarks/training_throughput.py`); resolved to `"on"` or `"off"` when the arguments are built. `"on"`
+            turns `torch_compile` on; `"off"` leaves every setting as given. Whatever its value, a training step has no host synchronisation:
             [`BirdieTrainer`] counts tokens and per-entry losses on the device and reads them at logging steps.
             `benchmarks/gpu_throughput.py` measures it against a minimal PyTorch loop.
 
@@ -263,9 +265,9 @@ class BirdieTrainingArguments(TrainingArguments):
     fast_path: str = field(
         default="auto",
         metadata={
-            "help": "auto (on with CUDA, else off), on or off: torch.compile, one batch shape (rows padded to "
-            "max_length), non-blocking copies from pinned memory, and bf16 where the GPU has it and no precision "
-            "was chosen.",
+            "help": "auto (on with CUDA unless the CPU is asked for, else off), on or off: torch.compile, one batch "
+            "shape (rows padded to max_length), non-blocking copies from pinned memory and, with "
+            "--attn_implementation auto, compiled flex attention. Precision stays as given (--bf16).",
             "choices": ["auto", "on", "off"],
         },
     )
@@ -527,23 +529,19 @@ class BirdieTrainingArguments(TrainingArguments):
             raise ValueError(f"Invalid policy settings: {error}") from error
 
     def _resolve_fast_path(self) -> None:
-        """Turn `fast_path="auto"` into `"on"` (CUDA) or `"off"`, and set what `"on"` implies before transformers
-        checks the arguments (`non_blocking` is set after, when `accelerator_config` is built)."""
+        """Turn `fast_path="auto"` into `"on"` (CUDA, not asked for the CPU) or `"off"`, and set what `"on"` implies
+        before transformers checks the arguments (`non_blocking` is set after, when `accelerator_config` is built).
+        Precision stays as given: pass `bf16=True` for bf16."""
         if self.fast_path not in ("auto", "on", "off"):
             raise ValueError(f"`fast_path` must be auto, on or off, got {self.fast_path!r}.")
         if self.fast_path == "auto":
             import torch
 
-            self.fast_path = "on" if torch.cuda.is_available() and not self.use_cpu else "off"
-        if self.fast_path == "off":
-            return
-        self.torch_compile = True
-        self.dataloader_pin_memory = True
-        if not (self.bf16 or self.fp16) and not self.use_cpu:
-            import torch
-
-            if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-                self.bf16 = True
+            asked_for_cpu = self.use_cpu or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+            self.fast_path = "on" if torch.cuda.is_available() and not asked_for_cpu else "off"
+        if self.fast_path == "on":
+            self.torch_compile = True
+            self.dataloader_pin_memory = True
 
     @classmethod
     def from_preset(cls, name: str, **kwargs) -> "BirdieTrainingArguments":
@@ -629,7 +627,6 @@ class BirdieTrainingArguments(TrainingArguments):
             )
         self.max_steps = steps
 
-    #: Range of every numeric `policy_*` field: (integer?, minimum, maximum, minimum excluded?); `None` = unbounded.
     def _check_optimisation(self) -> None:
         """Refuse optimiser settings that cannot train or that BirdieTrainer would ignore, naming the field: a
         non-finite or non-positive learning rate, a non-finite or negative weight decay, a NaN `max_grad_norm` (which

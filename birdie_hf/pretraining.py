@@ -108,7 +108,8 @@ class PretrainingArguments:
     attn_implementation: str = field(
         default="auto",
         metadata={
-            "help": "auto (default: flex_attention on CUDA, sdpa elsewhere), sdpa, eager, or flex_attention (CUDA: "
+            "help": "auto (default: flex_attention on the GPU fast path, see --fast_path; sdpa otherwise), sdpa, eager, "
+            "or flex_attention (CUDA: "
             "packed rows as block masks, memory linear in row length, the blocks no example spans skipped; see "
             "--attention_mask_format)."
         },
@@ -251,9 +252,13 @@ def streamed_windows(script_args: PretrainingArguments, tokenizer, seed: int) ->
 def build_model(script_args: PretrainingArguments, training_args: BirdieTrainingArguments, tokenizer):
     """A new model of the recipe's size, or the `--model_name_or_path` checkpoint and its tokenizer (with the Birdie
     tokens added)."""
+    # "auto": compiled flex attention on the GPU fast path, sdpa otherwise (the fast path off is the plain step).
+    attn = script_args.attn_implementation
+    if attn == "auto":
+        attn = "flex_attention" if training_args.fast_path == "on" else "sdpa"
     if script_args.model_name_or_path:
         try:
-            return load_causal_lm_checkpoint(script_args.model_name_or_path, script_args.attn_implementation)
+            return load_causal_lm_checkpoint(script_args.model_name_or_path, attn)
         except ValueError as error:
             raise RecipeError(f"--model_name_or_path: {error}") from error
     config = default_model_config(
@@ -264,7 +269,7 @@ def build_model(script_args: PretrainingArguments, training_args: BirdieTraining
         max_position_embeddings=max(2048, training_args.max_length),
         tie_word_embeddings=script_args.tie_word_embeddings,
     )
-    return build_causal_lm(config, script_args.attn_implementation, seed=training_args.seed), tokenizer
+    return build_causal_lm(config, attn, seed=training_args.seed), tokenizer
 
 
 def check_windows(script_args: PretrainingArguments, collator: DataCollatorForBirdie) -> None:

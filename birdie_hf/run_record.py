@@ -40,7 +40,7 @@ def summary_table(
     live_mixture: dict[str, float],
 ) -> str:
     """Last validation loss and final weight per entry. The final weight is the mixture trained on at the end
-    (`birdie_hf.hub.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
+    (`birdie_hf.trajectory.final_mixture`, as on the model card); `live_mixture` stands in when nothing was evaluated, and
     the loss column is left out then (with a line saying why) rather than filled with NaN. `tokens_seen`: the source
     bases of the windows trained on, as the trainer counted them (`birdie_hf.data.source_tokens_seen`)."""
     evaluations = trajectory["evaluations"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any, Optional, Union
@@ -210,7 +211,9 @@ class BirdieTrainer(Trainer):
         # A lookup table over the vocabulary: is this token a base? (kept on the training device)
         self._is_base = torch.zeros(len(data_collator.tokenizer), dtype=torch.bool)
         self._is_base[self._base_ids] = True
-        self._pending_input_tokens: Optional[torch.Tensor] = None  # see `_track_num_input_tokens`
+        # Tokens counted since the last flush (see `_track_num_input_tokens`): on the device, and on the host.
+        self._pending_input_tokens: Optional[torch.Tensor] = None
+        self._pending_host_tokens = 0
         self._validation_batches: Optional[list[dict[str, torch.Tensor]]] = None
         self._health_windows: Optional[torch.Tensor] = None
         self._health_warned = False
@@ -348,37 +351,35 @@ class BirdieTrainer(Trainer):
         self._objective_counts.index_add_(0, entries, valid.flatten().double())
 
     def _track_num_input_tokens(self, inputs: dict[str, torch.Tensor]) -> None:
-        """transformers' token counter without its per-step host synchronisation: the micro-batch's count stays on
-        the device, and [`_flush_input_tokens`] adds it to `state.num_input_tokens_seen` (all ranks together) when
-        the state is read: at every log and checkpoint. `"non_padding"` counts the tokens that are not the pad token
-        (packed rows carry no 2-D attention mask)."""
+        """transformers' token counter without its per-step host synchronisation: the micro-batch's count is added up
+        where it is known (`"non_padding"`: on the device, the tokens that are not the pad token, as packed rows carry
+        no 2-D attention mask; `"all"`: on the host, from the batch's shape), and [`_flush_input_tokens`] adds it to
+        `state.num_input_tokens_seen`, all ranks together, at every log and checkpoint during training."""
         mode = self.args.include_num_input_tokens_seen
         if mode == "no" or "input_ids" not in inputs:
             return super()._track_num_input_tokens(inputs)
         input_ids = inputs["input_ids"]
         if mode == "non_padding":
             count = (input_ids != self.processing_class.pad_token_id).sum()
+            pending = self._pending_input_tokens
+            self._pending_input_tokens = count if pending is None else pending + count
         else:
-            count = torch.tensor(input_ids.numel(), device=input_ids.device)
-        pending = self._pending_input_tokens
-        self._pending_input_tokens = count if pending is None else pending + count
+            self._pending_host_tokens += input_ids.numel()
 
     def _flush_input_tokens(self) -> None:
         """Move the tokens counted since the last flush into `state.num_input_tokens_seen`. A collective: every rank
-        calls it (at every log and checkpoint, which every rank reaches)."""
+        calls it (at every log and checkpoint during training, which every rank reaches)."""
         if self.args.include_num_input_tokens_seen == "no" or not self._in_training_loop:
             return
-        pending = self._pending_input_tokens
-        if pending is None:
-            pending = torch.zeros((), dtype=torch.int64, device=self.args.device)
-        total = self.accelerator.gather(pending.to(self.args.device, torch.int64).reshape(1)).sum()
-        self.state.num_input_tokens_seen += int(total.item())
-        self._pending_input_tokens = None
+        pending = torch.full((1,), self._pending_host_tokens, dtype=torch.int64, device=self.args.device)
+        if self._pending_input_tokens is not None:
+            pending += self._pending_input_tokens.to(self.args.device, torch.int64)
+        self.state.num_input_tokens_seen += int(self.accelerator.gather(pending).sum().item())
+        self._pending_input_tokens, self._pending_host_tokens = None, 0
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        self._flush_input_tokens()  # every log during training, evaluation logs included, has the exact count
         training = not any(key.startswith("eval_") for key in logs)
-        if training:
-            self._flush_input_tokens()
         if training and ("loss" in logs or "train_runtime" in logs):
             # Compute accounting (birdie_hf.accounting), with every training log and the final one, so nothing is
             # left uncounted. The total of tokens through the model is transformers' own `num_input_tokens_seen`
@@ -763,13 +764,25 @@ class BirdieTrainer(Trainer):
                 if finished is not None:
                     return finished
             self._in_training_loop = True
+            self._pending_input_tokens, self._pending_host_tokens = None, 0
             try:
-                return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+                with self._compile_each_shape_once():
+                    return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
             finally:
                 self._in_training_loop = False
         finally:
             if lock is not None:
                 lock.release()
+
+    def _compile_each_shape_once(self):
+        """On the GPU fast path, every distinct batch shape (the training batches, the held-out batches of the reward)
+        gets its own static compiled graph, compiled once, instead of dynamo's switch to a slower dynamic-shape graph
+        at the second shape it sees (`torch._dynamo.config.automatic_dynamic_shapes`, for this run only)."""
+        if self.args.fast_path != "on":
+            return contextlib.nullcontext()
+        import torch._dynamo
+
+        return torch._dynamo.config.patch(automatic_dynamic_shapes=False)
 
     def _run_differences(self, checkpoint: str) -> list[str]:
         """How the run that saved `checkpoint` differs from this one (empty: the same settings)."""

@@ -60,20 +60,37 @@ class RecordStepSyncs(TrainerCallback):
         self.steps += 1
 
 
-@pytest.mark.parametrize("loss_averaging", ["token", "example"])
-def test_a_training_step_never_waits_for_the_device(tokenizer, genome, tmp_path, loss_averaging):
+@pytest.mark.parametrize(
+    "loss_averaging, tokens", [("token", "non_padding"), ("example", "non_padding"), ("token", "all")]
+)
+def test_a_training_step_never_waits_for_the_device(tokenizer, genome, tmp_path, loss_averaging, tokens):
     trainer = make_trainer(
         tokenizer, genome, tmp_path, policy="static", max_steps=4, logging_steps=2, loss_averaging=loss_averaging,
-        gradient_accumulation_steps=2, max_grad_norm=1.0,
+        gradient_accumulation_steps=2, max_grad_norm=1.0, include_num_input_tokens_seen=tokens,
     )  # fmt: skip
     recorder = RecordStepSyncs()
     trainer.add_callback(recorder)
+    shapes = []
+    compute_loss = trainer.compute_loss
+
+    def recording_compute_loss(model, inputs, *args, **kwargs):
+        if model.training:
+            shapes.append(inputs["input_ids"].numel())
+        return compute_loss(model, inputs, *args, **kwargs)
+
+    trainer.compute_loss = recording_compute_loss
     trainer.train()
-    assert recorder.steps == 4
+    assert recorder.steps == 4 and len(shapes) == 8
     assert recorder.recorder.calls == []
     # The counts read at the logging steps are exact: every token through the model is counted once.
     compute = trainer.mixture_trajectory()["compute"]
-    assert compute["model_tokens"] == trainer.state.num_input_tokens_seen > 0
+    if tokens == "non_padding":
+        assert compute["model_tokens"] == trainer.state.num_input_tokens_seen > 0
+    else:  # padding included
+        assert trainer.state.num_input_tokens_seen == sum(shapes) > compute["model_tokens"]
+    # Evaluation logs carry the exact count too.
+    evaluations = [logs for logs in trainer.state.log_history if "eval_loss" in logs]
+    assert evaluations and all("num_input_tokens_seen" in logs for logs in evaluations)
 
 
 def test_the_recorder_sees_what_transformers_own_counter_does(tokenizer, genome, tmp_path):
@@ -95,6 +112,14 @@ def _features(tokenizer, count=6, length=150, seed=0):
         {"input_ids": tokenizer("".join(rng.choice(list("ACGT"), length)), add_special_tokens=False)["input_ids"]}
         for _ in range(count)
     ]
+
+
+def test_an_epochs_last_smaller_batch_gets_a_full_batchs_shape(tokenizer):
+    collator = DataCollatorForBirdie(
+        tokenizer, objectives=MIXTURE, max_length=320, example_length=160, static_shapes=True, static_batch_windows=8
+    )
+    assert collator(_features(tokenizer, count=8))["input_ids"].shape == (4, 320)
+    assert collator(_features(tokenizer, count=3, seed=1))["input_ids"].shape == (4, 320)  # the last, partial batch
 
 
 def test_static_shapes_give_every_batch_one_shape_and_keep_its_content(tokenizer):

@@ -57,4 +57,4 @@ def test_the_launch_check_runs_each_gpu_config_through_the_recipe_and_resumes(tm
         _, first = recipe.parse_args(train[train.index(script) + 1 :])
         _, second = recipe.parse_args(resume[resume.index(script) + 1 :])
         assert (first.max_steps, first.save_steps, first.output_dir) == (4, 2, str(tmp_path / config))
-        assert second.max_steps == 6 and second.resume_from_checkpoint == str(tmp_path / config / "checkpoint-2")
+        assert second.max_steps == 4 and second.resume_from_checkpoint == str(tmp_path / config / "checkpoint-2")

@@ -1,12 +1,12 @@
-"""Classical baselines a DNA language model has to beat: order-k Markov chains (here) and k-mer logistic regression
-(in [`~birdie_hf.evaluation.kmer`], re-exported here).
+"""Classical baselines a DNA language model has to beat: order-k Markov chains (here); the k-mer logistic regression
+is in [`~birdie_hf.evaluation.kmer`].
 
 * [`MarkovModel`] predicts the next base from the previous `order` bases with add-`pseudocount` smoothed counts;
   [`markov_baseline_table`] reports its held-out negative log-likelihood per base for several orders, the number
   to compare with a language model's evaluation loss (in nats, or bits per base).
-* [`kmer_features`] + [`kmer_logistic_regression`] are the bag-of-k-mers classifier baseline for sequence
-  classification tasks stored as `{train,dev,test}.csv` files (read by [`~birdie_hf.evaluation.task_files.
-  read_task_csvs`], re-exported here).
+* [`~birdie_hf.evaluation.kmer.kmer_logistic_regression`] is the bag-of-k-mers classifier baseline for sequence
+  classification tasks stored as `{train,dev,test}.csv` files (read by
+  [`~birdie_hf.evaluation.task_files.read_task_csvs`]).
 
 Sequences are passed as text: `str`, `bytes`, or a 1-D numpy array of ASCII codes (`uint8`) or single letters.
 Token ids are not accepted; decode them with the tokenizer first. Letters are case-insensitive; anything outside

@@ -4,7 +4,7 @@
   the checkpoint is. If it matches a pre-trained model, pre-training taught the read-out nothing.
 - [`markov_classifier`]: one order-k Markov chain per class (a generative classifier); order 0 is the base
   composition reader, which is what a read-out that "tracks base composition" gets for free.
-- k-mer logistic regression: [`~birdie_hf.evaluation.baselines.kmer_logistic_regression`] (3-mers and 6-mers by default).
+- k-mer logistic regression: [`~birdie_hf.evaluation.kmer.kmer_logistic_regression`] (3-mers and 6-mers by default).
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ it, before training."""
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, Optional
+
+import numpy as np
 
 
 class Range(NamedTuple):
@@ -47,7 +50,9 @@ def check_setting(label: str, value: Any, rule: Range) -> None:
     ValueError: `policy_top_n` must be at least 1, got 0.
     """
     kind = "an integer" if rule.integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int if rule.integer else (int, float)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, numbers.Integral if rule.integer else numbers.Real
+    ):
         raise ValueError(f"{label} must be {kind}, got {value!r}.")
     if not math.isfinite(value):
         raise ValueError(f"{label} must be a finite number, got {value!r}.")
