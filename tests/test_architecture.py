@@ -132,3 +132,21 @@ def test_recipes_and_benchmarks_use_the_public_library_only():
         if "spec_from_file_location" in text or "sys.path.insert" in text:
             problems.append(f"{path.name}: imports a file by path")
     assert not problems, problems
+
+
+def test_no_ignore_rule_hides_a_module_of_the_package():
+    """A module that `.gitignore` hides works in the checkout that wrote it and is missing from every clone."""
+    import shutil
+    import subprocess
+
+    root = PACKAGE.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return  # an installed copy or an archive: nothing to compare with
+    ignored = subprocess.run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "birdie_hf", "tests", "recipes"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [path for path in ignored if path.endswith(".py")] == []
