@@ -10,6 +10,7 @@ Version workarounds (functions below):
 | [`load_optimizer_on_cpu`]: load the optimizer/scheduler state onto the CPU in a multi-process CPU resume (< 5.18 maps it to `cpu:0`, which torch cannot restore) | `BirdieTrainer._load_optimizer_and_scheduler` | transformers 5.18 |
 | [`cache_argument`]: the key/value cache argument of `forward` is `cache` in newer 5.x releases, `past_key_values` before | `birdie_hf.inference.decoding` | the release that renamed it (then always `cache`) |
 | [`reset_accelerate_loss_scaling`]: some releases (5.2 among them) also hand `num_steps` to accelerate, which would divide each micro-batch's loss a second time | `BirdieTrainer.create_accelerator_and_postprocess` | the first release that no longer does (not yet identified; harmless when it does not apply) |
+| [`TRAINER_COUNTS_TOKENS_INLINE`]: older releases (5.2 among them) count `num_input_tokens_seen` inline in the training loop with an `.item()` per micro-step, where `BirdieTrainer` cannot defer it (newer ones call `Trainer._track_num_input_tokens`, which it overrides); the only host synchronisation left in a step there | `tests/test_fast_path.py` | the first release with `_track_num_input_tokens` (not yet identified) |
 | [`escape_percent_signs_in_help`]: bare `%` in some releases' `TrainingArguments` help strings (5.2) crash argparse's `--help` | `birdie_hf.cli.parse_args_with_config` | the first release without them (harmless otherwise) |
 
 Retired: the check that refused bidirectional classifiers under transformers < 5.2 (whose Llama ignores
@@ -18,7 +19,7 @@ Retired: the check that refused bidirectional classifiers under transformers < 5
 Private `transformers.Trainer` hooks that `BirdieTrainer` overrides or calls (not public API; re-check on every
 transformers upgrade, `tests/test_trainer.py` and `tests/test_checkpoints.py` exercise each):
 `_load_optimizer_and_scheduler`, `_save_checkpoint`, `_save_rng_state`, `_load_from_checkpoint`, `_prepare_inputs`,
-`_get_output_dir` (see [`PRIVATE_TRAINER_HOOKS`]).
+`_get_output_dir`, `_track_num_input_tokens` where it exists (see [`PRIVATE_TRAINER_HOOKS`]).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ PRIVATE_TRAINER_HOOKS = (
     "_prepare_inputs",
     "_get_output_dir",
 )
+
+#: Whether the installed `Trainer` counts `num_input_tokens_seen` inline in its loop (an `.item()` per micro-step that
+#: `BirdieTrainer` cannot defer) instead of calling `_track_num_input_tokens`, which `BirdieTrainer` overrides to read
+#: the count at logging steps only.
+TRAINER_COUNTS_TOKENS_INLINE = not hasattr(transformers.Trainer, "_track_num_input_tokens")
 
 
 def transformers_before(release: str) -> bool:

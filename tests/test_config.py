@@ -38,6 +38,8 @@ def test_the_policy_config_the_run_spec_and_the_parser_derive_from_the_fields(tm
         ["--output_dir", str(tmp_path), "--use_cpu", "true", "--policy_top_n", "3", "--policy_reward", "paper"]
     )
     assert parsed.policy_config().top_n == 3
+    metadata = next(f.metadata for f in POLICY_FIELDS if f.name == "policy_top_n")
+    assert metadata.copy() == dict(metadata) == {"help": metadata["help"]} and metadata["policy_config"] == "top_n"
 
 
 @pytest.mark.parametrize(

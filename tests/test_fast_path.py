@@ -10,6 +10,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import TrainerCallback
 
 from birdie_hf import BirdieTrainingArguments, DataCollatorForBirdie
+from birdie_hf._compat import TRAINER_COUNTS_TOKENS_INLINE
 
 
 #: Operators that make the host wait for the device: reading a value (`.item()`, `bool(tensor)`, `.tolist()`), and
@@ -81,7 +82,13 @@ def test_a_training_step_never_waits_for_the_device(tokenizer, genome, tmp_path,
     trainer.compute_loss = recording_compute_loss
     trainer.train()
     assert recorder.steps == 4 and len(shapes) == 8
-    assert recorder.recorder.calls == []
+    # Older transformers (5.2) count tokens inline in their loop, with one `.item()` per micro-step we cannot defer.
+    ours = [
+        call
+        for call in recorder.recorder.calls
+        if not (TRAINER_COUNTS_TOKENS_INLINE and "_inner_training_loop" in call)
+    ]
+    assert ours == []
     # The counts read at the logging steps are exact: every token through the model is counted once.
     compute = trainer.mixture_trajectory()["compute"]
     if tokens == "non_padding":
@@ -102,7 +109,8 @@ def test_the_recorder_sees_what_transformers_own_counter_does(tokenizer, genome,
     trainer.add_callback(recorder)
     trainer.train()
     calls = recorder.recorder.calls
-    assert any("_track_num_input_tokens" in call for call in calls)
+    counter = "_inner_training_loop" if TRAINER_COUNTS_TOKENS_INLINE else "_track_num_input_tokens"
+    assert any(counter in call for call in calls)
     assert any("is_nonzero" in call or "_local_scalar_dense" in call for call in calls)
 
 

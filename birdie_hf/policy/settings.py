@@ -71,7 +71,8 @@ class SettingMetadata(Mapping):
     """A dataclass field's metadata with Birdie's keys (`policy_config`: the [`PolicyConfig`] setting a field sets;
     `range`: the [`Range`] of a field that is not one) readable by key but left out of iteration: `HfArgumentParser`
     passes a field's metadata (`dict(field.metadata)`) to `argparse.add_argument`, which knows only its own
-    keywords. So each `policy_*` field of `BirdieTrainingArguments` declares its setting once, where it is defined."""
+    keywords. So each `policy_*` field of `BirdieTrainingArguments` declares its setting once, where it is defined.
+    Every way of reading it whole (`dict(...)`, `.copy()`, `.items()`, iteration) gives the argparse keywords alone."""
 
     def __init__(self, public: dict[str, Any], private: dict[str, Any]):
         self._public, self._private = dict(public), dict(private)
@@ -84,6 +85,10 @@ class SettingMetadata(Mapping):
 
     def __len__(self) -> int:
         return len(self._public)
+
+    def copy(self) -> dict[str, Any]:
+        """The argparse keywords alone (older `HfArgumentParser` releases call `field.metadata.copy()`)."""
+        return dict(self._public)
 
 
 def setting_metadata(

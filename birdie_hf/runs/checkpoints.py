@@ -18,7 +18,6 @@ import zipfile
 from typing import Any, Callable, Optional, Union
 
 import torch
-
 from transformers.trainer import (
     OPTIMIZER_NAME,
     OPTIMIZER_NAME_BIN,
@@ -348,7 +347,9 @@ def checkpoint_to_resume(
     return checkpoint
 
 
-def save_birdie_state(directory: str, trajectory: dict[str, Any], policy_state: Optional[dict[str, Any]] = None) -> None:
+def save_birdie_state(
+    directory: str, trajectory: dict[str, Any], policy_state: Optional[dict[str, Any]] = None
+) -> None:
     """Write `trajectory` (`mixture_trajectory.json`) and, when given, the policy state (`birdie_state.pt`) into
     `directory`, each atomically. The state holds plain Python values and tensors only, so it loads with
     `torch.load(..., weights_only=True)`."""

@@ -26,11 +26,12 @@ from typing import Any, Callable, Optional
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 
-
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "_birdie_run.lock"
 _CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
 class OutputDirInUseError(BlockingIOError):
     """Another live run holds the output folder's lock (an `OSError`, so recipes end in one `error:` line)."""
 

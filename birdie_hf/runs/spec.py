@@ -108,9 +108,7 @@ def birdie_run_spec(
         "policy": args.policy,
         "entries": entries,
         "initial_mixture": data_collator.mixture.weights.tolist(),
-        "policy_settings": (
-            args.policy_settings() if args.policy == "birdie" else None
-        ),
+        "policy_settings": (args.policy_settings() if args.policy == "birdie" else None),
         "training": training_spec(args, model, train_dataset),
     }
 
