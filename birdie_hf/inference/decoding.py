@@ -296,31 +296,11 @@ def infill(
     batch, single = as_batch(sequences, "sequences")
     sentinels = np.asarray(objective.special.sentinels, dtype=np.int64)
 
-    prepared = []
-    for index, (sequence, given) in enumerate(zip(batch, _gaps_for(gaps, len(batch), single))):
-        name = "sequence" if single else f"sequences[{index}]"
-        parsed = parse_sequence(sequence, tokenizer, mask_char=mask_char, name=name)
-        if given is None:
-            if not parsed.gaps:
-                raise DNAInputError(f"{name} has no gaps: mark the bases to fill with {mask_char!r} or pass gaps=.")
-            sequence_gaps = parsed.gaps
-        else:
-            sequence_gaps = check_gaps(given, len(parsed), name=f"gaps of {name}")
-            covered = np.zeros(len(parsed), dtype=bool)
-            for start, end in sequence_gaps:
-                covered[start:end] = True
-            stray = [start for start, end in parsed.gaps if not covered[start:end].all()]
-            if stray:
-                raise DNAInputError(
-                    f"{name} has {mask_char!r} at position {stray[0]}, outside the given gaps: mark "
-                    "gaps with mask characters or with gaps=, not both."
-                )
-        limits.check(len(parsed), sequence_gaps, name=name, strict=strict)
-        example = infilling_example(parsed.token_ids, sequence_gaps, objective)
-        target = example.input_ids[example.prefix_length : -1]
-        prepared.append(
-            (parsed, sequence_gaps, example.input_ids[: example.prefix_length], target, ~np.isin(target, sentinels))
-        )
+    prepared = [
+        _prepared_example(sequence, given, "sequence" if single else f"sequences[{index}]", tokenizer, mask_char, limits,
+                          objective, sentinels, strict)
+        for index, (sequence, given) in enumerate(zip(batch, _gaps_for(gaps, len(batch), single)))
+    ]  # fmt: skip
 
     generator = None
     device = model_device(model)
@@ -344,23 +324,55 @@ def infill(
                 generator=generator,
                 pad_token_id=tokenizer.pad_token_id,
             )
-            for (parsed, sequence_gaps, *_), (choice, distribution) in zip(chunk, decoded):
-                letters = np.array(list(parsed.text))
-                written = np.array(list(BASES))[choice]
-                fills, offset = [], 0
-                for start, end in sequence_gaps:
-                    letters[start:end] = written[offset : offset + end - start]
-                    fills.append("".join(written[offset : offset + end - start]))
-                    offset += end - start
-                probabilities = distribution[np.arange(len(choice)), choice]
-                results.append(
-                    InfillResult(
-                        sequence="".join(letters),
-                        gaps=list(sequence_gaps),
-                        fills=fills,
-                        probabilities=probabilities,
-                        base_probabilities=distribution,
-                        log_likelihood=float(np.log(probabilities).sum()),
-                    )
-                )
+            results += [
+                _infill_result(parsed, sequence_gaps, choice, distribution)
+                for (parsed, sequence_gaps, *_), (choice, distribution) in zip(chunk, decoded)
+            ]
     return results[0] if single else results
+
+
+def _prepared_example(sequence, given, name, tokenizer, mask_char, limits, objective, sentinels, strict) -> tuple:
+    """One sequence to fill, checked (its gaps: the mask characters, or `given`, never both; within what the checkpoint
+    was trained to fill) and made into an infilling example: `(parsed, gaps, prefix ids, target ids, which target
+    positions are bases rather than sentinels)`."""
+    parsed = parse_sequence(sequence, tokenizer, mask_char=mask_char, name=name)
+    if given is None:
+        if not parsed.gaps:
+            raise DNAInputError(f"{name} has no gaps: mark the bases to fill with {mask_char!r} or pass gaps=.")
+        sequence_gaps = parsed.gaps
+    else:
+        sequence_gaps = check_gaps(given, len(parsed), name=f"gaps of {name}")
+        covered = np.zeros(len(parsed), dtype=bool)
+        for start, end in sequence_gaps:
+            covered[start:end] = True
+        stray = [start for start, end in parsed.gaps if not covered[start:end].all()]
+        if stray:
+            raise DNAInputError(
+                f"{name} has {mask_char!r} at position {stray[0]}, outside the given gaps: mark "
+                "gaps with mask characters or with gaps=, not both."
+            )
+    limits.check(len(parsed), sequence_gaps, name=name, strict=strict)
+    example = infilling_example(parsed.token_ids, sequence_gaps, objective)
+    target = example.input_ids[example.prefix_length : -1]
+    return parsed, sequence_gaps, example.input_ids[: example.prefix_length], target, ~np.isin(target, sentinels)
+
+
+def _infill_result(parsed, sequence_gaps, choice: np.ndarray, distribution: np.ndarray) -> InfillResult:
+    """The filled sequence, each gap's fill, and the probability of every base written (`choice`: the base index at
+    each gap position, in gap order; `distribution`: `(positions, 4)`)."""
+    letters = np.array(list(parsed.text))
+    written = np.array(list(BASES))[choice]
+    fills, offset = [], 0
+    for start, end in sequence_gaps:
+        letters[start:end] = written[offset : offset + end - start]
+        fills.append("".join(written[offset : offset + end - start]))
+        offset += end - start
+    probabilities = distribution[np.arange(len(choice)), choice]
+    return InfillResult(
+        sequence="".join(letters),
+        gaps=list(sequence_gaps),
+        fills=fills,
+        probabilities=probabilities,
+        base_probabilities=distribution,
+        log_likelihood=float(np.log(probabilities).sum()),
+    )
