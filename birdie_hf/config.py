@@ -87,9 +87,11 @@ class BirdieTrainingArguments(TrainingArguments):
             `"auto"` (the default) is `"on"` on CUDA unless the CPU is asked for (`use_cpu`, `accelerate launch
             --cpu`) and `"off"` elsewhere (a CPU run's step is already near that machine's limit,
             `benchmarks/training_throughput.py`); resolved to `"on"` or `"off"` when the arguments are built. `"on"`
-            turns `torch_compile` on; `"off"` leaves every setting as given. Whatever its value, a training step has no host synchronisation:
-            [`BirdieTrainer`] counts tokens and per-entry losses on the device and reads them at logging steps.
-            `benchmarks/gpu_throughput.py` measures it against a minimal PyTorch loop.
+            turns `torch_compile` on; `"off"` leaves every setting as given. Whatever its value, a training step has
+            no host synchronisation: [`BirdieTrainer`] counts tokens and per-entry losses on the device and reads them
+            at logging steps (transformers releases that count tokens inline, 5.2 among them, keep one `.item()` per
+            micro-step: `_compat.TRAINER_COUNTS_TOKENS_INLINE`). `benchmarks/gpu_throughput.py` measures it against
+            a minimal PyTorch loop.
 
         > Parameters that control the policy
 
