@@ -99,11 +99,8 @@ def test_no_function_imports_the_package_itself():
 
 def test_every_module_has_one_import_path():
     """No module replaces itself in `sys.modules` to answer to a second name: each has the path of its room."""
-    aliased = [
-        module
-        for module, path in MODULES.items()
-        if "sys.modules[" in path.read_text(encoding="utf-8") and "] = " in path.read_text(encoding="utf-8")
-    ]
+    texts = {module: path.read_text(encoding="utf-8") for module, path in MODULES.items()}
+    aliased = [module for module, text in texts.items() if "sys.modules[" in text and "] = " in text]
     assert not aliased, f"alias modules: {aliased}"
 
 

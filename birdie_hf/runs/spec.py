@@ -14,9 +14,8 @@ import os
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-import torch
 
-from .checkpoints import BIRDIE_STATE_NAME
+from .checkpoints import BIRDIE_STATE_NAME, read_birdie_state
 
 
 if TYPE_CHECKING:
@@ -171,8 +170,8 @@ def _changed(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[
 def saved_run_differences(checkpoint: str, current: dict[str, Any]) -> list[str]:
     """How the run that saved `checkpoint` differs from the run spec `current` (empty: the same settings)."""
     try:
-        state = torch.load(os.path.join(checkpoint, BIRDIE_STATE_NAME), map_location="cpu", weights_only=True)
-    except Exception:  # missing, truncated or foreign: cannot be this run's
+        state = read_birdie_state(checkpoint)
+    except ValueError:  # missing, truncated or foreign: cannot be this run's
         return [f"{os.path.basename(checkpoint)} has no readable {BIRDIE_STATE_NAME}"]
     saved = state.get("run_spec") if isinstance(state, dict) else None
     if not saved or saved.get("training") is None:
