@@ -285,6 +285,36 @@ def test_bidirectional_score_reads_the_right_flank_and_causal_does_not(tokenizer
     np.testing.assert_allclose(np.exp(before.bidirectional_log_probs).sum(-1), 1.0, rtol=1e-6)
 
 
+def test_teacher_forcing_reads_each_example_as_it_reads_it_alone(tokenizer, model, random_dna, monkeypatch):
+    """Batches mix lengths (right padding) and, with a prefix, carry the dense prefix-LM mask built on the model's
+    device; a batch without any prefix passes no mask (the model's own causal mask): each example reads the same as in
+    a batch of its own."""
+    from birdie_hf.inference.forward import teacher_forced_base_log_probs
+    from birdie_hf.objectives.base import ObjectiveExample
+
+    ids = [np.asarray(tokenizer.encode(random_dna(n, seed=n), add_special_tokens=False)) for n in (9, 17, 30)]
+    causal = [ObjectiveExample(i, i, 0) for i in ids]
+    prefixed = [ObjectiveExample(i, i, 4) for i in ids]
+    masks = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **k: masks.append(k.get("attention_mask")) or original(*a, **k))
+    bases = tokenizer.convert_tokens_to_ids(list("ACGT"))
+    for examples, masked in ((causal, False), (prefixed, True)):
+        masks.clear()
+        together = teacher_forced_base_log_probs(model, examples, bases, batch_size=3, disable_tqdm=True)
+        assert len(masks) == 1 and (masks[0] is not None) == masked
+        for example, read in zip(examples, together):
+            alone = teacher_forced_base_log_probs(model, [example], bases, disable_tqdm=True)[0]
+            np.testing.assert_allclose(read, alone, atol=1e-5)
+    # The prefix is read both ways: a change at its end reaches its start.
+    first, changed = ids[2].copy(), ids[2].copy()
+    changed[3] = bases[0] if ids[2][3] != bases[0] else bases[1]
+    before, after = teacher_forced_base_log_probs(
+        model, [ObjectiveExample(first, first, 4), ObjectiveExample(changed, changed, 4)], bases, disable_tqdm=True
+    )
+    assert np.abs(before[1:3] - after[1:3]).max() > 1e-5
+
+
 def test_scoring_a_1kbp_window_takes_stride_passes(tokenizer, model, random_dna, monkeypatch):
     import birdie_hf.inference.scoring as scoring
 

@@ -148,11 +148,12 @@ def decode_gaps(
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
     # The collator's mask for one example per row: bidirectional over the prefix (left padding is a segment of its
     # own, so no row is fully masked).
-    mask = packed_attention_mask(torch.where(valid, 0, -1), valid, dtype)
+    on_device = valid.to(device)
+    mask = packed_attention_mask(torch.where(on_device, 0, -1), on_device, dtype)  # built where the model runs
     cache = _new_cache(model)
     logits = model(
         input_ids=input_ids.to(device),
-        attention_mask=mask.to(device),
+        attention_mask=mask,
         position_ids=positions.to(device),
         use_cache=True,
         **{cache_arg: cache},
