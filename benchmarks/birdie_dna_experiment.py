@@ -646,12 +646,19 @@ PILOT_ARGS = [
 #: Tokens per run: the most that fit the budget at the measured throughput, at most PILOT_MAX_TOKENS; fewer than
 #: PILOT_MIN_TOKENS is refused (the pilot would not be the 10-30x scale-up it exists for).
 PILOT_MIN_TOKENS, PILOT_MAX_TOKENS = 10_000_000, 30_000_000
-#: The read-outs' share of a lease, reserved before training is planned.
-PILOT_READOUT_RESERVE_S = 150
+#: The read-outs' share of a lease (the ten probe tasks, then the zero-shot read-outs), reserved before training is
+#: planned.
+PILOT_READOUT_RESERVE_S = 200
 #: The read-out's reduced probe grid: the middle and the last layer, both poolings, two regularisation strengths.
 PILOT_PROBE_LAYERS, PILOT_PROBE_CS = (0.5, 1.0), (0.1, 1.0)
 #: Seconds kept at the end of a lease for writing its files: no read-out starts later than this before the deadline.
 LEASE_WRITE_MARGIN_S = 20
+#: The secondary, zero-shot read-outs (amendment 3): the instrument's variant-effect AUROC and masked-base NLL on the
+#: held-out bacteria (`genome_tasks.HELD_OUT_GENOMES`), both flanks and the left flank, after the probe tasks; not
+#: started with less than PILOT_ZERO_SHOT_MIN_S left before the write margin, and not part of the verdict.
+PILOT_ZERO_SHOT = {"variants_per_class": 250, "sites": 1000, "markov_orders": (2, 5)}
+PILOT_ZERO_SHOT_MIN_S = 40
+SMOKE_ZERO_SHOT = {"variants_per_class": 6, "sites": 8, "markov_orders": (1, 2)}
 #: Every run must have left the base composition by this share of its steps (the health gate).
 PILOT_HEALTH_GATE = 0.2
 PILOT_ARMS = ["ntp", "birdie_paper", "birdie_dna", "dna_static"]
@@ -762,6 +769,20 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
     return trainer.model, record
 
 
+def for_reading(model):
+    """A model trained in this process as the read-outs take it: in eval mode, in bf16 on CUDA, attending with sdpa.
+    The read-outs pass the collator's dense prefix-LM mask, which a model trained on the GPU fast path (flex attention)
+    would read through a mask function recompiled for every batch shape; sdpa reads it directly, as it reads every
+    saved checkpoint (the attention implementation is not saved)."""
+    import torch
+
+    if model.config._attn_implementation != "sdpa":
+        model.set_attn_implementation("sdpa")
+    if torch.cuda.is_available():
+        model = model.to(torch.bfloat16)
+    return model.eval()
+
+
 def _steps_per_second(step_times: list, skip: int) -> float:
     """Steady-state steps/s from the end times of steps, the first `skip` (compilation, warm-up) left out."""
     times = step_times[skip:]
@@ -813,6 +834,7 @@ def lease(args) -> int:
         if missing:
             raise SystemExit(f"error: --tasks_dir {str(tasks_dir)!r} lacks the tasks {missing}.")
         tasks = {name: load_task(tasks_dir / name) for name in task_names}
+        heldout = _heldout_sources(Path(args.heldout_dir) if args.heldout_dir else tasks_dir.parent / "heldout")
         shape, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], 10**6, scratch)
         tokenizer = build_dna_tokenizer(model_max_length=probe_args.max_length)
         data = load_genome_windows(args.genomes, tokenizer, window_length=shape.window_length, seed=0)
@@ -894,9 +916,7 @@ def lease(args) -> int:
                 flush=True,
             )
             if row["status"] == "trained":
-                if torch.cuda.is_available():
-                    model = model.to(torch.bfloat16)
-                models[(arm, seed)] = model.eval()
+                models[(arm, seed)] = for_reading(model)
         record["training"] = training
 
         # The training record is on disk before any read-out: a read-out cut by the call's limit loses only itself.
@@ -909,7 +929,7 @@ def lease(args) -> int:
             Arm(arm, str(seed), model, tokenizer, "pretrained", f"{arm}@{seed} (in memory)")
             for (arm, seed), model in models.items()
         ]
-        results = None
+        results, baseline = None, None
         if arms:
             trained = {arm for arm, _ in models}
             config = ProbeSuiteConfig(
@@ -953,9 +973,14 @@ def lease(args) -> int:
                 )
             record.update(verdict=verdict, primary=rows)
         record["health_gate_failed"] = failed_gate
+        print(f"verdict: {record['verdict']} ({time.time() - start:.0f} s so far)", flush=True)
+        _write_lease(out, record, results, (results_markdown, plot_results))  # on disk before the zero-shot read-outs
+
+        # 5. The secondary zero-shot read-outs, in the time left; not part of the verdict.
+        zero_shot, record["zero_shot"] = _zero_shot_readout(arms, heldout, args, baseline, deadline)
         record["seconds"] = round(time.time() - start, 1)
-        print(f"verdict: {record['verdict']} ({record['seconds']:.0f} s in all)", flush=True)
-        _write_lease(out, record, results, (results_markdown, plot_results))
+        print(f"zero-shot: {record['zero_shot']['status']}; {record['seconds']:.0f} s in all", flush=True)
+        _write_lease(out, record, results, (results_markdown, plot_results), plot=False, zero_shot=zero_shot)
         return 0
     finally:
         sys.stdout = console
@@ -963,10 +988,72 @@ def lease(args) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def copy_heldout_genomes(shared: Path, folder: Path) -> list[str]:
+    """Copy the zero-shot read-outs' held-out genomes and their gene calls (`genome_tasks.HELD_OUT_GENOMES`) from the
+    shared data folder into `folder` as `<name>.fa.gz` and `<name>.prodigal.gff.gz`; returns their names."""
+    import shutil
+
+    from birdie_hf.evaluation.genome_tasks import HELD_OUT_GENOMES, shared_genome_sources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in shared_genome_sources(shared, HELD_OUT_GENOMES):
+        shutil.copyfile(source.fasta, folder / f"{source.name}.fa.gz")
+        shutil.copyfile(source.gff, folder / f"{source.name}.prodigal.gff.gz")
+    return list(HELD_OUT_GENOMES)
+
+
+def _heldout_sources(folder: Path) -> list:
+    """The zero-shot read-outs' held-out genomes and gene calls in `folder` (as `copy_heldout_genomes` writes them),
+    checked before anything trains; a missing file stops the lease with one line naming it."""
+    from birdie_hf.evaluation.genome_tasks import HELD_OUT_GENOMES, GenomeSource
+
+    sources = [
+        GenomeSource(name, str(folder / f"{name}.fa.gz"), str(folder / f"{name}.prodigal.gff.gz"))
+        for name in HELD_OUT_GENOMES
+    ]
+    for path in (p for s in sources for p in (s.fasta, s.gff)):
+        if not Path(path).is_file():
+            raise SystemExit(
+                f"error: --heldout_dir {str(folder)!r} lacks {Path(path).name}, a held-out genome of the zero-shot "
+                "read-outs (prepare_lease writes them to heldout/ beside tasks/)."
+            )
+    return sources
+
+
+def _zero_shot_readout(arms: list, sources: list, args, baseline, deadline: float) -> tuple[Optional[dict], dict]:
+    """The instrument's zero-shot read-outs of every trained model and the random-init controls on the held-out
+    genomes, if at least PILOT_ZERO_SHOT_MIN_S are left before the write margin; returns `(results or None, status)`."""
+    import torch
+
+    from birdie_hf.evaluation.zero_shot import ZeroShotConfig, run_zero_shot
+    from birdie_hf.inference import trained_with_infilling
+
+    left = deadline - LEASE_WRITE_MARGIN_S - time.time()
+    needed = 0 if args.smoke else PILOT_ZERO_SHOT_MIN_S
+    if not arms:
+        return None, {"status": "not read: no model was trained"}
+    if left < needed:
+        return None, {"status": f"not read: {max(left, 0):.0f} s were left, under the {needed} s it starts with"}
+    config = ZeroShotConfig(
+        **(SMOKE_ZERO_SHOT if args.smoke else PILOT_ZERO_SHOT),
+        batch_size=128 if torch.cuda.is_available() else 32,
+        n_resamples=args.n_resamples,
+        random_init_seeds=tuple(sorted({int(a.seed) for a in arms})),
+    )
+    # An arm trained with infilling first: the random-init controls take its configuration, so they are read with
+    # both flanks too, and every reading of every arm has its control.
+    arms = sorted(arms, key=lambda arm: not trained_with_infilling(arm.model))
+    began = time.time()
+    results = run_zero_shot(arms, sources, args.genomes, config, baseline=baseline, show_progress=False)
+    status = {"status": "read", "seconds": round(time.time() - began, 1), "sources": [s.name for s in sources]}
+    return results, {**status, "variants_per_class": config.variants_per_class, "sites": config.sites}
+
+
 def prepare_lease(args) -> int:
     """Everything a lease reads, in one folder to `carry` to the GPU machine (`../shared` does not travel): the
-    protocol's corpus (`genomes/`) and its ten tasks (`tasks/`), built from ../shared with the instrument's default
-    settings, with the dev/test rows that occur verbatim in the corpus dropped (counts in `manifest.json`)."""
+    protocol's corpus (`genomes/`), its ten tasks (`tasks/`), built from ../shared with the instrument's default
+    settings, with the dev/test rows that occur verbatim in the corpus dropped (counts in `manifest.json`), and the
+    zero-shot read-outs' held-out genomes with their gene calls (`heldout/`)."""
     import shutil
 
     from birdie_hf.evaluation.genome_tasks import build_genome_tasks, shared_genome_sources, write_genome_tasks
@@ -993,11 +1080,13 @@ def prepare_lease(args) -> int:
         counts = drop_leaked_sequences(str(raw / task), corpus, str(folder / "tasks"))
         dropped[task] = {split: n for splits in counts.values() for split, n in splits.items()}
     shutil.rmtree(raw)
+    heldout = copy_heldout_genomes(shared, folder / "heldout")
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     manifest = {
         "corpus": [Path(p).name for p in corpus],
         "tasks": list(PILOT_TASKS),
         "dropped": dropped,
+        "heldout": heldout,
         "bytes": size,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
@@ -1006,10 +1095,13 @@ def prepare_lease(args) -> int:
     return 0
 
 
-def _write_lease(out: Path, record: dict, results: Optional[dict], writers, plot: bool = True) -> None:
-    """The lease's files: `lease.md` (plan, training, health gate, verdict, probe tables), `lease.json` (the same as
-    data), `probe_results.json` (with per-example test predictions) and `probe_results.png`; `lease.log` is written
-    as the run goes. Five files, under the eight a lease may return."""
+def _write_lease(
+    out: Path, record: dict, results: Optional[dict], writers, plot: bool = True, zero_shot: Optional[dict] = None
+) -> None:
+    """The lease's files: `lease.md` (plan, training, health gate, verdict, probe tables, zero-shot tables),
+    `lease.json` (the same as data), `probe_results.json` (with per-example test predictions), `probe_results.png`,
+    `zero_shot.json` and `zero_shot.png`; `lease.log` is written as the run goes. Seven files, under the eight a
+    lease may return."""
     lines = [f"# Protocol {record['protocol']}", "", f"Versions: {json.dumps(record['versions'])}", ""]
     lines += ["## Plan (the committed rule applied to the measured throughput)", "", "```", json.dumps(record["plan"], indent=1), "```", ""]  # fmt: skip
     if record.get("training"):
@@ -1040,6 +1132,23 @@ def _write_lease(out: Path, record: dict, results: Optional[dict], writers, plot
         (out / "probe_results.json").write_text(json.dumps(results) + "\n", encoding="utf-8")
         if plot:
             plotter(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
+    if "zero_shot" in record:
+        from birdie_hf.evaluation.instrument import plot_results
+        from birdie_hf.evaluation.zero_shot import ZERO_SHOT_TITLE, zero_shot_markdown
+
+        status = record["zero_shot"]
+        lines += ["", "## Zero-shot read-outs (secondary: not part of the verdict)", ""]
+        if zero_shot is None:
+            lines.append(status["status"])
+        else:
+            lines.append(
+                f"Read in {status['seconds']:.0f} s: {status['variants_per_class']} coding substitutions of each "
+                f"consequence and {status['sites']} masked-base sites on the held-out genomes "
+                f"{', '.join(status['sources'])}, with both flanks and with the left flank."
+            )
+            lines += ["", zero_shot_markdown(zero_shot)]
+            (out / "zero_shot.json").write_text(json.dumps(zero_shot) + "\n", encoding="utf-8")
+            plot_results(zero_shot, out / "zero_shot.png", title=ZERO_SHOT_TITLE)
     (out / "lease.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (out / "lease.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
@@ -1185,6 +1294,12 @@ def main(argv=None) -> int:
     lease_group.add_argument("--output_dir", default="outputs/lease", help="lease: where its files go")
     lease_group.add_argument("--tasks_dir", default="outputs/evaluation_tasks", help="lease: prebuilt task folders")
     lease_group.add_argument("--tasks", nargs="+", default=None, help="lease: tasks (default: the protocol's ten)")
+    lease_group.add_argument(
+        "--heldout_dir",
+        default=None,
+        help="lease: the zero-shot read-outs' held-out genomes and gene calls (default: heldout/ beside "
+        "--tasks_dir, as prepare_lease writes it)",
+    )
     lease_group.add_argument("--smoke", action="store_true", help="lease: the same code path at a tiny size (CPU)")
     lease_group.add_argument("--probe_steps", type=int, default=40, help="lease: steps of the throughput measurement")
     lease_group.add_argument("--readout_reserve_s", type=float, default=None, help="lease: seconds kept for read-outs")

@@ -207,12 +207,14 @@ def small_tasks(root, rng_seed=0):
 
 
 @pytest.mark.slow
-def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys):
+def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys, shared_dir):
     """`lease --smoke`: throughput measured, steps planned by the rule, every arm trained, read with controls and
-    baselines, the rule applied, at most 8 files written, predictions kept for intervals off the machine."""
+    baselines, the rule applied, the zero-shot read-outs after the verdict, at most 8 files written, predictions kept
+    for intervals off the machine."""
     from birdie_hf.data import default_genome_path
 
     tasks = small_tasks(tmp_path / "tasks")
+    runner.copy_heldout_genomes(shared_dir, tmp_path / "heldout")  # found beside tasks/, as prepare_lease writes it
     out = tmp_path / "lease"
     status = runner.main(
         ["lease", "--smoke", "--seeds", "42", "--budget_s", "900", "--readout_reserve_s", "60", "--probe_steps", "6",
@@ -220,7 +222,10 @@ def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys):
     )  # fmt: skip
     assert status == 0
     files = sorted(p.name for p in out.iterdir() if p.is_file())
-    assert files == ["lease.json", "lease.log", "lease.md", "probe_results.json", "probe_results.png"]
+    assert files == [
+        "lease.json", "lease.log", "lease.md", "probe_results.json", "probe_results.png", "zero_shot.json",
+        "zero_shot.png",
+    ]  # fmt: skip
     record = json.loads((out / "lease.json").read_text())
     plan = record["plan"]
     assert plan["steps_per_run"] * plan["tokens_per_step"] == plan["tokens_per_run"] <= 20_000
@@ -244,21 +249,70 @@ def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys):
     assert all(len(row["test_predictions"]) == 60 for row in task["rows"])
     assert "Verdict (pre-registered rule)" in (out / "lease.md").read_text()
     assert "plan:" in (out / "lease.log").read_text()
+    # The zero-shot read-outs: every trained model and its control, both flanks and the left flank, beside the
+    # readers without a model; the verdict was written before they began and they do not change it.
+    assert record["zero_shot"]["status"] == "read"
+    assert record["zero_shot"]["sources"] == ["s_aureus_n315", "h_pylori_els37", "v_cholerae_h1"]
+    zero_shot = json.loads((out / "zero_shot.json").read_text())
+    rows = {(row["readout"], row["reading"]) for row in zero_shot["tasks"]["masked_base_nll"]["rows"]}
+    assert {("birdie_dna", "bidirectional, single gap"), ("birdie_dna", "causal, site"), ("ntp", "causal, site"),
+            ("random-init", "causal, site"), ("composition (window)", "-"), ("markov-2", "-")} <= rows  # fmt: skip
+    assert ("ntp", "bidirectional, single gap") not in rows  # next-token prediction never saw an infilling prompt
+    assert ("random-init", "bidirectional, single gap") in rows  # every reading has its control
+    assert {"stop_gain_vs_synonymous", "missense_vs_synonymous"} <= set(zero_shot["tasks"])
+    assert "Zero-shot read-outs (secondary: not part of the verdict)" in (out / "lease.md").read_text()
 
 
-def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, tmp_path):
+def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, tmp_path, shared_dir):
     from birdie_hf.data import default_genome_path
 
     tasks = small_tasks(tmp_path / "tasks")
+    heldout = tmp_path / "elsewhere"  # --heldout_dir names it
+    runner.copy_heldout_genomes(shared_dir, heldout)
     out = tmp_path / "lease"
     status = runner.main(
         ["lease", "--smoke", "--seeds", "42", "--budget_s", "0", "--readout_reserve_s", "0", "--probe_steps", "4",
-         "--tasks_dir", str(tasks), "--genomes", default_genome_path(), "--output_dir", str(out)]
+         "--tasks_dir", str(tasks), "--heldout_dir", str(heldout), "--genomes", default_genome_path(),
+         "--output_dir", str(out)]
     )  # fmt: skip
     assert status == 3
     record = json.loads((out / "lease.json").read_text())
     assert record["verdict"].startswith("not run: ") and "training" not in record
     assert "not run: " in (out / "lease.md").read_text()
+
+
+def test_lease_reads_a_model_trained_with_flex_attention_through_sdpa(runner):
+    """The GPU fast path trains with flex attention; the read-outs pass dense prefix-LM masks, read by sdpa, with the
+    same outputs as the model had (a CPU stand-in: flex attention cannot train here, but a model can be built with it)."""
+    import torch
+
+    from birdie_hf import build_dna_tokenizer
+    from birdie_hf.modeling import build_causal_lm, default_model_config
+
+    tiny_config = default_model_config(
+        build_dna_tokenizer(), hidden_size=16, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = build_causal_lm(tiny_config, attn_implementation="flex_attention", seed=0)
+    reference = build_causal_lm(tiny_config, attn_implementation="sdpa", seed=0).eval()
+    read = runner.for_reading(model)
+    assert read.config._attn_implementation == "sdpa" and not read.training
+    ids = torch.randint(0, tiny_config.vocab_size, (2, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(read(input_ids=ids).logits, reference(input_ids=ids).logits)
+
+
+def test_lease_without_the_held_out_genomes_stops_before_training(runner, tmp_path):
+    from birdie_hf.data import default_genome_path
+
+    tasks = small_tasks(tmp_path / "tasks")
+    message = r"--heldout_dir .*heldout.* lacks s_aureus_n315.fa.gz, a held-out genome of the zero-shot read-outs"
+    with pytest.raises(SystemExit, match=message) as stop:
+        runner.main(
+            ["lease", "--smoke", "--seeds", "42", "--tasks_dir", str(tasks), "--genomes", default_genome_path(),
+             "--output_dir", str(tmp_path / "lease")]
+        )  # fmt: skip
+    assert "\n" not in str(stop.value)
+    assert not (tmp_path / "lease" / "lease.json").exists()  # nothing trained, nothing planned
 
 
 @pytest.mark.slow
