@@ -737,7 +737,7 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
     windows = health_windows(data["validation"], seed)
     base_ids = tokenizer.convert_tokens_to_ids(list("ACGT"))
     gate_step = max(1, math.ceil(gate_fraction * training_args.max_steps))
-    record = {"gate_step": gate_step, "cut_at_deadline": False, "step_times": []}
+    record = {"gate_step": gate_step, "cut_at_deadline": False, "step_times": [], "fast_path": training_args.fast_path}
 
     class Watch(TrainerCallback):
         def on_step_end(self, _args, state, control, model=None, **kwargs):
@@ -781,6 +781,30 @@ def for_reading(model):
     if torch.cuda.is_available():
         model = model.to(torch.bfloat16)
     return model.eval()
+
+
+#: The plain step: what a run falls back to when the GPU fast path fails on the lent machine.
+PLAIN_STEP_FLAGS = ["--fast_path", "off", "--attn_implementation", "sdpa"]
+
+
+def _train_or_fall_back(shape_flags, flags, arm, seed, steps, output_dir, tokenizer, data, deadline, gate_fraction):
+    """`_train_one` for one run; if the GPU fast path fails on this machine (anything but a divergence), the run once
+    more with PLAIN_STEP_FLAGS after `flags`, compiled graphs discarded. Returns `(model, record, fell_back)`: every
+    later run must then take PLAIN_STEP_FLAGS too."""
+    from birdie_hf.trainer import TrainingDivergedError
+
+    shape, run_args = _run_args(shape_flags, flags, arm, seed, steps, output_dir)
+    try:
+        return (*_train_one(shape, run_args, tokenizer, data, deadline, gate_fraction), False)
+    except Exception as error:
+        if run_args.fast_path != "on" or isinstance(error, TrainingDivergedError):
+            raise
+        import torch._dynamo
+
+        torch._dynamo.reset()  # nothing compiled for the failed path is reused
+        print(f"the GPU fast path failed ({type(error).__name__}: {str(error)[:300]}); without it", flush=True)
+    shape, run_args = _run_args(shape_flags, [*flags, *PLAIN_STEP_FLAGS], arm, seed, steps, output_dir)
+    return (*_train_one(shape, run_args, tokenizer, data, deadline, gate_fraction), True)
 
 
 def _steps_per_second(step_times: list, skip: int) -> float:
@@ -842,23 +866,10 @@ def lease(args) -> int:
 
         # 1. Throughput: a short run of the costliest arm (policy evaluations included), warm-up steps left out.
         probe_steps = args.probe_steps
-        _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch)
-        try:
-            _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
-        except Exception as error:  # the fast path failing on this machine: measured and trained without it
-            from birdie_hf.trainer import TrainingDivergedError
-
-            if probe_args.fast_path != "on" or isinstance(error, TrainingDivergedError):
-                raise
-            import torch._dynamo
-
-            torch._dynamo.reset()  # nothing compiled for the failed path is reused
-            print(
-                f"lease: the GPU fast path failed ({type(error).__name__}: {str(error)[:300]}); without it", flush=True
-            )
-            extra = [*extra, "--fast_path", "off", "--attn_implementation", "sdpa"]
-            _, probe_args = _run_args(shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch)
-            _, probe = _train_one(shape, probe_args, tokenizer, data, deadline, 1.0)
+        _, probe, fell_back = _train_or_fall_back(
+            shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch, tokenizer, data, deadline, 1.0
+        )
+        extra = [*extra, *PLAIN_STEP_FLAGS] if fell_back else extra
         steps_per_s = _steps_per_second(probe["step_times"], max(1, probe_steps // 4))
         runs = [(arm, seed) for seed in args.seeds for arm in PILOT_ARMS]
         train_budget = deadline - time.time() - reserve
@@ -873,7 +884,7 @@ def lease(args) -> int:
             "steps_per_run": steps,
             "tokens_per_run": steps * tokens_per_step,
             "rule": "tokens per run = min(max_tokens, 0.9 x training budget x measured tokens/s / runs)",
-            "fast_path": probe_args.fast_path,
+            "fast_path": probe["fast_path"],
         }
         print(f"plan: {json.dumps(plan)}", flush=True)
         record = {"protocol": "v2 (pilot)" if not args.smoke else "v2 (smoke)", "versions": versions, "plan": plan}
@@ -1185,11 +1196,14 @@ def lr_check(args) -> int:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     runs = [(arm, rate) for arm in LR_CHECK_ARMS for rate in rates]
     results = []
+    extra = [*extra, *args.extra]
     for done, (arm, rate) in enumerate(runs):
         share = (deadline - time.time()) / (len(runs) - done)
-        flags = [*extra, *args.extra, "--learning_rate", repr(rate)]
-        shape, run_args = _run_args(shape_flags, flags, arm, args.seeds[0], steps, scratch / f"{arm}-{rate:g}")
-        _, record = _train_one(shape, run_args, tokenizer, data, time.time() + share, PILOT_HEALTH_GATE)
+        _, record, fell_back = _train_or_fall_back(
+            shape_flags, [*extra, "--learning_rate", repr(rate)], arm, args.seeds[0], steps,
+            scratch / f"{arm}-{rate:g}", tokenizer, data, time.time() + share, PILOT_HEALTH_GATE,
+        )  # fmt: skip
+        extra = [*extra, *PLAIN_STEP_FLAGS] if fell_back else extra
         losses = record["logged_losses"]
         final = record["final"]
         results.append(
@@ -1203,7 +1217,7 @@ def lr_check(args) -> int:
                 "last_training_loss": losses[-1][1] if losses else None,
                 "heldout_next_base_loss": final.get("next_base_loss"),
                 "composition_loss": final.get("composition_loss"),
-                "fast_path": run_args.fast_path,
+                "fast_path": record["fast_path"],
             }
         )
         print(json.dumps(results[-1]), flush=True)

@@ -301,6 +301,36 @@ def test_lease_reads_a_model_trained_with_flex_attention_through_sdpa(runner):
         torch.testing.assert_close(read(input_ids=ids).logits, reference(input_ids=ids).logits)
 
 
+def test_a_run_whose_gpu_fast_path_fails_trains_once_more_on_the_plain_step(runner, monkeypatch, tmp_path):
+    """The lease's and the learning-rate check's runs: a fast-path failure (compilation, flex attention) on the lent
+    machine costs one try, not the call; a divergence is the run's own result and is raised."""
+    from birdie_hf.trainer import TrainingDivergedError
+
+    tried = []
+
+    def train_one(shape, run_args, tokenizer, data, deadline, gate_fraction):
+        tried.append((run_args.fast_path, shape.attn_implementation))
+        if run_args.fast_path == "on":
+            raise failure
+        return "model", {"fast_path": run_args.fast_path}
+
+    monkeypatch.setattr(runner, "_train_one", train_one)
+    monkeypatch.setattr("torch._dynamo.reset", lambda: tried.append("reset"))
+    fast = [*runner.SMOKE_ARGS, "--fast_path", "on", "--attn_implementation", "flex_attention"]
+    failure = RuntimeError("BackendCompilerFailed: inductor")
+    model, record, fell_back = runner._train_or_fall_back(
+        runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, 0.0, 1.0
+    )
+    assert (model, record, fell_back) == ("model", {"fast_path": "off"}, True)
+    assert tried == [("on", "flex_attention"), "reset", ("off", "sdpa")]
+    tried.clear()
+    plain = runner._train_or_fall_back(runner.SMOKE_SHAPE, runner.SMOKE_ARGS, "ntp", 42, 3, tmp_path, None, None, 0, 1)
+    assert plain[2] is False and tried == [("off", "auto")]  # the CPU's plain step: nothing to fall back from
+    failure = TrainingDivergedError("ntp: the training loss became nan at step 3")
+    with pytest.raises(TrainingDivergedError):
+        runner._train_or_fall_back(runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, 0.0, 1.0)
+
+
 def test_lease_without_the_held_out_genomes_stops_before_training(runner, tmp_path):
     from birdie_hf.data import default_genome_path
 

@@ -35,22 +35,27 @@ class SequenceCharacterError(ValueError):
     """A sequence holds a character the tokenizer cannot read as one base."""
 
 
-def encode_sequences(sequences: Sequence[str], tokenizer, name: str = "sequences") -> list[list[int]]:
-    """Token ids of each sequence, one per base; raises [`SequenceCharacterError`] naming the first sequence (by
-    index) and character that is not a single-base token of `tokenizer`."""
+def encode_sequences(sequences: Sequence[str], tokenizer, name: str = "sequences") -> list[np.ndarray]:
+    """Token ids of each sequence, one per base (`np.ndarray` of int64, read through a byte table: a read-out encodes
+    every split for every model and reading); raises [`SequenceCharacterError`] naming the first sequence (by index)
+    and character that is not a single-base token of `tokenizer`."""
     vocabulary = tokenizer.get_vocab()
     ids = {c: vocabulary[c] for c in "ACGTN" if c in vocabulary}
+    table = np.full(256, -1, dtype=np.int64)
+    for base, token in ids.items():
+        table[ord(base)] = table[ord(base.lower())] = token
     encoded = []
     for index, sequence in enumerate(sequences):
-        try:
-            encoded.append([ids[c] for c in sequence.upper()])
-        except KeyError as error:
-            raise SequenceCharacterError(
-                f"{name}[{index}] holds {error.args[0]!r}, which the tokenizer has no base token for "
-                f"(bases: {''.join(sorted(ids))}); sequence starts {sequence[:30]!r}."
-            ) from None
         if not sequence:
             raise SequenceCharacterError(f"{name}[{index}] is empty.")
+        tokens = table[np.frombuffer(sequence.encode("utf-8"), dtype=np.uint8)]
+        if len(tokens) != len(sequence) or (tokens < 0).any():
+            bad = next((c for c in sequence if c.upper() not in ids), sequence)
+            raise SequenceCharacterError(
+                f"{name}[{index}] holds {bad!r}, which the tokenizer has no base token for "
+                f"(bases: {''.join(sorted(ids))}); sequence starts {sequence[:30]!r}."
+            )
+        encoded.append(tokens)
     return encoded
 
 
@@ -77,27 +82,32 @@ def extract_features(
     if reading not in READING_MODES:
         raise ValueError(f"`reading` must be one of {READING_MODES}, got {reading!r}.")
     encoded = encode_sequences(sequences, tokenizer)
-    prompt = [prompt_id(tokenizer, "prefix_lm")] if reading == "bidirectional" else []
+    offset = 1 if reading == "bidirectional" else 0  # the `<|prefix_lm|>` prompt before the bases
     device, dtype = model_device(model), model_dtype(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batches = range(0, len(encoded), batch_size)
     out = []
     with inference_mode(model):
         for start in progress_bar(batches, len(batches), description, disable=not show_progress):
-            chunk = [prompt + ids for ids in encoded[start : start + batch_size]]
-            length = max(len(ids) for ids in chunk)
-            input_ids = torch.full((len(chunk), length), pad, dtype=torch.long)
-            segment_ids = torch.full((len(chunk), length), -1, dtype=torch.long)
-            bases = torch.zeros((len(chunk), length), dtype=torch.bool)
+            chunk = encoded[start : start + batch_size]
+            lengths = np.array([offset + len(ids) for ids in chunk])
+            input_ids = np.full((len(chunk), lengths.max()), pad, dtype=np.int64)
+            if offset:
+                input_ids[:, 0] = prompt_id(tokenizer, "prefix_lm")
             for row, ids in enumerate(chunk):
-                input_ids[row, : len(ids)] = torch.tensor(ids)
-                segment_ids[row, : len(ids)] = 0
-                bases[row, len(prompt) : len(ids)] = True
-            bidirectional = (segment_ids >= 0) & (reading == "bidirectional")
-            mask = packed_attention_mask(segment_ids.to(device), bidirectional.to(device), dtype)
-            outputs = model(input_ids=input_ids.to(device), attention_mask=mask, output_hidden_states=True)
+                input_ids[row, offset : offset + len(ids)] = ids
+            positions = np.arange(input_ids.shape[1])
+            real = torch.from_numpy(positions < lengths[:, None]).to(device)
+            if offset:  # the prompt and the bases are one bidirectional prefix; padding is a segment of its own
+                mask = packed_attention_mask(torch.where(real, 0, -1), real, dtype)
+            else:  # causal: the model's own mask reads every base the same (right padding comes after it)
+                mask = None
+            outputs = model(
+                input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask, output_hidden_states=True
+            )
+            bases = torch.from_numpy((positions >= offset) & (positions < lengths[:, None]))
             weights = bases.to(device=device, dtype=torch.float32).unsqueeze(-1)
-            last = torch.tensor([len(ids) - 1 for ids in chunk], device=device)
+            last = torch.from_numpy(lengths - 1).to(device)
             layers = []
             for hidden in outputs.hidden_states:
                 hidden = hidden.float()
