@@ -770,16 +770,19 @@ def _train_one(shape, training_args, tokenizer, data, deadline: float, gate_frac
 
 
 def for_reading(model):
-    """A model trained in this process as the read-outs take it: in eval mode, in bf16 on CUDA, attending with sdpa.
-    The read-outs pass the collator's dense prefix-LM mask, which a model trained on the GPU fast path (flex attention)
+    """A model trained in this process as the read-outs take it: in eval mode, attending with sdpa, its parameters in
+    bf16 on CUDA (its rotary frequencies still float32, as in training under autocast: `cast_parameters`). The
+    read-outs pass the collator's dense prefix-LM mask, which a model trained on the GPU fast path (flex attention)
     would read through a mask function recompiled for every batch shape; sdpa reads it directly, as it reads every
     saved checkpoint (the attention implementation is not saved)."""
     import torch
 
+    from birdie_hf.modeling import cast_parameters
+
     if model.config._attn_implementation != "sdpa":
         model.set_attn_implementation("sdpa")
     if torch.cuda.is_available():
-        model = model.to(torch.bfloat16)
+        cast_parameters(model, torch.bfloat16)
     return model.eval()
 
 
@@ -789,13 +792,13 @@ PLAIN_STEP_FLAGS = ["--fast_path", "off", "--attn_implementation", "sdpa"]
 
 def _train_or_fall_back(shape_flags, flags, arm, seed, steps, output_dir, tokenizer, data, deadline, gate_fraction):
     """`_train_one` for one run; if the GPU fast path fails on this machine (anything but a divergence), the run once
-    more with PLAIN_STEP_FLAGS after `flags`, compiled graphs discarded. Returns `(model, record, fell_back)`: every
-    later run must then take PLAIN_STEP_FLAGS too."""
+    more with PLAIN_STEP_FLAGS after `flags`, compiled graphs discarded. `deadline()` gives each try its deadline when
+    it starts. Returns `(model, record, fell_back)`: every later run must then take PLAIN_STEP_FLAGS too."""
     from birdie_hf.trainer import TrainingDivergedError
 
     shape, run_args = _run_args(shape_flags, flags, arm, seed, steps, output_dir)
     try:
-        return (*_train_one(shape, run_args, tokenizer, data, deadline, gate_fraction), False)
+        return (*_train_one(shape, run_args, tokenizer, data, deadline(), gate_fraction), False)
     except Exception as error:
         if run_args.fast_path != "on" or isinstance(error, TrainingDivergedError):
             raise
@@ -804,7 +807,7 @@ def _train_or_fall_back(shape_flags, flags, arm, seed, steps, output_dir, tokeni
         torch._dynamo.reset()  # nothing compiled for the failed path is reused
         print(f"the GPU fast path failed ({type(error).__name__}: {str(error)[:300]}); without it", flush=True)
     shape, run_args = _run_args(shape_flags, [*flags, *PLAIN_STEP_FLAGS], arm, seed, steps, output_dir)
-    return (*_train_one(shape, run_args, tokenizer, data, deadline, gate_fraction), True)
+    return (*_train_one(shape, run_args, tokenizer, data, deadline(), gate_fraction), True)
 
 
 def _steps_per_second(step_times: list, skip: int) -> float:
@@ -867,7 +870,16 @@ def lease(args) -> int:
         # 1. Throughput: a short run of the costliest arm (policy evaluations included), warm-up steps left out.
         probe_steps = args.probe_steps
         _, probe, fell_back = _train_or_fall_back(
-            shape_flags, extra, "birdie_dna", args.seeds[0], probe_steps, scratch, tokenizer, data, deadline, 1.0
+            shape_flags,
+            extra,
+            "birdie_dna",
+            args.seeds[0],
+            probe_steps,
+            scratch,
+            tokenizer,
+            data,
+            lambda: deadline,
+            1.0,
         )
         extra = [*extra, *PLAIN_STEP_FLAGS] if fell_back else extra
         steps_per_s = _steps_per_second(probe["step_times"], max(1, probe_steps // 4))
@@ -905,8 +917,13 @@ def lease(args) -> int:
                 training.append({**row, "status": "not run (budget spent)"})
                 print(f"{arm} seed {seed}: not run, the budget is spent", flush=True)
                 continue
-            shape, run_args = _run_args(shape_flags, extra, arm, seed, steps, scratch)
-            model, result = _train_one(shape, run_args, tokenizer, data, deadline - reserve, PILOT_HEALTH_GATE)
+            model, result, fell_back = _train_or_fall_back(
+                shape_flags, extra, arm, seed, steps, scratch, tokenizer, data, lambda: deadline - reserve,
+                PILOT_HEALTH_GATE,
+            )  # fmt: skip
+            if fell_back:
+                extra = [*extra, *PLAIN_STEP_FLAGS]
+                record["plan"]["fast_path"] = f"off from {arm} seed {seed} on (it failed there)"
             gate = result.get("gate") or {}
             row.update(
                 status="cut at the deadline" if result["cut_at_deadline"] else "trained",
@@ -988,10 +1005,14 @@ def lease(args) -> int:
         _write_lease(out, record, results, (results_markdown, plot_results))  # on disk before the zero-shot read-outs
 
         # 5. The secondary zero-shot read-outs, in the time left; not part of the verdict.
-        zero_shot, record["zero_shot"] = _zero_shot_readout(arms, heldout, args, baseline, deadline)
+        def started(status: dict) -> None:  # on disk before it starts: a call its limit cuts says where it was
+            record["zero_shot"] = status
+            _write_lease(out, record, results, (results_markdown, None), probe_files=False)
+
+        zero_shot, record["zero_shot"] = _zero_shot_readout(arms, heldout, args, baseline, deadline, started)
         record["seconds"] = round(time.time() - start, 1)
         print(f"zero-shot: {record['zero_shot']['status']}; {record['seconds']:.0f} s in all", flush=True)
-        _write_lease(out, record, results, (results_markdown, plot_results), plot=False, zero_shot=zero_shot)
+        _write_lease(out, record, results, (results_markdown, None), probe_files=False, zero_shot=zero_shot)
         return 0
     finally:
         sys.stdout = console
@@ -1031,15 +1052,22 @@ def _heldout_sources(folder: Path) -> list:
     return sources
 
 
-def _zero_shot_readout(arms: list, sources: list, args, baseline, deadline: float) -> tuple[Optional[dict], dict]:
+def _zero_shot_readout(
+    arms: list, sources: list, args, baseline, deadline: float, started
+) -> tuple[Optional[dict], dict]:
     """The instrument's zero-shot read-outs of every trained model and the random-init controls on the held-out
-    genomes, if at least PILOT_ZERO_SHOT_MIN_S are left before the write margin; returns `(results or None, status)`."""
+    genomes, if at least PILOT_ZERO_SHOT_MIN_S are left before the write margin, no model started after it; returns
+    `(results or None, status)`, after calling `started(status)` as it begins. A failure is recorded as the status
+    (with its traceback in the log), never raised: the verdict is already on disk."""
+    import traceback
+
     import torch
 
     from birdie_hf.evaluation.zero_shot import ZeroShotConfig, run_zero_shot
     from birdie_hf.inference import trained_with_infilling
 
-    left = deadline - LEASE_WRITE_MARGIN_S - time.time()
+    stop = deadline - LEASE_WRITE_MARGIN_S
+    left = stop - time.time()
     needed = 0 if args.smoke else PILOT_ZERO_SHOT_MIN_S
     if not arms:
         return None, {"status": "not read: no model was trained"}
@@ -1051,11 +1079,16 @@ def _zero_shot_readout(arms: list, sources: list, args, baseline, deadline: floa
         n_resamples=args.n_resamples,
         random_init_seeds=tuple(sorted({int(a.seed) for a in arms})),
     )
+    started({"status": f"started with {left:.0f} s left; the call ended before it did"})
     # An arm trained with infilling first: the random-init controls take its configuration, so they are read with
     # both flanks too, and every reading of every arm has its control.
     arms = sorted(arms, key=lambda arm: not trained_with_infilling(arm.model))
     began = time.time()
-    results = run_zero_shot(arms, sources, args.genomes, config, baseline=baseline, show_progress=False)
+    try:
+        results = run_zero_shot(arms, sources, args.genomes, config, baseline, show_progress=False, deadline=stop)
+    except Exception as error:
+        traceback.print_exc(file=sys.stdout)  # into lease.log
+        return None, {"status": f"not read: {type(error).__name__}: {error}"}
     status = {"status": "read", "seconds": round(time.time() - began, 1), "sources": [s.name for s in sources]}
     return results, {**status, "variants_per_class": config.variants_per_class, "sites": config.sites}
 
@@ -1107,12 +1140,19 @@ def prepare_lease(args) -> int:
 
 
 def _write_lease(
-    out: Path, record: dict, results: Optional[dict], writers, plot: bool = True, zero_shot: Optional[dict] = None
+    out: Path,
+    record: dict,
+    results: Optional[dict],
+    writers,
+    plot: bool = True,
+    probe_files: bool = True,
+    zero_shot: Optional[dict] = None,
 ) -> None:
     """The lease's files: `lease.md` (plan, training, health gate, verdict, probe tables, zero-shot tables),
-    `lease.json` (the same as data), `probe_results.json` (with per-example test predictions), `probe_results.png`,
-    `zero_shot.json` and `zero_shot.png`; `lease.log` is written as the run goes. Seven files, under the eight a
-    lease may return."""
+    `lease.json` (the same as data), `probe_results.json` (with per-example test predictions; with `probe_files`),
+    `probe_results.png` (with `plot` too), `zero_shot.json` and `zero_shot.png`; `lease.log` is written as the run
+    goes. Seven files, under the eight a lease may return. Each text file is replaced whole (written beside it, then
+    renamed): a call its limit cuts mid-write leaves the previous version."""
     lines = [f"# Protocol {record['protocol']}", "", f"Versions: {json.dumps(record['versions'])}", ""]
     lines += ["## Plan (the committed rule applied to the measured throughput)", "", "```", json.dumps(record["plan"], indent=1), "```", ""]  # fmt: skip
     if record.get("training"):
@@ -1140,9 +1180,10 @@ def _write_lease(
     if results is not None:
         markdown, plotter = writers
         lines += ["", "## Frozen probes (test MCC, 95% intervals)", "", markdown(results)]
-        (out / "probe_results.json").write_text(json.dumps(results) + "\n", encoding="utf-8")
-        if plot:
-            plotter(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
+        if probe_files:
+            _replace_text(out / "probe_results.json", json.dumps(results) + "\n")
+            if plot:
+                plotter(results, out / "probe_results.png", title=f"Protocol {record['protocol']}")
     if "zero_shot" in record:
         from birdie_hf.evaluation.instrument import plot_results
         from birdie_hf.evaluation.zero_shot import ZERO_SHOT_TITLE, zero_shot_markdown
@@ -1158,10 +1199,17 @@ def _write_lease(
                 f"{', '.join(status['sources'])}, with both flanks and with the left flank."
             )
             lines += ["", zero_shot_markdown(zero_shot)]
-            (out / "zero_shot.json").write_text(json.dumps(zero_shot) + "\n", encoding="utf-8")
+            _replace_text(out / "zero_shot.json", json.dumps(zero_shot) + "\n")
             plot_results(zero_shot, out / "zero_shot.png", title=ZERO_SHOT_TITLE)
-    (out / "lease.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "lease.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    _replace_text(out / "lease.md", "\n".join(lines) + "\n")
+    _replace_text(out / "lease.json", json.dumps(record, indent=1) + "\n")
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write `text` to `path` whole: to a file beside it first, then renamed over it."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 #: The learning-rate check at protocol v2's size: the rule's rate and a factor of two either side, next-token
@@ -1201,7 +1249,7 @@ def lr_check(args) -> int:
         share = (deadline - time.time()) / (len(runs) - done)
         _, record, fell_back = _train_or_fall_back(
             shape_flags, [*extra, "--learning_rate", repr(rate)], arm, args.seeds[0], steps,
-            scratch / f"{arm}-{rate:g}", tokenizer, data, time.time() + share, PILOT_HEALTH_GATE,
+            scratch / f"{arm}-{rate:g}", tokenizer, data, lambda: time.time() + share, PILOT_HEALTH_GATE,
         )  # fmt: skip
         extra = [*extra, *PLAIN_STEP_FLAGS] if fell_back else extra
         losses = record["logged_losses"]

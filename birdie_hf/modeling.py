@@ -12,6 +12,7 @@ import logging
 import pickle
 from typing import Iterator, Optional
 
+import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from .hub_io import load_model_config, load_tokenizer
@@ -92,6 +93,17 @@ def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[in
     return AutoModelForCausalLM.from_config(
         config, attn_implementation=resolve_attn_implementation(attn_implementation)
     )
+
+
+def cast_parameters(model: PreTrainedModel, dtype: torch.dtype) -> PreTrainedModel:
+    """`model` with its floating-point parameters in `dtype` and its buffers left as they are, as
+    `from_pretrained(dtype=...)` leaves them: `model.to(torch.bfloat16)` would also round the rotary embedding's
+    float32 `inv_freq`, so positions would be read with angles off by up to 0.45 rad at 1,023 tokens, unlike in
+    training (bf16 autocast keeps them float32). Returns `model`, changed in place."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            parameter.data = parameter.data.to(dtype)
+    return model
 
 
 def causal_lm_config(path: str):

@@ -1,5 +1,6 @@
 """The evaluation instrument: gene-call tasks, probes, controls, statistics and the evaluate recipe."""
 
+import copy
 import csv
 import gzip
 import json
@@ -40,6 +41,7 @@ from birdie_hf.evaluation.statistics import (
     matthews_corrcoef,
     seed_interval,
 )
+from birdie_hf.modeling import cast_parameters
 from birdie_hf.vocabulary import reverse_complement
 
 
@@ -321,6 +323,10 @@ def test_random_init_control_matches_the_architecture_not_the_weights(tiny_model
     assert torch.equal(
         control.model.embed_tokens.weight, random_init_like(tiny_model, seed=3).model.embed_tokens.weight
     )
+    # A control of a bf16 model: bf16 parameters, the rotary frequencies still float32 (as the model was trained).
+    control = random_init_like(cast_parameters(copy.deepcopy(tiny_model), torch.bfloat16), seed=3)
+    assert control.model.embed_tokens.weight.dtype == torch.bfloat16
+    assert control.model.rotary_emb.inv_freq.dtype == torch.float32
 
 
 def test_markov_classifier_reads_composition_and_context(random_dna):

@@ -263,12 +263,16 @@ def test_lease_smoke_runs_protocol_v2_end_to_end(runner, tmp_path, capsys, share
     assert "Zero-shot read-outs (secondary: not part of the verdict)" in (out / "lease.md").read_text()
 
 
-def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, tmp_path, shared_dir):
+def test_lease_that_cannot_fit_the_protocol_says_so_and_trains_nothing(runner, tmp_path):
     from birdie_hf.data import default_genome_path
+    from birdie_hf.evaluation import HELD_OUT_GENOMES
 
     tasks = small_tasks(tmp_path / "tasks")
-    heldout = tmp_path / "elsewhere"  # --heldout_dir names it
-    runner.copy_heldout_genomes(shared_dir, heldout)
+    heldout = tmp_path / "elsewhere"  # --heldout_dir names it; nothing reads these files before the plan
+    heldout.mkdir()
+    for name in HELD_OUT_GENOMES:
+        (heldout / f"{name}.fa.gz").touch()
+        (heldout / f"{name}.prodigal.gff.gz").touch()
     out = tmp_path / "lease"
     status = runner.main(
         ["lease", "--smoke", "--seeds", "42", "--budget_s", "0", "--readout_reserve_s", "0", "--probe_steps", "4",
@@ -286,7 +290,7 @@ def test_lease_reads_a_model_trained_with_flex_attention_through_sdpa(runner):
     same outputs as the model had (a CPU stand-in: flex attention cannot train here, but a model can be built with it)."""
     import torch
 
-    from birdie_hf import build_dna_tokenizer
+    from birdie_hf import build_dna_tokenizer, packed_attention_mask
     from birdie_hf.modeling import build_causal_lm, default_model_config
 
     tiny_config = default_model_config(
@@ -297,8 +301,15 @@ def test_lease_reads_a_model_trained_with_flex_attention_through_sdpa(runner):
     read = runner.for_reading(model)
     assert read.config._attn_implementation == "sdpa" and not read.training
     ids = torch.randint(0, tiny_config.vocab_size, (2, 16))
+    # A prefix of 6 tokens read both ways, then causally; the second row ends in padding (a segment of its own).
+    segments = torch.tensor([[0] * 16, [0] * 12 + [-1] * 4])
+    prefix = torch.arange(16).expand(2, 16) < 6
+    mask = packed_attention_mask(segments, prefix)
     with torch.no_grad():
         torch.testing.assert_close(read(input_ids=ids).logits, reference(input_ids=ids).logits)
+        torch.testing.assert_close(
+            read(input_ids=ids, attention_mask=mask).logits, reference(input_ids=ids, attention_mask=mask).logits
+        )
 
 
 def test_a_run_whose_gpu_fast_path_fails_trains_once_more_on_the_plain_step(runner, monkeypatch, tmp_path):
@@ -309,7 +320,7 @@ def test_a_run_whose_gpu_fast_path_fails_trains_once_more_on_the_plain_step(runn
     tried = []
 
     def train_one(shape, run_args, tokenizer, data, deadline, gate_fraction):
-        tried.append((run_args.fast_path, shape.attn_implementation))
+        tried.append((run_args.fast_path, shape.attn_implementation, deadline))
         if run_args.fast_path == "on":
             raise failure
         return "model", {"fast_path": run_args.fast_path}
@@ -319,16 +330,47 @@ def test_a_run_whose_gpu_fast_path_fails_trains_once_more_on_the_plain_step(runn
     fast = [*runner.SMOKE_ARGS, "--fast_path", "on", "--attn_implementation", "flex_attention"]
     failure = RuntimeError("BackendCompilerFailed: inductor")
     model, record, fell_back = runner._train_or_fall_back(
-        runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, 0.0, 1.0
+        runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, lambda: len(tried), 1.0
     )
     assert (model, record, fell_back) == ("model", {"fast_path": "off"}, True)
-    assert tried == [("on", "flex_attention"), "reset", ("off", "sdpa")]
+    # Each try takes its deadline as it starts: the plain step's is not what the failed try left of it.
+    assert tried == [("on", "flex_attention", 0), "reset", ("off", "sdpa", 2)]
     tried.clear()
-    plain = runner._train_or_fall_back(runner.SMOKE_SHAPE, runner.SMOKE_ARGS, "ntp", 42, 3, tmp_path, None, None, 0, 1)
-    assert plain[2] is False and tried == [("off", "auto")]  # the CPU's plain step: nothing to fall back from
+    args = (runner.SMOKE_SHAPE, runner.SMOKE_ARGS, "ntp", 42, 3, tmp_path, None, None, lambda: 0.0, 1.0)
+    assert runner._train_or_fall_back(*args)[2] is False and tried == [
+        ("off", "auto", 0.0)
+    ]  # the CPU's plain step: nothing to fall back from
     failure = TrainingDivergedError("ntp: the training loss became nan at step 3")
     with pytest.raises(TrainingDivergedError):
-        runner._train_or_fall_back(runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, 0.0, 1.0)
+        runner._train_or_fall_back(runner.SMOKE_SHAPE, fast, "ntp", 42, 3, tmp_path, None, None, lambda: 0.0, 1.0)
+
+
+def test_a_failing_zero_shot_read_out_is_recorded_not_raised(runner, monkeypatch):
+    """The verdict is on disk before the zero-shot read-outs begin: their failure (or their deadline) becomes their
+    status, the lease still ends normally, and it says it began before it did."""
+    import argparse
+    import time
+    from types import SimpleNamespace
+
+    import birdie_hf.evaluation.zero_shot as zero_shot
+    from birdie_hf.evaluation import Arm
+
+    model = SimpleNamespace(config=SimpleNamespace(birdie_objectives=["infilling"]))
+    arms = [Arm("birdie_dna", "42", model, None)]
+    args = argparse.Namespace(smoke=True, n_resamples=10, genomes=[])
+
+    def fail(*args, **kwargs):
+        raise zero_shot.ReadoutDeadlineError("the zero-shot read-out reached its deadline with 2 of 3 models ...")
+
+    monkeypatch.setattr(zero_shot, "run_zero_shot", fail)
+    began = []
+    results, status = runner._zero_shot_readout(arms, [], args, None, time.time() + 600, began.append)
+    assert results is None and status["status"].startswith("not read: ReadoutDeadlineError: the zero-shot read-out")
+    assert began == [{"status": began[0]["status"]}] and began[0]["status"].startswith("started with 5")
+    # Too little time left: not started at all.
+    args.smoke, began = False, []
+    results, status = runner._zero_shot_readout(arms, [], args, None, time.time() + 30, began.append)
+    assert results is None and not began and status["status"].startswith("not read: 10 s were left, under the 40 s")
 
 
 def test_lease_without_the_held_out_genomes_stops_before_training(runner, tmp_path):

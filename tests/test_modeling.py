@@ -5,7 +5,7 @@ import torch
 from transformers import BertConfig, PreTrainedTokenizerFast, T5Config
 
 from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
-from birdie_hf.modeling import load_causal_lm_checkpoint
+from birdie_hf.modeling import cast_parameters, load_causal_lm_checkpoint
 from birdie_hf.vocabulary import sentinel_ids
 
 
@@ -136,3 +136,17 @@ def test_a_model_folder_without_tokenizer_files_is_named(tmp_path):
 
 class PickledObject:
     """Not a tensor: torch.load(weights_only=True) refuses it."""
+
+
+def test_cast_parameters_keeps_the_rotary_frequencies_in_float32():
+    """`model.to(torch.bfloat16)` rounds the rotary `inv_freq` too, so positions far apart are read with other angles
+    than in training (bf16 autocast keeps them float32); `cast_parameters` casts the weights alone."""
+    config = default_model_config(build_dna_tokenizer(), hidden_size=64, num_hidden_layers=1, num_attention_heads=2)
+    model = build_causal_lm(config, seed=0)
+    exact = model.model.rotary_emb.inv_freq.clone()
+    assert cast_parameters(model, torch.bfloat16) is model
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.model.rotary_emb.inv_freq.dtype == torch.float32
+    torch.testing.assert_close(model.model.rotary_emb.inv_freq, exact, rtol=0, atol=0)
+    rounded = build_causal_lm(config, seed=0).to(torch.bfloat16).model.rotary_emb.inv_freq.float()
+    assert (1023 * (rounded - exact)).abs().max() > 0.05  # what the plain cast does to the angles at 1,023 tokens

@@ -209,6 +209,19 @@ def test_layout_reading_of_a_variant_is_the_ratio_of_everything_masked(tokenizer
     assert llr == pytest.approx(np.mean(by_strand), abs=1e-6)
 
 
+def test_zero_shot_run_past_its_deadline_reads_no_model(tmp_path, tokenizer, infilling_model, monkeypatch):
+    import birdie_hf.evaluation.zero_shot as zero_shot
+
+    source = synthetic_genome(tmp_path, genes=10, gene_length=300, gap=200)
+    config = ZeroShotConfig(variants_per_class=4, sites=6, n_resamples=10, markov_orders=(2,))
+    read = []
+    monkeypatch.setattr(zero_shot, "checkpoint_scores", lambda model, *a, **k: read.append(model) or {})
+    arms = [Arm("birdie", "0", infilling_model, tokenizer, source="tiny")]
+    with pytest.raises(zero_shot.ReadoutDeadlineError, match=r"deadline with 2 of 2 models of the variants still"):
+        run_zero_shot(arms, [source], [source.fasta], config, show_progress=False, deadline=0.0)
+    assert read == []  # the model and its control: neither started
+
+
 def test_zero_shot_run_has_controls_composition_intervals_and_decisions(tmp_path, tokenizer, infilling_model):
     source = synthetic_genome(tmp_path, genes=30, gene_length=300, gap=200)
     config = ZeroShotConfig(variants_per_class=30, sites=60, n_resamples=100, markov_orders=(2,), batch_size=64)

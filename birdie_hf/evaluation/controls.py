@@ -13,17 +13,18 @@ from typing import Sequence
 
 import numpy as np
 
-from ..modeling import build_causal_lm
+from ..modeling import build_causal_lm, cast_parameters
 from .baselines import MarkovModel
 from .statistics import matthews_corrcoef
 
 
 def random_init_like(model, seed: int = 0):
     """A freshly initialised causal LM with `model`'s config (architecture, vocabulary, attention), in eval mode, on
-    `model`'s device and dtype. Its weights depend only on `seed`."""
+    `model`'s device, its parameters in `model`'s dtype (buffers such as the rotary frequencies stay float32, see
+    [`~birdie_hf.modeling.cast_parameters`]). Its weights depend only on `seed`."""
     parameter = next(model.parameters())
-    control = build_causal_lm(model.config, seed=seed)
-    return control.to(device=parameter.device, dtype=parameter.dtype).eval()
+    control = build_causal_lm(model.config, seed=seed).to(device=parameter.device)
+    return cast_parameters(control, parameter.dtype).eval()
 
 
 def markov_classifier(

@@ -38,6 +38,7 @@ random-init control read the same way and against `composition (window)`.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Optional, Sequence, Union
@@ -76,6 +77,12 @@ GENETIC_CODE = dict(
         "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG",
     )
 )
+
+
+class ReadoutDeadlineError(TimeoutError):
+    """A zero-shot read-out reached its deadline before every model was read."""
+
+
 SUBSTITUTION_TYPES = ("C>A", "C>G", "C>T", "T>A", "T>C", "T>G")
 COMPOSITION_WINDOW = "composition (window)"
 COMPOSITION_CORPUS = "composition (corpus)"
@@ -485,9 +492,11 @@ def evaluate_zero_shot(
     markovs: Sequence[MarkovModel],
     baseline: Union[None, str, Sequence[str]] = None,
     progress=None,
+    deadline: Optional[float] = None,
 ) -> dict[str, dict]:
     """Score `sites` with every arm (pre-trained and controls) and the classical readers; returns one result per
-    metric, shaped as the probe instrument's task results (`sizes`, `rows`, `differences`) plus `metric`."""
+    metric, shaped as the probe instrument's task results (`sizes`, `rows`, `differences`) plus `metric`. With a
+    `deadline` (`time.time()`), no arm starts after it: [`ReadoutDeadlineError`]."""
     variants = sites[0].alt is not None
     window_length = _window_length(arms, config.window_length)
     bootstrap = GroupBootstrap([s.group for s in sites], n_resamples=config.n_resamples, seed=config.seed)
@@ -495,7 +504,12 @@ def evaluate_zero_shot(
     scored = []  # (readout, reading, seed, kind, scores)
     for reader, scores in classical_scores(sites, window_length, corpus_log_probs, markovs).items():
         scored.append((reader, "-", "0", "baseline", scores))
-    for arm in arms:
+    for done, arm in enumerate(arms):
+        if deadline is not None and time.time() > deadline:
+            raise ReadoutDeadlineError(
+                f"the zero-shot read-out reached its deadline with {len(arms) - done} of {len(arms)} models of the "
+                f"{'variants' if variants else 'sites'} still to read."
+            )
         readings = model_readings(arm.model, config.readings, variants)
         by_reading = checkpoint_scores(
             arm.model, arm.tokenizer, sites, window_length, readings, config.batch_size, config.seed
@@ -546,6 +560,7 @@ def run_zero_shot(
     config: Optional[ZeroShotConfig] = None,
     baseline: Union[None, str, Sequence[str]] = None,
     show_progress: bool = True,
+    deadline: Optional[float] = None,
 ) -> dict:
     """Both zero-shot read-outs for `arms` plus random-init controls and the classical readers.
 
@@ -553,6 +568,8 @@ def run_zero_shot(
         arms: pre-trained checkpoints (`arm@seed` names as for [`~.instrument.run_probe_suite`]).
         sources: held-out genomes with gene calls (disjoint from pre-training).
         corpus: FASTA files of the pre-training corpus (for `composition (corpus)` and the Markov readers).
+        deadline: `time.time()` after which no further model is read; reaching it raises [`ReadoutDeadlineError`]
+            (a model being read finishes first), so a caller with a time budget loses the read-out, not its budget.
 
     Returns `{"config", "decision_rule", "arms", "tasks": {metric: result}}`, readable by
     [`zero_shot_markdown`] and [`~.instrument.plot_results`].
@@ -582,7 +599,9 @@ def run_zero_shot(
     with tqdm(total=2 * len(everything), desc="zero-shot", unit="read-out", disable=not show_progress) as progress:
         for name, chosen in (("variants", variants), ("sites", sites)):
             progress.set_postfix_str(name)
-            tasks.update(evaluate_zero_shot(chosen, everything, config, corpus_log_probs, markovs, baseline, progress))
+            tasks.update(
+                evaluate_zero_shot(chosen, everything, config, corpus_log_probs, markovs, baseline, progress, deadline)
+            )
     return {
         "config": asdict(config),
         "decision_rule": DECISION_RULE,
