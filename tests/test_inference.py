@@ -157,6 +157,20 @@ def test_beam_search_with_every_hypothesis_finds_the_best_fill(tokenizer, model)
     assert greedy.log_likelihood <= best.log_likelihood + 1e-9
 
 
+def test_a_beam_step_keeps_each_examples_best_extensions_and_leaves_forced_steps_alone():
+    from birdie_hf.inference.decoding import _beam_step
+
+    scores = torch.tensor([-1.0, -2.0, -0.5, -3.0], dtype=torch.float64)  # 2 examples x 2 beams
+    log_probs = torch.tensor(
+        [[-0.1, -0.2, -3.0, -4.0], [-0.05, -0.3, -5.0, -5.0], [-1.0] * 4, [-1.0] * 4], dtype=torch.float64
+    )
+    free = torch.tensor([True, True, False, False])  # the first example chooses a base, the second is at a sentinel
+    new_scores, choice, reorder = _beam_step(scores, log_probs, free, beams=2)
+    # Example 0: beam 0 + A (-1.1) and beam 0 + C (-1.2) beat beam 1 + A (-2.05): both new beams continue beam 0.
+    torch.testing.assert_close(new_scores, torch.tensor([-1.1, -1.2, -0.5, -3.0], dtype=torch.float64))
+    assert reorder.tolist() == [0, 0, 2, 3] and choice[:2].tolist() == [0, 1]
+
+
 def test_sampling_is_seeded_and_top_k_1_is_greedy(tokenizer, model):
     sequence = "ACGTAGC" + "_" * 12 + "GATCGATCGAGCTAGCATGCATCGATCGA"
     first = infill(model, tokenizer, sequence, decoding="sample", seed=1, strict=False)

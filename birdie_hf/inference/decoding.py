@@ -127,23 +127,12 @@ def decode_gaps(
     """
     device, dtype = model_device(model), model_dtype(model)
     beams = num_beams if decoding == "beam" else 1
-    rows0 = len(prefixes)
-    width, steps = max(len(p) for p in prefixes), max(len(t) for t in templates)
+    rows0, steps = len(prefixes), max(len(t) for t in templates)
     minimum = torch.finfo(dtype).min
     cache_arg = cache_argument(model)
     bases_t = torch.as_tensor(list(bases), device=device)
 
-    input_ids = torch.full((rows0, width), pad_token_id, dtype=torch.long)
-    valid = torch.zeros(rows0, width, dtype=torch.bool)
-    template = torch.full((rows0, steps), pad_token_id, dtype=torch.long)
-    is_free = torch.zeros(rows0, steps, dtype=torch.bool)
-    active = torch.zeros(rows0, steps, dtype=torch.bool)
-    for row, (prefix, target, free_row) in enumerate(zip(prefixes, templates, free)):
-        input_ids[row, width - len(prefix) :] = torch.from_numpy(np.asarray(prefix, dtype=np.int64))
-        valid[row, width - len(prefix) :] = True
-        template[row, : len(target)] = torch.from_numpy(np.asarray(target, dtype=np.int64))
-        is_free[row, : len(target)] = torch.from_numpy(np.asarray(free_row, dtype=bool))
-        active[row, : len(target)] = True
+    input_ids, valid, template, is_free, active = _decoding_batch(prefixes, templates, free, pad_token_id)
     prefix_lengths = valid.sum(1)
     positions = (valid.long().cumsum(1) - 1).clamp(min=0)
     # The collator's mask for one example per row: bidirectional over the prefix (left padding is a segment of its
@@ -172,21 +161,13 @@ def decode_gaps(
     beam_scores = beam_scores.view(-1)
     chosen = torch.full((rows, steps), -1, dtype=torch.long, device=device)
     distributions = torch.zeros(rows, steps, 4, dtype=torch.float64, device=device)
-    keep = torch.arange(beams, device=device).expand(rows0, beams)
-    group_offsets = torch.arange(rows0, device=device)[:, None] * beams
 
     for t in range(steps):
         base_logits = logits[:, bases_t].double()
         log_probs = torch.log_softmax(base_logits, dim=-1)
         free_t = is_free[:, t] & active[:, t]
         if beams > 1:
-            free_groups = free_t.view(rows0, beams)[:, 0]
-            candidates = (beam_scores.view(rows0, beams, 1) + log_probs.view(rows0, beams, 4)).view(rows0, -1)
-            top_scores, top_index = candidates.topk(beams, dim=-1)
-            origin = torch.where(free_groups[:, None], top_index // 4, keep)
-            beam_scores = torch.where(free_groups[:, None], top_scores, beam_scores.view(rows0, beams)).view(-1)
-            choice = (top_index % 4).view(-1)
-            reorder = (group_offsets + origin).view(-1)
+            beam_scores, choice, reorder = _beam_step(beam_scores, log_probs, free_t, beams)
             if not torch.equal(reorder, torch.arange(rows, device=device)):
                 cache.reorder_cache(reorder)
                 chosen, distributions, log_probs = chosen[reorder], distributions[reorder], log_probs[reorder]
@@ -214,6 +195,44 @@ def decode_gaps(
         free_row = is_free[row].cpu().numpy()
         results.append((chosen[row].cpu().numpy()[free_row], distributions[row].cpu().numpy()[free_row]))
     return results
+
+
+def _decoding_batch(prefixes, templates, free, pad_token_id: int) -> tuple[torch.Tensor, ...]:
+    """The examples of [`decode_gaps`] as tensors: `input_ids` and `valid` `(rows, width)`, the prefixes left-padded
+    to the longest; `template`, `is_free` and `active` `(rows, steps)`, the targets right-padded (`active`: inside
+    the example's target)."""
+    rows, width, steps = len(prefixes), max(len(p) for p in prefixes), max(len(t) for t in templates)
+    input_ids = torch.full((rows, width), pad_token_id, dtype=torch.long)
+    valid = torch.zeros(rows, width, dtype=torch.bool)
+    template = torch.full((rows, steps), pad_token_id, dtype=torch.long)
+    is_free = torch.zeros(rows, steps, dtype=torch.bool)
+    active = torch.zeros(rows, steps, dtype=torch.bool)
+    for row, (prefix, target, free_row) in enumerate(zip(prefixes, templates, free)):
+        input_ids[row, width - len(prefix) :] = torch.from_numpy(np.asarray(prefix, dtype=np.int64))
+        valid[row, width - len(prefix) :] = True
+        template[row, : len(target)] = torch.from_numpy(np.asarray(target, dtype=np.int64))
+        is_free[row, : len(target)] = torch.from_numpy(np.asarray(free_row, dtype=bool))
+        active[row, : len(target)] = True
+    return input_ids, valid, template, is_free, active
+
+
+def _beam_step(
+    beam_scores: torch.Tensor, log_probs: torch.Tensor, free: torch.Tensor, beams: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of beam search over `examples x beams` rows (`beam_scores` `(rows,)`, `log_probs` `(rows, 4)`,
+    `free` `(rows,)`: a base is chosen at this step). At a free step every example keeps its `beams` best extensions;
+    at a forced one (a sentinel) its beams stay as they are. Returns the new scores, the base each row takes, and the
+    row each new beam continues (`reorder`, for the cache and the history)."""
+    examples = beam_scores.numel() // beams
+    device = beam_scores.device
+    free_groups = free.view(examples, beams)[:, 0]
+    candidates = (beam_scores.view(examples, beams, 1) + log_probs.view(examples, beams, 4)).view(examples, -1)
+    top_scores, top_index = candidates.topk(beams, dim=-1)
+    keep = torch.arange(beams, device=device).expand(examples, beams)
+    origin = torch.where(free_groups[:, None], top_index // 4, keep)
+    scores = torch.where(free_groups[:, None], top_scores, beam_scores.view(examples, beams)).view(-1)
+    reorder = (torch.arange(examples, device=device)[:, None] * beams + origin).view(-1)
+    return scores, (top_index % 4).view(-1), reorder
 
 
 def _gaps_for(gaps, count: int, single: bool) -> list:
