@@ -221,6 +221,33 @@ def test_flex_block_mask_matches_the_dense_mask(tokenizer):
     assert block.kv_num_blocks.numel() == rows * 1 * (length // 128)
 
 
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_a_flex_attention_model_reads_the_block_mask_as_sdpa_reads_the_dense_mask(tokenizer, monkeypatch):
+    """The GPU fast path trains a `flex_attention` model on `packed_block_mask`s: on a collated batch (packed rows,
+    prefixes, padding) its logits equal the sdpa model's on the dense mask, at every real token. Forward only, through
+    eager flex attention: the CPU has no flex backward, and inductor's CPU flex kernel is not what a GPU runs."""
+    import transformers.integrations.flex_attention as hf_flex
+    from torch.nn.attention.flex_attention import flex_attention
+
+    monkeypatch.setattr(
+        hf_flex, "compile_friendly_flex_attention", lambda q, k, v, training=False, **kw: flex_attention(q, k, v, **kw)
+    )
+    collator = DataCollatorForBirdie(tokenizer, objectives=SMALL_MIXTURE, max_length=256, pad_to_multiple_of=128)
+    batch = collator(windows(12, length=60))
+    assert batch["bidirectional_mask"].any() and (batch["segment_ids"] > 0).any() and (batch["segment_ids"] < 0).any()
+    config = default_model_config(tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2)
+    sdpa = build_causal_lm(config, "sdpa", seed=0).eval()
+    flex = build_causal_lm(config, "flex_attention", seed=0).eval()
+    flex.load_state_dict(sdpa.state_dict())
+    real = batch["segment_ids"] >= 0
+    with torch.no_grad():
+        dense = sdpa(**to_model_inputs(batch, torch.float32, "dense")).logits
+        blocks = flex(**to_model_inputs(batch, torch.float32, "flex")).logits
+        causal = flex(**to_model_inputs({**batch, "bidirectional_mask": torch.zeros_like(real)}, mask_format="flex"))
+    torch.testing.assert_close(blocks[real], dense[real], rtol=1e-4, atol=1e-5)
+    assert (causal.logits[real] - blocks[real]).abs().max() > 1e-3  # the prefixes are read both ways
+
+
 def test_mask_format_resolution(tokenizer, tmp_path):
     from birdie_hf import BirdieTrainer, BirdieTrainingArguments, build_causal_lm, default_model_config
 
