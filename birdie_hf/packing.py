@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +102,23 @@ def packed_attention_mask(
     mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
     mask.masked_fill_(~allowed, torch.finfo(dtype).min)
     return mask.unsqueeze(1)
+
+
+def single_example_attention_mask(
+    segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor, dtype: torch.dtype, device: torch.device
+) -> Optional[torch.Tensor]:
+    """[`packed_attention_mask`] for rows holding one example each, right-padded (inference and read-outs), built on
+    `device` (for 128 rows of 1,024 tokens it is 256 MiB, which the host would take longer to build and copy than a
+    GPU takes to read it); `None` when no row has a prefix, as the model's own causal mask then reads every real token
+    the same (padding comes after it) and lets the attention kernel skip the masked half.
+
+    Args:
+        segment_ids (`torch.Tensor` of shape `(batch, length)`): `0` on the example, `-1` on padding.
+        bidirectional_mask (`torch.Tensor` of shape `(batch, length)`): `True` on prefix tokens.
+    """
+    if not bidirectional_mask.any():
+        return None
+    return packed_attention_mask(segment_ids.to(device), bidirectional_mask.to(device), dtype)
 
 
 def packed_attention_allowed(segment_ids: torch.Tensor, bidirectional_mask: torch.Tensor) -> torch.Tensor:

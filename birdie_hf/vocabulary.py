@@ -86,18 +86,21 @@ def prompt_id(tokenizer: PreTrainedTokenizerFast, objective: str) -> int:
     return objective_token_id(tokenizer, prompt_token(objective), objective)
 
 
-def dna_lookup_table(tokenizer: PreTrainedTokenizerFast, unknown_id: Optional[int] = -1) -> np.ndarray:
+def dna_lookup_table(
+    tokenizer: PreTrainedTokenizerFast, unknown_id: Optional[int] = -1, ambiguity_codes: bool = True
+) -> np.ndarray:
     """A 256-entry table mapping an ASCII byte to its token id, for fast vectorised tokenisation of DNA.
 
-    Bytes of `ACGTN`, their lower-case forms and IUPAC ambiguity codes map like the tokenizer does; every other byte
-    maps to `unknown_id` (`-1` by default, so callers can find and report bad characters).
+    Bytes of `ACGTN`, their lower-case forms and (with `ambiguity_codes`) IUPAC ambiguity codes map like the tokenizer
+    does; every other byte maps to `unknown_id` (`-1` by default, so callers can find and report bad characters).
     """
     table = np.full(256, unknown_id, dtype=np.int64)
     vocab = tokenizer.get_vocab()
     for base in BASES:
         table[ord(base)] = table[ord(base.lower())] = vocab[base]
-    for code in IUPAC_AMBIGUITY_CODES:
-        table[ord(code)] = table[ord(code.lower())] = vocab["N"]
+    if ambiguity_codes:
+        for code in IUPAC_AMBIGUITY_CODES:
+            table[ord(code)] = table[ord(code.lower())] = vocab["N"]
     return table
 
 

@@ -298,6 +298,10 @@ def test_features_have_one_row_per_layer_and_pooling_and_ignore_padding(tiny_mod
 def test_feature_extraction_names_a_bad_character(tiny_model, tokenizer):
     with pytest.raises(SequenceCharacterError, match=r"sequences\[1\] holds 'X'"):
         extract_features(tiny_model, tokenizer, ["ACGT", "ACXT"], show_progress=False)
+    # An ambiguity code is not a base either (inference reads it as N; a probe's input must be what it says).
+    with pytest.raises(SequenceCharacterError, match=r"sequences\[0\] holds 'r'.*\(bases: ACGNT\)"):
+        extract_features(tiny_model, tokenizer, ["acgrt"], show_progress=False)
+    assert extract_features(tiny_model, tokenizer, ["acgtn"], show_progress=False).shape[0] == 1  # any case
 
 
 def test_probe_separates_features_that_encode_the_label_and_scores_zero_on_shuffled_labels():

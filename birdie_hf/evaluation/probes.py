@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from ..inference.forward import inference_mode, model_device, model_dtype, progress_bar
-from ..packing import packed_attention_mask
-from ..vocabulary import prompt_id
+from ..packing import single_example_attention_mask
+from ..vocabulary import BASES, dna_lookup_table, prompt_id
 from .statistics import matthews_corrcoef
 
 
@@ -36,24 +36,20 @@ class SequenceCharacterError(ValueError):
 
 
 def encode_sequences(sequences: Sequence[str], tokenizer, name: str = "sequences") -> list[np.ndarray]:
-    """Token ids of each sequence, one per base (`np.ndarray` of int64, read through a byte table: a read-out encodes
-    every split for every model and reading); raises [`SequenceCharacterError`] naming the first sequence (by index)
-    and character that is not a single-base token of `tokenizer`."""
-    vocabulary = tokenizer.get_vocab()
-    ids = {c: vocabulary[c] for c in "ACGTN" if c in vocabulary}
-    table = np.full(256, -1, dtype=np.int64)
-    for base, token in ids.items():
-        table[ord(base)] = table[ord(base.lower())] = token
+    """Token ids of each sequence, one per base (`np.ndarray` of int64, read through [`dna_lookup_table`]: a read-out
+    encodes every split for every model and reading); raises [`SequenceCharacterError`] naming the first sequence (by
+    index) and character that is not one of `ACGTN` (either case; IUPAC ambiguity codes are refused too)."""
+    table = dna_lookup_table(tokenizer, ambiguity_codes=False)
     encoded = []
     for index, sequence in enumerate(sequences):
         if not sequence:
             raise SequenceCharacterError(f"{name}[{index}] is empty.")
         tokens = table[np.frombuffer(sequence.encode("utf-8"), dtype=np.uint8)]
         if len(tokens) != len(sequence) or (tokens < 0).any():
-            bad = next((c for c in sequence if c.upper() not in ids), sequence)
+            bad = next((c for c in sequence if c.upper() not in BASES), sequence)
             raise SequenceCharacterError(
                 f"{name}[{index}] holds {bad!r}, which the tokenizer has no base token for "
-                f"(bases: {''.join(sorted(ids))}); sequence starts {sequence[:30]!r}."
+                f"(bases: {''.join(sorted(BASES))}); sequence starts {sequence[:30]!r}."
             )
         encoded.append(tokens)
     return encoded
@@ -97,15 +93,14 @@ def extract_features(
             for row, ids in enumerate(chunk):
                 input_ids[row, offset : offset + len(ids)] = ids
             positions = np.arange(input_ids.shape[1])
-            real = torch.from_numpy(positions < lengths[:, None]).to(device)
-            if offset:  # the prompt and the bases are one bidirectional prefix; padding is a segment of its own
-                mask = packed_attention_mask(torch.where(real, 0, -1), real, dtype)
-            else:  # causal: the model's own mask reads every base the same (right padding comes after it)
-                mask = None
+            real = positions < lengths[:, None]  # (rows, width): not padding
+            # Bidirectional: the prompt and the bases are one prefix; causal: no prefix, so no mask is built.
+            segments = torch.from_numpy(np.where(real, 0, -1))
+            mask = single_example_attention_mask(segments, torch.from_numpy(real & bool(offset)), dtype, device)
             outputs = model(
                 input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask, output_hidden_states=True
             )
-            bases = torch.from_numpy((positions >= offset) & (positions < lengths[:, None]))
+            bases = torch.from_numpy(real & (positions >= offset))
             weights = bases.to(device=device, dtype=torch.float32).unsqueeze(-1)
             last = torch.from_numpy(lengths - 1).to(device)
             layers = []

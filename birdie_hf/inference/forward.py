@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..objectives.base import ObjectiveExample
-from ..packing import packed_attention_mask
+from ..packing import single_example_attention_mask
 
 
 def model_device(model) -> torch.device:
@@ -90,14 +90,7 @@ def teacher_forced_base_log_probs(
                 input_ids[row, : len(example)] = torch.from_numpy(np.asarray(example.input_ids, dtype=np.int64))
                 segment_ids[row, : len(example)] = 0
                 bidirectional[row, : example.prefix_length] = True
-            if bidirectional.any():
-                # Built where the model runs: a batch of 128 rows of 1,024 tokens is a 256 MiB mask, which the host
-                # would take longer to build and copy than the forward pass takes on a GPU.
-                mask = packed_attention_mask(segment_ids.to(device), bidirectional.to(device), dtype)
-            else:
-                # No prefix: the model's own causal mask reads every real token the same (right padding comes after
-                # it), and lets the attention kernel skip the masked half instead of reading a dense mask.
-                mask = None
+            mask = single_example_attention_mask(segment_ids, bidirectional, dtype, device)
             positions = torch.arange(width).expand(len(batch), width).to(device)
             logits = model(
                 input_ids=input_ids.to(device), attention_mask=mask, position_ids=positions, use_cache=False
