@@ -1206,10 +1206,10 @@ def _write_lease(
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write `text` to `path` whole: to a file beside it first, then renamed over it."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    """Write `text` to `path` whole (`runs.checkpoints.atomic_write`: beside it first, then renamed over it)."""
+    from birdie_hf.runs.checkpoints import atomic_write
+
+    atomic_write(str(path), lambda partial: Path(partial).write_text(text, encoding="utf-8"))
 
 
 #: The learning-rate check at protocol v2's size: the rule's rate and a factor of two either side, next-token
