@@ -73,14 +73,15 @@ def default_model_config(
     )
 
 
-def resolve_attn_implementation(attn_implementation: str) -> str:
-    """`"auto"` -> `"flex_attention"` when CUDA is available (packed rows as block masks: the blocks no example
-    spans are skipped, and the GPU fast path compiles it), `"sdpa"` otherwise; any other name as given."""
+def resolve_attn_implementation(attn_implementation: str, flex: Optional[bool] = None) -> str:
+    """`"auto"` -> `"flex_attention"` when `flex` (by default: when CUDA is available; the recipe passes whether the
+    GPU fast path is on), where packed rows become block masks (the blocks no example spans are skipped, and the fast
+    path compiles it), `"sdpa"` otherwise; any other name as given."""
     if attn_implementation != "auto":
         return attn_implementation
-    import torch
-
-    return "flex_attention" if torch.cuda.is_available() else "sdpa"
+    if flex is None:
+        flex = torch.cuda.is_available()
+    return "flex_attention" if flex else "sdpa"
 
 
 def build_causal_lm(config, attn_implementation: str = "sdpa", seed: Optional[int] = None) -> PreTrainedModel:

@@ -25,7 +25,7 @@ from .data import (
     stream_genome_windows,
 )
 from .hub_io import check_model_path
-from .modeling import build_causal_lm, default_model_config, load_causal_lm_checkpoint
+from .modeling import build_causal_lm, default_model_config, load_causal_lm_checkpoint, resolve_attn_implementation
 
 
 logger = logging.getLogger(__name__)
@@ -253,9 +253,7 @@ def build_model(script_args: PretrainingArguments, training_args: BirdieTraining
     """A new model of the recipe's size, or the `--model_name_or_path` checkpoint and its tokenizer (with the Birdie
     tokens added)."""
     # "auto": compiled flex attention on the GPU fast path, sdpa otherwise (the fast path off is the plain step).
-    attn = script_args.attn_implementation
-    if attn == "auto":
-        attn = "flex_attention" if training_args.fast_path == "on" else "sdpa"
+    attn = resolve_attn_implementation(script_args.attn_implementation, flex=training_args.fast_path == "on")
     if script_args.model_name_or_path:
         try:
             return load_causal_lm_checkpoint(script_args.model_name_or_path, attn)

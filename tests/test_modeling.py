@@ -5,7 +5,7 @@ import torch
 from transformers import BertConfig, PreTrainedTokenizerFast, T5Config
 
 from birdie_hf import build_causal_lm, build_dna_tokenizer, default_model_config
-from birdie_hf.modeling import cast_parameters, load_causal_lm_checkpoint
+from birdie_hf.modeling import cast_parameters, load_causal_lm_checkpoint, resolve_attn_implementation
 from birdie_hf.vocabulary import sentinel_ids
 
 
@@ -150,3 +150,11 @@ def test_cast_parameters_keeps_the_rotary_frequencies_in_float32():
     torch.testing.assert_close(model.model.rotary_emb.inv_freq, exact, rtol=0, atol=0)
     rounded = build_causal_lm(config, seed=0).to(torch.bfloat16).model.rotary_emb.inv_freq.float()
     assert (1023 * (rounded - exact)).abs().max() > 0.05  # what the plain cast does to the angles at 1,023 tokens
+
+
+def test_auto_attention_is_flex_where_the_fast_path_is_on():
+    """One rule for `"auto"`: the recipe passes whether the GPU fast path is on; the library's default asks for CUDA."""
+    assert resolve_attn_implementation("auto", flex=True) == "flex_attention"
+    assert resolve_attn_implementation("auto", flex=False) == "sdpa"
+    assert resolve_attn_implementation("auto") == ("flex_attention" if torch.cuda.is_available() else "sdpa")
+    assert resolve_attn_implementation("eager", flex=True) == "eager"  # a name given is kept
